@@ -1,0 +1,21 @@
+//! The `passthru` command-line tool: parses flags, calls the layers, prints.
+//!
+//! Exit status: 0 when no checked device fails, 1 when one fails, 2 on usage or
+//! input errors (clap's own usage errors exit 2 as well).
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("passthru: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
