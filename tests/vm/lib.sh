@@ -1,0 +1,44 @@
+# shellcheck shell=bash
+# Shared helpers of the VM harness (sourced, never run).
+#
+# Paths:
+#   PT_REPO        the checkout (derived from this file's location)
+#   PT_CACHE       downloaded and built artifacts, outside the repo
+#                  (default ~/.cache/passthru; override with PT_CACHE=DIR)
+#   PT_VM_TARGET   cargo target dir of the static guest binaries (target/vm)
+
+PT_VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PT_REPO=$(cd "$PT_VM_DIR/../.." && pwd)
+PT_CACHE=${PT_CACHE:-$HOME/.cache/passthru}
+PT_VM_TARGET=${PT_VM_TARGET:-$PT_REPO/target/vm}
+export PT_VM_DIR PT_REPO PT_CACHE PT_VM_TARGET
+
+# The vfio modules in load order, then the host drivers the topologies use.
+PT_MODULES=(irqbypass vfio vfio_iommu_type1 vfio-pci-core vfio-pci e1000e)
+
+# Print a message to stderr.
+log() { printf '[vm] %s\n' "$*" >&2; }
+
+# Print a message and exit non-zero.
+die() {
+	printf '[vm] ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+# Fail loudly unless every named command exists.
+need_tools() {
+	local t missing=()
+	for t in "$@"; do
+		command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+	done
+	((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (run scripts/vm-test.sh, which installs them)"
+}
+
+# The directory holding the unpacked stock kernel: PT_CACHE/kernel/<release>.
+# Echoes the newest one present; fails when none was fetched.
+stock_kernel_dir() {
+	local d
+	d=$(find "$PT_CACHE/kernel" -mindepth 1 -maxdepth 1 -type d -name '6.12.*' 2>/dev/null | sort -V | tail -n1)
+	[[ -n $d && -f $d/vmlinuz && -f $d/.complete ]] || die "no stock kernel under $PT_CACHE/kernel (run tests/vm/fetch-kernel.sh)"
+	echo "$d"
+}

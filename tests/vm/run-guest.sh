@@ -1,0 +1,190 @@
+#!/bin/bash
+# Boot one QEMU TCG guest with an emulated IOMMU and one named topology, run a test plan
+# in it, and bring the results back.
+#
+# usage: tests/vm/run-guest.sh --iommu intel|amd --topology NAME --out DIR
+#            [--kernel stock|iommufd] [--plan FILE] [--bin PATH]... [--timeout SECONDS]
+#
+#   --plan FILE   lines "NAME COMMAND..." run in order by the guest's /init (in /out,
+#                 as root, with the topology's devices already bound); default: the
+#                 smoke test only. COMMAND sees PATH=/pt/bin:/bin and the variables of
+#                 /pt/topology.sh (TOPOLOGY, IOMMU, VFIO_BIND, HOST_BIND, EXPECT_*).
+#   --bin PATH    a static binary or script copied to /pt/bin/ (repeatable)
+#   --out DIR     receives console.log (the serial log), results.txt ("NAME RC" lines),
+#                 and out/ (the guest's /out: NAME.log per test plus whatever tests wrote)
+#
+# Exit status: 0 when the guest ran every test and each returned 0; 1 otherwise (boot
+# failure, setup failure, timeout, missing results, a failed test), with the serial log
+# printed. The guest is killed at the timeout; temporary files are removed on every exit.
+set -euo pipefail
+# shellcheck source=tests/vm/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+iommu="" topology="" out="" kernel=stock plan="" timeout_s=${PT_VM_TIMEOUT:-240}
+bins=()
+while (($#)); do
+	case $1 in
+	--iommu) iommu=$2 && shift 2 ;;
+	--topology) topology=$2 && shift 2 ;;
+	--out) out=$2 && shift 2 ;;
+	--kernel) kernel=$2 && shift 2 ;;
+	--plan) plan=$2 && shift 2 ;;
+	--bin) bins+=("$2") && shift 2 ;;
+	--timeout) timeout_s=$2 && shift 2 ;;
+	*) echo "usage: $0 --iommu intel|amd --topology NAME --out DIR [--kernel stock|iommufd] [--plan FILE] [--bin PATH]... [--timeout S]" >&2 && exit 2 ;;
+	esac
+done
+[[ -n $iommu && -n $topology && -n $out ]] || die "--iommu, --topology and --out are required"
+topo_file=$PT_VM_DIR/topologies/$topology.sh
+[[ -f $topo_file ]] || die "unknown topology '$topology' (see $PT_VM_DIR/topologies/)"
+need_tools qemu-system-x86_64 cpio busybox timeout base64 tar
+busybox_bin=$(command -v busybox)
+if ldd "$busybox_bin" >/dev/null 2>&1; then
+	die "busybox at $busybox_bin is dynamically linked (install busybox-static)"
+fi
+
+case $kernel in
+stock)
+	kdir=$(stock_kernel_dir)
+	vmlinuz=$kdir/vmlinuz
+	;;
+iommufd)
+	kdir=$PT_CACHE/iommufd-kernel
+	vmlinuz=$kdir/bzImage
+	[[ -f $vmlinuz && -f $kdir/.complete ]] || die "no iommufd kernel in $kdir (run tests/vm/build-iommufd-kernel.sh)"
+	;;
+*) die "unknown kernel '$kernel' (stock or iommufd)" ;;
+esac
+
+case $iommu in
+intel)
+	iommu_dev=(-device intel-iommu,intremap=on,caching-mode=on)
+	iommu_cmdline="intel_iommu=on"
+	;;
+amd)
+	iommu_dev=(-device amd-iommu,intremap=on)
+	iommu_cmdline=""
+	;;
+*) die "unknown iommu '$iommu' (intel or amd)" ;;
+esac
+
+# The topology: QEMU_DEVICES (array), VFIO_BIND, HOST_BIND, EXPECT_GROUPS, EXPECT_IDS.
+QEMU_DEVICES=() VFIO_BIND="" HOST_BIND="" EXPECT_GROUPS="" EXPECT_IDS="" EXPECT_RESET=""
+# shellcheck source=/dev/null
+source "$topo_file"
+((${#QEMU_DEVICES[@]})) || die "topology $topology defines no QEMU_DEVICES"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/pt-vm.XXXXXX")
+qemu_pid=""
+cleanup() {
+	if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
+		kill -KILL "$qemu_pid" 2>/dev/null || true
+		wait "$qemu_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Base initramfs: busybox, /init, modules (stock kernel only; the iommufd kernel has
+# everything built in).
+base=$work/base
+mkdir -p "$base/bin" "$base/modules" "$base/dev"
+cp "$busybox_bin" "$base/bin/busybox"
+cp "$PT_VM_DIR/guest/init" "$base/init"
+chmod 755 "$base/init"
+if [[ $kernel == stock ]]; then
+	for m in "${PT_MODULES[@]}"; do
+		cp "$kdir/modules/$m.ko" "$base/modules/"
+	done
+	echo "${PT_MODULES[*]}" >"$base/modules/order"
+fi
+(cd "$base" && find . -print0 | cpio --null -o -H newc --quiet) >"$work/base.cpio"
+
+# Appended initramfs: topology, plan, guest tests, binaries.
+over=$work/over
+mkdir -p "$over/pt/bin"
+{
+	printf 'TOPOLOGY=%q\nIOMMU=%q\nKERNEL=%q\n' "$topology" "$iommu" "$kernel"
+	printf 'VFIO_BIND=%q\nHOST_BIND=%q\n' "$VFIO_BIND" "$HOST_BIND"
+	printf 'EXPECT_GROUPS=%q\nEXPECT_IDS=%q\nEXPECT_RESET=%q\n' "$EXPECT_GROUPS" "$EXPECT_IDS" "$EXPECT_RESET"
+	echo "export TOPOLOGY IOMMU KERNEL VFIO_BIND HOST_BIND EXPECT_GROUPS EXPECT_IDS EXPECT_RESET"
+} >"$over/pt/topology.sh"
+cp "$PT_VM_DIR"/guest/tests/* "$over/pt/bin/"
+if [[ -n $plan ]]; then
+	[[ -f $plan ]] || die "plan $plan not found"
+	cp "$plan" "$over/pt/plan"
+else
+	echo "smoke pt-smoke" >"$over/pt/plan"
+fi
+for b in "${bins[@]}"; do
+	[[ -f $b ]] || die "binary $b not found"
+	cp "$b" "$over/pt/bin/"
+done
+chmod 755 "$over"/pt/bin/*
+(cd "$over" && find . -print0 | cpio --null -o -H newc --quiet) >"$work/over.cpio"
+cat "$work/base.cpio" "$work/over.cpio" >"$work/initrd.cpio"
+
+mkdir -p "$out"
+console=$out/console.log
+data=$work/data.log
+: >"$console"
+log "boot: $iommu iommu, $kernel kernel, topology $topology (timeout ${timeout_s}s)"
+start=$SECONDS
+set +e
+timeout --kill-after=5 "$timeout_s" qemu-system-x86_64 \
+	-nodefaults -display none -no-user-config -no-reboot \
+	-machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp 1 -m 1024 \
+	"${iommu_dev[@]}" \
+	"${QEMU_DEVICES[@]}" \
+	-kernel "$vmlinuz" -initrd "$work/initrd.cpio" \
+	-append "console=ttyS0 loglevel=4 panic=-1 rdinit=/init $iommu_cmdline ${PT_VM_CMDLINE:-}" \
+	-serial "file:$console" -serial "file:$data" &
+qemu_pid=$!
+wait "$qemu_pid"
+qrc=$?
+qemu_pid=""
+set -e
+elapsed=$((SECONDS - start))
+
+fail_with_log() {
+	log "FAILED ($iommu/$topology): $*"
+	log "---- serial log ($console) ----"
+	cat "$console" >&2
+	log "---- end of serial log ----"
+	exit 1
+}
+
+tr -d '\r' <"$console" >"$work/console.txt"
+grep -E '^@@PT-RESULT ' "$work/console.txt" | awk '{print $2, $3}' >"$out/results.txt" || true
+if ((qrc == 124 || qrc == 137)); then
+	fail_with_log "guest timed out after ${timeout_s}s and was killed"
+fi
+((qrc == 0)) || fail_with_log "qemu exited with status $qrc"
+if grep -q '^@@PT-SETUP-FAILED' "$work/console.txt"; then
+	fail_with_log "guest setup: $(grep '^@@PT-SETUP-FAILED' "$work/console.txt" | head -n1 | cut -d' ' -f2-)"
+fi
+grep -q '^@@PT-DONE' "$work/console.txt" || fail_with_log "guest stopped before the end of its plan"
+
+# Unpack the guest's /out.
+tr -d '\r' <"$data" | sed -n '/^@@PT-DATA-BEGIN$/,/^@@PT-DATA-END$/p' | sed '1d;$d' >"$work/data.b64"
+grep -q '^@@PT-DATA-END' <(tr -d '\r' <"$data") || fail_with_log "results on the data port are truncated"
+rm -rf "$out/out"
+mkdir -p "$out/out"
+base64 -d "$work/data.b64" | tar -xzf - -C "$out/out" || fail_with_log "results on the data port are corrupt"
+
+planned=$(grep -cvE '^\s*(#|$)' "$over/pt/plan")
+got=$(wc -l <"$out/results.txt")
+((planned == got)) || fail_with_log "$got results for $planned planned tests"
+log "guest finished in ${elapsed}s"
+bad=0
+while read -r name rc; do
+	if ((rc == 0)); then
+		log "  ok   $iommu/$topology/$name"
+	else
+		log "  FAIL $iommu/$topology/$name (exit $rc); its output:"
+		sed 's/^/      /' "$out/out/$name.log" >&2 || true
+		bad=1
+	fi
+done <"$out/results.txt"
+exit "$bad"
