@@ -209,7 +209,11 @@ impl FromStr for Bdf {
 
 impl fmt::Display for Slot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04x}:{:02x}:{:02x}", self.domain, self.bus, self.device)
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}",
+            self.domain, self.bus, self.device
+        )
     }
 }
 
@@ -383,7 +387,10 @@ mod tests {
         assert_eq!("0b:00.8".parse::<Bdf>(), Err(IdError::Range { pos: 6 }));
         assert_eq!("0g:00.0".parse::<Bdf>(), Err(IdError::NotHex { pos: 1 }));
         assert_eq!("1:2:3:4.0".parse::<Bdf>(), Err(IdError::Shape));
-        assert_eq!("00000:0b:00.0".parse::<Bdf>(), Err(IdError::Range { pos: 0 }));
+        assert_eq!(
+            "00000:0b:00.0".parse::<Bdf>(),
+            Err(IdError::Range { pos: 0 })
+        );
         assert_eq!("0b:.0".parse::<Bdf>(), Err(IdError::Shape));
     }
 
