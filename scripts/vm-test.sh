@@ -1,0 +1,213 @@
+#!/bin/bash
+# The real-kernel tests: QEMU TCG guests with an emulated Intel or AMD IOMMU, Debian's stock
+# 6.12 kernel (legacy VFIO API) and a cached iommufd kernel, one guest per (IOMMU, topology).
+# See tests/vm/README.md.
+#
+# Does everything itself: installs the Debian packages it needs, fetches the kernel with
+# `apt-get download` (cached under ~/.cache/passthru), builds the static guest binaries
+# (passthru, vfio-core's vm_vfio example, the C VFIO oracle) into target/vm, boots every
+# guest, checks the passthru CLI's JSON against the kernel's own view, and prints a final
+# line "N passed, N failed". Exit status 0 only when nothing failed.
+#
+# Environment:
+#   PT_VM_IOMMUS="intel amd"        which emulated IOMMUs
+#   PT_VM_TOPOLOGIES="..."          which topologies (default: every tests/vm/topologies/*.sh)
+#   PT_VM_IOMMUFD=1                 also run the iommufd kernel (built once, ~8+ min); 0: don't
+#                                   (then the run says so and counts it as a failure)
+#   PT_VM_IOMMUFD_TOPOLOGIES="..."  topologies for the iommufd kernel (default: all)
+#   PT_VM_KEEP=DIR                  keep every guest's output under DIR (default: a temp dir,
+#                                   removed at exit)
+#   PT_VM_UPDATE_FIXTURES=1         copy each guest's `passthru snapshot` into
+#                                   tests/fixtures/vm-<iommu>-<topology>/
+#   PT_VM_TIMEOUT=180               seconds before a guest is killed
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=tests/vm/lib.sh
+source tests/vm/lib.sh
+
+t0=$SECONDS
+export PT_VM_TIMEOUT=${PT_VM_TIMEOUT:-180}
+
+# ---- packages -------------------------------------------------------------------------
+pkgs=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd pciutils gcc libc6-dev linux-libc-dev jq)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+apt_updated=0
+apt_update() {
+	((apt_updated)) && return 0
+	log "apt-get update"
+	apt-get update -qq || die "apt-get update failed"
+	apt_updated=1
+}
+if ((${#missing[@]})); then
+	apt_update
+	log "installing ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+		die "apt-get install ${missing[*]} failed"
+fi
+need_tools qemu-system-x86_64 busybox cpio xz gcc jq timeout base64 cargo
+
+# ---- kernel ---------------------------------------------------------------------------
+if ! kdir=$(tests/vm/fetch-kernel.sh 2>/dev/null); then
+	apt_update
+	kdir=$(tests/vm/fetch-kernel.sh) || die "fetching the stock kernel failed"
+fi
+log "stock kernel: $kdir"
+
+# ---- outputs and cleanup --------------------------------------------------------------
+if [[ -n ${PT_VM_KEEP:-} ]]; then
+	outroot=$PT_VM_KEEP
+	mkdir -p "$outroot"
+	tmp_out=""
+else
+	outroot=$(mktemp -d "${TMPDIR:-/tmp}/pt-vm-out.XXXXXX")
+	tmp_out=$outroot
+fi
+cleanup() { [[ -z $tmp_out ]] || rm -rf "$tmp_out"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+passed=0 failed=0
+failures=()
+record() { # NAME ok|FAIL
+	if [[ $2 == ok ]]; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures+=("$1")
+	fi
+}
+
+# ---- static guest binaries ------------------------------------------------------------
+bindir=$PT_VM_TARGET/x86_64-unknown-linux-gnu/debug
+static_cargo() {
+	CARGO_TARGET_DIR=$PT_VM_TARGET RUSTFLAGS='-C target-feature=+crt-static' \
+		CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_DEV_STRIP=symbols \
+		cargo build --target x86_64-unknown-linux-gnu "$@"
+}
+mkdir -p "$PT_VM_TARGET"
+log "building the VFIO oracle (static C)"
+if gcc -static -O2 -Wall -Wextra -Werror -o "$PT_VM_TARGET/vfio-oracle" tests/vm/guest/vfio-oracle.c; then
+	record build/vfio-oracle ok
+else
+	record build/vfio-oracle FAIL
+	die "the VFIO oracle does not build"
+fi
+log "building passthru (static)"
+have_passthru=0
+if static_cargo -p passthru --bin passthru; then
+	have_passthru=1
+	record build/passthru ok
+else
+	log "FAIL: passthru does not build static; the CLI tests cannot run"
+	record build/passthru FAIL
+fi
+have_vm_vfio=0
+if [[ -f vfio-core/examples/vm_vfio.rs ]]; then
+	log "building vfio-core's vm_vfio example (static)"
+	if static_cargo -p passthru-vfio-core --example vm_vfio; then
+		have_vm_vfio=1
+		record build/vm_vfio ok
+	else
+		record build/vm_vfio FAIL
+	fi
+else
+	log "FAIL: vfio-core/examples/vm_vfio.rs does not exist; vfio-core's real-kernel tests cannot run"
+	record build/vm_vfio FAIL
+fi
+
+# ---- one guest ------------------------------------------------------------------------
+# run_one KERNEL IOMMU TOPOLOGY
+run_one() {
+	local kernel=$1 iommu=$2 topo=$3
+	local tag=$iommu-$topo
+	[[ $kernel == stock ]] || tag=$kernel-$tag
+	local out=$outroot/$tag plan
+	mkdir -p "$out"
+	plan=$out/plan
+	{
+		echo "smoke pt-smoke"
+		echo "kernel-view pt-kernel-view"
+		if ((have_passthru)); then
+			echo "cli-list pt-cli list"
+			echo "cli-check pt-cli check"
+			echo "cli-snapshot pt-cli snapshot"
+			echo "cli-verify pt-cli verify"
+		fi
+		if ((have_vm_vfio)); then
+			echo "vfio-core vm_vfio \$VFIO_BIND"
+		fi
+	} >"$plan"
+	local bins=(--bin "$PT_VM_TARGET/vfio-oracle")
+	((have_passthru)) && bins+=(--bin "$bindir/passthru")
+	((have_vm_vfio)) && bins+=(--bin "$bindir/examples/vm_vfio")
+	local rc=0
+	tests/vm/run-guest.sh --kernel "$kernel" --iommu "$iommu" --topology "$topo" \
+		--out "$out" --plan "$plan" "${bins[@]}" || rc=$?
+	# Every planned test counts: a result of 0 passes, anything else (or none) fails.
+	local name cmd r
+	while read -r name cmd; do
+		r=$(awk -v n="$name" '$1 == n {print $2}' "$out/results.txt" 2>/dev/null)
+		if [[ $r == 0 ]]; then record "$tag/$name" ok; else record "$tag/$name" FAIL; fi
+	done <"$plan"
+	if ((rc != 0)) && [[ ! -s $out/results.txt ]]; then
+		record "$tag/guest" FAIL
+	fi
+	if ((have_passthru)) && [[ -d $out/out/kernel ]]; then
+		local line
+		while IFS= read -r line; do
+			echo "$line" | grep -v '^@@CMP' >&2 || true
+			if [[ $line =~ ^@@CMP\ ([^ ]+)\ (ok|FAIL)$ ]]; then
+				log "  ${BASH_REMATCH[2]} $tag/${BASH_REMATCH[1]}"
+				record "$tag/${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+			fi
+		done < <(tests/vm/compare-cli.sh "$out/out" "$bindir/passthru")
+		if [[ ${PT_VM_UPDATE_FIXTURES:-0} == 1 && $kernel == stock ]]; then
+			if [[ -d $out/out/snapshot && $(cat "$out/out/cli/snapshot.rc") == 0 ]]; then
+				rm -rf "tests/fixtures/vm-$tag"
+				mkdir -p tests/fixtures
+				cp -a "$out/out/snapshot" "tests/fixtures/vm-$tag"
+				log "fixture tests/fixtures/vm-$tag updated"
+			else
+				log "FAIL: no snapshot to update tests/fixtures/vm-$tag from"
+				record "$tag/fixture" FAIL
+			fi
+		fi
+	fi
+}
+
+topologies=${PT_VM_TOPOLOGIES:-$(find tests/vm/topologies -name '*.sh' -printf '%f\n' | sed 's/\.sh$//' | sort | tr '\n' ' ')}
+for iommu in ${PT_VM_IOMMUS:-intel amd}; do
+	for topo in $topologies; do
+		run_one stock "$iommu" "$topo"
+	done
+done
+
+# ---- iommufd kernel -------------------------------------------------------------------
+if [[ ${PT_VM_IOMMUFD:-1} == 1 ]]; then
+	if tests/vm/build-iommufd-kernel.sh; then
+		record build/iommufd-kernel ok
+		for iommu in ${PT_VM_IOMMUS:-intel amd}; do
+			for topo in ${PT_VM_IOMMUFD_TOPOLOGIES:-$topologies}; do
+				run_one iommufd "$iommu" "$topo"
+			done
+		done
+	else
+		log "FAIL: the iommufd kernel does not build"
+		record build/iommufd-kernel FAIL
+	fi
+else
+	log "FAIL: PT_VM_IOMMUFD=0: the iommufd runs were not done"
+	record iommufd/not-run FAIL
+fi
+
+# ---- summary --------------------------------------------------------------------------
+log "VM tests took $((SECONDS - t0))s; outputs in $outroot$([[ -n $tmp_out ]] && echo ' (removed at exit)')"
+if ((failed)); then
+	log "failed:"
+	printf '[vm]   %s\n' "${failures[@]}" >&2
+fi
+echo "$passed passed, $failed failed"
+((failed == 0))

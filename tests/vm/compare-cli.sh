@@ -1,0 +1,159 @@
+#!/bin/bash
+# Host-side checks of the passthru CLI's JSON taken in a guest against the kernel's own
+# view taken in the same guest (tests/vm/guest/tests/pt-kernel-view, vfio-oracle).
+#
+# usage: tests/vm/compare-cli.sh GUEST_OUT_DIR HOST_PASSTHRU
+#   GUEST_OUT_DIR  the guest's /out as run-guest.sh brought it back (kernel/, cli/, snapshot/)
+#   HOST_PASSTHRU  a passthru binary runnable on the host (for the snapshot replay)
+# Prints "@@CMP NAME ok|FAIL" per check (the driver counts them) and details on failure.
+# Checks:
+#   list-groups      `list --json`: every (group, device) pair equals /sys/kernel/iommu_groups
+#   check-groups     `check --json BDF`: names the device and every member of its group, and
+#                    any (device, group) it states agrees with the kernel
+#   verify-vfio      `verify --bind --reset --json BDF`: fails (exit 1) exactly on the
+#                    non-viable groups the kernel refused, and its reset answer equals the
+#                    kernel's VFIO_DEVICE_GET_INFO RESET flag
+#   snapshot-replay  `passthru --root SNAPSHOT list --json` on the host equals the guest's list
+set -uo pipefail
+# shellcheck source=tests/vm/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_tools jq
+
+dir=$1
+host_passthru=$2
+kgroups=$dir/kernel/groups.txt
+kvfio=$dir/kernel/vfio.txt
+
+result() { # NAME OK(0/1) [MESSAGE...]
+	local name=$1 ok=$2
+	shift 2
+	if ((ok == 0)); then
+		echo "@@CMP $name ok"
+	else
+		echo "@@CMP $name FAIL"
+		printf '    %s\n' "$@"
+	fi
+}
+
+# "GROUP BDF" pairs a JSON document states, wherever they are: objects with a bdf and an
+# iommu_group, or group objects with an id and a devices list (of BDFs or of objects).
+json_pairs() {
+	jq -r '
+		def b: if type == "object" then (.bdf // empty) else . end;
+		([.. | objects | select(has("bdf") and has("iommu_group") and .iommu_group != null)
+			| "\(.iommu_group) \(.bdf)"]) as $a
+		| ([.. | objects | select(has("id") and (.devices | type) == "array")
+			| .id as $g | .devices[] | b | "\($g) \(.)"]) as $b
+		| ($a + $b) | unique[]' "$1"
+}
+
+rc_of() { cat "$dir/cli/$1.rc" 2>/dev/null || echo missing; }
+
+# list-groups
+if [[ $(rc_of list) != 0 ]]; then
+	result list-groups 1 "list did not run (exit $(rc_of list)): $(head -c 300 "$dir/cli/list.err" 2>/dev/null)"
+elif ! jq -e . "$dir/cli/list.json" >/dev/null 2>&1; then
+	result list-groups 1 "list --json printed invalid JSON"
+else
+	got=$(json_pairs "$dir/cli/list.json" | sort -u)
+	want=$(sort -u "$kgroups")
+	if [[ -z $got ]]; then
+		result list-groups 1 "list --json states no (group, device) pairs"
+	elif [[ $got == "$want" ]]; then
+		result list-groups 0
+	else
+		result list-groups 1 "list --json groups differ from the kernel's:" "$(diff <(echo "$want") <(echo "$got") | grep '^[<>]')"
+	fi
+fi
+
+# check-groups (one per device under test)
+for f in "$dir"/cli/check-*.rc; do
+	[[ -e $f ]] || {
+		result check-groups 1 "no check output at all"
+		break
+	}
+	name=$(basename "$f" .rc)
+	bdf=${name#check-}
+	rc=$(cat "$f")
+	json=$dir/cli/$name.json
+	if [[ $rc != 0 && $rc != 1 ]]; then
+		result "$name" 1 "check exited $rc: $(head -c 300 "$dir/cli/$name.err")"
+		continue
+	fi
+	if ! jq -e . "$json" >/dev/null 2>&1; then
+		result "$name" 1 "check --json printed invalid JSON"
+		continue
+	fi
+	msgs=()
+	g=$(awk -v b="$bdf" '$2 == b {print $1}' "$kgroups")
+	for m in $(awk -v g="$g" '$1 == g {print $2}' "$kgroups"); do
+		grep -q "\"$m\"" "$json" || msgs+=("does not name $m (kernel group $g)")
+	done
+	while read -r jg jb; do
+		[[ -n $jb ]] || continue
+		kg=$(awk -v b="$jb" '$2 == b {print $1}' "$kgroups")
+		[[ $kg == "$jg" ]] || msgs+=("states $jb in group $jg, the kernel says '${kg:-none}'")
+	done < <(json_pairs "$json")
+	result "$name" "${#msgs[@]}" "${msgs[@]}"
+done
+
+# verify-vfio (one per device under test)
+for f in "$dir"/cli/verify-*.rc; do
+	[[ -e $f ]] || {
+		result verify-vfio 1 "no verify output at all"
+		break
+	}
+	name=$(basename "$f" .rc)
+	bdf=${name#verify-}
+	rc=$(cat "$f")
+	json=$dir/cli/$name.json
+	line=$(grep "^$bdf " "$kvfio")
+	viable=$(sed -n 's/.* viable=\([01-]\).*/\1/p' <<<"$line")
+	kreset=$(sed -n 's/.* reset=\([01-]\).*/\1/p' <<<"$line")
+	msgs=()
+	if [[ $rc != 0 && $rc != 1 ]]; then
+		result "$name" 1 "verify exited $rc: $(head -c 300 "$dir/cli/$name.err")"
+		continue
+	fi
+	jq -e . "$json" >/dev/null 2>&1 || msgs+=("verify --json printed invalid JSON")
+	if [[ $viable == 0 && $rc != 1 ]]; then
+		msgs+=("group is not viable (kernel: $line) but verify exited $rc")
+	fi
+	if [[ $viable == 1 && ${#msgs[@]} == 0 ]]; then
+		# The RESET flag as verify states it: a boolean "reset_flag", or RESET among the
+		# device flags (string or array).
+		jreset=$(jq -r '
+			[.. | objects | (
+				(select(has("reset_flag")) | .reset_flag | tostring),
+				(select((.device_flags // .flags) | type == "string")
+					| (.device_flags // .flags) | if test("RESET") then "true" else empty end),
+				(select((.device_flags // .flags) | type == "array")
+					| (.device_flags // .flags) | if index("RESET") then "true" else empty end)
+			)] | if length == 0 then "unknown" elif any(. == "true") then "true" else "false" end' "$json")
+		case $jreset:$kreset in
+		true:1 | false:0) ;;
+		unknown:*) msgs+=("verify --json states no RESET flag (expected reset_flag or flags with RESET); kernel: $line") ;;
+		*) msgs+=("verify says reset=$jreset, the kernel's RESET flag is $kreset ($line)") ;;
+		esac
+	fi
+	result "$name" "${#msgs[@]}" "${msgs[@]}"
+done
+
+# snapshot-replay
+if [[ $(rc_of snapshot) != 0 || ! -d $dir/snapshot ]]; then
+	result snapshot-replay 1 "snapshot did not run (exit $(rc_of snapshot)): $(head -c 300 "$dir/cli/snapshot.err" 2>/dev/null)"
+elif [[ $(rc_of list) != 0 ]]; then
+	result snapshot-replay 1 "no guest list to compare with"
+else
+	replay=$(mktemp "${TMPDIR:-/tmp}/pt-replay.XXXXXX")
+	"$host_passthru" --root "$dir/snapshot" list --json >"$replay" 2>&1
+	rrc=$?
+	if ((rrc != 0)); then
+		result snapshot-replay 1 "passthru --root SNAPSHOT list exited $rrc: $(head -c 300 "$replay")"
+	elif d=$(diff <(jq -S . "$dir/cli/list.json") <(jq -S . "$replay")); then
+		result snapshot-replay 0
+	else
+		result snapshot-replay 1 "replayed list differs from the guest's:" "$(head -n 40 <<<"$d")"
+	fi
+	rm -f "$replay"
+fi
