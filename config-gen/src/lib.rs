@@ -1,2 +1,212 @@
-//! Host and guest configuration for VFIO passthrough, rendered from the verified host state and applied atomically.
+//! Host and guest configuration for VFIO passthrough, rendered from the verified host
+//! state and applied atomically.
+//!
+//! The model: [`HostFacts`] (what was read under a root: CPU, kernel, bootloader,
+//! devices, the current `/etc` files, verdict warnings) and a [`Request`] (which device
+//! sets, which guest formats, options) go into [`generate`], a pure function returning
+//! a [`Plan`]: kernel parameters to add and remove, whole new contents of each file it
+//! touches, the commands to run afterwards, guest snippets and warnings. [`apply`]
+//! writes a plan atomically with backups; [`apply::rollback`] undoes the last one.
+//!
+//! Files passthru shares with the user are edited in two ways only: the one kernel
+//! command-line value it merges into (see [`cmdline`], [`grub`]), and a marked block it
+//! owns (see [`block`]). No other line is ever rewritten.
+//!
+//! ```
+//! use passthru_config_gen::{cmdline, grub};
+//! let text = "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet amd_iommu=on\"\n";
+//! let current = grub::current_tokens(text).unwrap();
+//! let planned = cmdline::plan(&current, &cmdline::ParamEdit {
+//!     add: vec!["iommu=pt".into()],
+//!     remove: vec!["amd_iommu=on".into()],
+//! });
+//! let merged = grub::edit(text, &planned, &[]).unwrap();
+//! assert_eq!(merged, "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet iommu=pt\"\n");
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod apply;
+pub mod block;
+pub mod cmdline;
+pub mod diff;
+mod error;
+pub mod facts;
+pub mod grub;
+pub mod guest;
+pub mod host;
+pub mod model;
+
+pub use error::{Error, Result};
+pub use model::{
+    Bootloader, CpuVendor, DeviceFacts, GrubFlavor, GuestKind, HostFacts, Initramfs, KernelVersion,
+    Request, Warning,
+};
+
+use passthru_pci_ids::Slot;
+use serde::ser::SerializeStruct;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One file of a plan: its system path, current content (None: absent) and new content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    /// System path (`/etc/modprobe.d/vfio.conf`), joined to the root when written.
+    pub path: String,
+    /// Content read from disk when the plan was made.
+    pub old: Option<String>,
+    /// Content after the change.
+    pub new: String,
+}
+
+impl FileChange {
+    /// Build a change.
+    pub fn new(path: &str, old: Option<String>, new: String) -> FileChange {
+        FileChange {
+            path: path.to_string(),
+            old,
+            new,
+        }
+    }
+
+    /// Whether writing it would change the disk.
+    pub fn changes(&self) -> bool {
+        self.old.as_deref() != Some(self.new.as_str())
+    }
+
+    /// Unified diff against the current content (empty when unchanged).
+    pub fn diff(&self) -> String {
+        diff::unified(&self.path, self.old.as_deref(), &self.new)
+    }
+}
+
+impl Serialize for FileChange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("FileChange", 3)?;
+        st.serialize_field("path", &self.path)?;
+        st.serialize_field("content", &self.new)?;
+        st.serialize_field("diff", &self.diff())?;
+        st.end()
+    }
+}
+
+/// Kernel parameters the plan adds to and removes from the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KernelParams {
+    /// Tokens appended.
+    pub add: Vec<String>,
+    /// Tokens removed (only on request).
+    pub remove: Vec<String>,
+}
+
+/// Everything `passthru config` would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The command-line merge.
+    pub kernel_params: KernelParams,
+    /// Files written (only those whose content changes are listed).
+    pub files: Vec<FileChange>,
+    /// Commands to run after writing, in order.
+    pub commands: Vec<String>,
+    /// Guest configuration per format.
+    pub guest: BTreeMap<GuestKind, String>,
+    /// Warnings (verdicts first, then the generator's own).
+    pub warnings: Vec<Warning>,
+    /// Why each passthru kernel parameter is wanted (present already or added now).
+    #[serde(skip)]
+    pub param_reasons: Vec<host::WantedParam>,
+    /// Every generated file, changed or not (for idempotence reporting).
+    #[serde(skip)]
+    pub all_files: Vec<FileChange>,
+}
+
+impl Plan {
+    /// Whether applying it changes no file.
+    pub fn is_noop(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+/// Expand the request's slots to functions and build the plan. Pure: reads nothing
+/// but its arguments.
+pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
+    if req.sets.is_empty() || req.sets.iter().any(Vec::is_empty) {
+        return Err(Error::Request(
+            "no device requested: name at least one device (BDF, slot or vendor:device)".into(),
+        ));
+    }
+    let mut seen: Vec<Slot> = Vec::new();
+    let mut sets = Vec::new();
+    for set in &req.sets {
+        let mut slots = Vec::new();
+        for slot in set {
+            if seen.contains(slot) {
+                return Err(Error::Request(format!(
+                    "{slot} is requested twice; each slot can go to one guest only"
+                )));
+            }
+            seen.push(*slot);
+            slots.push(*slot);
+        }
+        let mut functions: Vec<&DeviceFacts> = facts
+            .devices
+            .iter()
+            .filter(|d| slots.contains(&d.bdf.slot()))
+            .collect();
+        functions.sort_by_key(|d| d.bdf);
+        for slot in &slots {
+            if !functions.iter().any(|d| d.bdf.slot() == *slot) {
+                return Err(Error::Request(format!(
+                    "no PCI device at {slot} on this host"
+                )));
+            }
+        }
+        sets.push(guest::GuestSet { slots, functions });
+    }
+    let devs: Vec<&DeviceFacts> = sets
+        .iter()
+        .flat_map(|s| s.functions.iter().copied())
+        .collect();
+    let x_vga_used = req.x_vga
+        && devs.iter().any(|d| d.class.is_vga())
+        && req
+            .guests
+            .iter()
+            .any(|g| matches!(g, GuestKind::Proxmox | GuestKind::Qemu));
+    let hp = host::plan(facts, req, &devs, x_vga_used)?;
+
+    let mut warnings: Vec<Warning> = facts.findings.clone();
+    for d in &devs {
+        if guest::code43(d) {
+            warnings.push(Warning::new("code-43", format!("{} is an NVIDIA consumer GPU: drivers older than R465 refuse to run in a VM (Windows \"Code 43\"); install R465 or later in the guest", d.bdf)));
+        }
+    }
+    if req.x_vga && req.guests.contains(&GuestKind::Libvirt) {
+        warnings.push(Warning::new(
+            "x-vga-libvirt",
+            "libvirt has no x-vga attribute; the libvirt block passes the GPU without legacy VGA",
+        ));
+    }
+    warnings.extend(hp.warnings);
+    let mut uniq = Vec::new();
+    for w in warnings {
+        if !uniq.contains(&w) {
+            uniq.push(w);
+        }
+    }
+    let mut guest_out = BTreeMap::new();
+    for kind in &req.guests {
+        guest_out.insert(*kind, guest::render(*kind, &sets, req.x_vga));
+    }
+    Ok(Plan {
+        kernel_params: KernelParams {
+            add: hp.planned.add.clone(),
+            remove: hp.planned.remove.clone(),
+        },
+        files: hp.files.iter().filter(|f| f.changes()).cloned().collect(),
+        commands: hp.commands,
+        guest: guest_out,
+        warnings: uniq,
+        param_reasons: hp.wanted,
+        all_files: hp.files,
+    })
+}

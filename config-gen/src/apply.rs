@@ -1,0 +1,469 @@
+//! Writing a plan to disk without losing a byte, and undoing it.
+//!
+//! Order of writes (each one durable before the next: data fsynced, then renamed,
+//! then the directory fsynced):
+//! 1. a copy of every file about to change, under
+//!    `<root>/var/lib/passthru/backups/<UTC timestamp>/files/...`;
+//! 2. that set's `manifest` (written last, so a set without one is incomplete and
+//!    ignored: no target was touched yet);
+//! 3. each target, through a temporary file in its own directory and `rename(2)`.
+//!
+//! A crash (even `kill -9`) between any two steps therefore leaves every target
+//! either old or new, never truncated, and a complete backup set whenever any target
+//! changed. A stray `.NAME.passthru-tmp` may remain next to a target; the next run
+//! replaces it.
+//!
+//! Symlinked targets are refused: replacing the link with a file would change what
+//! the user set up. A target whose content changed since the plan was made is refused
+//! as well.
+
+use crate::{Error, FileChange, Result};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Where backup sets live, relative to the root.
+pub const BACKUP_DIR: &str = "var/lib/passthru/backups";
+/// Suffix given to a backup set once it has been rolled back.
+pub const ROLLED_BACK: &str = ".rolled-back";
+
+/// One durable step, reported to the hook of [`apply_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// A temporary file is written and synced, not yet renamed over its target.
+    TempWritten(PathBuf),
+    /// A backup copy is in place.
+    BackupWritten(PathBuf),
+    /// The backup set's manifest is in place.
+    ManifestWritten(PathBuf),
+    /// A target now has its new content.
+    TargetReplaced(PathBuf),
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// System paths written, in order.
+    pub changed: Vec<String>,
+    /// The backup set created (None when nothing changed).
+    pub backup: Option<PathBuf>,
+}
+
+/// What [`rollback`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolledBack {
+    /// The backup set used.
+    pub backup: PathBuf,
+    /// System paths restored to their saved bytes.
+    pub restored: Vec<String>,
+    /// System paths removed (they did not exist before the apply).
+    pub removed: Vec<String>,
+}
+
+/// `path` (a system path such as `/etc/default/grub`) under `root`.
+pub fn under(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(werr(dir))
+}
+
+fn create_dirs(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(werr(dir)(e)),
+    }
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Replace `path` with `bytes` atomically: temp file in the same directory, fsync,
+/// rename, fsync the directory. `mode` defaults to the old file's, else 0644.
+pub fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    mode: Option<u32>,
+    hook: &mut dyn FnMut(Step),
+) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_dirs(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.passthru-tmp"));
+    let mode = mode
+        .or_else(|| {
+            fs::metadata(path)
+                .ok()
+                .map(|m| m.permissions().mode() & 0o7777)
+        })
+        .unwrap_or(0o644);
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(werr(&tmp)(e)),
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(werr(&tmp))?;
+    f.write_all(bytes).map_err(werr(&tmp))?;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(werr(&tmp))?;
+    f.sync_all().map_err(werr(&tmp))?;
+    drop(f);
+    hook(Step::TempWritten(path.to_path_buf()));
+    fs::rename(&tmp, path).map_err(werr(path))?;
+    sync_dir(dir)
+}
+
+/// A UTC timestamp `YYYYMMDDTHHMMSSZ` for now.
+pub fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Write every changed file of `files` under `root`, keeping a backup set. Files whose
+/// disk content already equals the new content are skipped; when none changes, nothing
+/// is written at all (no backup set either).
+pub fn apply(root: &Path, files: &[FileChange]) -> Result<Applied> {
+    apply_with(root, files, &timestamp(), &mut |_| {})
+}
+
+/// [`apply`] with an explicit timestamp and a hook called after every durable step
+/// (tests use it to crash at a chosen point).
+pub fn apply_with(
+    root: &Path,
+    files: &[FileChange],
+    stamp: &str,
+    hook: &mut dyn FnMut(Step),
+) -> Result<Applied> {
+    // Check everything before writing anything.
+    let mut todo = Vec::new();
+    for f in files {
+        let target = under(root, &f.path);
+        if fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::Request(format!("{} is a symbolic link; passthru does not replace links (edit the file it points to by hand)", target.display())));
+        }
+        let disk = read_opt(&target)?;
+        if disk.as_deref() != f.old.as_deref().map(str::as_bytes) {
+            return Err(Error::Request(format!(
+                "{} changed on disk since it was read; run passthru config again",
+                target.display()
+            )));
+        }
+        if disk.as_deref() == Some(f.new.as_bytes()) {
+            continue;
+        }
+        let mode = fs::metadata(&target)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777);
+        todo.push((f, target, disk, mode));
+    }
+    if todo.is_empty() {
+        return Ok(Applied {
+            changed: Vec::new(),
+            backup: None,
+        });
+    }
+    // 1-2. Backup set, manifest last.
+    let base = root.join(BACKUP_DIR);
+    let mut set = base.join(stamp);
+    let mut n = 1;
+    while set.exists()
+        || base
+            .join(format!(
+                "{}{ROLLED_BACK}",
+                set.file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ))
+            .exists()
+    {
+        n += 1;
+        set = base.join(format!("{stamp}-{n:03}"));
+    }
+    let mut manifest = String::from("# passthru backup set: <existed|absent> <mode> <path>\n");
+    for (f, _, disk, mode) in &todo {
+        match disk {
+            Some(bytes) => {
+                let copy = set.join("files").join(f.path.trim_start_matches('/'));
+                write_atomic(&copy, bytes, *mode, hook)?;
+                hook(Step::BackupWritten(copy));
+                manifest.push_str(&format!("existed {:o} {}\n", mode.unwrap_or(0o644), f.path));
+            }
+            None => manifest.push_str(&format!("absent - {}\n", f.path)),
+        }
+    }
+    let mpath = set.join("manifest");
+    write_atomic(&mpath, manifest.as_bytes(), Some(0o600), hook)?;
+    hook(Step::ManifestWritten(mpath));
+    // 3. Targets.
+    let mut changed = Vec::new();
+    for (f, target, _, mode) in &todo {
+        write_atomic(target, f.new.as_bytes(), *mode, hook)?;
+        hook(Step::TargetReplaced(target.clone()));
+        changed.push(f.path.clone());
+    }
+    Ok(Applied {
+        changed,
+        backup: Some(set),
+    })
+}
+
+/// The newest complete backup set not yet rolled back.
+pub fn last_backup(root: &Path) -> Result<Option<PathBuf>> {
+    let base = root.join(BACKUP_DIR);
+    let entries = match fs::read_dir(&base) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(Error::Read { path: base, source }),
+    };
+    let mut sets: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !p.to_string_lossy().ends_with(ROLLED_BACK) && p.join("manifest").is_file())
+        .collect();
+    sets.sort();
+    Ok(sets.pop())
+}
+
+/// Restore the newest backup set byte for byte (files that did not exist are removed),
+/// then mark the set rolled back so the next rollback goes one set further back.
+pub fn rollback(root: &Path) -> Result<RolledBack> {
+    let Some(set) = last_backup(root)? else {
+        return Err(Error::Backup {
+            path: root.join(BACKUP_DIR),
+            message: "no backup set to roll back to".into(),
+        });
+    };
+    let mpath = set.join("manifest");
+    let text = fs::read_to_string(&mpath).map_err(|source| Error::Read {
+        path: mpath.clone(),
+        source,
+    })?;
+    let mut out = RolledBack {
+        backup: set.clone(),
+        restored: Vec::new(),
+        removed: Vec::new(),
+    };
+    let mut entries = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let mut it = line.splitn(3, ' ');
+        let (Some(kind), Some(mode), Some(path)) = (it.next(), it.next(), it.next()) else {
+            return Err(Error::Syntax {
+                path: mpath.clone(),
+                line: n + 1,
+                message: "expected `<existed|absent> <mode> <path>`".into(),
+            });
+        };
+        let mode = if kind == "existed" {
+            Some(u32::from_str_radix(mode, 8).map_err(|_| Error::Syntax {
+                path: mpath.clone(),
+                line: n + 1,
+                message: format!("bad mode {mode:?}"),
+            })?)
+        } else if kind == "absent" {
+            None
+        } else {
+            return Err(Error::Syntax {
+                path: mpath.clone(),
+                line: n + 1,
+                message: format!("unknown entry kind {kind:?}"),
+            });
+        };
+        if !path.starts_with('/') || path.split('/').any(|c| c == "..") {
+            return Err(Error::Syntax {
+                path: mpath.clone(),
+                line: n + 1,
+                message: format!("unsafe path {path:?}"),
+            });
+        }
+        entries.push((mode, path.to_string()));
+    }
+    // Read every saved copy before changing anything.
+    let mut saved = Vec::new();
+    for (mode, path) in &entries {
+        let bytes = match mode {
+            Some(_) => {
+                let copy = set.join("files").join(path.trim_start_matches('/'));
+                Some(fs::read(&copy).map_err(|source| Error::Read {
+                    path: copy.clone(),
+                    source,
+                })?)
+            }
+            None => None,
+        };
+        saved.push(bytes);
+    }
+    for ((mode, path), bytes) in entries.iter().zip(saved) {
+        let target = under(root, path);
+        match bytes {
+            Some(b) => {
+                write_atomic(&target, &b, *mode, &mut |_| {})?;
+                out.restored.push(path.clone());
+            }
+            None => {
+                match fs::remove_file(&target) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(werr(&target)(e)),
+                }
+                if let Some(dir) = target.parent() {
+                    sync_dir(dir)?;
+                }
+                out.removed.push(path.clone());
+            }
+        }
+    }
+    let done = PathBuf::from(format!("{}{ROLLED_BACK}", set.display()));
+    fs::rename(&set, &done).map_err(werr(&set))?;
+    sync_dir(&root.join(BACKUP_DIR))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(path: &str, old: Option<&str>, new: &str) -> FileChange {
+        FileChange::new(path, old.map(String::from), new.to_string())
+    }
+
+    #[test]
+    fn apply_backs_up_then_rollback_restores_bytes_and_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let t = under(d.path(), "/etc/default/grub");
+        fs::create_dir_all(t.parent().unwrap()).unwrap();
+        fs::write(&t, "old\n").unwrap();
+        fs::set_permissions(&t, fs::Permissions::from_mode(0o600)).unwrap();
+        let files = [
+            change("/etc/default/grub", Some("old\n"), "new\n"),
+            change("/etc/modprobe.d/vfio.conf", None, "x\n"),
+        ];
+        let a = apply_with(d.path(), &files, "20260101T000000Z", &mut |_| {}).unwrap();
+        assert_eq!(
+            a.changed,
+            vec!["/etc/default/grub", "/etc/modprobe.d/vfio.conf"]
+        );
+        assert_eq!(fs::read_to_string(&t).unwrap(), "new\n");
+        assert_eq!(
+            fs::metadata(&t).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Second apply with the now-current content changes nothing.
+        let again = [
+            change("/etc/default/grub", Some("new\n"), "new\n"),
+            change("/etc/modprobe.d/vfio.conf", Some("x\n"), "x\n"),
+        ];
+        assert_eq!(
+            apply(d.path(), &again).unwrap(),
+            Applied {
+                changed: vec![],
+                backup: None
+            }
+        );
+        let r = rollback(d.path()).unwrap();
+        assert_eq!(r.restored, vec!["/etc/default/grub"]);
+        assert_eq!(r.removed, vec!["/etc/modprobe.d/vfio.conf"]);
+        assert_eq!(fs::read(&t).unwrap(), b"old\n");
+        assert_eq!(
+            fs::metadata(&t).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(!under(d.path(), "/etc/modprobe.d/vfio.conf").exists());
+        // Nothing left to roll back.
+        assert!(matches!(rollback(d.path()), Err(Error::Backup { .. })));
+    }
+
+    #[test]
+    fn stale_plan_and_symlinks_are_refused_before_any_write() {
+        let d = tempfile::tempdir().unwrap();
+        let t = under(d.path(), "/etc/a");
+        fs::create_dir_all(t.parent().unwrap()).unwrap();
+        fs::write(&t, "edited meanwhile\n").unwrap();
+        let e = apply(
+            d.path(),
+            &[
+                change("/etc/b", None, "b\n"),
+                change("/etc/a", Some("old\n"), "new\n"),
+            ],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("changed on disk"), "{e}");
+        assert!(!under(d.path(), "/etc/b").exists());
+        std::os::unix::fs::symlink("a", under(d.path(), "/etc/link")).unwrap();
+        let e = apply(
+            d.path(),
+            &[change("/etc/link", Some("edited meanwhile\n"), "x\n")],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(fs::read_to_string(&t).unwrap(), "edited meanwhile\n");
+    }
+
+    #[test]
+    fn timestamp_shape() {
+        let s = timestamp();
+        assert_eq!(s.len(), 16);
+        assert!(
+            s.starts_with("20") && s.ends_with('Z') && &s[8..9] == "T",
+            "{s}"
+        );
+    }
+}

@@ -1,0 +1,236 @@
+//! Read [`HostFacts`] from a root directory (`/` live, a snapshot or a fixture tree).
+//!
+//! Reads only what the generator needs: `/proc/cpuinfo`, `/proc/sys/kernel/osrelease`,
+//! `/boot/config-<release>`, `/sys/bus/pci/devices/*/{vendor,device,class,boot_vga,driver}`,
+//! the configuration files passthru edits or checks, and the presence of a few tools
+//! (`update-grub`, `grub2-mkconfig`, `proxmox-boot-tool`, `update-initramfs`,
+//! `mkinitcpio`, `dracut`). A missing file is a missing fact; an unreadable one is an
+//! error naming its path.
+
+use crate::host;
+use crate::model::{
+    Bootloader, CpuVendor, DeviceFacts, GrubFlavor, HostFacts, Initramfs, KernelVersion,
+};
+use crate::{Error, Result};
+use passthru_pci_ids::{Bdf, ClassCode};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+fn read_opt(root: &Path, path: &str) -> Result<Option<String>> {
+    let full = crate::apply::under(root, path);
+    match fs::read(&full) {
+        Ok(b) => String::from_utf8(b).map(Some).map_err(|e| Error::NotText {
+            path: full,
+            offset: e.utf8_error().valid_up_to(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Ok(None),
+        Err(source) => Err(Error::Read { path: full, source }),
+    }
+}
+
+fn exists(root: &Path, path: &str) -> bool {
+    crate::apply::under(root, path).exists()
+}
+
+fn hex_field(root: &Path, dev: &str, field: &str) -> Result<Option<u32>> {
+    let path = format!("/sys/bus/pci/devices/{dev}/{field}");
+    let Some(text) = read_opt(root, &path)? else {
+        return Ok(None);
+    };
+    let t = text.trim();
+    let digits = t.strip_prefix("0x").unwrap_or(t);
+    u32::from_str_radix(digits, 16)
+        .map(Some)
+        .map_err(|_| Error::Syntax {
+            path: crate::apply::under(root, &path),
+            line: 1,
+            message: format!("expected a hex number, found {t:?}"),
+        })
+}
+
+/// Every PCI function under `root`'s `/sys/bus/pci/devices`.
+pub fn read_devices(root: &Path) -> Result<Vec<DeviceFacts>> {
+    let dir = crate::apply::under(root, "/sys/bus/pci/devices");
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(Error::Read { path: dir, source }),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e.map_err(|source| Error::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(bdf) = name.parse::<Bdf>() else {
+            continue;
+        };
+        let (Some(v), Some(d), Some(c)) = (
+            hex_field(root, &name, "vendor")?,
+            hex_field(root, &name, "device")?,
+            hex_field(root, &name, "class")?,
+        ) else {
+            continue;
+        };
+        let boot_vga = hex_field(root, &name, "boot_vga")? == Some(1);
+        let driver = fs::read_link(e.path().join("driver"))
+            .ok()
+            .and_then(|l| l.file_name().map(|n| n.to_string_lossy().into_owned()));
+        out.push(DeviceFacts {
+            bdf,
+            vendor: (v as u16).into(),
+            device: (d as u16).into(),
+            class: ClassCode::from_u32(c),
+            driver,
+            boot_vga,
+            name: None,
+        });
+    }
+    out.sort_by_key(|d| d.bdf);
+    Ok(out)
+}
+
+/// The files [`crate::generate`] reads: the ones it edits plus modprobe.d and modules-load.d.
+pub fn read_files(root: &Path) -> Result<BTreeMap<String, String>> {
+    let mut paths: Vec<String> = [
+        host::GRUB_DEFAULT,
+        host::KERNEL_CMDLINE,
+        host::KERNELSTUB_CONFIG,
+        host::ETC_MODULES,
+        host::INITRAMFS_TOOLS_MODULES,
+        host::MKINITCPIO_CONF,
+        host::MKINITCPIO_DROPIN,
+        host::DRACUT_DROPIN,
+        host::MODPROBE_VFIO,
+        host::MODULES_LOAD_VFIO,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for dir in ["/etc/modprobe.d", "/etc/modules-load.d"] {
+        if let Ok(rd) = fs::read_dir(crate::apply::under(root, dir)) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.ends_with(".conf") {
+                    paths.push(format!("{dir}/{n}"));
+                }
+            }
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    let mut out = BTreeMap::new();
+    for p in paths {
+        if let Some(t) = read_opt(root, &p)? {
+            out.insert(p, t);
+        }
+    }
+    Ok(out)
+}
+
+/// `CONFIG_INTEL_IOMMU_DEFAULT_ON` from a kernel config text: `y` (or Debian's
+/// `CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF=y`, on except for the integrated GPU) is on,
+/// "is not set" without either is off, absent is unknown.
+pub fn intel_default_on(config: &str) -> Option<bool> {
+    let mut seen = false;
+    for l in config.lines() {
+        let l = l.trim();
+        if l == "CONFIG_INTEL_IOMMU_DEFAULT_ON=y"
+            || l == "CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF=y"
+        {
+            return Some(true);
+        }
+        if l.starts_with("# CONFIG_INTEL_IOMMU_DEFAULT_ON") && l.ends_with("is not set") {
+            seen = true;
+        }
+    }
+    seen.then_some(false)
+}
+
+/// Read everything under `root`. `findings` starts empty: the caller adds the verdicts.
+pub fn read(root: &Path) -> Result<HostFacts> {
+    let cpuinfo = read_opt(root, "/proc/cpuinfo")?.unwrap_or_default();
+    let vendor = cpuinfo.lines().find_map(|l| {
+        l.strip_prefix("vendor_id")
+            .and_then(|r| r.split(':').nth(1))
+            .map(str::trim)
+    });
+    let cpu = match vendor {
+        Some("GenuineIntel") => CpuVendor::Intel,
+        Some("AuthenticAMD") | Some("HygonGenuine") => CpuVendor::Amd,
+        _ => CpuVendor::Other,
+    };
+    let release = read_opt(root, "/proc/sys/kernel/osrelease")?.map(|s| s.trim().to_string());
+    let kernel = release.as_deref().and_then(KernelVersion::parse);
+    let intel_iommu_default_on = match &release {
+        Some(r) => read_opt(root, &format!("/boot/config-{r}"))?.and_then(|c| intel_default_on(&c)),
+        None => None,
+    };
+    let acs_override_patch = release
+        .as_deref()
+        .filter(|r| r.ends_with("-pve"))
+        .map(|_| true);
+    let files = read_files(root)?;
+    let bootloader = if files.contains_key(host::KERNEL_CMDLINE) {
+        Some(Bootloader::SystemdBoot)
+    } else if files.contains_key(host::KERNELSTUB_CONFIG) {
+        Some(Bootloader::Kernelstub)
+    } else if files.contains_key(host::GRUB_DEFAULT) {
+        Some(Bootloader::Grub)
+    } else {
+        None
+    };
+    let grub_flavor = if exists(root, "/usr/sbin/update-grub") {
+        GrubFlavor::UpdateGrub
+    } else if exists(root, "/usr/sbin/grub2-mkconfig") || exists(root, "/usr/bin/grub2-mkconfig") {
+        GrubFlavor::Grub2Mkconfig
+    } else {
+        GrubFlavor::GrubMkconfig
+    };
+    let initramfs =
+        if exists(root, "/usr/sbin/update-initramfs") || exists(root, "/etc/initramfs-tools") {
+            Some(Initramfs::InitramfsTools)
+        } else if exists(root, "/usr/bin/mkinitcpio") || exists(root, host::MKINITCPIO_CONF) {
+            Some(Initramfs::Mkinitcpio)
+        } else if exists(root, "/usr/bin/dracut") || exists(root, "/etc/dracut.conf") {
+            Some(Initramfs::Dracut)
+        } else {
+            None
+        };
+    Ok(HostFacts {
+        cpu,
+        kernel,
+        intel_iommu_default_on,
+        acs_override_patch,
+        bootloader,
+        grub_flavor,
+        proxmox_boot_tool: exists(root, "/usr/sbin/proxmox-boot-tool"),
+        initramfs,
+        devices: read_devices(root)?,
+        findings: Vec::new(),
+        files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_config_default_on_variants() {
+        assert_eq!(
+            intel_default_on("CONFIG_INTEL_IOMMU=y\nCONFIG_INTEL_IOMMU_DEFAULT_ON=y\n"),
+            Some(true)
+        );
+        assert_eq!(
+            intel_default_on("# CONFIG_INTEL_IOMMU_DEFAULT_ON is not set\n"),
+            Some(false)
+        );
+        // Debian's three-way choice (bugs.debian.org/935270).
+        assert_eq!(intel_default_on("# CONFIG_INTEL_IOMMU_DEFAULT_ON is not set\nCONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF=y\n"), Some(true));
+        assert_eq!(intel_default_on("CONFIG_INTEL_IOMMU=y\n"), None);
+    }
+}

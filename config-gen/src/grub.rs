@@ -1,0 +1,705 @@
+//! `/etc/default/grub`: merge kernel parameters into `GRUB_CMDLINE_LINUX_DEFAULT`.
+//!
+//! The file is a shell fragment sourced by `grub-mkconfig`. Its value may be double
+//! quoted, single quoted, unquoted, or a mix (`"$GRUB_CMDLINE_LINUX_DEFAULT foo"`);
+//! it may span lines. The last assignment wins, so that is the one edited. The value
+//! is decoded as the shell would (quotes, backslashes); expansions (`$X`, `${X}`,
+//! `$(..)`, backticks) are kept as opaque text that is never matched or removed.
+//!
+//! Editing cuts removed tokens out of the raw text and appends new ones just before
+//! the closing quote of the last quoted part, so every other byte of the file,
+//! including the user's quoting style and comments, stays as it was. Right above the
+//! assignment passthru keeps one `# passthru: ...` comment line per parameter it
+//! manages, explaining why; those lines are the only lines it writes here.
+
+use crate::cmdline::{self, Planned};
+
+/// Marker starting every comment line passthru writes in this file.
+pub const COMMENT_PREFIX: &str = "# passthru: ";
+
+/// The variable edited.
+pub const VAR: &str = "GRUB_CMDLINE_LINUX_DEFAULT";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SegKind {
+    Double,
+    Single,
+    Unquoted,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    kind: SegKind,
+    /// Raw span of the segment, quotes included.
+    start: usize,
+    end: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DChar {
+    c: char,
+    /// Raw span this decoded character came from.
+    start: usize,
+    end: usize,
+    seg: usize,
+    opaque: bool,
+}
+
+/// A decoded shell word: the value the shell would assign.
+#[derive(Debug, Default)]
+struct Word {
+    chars: Vec<DChar>,
+    segs: Vec<Seg>,
+    /// Raw span of the whole word.
+    start: usize,
+    end: usize,
+}
+
+/// A decoded kernel token within a word.
+struct Tok {
+    first: usize,
+    last: usize,
+    text: String,
+    opaque: bool,
+}
+
+impl Word {
+    fn value(&self) -> String {
+        self.chars.iter().map(|d| d.c).collect()
+    }
+
+    fn tokens(&self) -> (Vec<Tok>, bool) {
+        let mut toks = Vec::new();
+        let mut quoted = false;
+        let mut cur: Option<Tok> = None;
+        for (i, d) in self.chars.iter().enumerate() {
+            if d.c == '"' && !d.opaque {
+                quoted = !quoted;
+            }
+            if d.c.is_whitespace() && !quoted && !d.opaque {
+                if let Some(t) = cur.take() {
+                    toks.push(t);
+                }
+                continue;
+            }
+            let t = cur.get_or_insert(Tok {
+                first: i,
+                last: i,
+                text: String::new(),
+                opaque: false,
+            });
+            t.last = i;
+            t.text.push(d.c);
+            t.opaque |= d.opaque;
+        }
+        if let Some(t) = cur {
+            toks.push(t);
+        }
+        (toks, quoted)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parse the expansion starting at `i` (text[i] == '$' or '`'); returns its raw end.
+fn expansion_end(text: &str, i: usize) -> Result<usize, (usize, String)> {
+    let b = text.as_bytes();
+    if b[i] == b'`' {
+        let mut j = i + 1;
+        while j < b.len() {
+            match b[j] {
+                b'\\' => j += 2,
+                b'`' => return Ok(j + 1),
+                _ => j += 1,
+            }
+        }
+        return Err((i, "unterminated backquote".into()));
+    }
+    match b.get(i + 1) {
+        Some(b'{') | Some(b'(') => {
+            let (open, close) = if b[i + 1] == b'{' {
+                (b'{', b'}')
+            } else {
+                (b'(', b')')
+            };
+            let mut depth = 0usize;
+            let mut j = i + 1;
+            while j < b.len() {
+                if b[j] == open {
+                    depth += 1;
+                } else if b[j] == close {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(j + 1);
+                    }
+                }
+                j += 1;
+            }
+            Err((i, "unterminated ${ or $( expansion".into()))
+        }
+        Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
+            let mut j = i + 1;
+            while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                j += 1;
+            }
+            Ok(j)
+        }
+        Some(c) if c.is_ascii_digit() || b"@*#?$!-".contains(c) => Ok(i + 2),
+        _ => Ok(i + 1), // a lone '$' is literal
+    }
+}
+
+fn push_opaque(w: &mut Word, text: &str, a: usize, b: usize, seg: usize) {
+    for (k, c) in text[a..b].char_indices() {
+        w.chars.push(DChar {
+            c,
+            start: a + k,
+            end: a + k + c.len_utf8(),
+            seg,
+            opaque: true,
+        });
+    }
+}
+
+/// Parse one shell word starting at byte `start`.
+fn parse_word(text: &str, start: usize) -> Result<Word, (usize, String)> {
+    let b = text.as_bytes();
+    let mut w = Word {
+        start,
+        end: start,
+        ..Word::default()
+    };
+    let mut i = start;
+    while i < b.len() {
+        let c = b[i];
+        if c == b' ' || c == b'\t' || c == b'\n' || b";&|<>()".contains(&c) {
+            break;
+        }
+        let seg = w.segs.len();
+        match c {
+            b'"' => {
+                let s = i;
+                i += 1;
+                loop {
+                    let Some(&d) = b.get(i) else {
+                        return Err((s, "unterminated double quote".into()));
+                    };
+                    match d {
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        b'\\' if matches!(b.get(i + 1), Some(b'$' | b'`' | b'"' | b'\\')) => {
+                            let ch = b[i + 1] as char;
+                            w.chars.push(DChar {
+                                c: ch,
+                                start: i,
+                                end: i + 2,
+                                seg,
+                                opaque: false,
+                            });
+                            i += 2;
+                        }
+                        b'\\' if b.get(i + 1) == Some(&b'\n') => i += 2,
+                        b'$' | b'`' => {
+                            let e = expansion_end(text, i)?;
+                            if e == i + 1 {
+                                w.chars.push(DChar {
+                                    c: '$',
+                                    start: i,
+                                    end: e,
+                                    seg,
+                                    opaque: false,
+                                });
+                            } else {
+                                push_opaque(&mut w, text, i, e, seg);
+                            }
+                            i = e;
+                        }
+                        _ => {
+                            let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
+                            let n = ch.len_utf8();
+                            w.chars.push(DChar {
+                                c: ch,
+                                start: i,
+                                end: i + n,
+                                seg,
+                                opaque: false,
+                            });
+                            i += n;
+                        }
+                    }
+                }
+                w.segs.push(Seg {
+                    kind: SegKind::Double,
+                    start: s,
+                    end: i,
+                });
+            }
+            b'\'' => {
+                let s = i;
+                let Some(close) = text[i + 1..].find('\'') else {
+                    return Err((s, "unterminated single quote".into()));
+                };
+                for (k, ch) in text[i + 1..i + 1 + close].char_indices() {
+                    let at = i + 1 + k;
+                    w.chars.push(DChar {
+                        c: ch,
+                        start: at,
+                        end: at + ch.len_utf8(),
+                        seg,
+                        opaque: false,
+                    });
+                }
+                i = i + 1 + close + 1;
+                w.segs.push(Seg {
+                    kind: SegKind::Single,
+                    start: s,
+                    end: i,
+                });
+            }
+            _ => {
+                let s = i;
+                while i < b.len() {
+                    let d = b[i];
+                    if d == b' ' || d == b'\t' || d == b'\n' || b";&|<>()\"'".contains(&d) {
+                        break;
+                    }
+                    match d {
+                        b'\\' if b.get(i + 1) == Some(&b'\n') => i += 2,
+                        b'\\' if i + 1 < b.len() => {
+                            let ch = text[i + 1..].chars().next().unwrap_or('\u{fffd}');
+                            let e = i + 1 + ch.len_utf8();
+                            w.chars.push(DChar {
+                                c: ch,
+                                start: i,
+                                end: e,
+                                seg,
+                                opaque: false,
+                            });
+                            i = e;
+                        }
+                        b'$' | b'`' => {
+                            let e = expansion_end(text, i)?;
+                            if e == i + 1 {
+                                w.chars.push(DChar {
+                                    c: '$',
+                                    start: i,
+                                    end: e,
+                                    seg,
+                                    opaque: false,
+                                });
+                            } else {
+                                push_opaque(&mut w, text, i, e, seg);
+                            }
+                            i = e;
+                        }
+                        _ => {
+                            let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
+                            let n = ch.len_utf8();
+                            w.chars.push(DChar {
+                                c: ch,
+                                start: i,
+                                end: i + n,
+                                seg,
+                                opaque: false,
+                            });
+                            i += n;
+                        }
+                    }
+                }
+                w.segs.push(Seg {
+                    kind: SegKind::Unquoted,
+                    start: s,
+                    end: i,
+                });
+            }
+        }
+    }
+    w.end = i;
+    Ok(w)
+}
+
+/// One `GRUB_CMDLINE_LINUX_DEFAULT=` assignment found in the file.
+#[derive(Debug)]
+struct Assignment {
+    /// Byte offset of the start of its line.
+    line_start: usize,
+    word: Word,
+}
+
+/// Find every line-start assignment of [`VAR`], skipping comments and the insides of
+/// quoted strings of other lines. An assignment elsewhere (after `;`, inside `if`) is an
+/// error: passthru cannot tell which one wins.
+fn assignments(text: &str) -> Result<Vec<Assignment>, (usize, String)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let line_start = i;
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        if b[i] == b'#' {
+            i = text[i..].find('\n').map_or(b.len(), |n| i + n + 1);
+            continue;
+        }
+        let mut j = i;
+        if text[j..].starts_with("export ") {
+            j += "export ".len();
+            while j < b.len() && b[j] == b' ' {
+                j += 1;
+            }
+        }
+        let assign = format!("{VAR}=");
+        if text[j..].starts_with(&assign) {
+            let word = parse_word(text, j + assign.len())?;
+            i = word.end;
+            out.push(Assignment { line_start, word });
+        }
+        // Scan the rest of the logical line, stepping over quoted strings.
+        while i < b.len() && b[i] != b'\n' {
+            match b[i] {
+                b'"' | b'\'' | b'\\' | b'$' | b'`' => {
+                    let w = parse_word(text, i)?;
+                    i = w.end.max(i + 1);
+                }
+                b'#' if i == 0 || b[i - 1].is_ascii_whitespace() => {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                _ => {
+                    if text[i..].starts_with(VAR)
+                        && text[i + VAR.len()..].starts_with('=')
+                        && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+                    {
+                        return Err((
+                            i,
+                            format!("{VAR} is assigned in the middle of a line; edit it by hand"),
+                        ));
+                    }
+                    i += 1;
+                }
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// The effective kernel tokens of the file's value (of its last assignment), opaque
+/// expansions included as they appear. Empty when the variable is not assigned.
+pub fn current_tokens(text: &str) -> Result<Vec<String>, (usize, String)> {
+    let a = assignments(text)?;
+    Ok(match a.last() {
+        Some(a) => a.word.tokens().0.into_iter().map(|t| t.text).collect(),
+        None => Vec::new(),
+    })
+}
+
+/// The decoded value of the last assignment (what the shell would assign), if any.
+pub fn current_value(text: &str) -> Result<Option<String>, (usize, String)> {
+    Ok(assignments(text)?.last().map(|a| a.word.value()))
+}
+
+/// Why an edit failed: byte offset into the text and the message.
+pub type EditError = (usize, String);
+
+/// Convert an [`EditError`] into the crate error, naming the file and line.
+pub fn to_error(path: &str, text: &str, e: EditError) -> crate::Error {
+    crate::Error::Syntax {
+        path: path.into(),
+        line: line_of(text, e.0),
+        message: e.1,
+    }
+}
+
+fn safe_unquoted(raw: &str) -> bool {
+    raw.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_-.,:=+/@%".contains(&b))
+}
+
+/// Merge `planned` into the last assignment of `text` and refresh the passthru comment
+/// lines above it (`comments`: one line each, without the prefix). When the variable is
+/// not assigned, an assignment is appended at the end of the file.
+pub fn edit(text: &str, planned: &Planned, comments: &[String]) -> Result<String, EditError> {
+    let all = assignments(text)?;
+    let Some(a) = all.last() else {
+        let mut out = text.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        for c in comments {
+            out.push_str(COMMENT_PREFIX);
+            out.push_str(c);
+            out.push('\n');
+        }
+        out.push_str(&format!("{VAR}=\"{}\"\n", planned.add.join(" ")));
+        return Ok(out);
+    };
+    let (toks, open) = a.word.tokens();
+    if open && !planned.add.is_empty() {
+        return Err((
+            a.word.start,
+            "a double quote inside the value is left open".into(),
+        ));
+    }
+    // 1. Cuts for removed tokens, on the raw text.
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    for (k, t) in toks.iter().enumerate() {
+        if t.opaque
+            || !planned
+                .remove
+                .iter()
+                .any(|r| cmdline::same_token(r, &t.text))
+        {
+            continue;
+        }
+        let chars = &a.word.chars;
+        let seg = chars[t.first].seg;
+        if chars[t.first..=t.last].iter().any(|d| d.seg != seg) {
+            return Err((
+                chars[t.first].start,
+                format!("{:?} spans several quoted parts; remove it by hand", t.text),
+            ));
+        }
+        // Take the whitespace before it (same segment), else the whitespace after it.
+        let prev_ws = k > 0 && {
+            let p = toks[k - 1].last;
+            chars[p + 1..t.first].iter().all(|d| d.seg == seg)
+        };
+        let (cs, ce) = if prev_ws {
+            (chars[toks[k - 1].last].end, chars[t.last].end)
+        } else if let Some(n) = toks
+            .get(k + 1)
+            .filter(|n| chars[t.last + 1..n.first].iter().all(|d| d.seg == seg))
+        {
+            (chars[t.first].start, chars[n.first].start)
+        } else {
+            (chars[t.first].start, chars[t.last].end)
+        };
+        cuts.push((cs, ce));
+    }
+    let mut body = String::with_capacity(text.len() + 128);
+    let mut pos = a.line_start;
+    for (s, e) in &cuts {
+        body.push_str(&text[pos..*s]);
+        pos = *e;
+    }
+    body.push_str(&text[pos..a.word.end]);
+    let rest = &text[a.word.end..];
+    // Re-parse the shortened assignment to append after it.
+    let mut line = body;
+    if !planned.add.is_empty() {
+        let off = line
+            .find(&format!("{VAR}="))
+            .map(|p| p + VAR.len() + 1)
+            .unwrap_or(0);
+        let w = parse_word(&line, off)?;
+        let joined = planned.add.join(" ");
+        let sep = match w.chars.last() {
+            Some(d) if !d.c.is_whitespace() || d.opaque => " ",
+            _ => "",
+        };
+        match w.segs.last() {
+            Some(s) if s.kind != SegKind::Unquoted => {
+                line.insert_str(s.end - 1, &format!("{sep}{joined}"));
+            }
+            None => line.insert_str(w.end, &format!("\"{joined}\"")),
+            Some(s) if w.segs.len() == 1 && safe_unquoted(&line[s.start..s.end]) => {
+                let raw = line[s.start..s.end].to_string();
+                line.replace_range(s.start..s.end, &format!("\"{raw}{sep}{joined}\""));
+            }
+            Some(_) => line.insert_str(w.end, &format!("\"{sep}{joined}\"")),
+        }
+    }
+    // 2. Comment lines right above the assignment: drop old passthru ones, write new.
+    let mut head_end = a.line_start;
+    loop {
+        let prev_start = text[..head_end.saturating_sub(1)]
+            .rfind('\n')
+            .map_or(0, |p| p + 1);
+        if head_end == 0 || !text[prev_start..head_end].starts_with(COMMENT_PREFIX) {
+            break;
+        }
+        head_end = prev_start;
+    }
+    let mut out = String::with_capacity(text.len() + 256);
+    out.push_str(&text[..head_end]);
+    for c in comments {
+        out.push_str(COMMENT_PREFIX);
+        out.push_str(c);
+        out.push('\n');
+    }
+    out.push_str(&line);
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmdline::{plan, ParamEdit};
+
+    fn merge(text: &str, add: &[&str], remove: &[&str]) -> String {
+        let cur = current_tokens(text).unwrap();
+        let p = plan(
+            &cur,
+            &ParamEdit {
+                add: add.iter().map(|s| s.to_string()).collect(),
+                remove: remove.iter().map(|s| s.to_string()).collect(),
+            },
+        );
+        edit(text, &p, &[]).unwrap()
+    }
+
+    #[test]
+    fn appends_inside_double_quotes_of_last_assignment() {
+        let t = "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash\"\n";
+        assert_eq!(
+            merge(t, &["iommu=pt"], &[]),
+            "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash iommu=pt\"\n"
+        );
+    }
+
+    #[test]
+    fn single_quotes_and_unquoted_values() {
+        assert_eq!(
+            merge("GRUB_CMDLINE_LINUX_DEFAULT='quiet'\n", &["iommu=pt"], &[]),
+            "GRUB_CMDLINE_LINUX_DEFAULT='quiet iommu=pt'\n"
+        );
+        assert_eq!(
+            merge("GRUB_CMDLINE_LINUX_DEFAULT=quiet\n", &["iommu=pt"], &[]),
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet iommu=pt\"\n"
+        );
+        assert_eq!(
+            merge("GRUB_CMDLINE_LINUX_DEFAULT=\n", &["iommu=pt"], &[]),
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"iommu=pt\"\n"
+        );
+        assert_eq!(
+            merge("GRUB_CMDLINE_LINUX_DEFAULT=\"\"\n", &["iommu=pt"], &[]),
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"iommu=pt\"\n"
+        );
+    }
+
+    #[test]
+    fn expansions_are_kept_and_never_matched() {
+        let t = "GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT iommu=pt\"\n";
+        assert_eq!(
+            current_tokens(t).unwrap(),
+            vec!["$GRUB_CMDLINE_LINUX_DEFAULT", "iommu=pt"]
+        );
+        assert_eq!(merge(t, &["iommu=pt"], &[]), t);
+        let t = "GRUB_CMDLINE_LINUX_DEFAULT=${GRUB_CMDLINE_LINUX_DEFAULT}\n";
+        assert_eq!(
+            merge(t, &["iommu=pt"], &[]),
+            "GRUB_CMDLINE_LINUX_DEFAULT=${GRUB_CMDLINE_LINUX_DEFAULT}\" iommu=pt\"\n"
+        );
+    }
+
+    #[test]
+    fn removes_user_token_keeping_everything_else() {
+        // DOMAIN.md: amd_iommu=on is not a documented value; removed only on request.
+        let t = "# my settings\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet amd_iommu=on pcie_acs_override=downstream,multifunction video=efifb:off\" # hand-made\n";
+        assert_eq!(
+            merge(t, &[], &["amd_iommu=on"]),
+            "# my settings\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet pcie_acs_override=downstream,multifunction video=efifb:off\" # hand-made\n"
+        );
+        assert_eq!(
+            merge(
+                "GRUB_CMDLINE_LINUX_DEFAULT=\"amd_iommu=on quiet\"\n",
+                &[],
+                &["amd_iommu=on"]
+            ),
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n"
+        );
+        assert_eq!(
+            merge(
+                "GRUB_CMDLINE_LINUX_DEFAULT=\"amd_iommu=on\"\n",
+                &[],
+                &["amd_iommu=on"]
+            ),
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"\"\n"
+        );
+    }
+
+    #[test]
+    fn multiline_value_and_escaped_quotes() {
+        let t = "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet \\\n  dyndbg=\\\"file a.c +p\\\"\"\nGRUB_TIMEOUT=5\n";
+        assert_eq!(
+            current_tokens(t).unwrap(),
+            vec!["quiet", "dyndbg=\"file a.c +p\""]
+        );
+        let m = merge(t, &["iommu=pt"], &[]);
+        assert_eq!(m, "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet \\\n  dyndbg=\\\"file a.c +p\\\" iommu=pt\"\nGRUB_TIMEOUT=5\n");
+        assert_eq!(
+            current_tokens(&m).unwrap(),
+            vec!["quiet", "dyndbg=\"file a.c +p\"", "iommu=pt"]
+        );
+    }
+
+    #[test]
+    fn comment_lines_are_refreshed_not_stacked() {
+        let t = "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n";
+        let p = plan(
+            &current_tokens(t).unwrap(),
+            &ParamEdit {
+                add: vec!["iommu=pt".into()],
+                remove: vec![],
+            },
+        );
+        let once = edit(t, &p, &["iommu=pt: why".into()]).unwrap();
+        assert_eq!(
+            once,
+            "# passthru: iommu=pt: why\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet iommu=pt\"\n"
+        );
+        let p2 = plan(
+            &current_tokens(&once).unwrap(),
+            &ParamEdit {
+                add: vec!["iommu=pt".into()],
+                remove: vec![],
+            },
+        );
+        assert!(p2.is_noop());
+        assert_eq!(edit(&once, &p2, &["iommu=pt: why".into()]).unwrap(), once);
+    }
+
+    #[test]
+    fn missing_assignment_is_appended() {
+        let t = "GRUB_TIMEOUT=5";
+        let p = plan::<String>(
+            &[],
+            &ParamEdit {
+                add: vec!["iommu=pt".into()],
+                remove: vec![],
+            },
+        );
+        assert_eq!(
+            edit(t, &p, &["c".into()]).unwrap(),
+            "GRUB_TIMEOUT=5\n# passthru: c\nGRUB_CMDLINE_LINUX_DEFAULT=\"iommu=pt\"\n"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let t = "A=1\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\n";
+        let e = current_tokens(t).unwrap_err();
+        assert_eq!(line_of(t, e.0), 2);
+        assert!(e.1.contains("unterminated double quote"));
+        let t = "A=1\nif true; then GRUB_CMDLINE_LINUX_DEFAULT=x; fi\n";
+        let e = current_tokens(t).unwrap_err();
+        assert_eq!(line_of(t, e.0), 2);
+    }
+
+    #[test]
+    fn assignments_inside_comments_and_other_strings_are_ignored() {
+        let t = "# GRUB_CMDLINE_LINUX_DEFAULT=\"nope\"\nGRUB_X=\"multi\nGRUB_CMDLINE_LINUX_DEFAULT=nope\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"yes\"\n";
+        assert_eq!(current_tokens(t).unwrap(), vec!["yes"]);
+    }
+}

@@ -1,0 +1,209 @@
+//! Guest configuration for each device set: Proxmox `qm` lines, a libvirt `<hostdev>`
+//! block, QEMU arguments and cloud-hypervisor `--device` arguments.
+//!
+//! Every function of a set's slot goes to one guest slot, function numbers kept,
+//! function 0 marked multifunction, so the guest sees the GPU and its audio as one
+//! device, as on the host. Proxmox rules (DOMAIN.md): `hostpciN: <slot>` without a
+//! function passes all functions; `pcie=1` needs `machine: q35`; GPU guests use
+//! `bios: ovmf` (with an `efidisk0`) and `cpu: host`.
+
+use crate::model::{DeviceFacts, GuestKind};
+use passthru_pci_ids::{Slot, VendorId};
+
+/// One guest's devices: the slots of one set and their functions.
+#[derive(Debug, Clone)]
+pub struct GuestSet<'a> {
+    /// The slots, in request order.
+    pub slots: Vec<Slot>,
+    /// All functions of those slots, sorted by address.
+    pub functions: Vec<&'a DeviceFacts>,
+}
+
+fn label(d: &DeviceFacts) -> String {
+    match &d.name {
+        Some(n) => format!("{} {}:{} {}", d.bdf, d.vendor, d.device, n),
+        None => format!("{} {}:{}", d.bdf, d.vendor, d.device),
+    }
+}
+
+fn fns_of<'a>(set: &GuestSet<'a>, slot: Slot) -> Vec<&'a DeviceFacts> {
+    set.functions
+        .iter()
+        .copied()
+        .filter(|d| d.bdf.slot() == slot)
+        .collect()
+}
+
+fn wants_x_vga(fns: &[&DeviceFacts], x_vga: bool) -> bool {
+    x_vga && fns.iter().any(|d| d.class.is_vga())
+}
+
+/// Proxmox VE config lines (for `/etc/pve/qemu-server/<vmid>.conf`), one comment line above each.
+pub fn proxmox(set: &GuestSet<'_>, x_vga: bool) -> String {
+    let mut s = String::new();
+    s.push_str("# machine: q35: a PCIe machine; pcie=1 below requires it\nmachine: q35\n");
+    s.push_str("# bios: ovmf: UEFI firmware, which modern GPU option ROMs expect; add an EFI vars disk: qm set <vmid> --efidisk0 <storage>:1,efitype=4m\nbios: ovmf\n");
+    s.push_str("# cpu: host: expose the real CPU model to the guest GPU driver\ncpu: host\n");
+    for (i, slot) in set.slots.iter().enumerate() {
+        let fns = fns_of(set, *slot);
+        let names: Vec<String> = fns.iter().map(|d| label(d)).collect();
+        let xv = wants_x_vga(&fns, x_vga);
+        s.push_str(&format!(
+            "# hostpci{i}: {slot} without a function passes all its functions ({}); pcie=1 puts it on a PCIe port{}\n",
+            names.join("; "),
+            if xv { "; x-vga=1 makes it the primary display (requested)" } else { "" }
+        ));
+        s.push_str(&format!(
+            "hostpci{i}: {slot},pcie=1{}\n",
+            if xv { ",x-vga=1" } else { "" }
+        ));
+    }
+    s
+}
+
+/// Index of the first pcie-root-port controller passthru adds in libvirt XML; high
+/// enough not to collide with the ports libvirt numbers from 1.
+pub const LIBVIRT_PORT_BASE: u32 = 0x10;
+
+/// libvirt domain XML fragment: one `pcie-root-port` controller per slot and one
+/// `<hostdev>` per function, all functions of a slot on one guest slot.
+pub fn libvirt(set: &GuestSet<'_>, set_index: usize) -> String {
+    let mut s = String::new();
+    for (i, slot) in set.slots.iter().enumerate() {
+        let port = LIBVIRT_PORT_BASE + (set_index as u32) * 8 + i as u32;
+        s.push_str(&format!(
+            "<!-- a PCIe root port for {slot}: the guest bus its functions sit on -->\n"
+        ));
+        s.push_str(&format!(
+            "<controller type='pci' index='{port}' model='pcie-root-port'/>\n"
+        ));
+        let fns = fns_of(set, *slot);
+        let multi = fns.len() > 1;
+        for d in fns {
+            s.push_str("<hostdev mode='subsystem' type='pci' managed='yes'>\n");
+            s.push_str(&format!(
+                "  <!-- {}: managed='yes' lets libvirt bind it to vfio-pci while the guest runs -->\n",
+                label(d)
+            ));
+            s.push_str("  <driver name='vfio'/>\n  <source>\n");
+            s.push_str(&format!(
+                "    <address domain='0x{:04x}' bus='0x{:02x}' slot='0x{:02x}' function='0x{:x}'/>\n",
+                d.bdf.domain, d.bdf.bus, d.bdf.device, d.bdf.function
+            ));
+            s.push_str("  </source>\n");
+            s.push_str(&format!(
+                "  <!-- same function number on the guest's slot{} -->\n",
+                if multi && d.bdf.function == 0 {
+                    "; function 0 declares multifunction so the guest scans the others"
+                } else {
+                    ""
+                }
+            ));
+            s.push_str(&format!(
+                "  <address type='pci' domain='0x0000' bus='0x{port:02x}' slot='0x00' function='0x{:x}'{}/>\n",
+                d.bdf.function,
+                if multi && d.bdf.function == 0 { " multifunction='on'" } else { "" }
+            ));
+            s.push_str("</hostdev>\n");
+        }
+    }
+    s
+}
+
+/// QEMU `-device` arguments for one set (root port first, then one vfio-pci per function).
+pub fn qemu_args(set: &GuestSet<'_>, set_index: usize, x_vga: bool) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, slot) in set.slots.iter().enumerate() {
+        let n = set_index * 8 + i + 1;
+        let port = format!("pt-rp{n}");
+        out.push((
+            format!("-device pcie-root-port,id={port},bus=pcie.0,chassis={n}"),
+            format!(
+                "a PCIe root port (q35) for {slot}; chassis numbers must be unique in the guest"
+            ),
+        ));
+        let fns = fns_of(set, *slot);
+        let multi = fns.len() > 1;
+        let xv = wants_x_vga(&fns, x_vga);
+        for d in fns {
+            let mut a = format!(
+                "-device vfio-pci,host={},bus={port},addr=00.{}",
+                d.bdf, d.bdf.function
+            );
+            let mut why = format!("{} on the port's slot, same function number", label(d));
+            if multi && d.bdf.function == 0 {
+                a.push_str(",multifunction=on");
+                why.push_str("; multifunction=on so the guest scans its other functions");
+            }
+            if xv && d.class.is_vga() && d.bdf.function == 0 {
+                a.push_str(",x-vga=on");
+                why.push_str("; x-vga=on forwards legacy VGA (requested; needs vfio-pci without disable_vga=1)");
+            }
+            out.push((a, why));
+        }
+    }
+    out
+}
+
+/// QEMU arguments rendered as a bash array with a comment above each argument.
+pub fn qemu(set: &GuestSet<'_>, set_index: usize, x_vga: bool) -> String {
+    let mut s = String::from("# use with: qemu-system-x86_64 -machine q35,accel=kvm ... \"${PASSTHRU_ARGS[@]}\"\nPASSTHRU_ARGS=(\n");
+    for (arg, why) in qemu_args(set, set_index, x_vga) {
+        let (flag, val) = arg.split_once(' ').unwrap_or((&arg, ""));
+        s.push_str(&format!("  # {why}\n  {flag} {val}\n"));
+    }
+    s.push_str(")\n");
+    s
+}
+
+/// cloud-hypervisor `--device` arguments, one per function.
+pub fn cloud_hypervisor(set: &GuestSet<'_>) -> String {
+    let mut s = String::from(
+        "# cloud-hypervisor takes the sysfs path of each function already bound to vfio-pci\n",
+    );
+    for d in &set.functions {
+        s.push_str(&format!(
+            "# {}\n--device path=/sys/bus/pci/devices/{}/\n",
+            label(d),
+            d.bdf
+        ));
+    }
+    s
+}
+
+/// Render `kind` for every set, each under a header naming the set.
+pub fn render(kind: GuestKind, sets: &[GuestSet<'_>], x_vga: bool) -> String {
+    let mut s = String::new();
+    for (i, set) in sets.iter().enumerate() {
+        let slots: Vec<String> = set.slots.iter().map(|x| x.to_string()).collect();
+        let (open, close) = if kind == GuestKind::Libvirt {
+            ("<!-- ", " -->")
+        } else {
+            ("# ", "")
+        };
+        if sets.len() > 1 || kind != GuestKind::Libvirt {
+            s.push_str(&format!(
+                "{open}guest {}: {}{close}\n",
+                i + 1,
+                slots.join(" ")
+            ));
+        }
+        s.push_str(&match kind {
+            GuestKind::Proxmox => proxmox(set, x_vga),
+            GuestKind::Libvirt => libvirt(set, i),
+            GuestKind::Qemu => qemu(set, i, x_vga),
+            GuestKind::CloudHypervisor => cloud_hypervisor(set),
+        });
+    }
+    s
+}
+
+/// NVIDIA consumer GPUs: drivers before R465 stop with Code 43 inside a VM.
+pub fn code43(d: &DeviceFacts) -> bool {
+    let pro = d.name.as_deref().is_some_and(|n| {
+        ["Quadro", "Tesla", "GRID", "RTX A", "A100", "H100", "L40"]
+            .iter()
+            .any(|p| n.contains(p))
+    });
+    d.vendor == VendorId::NVIDIA && d.class.is_display() && !pro
+}

@@ -1,0 +1,498 @@
+//! Host configuration: kernel command line (GRUB, systemd-boot/Proxmox, kernelstub),
+//! modprobe.d, module loading and the initramfs.
+//!
+//! Rules (DOMAIN.md, "The user's story" and the kernel's documentation):
+//! - Intel: `intel_iommu=on` only where the kernel does not turn VT-d on by itself.
+//!   Mainline's `CONFIG_INTEL_IOMMU_DEFAULT_ON` is `default y` (drivers/iommu/intel/Kconfig,
+//!   help: "If this option is not selected, DMAR support can be enabled by passing
+//!   intel_iommu=on to the kernel"), but distributions have long shipped it off: Arch and
+//!   Alpine ("is not set", void-packages PR #7139, 2017), Debian (Ben Hutchings' 2019 patch
+//!   turning it into an on / off / on-but-integrated-GPU-off choice, bugs.debian.org/935270).
+//!   So the kernel's own `/boot/config-<release>` decides; when it cannot be read the
+//!   parameter is added (it is documented and harmless where VT-d is already on).
+//! - AMD: nothing. The AMD IOMMU is on whenever firmware enables it; `amd_iommu=on` is not a
+//!   documented value (a 6.12 kernel logs "AMD-Vi: Unknown option - 'on'"): warn, and remove
+//!   it only on request (`remove_params`), since it is the user's token.
+//! - `iommu=pt` optional; `video=efifb:off` only when a requested GPU is the boot display;
+//!   `pcie_acs_override` never by default (only on request, only on a patched kernel, with a
+//!   security warning).
+//! - vfio-pci `ids=` cover every function of each requested slot, sorted and deduplicated;
+//!   `disable_vga=1` only when no guest uses x-vga (the two contradict: no VGA region).
+//! - `softdep <driver> pre: vfio-pci` for each host driver that would claim the devices;
+//!   blacklisting only on request.
+//! - `vfio_virqfd` only before kernel 6.2 (merged into `vfio` since).
+
+use crate::block;
+use crate::cmdline::{self, ParamEdit, Planned};
+use crate::grub;
+use crate::model::{
+    Bootloader, CpuVendor, DeviceFacts, GrubFlavor, HostFacts, Initramfs, Request, Warning,
+};
+use crate::{Error, FileChange, Result};
+use passthru_pci_ids::VendorId;
+use std::collections::BTreeSet;
+
+/// `/etc/default/grub`.
+pub const GRUB_DEFAULT: &str = "/etc/default/grub";
+/// `/etc/kernel/cmdline` (systemd-boot, proxmox-boot-tool).
+pub const KERNEL_CMDLINE: &str = "/etc/kernel/cmdline";
+/// kernelstub's configuration (read only; changed through `kernelstub`).
+pub const KERNELSTUB_CONFIG: &str = "/etc/kernelstub/configuration";
+/// The generated modprobe.d file.
+pub const MODPROBE_VFIO: &str = "/etc/modprobe.d/vfio.conf";
+/// The generated modules-load.d file.
+pub const MODULES_LOAD_VFIO: &str = "/etc/modules-load.d/vfio.conf";
+/// Debian's `/etc/modules` (read, never written).
+pub const ETC_MODULES: &str = "/etc/modules";
+/// initramfs-tools' module list.
+pub const INITRAMFS_TOOLS_MODULES: &str = "/etc/initramfs-tools/modules";
+/// mkinitcpio drop-in (mkinitcpio.conf(5): drop-ins in /etc/mkinitcpio.conf.d override the main file).
+pub const MKINITCPIO_DROPIN: &str = "/etc/mkinitcpio.conf.d/vfio.conf";
+/// mkinitcpio's main file (read for HOOKS).
+pub const MKINITCPIO_CONF: &str = "/etc/mkinitcpio.conf";
+/// dracut drop-in (dracut only reads `*.conf` there).
+pub const DRACUT_DROPIN: &str = "/etc/dracut.conf.d/vfio.conf";
+
+/// A kernel parameter passthru wants, with the reason written next to it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WantedParam {
+    /// The token.
+    pub token: String,
+    /// Why it is there.
+    pub why: String,
+}
+
+/// The host side of a plan.
+#[derive(Debug, Default)]
+pub struct HostPlan {
+    /// Wanted kernel parameters with reasons (present or not).
+    pub wanted: Vec<WantedParam>,
+    /// The merge against the current command line.
+    pub planned: Planned,
+    /// Files to write (content may equal the current one).
+    pub files: Vec<FileChange>,
+    /// Commands to run after writing, in order.
+    pub commands: Vec<String>,
+    /// Warnings.
+    pub warnings: Vec<Warning>,
+}
+
+fn describe(d: &DeviceFacts) -> String {
+    match &d.name {
+        Some(n) => format!("{} {}:{} {}", d.bdf, d.vendor, d.device, n),
+        None => format!("{} {}:{} class {}", d.bdf, d.vendor, d.device, d.class),
+    }
+}
+
+/// Module names of the host drivers that would claim `d` if vfio-pci did not first.
+pub fn competing_modules(d: &DeviceFacts) -> Vec<String> {
+    let mut m: Vec<String> = Vec::new();
+    if d.class.is_display() {
+        match d.vendor {
+            VendorId::AMD_ATI => m.extend(["amdgpu".into(), "radeon".into()]),
+            VendorId::NVIDIA => m.extend(["nouveau".into(), "nvidia".into()]),
+            VendorId::INTEL => m.extend(["i915".into(), "xe".into()]),
+            _ => {}
+        }
+    }
+    if d.class.is_audio() {
+        m.push("snd_hda_intel".into());
+    }
+    if let Some(drv) = &d.driver {
+        let module = match drv.as_str() {
+            "vfio-pci" | "pci-stub" => None,
+            "xhci_hcd" => Some("xhci_pci".to_string()),
+            "nvidia-gpu" => Some("i2c_nvidia_gpu".to_string()),
+            other => Some(other.replace('-', "_")),
+        };
+        m.extend(module);
+    }
+    m
+}
+
+/// The current kernel command line tokens held by `bootloader`'s file, and the file's path.
+fn current_cmdline(
+    facts: &HostFacts,
+    bootloader: Bootloader,
+) -> Result<(Vec<String>, Option<&'static str>)> {
+    match bootloader {
+        Bootloader::Grub => {
+            let text = facts.files.get(GRUB_DEFAULT).map_or("", String::as_str);
+            let toks =
+                grub::current_tokens(text).map_err(|e| grub::to_error(GRUB_DEFAULT, text, e))?;
+            Ok((toks, Some(GRUB_DEFAULT)))
+        }
+        Bootloader::SystemdBoot => {
+            let text = facts.files.get(KERNEL_CMDLINE).map_or("", String::as_str);
+            Ok((
+                cmdline::split(text).into_iter().map(String::from).collect(),
+                Some(KERNEL_CMDLINE),
+            ))
+        }
+        Bootloader::Kernelstub => {
+            let Some(text) = facts.files.get(KERNELSTUB_CONFIG) else {
+                return Ok((Vec::new(), None));
+            };
+            let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Syntax {
+                path: KERNELSTUB_CONFIG.into(),
+                line: e.line(),
+                message: e.to_string(),
+            })?;
+            let opts = v
+                .get("user")
+                .and_then(|u| u.get("kernel_options"))
+                .and_then(|o| o.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok((opts, Some(KERNELSTUB_CONFIG)))
+        }
+    }
+}
+
+fn vfio_modules(facts: &HostFacts) -> Vec<(&'static str, &'static str)> {
+    let mut m = vec![
+        ("vfio", "the VFIO core: userspace (QEMU) access to devices"),
+        (
+            "vfio_iommu_type1",
+            "the IOMMU backend that maps guest memory for device DMA",
+        ),
+        (
+            "vfio_pci",
+            "the driver that claims the passed-through functions",
+        ),
+    ];
+    if facts.kernel.is_some_and(|k| !k.at_least(6, 2)) {
+        m.push((
+            "vfio_virqfd",
+            "interrupt forwarding; a separate module before kernel 6.2 (part of vfio since)",
+        ));
+    }
+    m
+}
+
+/// Build the host side of the plan for the expanded device list `devs`.
+pub fn plan(
+    facts: &HostFacts,
+    req: &Request,
+    devs: &[&DeviceFacts],
+    guests_use_x_vga: bool,
+) -> Result<HostPlan> {
+    let mut hp = HostPlan::default();
+    let w = &mut hp.warnings;
+
+    // ---- kernel parameters -------------------------------------------------------------
+    let mut wanted = Vec::new();
+    match facts.cpu {
+        CpuVendor::Intel => {
+            if facts.intel_iommu_default_on == Some(true) {
+                // The kernel's config turns VT-d on: nothing to add.
+            } else {
+                let why = match facts.intel_iommu_default_on {
+                    Some(false) => "this kernel is built without CONFIG_INTEL_IOMMU_DEFAULT_ON, so VT-d stays off unless asked",
+                    _ => "turns Intel VT-d on; this kernel's config could not be read, and distribution kernels often leave it off",
+                };
+                wanted.push(WantedParam {
+                    token: "intel_iommu=on".into(),
+                    why: why.into(),
+                });
+            }
+        }
+        CpuVendor::Amd => {}
+        CpuVendor::Other => w.push(Warning::new(
+            "cpu-unknown",
+            "the CPU vendor is neither Intel nor AMD: no IOMMU parameter is generated",
+        )),
+    }
+    if req.iommu_pt {
+        wanted.push(WantedParam {
+            token: "iommu=pt".into(),
+            why: "identity-maps DMA of devices the host keeps (no translation cost); passed-through devices still get their own translated domain".into(),
+        });
+    }
+    if let Some(d) = devs.iter().find(|d| d.boot_vga) {
+        wanted.push(WantedParam {
+            token: "video=efifb:off".into(),
+            why: format!("{} is the boot display (boot_vga=1): keep the EFI framebuffer off it so vfio-pci can claim it", d.bdf),
+        });
+    }
+    let mut ids: Vec<String> = devs
+        .iter()
+        .map(|d| format!("{}:{}", d.vendor, d.device))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if req.early_ids {
+        wanted.push(WantedParam {
+            token: format!("vfio-pci.ids={}", ids.join(",")),
+            why: "binds the functions to vfio-pci as early as the kernel command line allows (vfio-pci built in or in the initramfs)".into(),
+        });
+    }
+    if let Some(v) = &req.acs_override {
+        if facts.acs_override_patch == Some(true) {
+            wanted.push(WantedParam {
+                token: format!("pcie_acs_override={v}"),
+                why: "requested: splits IOMMU groups by pretending devices isolate (out-of-tree patch)".into(),
+            });
+            w.push(Warning::new("acs-override", "pcie_acs_override makes the kernel treat devices as isolated when the hardware does not promise it: a passed-through device may reach the memory of devices left on the host. Use it only when you accept that risk."));
+        } else {
+            w.push(Warning::new("acs-override-unsupported", "pcie_acs_override was requested but this kernel is not known to carry the out-of-tree ACS override patch (mainline ignores the parameter): not added"));
+        }
+    }
+    for p in &wanted {
+        cmdline::check_token(&p.token)?;
+    }
+    for r in &req.remove_params {
+        cmdline::check_token(r)?;
+    }
+    let bootloader = req.bootloader.or(facts.bootloader);
+    let (current, cmdline_path) = match bootloader {
+        Some(b) => current_cmdline(facts, b)?,
+        None => {
+            w.push(Warning::new("no-bootloader", "no GRUB (/etc/default/grub), systemd-boot (/etc/kernel/cmdline) or kernelstub configuration found: pass --bootloader; kernel parameters are listed but not written"));
+            (Vec::new(), None)
+        }
+    };
+    for t in &current {
+        if cmdline::same_token(t, "amd_iommu=on")
+            && !req.remove_params.iter().any(|r| cmdline::same_token(r, t))
+        {
+            w.push(Warning::new("undocumented-param", format!("{}: amd_iommu=on is not a documented value (the AMD IOMMU is on whenever the firmware enables it; a 6.12 kernel logs \"AMD-Vi: Unknown option - 'on'\"); pass --remove-param amd_iommu=on to drop it", cmdline_path.unwrap_or("kernel command line"))));
+        }
+        if cmdline::param_name(t) == "pcie_acs_override" && req.acs_override.is_none() {
+            w.push(Warning::new("acs-override", format!("{}: {t} is set: it exists only in patched kernels and makes the kernel treat devices as isolated when the hardware does not promise it; a passed-through device may then reach memory of devices left on the host", cmdline_path.unwrap_or("kernel command line"))));
+        }
+    }
+    let edit = ParamEdit {
+        add: wanted.iter().map(|p| p.token.clone()).collect(),
+        remove: req.remove_params.clone(),
+    };
+    let planned = cmdline::plan(&current, &edit);
+    for c in &planned.conflicts {
+        w.push(Warning::new(
+            "param-conflict",
+            format!(
+                "the command line already has {} where passthru would add {}: left as is",
+                c.theirs, c.ours
+            ),
+        ));
+    }
+    let comments: Vec<String> = wanted
+        .iter()
+        .filter(|p| !planned.conflicts.iter().any(|c| c.ours == p.token))
+        .map(|p| format!("{}: {}", p.token, p.why))
+        .collect();
+    match bootloader {
+        Some(Bootloader::Grub) => {
+            let old = facts.files.get(GRUB_DEFAULT);
+            let text = old.map_or("", String::as_str);
+            let new = grub::edit(text, &planned, &comments).map_err(|e| grub::to_error(GRUB_DEFAULT, text, e))?;
+            hp.files.push(FileChange::new(GRUB_DEFAULT, old.cloned(), new));
+            hp.commands.push(match facts.grub_flavor {
+                GrubFlavor::UpdateGrub => "update-grub".into(),
+                GrubFlavor::Grub2Mkconfig => "grub2-mkconfig -o /boot/grub2/grub.cfg".into(),
+                GrubFlavor::GrubMkconfig => "grub-mkconfig -o /boot/grub/grub.cfg".into(),
+            });
+        }
+        Some(Bootloader::SystemdBoot) => match facts.files.get(KERNEL_CMDLINE) {
+            Some(old) => {
+                let new = cmdline::edit_plain(old, &planned).map_err(|m| Error::Syntax {
+                    path: KERNEL_CMDLINE.into(),
+                    line: 1,
+                    message: m,
+                })?;
+                hp.files.push(FileChange::new(KERNEL_CMDLINE, Some(old.clone()), new));
+                hp.commands.push(if facts.proxmox_boot_tool {
+                    "proxmox-boot-tool refresh".into()
+                } else {
+                    "kernel-install add \"$(uname -r)\" \"/usr/lib/modules/$(uname -r)/vmlinuz\"".into()
+                });
+            }
+            None => w.push(Warning::new("no-cmdline-file", "/etc/kernel/cmdline does not exist; creating it with only these parameters would drop root= and make the system unbootable. Create it from /proc/cmdline first (without BOOT_IMAGE=), then run passthru config again")),
+        },
+        Some(Bootloader::Kernelstub) => {
+            if !planned.add.is_empty() {
+                hp.commands.push(format!("kernelstub --add-options \"{}\"", planned.add.join(" ")));
+            }
+            if !planned.remove.is_empty() {
+                hp.commands.push(format!("kernelstub --delete-options \"{}\"", planned.remove.join(" ")));
+            }
+        }
+        None => {}
+    }
+    hp.wanted = wanted;
+    hp.planned = planned;
+
+    // ---- modprobe.d ----------------------------------------------------------------------
+    let mut body = String::new();
+    let list: Vec<String> = devs.iter().map(|d| describe(d)).collect();
+    body.push_str(&format!(
+        "# ids: vfio-pci claims every function of the requested slots ({}); sorted, deduplicated\n",
+        list.join("; ")
+    ));
+    body.push_str(&format!("options vfio-pci ids={}\n", ids.join(",")));
+    if !guests_use_x_vga {
+        body.push_str("# disable_vga=1: no generated guest uses x-vga, so vfio-pci opts these GPUs out of VGA arbitration (x-vga would need the VGA region this removes)\n");
+        body.push_str("options vfio-pci disable_vga=1\n");
+    }
+    let mut mods: BTreeSet<String> = BTreeSet::new();
+    for d in devs {
+        mods.extend(competing_modules(d));
+    }
+    for m in &mods {
+        let which: Vec<String> = devs
+            .iter()
+            .filter(|d| competing_modules(d).contains(m))
+            .map(|d| d.bdf.to_string())
+            .collect();
+        body.push_str(&format!(
+            "# softdep: loading {m} first loads vfio-pci, so vfio-pci claims {} before {m} can\n",
+            which.join(", ")
+        ));
+        body.push_str(&format!("softdep {m} pre: vfio-pci\n"));
+    }
+    if req.blacklist {
+        for m in &mods {
+            body.push_str(&format!("# blacklist (requested): {m} is not auto-loaded at all, for every device on this host, not only the passed-through ones\n"));
+            body.push_str(&format!("blacklist {m}\n"));
+        }
+    }
+    hp.files.push(put_block_file(facts, MODPROBE_VFIO, &body)?);
+    // Others' ids= and host-side sharers of an id.
+    for h in &facts.devices {
+        if devs.iter().any(|d| d.bdf == h.bdf) {
+            continue;
+        }
+        if devs
+            .iter()
+            .any(|d| d.vendor == h.vendor && d.device == h.device)
+        {
+            hp.warnings.push(Warning::new("id-shared", format!("{} has the same id {}:{} as a requested function: vfio-pci ids= will claim it too", h.bdf, h.vendor, h.device)));
+        }
+    }
+    let w = &mut hp.warnings;
+    for (path, text) in facts
+        .files
+        .iter()
+        .filter(|(p, _)| p.starts_with("/etc/modprobe.d/"))
+    {
+        let lines = if path == MODPROBE_VFIO {
+            block::outside(text)
+        } else {
+            text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect()
+        };
+        for (n, line) in lines {
+            let toks: Vec<&str> = line.split_whitespace().collect();
+            if toks.first() == Some(&"options")
+                && toks
+                    .get(1)
+                    .is_some_and(|m| m.replace('-', "_") == "vfio_pci")
+            {
+                for o in &toks[2..] {
+                    if *o == "disable_vga=1" && guests_use_x_vga {
+                        w.push(Warning::new("vga-conflict", format!("{path}:{n}: disable_vga=1 contradicts x-vga (vfio-pci then exposes no VGA region and QEMU refuses x-vga): remove it by hand")));
+                    }
+                    if let Some(v) = o.strip_prefix("ids=") {
+                        let mut theirs: Vec<&str> = v.split(',').collect();
+                        theirs.sort();
+                        theirs.dedup();
+                        if theirs != ids.iter().map(String::as_str).collect::<Vec<_>>() {
+                            w.push(Warning::new("ids-override", format!("{path}:{n}: another vfio-pci ids= ({v}); modprobe applies every options line, and the last one read wins")));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Partial blacklists (DOMAIN.md: blacklisting only radeon leaves amdgpu free to grab Fiji).
+    let blacklisted: BTreeSet<String> = facts
+        .files
+        .iter()
+        .filter(|(p, _)| p.starts_with("/etc/modprobe.d/"))
+        .flat_map(|(_, t)| {
+            t.lines()
+                .filter_map(|l| {
+                    l.strip_prefix("blacklist ")
+                        .map(|m| m.trim().replace('-', "_"))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if !blacklisted.is_empty() {
+        for d in devs {
+            let comp = competing_modules(d);
+            let missing: Vec<&String> = comp.iter().filter(|m| !blacklisted.contains(*m)).collect();
+            if comp.iter().any(|m| blacklisted.contains(m)) && !missing.is_empty() {
+                w.push(Warning::new("partial-blacklist", format!("{}: /etc/modprobe.d blacklists {} but not {}, which can also drive it; the softdep lines make vfio-pci claim it first anyway", d.bdf, comp.iter().filter(|m| blacklisted.contains(*m)).cloned().collect::<Vec<_>>().join(", "), missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))));
+            }
+        }
+    }
+
+    // ---- module loading --------------------------------------------------------------------
+    let mods = vfio_modules(facts);
+    let mut body = String::new();
+    for (m, why) in &mods {
+        body.push_str(&format!("# {m}: {why}\n{m}\n"));
+    }
+    hp.files
+        .push(put_block_file(facts, MODULES_LOAD_VFIO, &body)?);
+    if facts.kernel.is_some_and(|k| k.at_least(6, 2)) {
+        for (path, text) in facts.files.iter().filter(|(p, _)| {
+            *p == ETC_MODULES
+                || p.starts_with("/etc/modules-load.d/")
+                || *p == INITRAMFS_TOOLS_MODULES
+        }) {
+            for (n, line) in block::outside(text) {
+                if line.trim() == "vfio_virqfd" {
+                    hp.warnings.push(Warning::new("obsolete-module", format!("{path}:{n}: vfio_virqfd is part of vfio since kernel 6.2; loading it fails on this kernel: remove the line by hand")));
+                }
+            }
+        }
+    }
+
+    // ---- initramfs -------------------------------------------------------------------------
+    match req.initramfs.or(facts.initramfs) {
+        Some(Initramfs::InitramfsTools) => {
+            let mut body = String::new();
+            for (m, why) in &mods {
+                body.push_str(&format!("# {m}: in the initramfs and loaded there, before the GPU drivers ({why})\n{m}\n"));
+            }
+            hp.files.push(put_block_file(facts, INITRAMFS_TOOLS_MODULES, &body)?);
+            hp.commands.insert(0, "update-initramfs -u -k all".into());
+        }
+        Some(Initramfs::Mkinitcpio) => {
+            let names: Vec<&str> = std::iter::once("vfio_pci").chain(mods.iter().map(|m| m.0).filter(|m| *m != "vfio_pci")).collect();
+            let body = format!("# MODULES+=: put the VFIO modules in the initramfs and load them before the GPU drivers (mkinitcpio.conf(5): drop-ins add to the main file)\nMODULES+=({})\n", names.join(" "));
+            hp.files.push(put_block_file(facts, MKINITCPIO_DROPIN, &body)?);
+            hp.commands.insert(0, "mkinitcpio -P".into());
+            if let Some(conf) = facts.files.get(MKINITCPIO_CONF) {
+                let hooks = conf.lines().filter(|l| l.trim_start().starts_with("HOOKS=")).last();
+                if hooks.is_some_and(|h| !h.contains("modconf")) {
+                    hp.warnings.push(Warning::new("modconf-missing", format!("{MKINITCPIO_CONF}: HOOKS has no modconf: the initramfs will not carry /etc/modprobe.d, so vfio-pci ids= and the softdeps do not apply early")));
+                }
+            }
+        }
+        Some(Initramfs::Dracut) => {
+            let names: Vec<&str> = std::iter::once("vfio_pci").chain(mods.iter().map(|m| m.0).filter(|m| *m != "vfio_pci")).collect();
+            let body = format!("# force_drivers+=: load the VFIO modules from the initramfs before udev probes the GPU (dracut.conf(5); the spaces inside the quotes are required)\nforce_drivers+=\" {} \"\n", names.join(" "));
+            hp.files.push(put_block_file(facts, DRACUT_DROPIN, &body)?);
+            hp.commands.insert(0, "dracut -f".into());
+        }
+        None => hp.warnings.push(Warning::new("no-initramfs", "no initramfs-tools, mkinitcpio or dracut found: pass --initramfs; the VFIO modules may then load too late to win over the GPU driver")),
+    }
+    Ok(hp)
+}
+
+fn put_block_file(facts: &HostFacts, path: &str, body: &str) -> Result<FileChange> {
+    let old = facts.files.get(path);
+    let new =
+        block::put(old.map(String::as_str), body).map_err(|(line, message)| Error::Syntax {
+            path: path.into(),
+            line,
+            message,
+        })?;
+    Ok(FileChange::new(path, old.cloned(), new))
+}

@@ -1,0 +1,240 @@
+//! The generator's input: plain facts about the host and the request, so every
+//! generator is a pure function testable without sysfs.
+//!
+//! [`crate::facts`] fills these from a root directory; a caller holding the
+//! `iommu-groups` host model can fill them from it instead.
+
+use passthru_pci_ids::{Bdf, ClassCode, DeviceId, Slot, VendorId};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// The CPU vendor, which decides the IOMMU driver (Intel VT-d or AMD-Vi).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum CpuVendor {
+    /// `GenuineIntel`.
+    Intel,
+    /// `AuthenticAMD` (or `HygonGenuine`, which uses the AMD IOMMU driver).
+    Amd,
+    /// Anything else or unknown.
+    Other,
+}
+
+/// A kernel release as `uname -r` prints it, reduced to major.minor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct KernelVersion {
+    /// Major version.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+}
+
+impl KernelVersion {
+    /// Parse the leading `MAJOR.MINOR` of a release string like `6.8.12-4-pve`.
+    pub fn parse(release: &str) -> Option<KernelVersion> {
+        let mut it = release.trim().split(|c: char| !c.is_ascii_digit());
+        let major = it.next()?.parse().ok()?;
+        let minor = it.next()?.parse().ok()?;
+        Some(KernelVersion { major, minor })
+    }
+
+    /// Whether this kernel is at least `major.minor`.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+}
+
+impl fmt::Display for KernelVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+macro_rules! named_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        #[non_exhaustive]
+        pub enum $name { $($(#[$vm])* $var),+ }
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$var),+];
+            /// The name used on the command line and in JSON.
+            pub fn as_str(&self) -> &'static str { match self { $($name::$var => $s),+ } }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    let names: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                    format!("unknown value {s:?}; expected one of {}", names.join(", "))
+                })
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// Where the kernel command line lives.
+    Bootloader {
+        /// GRUB: `/etc/default/grub`.
+        Grub = "grub",
+        /// systemd-boot (and Proxmox's proxmox-boot-tool): `/etc/kernel/cmdline`.
+        SystemdBoot = "systemd-boot",
+        /// Pop!_OS kernelstub: `/etc/kernelstub/configuration`, changed through `kernelstub`.
+        Kernelstub = "kernelstub",
+    }
+}
+
+named_enum! {
+    /// What builds the initramfs.
+    Initramfs {
+        /// Debian/Ubuntu/Proxmox initramfs-tools.
+        InitramfsTools = "initramfs-tools",
+        /// Arch mkinitcpio.
+        Mkinitcpio = "mkinitcpio",
+        /// Fedora/RHEL dracut.
+        Dracut = "dracut",
+    }
+}
+
+named_enum! {
+    /// A guest configuration format.
+    GuestKind {
+        /// Proxmox VE `qm` config lines.
+        Proxmox = "proxmox",
+        /// A libvirt `<hostdev>` block.
+        Libvirt = "libvirt",
+        /// QEMU command-line arguments.
+        Qemu = "qemu",
+        /// cloud-hypervisor `--device` arguments.
+        CloudHypervisor = "cloud-hypervisor",
+    }
+}
+
+/// How `update-grub`-style regeneration is spelled on this distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum GrubFlavor {
+    /// Debian family: `update-grub`.
+    UpdateGrub,
+    /// Fedora/RHEL: `grub2-mkconfig -o /boot/grub2/grub.cfg`.
+    Grub2Mkconfig,
+    /// Arch and others: `grub-mkconfig -o /boot/grub/grub.cfg`.
+    GrubMkconfig,
+}
+
+/// One PCI function as the generator needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceFacts {
+    /// Its address.
+    pub bdf: Bdf,
+    /// Vendor id.
+    pub vendor: VendorId,
+    /// Device id.
+    pub device: DeviceId,
+    /// Class code.
+    pub class: ClassCode,
+    /// The bound driver (`/sys/bus/pci/devices/X/driver` link name), if any.
+    pub driver: Option<String>,
+    /// `boot_vga` reads 1: the firmware console is on this GPU.
+    pub boot_vga: bool,
+    /// Human name (from pci.ids), when known; only used in comments and warnings.
+    pub name: Option<String>,
+}
+
+/// A warning carried into the output (from the preflight verdicts or from the generator).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Warning {
+    /// Stable kebab-case code (`reset-bug`, `code-43`, `undocumented-param`, ...).
+    pub code: String,
+    /// One or two sentences for the user.
+    pub message: String,
+}
+
+impl Warning {
+    /// Build a warning.
+    pub fn new(code: &str, message: impl Into<String>) -> Warning {
+        Warning {
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Facts about the host (what was read under the root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFacts {
+    /// CPU vendor.
+    pub cpu: CpuVendor,
+    /// Running kernel, when known.
+    pub kernel: Option<KernelVersion>,
+    /// `CONFIG_INTEL_IOMMU_DEFAULT_ON` of that kernel (from `/boot/config-<release>`), when known.
+    pub intel_iommu_default_on: Option<bool>,
+    /// Whether the kernel carries the out-of-tree ACS override patch (Proxmox kernels do), when known.
+    pub acs_override_patch: Option<bool>,
+    /// The detected bootloader, if any.
+    pub bootloader: Option<Bootloader>,
+    /// How GRUB's config is regenerated here.
+    pub grub_flavor: GrubFlavor,
+    /// Whether `proxmox-boot-tool` is installed (it then owns the boot entries).
+    pub proxmox_boot_tool: bool,
+    /// The detected initramfs generator, if any.
+    pub initramfs: Option<Initramfs>,
+    /// Every PCI function of the host (not only the requested ones).
+    pub devices: Vec<DeviceFacts>,
+    /// Warnings from the preflight verdicts for the requested devices.
+    pub findings: Vec<Warning>,
+    /// Current content of the configuration files passthru reads or edits, keyed by
+    /// system path (`/etc/default/grub`); absent files are absent keys.
+    pub files: BTreeMap<String, String>,
+}
+
+/// Which devices to configure and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Device sets, one per guest; each slot is expanded to all its functions.
+    pub sets: Vec<Vec<Slot>>,
+    /// Guest formats to emit.
+    pub guests: Vec<GuestKind>,
+    /// Override the detected bootloader.
+    pub bootloader: Option<Bootloader>,
+    /// Override the detected initramfs generator.
+    pub initramfs: Option<Initramfs>,
+    /// Add `iommu=pt`.
+    pub iommu_pt: bool,
+    /// Pass the GPU's legacy VGA to the guest (`x-vga`; SeaBIOS guests only).
+    pub x_vga: bool,
+    /// Also bind early through the kernel command line (`vfio-pci.ids=`).
+    pub early_ids: bool,
+    /// Blacklist the host drivers (takes them from every other device too).
+    pub blacklist: bool,
+    /// `pcie_acs_override=` value, only when explicitly asked.
+    pub acs_override: Option<String>,
+    /// Kernel parameters to remove (the user's own, on explicit request only).
+    pub remove_params: Vec<String>,
+}
+
+impl Default for Request {
+    fn default() -> Self {
+        Request {
+            sets: Vec::new(),
+            guests: GuestKind::ALL.to_vec(),
+            bootloader: None,
+            initramfs: None,
+            iommu_pt: true,
+            x_vga: false,
+            early_ids: false,
+            blacklist: false,
+            acs_override: None,
+            remove_params: Vec::new(),
+        }
+    }
+}
