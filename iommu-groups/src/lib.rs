@@ -1,2 +1,68 @@
-//! The host model: PCI devices, IOMMU groups, resets and boot setup as sysfs/procfs show them, read under a root directory; and the preflight verdicts.
+//! The host model: PCI devices, IOMMU groups, resets and boot setup as sysfs,
+//! procfs and `/etc` show them, read under a root directory; snapshots of exactly
+//! what the model reads; and the preflight verdicts.
+//!
+//! # The model
+//!
+//! [`Host::load`] reads a root directory (`/` live, a snapshot, or a fixture tree):
+//! `sys/bus/pci/devices/*` and each device's attributes and binary `config`, the
+//! bridge chain from the device's real path under `sys/devices/`, the IOMMU groups
+//! (`sys/kernel/iommu_groups`), IOMMU state (`sys/class/iommu`, ACPI DMAR/IVRS),
+//! `proc/cmdline`, `proc/cpuinfo`, the kernel release, loaded modules, vfio-pci
+//! parameters and the boot setup files under `etc/`. Symbolic links are resolved
+//! inside the root (an absolute target counts from the root) and never followed
+//! out of it; every read is bounded. Only an unusable root or one without
+//! `sys/bus/pci/devices` is an error: anything else missing, unreadable or garbled
+//! is an absent fact plus a [`Note`].
+//!
+//! Lookups: [`Host::device`], [`Host::group_of`], [`Host::resolve`] (a
+//! [`DeviceSpec`]: BDF, slot or `vendor:device`), [`Host::with_companions`],
+//! [`Host::bus_peers`], [`Host::below`], [`Host::slot_siblings`].
+//!
+//! # Verdicts
+//!
+//! [`check`] (or [`check_bdfs`]) gives a [`Report`]: per device a [`Verdict`] and
+//! [`Finding`]s with stable [`Code`]s (`iommu-off`, `group-shared`, `no-reset`,
+//! `reset-bug`, `host-driver`, `boot-vga`, `acs-missing`, `companion-function`, ...).
+//! [`reset::analyse`] recomputes the kernel's reset methods from topology and
+//! config space rather than trusting the enumeration-time `reset_method`.
+//!
+//! # Snapshots and fixtures
+//!
+//! [`snapshot()`] copies what the model read into a directory that loads to the same
+//! model. [`fixture`] builds host trees from a topology description, for tests
+//! and benchmarks.
+//!
+//! ```
+//! use passthru_iommu_groups::{check, fixture, DeviceSpec, Host, Verdict};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! fixture::scenario_amd().write(dir.path()).unwrap();
+//! let host = Host::load(dir.path()).unwrap();
+//! let spec: DeviceSpec = "0b:00".parse().unwrap();
+//! let report = check(&host, &[spec]).unwrap();
+//! // Fiji: the AMD reset bug, amdgpu bound, the boot display.
+//! assert_eq!(report.devices[0].verdict, Verdict::Warn);
+//! ```
 #![forbid(unsafe_code)]
+
+mod error;
+pub mod facts;
+pub mod fixture;
+mod fsroot;
+mod load;
+mod model;
+pub mod reset;
+pub mod snapshot;
+mod spec;
+pub mod verdict;
+
+pub use error::{Error, Result};
+pub use facts::ConfigFacts;
+pub use model::{
+    BootSetup, ConfFile, CpuVendor, Device, Group, GroupId, Host, IommuState, Note, Resource,
+};
+pub use reset::{ResetAnalysis, ResetMethod};
+pub use snapshot::{snapshot, SnapshotStats};
+pub use spec::DeviceSpec;
+pub use verdict::{check, check_bdfs, Code, DeviceReport, Finding, Report, Severity, Verdict};

@@ -1,0 +1,436 @@
+//! Reading files under a root directory, with symbolic links resolved inside the
+//! root (an absolute target means "from the root", as in a chroot) and never
+//! followed out of it; every read bounded; optionally recording what was read so
+//! a snapshot can copy exactly that.
+
+use crate::error::{Error, Result};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::OsString;
+use std::fs;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+/// At most this many symbolic links are followed while resolving one path (as Linux' 40).
+pub(crate) const MAX_LINKS: usize = 40;
+/// At most this many path components after resolution.
+const MAX_DEPTH: usize = 255;
+/// At most this many entries are read from one directory.
+pub(crate) const MAX_DIR_ENTRIES: usize = 65_536;
+/// Bound for small text attributes (sysfs attributes are at most a page).
+pub(crate) const TEXT_LIMIT: usize = 64 * 1024;
+/// Bound for larger text files (`/proc/cpuinfo`, `/proc/modules`, `/etc` files).
+pub(crate) const BIG_TEXT_LIMIT: usize = 4 * 1024 * 1024;
+
+/// What a path names once resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    Dir,
+    /// A symbolic link (only seen in listings; resolution follows links).
+    Link,
+    /// A FIFO, socket or device node: never opened.
+    Other,
+}
+
+fn kind_of(ft: &fs::FileType) -> Kind {
+    if ft.is_symlink() {
+        Kind::Link
+    } else if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_file() {
+        Kind::File
+    } else {
+        Kind::Other
+    }
+}
+
+/// What the model read, keyed by paths relative to the root.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Trace {
+    /// Symbolic links met while resolving or listing: path -> raw target.
+    pub links: BTreeMap<PathBuf, PathBuf>,
+    /// Regular files read: path -> the bytes read.
+    pub files: BTreeMap<PathBuf, Vec<u8>>,
+    /// Paths whose existence (and kind) was looked at, including listed entries.
+    pub seen: BTreeMap<PathBuf, Kind>,
+}
+
+/// A root directory and an optional recorder.
+#[derive(Debug)]
+pub(crate) struct FsRoot {
+    dir: PathBuf,
+    trace: Option<RefCell<Trace>>,
+}
+
+impl FsRoot {
+    pub fn new(dir: &Path, record: bool) -> Result<FsRoot> {
+        let md = fs::metadata(dir).map_err(|source| Error::Root {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if !md.is_dir() {
+            return Err(Error::Root {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            });
+        }
+        Ok(FsRoot {
+            dir: dir.to_path_buf(),
+            trace: record.then(|| RefCell::new(Trace::default())),
+        })
+    }
+
+    pub fn take_trace(&self) -> Option<Trace> {
+        self.trace.as_ref().map(|t| t.take())
+    }
+
+    fn real(&self, rel: &Path) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    fn note_link(&self, rel: &Path, target: &Path) {
+        if let Some(t) = &self.trace {
+            t.borrow_mut()
+                .links
+                .insert(rel.to_path_buf(), target.to_path_buf());
+        }
+    }
+
+    fn note_seen(&self, rel: &Path, kind: Kind) {
+        if let Some(t) = &self.trace {
+            t.borrow_mut().seen.insert(rel.to_path_buf(), kind);
+        }
+    }
+
+    /// Resolve `rel` (relative to the root) to a link-free path under the root.
+    /// `Ok(None)` when some component does not exist.
+    pub fn resolve(&self, rel: &Path) -> Result<Option<(PathBuf, Kind)>> {
+        let mut pending: VecDeque<OsString> = VecDeque::new();
+        push_components(&mut pending, rel, rel, false)?;
+        let mut cur = PathBuf::new();
+        let mut depth = 0usize;
+        let mut links = 0usize;
+        let mut kind = Kind::Dir;
+        while let Some(c) = pending.pop_front() {
+            if c == ".." {
+                if !cur.pop() {
+                    return Err(Error::Escape {
+                        path: rel.to_path_buf(),
+                    });
+                }
+                depth = depth.saturating_sub(1);
+                kind = Kind::Dir;
+                continue;
+            }
+            if kind != Kind::Dir {
+                // A file in the middle of a path: nothing below it.
+                return Ok(None);
+            }
+            let next = cur.join(&c);
+            let md = match fs::symlink_metadata(self.real(&next)) {
+                Ok(md) => md,
+                Err(e) if is_absent(&e) => return Ok(None),
+                Err(source) => {
+                    return Err(Error::Io { path: next, source });
+                }
+            };
+            let k = kind_of(&md.file_type());
+            if k == Kind::Link {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(Error::SymlinkLoop {
+                        path: rel.to_path_buf(),
+                    });
+                }
+                let target = fs::read_link(self.real(&next)).map_err(|source| Error::Io {
+                    path: next.clone(),
+                    source,
+                })?;
+                self.note_link(&next, &target);
+                if target.is_absolute() {
+                    cur = PathBuf::new();
+                    depth = 0;
+                }
+                let mut front = VecDeque::new();
+                push_components(&mut front, &target, rel, true)?;
+                while let Some(x) = front.pop_back() {
+                    pending.push_front(x);
+                }
+                kind = Kind::Dir;
+                continue;
+            }
+            depth += 1;
+            if depth > MAX_DEPTH {
+                return Err(Error::SymlinkLoop {
+                    path: rel.to_path_buf(),
+                });
+            }
+            cur = next;
+            kind = k;
+        }
+        Ok(Some((cur, kind)))
+    }
+
+    /// Whether `rel` exists (after resolution) and what it is; records it.
+    pub fn probe(&self, rel: &Path) -> Result<Option<Kind>> {
+        Ok(self.resolve(rel)?.map(|(p, k)| {
+            self.note_seen(&p, k);
+            k
+        }))
+    }
+
+    /// The final link target of `rel` when `rel` itself is a symbolic link (not resolved).
+    /// `Ok(None)` when absent or not a link. Its parent is resolved inside the root.
+    pub fn read_link(&self, rel: &Path) -> Result<Option<PathBuf>> {
+        let (parent, name) = match (rel.parent(), rel.file_name()) {
+            (Some(p), Some(n)) => (p, n),
+            _ => return Ok(None),
+        };
+        let Some((pdir, Kind::Dir)) = self.resolve(parent)? else {
+            return Ok(None);
+        };
+        let at = pdir.join(name);
+        match fs::symlink_metadata(self.real(&at)) {
+            Ok(md) if md.file_type().is_symlink() => {}
+            Ok(_) => return Ok(None),
+            Err(e) if is_absent(&e) => return Ok(None),
+            Err(source) => return Err(Error::Io { path: at, source }),
+        }
+        let target = fs::read_link(self.real(&at)).map_err(|source| Error::Io {
+            path: at.clone(),
+            source,
+        })?;
+        self.note_link(&at, &target);
+        Ok(Some(target))
+    }
+
+    /// Read at most `limit` bytes of the regular file `rel`. `Ok(None)` when absent.
+    /// With `strict`, a longer file is an error; otherwise it is cut at `limit`.
+    pub fn read_bytes(&self, rel: &Path, limit: usize, strict: bool) -> Result<Option<Vec<u8>>> {
+        let Some((p, k)) = self.resolve(rel)? else {
+            return Ok(None);
+        };
+        if k != Kind::File {
+            return Err(Error::Io {
+                path: p,
+                source: std::io::Error::other("not a regular file"),
+            });
+        }
+        let f = fs::File::open(self.real(&p)).map_err(|source| Error::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let mut buf = Vec::new();
+        f.take(limit as u64 + 1)
+            .read_to_end(&mut buf)
+            .map_err(|source| Error::Io {
+                path: p.clone(),
+                source,
+            })?;
+        if buf.len() > limit {
+            if strict {
+                return Err(Error::TooLarge { path: p, limit });
+            }
+            buf.truncate(limit);
+        }
+        if let Some(t) = &self.trace {
+            t.borrow_mut().files.insert(p, buf.clone());
+        }
+        Ok(Some(buf))
+    }
+
+    /// Read a UTF-8 text file of at most `limit` bytes. `Ok(None)` when absent.
+    pub fn read_text(&self, rel: &Path, limit: usize) -> Result<Option<String>> {
+        match self.read_bytes(rel, limit, true)? {
+            None => Ok(None),
+            Some(b) => String::from_utf8(b).map(Some).map_err(|_| Error::NotUtf8 {
+                path: rel.to_path_buf(),
+            }),
+        }
+    }
+
+    /// The entries of directory `rel` (names that are not UTF-8 are skipped), sorted.
+    /// `Ok(None)` when absent. Symbolic links among them are recorded.
+    pub fn list(&self, rel: &Path) -> Result<Option<Vec<(String, Kind)>>> {
+        let Some((p, k)) = self.resolve(rel)? else {
+            return Ok(None);
+        };
+        if k != Kind::Dir {
+            return Ok(None);
+        }
+        self.note_seen(&p, Kind::Dir);
+        let rd = fs::read_dir(self.real(&p)).map_err(|source| Error::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let mut out = Vec::new();
+        for e in rd {
+            let e = e.map_err(|source| Error::Io {
+                path: p.clone(),
+                source,
+            })?;
+            if out.len() >= MAX_DIR_ENTRIES {
+                return Err(Error::TooLarge {
+                    path: p,
+                    limit: MAX_DIR_ENTRIES,
+                });
+            }
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            let ft = e.file_type().map_err(|source| Error::Io {
+                path: p.join(&name),
+                source,
+            })?;
+            let kind = kind_of(&ft);
+            let at = p.join(&name);
+            if kind == Kind::Link {
+                if let Ok(t) = fs::read_link(self.real(&at)) {
+                    self.note_link(&at, &t);
+                }
+            } else {
+                self.note_seen(&at, kind);
+            }
+            out.push((name, kind));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Some(out))
+    }
+}
+
+fn is_absent(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
+}
+
+/// Split `p` into normal components (and `..`), dropping `.` and the root.
+fn push_components(
+    out: &mut VecDeque<OsString>,
+    p: &Path,
+    whole: &Path,
+    allow_abs: bool,
+) -> Result<()> {
+    for c in p.components() {
+        match c {
+            Component::RootDir => {
+                if !allow_abs {
+                    // Paths handed in by the crate are relative; treat '/' as the root.
+                }
+            }
+            Component::Prefix(_) => {
+                return Err(Error::Escape {
+                    path: whole.to_path_buf(),
+                })
+            }
+            Component::CurDir => {}
+            Component::ParentDir => out.push_back(OsString::from("..")),
+            Component::Normal(n) => out.push_back(n.to_os_string()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tree() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("a/b")).unwrap();
+        fs::write(t.path().join("a/b/f"), b"hello\n").unwrap();
+        symlink("../a/b", t.path().join("a/rel")).unwrap();
+        symlink("/a/b", t.path().join("abs")).unwrap();
+        symlink("../../../../../../etc", t.path().join("a/escape")).unwrap();
+        symlink("loop2", t.path().join("loop1")).unwrap();
+        symlink("loop1", t.path().join("loop2")).unwrap();
+        symlink("nowhere", t.path().join("dangling")).unwrap();
+        t
+    }
+
+    #[test]
+    fn relative_and_absolute_links_stay_inside() {
+        let t = tree();
+        let r = FsRoot::new(t.path(), false).unwrap();
+        let (p, k) = r.resolve(Path::new("a/rel/f")).unwrap().unwrap();
+        assert_eq!(p, Path::new("a/b/f"));
+        assert_eq!(k, Kind::File);
+        // An absolute target is taken from the root, as in a chroot.
+        let (p, _) = r.resolve(Path::new("abs/f")).unwrap().unwrap();
+        assert_eq!(p, Path::new("a/b/f"));
+    }
+
+    #[test]
+    fn escaping_link_is_an_error_naming_the_path() {
+        let t = tree();
+        let r = FsRoot::new(t.path(), false).unwrap();
+        let e = r.resolve(Path::new("a/escape/passwd")).unwrap_err();
+        assert!(matches!(e, Error::Escape { ref path } if path == Path::new("a/escape/passwd")));
+    }
+
+    #[test]
+    fn link_loop_ends_with_an_error() {
+        let t = tree();
+        let r = FsRoot::new(t.path(), false).unwrap();
+        assert!(matches!(
+            r.resolve(Path::new("loop1/x")),
+            Err(Error::SymlinkLoop { .. })
+        ));
+    }
+
+    #[test]
+    fn dangling_link_is_absent() {
+        let t = tree();
+        let r = FsRoot::new(t.path(), false).unwrap();
+        assert!(r.resolve(Path::new("dangling")).unwrap().is_none());
+        assert!(r.read_text(Path::new("dangling"), 10).unwrap().is_none());
+    }
+
+    #[test]
+    fn reads_are_bounded() {
+        let t = tree();
+        fs::write(t.path().join("big"), vec![b'x'; 100]).unwrap();
+        let r = FsRoot::new(t.path(), false).unwrap();
+        assert!(matches!(
+            r.read_text(Path::new("big"), 10),
+            Err(Error::TooLarge { limit: 10, .. })
+        ));
+        assert_eq!(
+            r.read_bytes(Path::new("big"), 10, false)
+                .unwrap()
+                .unwrap()
+                .len(),
+            10
+        );
+    }
+
+    #[test]
+    fn fifo_is_never_opened() {
+        let t = tree();
+        let p = t.path().join("fifo");
+        let ok = std::process::Command::new("mkfifo")
+            .arg(&p)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "mkfifo (coreutils) is needed for this test");
+        let r = FsRoot::new(t.path(), false).unwrap();
+        assert!(matches!(
+            r.read_text(Path::new("fifo"), 10),
+            Err(Error::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn recording_keeps_links_and_bytes() {
+        let t = tree();
+        let r = FsRoot::new(t.path(), true).unwrap();
+        r.read_text(Path::new("a/rel/f"), 100).unwrap();
+        let tr = r.take_trace().unwrap();
+        assert_eq!(tr.links[Path::new("a/rel")], Path::new("../a/b"));
+        assert_eq!(tr.files[Path::new("a/b/f")], b"hello\n");
+    }
+}

@@ -1,0 +1,327 @@
+//! The host model's types.
+
+use crate::facts::ConfigFacts;
+use passthru_pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Serde helpers: identifiers serialize as their canonical `Display` text.
+pub(crate) mod ser {
+    use serde::Serializer;
+    use std::fmt::Display;
+
+    pub fn display<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+    pub fn opt_display<T: Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn seq_display<T: Display, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|x| x.to_string()))
+    }
+}
+
+/// An IOMMU group number (`/sys/kernel/iommu_groups/N`).
+pub type GroupId = u32;
+
+/// The CPU vendor, from `/proc/cpuinfo`'s `vendor_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuVendor {
+    /// `GenuineIntel`: the IOMMU is Intel VT-d (ACPI DMAR, `intel_iommu=`).
+    Intel,
+    /// `AuthenticAMD` (or `HygonGenuine`): AMD-Vi (ACPI IVRS, `amd_iommu=`).
+    Amd,
+    /// Anything else, or unknown.
+    Other,
+}
+
+/// Whether an IOMMU is active and what firmware announced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IommuState {
+    /// Entries of `sys/class/iommu` (`dmar0`, `ivhd0`, ...).
+    pub units: Vec<String>,
+    /// Whether `sys/kernel/iommu_groups` holds any group.
+    pub groups_present: bool,
+    /// `sys/firmware/acpi/tables/DMAR` exists (Intel VT-d enabled by firmware).
+    pub dmar_table: bool,
+    /// `sys/firmware/acpi/tables/IVRS` exists (AMD-Vi enabled by firmware).
+    pub ivrs_table: bool,
+    /// `dev/vfio/vfio` exists (legacy container API).
+    pub vfio_container: bool,
+    /// `dev/iommu` exists (iommufd).
+    pub iommufd: bool,
+}
+
+impl IommuState {
+    /// An IOMMU is active: the kernel registered IOMMU units or made groups.
+    pub fn active(&self) -> bool {
+        !self.units.is_empty() || self.groups_present
+    }
+}
+
+/// One IOMMU group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    /// Group number.
+    pub id: GroupId,
+    /// Its devices (`sys/kernel/iommu_groups/N/devices/*`), sorted.
+    #[serde(serialize_with = "ser::seq_display")]
+    pub devices: Vec<Bdf>,
+    /// Its default domain type (`type`: `DMA`, `DMA-FQ`, `identity`, `blocked`), when readable.
+    #[serde(rename = "type")]
+    pub domain_type: Option<String>,
+}
+
+/// One line of the sysfs `resource` file: a BAR, ROM or bridge window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Resource {
+    /// Line index (0-5 BARs, 6 ROM, 7+ bridge windows).
+    pub index: u8,
+    /// Start address.
+    pub start: u64,
+    /// End address (inclusive).
+    pub end: u64,
+    /// Kernel resource flags (`IORESOURCE_*`).
+    pub flags: u64,
+}
+
+impl Resource {
+    /// Size in bytes (0 when unused).
+    pub fn size(&self) -> u64 {
+        if self.end > self.start || (self.start != 0 && self.end == self.start) {
+            self.end - self.start + 1
+        } else {
+            0
+        }
+    }
+}
+
+/// One PCI device as sysfs shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    /// Its address.
+    #[serde(serialize_with = "ser::display")]
+    pub bdf: Bdf,
+    /// Its real directory relative to the root (`sys/devices/pci0000:00/.../0000:0b:00.0`).
+    pub sysfs_path: PathBuf,
+    /// The root bus it hangs from (`pci0000:00`).
+    pub root_bus: String,
+    /// The bridge chain from the root bus down to its parent bridge (empty on a root bus).
+    #[serde(serialize_with = "ser::seq_display")]
+    pub upstream: Vec<Bdf>,
+    /// Vendor id.
+    #[serde(serialize_with = "ser::display")]
+    pub vendor: VendorId,
+    /// Device id.
+    #[serde(serialize_with = "ser::display")]
+    pub device: DeviceId,
+    /// Subsystem vendor id.
+    #[serde(serialize_with = "ser::opt_display")]
+    pub subsystem_vendor: Option<VendorId>,
+    /// Subsystem device id.
+    #[serde(serialize_with = "ser::opt_display")]
+    pub subsystem_device: Option<DeviceId>,
+    /// Class code.
+    #[serde(serialize_with = "ser::display")]
+    pub class: ClassCode,
+    /// Revision.
+    pub revision: Option<u8>,
+    /// Bound driver (the `driver` link's name).
+    pub driver: Option<String>,
+    /// `driver_override`, when set (not `(null)`).
+    pub driver_override: Option<String>,
+    /// IOMMU group (the `iommu_group` link's name).
+    pub iommu_group: Option<GroupId>,
+    /// `reset_method` as the kernel probed it at enumeration (may be stale).
+    pub reset_method: Option<Vec<String>>,
+    /// `boot_vga`: the firmware's boot display.
+    pub boot_vga: Option<bool>,
+    /// `sriov_totalvfs`.
+    pub sriov_totalvfs: Option<u32>,
+    /// `sriov_numvfs`.
+    pub sriov_numvfs: Option<u32>,
+    /// The physical function of a VF (`physfn` link).
+    #[serde(serialize_with = "ser::opt_display")]
+    pub physfn: Option<Bdf>,
+    /// Whether a `rom` attribute exists (an option ROM BAR).
+    pub rom: bool,
+    /// BARs with a `resourceN_resize` attribute (Resizable BAR).
+    pub rebar: Vec<u8>,
+    /// `numa_node` (-1 when none).
+    pub numa_node: Option<i32>,
+    /// `d3cold_allowed`.
+    pub d3cold_allowed: Option<bool>,
+    /// `power_state` (`D0`, `D3hot`, ...).
+    pub power_state: Option<String>,
+    /// Non-empty lines of `resource`.
+    pub resources: Vec<Resource>,
+    /// The raw `config` bytes as read (64, 256 or 4096), when readable.
+    #[serde(skip)]
+    pub config: Option<Vec<u8>>,
+    /// Facts decoded from `config`, when at least the 64-byte header was readable.
+    pub facts: Option<ConfigFacts>,
+}
+
+impl Device {
+    /// The parent bridge, `None` on a root bus.
+    pub fn parent(&self) -> Option<Bdf> {
+        self.upstream.last().copied()
+    }
+
+    /// On a root bus (no parent bridge).
+    pub fn on_root_bus(&self) -> bool {
+        self.upstream.is_empty()
+    }
+
+    /// A PCI-to-PCI bridge (class 0604/0609 or header layout 1).
+    pub fn is_bridge(&self) -> bool {
+        self.class.is_pci_bridge() || self.facts.as_ref().is_some_and(|f| f.header_layout == 1)
+    }
+
+    /// A bridge of any kind (host, PCI-to-PCI): not an endpoint for group isolation.
+    pub fn is_any_bridge(&self) -> bool {
+        self.is_bridge() || (self.class.class == 0x06 && self.class.subclass == 0x00)
+    }
+
+    /// Bound to vfio-pci.
+    pub fn is_vfio_bound(&self) -> bool {
+        self.driver.as_deref() == Some("vfio-pci")
+    }
+}
+
+/// A file of a `*.d` directory: name and text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfFile {
+    /// Path relative to the root (`etc/modprobe.d/vfio.conf`).
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+}
+
+/// Distribution and boot setup, as the files under `etc/` show them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BootSetup {
+    /// `etc/os-release` as key/value pairs (quotes removed).
+    pub os_release: BTreeMap<String, String>,
+    /// Proxmox VE markers found (`etc/pve`, `usr/bin/pveversion`).
+    pub proxmox: bool,
+    /// `etc/default/grub` text.
+    pub grub_default: Option<String>,
+    /// `GRUB_CMDLINE_LINUX_DEFAULT` from `etc/default/grub` (last assignment, quotes removed).
+    pub grub_cmdline_linux_default: Option<String>,
+    /// `GRUB_CMDLINE_LINUX` from `etc/default/grub`.
+    pub grub_cmdline_linux: Option<String>,
+    /// `etc/kernel/cmdline` (systemd-boot, proxmox-boot-tool).
+    pub kernel_cmdline: Option<String>,
+    /// `etc/modprobe.d/*.conf`, sorted by name.
+    pub modprobe_d: Vec<ConfFile>,
+    /// `etc/modules`.
+    pub modules: Option<String>,
+    /// `etc/mkinitcpio.conf`.
+    pub mkinitcpio: Option<String>,
+    /// `etc/dracut.conf.d/*.conf`, sorted by name.
+    pub dracut_conf_d: Vec<ConfFile>,
+}
+
+impl BootSetup {
+    /// The ids listed by `options vfio-pci ids=...` (or `vfio_pci`) lines in modprobe.d.
+    pub fn vfio_pci_ids(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in &self.modprobe_d {
+            for line in f.text.lines() {
+                let mut w = line.split_whitespace();
+                if w.next() != Some("options") {
+                    continue;
+                }
+                if !matches!(w.next(), Some("vfio-pci") | Some("vfio_pci")) {
+                    continue;
+                }
+                for opt in w {
+                    if let Some(ids) = opt.strip_prefix("ids=") {
+                        out.extend(ids.split(',').map(|s| s.to_ascii_lowercase()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `softdep X pre: ... vfio-pci ...` lines in modprobe.d: the drivers X.
+    pub fn softdeps_on_vfio(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in &self.modprobe_d {
+            for line in f.text.lines() {
+                let w: Vec<&str> = line.split_whitespace().collect();
+                if w.len() >= 3
+                    && w[0] == "softdep"
+                    && w[2..].iter().any(|x| *x == "vfio-pci" || *x == "vfio_pci")
+                {
+                    out.push(w[1].to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// `blacklist X` lines in modprobe.d: the modules X.
+    pub fn blacklisted(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in &self.modprobe_d {
+            for line in f.text.lines() {
+                let mut w = line.split_whitespace();
+                if w.next() == Some("blacklist") {
+                    if let Some(m) = w.next() {
+                        out.push(m.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Something the loader could not read or understand: an absent fact, said so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    /// The path (relative to the root) concerned.
+    pub path: PathBuf,
+    /// What went wrong and what it means.
+    pub message: String,
+}
+
+/// The host: PCI devices, IOMMU groups and state, kernel and boot setup.
+///
+/// Built by [`Host::load`](crate::Host::load) from a root directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Host {
+    /// PCI devices by address.
+    #[serde(serialize_with = "ser_devices")]
+    pub devices: BTreeMap<Bdf, Device>,
+    /// IOMMU groups by number.
+    pub groups: BTreeMap<GroupId, Group>,
+    /// IOMMU state.
+    pub iommu: IommuState,
+    /// CPU vendor.
+    pub cpu_vendor: CpuVendor,
+    /// Kernel release (`proc/sys/kernel/osrelease`).
+    pub kernel: Option<String>,
+    /// Kernel command line (`proc/cmdline`).
+    pub cmdline: Option<String>,
+    /// Loaded modules (`proc/modules`), when readable.
+    pub modules: Option<Vec<String>>,
+    /// vfio-pci module parameters (`sys/module/vfio_pci/parameters/*`).
+    pub vfio_pci_params: BTreeMap<String, String>,
+    /// Distribution and boot setup hints.
+    pub boot: BootSetup,
+    /// What could not be read (absent facts), in reading order.
+    pub notes: Vec<Note>,
+}
+
+fn ser_devices<S: serde::Serializer>(m: &BTreeMap<Bdf, Device>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(m.values())
+}

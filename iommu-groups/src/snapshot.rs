@@ -1,0 +1,115 @@
+//! Snapshots: copy exactly what [`Host::load`] reads from a root into a new
+//! directory that works as a root itself (same relative symlinks, file contents,
+//! binary `config`), so a machine can be attached to a bug report and replayed.
+//!
+//! Files whose presence is all the model looks at (`rom`, ACPI tables, device
+//! nodes such as `dev/vfio/vfio`) become empty regular files; directories the
+//! model lists keep every entry name (unread entries become empty files or
+//! directories). Files the loader could not read are not copied.
+
+use crate::error::{Error, Result};
+use crate::fsroot::{Kind, Trace};
+use crate::load::load_inner;
+use crate::model::Host;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+/// What a snapshot wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    /// Regular files with content.
+    pub files: usize,
+    /// Symbolic links.
+    pub links: usize,
+    /// Directories and presence-only entries.
+    pub others: usize,
+    /// Bytes of file content.
+    pub bytes: u64,
+}
+
+/// Load the host under `root` and copy what was read into `out` (which must not
+/// exist or be an empty directory). Returns the model as loaded and what was written.
+pub fn snapshot(root: &Path, out: &Path) -> Result<(Host, SnapshotStats)> {
+    match fs::read_dir(out) {
+        Ok(mut rd) => {
+            if rd.next().is_some() {
+                return Err(Error::Write {
+                    path: out.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "directory is not empty",
+                    ),
+                });
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(Error::Write {
+                path: out.to_path_buf(),
+                source,
+            })
+        }
+    }
+    let (host, trace) = load_inner(root, true)?;
+    let trace = trace.unwrap_or_default();
+    let stats = write_trace(&trace, out)?;
+    Ok((host, stats))
+}
+
+fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn parent_dirs(p: &Path) -> Result<()> {
+    if let Some(parent) = p.parent() {
+        fs::create_dir_all(parent).map_err(werr(parent))?;
+    }
+    Ok(())
+}
+
+fn write_trace(t: &Trace, out: &Path) -> Result<SnapshotStats> {
+    let mut st = SnapshotStats::default();
+    fs::create_dir_all(out).map_err(werr(out))?;
+    for (rel, kind) in &t.seen {
+        if t.files.contains_key(rel) || t.links.contains_key(rel) {
+            continue;
+        }
+        let p = out.join(rel);
+        match kind {
+            Kind::Dir => fs::create_dir_all(&p).map_err(werr(&p))?,
+            _ => {
+                parent_dirs(&p)?;
+                if fs::symlink_metadata(&p).is_err() {
+                    fs::write(&p, b"").map_err(werr(&p))?;
+                }
+            }
+        }
+        st.others += 1;
+    }
+    for (rel, bytes) in &t.files {
+        let p = out.join(rel);
+        parent_dirs(&p)?;
+        fs::write(&p, bytes).map_err(werr(&p))?;
+        st.files += 1;
+        st.bytes += bytes.len() as u64;
+    }
+    for (rel, target) in &t.links {
+        let p = out.join(rel);
+        parent_dirs(&p)?;
+        if let Ok(md) = fs::symlink_metadata(&p) {
+            if md.is_dir() {
+                // A listing saw a directory where resolution saw a link: keep the link.
+                fs::remove_dir_all(&p).map_err(werr(&p))?;
+            } else {
+                fs::remove_file(&p).map_err(werr(&p))?;
+            }
+        }
+        symlink(target, &p).map_err(werr(&p))?;
+        st.links += 1;
+    }
+    Ok(st)
+}

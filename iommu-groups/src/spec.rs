@@ -1,0 +1,118 @@
+//! Device arguments: a BDF, a slot or `vendor:device`, resolved against a host.
+
+use crate::error::{Error, Result};
+use crate::model::Host;
+use passthru_pci_ids::{Bdf, DeviceId, Slot, VendorId};
+use std::fmt;
+use std::str::FromStr;
+
+/// What a user names on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeviceSpec {
+    /// One function: `0000:0b:00.0` or `0b:00.0`.
+    Bdf(Bdf),
+    /// Every function of a slot: `0b:00` or `0000:0b:00` (Proxmox's `bus:dev`).
+    Slot(Slot),
+    /// Every device with these ids: `1002:7300` (four hex digits each).
+    Ids(VendorId, DeviceId),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<DeviceSpec> {
+        let bad = || Error::BadSpec {
+            spec: s.to_string(),
+        };
+        if s.contains('.') {
+            return s.parse::<Bdf>().map(DeviceSpec::Bdf).map_err(|_| bad());
+        }
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() == 2 && parts[0].len() == 4 && parts[1].len() == 4 {
+            let v = parts[0].parse::<VendorId>().map_err(|_| bad())?;
+            let d = parts[1].parse::<DeviceId>().map_err(|_| bad())?;
+            return Ok(DeviceSpec::Ids(v, d));
+        }
+        s.parse::<Slot>().map(DeviceSpec::Slot).map_err(|_| bad())
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Bdf(b) => write!(f, "{b}"),
+            DeviceSpec::Slot(s) => write!(f, "{s}"),
+            DeviceSpec::Ids(v, d) => write!(f, "{v}:{d}"),
+        }
+    }
+}
+
+impl Host {
+    /// The devices `spec` names, sorted (companions not added: see [`Host::with_companions`]).
+    /// An error when nothing matches.
+    pub fn resolve(&self, spec: &DeviceSpec) -> Result<Vec<Bdf>> {
+        let v: Vec<Bdf> = self
+            .devices
+            .values()
+            .filter(|d| match spec {
+                DeviceSpec::Bdf(b) => d.bdf == *b,
+                DeviceSpec::Slot(s) => d.bdf.slot() == *s,
+                DeviceSpec::Ids(v, i) => d.vendor == *v && d.device == *i,
+            })
+            .map(|d| d.bdf)
+            .collect();
+        if v.is_empty() {
+            return Err(Error::NoMatch {
+                spec: spec.to_string(),
+            });
+        }
+        Ok(v)
+    }
+
+    /// `bdfs` plus the companion functions they imply: function 0 of a display
+    /// device brings the other functions of its slot (HDMI audio, USB-C), as
+    /// Proxmox does for `bus:dev`. Sorted, without duplicates.
+    pub fn with_companions(&self, bdfs: &[Bdf]) -> Vec<Bdf> {
+        let mut out: Vec<Bdf> = bdfs.to_vec();
+        for b in bdfs {
+            if let Some(d) = self.device(*b) {
+                if b.function == 0 && d.class.is_display() {
+                    out.extend(self.slot_siblings(*b).iter().map(|s| s.bdf));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Every display-class (03xx) device: what `check` looks at by default.
+    pub fn display_devices(&self) -> Vec<Bdf> {
+        self.devices
+            .values()
+            .filter(|d| d.class.is_display())
+            .map(|d| d.bdf)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_forms() {
+        assert!(matches!("0b:00.0".parse(), Ok(DeviceSpec::Bdf(_))));
+        assert!(matches!("0000:0b:00.1".parse(), Ok(DeviceSpec::Bdf(_))));
+        assert!(matches!("0b:00".parse(), Ok(DeviceSpec::Slot(_))));
+        assert!(matches!("0000:0b:00".parse(), Ok(DeviceSpec::Slot(_))));
+        assert_eq!(
+            "1002:7300".parse::<DeviceSpec>().unwrap(),
+            DeviceSpec::Ids(VendorId(0x1002), DeviceId(0x7300))
+        );
+        for bad in ["", "gpu", "0b:00.9", "1002:73000", "zz:00", "0b:20"] {
+            let e = bad.parse::<DeviceSpec>().unwrap_err();
+            assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
+        }
+    }
+}

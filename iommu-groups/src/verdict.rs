@@ -1,0 +1,754 @@
+//! Preflight verdicts: for each requested device, `pass` / `warn` / `fail` with
+//! findings that say what is wrong, why (evidence) and what to do.
+
+use crate::error::Result;
+use crate::facts::PortType;
+use crate::model::{ser, CpuVendor, Device, GroupId, Host};
+use crate::reset::{self, ResetAnalysis, ResetMethod};
+use crate::spec::DeviceSpec;
+use passthru_pci_ids::{Bdf, VendorId};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; nothing to fix.
+    Info,
+    /// Works with care, or needs a configuration change.
+    Warn,
+    /// Will not pass through cleanly as things stand.
+    Fail,
+}
+
+/// The overall verdict for one device: its worst finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// No warning or failure.
+    Pass,
+    /// At least one warning, no failure.
+    Warn,
+    /// At least one failure.
+    Fail,
+}
+
+/// The stable finding codes (kebab-case in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Code {
+    /// No IOMMU active.
+    IommuOff,
+    /// The IOMMU is active but the device has no group.
+    NoIommuGroup,
+    /// The group holds endpoints not in the request.
+    GroupShared,
+    /// No usable reset.
+    NoReset,
+    /// A known-broken-reset device (AMD reset bug).
+    ResetBug,
+    /// Bound to a host driver instead of vfio-pci.
+    HostDriver,
+    /// The boot display.
+    BootVga,
+    /// A downstream port on the path lacks ACS or has it disabled.
+    AcsMissing,
+    /// The groups come from the out-of-tree `pcie_acs_override` patch.
+    AcsOverride,
+    /// Other functions of the slot go along.
+    CompanionFunction,
+}
+
+impl Code {
+    /// The code's kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Code::IommuOff => "iommu-off",
+            Code::NoIommuGroup => "no-iommu-group",
+            Code::GroupShared => "group-shared",
+            Code::NoReset => "no-reset",
+            Code::ResetBug => "reset-bug",
+            Code::HostDriver => "host-driver",
+            Code::BootVga => "boot-vga",
+            Code::AcsMissing => "acs-missing",
+            Code::AcsOverride => "acs-override",
+            Code::CompanionFunction => "companion-function",
+        }
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable code.
+    pub code: Code,
+    /// Severity.
+    pub severity: Severity,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// The facts it rests on (paths, registers).
+    pub evidence: Vec<String>,
+}
+
+/// The verdict for one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceReport {
+    /// Address.
+    #[serde(serialize_with = "ser::display")]
+    pub bdf: Bdf,
+    /// Vendor id (4 hex digits).
+    pub vendor_id: String,
+    /// Device id (4 hex digits).
+    pub device_id: String,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// IOMMU group.
+    pub iommu_group: Option<GroupId>,
+    /// The other endpoints of its group (bridges excluded).
+    #[serde(serialize_with = "ser::seq_display")]
+    pub group_peers: Vec<Bdf>,
+    /// The reset methods the kernel would use (recomputed).
+    pub reset_methods: Vec<ResetMethod>,
+    /// Findings, worst first.
+    pub findings: Vec<Finding>,
+    /// The full reset analysis (not in the JSON report).
+    #[serde(skip)]
+    pub reset: ResetAnalysis,
+}
+
+/// Host facts the report repeats, and host-wide findings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostSummary {
+    /// `enabled` or `disabled`.
+    pub iommu: &'static str,
+    /// CPU vendor.
+    pub cpu_vendor: CpuVendor,
+    /// Kernel release.
+    pub kernel: Option<String>,
+    /// Kernel command line.
+    pub cmdline: Option<String>,
+    /// Host-wide findings (`iommu-off`), also when no device was checked.
+    pub findings: Vec<Finding>,
+}
+
+/// The preflight report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Host facts.
+    pub host: HostSummary,
+    /// One entry per checked device (requested ones and their companions), by address.
+    pub devices: Vec<DeviceReport>,
+}
+
+impl Report {
+    /// The worst verdict over the devices and the host-wide findings
+    /// (`Pass` when nothing was checked and the host has no finding).
+    pub fn worst(&self) -> Verdict {
+        let host = match self.host.findings.iter().map(|f| f.severity).max() {
+            Some(Severity::Fail) => Verdict::Fail,
+            Some(Severity::Warn) => Verdict::Warn,
+            _ => Verdict::Pass,
+        };
+        self.devices
+            .iter()
+            .map(|d| d.verdict)
+            .max()
+            .unwrap_or(Verdict::Pass)
+            .max(host)
+    }
+}
+
+/// Summary of the host for reports.
+pub fn host_summary(host: &Host) -> HostSummary {
+    HostSummary {
+        iommu: if host.iommu.active() {
+            "enabled"
+        } else {
+            "disabled"
+        },
+        cpu_vendor: host.cpu_vendor,
+        kernel: host.kernel.clone(),
+        cmdline: host.cmdline.clone(),
+        findings: if host.iommu.active() {
+            Vec::new()
+        } else {
+            let (message, evidence) = iommu_off(host);
+            vec![Finding {
+                code: Code::IommuOff,
+                severity: Severity::Fail,
+                message,
+                evidence,
+            }]
+        },
+    }
+}
+
+/// Check the devices `specs` name (none: every display device), each with the
+/// companion functions it implies. Errors when a spec matches nothing.
+pub fn check(host: &Host, specs: &[DeviceSpec]) -> Result<Report> {
+    let mut bdfs = Vec::new();
+    for s in specs {
+        bdfs.extend(host.resolve(s)?);
+    }
+    if specs.is_empty() {
+        bdfs = host.display_devices();
+    }
+    Ok(check_bdfs(host, &bdfs))
+}
+
+/// Check exactly `bdfs` plus their companions (unknown addresses are skipped).
+pub fn check_bdfs(host: &Host, bdfs: &[Bdf]) -> Report {
+    let request = host.with_companions(bdfs);
+    let set: BTreeSet<Bdf> = request.iter().copied().collect();
+    let devices = request
+        .iter()
+        .filter_map(|b| host.device(*b))
+        .map(|d| check_device(host, d, &set))
+        .collect();
+    Report {
+        host: host_summary(host),
+        devices,
+    }
+}
+
+fn cmdline_has(host: &Host, prefix: &str) -> Option<String> {
+    host.cmdline
+        .as_deref()?
+        .split_whitespace()
+        .find(|w| w.starts_with(prefix))
+        .map(str::to_string)
+}
+
+fn bdf_list<'a>(it: impl IntoIterator<Item = &'a Bdf>) -> String {
+    it.into_iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Check one device against a request set.
+pub fn check_device(host: &Host, d: &Device, request: &BTreeSet<Bdf>) -> DeviceReport {
+    let mut f: Vec<Finding> = Vec::new();
+    let mut add = |code, severity, message: String, evidence: Vec<String>| {
+        f.push(Finding {
+            code,
+            severity,
+            message,
+            evidence,
+        })
+    };
+    let id = format!("{}:{}", d.vendor, d.device);
+
+    // iommu-off
+    let active = host.iommu.active();
+    if !active {
+        let (msg, ev) = iommu_off(host);
+        add(Code::IommuOff, Severity::Fail, msg, ev);
+    }
+
+    // group-shared / no-iommu-group
+    let mut group_peers = Vec::new();
+    if active {
+        match host.group_of(d.bdf) {
+            None => add(
+                Code::NoIommuGroup,
+                Severity::Fail,
+                "the IOMMU is on but this device has no IOMMU group, so VFIO cannot use it".into(),
+                vec![format!("{}/iommu_group: absent", d.sysfs_path.display())],
+            ),
+            Some(g) => {
+                let peers: Vec<&Device> = g
+                    .devices
+                    .iter()
+                    .filter(|b| **b != d.bdf)
+                    .filter_map(|b| host.device(*b))
+                    .filter(|p| !p.is_any_bridge())
+                    .collect();
+                group_peers = peers.iter().map(|p| p.bdf).collect();
+                let outside: Vec<&&Device> =
+                    peers.iter().filter(|p| !request.contains(&p.bdf)).collect();
+                if !outside.is_empty() {
+                    let list = outside
+                        .iter()
+                        .map(|p| {
+                            format!(
+                                "{} [{}:{}] ({})",
+                                p.bdf,
+                                p.vendor,
+                                p.device,
+                                p.driver.as_deref().unwrap_or("no driver")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    add(
+                        Code::GroupShared,
+                        Severity::Fail,
+                        format!(
+                            "IOMMU group {} also holds {list}: a group goes to one guest as a whole. \
+                             Pass those devices too (bound to vfio-pci), or move the card to a slot \
+                             with its own group (a CPU-attached slot, or a port with ACS).",
+                            g.id
+                        ),
+                        vec![format!(
+                            "sys/kernel/iommu_groups/{}/devices: {}",
+                            g.id,
+                            bdf_list(&g.devices)
+                        )],
+                    );
+                }
+                if let Some(o) = cmdline_has(host, "pcie_acs_override=") {
+                    add(
+                        Code::AcsOverride,
+                        Severity::Info,
+                        format!(
+                            "the groups are split by `{o}`, an out-of-tree kernel patch that only \
+                             pretends devices are isolated: peer-to-peer DMA between them stays possible"
+                        ),
+                        vec![format!("proc/cmdline: {o}")],
+                    );
+                }
+            }
+        }
+    }
+
+    // resets
+    let ra = reset::analyse(host, d);
+    no_reset(&ra, d, request, &mut add);
+    reset_bug(d, &mut add);
+
+    // host-driver
+    if let Some(drv) = d.driver.as_deref() {
+        if drv != "vfio-pci" && !d.is_any_bridge() {
+            add(
+                Code::HostDriver,
+                Severity::Warn,
+                host_driver_message(host, d, drv, &id),
+                vec![format!("{}/driver -> {drv}", d.sysfs_path.display())],
+            );
+        }
+    }
+
+    // boot-vga
+    if d.boot_vga == Some(true) {
+        let efifb = cmdline_has(host, "video=efifb:off");
+        let mut msg = String::from(
+            "this GPU is the boot display: the host console and the EFI/simple framebuffer hold \
+             it, and the guest may get a half-initialised card. Best: give the host another GPU \
+             (or the iGPU) and make it primary in the firmware setup.",
+        );
+        match efifb {
+            Some(_) => msg.push_str(
+                " `video=efifb:off` is already on the command line; on kernels with simpledrm/sysfb \
+                 (5.15+) the framebuffer may still be claimed: `initcall_blacklist=sysfb_init` stops that.",
+            ),
+            None => msg.push_str(
+                " Otherwise add `video=efifb:off` (and on 5.15+ kernels `initcall_blacklist=sysfb_init`) \
+                 to the kernel command line.",
+            ),
+        }
+        add(
+            Code::BootVga,
+            Severity::Warn,
+            msg,
+            vec![format!("{}/boot_vga: 1", d.sysfs_path.display())],
+        );
+    }
+
+    // acs-missing: every downstream port on the path (libvirt's walk)
+    acs_missing(host, d, &mut add);
+
+    // companion-function
+    if d.bdf.function == 0 && d.class.is_display() {
+        let sib = host.slot_siblings(d.bdf);
+        if !sib.is_empty() {
+            let list = sib
+                .iter()
+                .map(|s| format!("{} [{}:{}] class {}", s.bdf, s.vendor, s.device, s.class))
+                .collect::<Vec<_>>()
+                .join(", ");
+            add(
+                Code::CompanionFunction,
+                Severity::Info,
+                format!(
+                    "the slot's other functions go along: {list}. Pass the whole slot ({} without a \
+                     function, e.g. Proxmox `hostpci0: {}`) so every function reaches the same guest",
+                    short_slot(d.bdf),
+                    short_slot(d.bdf)
+                ),
+                sib.iter()
+                    .map(|s| s.sysfs_path.display().to_string())
+                    .collect(),
+            );
+        }
+    }
+
+    f.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.code.cmp(&b.code)));
+    let verdict = match f.iter().map(|x| x.severity).max() {
+        Some(Severity::Fail) => Verdict::Fail,
+        Some(Severity::Warn) => Verdict::Warn,
+        _ => Verdict::Pass,
+    };
+    DeviceReport {
+        bdf: d.bdf,
+        vendor_id: d.vendor.to_string(),
+        device_id: d.device.to_string(),
+        verdict,
+        iommu_group: d.iommu_group.filter(|_| active),
+        group_peers,
+        reset_methods: ra.methods.clone(),
+        findings: f,
+        reset: ra,
+    }
+}
+
+fn short_slot(b: Bdf) -> String {
+    if b.domain == 0 {
+        format!("{:02x}:{:02x}", b.bus, b.device)
+    } else {
+        b.slot().to_string()
+    }
+}
+
+fn iommu_off(host: &Host) -> (String, Vec<String>) {
+    let mut ev = vec![
+        "sys/class/iommu: no entries".to_string(),
+        "sys/kernel/iommu_groups: no groups".to_string(),
+    ];
+    let cmd = |p: &str| cmdline_has(host, p);
+    let msg = match host.cpu_vendor {
+        CpuVendor::Intel => {
+            ev.push(format!(
+                "sys/firmware/acpi/tables/DMAR: {}",
+                if host.iommu.dmar_table {
+                    "present"
+                } else {
+                    "absent"
+                }
+            ));
+            if let Some(off) = cmd("intel_iommu=off") {
+                format!("no IOMMU is active: the kernel command line has `{off}`; remove it (and add `intel_iommu=on`)")
+            } else if host.iommu.dmar_table {
+                "no IOMMU is active although the firmware enabled VT-d (ACPI DMAR table present): \
+                 add `intel_iommu=on` to the kernel command line"
+                    .to_string()
+            } else {
+                "no IOMMU is active and the firmware announced none (no ACPI DMAR table): enable \
+                 VT-d (Intel Virtualization Technology for Directed I/O) in the firmware setup, then \
+                 add `intel_iommu=on` to the kernel command line"
+                    .to_string()
+            }
+        }
+        CpuVendor::Amd => {
+            ev.push(format!(
+                "sys/firmware/acpi/tables/IVRS: {}",
+                if host.iommu.ivrs_table {
+                    "present"
+                } else {
+                    "absent"
+                }
+            ));
+            if let Some(off) = cmd("amd_iommu=off").or_else(|| cmd("iommu=off")) {
+                format!("no IOMMU is active: the kernel command line has `{off}`; remove it")
+            } else if host.iommu.ivrs_table {
+                "no IOMMU is active although the firmware enabled AMD-Vi (ACPI IVRS table present): \
+                 check the kernel log for AMD-Vi errors and that the kernel has CONFIG_AMD_IOMMU; \
+                 no parameter is needed (`amd_iommu=on` is not a valid value)"
+                    .to_string()
+            } else {
+                "no IOMMU is active and the firmware announced none (no ACPI IVRS table): enable \
+                 the IOMMU (AMD-Vi; often under AMD CBS / NBIO) and SVM in the firmware setup; the \
+                 kernel then turns it on by itself (`amd_iommu=on` is not a valid value)"
+                    .to_string()
+            }
+        }
+        CpuVendor::Other => {
+            ev.push(format!(
+                "sys/firmware/acpi/tables: DMAR {}, IVRS {}",
+                if host.iommu.dmar_table {
+                    "present"
+                } else {
+                    "absent"
+                },
+                if host.iommu.ivrs_table {
+                    "present"
+                } else {
+                    "absent"
+                }
+            ));
+            "no IOMMU is active: enable the platform's IOMMU in the firmware setup and the kernel"
+                .to_string()
+        }
+    };
+    (msg, ev)
+}
+
+type Add<'a> = dyn FnMut(Code, Severity, String, Vec<String>) + 'a;
+
+fn no_reset(ra: &ResetAnalysis, d: &Device, request: &BTreeSet<Bdf>, add: &mut Add<'_>) {
+    let mut ev: Vec<String> = ra
+        .unavailable
+        .iter()
+        .map(|r| format!("{}: {}", r.method, r.why))
+        .collect();
+    if let Some(sys) = &d.reset_method {
+        ev.push(format!(
+            "{}/reset_method (probed at enumeration, may be stale): {}",
+            d.sysfs_path.display(),
+            sys.join(" ")
+        ));
+    }
+    if !ra.methods.is_empty() {
+        return;
+    }
+    if ra.config_unknown {
+        add(
+            Code::NoReset,
+            Severity::Warn,
+            "cannot tell whether the device has FLR or PM reset: config space is only readable \
+             past 64 bytes as root; run passthru as root"
+                .into(),
+            ev,
+        );
+        return;
+    }
+    match &ra.hot_reset {
+        Some(h) => {
+            ev.push(format!(
+                "hot reset of bridge {} affects {} (groups {:?})",
+                h.bridge,
+                bdf_list(&h.affected),
+                h.groups
+            ));
+            let all_requested = h.affected.iter().all(|b| request.contains(b));
+            if h.slot_only && all_requested {
+                add(
+                    Code::NoReset,
+                    Severity::Warn,
+                    format!(
+                        "no function-level reset (no FLR, AF FLR, PM or bus reset of its own); VFIO \
+                         can still reset the whole slot with a hot reset of bridge {} because every \
+                         function ({}) is in this request: they must all go to the same guest \
+                         (one owner of groups {:?})",
+                        h.bridge,
+                        bdf_list(&h.affected),
+                        h.groups
+                    ),
+                    ev,
+                );
+            } else if h.slot_only {
+                add(
+                    Code::NoReset,
+                    Severity::Fail,
+                    format!(
+                        "no FLR, PM reset or bus reset available; a whole-slot hot reset of bridge {} \
+                         works only when every function ({}) goes to the same guest: pass the whole slot",
+                        h.bridge,
+                        bdf_list(&h.affected)
+                    ),
+                    ev,
+                );
+            } else {
+                add(
+                    Code::NoReset,
+                    Severity::Fail,
+                    format!(
+                        "no FLR, PM reset or bus reset available; a hot reset of bridge {} would also \
+                         reset {} (other slots): it works only if one guest owns all of groups {:?}",
+                        h.bridge,
+                        bdf_list(h.affected.iter().filter(|b| b.slot() != d.bdf.slot())),
+                        h.groups
+                    ),
+                    ev,
+                );
+            }
+        }
+        None => {
+            if let Some(why) = &ra.hot_reset_blocked {
+                ev.push(format!("hot reset: {why}"));
+            }
+            add(
+                Code::NoReset,
+                Severity::Fail,
+                "no FLR, PM reset or bus reset available, and no bridge hot reset: the device \
+                 keeps its state between guest boots"
+                    .into(),
+                ev,
+            );
+        }
+    }
+}
+
+/// AMD GPUs with the reset bug: family name and whether vendor-reset covers them.
+pub fn amd_reset_bug(vendor: VendorId, device: u16) -> Option<(&'static str, bool)> {
+    if vendor != VendorId::AMD_ATI {
+        return None;
+    }
+    let fam = match device {
+        0x67c0 | 0x67c1 | 0x67c2 | 0x67c4 | 0x67c7 | 0x67d0 | 0x67df | 0x67c8 | 0x67c9 | 0x67ca
+        | 0x67cc | 0x67cf | 0x6fdf => "Polaris 10",
+        0x67e0 | 0x67e3 | 0x67e8 | 0x67eb | 0x67ef | 0x67ff | 0x67e1 | 0x67e7 | 0x67e9 => {
+            "Polaris 11"
+        }
+        0x6980 | 0x6981 | 0x6985 | 0x6986 | 0x6987 | 0x6995 | 0x6997 | 0x699f => "Polaris 12",
+        0x6860..=0x6864 | 0x6867..=0x686f | 0x687f => "Vega 10",
+        0x66a0..=0x66a4 | 0x66a7 | 0x66af => "Vega 20",
+        0x7310 | 0x7312 | 0x7318 | 0x7319 | 0x731a | 0x731b | 0x731e | 0x731f => "Navi 10",
+        0x7340 | 0x7341 | 0x7347 | 0x734f => "Navi 14",
+        0x7360 | 0x7362 => "Navi 12",
+        0x738c => "MI100",
+        0x7300 => return Some(("Fiji", false)),
+        _ => return None,
+    };
+    Some((fam, true))
+}
+
+fn reset_bug(d: &Device, add: &mut Add<'_>) {
+    let Some((fam, covered)) = amd_reset_bug(d.vendor, d.device.0) else {
+        return;
+    };
+    let ev = vec![format!(
+        "{}: {}:{} is AMD {fam}",
+        d.sysfs_path.display(),
+        d.vendor,
+        d.device
+    )];
+    let has_ds = d
+        .reset_method
+        .iter()
+        .flatten()
+        .any(|m| m == "device_specific");
+    if covered && has_ds {
+        add(
+            Code::ResetBug,
+            Severity::Info,
+            format!(
+                "AMD {fam} has the AMD reset bug; reset_method lists device_specific, so a reset \
+                 module (vendor-reset) is in charge"
+            ),
+            ev,
+        );
+    } else if covered {
+        add(
+            Code::ResetBug,
+            Severity::Warn,
+            format!(
+                "AMD {fam} often does not come back after a guest resets it (the AMD reset bug). \
+                 The out-of-tree vendor-reset module handles it: install it (dkms), load it before \
+                 vfio-pci, and since kernel 5.15 select it with a udev rule writing \
+                 `device_specific` to /sys/bus/pci/devices/{}/reset_method",
+                d.bdf
+            ),
+            ev,
+        );
+    } else {
+        add(
+            Code::ResetBug,
+            Severity::Warn,
+            format!(
+                "AMD {fam} has the AMD reset bug and vendor-reset does not cover it: after the guest \
+                 reboots or shuts down, the card stays unusable until the host reboots. Plan a host \
+                 reboot between guest boots, or use a card that resets cleanly"
+            ),
+            ev,
+        );
+    }
+}
+
+fn host_driver_message(host: &Host, d: &Device, drv: &str, id: &str) -> String {
+    let module = drv.replace('-', "_");
+    let listed = host.boot.vfio_pci_ids().iter().any(|x| x == id);
+    let softdep = host
+        .boot
+        .softdeps_on_vfio()
+        .iter()
+        .any(|m| m.replace('-', "_") == module);
+    let blacklisted = host
+        .boot
+        .blacklisted()
+        .iter()
+        .any(|m| m.replace('-', "_") == module);
+    let mut msg = format!("bound to the host driver {drv}, not vfio-pci.");
+    if listed && !softdep {
+        msg.push_str(&format!(
+            " /etc/modprobe.d already gives vfio-pci ids={id}, but {drv} loaded first: add \
+             `softdep {module} pre: vfio-pci` to /etc/modprobe.d/vfio.conf"
+        ));
+        let gpu_driver = matches!(module.as_str(), "amdgpu" | "radeon" | "nouveau" | "nvidia");
+        if gpu_driver && !blacklisted {
+            msg.push_str(&format!(" (the blacklist does not name {module})"));
+        }
+        msg.push_str(", then rebuild the initramfs and reboot.");
+    } else if listed && softdep {
+        msg.push_str(&format!(
+            " /etc/modprobe.d lists {id} for vfio-pci with a softdep on {module}, yet {drv} holds \
+             it: the initramfs is probably older than that file; rebuild it (update-initramfs -u -k all) and reboot."
+        ));
+    } else {
+        msg.push_str(&format!(
+            " Add `options vfio-pci ids={id}` and `softdep {module} pre: vfio-pci` to \
+             /etc/modprobe.d/vfio.conf, rebuild the initramfs and reboot (or bind it now: \
+             echo vfio-pci > /sys/bus/pci/devices/{}/driver_override, unbind, then \
+             echo {} > /sys/bus/pci/drivers_probe).",
+            d.bdf, d.bdf
+        ));
+    }
+    msg
+}
+
+fn acs_missing(host: &Host, d: &Device, add: &mut Add<'_>) {
+    for b in &d.upstream {
+        let Some(port) = host.device(*b) else {
+            continue;
+        };
+        let Some(facts) = &port.facts else { continue };
+        let Some(pcie) = facts.pcie else { continue };
+        if pcie.port_type != PortType::DownstreamPort {
+            continue;
+        }
+        let path = format!("{}/config", port.sysfs_path.display());
+        if !facts.ext_caps_read {
+            add(
+                Code::AcsMissing,
+                Severity::Info,
+                format!(
+                    "cannot tell whether downstream port {b} isolates with ACS: its extended config \
+                     space is not readable (run as root)"
+                ),
+                vec![format!("{path}: {} bytes", facts.len)],
+            );
+            continue;
+        }
+        match facts.acs {
+            None => add(
+                Code::AcsMissing,
+                Severity::Warn,
+                format!(
+                    "switch downstream port {b} [{}:{}] has no ACS capability: devices behind the \
+                     switch can reach each other without the IOMMU (libvirt refuses such \
+                     assignments unless told otherwise)",
+                    port.vendor, port.device
+                ),
+                vec![format!("{path}: no extended capability 0x000d (ACS)")],
+            ),
+            Some(a) if !a.isolating() => add(
+                Code::AcsMissing,
+                Severity::Warn,
+                format!(
+                    "switch downstream port {b} has ACS but not all of Source Validation, Request \
+                     Redirect, Completion Redirect and Upstream Forwarding enabled"
+                ),
+                vec![format!(
+                    "{path}: ACS at {:#05x} capability {:#06x} control {:#06x} (need {:#06x})",
+                    a.offset,
+                    a.capability,
+                    a.control,
+                    crate::facts::AcsFacts::LIBVIRT_MASK
+                )],
+            ),
+            Some(_) => {}
+        }
+    }
+}
