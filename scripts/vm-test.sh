@@ -147,8 +147,8 @@ run_one() {
 	tests/vm/run-guest.sh --kernel "$kernel" --iommu "$iommu" --topology "$topo" \
 		--out "$out" --plan "$plan" "${bins[@]}" || rc=$?
 	# Every planned test counts: a result of 0 passes, anything else (or none) fails.
-	local name cmd r
-	while read -r name cmd; do
+	local name _cmd r
+	while read -r name _cmd; do
 		r=$(awk -v n="$name" '$1 == n {print $2}' "$out/results.txt" 2>/dev/null)
 		if [[ $r == 0 ]]; then record "$tag/$name" ok; else record "$tag/$name" FAIL; fi
 	done <"$plan"

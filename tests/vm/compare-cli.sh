@@ -86,9 +86,9 @@ for f in "$dir"/cli/check-*.rc; do
 	fi
 	msgs=()
 	g=$(awk -v b="$bdf" '$2 == b {print $1}' "$kgroups")
-	for m in $(awk -v g="$g" '$1 == g {print $2}' "$kgroups"); do
+	while read -r m; do
 		grep -q "\"$m\"" "$json" || msgs+=("does not name $m (kernel group $g)")
-	done
+	done < <(awk -v g="$g" '$1 == g {print $2}' "$kgroups")
 	while read -r jg jb; do
 		[[ -n $jb ]] || continue
 		kg=$(awk -v b="$jb" '$2 == b {print $1}' "$kgroups")

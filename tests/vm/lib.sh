@@ -14,6 +14,7 @@ PT_VM_TARGET=${PT_VM_TARGET:-$PT_REPO/target/vm}
 export PT_VM_DIR PT_REPO PT_CACHE PT_VM_TARGET
 
 # The vfio modules in load order, then the host drivers the topologies use.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 PT_MODULES=(irqbypass vfio vfio_iommu_type1 vfio-pci-core vfio-pci e1000e)
 
 # Print a message to stderr.

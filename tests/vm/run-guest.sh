@@ -56,6 +56,7 @@ iommufd)
 *) die "unknown kernel '$kernel' (stock or iommufd)" ;;
 esac
 
+# shellcheck disable=SC2054 # commas belong to QEMU's option syntax
 case $iommu in
 intel)
 	iommu_dev=(-device intel-iommu,intremap=on,caching-mode=on)
@@ -76,9 +77,11 @@ source "$topo_file"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pt-vm.XXXXXX")
 qemu_pid=""
+# shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
+	# qemu_pid is `timeout`, which passes TERM on to QEMU and then exits.
 	if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
-		kill -KILL "$qemu_pid" 2>/dev/null || true
+		kill -TERM "$qemu_pid" 2>/dev/null || true
 		wait "$qemu_pid" 2>/dev/null || true
 	fi
 	rm -rf "$work"

@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034
+# shellcheck shell=bash disable=SC2034,SC2054
 # A multifunction endpoint behind a root port: e1000e at .0, edu at .1, no ACS between
 # them, so one group; both functions on vfio-pci.
 QEMU_DEVICES=(

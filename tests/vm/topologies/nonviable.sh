@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034
+# shellcheck shell=bash disable=SC2034,SC2054
 # A non-viable group: a multifunction slot whose .0 (nvme) is on vfio-pci while its
 # sibling .1 (e1000e) stays on its host driver e1000e.
 QEMU_DEVICES=(

@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034
+# shellcheck shell=bash disable=SC2034,SC2054
 # A PCIe-to-PCI bridge behind a root port with two conventional devices (edu, pci-testdev):
 # the bridge and everything behind it share one group.
 QEMU_DEVICES=(

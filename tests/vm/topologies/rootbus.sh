@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034
+# shellcheck shell=bash disable=SC2034,SC2054
 # An endpoint on the root bus (an integrated endpoint): an e1000e at 00:05.0, alone in its
 # group; no bus reset is possible on a root bus.
 QEMU_DEVICES=(

@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034
+# shellcheck shell=bash disable=SC2034,SC2054
 # Two root ports, each with one endpoint: an nvme (FLR) and an e1000e (no FLR: pm, bus).
 # Each root port has ACS, so each endpoint is alone in its group.
 QEMU_DEVICES=(

@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034
+# shellcheck shell=bash disable=SC2034,SC2054
 # A PCIe switch (x3130 upstream, two xio3130 downstream ports) behind a root port, with an
 # nvme and an e1000e below the two downstream ports.
 QEMU_DEVICES=(

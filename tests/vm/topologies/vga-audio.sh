@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034
+# shellcheck shell=bash disable=SC2034,SC2054
 # A GPU-like slot behind a root port: a VGA-class device (QEMU's std VGA, class 0300) at .0
 # and an HD audio function (ich9-intel-hda) at .1; one group, both on vfio-pci.
 QEMU_DEVICES=(
