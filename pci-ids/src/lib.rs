@@ -19,8 +19,11 @@
 //!   capability (PM, MSI, MSI-X, PCIe, AF, vendor-specific, EA, AER, ACS, ARI, ATS,
 //!   SR-IOV, Resizable BAR, PASID, PRI, DPC, LTR, L1 PM substates, DSN, VSEC, DVSEC).
 //! - [`builder`]: [`builder::ConfigBuilder`] makes synthetic config spaces.
-//! - `db` (next): `pci.ids` parser over `&str`, index with `alloc`, loader with `std`.
-//! - `dump` (next): reader of `lspci -x/-xxx/-xxxx` text dumps.
+//! - [`db`]: `pci.ids` parser over `&str` ([`db::PciIds`]), index with `alloc`
+//!   (`db::PciIdsIndex`), file loader with `std` (`db::Database`, honouring
+//!   `PASSTHRU_PCI_IDS`).
+//! - [`dump`]: reader ([`dump::Dump`]) and writer ([`dump::write_device`]) of
+//!   `lspci -x/-xxx/-xxxx` text dumps, the format `lspci -F` reads.
 //!
 //! ```
 //! use passthru_pci_ids::{Bdf, ConfigSpace};
@@ -47,6 +50,8 @@ extern crate std;
 pub mod builder;
 pub mod caps;
 pub mod config;
+pub mod db;
+pub mod dump;
 pub mod ids;
 
 pub use config::{ConfigError, ConfigSpace};

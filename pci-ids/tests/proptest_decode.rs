@@ -315,3 +315,31 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn any_text_never_panics_the_dump_and_pci_ids_parsers(s in "[0-9a-fA-F: \\t\\n.xC#]{0,400}") {
+        for d in passthru_pci_ids::dump::Dump::new(&s).take(100).flatten() {
+            prop_assert!(matches!(d.bytes().len(), 64 | 256 | 4096));
+        }
+        let _ = passthru_pci_ids::db::PciIds::parse(&s);
+        let _ = passthru_pci_ids::db::PciIdsIndex::build(&s);
+    }
+
+    #[test]
+    fn dump_write_read_round_trip(
+        len in prop::sample::select(vec![64usize, 256, 4096]),
+        seed in any::<u8>(),
+        bus in any::<u8>(), dev in 0u8..32, func in 0u8..8, domain in any::<u16>(),
+    ) {
+        let bytes: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+        let bdf = passthru_pci_ids::Bdf::new(domain, bus, dev, func).unwrap();
+        let mut s = String::new();
+        passthru_pci_ids::dump::write_device(&mut s, &bdf, "desc", &bytes).unwrap();
+        let d = passthru_pci_ids::dump::Dump::new(&s).next().unwrap().unwrap();
+        prop_assert_eq!(d.bdf, bdf);
+        prop_assert_eq!(d.bytes(), &bytes[..]);
+    }
+}
