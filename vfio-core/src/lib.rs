@@ -1,1 +1,46 @@
-//! Safe wrappers over the VFIO ioctls (container/group and iommufd), DMA mapping guards, reset and hot-reset verification.
+//! Safe wrappers over the VFIO ioctls (container/group and iommufd), DMA mapping
+//! guards, a vfio-pci binding guard, and `verify`: the sequence a VMM runs on a
+//! device, reported as data.
+//!
+//! Layers, bottom up:
+//! - [`sys`]: the kernel seam. One trait, [`VfioSys`], with a method per kernel call
+//!   (open, ioctl, pread/pwrite, close); [`RealSys`] is the only `unsafe` code.
+//! - [`info`]: pure, bounded parsers of the kernel's variable-size answers.
+//! - [`container`], [`group`], [`device`], [`iommufd`]: typed wrappers that own
+//!   their fds and close them on drop.
+//! - [`dma`]: mappings that borrow their memory and unmap on drop.
+//! - [`bind`]: `driver_override` binding that restores the original driver.
+//! - [`verify`](mod@verify): the whole sequence, as a serializable report.
+//!
+//! ```no_run
+//! use passthru_vfio_core::{verify, RealSys, SysfsRoot, VerifyOptions};
+//! let root = std::path::Path::new("/");
+//! let opts = VerifyOptions::new(root, "0000:0b:00.0".parse().unwrap());
+//! let report = verify::verify(&RealSys, &SysfsRoot::new(root), &opts).unwrap();
+//! println!("dma map: {}, reset: {}", report.dma_map, report.reset.device_reset);
+//! ```
+#![deny(unsafe_code)]
+
+pub mod bind;
+pub mod container;
+pub mod device;
+pub mod dma;
+pub mod error;
+pub mod group;
+pub mod host;
+pub mod info;
+pub mod iommufd;
+pub mod sys;
+pub mod verify;
+
+pub use bind::{BindGuard, PciSysfs, SysfsRoot};
+pub use container::{Container, Extension, Extensions, Type1Space};
+pub use device::{Device, IrqFlags, IrqInfo};
+pub use dma::{DmaMapping, DmaSpace};
+pub use error::{Blocker, Error, Result};
+pub use group::{Group, GroupFlags, GroupStatus};
+pub use iommufd::{Ioas, Iommufd};
+pub use sys::{Fd, IovaRange, RealSys, VfioSys};
+pub use verify::{
+    verify, Api, ApiChoice, Finding, ResetReport, Severity, VerifyOptions, VerifyReport,
+};

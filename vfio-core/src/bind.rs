@@ -1,0 +1,450 @@
+//! Temporarily bind a device to vfio-pci with `driver_override`, and put the original
+//! driver back on drop, on error and on unwind. A device that had a driver is never
+//! left without one: restoring tries `drivers_probe`, then an explicit `bind`.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use passthru_pci_ids::Bdf;
+
+use crate::error::{Error, Result};
+
+/// The sysfs writes binding needs; [`SysfsRoot`] does them under a root directory.
+pub trait PciSysfs {
+    /// The device's driver (`None` when unbound).
+    fn driver(&self, bdf: Bdf) -> Result<Option<String>>;
+    /// `driver_override` (`None` when empty or `(null)`).
+    fn driver_override(&self, bdf: Bdf) -> Result<Option<String>>;
+    /// Write `driver_override` (`None` clears it).
+    fn set_driver_override(&self, bdf: Bdf, driver: Option<&str>) -> Result<()>;
+    /// `echo BDF > drivers/DRIVER/unbind`.
+    fn unbind(&self, bdf: Bdf, driver: &str) -> Result<()>;
+    /// `echo BDF > drivers_probe`.
+    fn probe(&self, bdf: Bdf) -> Result<()>;
+    /// `echo BDF > drivers/DRIVER/bind`.
+    fn bind(&self, bdf: Bdf, driver: &str) -> Result<()>;
+}
+
+/// [`PciSysfs`] over `ROOT/sys/bus/pci`.
+#[derive(Debug, Clone)]
+pub struct SysfsRoot {
+    root: PathBuf,
+}
+
+impl SysfsRoot {
+    /// Work under `root` (`/` on a live host).
+    pub fn new(root: &Path) -> Self {
+        SysfsRoot {
+            root: root.to_path_buf(),
+        }
+    }
+
+    fn bus(&self) -> PathBuf {
+        self.root.join("sys/bus/pci")
+    }
+
+    fn write(&self, path: PathBuf, data: &str) -> Result<()> {
+        fs::write(&path, data).map_err(|source| Error::Sysfs { path, source })
+    }
+}
+
+impl PciSysfs for SysfsRoot {
+    fn driver(&self, bdf: Bdf) -> Result<Option<String>> {
+        crate::host::driver(&self.root, bdf)
+    }
+
+    fn driver_override(&self, bdf: Bdf) -> Result<Option<String>> {
+        let path = self
+            .bus()
+            .join("devices")
+            .join(bdf.to_string())
+            .join("driver_override");
+        match fs::read_to_string(&path) {
+            Ok(s) => {
+                let s = s.trim();
+                Ok((!s.is_empty() && s != "(null)").then(|| s.to_owned()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Sysfs { path, source }),
+        }
+    }
+
+    fn set_driver_override(&self, bdf: Bdf, driver: Option<&str>) -> Result<()> {
+        let path = self
+            .bus()
+            .join("devices")
+            .join(bdf.to_string())
+            .join("driver_override");
+        self.write(path, driver.unwrap_or("\n"))
+    }
+
+    fn unbind(&self, bdf: Bdf, driver: &str) -> Result<()> {
+        self.write(
+            self.bus().join("drivers").join(driver).join("unbind"),
+            &bdf.to_string(),
+        )
+    }
+
+    fn probe(&self, bdf: Bdf) -> Result<()> {
+        self.write(self.bus().join("drivers_probe"), &bdf.to_string())
+    }
+
+    fn bind(&self, bdf: Bdf, driver: &str) -> Result<()> {
+        self.write(
+            self.bus().join("drivers").join(driver).join("bind"),
+            &bdf.to_string(),
+        )
+    }
+}
+
+/// The driver VFIO needs.
+pub const VFIO_PCI: &str = "vfio-pci";
+
+/// A device bound to vfio-pci for as long as the guard lives.
+#[derive(Debug)]
+#[must_use = "dropping the guard rebinds the original driver at once"]
+pub struct BindGuard<'a, F: PciSysfs + ?Sized> {
+    sysfs: &'a F,
+    bdf: Bdf,
+    original: Option<String>,
+    original_override: Option<String>,
+    changed: bool,
+}
+
+impl<'a, F: PciSysfs + ?Sized> BindGuard<'a, F> {
+    /// Bind `bdf` to vfio-pci (nothing to do, and nothing to restore, when it is
+    /// already there). On any failure the original driver is restored before returning.
+    pub fn bind(sysfs: &'a F, bdf: Bdf) -> Result<Self> {
+        let original = sysfs.driver(bdf)?;
+        let original_override = sysfs.driver_override(bdf)?;
+        let mut guard = BindGuard {
+            sysfs,
+            bdf,
+            original,
+            original_override,
+            changed: false,
+        };
+        if guard.original.as_deref() == Some(VFIO_PCI) {
+            return Ok(guard);
+        }
+        guard.changed = true;
+        sysfs.set_driver_override(bdf, Some(VFIO_PCI))?;
+        if let Some(d) = guard.original.clone() {
+            sysfs.unbind(bdf, &d)?;
+        }
+        sysfs.probe(bdf)?;
+        let now = sysfs.driver(bdf)?;
+        if now.as_deref() != Some(VFIO_PCI) {
+            return Err(Error::BindState {
+                bdf,
+                step: "binding to vfio-pci",
+                expected: VFIO_PCI.into(),
+                found: now,
+            });
+        }
+        Ok(guard)
+        // On every `?` above, `guard` drops and restores.
+    }
+
+    /// The driver the device had before.
+    pub fn original_driver(&self) -> Option<&str> {
+        self.original.as_deref()
+    }
+
+    /// Whether this guard changed the binding (and will restore it).
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// Put the original driver back now, reporting failures.
+    pub fn restore(mut self) -> Result<()> {
+        let r = self.restore_inner();
+        self.changed = false;
+        r
+    }
+
+    fn restore_inner(&mut self) -> Result<()> {
+        if !self.changed {
+            return Ok(());
+        }
+        let s = self.sysfs;
+        let bdf = self.bdf;
+        s.set_driver_override(bdf, self.original_override.as_deref())?;
+        let now = s.driver(bdf)?;
+        if now.is_some() && now != self.original {
+            s.unbind(bdf, now.as_deref().unwrap_or_default())?;
+        }
+        let Some(orig) = self.original.clone() else {
+            return Ok(());
+        };
+        if s.driver(bdf)?.as_deref() == Some(orig.as_str()) {
+            return Ok(());
+        }
+        s.probe(bdf)?;
+        if s.driver(bdf)?.as_deref() == Some(orig.as_str()) {
+            return Ok(());
+        }
+        s.bind(bdf, &orig)?;
+        let found = s.driver(bdf)?;
+        if found.as_deref() == Some(orig.as_str()) {
+            Ok(())
+        } else {
+            Err(Error::BindState {
+                bdf,
+                step: "restoring the original driver",
+                expected: orig,
+                found,
+            })
+        }
+    }
+}
+
+impl<F: PciSysfs + ?Sized> Drop for BindGuard<'_, F> {
+    fn drop(&mut self) {
+        if self.changed {
+            if let Err(e) = self.restore_inner() {
+                eprintln!(
+                    "passthru: could not restore the driver of {}: {e}",
+                    self.bdf
+                );
+            }
+            self.changed = false;
+        }
+    }
+}
+
+/// Bind several devices (a device and its group peers); restored in reverse order on
+/// drop. On failure the ones already bound are restored.
+pub fn bind_all<'a, F: PciSysfs + ?Sized>(
+    sysfs: &'a F,
+    bdfs: &[Bdf],
+) -> Result<Vec<BindGuard<'a, F>>> {
+    let mut out: Vec<BindGuard<'a, F>> = Vec::new();
+    for &b in bdfs {
+        match BindGuard::bind(sysfs, b) {
+            Ok(g) => out.push(g),
+            Err(e) => {
+                while let Some(g) = out.pop() {
+                    drop(g);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+pub(crate) mod fake {
+    //! A kernel stand-in with the bind rules of drivers/pci/pci-driver.c: probe binds
+    //! an unbound device to `driver_override` when set, else to its id-matched driver.
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    #[derive(Default, Debug)]
+    pub struct FakeKernel {
+        pub drivers: RefCell<HashMap<Bdf, Option<String>>>,
+        pub overrides: RefCell<HashMap<Bdf, Option<String>>>,
+        /// The driver matching each device by id (what probe picks without override).
+        pub native: HashMap<Bdf, String>,
+        /// Drivers that refuse to bind (probe fails).
+        pub refuse: Vec<String>,
+        pub log: RefCell<Vec<String>>,
+    }
+
+    impl FakeKernel {
+        pub fn with(bdf: Bdf, driver: Option<&str>) -> Self {
+            let mut k = FakeKernel::default();
+            k.drivers
+                .borrow_mut()
+                .insert(bdf, driver.map(str::to_owned));
+            if let Some(d) = driver {
+                k.native.insert(bdf, d.to_owned());
+            }
+            k
+        }
+        fn try_bind(&self, bdf: Bdf, d: &str) {
+            if !self.refuse.iter().any(|r| r == d) {
+                self.drivers.borrow_mut().insert(bdf, Some(d.to_owned()));
+            }
+        }
+    }
+
+    impl PciSysfs for FakeKernel {
+        fn driver(&self, bdf: Bdf) -> Result<Option<String>> {
+            Ok(self.drivers.borrow().get(&bdf).cloned().flatten())
+        }
+        fn driver_override(&self, bdf: Bdf) -> Result<Option<String>> {
+            Ok(self.overrides.borrow().get(&bdf).cloned().flatten())
+        }
+        fn set_driver_override(&self, bdf: Bdf, d: Option<&str>) -> Result<()> {
+            self.log
+                .borrow_mut()
+                .push(format!("override {}", d.unwrap_or("-")));
+            self.overrides
+                .borrow_mut()
+                .insert(bdf, d.map(str::to_owned));
+            Ok(())
+        }
+        fn unbind(&self, bdf: Bdf, d: &str) -> Result<()> {
+            self.log.borrow_mut().push(format!("unbind {d}"));
+            self.drivers.borrow_mut().insert(bdf, None);
+            Ok(())
+        }
+        fn probe(&self, bdf: Bdf) -> Result<()> {
+            self.log.borrow_mut().push("probe".into());
+            if self.driver(bdf)?.is_some() {
+                return Ok(());
+            }
+            let want = self
+                .driver_override(bdf)?
+                .or_else(|| self.native.get(&bdf).cloned());
+            if let Some(d) = want {
+                self.try_bind(bdf, &d);
+            }
+            Ok(())
+        }
+        fn bind(&self, bdf: Bdf, d: &str) -> Result<()> {
+            self.log.borrow_mut().push(format!("bind {d}"));
+            self.try_bind(bdf, d);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::FakeKernel;
+    use super::*;
+
+    fn gpu() -> Bdf {
+        "0b:00.0".parse().unwrap()
+    }
+
+    // VM-TESTING.md "Binding": driver_override, unbind, drivers_probe.
+    #[test]
+    fn binds_with_override_and_restores_on_drop() {
+        let k = FakeKernel::with(gpu(), Some("amdgpu"));
+        {
+            let g = BindGuard::bind(&k, gpu()).unwrap();
+            assert!(g.changed());
+            assert_eq!(k.driver(gpu()).unwrap().as_deref(), Some("vfio-pci"));
+        }
+        assert_eq!(k.driver(gpu()).unwrap().as_deref(), Some("amdgpu"));
+        assert_eq!(k.driver_override(gpu()).unwrap(), None);
+        assert_eq!(
+            *k.log.borrow(),
+            [
+                "override vfio-pci",
+                "unbind amdgpu",
+                "probe",
+                "override -",
+                "unbind vfio-pci",
+                "probe"
+            ]
+        );
+    }
+
+    #[test]
+    fn already_on_vfio_pci_is_left_alone() {
+        let k = FakeKernel::with(gpu(), Some("vfio-pci"));
+        let g = BindGuard::bind(&k, gpu()).unwrap();
+        assert!(!g.changed());
+        drop(g);
+        assert!(k.log.borrow().is_empty());
+    }
+
+    #[test]
+    fn failed_bind_restores_the_original_driver() {
+        let mut k = FakeKernel::with(gpu(), Some("amdgpu"));
+        k.refuse.push("vfio-pci".into());
+        let e = BindGuard::bind(&k, gpu()).unwrap_err();
+        assert!(matches!(e, Error::BindState { .. }), "{e}");
+        assert!(e.to_string().contains("0000:0b:00.0"), "{e}");
+        assert_eq!(k.driver(gpu()).unwrap().as_deref(), Some("amdgpu"));
+    }
+
+    #[test]
+    fn panic_while_bound_restores_the_original_driver() {
+        let k = FakeKernel::with(gpu(), Some("snd_hda_intel"));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _g = BindGuard::bind(&k, gpu()).unwrap();
+            panic!("boom");
+        }));
+        assert!(r.is_err());
+        assert_eq!(k.driver(gpu()).unwrap().as_deref(), Some("snd_hda_intel"));
+    }
+
+    #[test]
+    fn probe_that_does_not_rebind_falls_back_to_explicit_bind() {
+        let mut k = FakeKernel::with(gpu(), Some("amdgpu"));
+        k.native.clear(); // drivers_probe finds nothing matching
+        let g = BindGuard::bind(&k, gpu()).unwrap();
+        g.restore().unwrap();
+        assert_eq!(k.driver(gpu()).unwrap().as_deref(), Some("amdgpu"));
+        assert!(k.log.borrow().iter().any(|l| l == "bind amdgpu"));
+    }
+
+    #[test]
+    fn driverless_device_stays_driverless_after_restore() {
+        let k = FakeKernel::with(gpu(), None);
+        drop(BindGuard::bind(&k, gpu()).unwrap());
+        assert_eq!(k.driver(gpu()).unwrap(), None);
+    }
+
+    #[test]
+    fn previous_override_is_put_back() {
+        let k = FakeKernel::with(gpu(), Some("amdgpu"));
+        k.overrides
+            .borrow_mut()
+            .insert(gpu(), Some("amdgpu".into()));
+        drop(BindGuard::bind(&k, gpu()).unwrap());
+        assert_eq!(k.driver_override(gpu()).unwrap().as_deref(), Some("amdgpu"));
+    }
+
+    #[test]
+    fn sysfs_root_writes_land_in_the_right_files() {
+        let t = tempfile::tempdir().unwrap();
+        crate::host::fixture::add(t.path(), "0000:0b:00.0", 20, Some("amdgpu"));
+        let dev = t.path().join("sys/bus/pci/devices/0000:0b:00.0");
+        std::fs::write(dev.join("driver_override"), "(null)\n").unwrap();
+        std::fs::create_dir_all(t.path().join("sys/bus/pci/drivers/amdgpu")).unwrap();
+        let s = SysfsRoot::new(t.path());
+        assert_eq!(s.driver(gpu()).unwrap().as_deref(), Some("amdgpu"));
+        assert_eq!(s.driver_override(gpu()).unwrap(), None);
+        s.set_driver_override(gpu(), Some("vfio-pci")).unwrap();
+        s.unbind(gpu(), "amdgpu").unwrap();
+        s.probe(gpu()).unwrap();
+        let read = |p: &str| std::fs::read_to_string(t.path().join(p)).unwrap();
+        assert_eq!(
+            read("sys/bus/pci/devices/0000:0b:00.0/driver_override"),
+            "vfio-pci"
+        );
+        assert_eq!(read("sys/bus/pci/drivers/amdgpu/unbind"), "0000:0b:00.0");
+        assert_eq!(read("sys/bus/pci/drivers_probe"), "0000:0b:00.0");
+        // On a fixture tree nothing rebinds, so binding reports the state it found.
+        let e = BindGuard::bind(&s, gpu()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("driver is amdgpu instead of vfio-pci"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bind_all_restores_earlier_devices_when_one_fails() {
+        let a: Bdf = "0b:00.0".parse().unwrap();
+        let b: Bdf = "0b:00.1".parse().unwrap();
+        let mut k = FakeKernel::with(a, Some("amdgpu"));
+        k.drivers
+            .borrow_mut()
+            .insert(b, Some("snd_hda_intel".into()));
+        k.native.insert(b, "snd_hda_intel".into());
+        k.refuse.push("vfio-pci".into());
+        assert!(bind_all(&k, &[a, b]).is_err());
+        assert_eq!(k.driver(a).unwrap().as_deref(), Some("amdgpu"));
+        assert_eq!(k.driver(b).unwrap().as_deref(), Some("snd_hda_intel"));
+    }
+}

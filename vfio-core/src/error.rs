@@ -1,0 +1,277 @@
+//! The crate's one error type.
+
+use std::io;
+use std::path::PathBuf;
+
+use passthru_pci_ids::Bdf;
+
+use crate::info::ParseError;
+use crate::sys::IovaRange;
+
+/// A device of a group that keeps the group from being viable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    /// The device.
+    pub bdf: Bdf,
+    /// Its current driver.
+    pub driver: String,
+}
+
+fn blockers_text(b: &[Blocker]) -> String {
+    if b.is_empty() {
+        return "the kernel says a device of the group is bound to a host driver".into();
+    }
+    b.iter()
+        .map(|b| format!("{} is bound to {}", b.bdf, b.driver))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn ranges_text(r: &[IovaRange]) -> String {
+    r.iter()
+        .map(|r| format!("[{:#x}-{:#x}]", r.start, r.end))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What went wrong, with the path, group, device or offset it concerns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Opening a VFIO or iommufd node failed.
+    #[error("cannot open {}{}", path.display(), hint.map(|h| format!(" ({h})")).unwrap_or_default())]
+    Open {
+        /// The node.
+        path: PathBuf,
+        /// What to do about it.
+        hint: Option<&'static str>,
+        /// The errno.
+        #[source]
+        source: io::Error,
+    },
+    /// An ioctl (or pread/pwrite) failed.
+    #[error("{op} on {target} failed{}", hint.map(|h| format!(" ({h})")).unwrap_or_default())]
+    Ioctl {
+        /// The raw ioctl name.
+        op: &'static str,
+        /// What it was called on (`container /dev/vfio/vfio`, `group 16`, `device 0000:06:00.0`).
+        target: String,
+        /// What the errno means here, as seen on real kernels.
+        hint: Option<&'static str>,
+        /// The errno.
+        #[source]
+        source: io::Error,
+    },
+    /// The group is already open elsewhere (`EBUSY` on open).
+    #[error("IOMMU group {group} is busy: another process (a running VM?) has {} open", path.display())]
+    GroupBusy {
+        /// Group id.
+        group: u32,
+        /// The node.
+        path: PathBuf,
+        /// The errno.
+        #[source]
+        source: io::Error,
+    },
+    /// The group is not viable: a device of it is bound to a host driver.
+    #[error("IOMMU group {group} is not viable: {}; bind every device of the group to vfio-pci (or unbind it), e.g. with `passthru verify --bind`, or pass the whole group through", blockers_text(blockers))]
+    GroupNotViable {
+        /// Group id.
+        group: u32,
+        /// The devices keeping it non-viable (from sysfs).
+        blockers: Vec<Blocker>,
+    },
+    /// `VFIO_GET_API_VERSION` answered something other than 0.
+    #[error("{} speaks VFIO API version {found}, expected 0", path.display())]
+    ApiVersion {
+        /// The container node.
+        path: PathBuf,
+        /// What the kernel answered.
+        found: i32,
+    },
+    /// The container offers no IOMMU backend this crate can use.
+    #[error("{} offers neither the TYPE1v2 nor the TYPE1 IOMMU (is vfio_iommu_type1 loaded and the IOMMU on?)", path.display())]
+    NoIommuBackend {
+        /// The container node.
+        path: PathBuf,
+    },
+    /// The kernel's answer to an info ioctl did not parse.
+    #[error("malformed {op} answer from {target}")]
+    Malformed {
+        /// The raw ioctl name.
+        op: &'static str,
+        /// What it was called on.
+        target: String,
+        /// What and where.
+        #[source]
+        source: ParseError,
+    },
+    /// A DMA mapping was refused before the ioctl: IOVA outside the reported ranges.
+    #[error(
+        "IOVA {iova:#x}+{size:#x} lies outside the IOMMU's usable ranges {}",
+        ranges_text(ranges)
+    )]
+    IovaOutOfRange {
+        /// Requested IOVA.
+        iova: u64,
+        /// Requested size.
+        size: u64,
+        /// What the kernel reported.
+        ranges: Vec<IovaRange>,
+    },
+    /// A DMA mapping was refused before the ioctl: misaligned or empty.
+    #[error(
+        "DMA mapping {what} {value:#x} is not a non-zero multiple of the IOMMU page size {page:#x}"
+    )]
+    Unaligned {
+        /// `iova`, `size` or `vaddr`.
+        what: &'static str,
+        /// The value.
+        value: u64,
+        /// The page size.
+        page: u64,
+    },
+    /// No IOVA range can hold the requested size.
+    #[error(
+        "no usable IOVA range holds {size:#x} bytes (ranges {})",
+        ranges_text(ranges)
+    )]
+    NoIovaSpace {
+        /// Requested size.
+        size: u64,
+        /// What the kernel reported.
+        ranges: Vec<IovaRange>,
+    },
+    /// Reading or writing sysfs failed.
+    #[error("cannot access {}", path.display())]
+    Sysfs {
+        /// The file.
+        path: PathBuf,
+        /// The errno.
+        #[source]
+        source: io::Error,
+    },
+    /// The device is not in sysfs.
+    #[error("no PCI device {bdf} under {}", path.display())]
+    NoDevice {
+        /// The device.
+        bdf: Bdf,
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The device has no IOMMU group: the IOMMU is off or absent.
+    #[error("{bdf} has no IOMMU group ({} is missing): enable the IOMMU in firmware and on the kernel command line", path.display())]
+    NoGroup {
+        /// The device.
+        bdf: Bdf,
+        /// The missing link.
+        path: PathBuf,
+    },
+    /// The device is not bound to vfio-pci and binding was not requested.
+    #[error("{bdf} is bound to {}, not vfio-pci: rerun with --bind to bind it temporarily", driver.as_deref().unwrap_or("no driver"))]
+    NotVfioPci {
+        /// The device.
+        bdf: Bdf,
+        /// Its driver.
+        driver: Option<String>,
+    },
+    /// A bind step did not leave the device on the expected driver.
+    #[error("{bdf}: after {step}, driver is {} instead of {expected}", found.as_deref().unwrap_or("none"))]
+    BindState {
+        /// The device.
+        bdf: Bdf,
+        /// The step.
+        step: &'static str,
+        /// Wanted driver.
+        expected: String,
+        /// Found driver.
+        found: Option<String>,
+    },
+    /// The device stopped answering after a reset (vendor id reads 0xffff).
+    #[error("{bdf} did not come back after {how}: vendor id reads {vendor:#06x}")]
+    DeadAfterReset {
+        /// The device.
+        bdf: Bdf,
+        /// Which reset.
+        how: &'static str,
+        /// What was read.
+        vendor: u16,
+    },
+}
+
+/// Crate result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What an errno from `op` means, as the real kernel answers it
+/// (../shared/VM-TESTING.md "Error answers seen", tests/data/captures/*/vfiotest-*.txt).
+pub(crate) fn hint(op: &str, e: &io::Error) -> Option<&'static str> {
+    let errno = e.raw_os_error()?;
+    Some(match (op, errno) {
+        ("VFIO_GROUP_SET_CONTAINER", libc::EPERM) => {
+            "the group is not viable: a device in it is bound to a host driver"
+        }
+        ("VFIO_GROUP_GET_DEVICE_FD", libc::EINVAL) => {
+            "the group has no container with an IOMMU set yet"
+        }
+        ("VFIO_GROUP_GET_DEVICE_FD", libc::ENODEV) => "no such device in this group",
+        ("VFIO_GROUP_GET_DEVICE_FD", libc::EACCES) | ("VFIO_DEVICE_BIND_IOMMUFD", libc::EACCES) => {
+            "an SR-IOV VF whose PF is held by vfio-pci: a VF token (UUID) is required"
+        }
+        ("VFIO_IOMMU_MAP_DMA", libc::EEXIST) | ("IOMMU_IOAS_MAP", libc::EEXIST) => {
+            "the IOVA range overlaps an existing mapping"
+        }
+        ("VFIO_IOMMU_MAP_DMA", libc::EINVAL) => {
+            "IOVA reserved (MSI window) or misaligned, or memory not mapped"
+        }
+        ("VFIO_IOMMU_MAP_DMA", libc::ENOSPC) => "the container's DMA mapping limit is reached",
+        ("VFIO_DEVICE_RESET", libc::EINVAL) => {
+            "the kernel has no reset method for this device alone (no RESET flag)"
+        }
+        ("VFIO_DEVICE_GET_PCI_HOT_RESET_INFO", libc::ENODEV) => {
+            "no bus or slot reset: the device is on a root bus or its bus cannot be reset"
+        }
+        ("VFIO_DEVICE_PCI_HOT_RESET", libc::EINVAL) => {
+            "not every affected group was passed, or a group is not owned"
+        }
+        ("VFIO_DEVICE_PCI_HOT_RESET", libc::ENOTTY) => {
+            "the bridge refused the secondary bus reset (link not active: check the port's link speed)"
+        }
+        ("VFIO_DEVICE_PCI_HOT_RESET", libc::EPERM) => "an affected device is not owned by this process",
+        ("VFIO_SET_IOMMU", libc::EBUSY) => "the container already has an IOMMU",
+        ("VFIO_SET_IOMMU", libc::EINVAL) => "no group is attached to the container",
+        (_, libc::EPERM) | (_, libc::EACCES) => "permission denied: run as root",
+        _ => return None,
+    })
+}
+
+impl Error {
+    pub(crate) fn ioctl(op: &'static str, target: impl Into<String>, source: io::Error) -> Error {
+        Error::Ioctl {
+            op,
+            target: target.into(),
+            hint: hint(op, &source),
+            source,
+        }
+    }
+
+    pub(crate) fn open(path: PathBuf, source: io::Error) -> Error {
+        let hint = match source.raw_os_error() {
+            Some(libc::ENOENT) => Some("no such node: is the vfio (or iommufd) module loaded?"),
+            Some(libc::EACCES) | Some(libc::EPERM) => Some("permission denied: run as root"),
+            Some(libc::EBUSY) => Some("already open elsewhere"),
+            _ => None,
+        };
+        Error::Open { path, hint, source }
+    }
+
+    /// The errno of the kernel's answer, when this error carries one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Open { source, .. }
+            | Error::Ioctl { source, .. }
+            | Error::GroupBusy { source, .. }
+            | Error::Sysfs { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}

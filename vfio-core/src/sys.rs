@@ -1,0 +1,702 @@
+//! The kernel seam: every VFIO and iommufd open, ioctl, pread, pwrite and close.
+//!
+//! [`VfioSys`] is one narrow trait at the syscall level, one method per kernel call,
+//! required methods only, so tests substitute a mock and downstream crates can supply
+//! their own implementation. [`RealSys`] is the implementation over the running kernel
+//! and holds every `unsafe` block of the workspace.
+//!
+//! # What [`RealSys`] trusts the kernel to do
+//!
+//! - Each VFIO/iommufd ioctl reads and writes only the structure passed to it, and
+//!   never more than the `argsz`/`size` written in that structure's first field.
+//!   Variable-size answers (`*_GET_INFO`, `GET_REGION_INFO`, hot-reset info) are
+//!   passed as a byte buffer whose length is written as `argsz`, so the kernel's
+//!   writes stay inside the buffer.
+//! - `IOMMU_IOAS_IOVA_RANGES` writes at most `num_iovas` entries at `allowed_iovas`.
+//! - `pread`/`pwrite` touch at most `buf.len()` bytes.
+//! - `VFIO_IOMMU_MAP_DMA` / `IOMMU_IOAS_MAP` pin the pages they map: nothing in this
+//!   process is freed under the device. Whether the device may write memory that Rust
+//!   code still uses is the caller's contract; only this crate can build a
+//!   [`DmaMapRequest`], and it does so only from memory borrowed by a
+//!   [`crate::dma::DmaMapping`] guard for as long as the mapping lives.
+//! - A file descriptor returned by `open` or `VFIO_GROUP_GET_DEVICE_FD` is owned by
+//!   the caller until passed to [`VfioSys::close`]; the wrappers close each exactly once.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::IntoRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use vfio_bindings::bindings::vfio as b;
+
+/// A raw file descriptor handed out by a [`VfioSys`]; the safe wrappers own and close it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fd(pub i32);
+
+/// One IOVA range, both ends inclusive (`vfio_iova_range`, `iommu_iova_range`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[repr(C)]
+pub struct IovaRange {
+    /// First usable IOVA.
+    pub start: u64,
+    /// Last usable IOVA (inclusive).
+    pub end: u64,
+}
+
+/// The answer of `IOMMU_IOAS_IOVA_RANGES`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IovaRangesAnswer {
+    /// How many ranges the IOAS has (may exceed the buffer passed: ask again).
+    pub num_iovas: u32,
+    /// The IOVA alignment the kernel requires for mappings.
+    pub alignment: u64,
+}
+
+/// The answer of `VFIO_DEVICE_GET_IRQ_INFO` (`struct vfio_irq_info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawIrqInfo {
+    /// `VFIO_IRQ_INFO_*` flags.
+    pub flags: u32,
+    /// Number of vectors.
+    pub count: u32,
+}
+
+/// A DMA map request: host virtual address, IOVA, size and direction.
+///
+/// Only this crate builds one, from memory that a [`crate::dma::DmaMapping`]
+/// borrows for the whole life of the mapping; implementors of [`VfioSys`] read it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DmaMapRequest {
+    vaddr: u64,
+    iova: u64,
+    size: u64,
+    readable: bool,
+    writable: bool,
+}
+
+impl DmaMapRequest {
+    pub(crate) fn new(vaddr: u64, iova: u64, size: u64, readable: bool, writable: bool) -> Self {
+        DmaMapRequest {
+            vaddr,
+            iova,
+            size,
+            readable,
+            writable,
+        }
+    }
+    /// Host virtual address of the first byte.
+    pub fn vaddr(&self) -> u64 {
+        self.vaddr
+    }
+    /// IOVA the device will use.
+    pub fn iova(&self) -> u64 {
+        self.iova
+    }
+    /// Length in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    /// The device may read the memory.
+    pub fn readable(&self) -> bool {
+        self.readable
+    }
+    /// The device may write the memory.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+}
+
+/// Every kernel call vfio-core makes: opens, VFIO/iommufd ioctls, pread/pwrite, close.
+///
+/// Errors are the kernel's `errno` as [`io::Error`]; buffer-taking calls write
+/// `argsz = buf.len()` into the buffer's first four bytes before the call, and the
+/// kernel's answer (including a header filled on `ENOSPC`) is left in the buffer.
+#[cfg_attr(test, mockall::automock)]
+pub trait VfioSys {
+    /// `open(path, O_RDWR | O_CLOEXEC)`.
+    fn open(&self, path: &Path) -> io::Result<Fd>;
+    /// `close(fd)`.
+    fn close(&self, fd: Fd) -> io::Result<()>;
+    /// `pread(fd, buf, offset)`.
+    fn pread(&self, fd: Fd, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// `pwrite(fd, buf, offset)`.
+    fn pwrite(&self, fd: Fd, buf: &[u8], offset: u64) -> io::Result<usize>;
+    /// `VFIO_GET_API_VERSION` on a container.
+    fn get_api_version(&self, container: Fd) -> io::Result<i32>;
+    /// `VFIO_CHECK_EXTENSION`: the kernel's answer (0 = no).
+    fn check_extension(&self, container: Fd, extension: u32) -> io::Result<i32>;
+    /// `VFIO_SET_IOMMU`.
+    fn set_iommu(&self, container: Fd, iommu_type: u32) -> io::Result<()>;
+    /// `VFIO_IOMMU_GET_INFO` into `buf` (`struct vfio_iommu_type1_info` and caps).
+    fn iommu_get_info(&self, container: Fd, buf: &mut [u8]) -> io::Result<()>;
+    /// `VFIO_IOMMU_MAP_DMA`.
+    fn iommu_map_dma(&self, container: Fd, req: &DmaMapRequest) -> io::Result<()>;
+    /// `VFIO_IOMMU_UNMAP_DMA`; returns the size the kernel unmapped.
+    fn iommu_unmap_dma(&self, container: Fd, iova: u64, size: u64, flags: u32) -> io::Result<u64>;
+    /// `VFIO_GROUP_GET_STATUS`: the flags.
+    fn group_get_status(&self, group: Fd) -> io::Result<u32>;
+    /// `VFIO_GROUP_SET_CONTAINER`.
+    fn group_set_container(&self, group: Fd, container: Fd) -> io::Result<()>;
+    /// `VFIO_GROUP_UNSET_CONTAINER`.
+    fn group_unset_container(&self, group: Fd) -> io::Result<()>;
+    /// `VFIO_GROUP_GET_DEVICE_FD` with a device name (`BDF` or `BDF vf_token=UUID`).
+    fn group_get_device_fd(&self, group: Fd, name: &str) -> io::Result<Fd>;
+    /// `VFIO_DEVICE_GET_INFO` into `buf` (`struct vfio_device_info` and caps).
+    fn device_get_info(&self, device: Fd, buf: &mut [u8]) -> io::Result<()>;
+    /// `VFIO_DEVICE_GET_REGION_INFO` of region `index` into `buf`.
+    fn device_get_region_info(&self, device: Fd, index: u32, buf: &mut [u8]) -> io::Result<()>;
+    /// `VFIO_DEVICE_GET_IRQ_INFO` of irq `index`.
+    fn device_get_irq_info(&self, device: Fd, index: u32) -> io::Result<RawIrqInfo>;
+    /// `VFIO_DEVICE_RESET`.
+    fn device_reset(&self, device: Fd) -> io::Result<()>;
+    /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO` into `buf`.
+    fn device_get_pci_hot_reset_info(&self, device: Fd, buf: &mut [u8]) -> io::Result<()>;
+    /// `VFIO_DEVICE_PCI_HOT_RESET` with the group fds (empty in cdev/iommufd mode).
+    fn device_pci_hot_reset(&self, device: Fd, group_fds: &[Fd]) -> io::Result<()>;
+    /// `VFIO_DEVICE_FEATURE` with `flags` and the feature payload `data`.
+    fn device_feature(&self, device: Fd, flags: u32, data: &mut [u8]) -> io::Result<i32>;
+    /// `VFIO_DEVICE_BIND_IOMMUFD` (cdev); returns the device id.
+    fn device_bind_iommufd(
+        &self,
+        device: Fd,
+        iommufd: Fd,
+        vf_token: Option<[u8; 16]>,
+    ) -> io::Result<u32>;
+    /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT`; returns the page table id the kernel chose.
+    fn device_attach_iommufd_pt(&self, device: Fd, pt_id: u32) -> io::Result<u32>;
+    /// `IOMMU_IOAS_ALLOC`; returns the IOAS id.
+    fn iommufd_ioas_alloc(&self, iommufd: Fd) -> io::Result<u32>;
+    /// `IOMMU_DESTROY` of an iommufd object.
+    fn iommufd_destroy(&self, iommufd: Fd, id: u32) -> io::Result<()>;
+    /// `IOMMU_IOAS_IOVA_RANGES` into `out`; `EMSGSIZE` is answered as `Ok` with
+    /// `num_iovas > out.len()`.
+    fn iommufd_ioas_iova_ranges(
+        &self,
+        iommufd: Fd,
+        ioas: u32,
+        out: &mut [IovaRange],
+    ) -> io::Result<IovaRangesAnswer>;
+    /// `IOMMU_IOAS_MAP` at a fixed IOVA.
+    fn iommufd_ioas_map(&self, iommufd: Fd, ioas: u32, req: &DmaMapRequest) -> io::Result<()>;
+    /// `IOMMU_IOAS_UNMAP`; returns the length unmapped.
+    fn iommufd_ioas_unmap(&self, iommufd: Fd, ioas: u32, iova: u64, length: u64)
+        -> io::Result<u64>;
+}
+
+/// ioctl numbers: every VFIO and iommufd ioctl is `_IO(';', nr)` (include/uapi/linux/vfio.h, iommufd.h).
+pub mod nr {
+    const fn io(nr: u64) -> u64 {
+        ((b';' as u64) << 8) | nr
+    }
+    /// `VFIO_GET_API_VERSION`.
+    pub const VFIO_GET_API_VERSION: u64 = io(100);
+    /// `VFIO_CHECK_EXTENSION`.
+    pub const VFIO_CHECK_EXTENSION: u64 = io(101);
+    /// `VFIO_SET_IOMMU`.
+    pub const VFIO_SET_IOMMU: u64 = io(102);
+    /// `VFIO_GROUP_GET_STATUS`.
+    pub const VFIO_GROUP_GET_STATUS: u64 = io(103);
+    /// `VFIO_GROUP_SET_CONTAINER`.
+    pub const VFIO_GROUP_SET_CONTAINER: u64 = io(104);
+    /// `VFIO_GROUP_UNSET_CONTAINER`.
+    pub const VFIO_GROUP_UNSET_CONTAINER: u64 = io(105);
+    /// `VFIO_GROUP_GET_DEVICE_FD`.
+    pub const VFIO_GROUP_GET_DEVICE_FD: u64 = io(106);
+    /// `VFIO_DEVICE_GET_INFO`.
+    pub const VFIO_DEVICE_GET_INFO: u64 = io(107);
+    /// `VFIO_DEVICE_GET_REGION_INFO`.
+    pub const VFIO_DEVICE_GET_REGION_INFO: u64 = io(108);
+    /// `VFIO_DEVICE_GET_IRQ_INFO`.
+    pub const VFIO_DEVICE_GET_IRQ_INFO: u64 = io(109);
+    /// `VFIO_DEVICE_RESET`.
+    pub const VFIO_DEVICE_RESET: u64 = io(111);
+    /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`.
+    pub const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: u64 = io(112);
+    /// `VFIO_IOMMU_GET_INFO` (same number, container fd).
+    pub const VFIO_IOMMU_GET_INFO: u64 = io(112);
+    /// `VFIO_DEVICE_PCI_HOT_RESET`.
+    pub const VFIO_DEVICE_PCI_HOT_RESET: u64 = io(113);
+    /// `VFIO_IOMMU_MAP_DMA` (same number, container fd).
+    pub const VFIO_IOMMU_MAP_DMA: u64 = io(113);
+    /// `VFIO_IOMMU_UNMAP_DMA`.
+    pub const VFIO_IOMMU_UNMAP_DMA: u64 = io(114);
+    /// `VFIO_DEVICE_FEATURE`.
+    pub const VFIO_DEVICE_FEATURE: u64 = io(117);
+    /// `VFIO_DEVICE_BIND_IOMMUFD`.
+    pub const VFIO_DEVICE_BIND_IOMMUFD: u64 = io(118);
+    /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT`.
+    pub const VFIO_DEVICE_ATTACH_IOMMUFD_PT: u64 = io(119);
+    /// `IOMMU_DESTROY`.
+    pub const IOMMU_DESTROY: u64 = io(0x80);
+    /// `IOMMU_IOAS_ALLOC`.
+    pub const IOMMU_IOAS_ALLOC: u64 = io(0x81);
+    /// `IOMMU_IOAS_IOVA_RANGES`.
+    pub const IOMMU_IOAS_IOVA_RANGES: u64 = io(0x84);
+    /// `IOMMU_IOAS_MAP`.
+    pub const IOMMU_IOAS_MAP: u64 = io(0x85);
+    /// `IOMMU_IOAS_UNMAP`.
+    pub const IOMMU_IOAS_UNMAP: u64 = io(0x86);
+}
+
+// iommufd structures (include/uapi/linux/iommufd.h); vfio-bindings 0.7 lacks them.
+#[repr(C)]
+#[derive(Default)]
+struct IommuDestroy {
+    size: u32,
+    id: u32,
+}
+#[repr(C)]
+#[derive(Default)]
+struct IommuIoasAlloc {
+    size: u32,
+    flags: u32,
+    out_ioas_id: u32,
+}
+#[repr(C)]
+#[derive(Default)]
+struct IommuIoasIovaRanges {
+    size: u32,
+    ioas_id: u32,
+    num_iovas: u32,
+    reserved: u32,
+    allowed_iovas: u64,
+    out_iova_alignment: u64,
+}
+#[repr(C)]
+#[derive(Default)]
+struct IommuIoasMap {
+    size: u32,
+    flags: u32,
+    ioas_id: u32,
+    reserved: u32,
+    user_va: u64,
+    length: u64,
+    iova: u64,
+}
+#[repr(C)]
+#[derive(Default)]
+struct IommuIoasUnmap {
+    size: u32,
+    ioas_id: u32,
+    iova: u64,
+    length: u64,
+}
+const IOMMU_IOAS_MAP_FIXED_IOVA: u32 = 1;
+const IOMMU_IOAS_MAP_WRITEABLE: u32 = 1 << 1;
+const IOMMU_IOAS_MAP_READABLE: u32 = 1 << 2;
+
+/// The running kernel.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealSys;
+
+fn size_u32<T>() -> u32 {
+    // Every structure here is a few dozen bytes.
+    std::mem::size_of::<T>() as u32
+}
+
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Write `argsz = buf.len()` at the start of `buf`; refuse buffers shorter than `min`.
+fn set_argsz(buf: &mut [u8], min: usize) -> io::Result<()> {
+    let len = u32::try_from(buf.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    if buf.len() < min {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    buf[..4].copy_from_slice(&len.to_ne_bytes());
+    Ok(())
+}
+
+impl RealSys {
+    /// ioctl with no argument or an integer argument.
+    fn ioctl_val(fd: Fd, req: u64, arg: libc::c_ulong) -> io::Result<libc::c_int> {
+        // SAFETY: the request takes an integer argument (or none); no memory is passed.
+        check(unsafe { libc::ioctl(fd.0, req as _, arg) })
+    }
+
+    /// ioctl whose argument is a pointer to a byte buffer of `buf.len()` bytes.
+    fn ioctl_buf(fd: Fd, req: u64, buf: &mut [u8]) -> io::Result<libc::c_int> {
+        // SAFETY: `buf` is valid for reads and writes of `buf.len()` bytes and its
+        // first field (argsz) holds that length; the kernel stays within argsz.
+        check(unsafe { libc::ioctl(fd.0, req as _, buf.as_mut_ptr()) })
+    }
+
+    /// ioctl whose argument is a pointer to one `#[repr(C)]` structure.
+    fn ioctl_struct<T>(fd: Fd, req: u64, arg: &mut T) -> io::Result<libc::c_int> {
+        // SAFETY: `arg` is a valid, exclusively borrowed `T` of the layout the kernel
+        // expects for `req`, with its size in its first field.
+        check(unsafe { libc::ioctl(fd.0, req as _, arg as *mut T) })
+    }
+}
+
+impl VfioSys for RealSys {
+    fn open(&self, path: &Path) -> io::Result<Fd> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)?;
+        Ok(Fd(f.into_raw_fd()))
+    }
+
+    fn close(&self, fd: Fd) -> io::Result<()> {
+        // SAFETY: the fd was handed out by `open` or GET_DEVICE_FD and the wrappers
+        // close it exactly once.
+        check(unsafe { libc::close(fd.0) }).map(|_| ())
+    }
+
+    fn pread(&self, fd: Fd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let off = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        let n = unsafe { libc::pread(fd.0, buf.as_mut_ptr().cast(), buf.len(), off) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn pwrite(&self, fd: Fd, buf: &[u8], offset: u64) -> io::Result<usize> {
+        let off = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+        let n = unsafe { libc::pwrite(fd.0, buf.as_ptr().cast(), buf.len(), off) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn get_api_version(&self, container: Fd) -> io::Result<i32> {
+        Self::ioctl_val(container, nr::VFIO_GET_API_VERSION, 0)
+    }
+
+    fn check_extension(&self, container: Fd, extension: u32) -> io::Result<i32> {
+        Self::ioctl_val(
+            container,
+            nr::VFIO_CHECK_EXTENSION,
+            libc::c_ulong::from(extension),
+        )
+    }
+
+    fn set_iommu(&self, container: Fd, iommu_type: u32) -> io::Result<()> {
+        Self::ioctl_val(
+            container,
+            nr::VFIO_SET_IOMMU,
+            libc::c_ulong::from(iommu_type),
+        )
+        .map(|_| ())
+    }
+
+    fn iommu_get_info(&self, container: Fd, buf: &mut [u8]) -> io::Result<()> {
+        set_argsz(buf, std::mem::size_of::<b::vfio_iommu_type1_info>())?;
+        Self::ioctl_buf(container, nr::VFIO_IOMMU_GET_INFO, buf).map(|_| ())
+    }
+
+    fn iommu_map_dma(&self, container: Fd, req: &DmaMapRequest) -> io::Result<()> {
+        let mut flags = 0;
+        if req.readable {
+            flags |= b::VFIO_DMA_MAP_FLAG_READ;
+        }
+        if req.writable {
+            flags |= b::VFIO_DMA_MAP_FLAG_WRITE;
+        }
+        let mut map = b::vfio_iommu_type1_dma_map {
+            argsz: size_u32::<b::vfio_iommu_type1_dma_map>(),
+            flags,
+            vaddr: req.vaddr,
+            iova: req.iova,
+            size: req.size,
+        };
+        Self::ioctl_struct(container, nr::VFIO_IOMMU_MAP_DMA, &mut map).map(|_| ())
+    }
+
+    fn iommu_unmap_dma(&self, container: Fd, iova: u64, size: u64, flags: u32) -> io::Result<u64> {
+        let mut unmap = b::vfio_iommu_type1_dma_unmap {
+            argsz: size_u32::<b::vfio_iommu_type1_dma_unmap>(),
+            flags,
+            iova,
+            size,
+            ..Default::default()
+        };
+        Self::ioctl_struct(container, nr::VFIO_IOMMU_UNMAP_DMA, &mut unmap)?;
+        Ok(unmap.size)
+    }
+
+    fn group_get_status(&self, group: Fd) -> io::Result<u32> {
+        let mut st = b::vfio_group_status {
+            argsz: size_u32::<b::vfio_group_status>(),
+            flags: 0,
+        };
+        Self::ioctl_struct(group, nr::VFIO_GROUP_GET_STATUS, &mut st)?;
+        Ok(st.flags)
+    }
+
+    fn group_set_container(&self, group: Fd, container: Fd) -> io::Result<()> {
+        let mut fd: libc::c_int = container.0;
+        Self::ioctl_struct(group, nr::VFIO_GROUP_SET_CONTAINER, &mut fd).map(|_| ())
+    }
+
+    fn group_unset_container(&self, group: Fd) -> io::Result<()> {
+        Self::ioctl_val(group, nr::VFIO_GROUP_UNSET_CONTAINER, 0).map(|_| ())
+    }
+
+    fn group_get_device_fd(&self, group: Fd, name: &str) -> io::Result<Fd> {
+        let name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: `name` is a NUL-terminated string that outlives the call; the
+        // kernel only reads it.
+        let fd = check(unsafe {
+            libc::ioctl(group.0, nr::VFIO_GROUP_GET_DEVICE_FD as _, name.as_ptr())
+        })?;
+        Ok(Fd(fd))
+    }
+
+    fn device_get_info(&self, device: Fd, buf: &mut [u8]) -> io::Result<()> {
+        set_argsz(buf, std::mem::size_of::<b::vfio_device_info>())?;
+        Self::ioctl_buf(device, nr::VFIO_DEVICE_GET_INFO, buf).map(|_| ())
+    }
+
+    fn device_get_region_info(&self, device: Fd, index: u32, buf: &mut [u8]) -> io::Result<()> {
+        set_argsz(buf, std::mem::size_of::<b::vfio_region_info>())?;
+        buf[8..12].copy_from_slice(&index.to_ne_bytes());
+        Self::ioctl_buf(device, nr::VFIO_DEVICE_GET_REGION_INFO, buf).map(|_| ())
+    }
+
+    fn device_get_irq_info(&self, device: Fd, index: u32) -> io::Result<RawIrqInfo> {
+        let mut info = b::vfio_irq_info {
+            argsz: size_u32::<b::vfio_irq_info>(),
+            flags: 0,
+            index,
+            count: 0,
+        };
+        Self::ioctl_struct(device, nr::VFIO_DEVICE_GET_IRQ_INFO, &mut info)?;
+        Ok(RawIrqInfo {
+            flags: info.flags,
+            count: info.count,
+        })
+    }
+
+    fn device_reset(&self, device: Fd) -> io::Result<()> {
+        Self::ioctl_val(device, nr::VFIO_DEVICE_RESET, 0).map(|_| ())
+    }
+
+    fn device_get_pci_hot_reset_info(&self, device: Fd, buf: &mut [u8]) -> io::Result<()> {
+        set_argsz(buf, 12)?;
+        Self::ioctl_buf(device, nr::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, buf).map(|_| ())
+    }
+
+    fn device_pci_hot_reset(&self, device: Fd, group_fds: &[Fd]) -> io::Result<()> {
+        // struct vfio_pci_hot_reset { argsz, flags, count, group_fds[] }
+        let mut buf = Vec::with_capacity(12 + 4 * group_fds.len());
+        buf.extend_from_slice(&[0; 4]);
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        let count = u32::try_from(group_fds.len())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        buf.extend_from_slice(&count.to_ne_bytes());
+        for fd in group_fds {
+            buf.extend_from_slice(&fd.0.to_ne_bytes());
+        }
+        set_argsz(&mut buf, 12)?;
+        Self::ioctl_buf(device, nr::VFIO_DEVICE_PCI_HOT_RESET, &mut buf).map(|_| ())
+    }
+
+    fn device_feature(&self, device: Fd, flags: u32, data: &mut [u8]) -> io::Result<i32> {
+        let mut buf = vec![0u8; 8 + data.len()];
+        buf[4..8].copy_from_slice(&flags.to_ne_bytes());
+        buf[8..].copy_from_slice(data);
+        set_argsz(&mut buf, 8)?;
+        let rc = Self::ioctl_buf(device, nr::VFIO_DEVICE_FEATURE, &mut buf)?;
+        data.copy_from_slice(&buf[8..]);
+        Ok(rc)
+    }
+
+    fn device_bind_iommufd(
+        &self,
+        device: Fd,
+        iommufd: Fd,
+        vf_token: Option<[u8; 16]>,
+    ) -> io::Result<u32> {
+        let token = vf_token.unwrap_or([0; 16]);
+        let mut bind = b::vfio_device_bind_iommufd {
+            argsz: size_u32::<b::vfio_device_bind_iommufd>(),
+            flags: if vf_token.is_some() {
+                b::VFIO_DEVICE_BIND_FLAG_TOKEN
+            } else {
+                0
+            },
+            iommufd: iommufd.0,
+            out_devid: 0,
+            token_uuid_ptr: if vf_token.is_some() {
+                token.as_ptr() as u64
+            } else {
+                0
+            },
+        };
+        Self::ioctl_struct(device, nr::VFIO_DEVICE_BIND_IOMMUFD, &mut bind)?;
+        Ok(bind.out_devid)
+    }
+
+    fn device_attach_iommufd_pt(&self, device: Fd, pt_id: u32) -> io::Result<u32> {
+        // Kernels before PASID support know only the first 12 bytes.
+        let mut at = b::vfio_device_attach_iommufd_pt {
+            argsz: 12,
+            flags: 0,
+            pt_id,
+            pasid: 0,
+        };
+        Self::ioctl_struct(device, nr::VFIO_DEVICE_ATTACH_IOMMUFD_PT, &mut at)?;
+        Ok(at.pt_id)
+    }
+
+    fn iommufd_ioas_alloc(&self, iommufd: Fd) -> io::Result<u32> {
+        let mut a = IommuIoasAlloc {
+            size: size_u32::<IommuIoasAlloc>(),
+            ..Default::default()
+        };
+        Self::ioctl_struct(iommufd, nr::IOMMU_IOAS_ALLOC, &mut a)?;
+        Ok(a.out_ioas_id)
+    }
+
+    fn iommufd_destroy(&self, iommufd: Fd, id: u32) -> io::Result<()> {
+        let mut d = IommuDestroy {
+            size: size_u32::<IommuDestroy>(),
+            id,
+        };
+        Self::ioctl_struct(iommufd, nr::IOMMU_DESTROY, &mut d).map(|_| ())
+    }
+
+    fn iommufd_ioas_iova_ranges(
+        &self,
+        iommufd: Fd,
+        ioas: u32,
+        out: &mut [IovaRange],
+    ) -> io::Result<IovaRangesAnswer> {
+        let mut r = IommuIoasIovaRanges {
+            size: size_u32::<IommuIoasIovaRanges>(),
+            ioas_id: ioas,
+            num_iovas: u32::try_from(out.len())
+                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
+            reserved: 0,
+            allowed_iovas: out.as_mut_ptr() as u64,
+            out_iova_alignment: 0,
+        };
+        // `out` is `#[repr(C)]` pairs of u64, the layout of `struct iommu_iova_range`,
+        // valid for `out.len()` entries, which is what `num_iovas` says.
+        match Self::ioctl_struct(iommufd, nr::IOMMU_IOAS_IOVA_RANGES, &mut r) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(IovaRangesAnswer {
+            num_iovas: r.num_iovas,
+            alignment: r.out_iova_alignment,
+        })
+    }
+
+    fn iommufd_ioas_map(&self, iommufd: Fd, ioas: u32, req: &DmaMapRequest) -> io::Result<()> {
+        let mut flags = IOMMU_IOAS_MAP_FIXED_IOVA;
+        if req.readable {
+            flags |= IOMMU_IOAS_MAP_READABLE;
+        }
+        if req.writable {
+            flags |= IOMMU_IOAS_MAP_WRITEABLE;
+        }
+        let mut m = IommuIoasMap {
+            size: size_u32::<IommuIoasMap>(),
+            flags,
+            ioas_id: ioas,
+            reserved: 0,
+            user_va: req.vaddr,
+            length: req.size,
+            iova: req.iova,
+        };
+        Self::ioctl_struct(iommufd, nr::IOMMU_IOAS_MAP, &mut m).map(|_| ())
+    }
+
+    fn iommufd_ioas_unmap(
+        &self,
+        iommufd: Fd,
+        ioas: u32,
+        iova: u64,
+        length: u64,
+    ) -> io::Result<u64> {
+        let mut u = IommuIoasUnmap {
+            size: size_u32::<IommuIoasUnmap>(),
+            ioas_id: ioas,
+            iova,
+            length,
+        };
+        Self::ioctl_struct(iommufd, nr::IOMMU_IOAS_UNMAP, &mut u)?;
+        Ok(u.length)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The numbers as include/uapi/linux/vfio.h defines them: _IO(';', VFIO_BASE + n).
+    #[test]
+    fn ioctl_numbers_match_the_uapi_header() {
+        assert_eq!(nr::VFIO_GET_API_VERSION, 0x3b64);
+        assert_eq!(nr::VFIO_GROUP_GET_STATUS, 0x3b67);
+        assert_eq!(nr::VFIO_DEVICE_PCI_HOT_RESET, 0x3b71);
+        assert_eq!(nr::IOMMU_IOAS_ALLOC, 0x3b81);
+    }
+
+    // Sizes from include/uapi/linux/iommufd.h.
+    #[test]
+    fn iommufd_struct_sizes_match_the_uapi_header() {
+        assert_eq!(std::mem::size_of::<IommuIoasIovaRanges>(), 32);
+        assert_eq!(std::mem::size_of::<IommuIoasMap>(), 40);
+        assert_eq!(std::mem::size_of::<IommuIoasUnmap>(), 24);
+        assert_eq!(std::mem::size_of::<IommuIoasAlloc>(), 12);
+        assert_eq!(std::mem::size_of::<IovaRange>(), 16);
+    }
+
+    #[test]
+    fn set_argsz_refuses_short_buffers() {
+        let mut b = [0u8; 8];
+        assert!(set_argsz(&mut b, 12).is_err());
+        let mut b = [0u8; 12];
+        set_argsz(&mut b, 12).unwrap();
+        assert_eq!(u32::from_ne_bytes(b[..4].try_into().unwrap()), 12);
+    }
+
+    #[test]
+    fn real_sys_open_of_a_missing_node_names_enoent() {
+        let e = RealSys
+            .open(Path::new("/nonexistent/dev/vfio/vfio"))
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn real_sys_pread_pwrite_round_trip_on_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, [0u8; 16]).unwrap();
+        let s = RealSys;
+        let fd = s.open(&p).unwrap();
+        assert_eq!(s.pwrite(fd, &[1, 2, 3], 4).unwrap(), 3);
+        let mut b = [0u8; 8];
+        assert_eq!(s.pread(fd, &mut b, 2).unwrap(), 8);
+        assert_eq!(b, [0, 0, 1, 2, 3, 0, 0, 0]);
+        // An ioctl on a regular file: the kernel answers ENOTTY.
+        assert_eq!(
+            s.get_api_version(fd).unwrap_err().raw_os_error(),
+            Some(libc::ENOTTY)
+        );
+        s.close(fd).unwrap();
+    }
+}

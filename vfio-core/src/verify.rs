@@ -1,0 +1,660 @@
+//! `verify`: run the sequence a VMM runs on one device and report it as data.
+//!
+//! Container or iommufd, group viability, IOMMU setup, a test DMA mapping at an
+//! allowed IOVA (then unmapped), the device opened, its config space read through
+//! VFIO and compared with sysfs, what the kernel says about reset and hot reset, and
+//! optionally the reset itself with a check that the device answers afterwards.
+//! Everything opened, mapped or bound is released before `verify` returns: the
+//! wrappers are guards, dropped in reverse order of creation.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use passthru_pci_ids::Bdf;
+use serde::Serialize;
+use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+use crate::bind::{self, BindGuard, PciSysfs};
+use crate::container::Container;
+use crate::device::Device;
+use crate::dma::{find_iova, DmaMapping, DmaSpace};
+use crate::error::{Error, Result};
+use crate::group::Group;
+use crate::host;
+use crate::info::DeviceFlags;
+use crate::iommufd::Iommufd;
+use crate::sys::{IovaRange, VfioSys};
+
+/// Which VFIO user API to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApiChoice {
+    /// iommufd when the kernel offers `/dev/iommu` and a device cdev, else the container.
+    #[default]
+    Auto,
+    /// The legacy container/group API.
+    Container,
+    /// iommufd with the device cdev.
+    Iommufd,
+}
+
+/// The API a report was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// `/dev/vfio/vfio` + `/dev/vfio/N`.
+    Container,
+    /// `/dev/iommu` + `/dev/vfio/devices/vfioX`.
+    Iommufd,
+}
+
+/// What `verify` should do.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Host root (`/` live); sysfs and the device nodes are read under it.
+    pub root: PathBuf,
+    /// The device.
+    pub bdf: Bdf,
+    /// Bind the device (and group peers on host drivers) to vfio-pci for the check.
+    pub bind: bool,
+    /// Perform the reset and check the device comes back.
+    pub reset: bool,
+    /// Which API.
+    pub api: ApiChoice,
+    /// VF token (UUID text) for an SR-IOV VF whose PF is on vfio-pci.
+    pub vf_token: Option<String>,
+}
+
+impl VerifyOptions {
+    /// Options for `bdf` under `root`, no bind, no reset, API chosen automatically.
+    pub fn new(root: &Path, bdf: Bdf) -> Self {
+        VerifyOptions {
+            root: root.to_path_buf(),
+            bdf,
+            bind: false,
+            reset: false,
+            api: ApiChoice::Auto,
+            vf_token: None,
+        }
+    }
+}
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The device does not pass through as checked.
+    Fail,
+    /// Works, with a caveat.
+    Warn,
+    /// For information.
+    Info,
+}
+
+/// One observation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Severity.
+    pub severity: Severity,
+    /// Stable short id (`group-not-viable`, `dma-map`, ...).
+    pub code: &'static str,
+    /// The explanation, naming what and what to do.
+    pub message: String,
+}
+
+/// Reset facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct ResetReport {
+    /// VFIO_DEVICE_GET_INFO has the RESET flag (VFIO_DEVICE_RESET works).
+    pub device_reset: bool,
+    /// Devices a hot (bus/slot) reset would touch; empty when none is possible.
+    pub hot_reset_devices: Vec<String>,
+    /// With `--reset`: `"ok"` or the error; `null` when not performed.
+    pub performed: Option<String>,
+}
+
+/// The result of [`verify`] (serializes to the JSON of `passthru verify --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// The device.
+    pub bdf: String,
+    /// The API used.
+    pub api: Api,
+    /// Its IOMMU group.
+    pub group: Option<u32>,
+    /// The group is viable (kernel's VIABLE flag when the group was opened, else sysfs).
+    pub viable: bool,
+    /// `"ok"` or what went wrong.
+    pub dma_map: String,
+    /// Usable IOVA ranges, inclusive `[start, end]`.
+    pub iova_ranges: Vec<[u64; 2]>,
+    /// Reset facts.
+    pub reset: ResetReport,
+    /// Findings, in the order seen.
+    pub findings: Vec<Finding>,
+}
+
+impl VerifyReport {
+    /// No finding of severity `fail`.
+    pub fn passed(&self) -> bool {
+        !self.findings.iter().any(|f| f.severity == Severity::Fail)
+    }
+
+    fn add(&mut self, severity: Severity, code: &'static str, message: impl Into<String>) {
+        self.findings.push(Finding {
+            severity,
+            code,
+            message: message.into(),
+        });
+    }
+
+    fn fail(&mut self, code: &'static str, e: &Error) {
+        self.add(Severity::Fail, code, error_chain(e));
+    }
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// Size of the test DMA buffer.
+pub const TEST_DMA_SIZE: u64 = 0x10000;
+/// Lowest IOVA tried for the test mapping (the real-kernel captures map at 1 MiB).
+pub const TEST_DMA_MIN_IOVA: u64 = 0x100000;
+
+/// Run the VMM sequence on `opts.bdf`. Returns `Err` only for input errors (no such
+/// device); everything the kernel refuses becomes a finding in the report.
+pub fn verify<S, F>(sys: &S, sysfs: &F, opts: &VerifyOptions) -> Result<VerifyReport>
+where
+    S: VfioSys + ?Sized,
+    F: PciSysfs + ?Sized,
+{
+    let root = opts.root.as_path();
+    host::require_device(root, opts.bdf)?;
+    let mut r = VerifyReport {
+        bdf: opts.bdf.to_string(),
+        api: Api::Container,
+        group: None,
+        viable: false,
+        dma_map: "not attempted".into(),
+        iova_ranges: Vec::new(),
+        reset: ResetReport::default(),
+        findings: Vec::new(),
+    };
+    let group = match host::iommu_group(root, opts.bdf) {
+        Ok(g) => g,
+        Err(e) => {
+            r.fail("no-iommu-group", &e);
+            return Ok(r);
+        }
+    };
+    r.group = Some(group);
+    let blockers = host::blockers(root, group)?;
+    r.viable = blockers.is_empty();
+    let driver = host::driver(root, opts.bdf)?;
+
+    // Bind the device (and blocking peers) when asked; the guards restore on drop.
+    let mut guards: Vec<BindGuard<'_, F>> = Vec::new();
+    if driver.as_deref() != Some(bind::VFIO_PCI) {
+        if !opts.bind {
+            let e = Error::NotVfioPci {
+                bdf: opts.bdf,
+                driver,
+            };
+            r.dma_map = "not attempted: device is not bound to vfio-pci".into();
+            r.fail("not-vfio-pci", &e);
+            return Ok(r);
+        }
+        let mut todo = vec![opts.bdf];
+        todo.extend(blockers.iter().map(|b| b.bdf).filter(|b| *b != opts.bdf));
+        match bind::bind_all(sysfs, &todo) {
+            Ok(g) => {
+                let names: Vec<String> = todo.iter().map(|b| b.to_string()).collect();
+                r.add(
+                    Severity::Info,
+                    "bound",
+                    format!("temporarily bound {} to vfio-pci", names.join(", ")),
+                );
+                guards = g;
+            }
+            Err(e) => {
+                r.dma_map = "not attempted: binding to vfio-pci failed".into();
+                r.fail("bind-failed", &e);
+                return Ok(r);
+            }
+        }
+    }
+
+    let cdev = host::vfio_cdev(root, opts.bdf);
+    let iommu_node = root.join("dev/iommu");
+    let use_iommufd = match opts.api {
+        ApiChoice::Container => false,
+        ApiChoice::Iommufd => true,
+        ApiChoice::Auto => cdev.is_some() && iommu_node.exists(),
+    };
+    let mut done = false;
+    if use_iommufd {
+        r.api = Api::Iommufd;
+        match run_iommufd(sys, opts, group, cdev.as_deref(), &mut r) {
+            Ok(()) => done = true,
+            Err(e) if opts.api == ApiChoice::Auto => {
+                r.add(
+                    Severity::Info,
+                    "iommufd-fallback",
+                    format!(
+                        "iommufd unusable, using the container API: {}",
+                        error_chain(&e)
+                    ),
+                );
+                r.api = Api::Container;
+                r.findings.retain(|f| f.severity != Severity::Fail);
+            }
+            Err(e) => {
+                r.fail("iommufd", &e);
+                done = true;
+            }
+        }
+    }
+    if !done {
+        r.api = Api::Container;
+        if let Err(e) = run_container(sys, opts, group, &mut r) {
+            let code = match &e {
+                Error::GroupNotViable { .. } => "group-not-viable",
+                Error::GroupBusy { .. } => "group-busy",
+                Error::Open { .. } => "vfio-unavailable",
+                _ => "vfio",
+            };
+            r.fail(code, &e);
+        }
+    }
+
+    // Restore drivers explicitly so a failure shows up in the report.
+    while let Some(g) = guards.pop() {
+        if let Err(e) = g.restore() {
+            r.fail("restore-failed", &e);
+        }
+    }
+    Ok(r)
+}
+
+/// Map and unmap a test buffer at the lowest allowed IOVA from 1 MiB.
+fn dma_test<D: DmaSpace + ?Sized>(space: &D, r: &mut VerifyReport) {
+    let page = space.page_size().max(4096);
+    let size = TEST_DMA_SIZE.max(page);
+    let ranges: Vec<IovaRange> = space.iova_ranges().to_vec();
+    let iova = if ranges.is_empty() {
+        Some(TEST_DMA_MIN_IOVA)
+    } else {
+        find_iova(&ranges, page, size, TEST_DMA_MIN_IOVA)
+    };
+    let Some(iova) = iova else {
+        let e = Error::NoIovaSpace { size, ranges };
+        r.dma_map = error_chain(&e);
+        r.fail("dma-map", &e);
+        return;
+    };
+    let mem = match GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), size as usize)]) {
+        Ok(m) => m,
+        Err(e) => {
+            r.dma_map = format!("cannot allocate a test buffer: {e}");
+            r.add(Severity::Fail, "dma-map", r.dma_map.clone());
+            return;
+        }
+    };
+    let Some(region) = mem.iter().next() else {
+        r.dma_map = "cannot allocate a test buffer".into();
+        return;
+    };
+    match DmaMapping::map_region(space, region, iova, true).and_then(|m| m.unmap()) {
+        Ok(_) => r.dma_map = "ok".into(),
+        Err(e) => {
+            r.dma_map = error_chain(&e);
+            r.fail("dma-map", &e);
+        }
+    }
+}
+
+/// Identity fields of a type-0/1 header: vendor, device, revision, class, header type.
+const ID_FIELDS: &[(&str, std::ops::Range<usize>)] = &[
+    ("vendor id", 0..2),
+    ("device id", 2..4),
+    ("revision", 8..9),
+    ("class code", 9..12),
+    ("header type", 14..15),
+];
+
+/// Read config space through VFIO and compare the identity fields with sysfs.
+fn config_test<S: VfioSys + ?Sized>(
+    dev: &Device<'_, S>,
+    root: &Path,
+    bdf: Bdf,
+    r: &mut VerifyReport,
+) {
+    let mut via = vec![0u8; 256];
+    let n = match dev.read_config(0, &mut via) {
+        Ok(n) => n,
+        Err(e) => {
+            r.fail("config-read", &e);
+            return;
+        }
+    };
+    via.truncate(n);
+    if via.len() < 16 {
+        r.add(
+            Severity::Fail,
+            "config-read",
+            format!("config region of {bdf} returned only {n} bytes"),
+        );
+        return;
+    }
+    if via[0..2] == [0xff, 0xff] {
+        r.add(
+            Severity::Fail,
+            "config-read",
+            format!("{bdf} answers 0xffff through VFIO: the device is not responding"),
+        );
+        return;
+    }
+    let sys = match host::read_config(root, bdf) {
+        Ok(c) => c,
+        Err(e) => {
+            r.add(Severity::Warn, "config-compare", error_chain(&e));
+            return;
+        }
+    };
+    let mut diffs = Vec::new();
+    for (name, range) in ID_FIELDS {
+        if let (Some(a), Some(b)) = (via.get(range.clone()), sys.get(range.clone())) {
+            if a != b {
+                diffs.push(format!("{name} {a:02x?} via VFIO vs {b:02x?} in sysfs"));
+            }
+        }
+    }
+    if diffs.is_empty() {
+        r.add(
+            Severity::Info,
+            "config-read",
+            format!("config space read through VFIO ({n} bytes) matches sysfs identity fields"),
+        );
+    } else {
+        r.add(Severity::Fail, "config-mismatch", diffs.join("; "));
+    }
+}
+
+fn reset_facts<S: VfioSys + ?Sized>(
+    dev: &Device<'_, S>,
+    legacy: bool,
+    r: &mut VerifyReport,
+) -> BTreeSet<u32> {
+    let mut groups = BTreeSet::new();
+    match dev.info() {
+        Ok(i) => {
+            r.reset.device_reset = i.flags.contains(DeviceFlags::RESET);
+            if !i.flags.contains(DeviceFlags::PCI) {
+                r.add(
+                    Severity::Warn,
+                    "not-pci",
+                    "VFIO does not report a PCI device",
+                );
+            }
+        }
+        Err(e) => r.fail("device-info", &e),
+    }
+    match dev.hot_reset_info() {
+        Ok(h) => {
+            r.reset.hot_reset_devices = h.devices.iter().map(|d| d.bdf.to_string()).collect();
+            if legacy {
+                groups = h.devices.iter().map(|d| d.group_or_devid).collect();
+                let g: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+                r.add(
+                    Severity::Info,
+                    "hot-reset-scope",
+                    format!(
+                        "a hot reset would reset {} in IOMMU group(s) {}",
+                        r.reset.hot_reset_devices.join(", "),
+                        g.join(", ")
+                    ),
+                );
+            } else {
+                r.add(
+                    Severity::Info,
+                    "hot-reset-scope",
+                    format!(
+                        "a hot reset would reset {}",
+                        r.reset.hot_reset_devices.join(", ")
+                    ),
+                );
+            }
+        }
+        Err(e) if e.errno() == Some(libc::ENODEV) => {
+            r.add(Severity::Info, "no-hot-reset", error_chain(&e));
+        }
+        Err(e) => r.add(Severity::Warn, "hot-reset-info", error_chain(&e)),
+    }
+    if !r.reset.device_reset && r.reset.hot_reset_devices.is_empty() {
+        r.add(
+            Severity::Warn,
+            "no-reset",
+            "VFIO offers neither a device reset nor a hot reset: the device may not work again after the guest stops",
+        );
+    } else if !r.reset.device_reset {
+        r.add(
+            Severity::Warn,
+            "hot-reset-only",
+            "no per-device reset: the VMM must hot reset the bus, which needs every affected group",
+        );
+    }
+    groups
+}
+
+fn check_back<S: VfioSys + ?Sized>(
+    dev: &Device<'_, S>,
+    bdf: Bdf,
+    how: &'static str,
+    r: &mut VerifyReport,
+) {
+    match dev.vendor_id() {
+        Ok(0xffff) => {
+            let e = Error::DeadAfterReset {
+                bdf,
+                how,
+                vendor: 0xffff,
+            };
+            r.reset.performed = Some(e.to_string());
+            r.fail("reset-dead", &e);
+        }
+        Ok(_) => r.reset.performed = Some("ok".into()),
+        Err(e) => {
+            r.reset.performed = Some(error_chain(&e));
+            r.fail("reset-failed", &e);
+        }
+    }
+}
+
+fn run_container<S: VfioSys + ?Sized>(
+    sys: &S,
+    opts: &VerifyOptions,
+    group_id: u32,
+    r: &mut VerifyReport,
+) -> Result<()> {
+    let root = opts.root.as_path();
+    let container = Container::open(sys, &root.join("dev/vfio/vfio"))?;
+    container.require_api_version()?;
+    let iommu = container.best_iommu()?;
+    let mut group = Group::open(sys, root, group_id)?;
+    let st = group.status()?;
+    r.viable = st.viable;
+    if !st.viable {
+        return group.require_viable(root).map(|_| ());
+    }
+    group.set_container(&container)?;
+    container.set_iommu(iommu)?;
+    let space = container.dma_space()?;
+    r.iova_ranges = space
+        .iova_ranges()
+        .iter()
+        .map(|x| [x.start, x.end])
+        .collect();
+    dma_test(&space, r);
+
+    let name = opts.bdf.to_string();
+    let dev = match &opts.vf_token {
+        Some(t) => group.device_with_token(&name, t)?,
+        None => group.device(&name)?,
+    };
+    config_test(&dev, root, opts.bdf, r);
+    let groups = reset_facts(&dev, true, r);
+    if opts.reset {
+        if r.reset.device_reset {
+            match dev.reset() {
+                Ok(()) => check_back(&dev, opts.bdf, "VFIO_DEVICE_RESET", r),
+                Err(e) => {
+                    r.reset.performed = Some(error_chain(&e));
+                    r.fail("reset-failed", &e);
+                }
+            }
+        } else if !r.reset.hot_reset_devices.is_empty() {
+            // Every affected group must be owned: open the others into this container.
+            let mut others = Vec::new();
+            let mut problem = None;
+            for &g in groups.iter().filter(|&&g| g != group_id) {
+                let res = Group::open(sys, root, g).and_then(|mut og| {
+                    og.require_viable(root)?;
+                    og.set_container(&container)?;
+                    Ok(og)
+                });
+                match res {
+                    Ok(og) => others.push(og),
+                    Err(e) => {
+                        problem = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = problem {
+                r.reset.performed = Some(error_chain(&e));
+                r.fail("reset-failed", &e);
+            } else {
+                let mut all: Vec<&Group<'_, S>> = vec![&group];
+                all.extend(others.iter());
+                match dev.hot_reset(&all) {
+                    Ok(()) => check_back(&dev, opts.bdf, "VFIO_DEVICE_PCI_HOT_RESET", r),
+                    Err(e) => {
+                        r.reset.performed = Some(error_chain(&e));
+                        r.fail("reset-failed", &e);
+                    }
+                }
+            }
+        } else {
+            r.reset.performed = Some("no reset available".into());
+            r.add(
+                Severity::Fail,
+                "reset-failed",
+                format!("{}: no reset method to perform", opts.bdf),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn run_iommufd<S: VfioSys + ?Sized>(
+    sys: &S,
+    opts: &VerifyOptions,
+    group_id: u32,
+    cdev: Option<&str>,
+    r: &mut VerifyReport,
+) -> Result<()> {
+    let root = opts.root.as_path();
+    let Some(cdev) = cdev else {
+        return Err(Error::open(
+            host::device_dir(root, opts.bdf).join("vfio-dev"),
+            std::io::Error::from_raw_os_error(libc::ENOENT),
+        ));
+    };
+    let token = match &opts.vf_token {
+        Some(t) => Some(parse_uuid(t).ok_or_else(|| {
+            Error::ioctl(
+                "VFIO_DEVICE_BIND_IOMMUFD",
+                format!("device {} (VF token {t:?} is not a UUID)", opts.bdf),
+                std::io::Error::from_raw_os_error(libc::EINVAL),
+            )
+        })?),
+        None => None,
+    };
+    let iommufd = Iommufd::open(sys, &root.join("dev/iommu"))?;
+    let mut ioas = iommufd.alloc_ioas()?;
+    let dev = Device::open_cdev(
+        sys,
+        &root.join("dev/vfio/devices").join(cdev),
+        &opts.bdf.to_string(),
+    )?;
+    // In cdev mode the kernel checks group viability at bind.
+    dev.bind_iommufd(&iommufd, token).map_err(|e| {
+        if e.errno() == Some(libc::EPERM) || e.errno() == Some(libc::EBUSY) {
+            Error::GroupNotViable {
+                group: group_id,
+                blockers: host::blockers(root, group_id).unwrap_or_default(),
+            }
+        } else {
+            e
+        }
+    })?;
+    r.viable = true;
+    dev.attach_ioas(&ioas)?;
+    ioas.refresh_ranges()?;
+    r.iova_ranges = ioas
+        .iova_ranges()
+        .iter()
+        .map(|x| [x.start, x.end])
+        .collect();
+    dma_test(&ioas, r);
+    config_test(&dev, root, opts.bdf, r);
+    reset_facts(&dev, false, r);
+    if opts.reset {
+        let res = if r.reset.device_reset {
+            dev.reset().map(|_| "VFIO_DEVICE_RESET")
+        } else if !r.reset.hot_reset_devices.is_empty() {
+            dev.hot_reset_cdev().map(|_| "VFIO_DEVICE_PCI_HOT_RESET")
+        } else {
+            r.reset.performed = Some("no reset available".into());
+            r.add(
+                Severity::Fail,
+                "reset-failed",
+                format!("{}: no reset method to perform", opts.bdf),
+            );
+            return Ok(());
+        };
+        match res {
+            Ok(how) => check_back(&dev, opts.bdf, how, r),
+            Err(e) => {
+                r.reset.performed = Some(error_chain(&e));
+                r.fail("reset-failed", &e);
+            }
+        }
+    }
+    drop(dev);
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;

@@ -1,0 +1,916 @@
+//! `verify` against a mock kernel whose answers (values and errnos) are the ones the
+//! real 6.12 kernel gave in tests/data/captures/*/vfiotest-*.txt and the "Error
+//! answers seen" of ../shared/VM-TESTING.md. The mock also keeps the books: every fd
+//! opened must be closed, every mapping unmapped, every group unset.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::bind::fake::FakeKernel;
+use crate::info::testdata;
+use crate::sys::{Fd, MockVfioSys, RawIrqInfo};
+use crate::{Extension, IrqFlags};
+
+/// 0000:06:00.0 as root read it from sysfs, and through the VFIO config region.
+static CFG_06_SYSFS: &[u8] =
+    include_bytes!("../../tests/data/captures/tcg-amd/config/0000:06:00.0.bin");
+static CFG_06_VFIO: &[u8] =
+    include_bytes!("../../tests/data/captures/tcg-amd/config/0000:06:00.0.via-vfio.bin");
+
+fn e(errno: i32) -> io::Error {
+    io::Error::from_raw_os_error(errno)
+}
+
+#[derive(Clone)]
+struct Knobs {
+    /// VFIO_GROUP_GET_STATUS VIABLE bit.
+    viable: bool,
+    /// errno of opening the group node.
+    group_open_errno: Option<i32>,
+    /// VFIO_DEVICE_GET_INFO flags (capture: 0x3 = RESET|PCI).
+    dev_flags: u32,
+    /// Hot-reset info: dependent (group, bdf) or an errno.
+    hot: std::result::Result<Vec<(u32, &'static str)>, i32>,
+    reset_errno: Option<i32>,
+    hot_reset_errno: Option<i32>,
+    map_errno: Option<i32>,
+    device_fd_errno: Option<i32>,
+    bind_iommufd_errno: Option<i32>,
+    dead_after_reset: bool,
+}
+
+impl Default for Knobs {
+    /// tcg-amd/vfiotest-0000:06:00.0.txt: viable group 16, RESET|PCI, hot reset
+    /// touching 06:00.0 and 06:00.1 in group 16.
+    fn default() -> Self {
+        Knobs {
+            viable: true,
+            group_open_errno: None,
+            dev_flags: 0x3,
+            hot: Ok(vec![(16, "0000:06:00.0"), (16, "0000:06:00.1")]),
+            reset_errno: None,
+            hot_reset_errno: None,
+            map_errno: None,
+            device_fd_errno: None,
+            bind_iommufd_errno: None,
+            dead_after_reset: false,
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+struct Books {
+    next_fd: i32,
+    open: BTreeMap<i32, String>,
+    mapped: BTreeSet<u64>,
+    attached: BTreeSet<i32>,
+    ioas: BTreeSet<u32>,
+    log: Vec<String>,
+    reset_done: bool,
+}
+
+type Shared = Arc<Mutex<Books>>;
+
+fn mock(k: Knobs, books: Shared) -> MockVfioSys {
+    let mut m = MockVfioSys::new();
+    let b = books.clone();
+    let k2 = k.clone();
+    m.expect_open().returning(move |p: &Path| {
+        let s = p.to_string_lossy().into_owned();
+        let mut bk = b.lock().unwrap();
+        let kind = if s.ends_with("dev/vfio/vfio") {
+            "container"
+        } else if s.ends_with("dev/iommu") {
+            "iommufd"
+        } else if s.contains("dev/vfio/devices/") {
+            "cdev"
+        } else if s.contains("dev/vfio/") {
+            if let Some(errno) = k2.group_open_errno {
+                return Err(e(errno));
+            }
+            "group"
+        } else {
+            return Err(e(libc::ENOENT));
+        };
+        bk.next_fd += 1;
+        let fd = bk.next_fd + 2;
+        bk.open.insert(fd, format!("{kind} {s}"));
+        bk.log.push(format!("open {kind}"));
+        Ok(Fd(fd))
+    });
+    let b = books.clone();
+    m.expect_close().returning(move |fd| {
+        let mut bk = b.lock().unwrap();
+        bk.attached.remove(&fd.0);
+        match bk.open.remove(&fd.0) {
+            Some(_) => Ok(()),
+            None => Err(e(libc::EBADF)),
+        }
+    });
+    m.expect_get_api_version().returning(|_| Ok(0));
+    // capture: TYPE1 1, TYPE1v2 1, NOIOMMU 0, UNMAP_ALL 1.
+    m.expect_check_extension()
+        .returning(|_, x| Ok(matches!(x, 1 | 3 | 9) as i32));
+    let b = books.clone();
+    m.expect_set_iommu().returning(move |_, t| {
+        let bk = b.lock().unwrap();
+        if bk.attached.is_empty() {
+            return Err(e(libc::EINVAL));
+        }
+        assert_eq!(t, 3, "TYPE1v2 chosen");
+        Ok(())
+    });
+    // The kernel fills argsz with what it needs and copies caps only when they fit.
+    m.expect_iommu_get_info().returning(|_, buf: &mut [u8]| {
+        let full = testdata::iommu_info_amd();
+        if buf.len() < full.len() {
+            buf[..4].copy_from_slice(&(full.len() as u32).to_ne_bytes());
+            buf[4..24].copy_from_slice(&full[4..24]);
+            buf[16..20].copy_from_slice(&0u32.to_ne_bytes());
+        } else {
+            buf[..full.len()].copy_from_slice(&full);
+        }
+        Ok(())
+    });
+    let b = books.clone();
+    let k2 = k.clone();
+    m.expect_iommu_map_dma().returning(move |_, req| {
+        let mut bk = b.lock().unwrap();
+        if let Some(errno) = k2.map_errno {
+            return Err(e(errno));
+        }
+        if !bk.mapped.insert(req.iova()) {
+            return Err(e(libc::EEXIST));
+        }
+        bk.log
+            .push(format!("map {:#x} {:#x}", req.iova(), req.size()));
+        Ok(())
+    });
+    let b = books.clone();
+    m.expect_iommu_unmap_dma()
+        .returning(move |_, iova, size, _| {
+            let mut bk = b.lock().unwrap();
+            bk.mapped.remove(&iova);
+            bk.log.push(format!("unmap {iova:#x}"));
+            Ok(size)
+        });
+    let k2 = k.clone();
+    let b = books.clone();
+    m.expect_group_get_status().returning(move |g| {
+        let bk = b.lock().unwrap();
+        let mut f = if k2.viable { 1 } else { 0 };
+        if bk.attached.contains(&g.0) {
+            f |= 2;
+        }
+        Ok(f)
+    });
+    let k2 = k.clone();
+    let b = books.clone();
+    m.expect_group_set_container().returning(move |g, _| {
+        if !k2.viable {
+            return Err(e(libc::EPERM));
+        }
+        let mut bk = b.lock().unwrap();
+        bk.attached.insert(g.0);
+        bk.log.push("set_container".into());
+        Ok(())
+    });
+    let b = books.clone();
+    m.expect_group_unset_container().returning(move |g| {
+        let mut bk = b.lock().unwrap();
+        bk.attached.remove(&g.0);
+        bk.log.push("unset_container".into());
+        Ok(())
+    });
+    let b = books.clone();
+    let k2 = k.clone();
+    m.expect_group_get_device_fd()
+        .returning(move |g, name: &str| {
+            let mut bk = b.lock().unwrap();
+            if !bk.attached.contains(&g.0) {
+                return Err(e(libc::EINVAL));
+            }
+            if let Some(errno) = k2.device_fd_errno {
+                return Err(e(errno));
+            }
+            if !name.starts_with("0000:06:00.") {
+                return Err(e(libc::ENODEV));
+            }
+            bk.next_fd += 1;
+            let fd = bk.next_fd + 2;
+            bk.open.insert(fd, format!("device {name}"));
+            Ok(Fd(fd))
+        });
+    let k2 = k.clone();
+    m.expect_device_get_info()
+        .returning(move |_, buf: &mut [u8]| {
+            let mut d = testdata::device_info_e1000e();
+            d[4..8].copy_from_slice(&k2.dev_flags.to_ne_bytes());
+            buf[..24].copy_from_slice(&d);
+            Ok(())
+        });
+    m.expect_device_get_region_info()
+        .returning(|_, index, buf: &mut [u8]| match index {
+            7 => {
+                buf[..32].copy_from_slice(&testdata::region_config());
+                Ok(())
+            }
+            3 => {
+                let r = testdata::region_bar3_msix();
+                if buf.len() < r.len() {
+                    buf[..4].copy_from_slice(&(r.len() as u32).to_ne_bytes());
+                    buf[4..32].copy_from_slice(&r[4..32]);
+                    buf[12..16].copy_from_slice(&0u32.to_ne_bytes());
+                } else {
+                    buf[..r.len()].copy_from_slice(&r);
+                }
+                Ok(())
+            }
+            _ => Err(e(libc::EINVAL)),
+        });
+    m.expect_device_get_irq_info().returning(|_, i| match i {
+        // capture: irq 2 MSIX count=5 flags=0x1
+        2 => Ok(RawIrqInfo { flags: 1, count: 5 }),
+        _ => Err(e(libc::EINVAL)),
+    });
+    let b = books.clone();
+    let k2 = k.clone();
+    m.expect_pread().returning(move |_, buf: &mut [u8], off| {
+        let base = 0x70000000000u64;
+        let rel = off.checked_sub(base).ok_or(e(libc::EINVAL))? as usize;
+        let bk = b.lock().unwrap();
+        if bk.reset_done && k2.dead_after_reset {
+            buf.fill(0xff);
+            return Ok(buf.len());
+        }
+        let src = CFG_06_VFIO.get(rel..).unwrap_or(&[]);
+        let n = src.len().min(buf.len());
+        buf[..n].copy_from_slice(&src[..n]);
+        Ok(n)
+    });
+    let b = books.clone();
+    let k2 = k.clone();
+    m.expect_device_reset().returning(move |_| {
+        // Real kernel: DEVICE_RESET without the RESET flag answers EINVAL.
+        if k2.dev_flags & 1 == 0 {
+            return Err(e(libc::EINVAL));
+        }
+        if let Some(errno) = k2.reset_errno {
+            return Err(e(errno));
+        }
+        let mut bk = b.lock().unwrap();
+        bk.reset_done = true;
+        bk.log.push("device_reset".into());
+        Ok(())
+    });
+    let k2 = k.clone();
+    m.expect_device_get_pci_hot_reset_info()
+        .returning(move |_, buf: &mut [u8]| {
+            let devs = match &k2.hot {
+                Ok(d) => d.clone(),
+                Err(errno) => return Err(e(*errno)),
+            };
+            let need = 12 + 8 * devs.len();
+            buf[8..12].copy_from_slice(&(devs.len() as u32).to_ne_bytes());
+            if buf.len() < need {
+                return Err(e(libc::ENOSPC));
+            }
+            for (i, (g, bdf)) in devs.iter().enumerate() {
+                let bdf: Bdf = bdf.parse().unwrap();
+                let o = 12 + i * 8;
+                buf[o..o + 4].copy_from_slice(&g.to_ne_bytes());
+                buf[o + 4..o + 6].copy_from_slice(&bdf.domain.to_ne_bytes());
+                buf[o + 6] = bdf.bus;
+                buf[o + 7] = (bdf.device << 3) | bdf.function;
+            }
+            Ok(())
+        });
+    let b = books.clone();
+    let k2 = k.clone();
+    m.expect_device_pci_hot_reset()
+        .returning(move |_, fds: &[Fd]| {
+            let mut bk = b.lock().unwrap();
+            let cdev = bk.open.values().any(|v| v.starts_with("cdev"));
+            if fds.is_empty() && !cdev {
+                // capture: HOT_RESET with 0 group fds -> EINVAL
+                return Err(e(libc::EINVAL));
+            }
+            if let Some(errno) = k2.hot_reset_errno {
+                return Err(e(errno));
+            }
+            bk.reset_done = true;
+            bk.log.push(format!("hot_reset {} fds", fds.len()));
+            Ok(())
+        });
+    let k2 = k.clone();
+    m.expect_device_bind_iommufd()
+        .returning(move |_, _, _| match k2.bind_iommufd_errno {
+            Some(errno) => Err(e(errno)),
+            None => Ok(1),
+        });
+    m.expect_device_attach_iommufd_pt()
+        .returning(|_, pt| Ok(pt));
+    let b = books.clone();
+    m.expect_iommufd_ioas_alloc().returning(move |_| {
+        b.lock().unwrap().ioas.insert(2);
+        Ok(2)
+    });
+    let b = books.clone();
+    m.expect_iommufd_destroy().returning(move |_, id| {
+        b.lock().unwrap().ioas.remove(&id);
+        Ok(())
+    });
+    // Two ranges; the first call gets a too-small buffer only if out.len() < 2.
+    m.expect_iommufd_ioas_iova_ranges()
+        .returning(|_, _, out: &mut [IovaRange]| {
+            let all = [
+                IovaRange {
+                    start: 0,
+                    end: 0xfedfffff,
+                },
+                IovaRange {
+                    start: 0xfef00000,
+                    end: 0xffffffffff,
+                },
+            ];
+            for (o, r) in out.iter_mut().zip(all.iter()) {
+                *o = *r;
+            }
+            Ok(crate::sys::IovaRangesAnswer {
+                num_iovas: 2,
+                alignment: 4096,
+            })
+        });
+    let b = books.clone();
+    m.expect_iommufd_ioas_map().returning(move |_, _, req| {
+        b.lock().unwrap().mapped.insert(req.iova());
+        Ok(())
+    });
+    let b = books;
+    m.expect_iommufd_ioas_unmap()
+        .returning(move |_, _, iova, len| {
+            b.lock().unwrap().mapped.remove(&iova);
+            Ok(len)
+        });
+    m
+}
+
+fn root_amd() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    crate::host::fixture::amd(t.path());
+    std::fs::write(
+        t.path().join("sys/bus/pci/devices/0000:06:00.0/config"),
+        CFG_06_SYSFS,
+    )
+    .unwrap();
+    std::fs::create_dir_all(t.path().join("dev/vfio")).unwrap();
+    t
+}
+
+fn run(k: Knobs, opts: impl FnOnce(&mut VerifyOptions), root: &Path) -> (VerifyReport, Shared) {
+    let books: Shared = Arc::default();
+    let m = mock(k, books.clone());
+    let mut o = VerifyOptions::new(root, "0000:06:00.0".parse().unwrap());
+    o.api = ApiChoice::Container;
+    opts(&mut o);
+    let sysfs = FakeKernel::default();
+    let r = verify(&m, &sysfs, &o).unwrap();
+    (r, books)
+}
+
+fn assert_clean(b: &Shared) {
+    let b = b.lock().unwrap();
+    assert!(b.open.is_empty(), "left open: {:?}", b.open);
+    assert!(b.mapped.is_empty(), "left mapped: {:?}", b.mapped);
+    assert!(b.attached.is_empty(), "left attached: {:?}", b.attached);
+    assert!(b.ioas.is_empty(), "left IOAS: {:?}", b.ioas);
+}
+
+fn codes(r: &VerifyReport) -> Vec<&'static str> {
+    r.findings.iter().map(|f| f.code).collect()
+}
+
+fn finding<'a>(r: &'a VerifyReport, code: &str) -> &'a Finding {
+    r.findings
+        .iter()
+        .find(|f| f.code == code)
+        .unwrap_or_else(|| panic!("no {code} in {:?}", r.findings))
+}
+
+// tcg-amd/vfiotest-0000:06:00.0.txt, end to end.
+#[test]
+fn container_path_reproduces_the_capture_and_leaves_nothing_behind() {
+    let t = root_amd();
+    let (r, b) = run(Knobs::default(), |_| {}, t.path());
+    assert!(r.passed(), "{:?}", r.findings);
+    assert_eq!(r.api, Api::Container);
+    assert_eq!(r.group, Some(16));
+    assert!(r.viable);
+    assert_eq!(r.dma_map, "ok");
+    assert_eq!(
+        r.iova_ranges,
+        vec![
+            [0, 0xfedfffff],
+            [0xfef00000, 0xfcffffffff],
+            [0x10000000000, u64::MAX]
+        ]
+    );
+    assert!(r.reset.device_reset);
+    assert_eq!(r.reset.hot_reset_devices, ["0000:06:00.0", "0000:06:00.1"]);
+    assert_eq!(r.reset.performed, None);
+    assert!(finding(&r, "hot-reset-scope")
+        .message
+        .contains("group(s) 16"));
+    assert!(finding(&r, "config-read").message.contains("matches sysfs"));
+    let log = b.lock().unwrap().log.clone();
+    assert_eq!(
+        log,
+        [
+            "open container",
+            "open group",
+            "set_container",
+            "map 0x100000 0x10000",
+            "unmap 0x100000",
+            "unset_container"
+        ]
+    );
+    assert_clean(&b);
+}
+
+#[test]
+fn report_serializes_to_the_issue_json_shape() {
+    let t = root_amd();
+    let (r, _) = run(Knobs::default(), |_| {}, t.path());
+    // The issue's shape, in its order: bdf, api, group, viable, dma_map, iova_ranges, reset, findings.
+    let text = serde_json::to_string(&r).unwrap();
+    assert!(
+        text.starts_with(
+            r#"{"bdf":"0000:06:00.0","api":"container","group":16,"viable":true,"dma_map":"ok","iova_ranges":[[0,4276092927],"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#""reset":{"device_reset":true,"hot_reset_devices":["0000:06:00.0","0000:06:00.1"],"performed":null},"findings":["#), "{text}");
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["api"], "container");
+    assert_eq!(v["iova_ranges"][0], serde_json::json!([0, 4276092927u64]));
+    assert_eq!(v["reset"]["performed"], serde_json::Value::Null);
+    let rk: Vec<&str> = v["reset"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(rk, ["device_reset", "hot_reset_devices", "performed"]);
+}
+
+// tcg-amd/vfiotest-0000:0b:00.1.txt: flags=0x0 viable=0, SET_CONTAINER -> EPERM;
+// 0b:00.0 is on virtio-pci in the same group 20.
+#[test]
+fn non_viable_group_names_the_blocking_device_and_what_to_do() {
+    let t = root_amd();
+    std::fs::write(
+        t.path().join("sys/bus/pci/devices/0000:0b:00.1/config"),
+        CFG_06_SYSFS,
+    )
+    .unwrap();
+    let books: Shared = Arc::default();
+    let m = mock(
+        Knobs {
+            viable: false,
+            ..Knobs::default()
+        },
+        books.clone(),
+    );
+    let mut o = VerifyOptions::new(t.path(), "0b:00.1".parse().unwrap());
+    o.api = ApiChoice::Container;
+    let r = verify(&m, &FakeKernel::default(), &o).unwrap();
+    assert!(!r.passed());
+    assert!(!r.viable);
+    assert_eq!(r.group, Some(20));
+    let f = finding(&r, "group-not-viable");
+    assert!(f.message.contains("IOMMU group 20"), "{}", f.message);
+    assert!(
+        f.message.contains("0000:0b:00.0 is bound to virtio-pci"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("--bind"), "{}", f.message);
+    assert_eq!(r.dma_map, "not attempted");
+    assert_clean(&books);
+}
+
+// VM-TESTING.md: second open of a group -> EBUSY.
+#[test]
+fn busy_group_is_reported_as_in_use() {
+    let t = root_amd();
+    let (r, b) = run(
+        Knobs {
+            group_open_errno: Some(libc::EBUSY),
+            ..Knobs::default()
+        },
+        |_| {},
+        t.path(),
+    );
+    let f = finding(&r, "group-busy");
+    assert!(
+        f.message.contains("IOMMU group 16 is busy"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message.contains("Device or resource busy"),
+        "{}",
+        f.message
+    );
+    assert_clean(&b);
+}
+
+#[test]
+fn device_not_on_vfio_pci_without_bind_is_reported_not_touched() {
+    let t = root_amd();
+    let books: Shared = Arc::default();
+    let mut m = MockVfioSys::new();
+    m.expect_open().times(0);
+    let o = VerifyOptions::new(t.path(), "0b:00.0".parse().unwrap());
+    let r = verify(&m, &FakeKernel::default(), &o).unwrap();
+    let f = finding(&r, "not-vfio-pci");
+    assert!(f.message.contains("bound to virtio-pci"), "{}", f.message);
+    assert!(f.message.contains("--bind"));
+    assert!(!r.viable, "group 20 has a device on virtio-pci");
+    assert_clean(&books);
+}
+
+#[test]
+fn bind_binds_the_device_for_the_check_then_restores_its_driver() {
+    let t = root_amd();
+    let a: Bdf = "0b:00.0".parse().unwrap();
+    let k = FakeKernel::with(a, Some("virtio-pci"));
+    let books: Shared = Arc::default();
+    let m = mock(Knobs::default(), books.clone());
+    let mut o = VerifyOptions::new(t.path(), a);
+    o.api = ApiChoice::Container;
+    o.bind = true;
+    let r = verify(&m, &k, &o).unwrap();
+    assert!(
+        finding(&r, "bound").message.contains("0000:0b:00.0"),
+        "{:?}",
+        r.findings
+    );
+    assert_eq!(k.driver(a).unwrap().as_deref(), Some("virtio-pci"));
+    assert_eq!(
+        *k.log.borrow(),
+        [
+            "override vfio-pci",
+            "unbind virtio-pci",
+            "probe",
+            "override -",
+            "unbind vfio-pci",
+            "probe"
+        ]
+    );
+    assert_clean(&books);
+}
+
+// tcg-amd captures: devices without the RESET flag answer DEVICE_RESET with EINVAL;
+// verify then uses the hot reset with its own group, as QEMU does.
+#[test]
+fn reset_without_reset_flag_uses_hot_reset_with_the_group_fd() {
+    let t = root_amd();
+    let (r, b) = run(
+        Knobs {
+            dev_flags: 0x2,
+            ..Knobs::default()
+        },
+        |o| o.reset = true,
+        t.path(),
+    );
+    assert!(!r.reset.device_reset);
+    assert_eq!(r.reset.performed.as_deref(), Some("ok"));
+    assert!(codes(&r).contains(&"hot-reset-only"));
+    assert!(b
+        .lock()
+        .unwrap()
+        .log
+        .contains(&"hot_reset 1 fds".to_string()));
+    assert_clean(&b);
+}
+
+#[test]
+fn device_reset_is_performed_and_the_device_checked() {
+    let t = root_amd();
+    let (r, b) = run(Knobs::default(), |o| o.reset = true, t.path());
+    assert_eq!(r.reset.performed.as_deref(), Some("ok"));
+    assert!(b.lock().unwrap().log.contains(&"device_reset".to_string()));
+    assert!(r.passed());
+    assert_clean(&b);
+}
+
+// The device reads 0xffff after the reset: it did not come back.
+#[test]
+fn device_that_does_not_come_back_fails() {
+    let t = root_amd();
+    let (r, b) = run(
+        Knobs {
+            dead_after_reset: true,
+            ..Knobs::default()
+        },
+        |o| o.reset = true,
+        t.path(),
+    );
+    assert!(!r.passed());
+    assert!(r.reset.performed.as_deref().unwrap().contains("0xffff"));
+    assert!(codes(&r).contains(&"reset-dead"));
+    assert_clean(&b);
+}
+
+// tcg captures: PCI_HOT_RESET behind a root port at default link speed -> ENOTTY.
+#[test]
+fn hot_reset_enotty_is_reported_with_the_link_hint() {
+    let t = root_amd();
+    let k = Knobs {
+        dev_flags: 0x2,
+        hot_reset_errno: Some(libc::ENOTTY),
+        ..Knobs::default()
+    };
+    let (r, b) = run(k, |o| o.reset = true, t.path());
+    let p = r.reset.performed.clone().unwrap();
+    assert!(
+        p.contains("VFIO_DEVICE_PCI_HOT_RESET on device 0000:06:00.0 failed"),
+        "{p}"
+    );
+    assert!(p.contains("link"), "{p}");
+    assert!(!r.passed());
+    assert_clean(&b);
+}
+
+// tcg captures: hot-reset info on a root-bus device (00:08.0) -> ENODEV.
+#[test]
+fn hot_reset_info_enodev_means_no_hot_reset() {
+    let t = root_amd();
+    let (r, b) = run(
+        Knobs {
+            dev_flags: 0x2,
+            hot: Err(libc::ENODEV),
+            ..Knobs::default()
+        },
+        |_| {},
+        t.path(),
+    );
+    assert!(r.reset.hot_reset_devices.is_empty());
+    assert!(codes(&r).contains(&"no-hot-reset"));
+    assert!(codes(&r).contains(&"no-reset"));
+    assert!(r.passed(), "no reset is a warning, not a failure");
+    assert_clean(&b);
+}
+
+#[test]
+fn reset_requested_with_no_method_fails() {
+    let t = root_amd();
+    let k = Knobs {
+        dev_flags: 0x2,
+        hot: Err(libc::ENODEV),
+        ..Knobs::default()
+    };
+    let (r, b) = run(k, |o| o.reset = true, t.path());
+    assert_eq!(r.reset.performed.as_deref(), Some("no reset available"));
+    assert!(!r.passed());
+    assert_clean(&b);
+}
+
+// Hot reset touching a second group: that group is opened, attached to the same
+// container, passed to PCI_HOT_RESET and released afterwards.
+#[test]
+fn hot_reset_across_two_groups_passes_both_fds() {
+    let t = root_amd();
+    crate::host::fixture::add(t.path(), "0000:07:00.0", 17, Some("vfio-pci"));
+    let k = Knobs {
+        dev_flags: 0x2,
+        hot: Ok(vec![(16, "0000:06:00.0"), (17, "0000:07:00.0")]),
+        ..Knobs::default()
+    };
+    let (r, b) = run(k, |o| o.reset = true, t.path());
+    assert_eq!(r.reset.performed.as_deref(), Some("ok"), "{:?}", r.findings);
+    assert!(finding(&r, "hot-reset-scope")
+        .message
+        .contains("group(s) 16, 17"));
+    assert!(b
+        .lock()
+        .unwrap()
+        .log
+        .contains(&"hot_reset 2 fds".to_string()));
+    assert_clean(&b);
+}
+
+// VM-TESTING.md: duplicate MAP_DMA -> EEXIST.
+#[test]
+fn dma_map_eexist_is_reported_with_its_meaning() {
+    let t = root_amd();
+    let (r, b) = run(
+        Knobs {
+            map_errno: Some(libc::EEXIST),
+            ..Knobs::default()
+        },
+        |_| {},
+        t.path(),
+    );
+    assert!(
+        r.dma_map.contains("overlaps an existing mapping"),
+        "{}",
+        r.dma_map
+    );
+    assert!(r.dma_map.contains("File exists"), "{}", r.dma_map);
+    assert!(!r.passed());
+    assert_clean(&b);
+}
+
+// VM-TESTING.md: VF opened without its token -> EACCES.
+#[test]
+fn vf_without_token_eacces_says_a_token_is_needed() {
+    let t = root_amd();
+    let (r, b) = run(
+        Knobs {
+            device_fd_errno: Some(libc::EACCES),
+            ..Knobs::default()
+        },
+        |_| {},
+        t.path(),
+    );
+    let f = finding(&r, "vfio");
+    assert!(f.message.contains("VF token"), "{}", f.message);
+    assert_clean(&b);
+}
+
+#[test]
+fn missing_container_node_is_vfio_unavailable() {
+    let t = root_amd();
+    let books: Shared = Arc::default();
+    let mut m = MockVfioSys::new();
+    m.expect_open().returning(|_| Err(e(libc::ENOENT)));
+    let mut o = VerifyOptions::new(t.path(), "06:00.0".parse().unwrap());
+    o.api = ApiChoice::Container;
+    let r = verify(&m, &FakeKernel::default(), &o).unwrap();
+    let f = finding(&r, "vfio-unavailable");
+    assert!(f.message.contains("dev/vfio/vfio"), "{}", f.message);
+    assert!(f.message.contains("module loaded"), "{}", f.message);
+    assert_clean(&books);
+}
+
+#[test]
+fn unknown_device_is_an_input_error() {
+    let t = root_amd();
+    let m = MockVfioSys::new();
+    let o = VerifyOptions::new(t.path(), "0000:42:00.0".parse().unwrap());
+    let e = verify(&m, &FakeKernel::default(), &o).unwrap_err();
+    assert!(matches!(e, Error::NoDevice { .. }));
+    assert!(e.to_string().contains("0000:42:00.0"));
+}
+
+fn with_iommufd(t: &tempfile::TempDir) {
+    std::fs::write(t.path().join("dev/iommu"), "").unwrap();
+    std::fs::create_dir_all(
+        t.path()
+            .join("sys/devices/pci0000:00/0000:06:00.0/vfio-dev/vfio3"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn auto_uses_iommufd_when_the_kernel_offers_it() {
+    let t = root_amd();
+    with_iommufd(&t);
+    let (r, b) = run(
+        Knobs {
+            dev_flags: 0x2,
+            ..Knobs::default()
+        },
+        |o| {
+            o.api = ApiChoice::Auto;
+            o.reset = true;
+        },
+        t.path(),
+    );
+    assert_eq!(r.api, Api::Iommufd, "{:?}", r.findings);
+    assert!(r.viable);
+    assert_eq!(r.dma_map, "ok");
+    assert_eq!(
+        r.iova_ranges,
+        vec![[0, 0xfedfffff], [0xfef00000, 0xffffffffff]]
+    );
+    // cdev mode: hot reset with no group fds.
+    assert_eq!(r.reset.performed.as_deref(), Some("ok"));
+    assert!(b
+        .lock()
+        .unwrap()
+        .log
+        .contains(&"hot_reset 0 fds".to_string()));
+    assert_clean(&b);
+}
+
+#[test]
+fn auto_falls_back_to_the_container_when_bind_iommufd_is_refused() {
+    let t = root_amd();
+    with_iommufd(&t);
+    let (r, b) = run(
+        Knobs {
+            bind_iommufd_errno: Some(libc::ENOTTY),
+            ..Knobs::default()
+        },
+        |o| o.api = ApiChoice::Auto,
+        t.path(),
+    );
+    assert_eq!(r.api, Api::Container);
+    assert!(codes(&r).contains(&"iommufd-fallback"));
+    assert_eq!(r.dma_map, "ok");
+    assert!(r.passed(), "{:?}", r.findings);
+    assert_clean(&b);
+}
+
+// Group API pieces, against the mock with the real errnos.
+
+#[test]
+fn get_device_fd_before_set_container_is_einval_with_hint() {
+    let t = root_amd();
+    let books: Shared = Arc::default();
+    let m = mock(Knobs::default(), books.clone());
+    {
+        let g = Group::open(&m, t.path(), 16).unwrap();
+        let e = g.device("0000:06:00.0").unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EINVAL));
+        assert!(e.to_string().contains("no container"), "{e}");
+    }
+    assert_clean(&books);
+}
+
+#[test]
+fn status_keeps_viable_and_container_set_apart() {
+    let t = root_amd();
+    let books: Shared = Arc::default();
+    let m = mock(Knobs::default(), books.clone());
+    {
+        let c = Container::open(&m, &t.path().join("dev/vfio/vfio")).unwrap();
+        let mut g = Group::open(&m, t.path(), 16).unwrap();
+        let s = g.status().unwrap();
+        assert!(s.viable && !s.container_set);
+        g.set_container(&c).unwrap();
+        let s = g.status().unwrap();
+        // capture: "group flags after=0x3": still viable once attached.
+        assert!(s.viable && s.container_set);
+        assert_eq!(s.flags.bits(), 0x3);
+        // capture: "GET_DEVICE_FD bogus name: ENODEV".
+        let e = g.device("bogus").unwrap_err();
+        assert!(
+            e.to_string().contains("no such device in this group"),
+            "{e}"
+        );
+    }
+    assert_clean(&books);
+}
+
+#[test]
+fn region_info_asks_again_for_the_capability_chain() {
+    let t = root_amd();
+    let books: Shared = Arc::default();
+    let m = mock(Knobs::default(), books.clone());
+    {
+        let c = Container::open(&m, &t.path().join("dev/vfio/vfio")).unwrap();
+        let mut g = Group::open(&m, t.path(), 16).unwrap();
+        g.set_container(&c).unwrap();
+        c.set_iommu(Extension::Type1v2).unwrap();
+        let d = g.device("0000:06:00.0").unwrap();
+        let r = d.region_info(3).unwrap();
+        assert!(r.msix_mappable, "cap id 3 read on the second call");
+        assert_eq!(r.size, 0x4000);
+        // capture: region 8 (VGA) -> EINVAL on an e1000e.
+        assert_eq!(d.region_info(8).unwrap_err().errno(), Some(libc::EINVAL));
+        let irq = d.irq_info(2).unwrap();
+        assert_eq!((irq.count, irq.flags), (5, IrqFlags::EVENTFD));
+        let ext = c.extensions().unwrap();
+        assert!(ext.type1 && ext.type1v2 && ext.unmap_all && !ext.noiommu);
+    }
+    assert_clean(&books);
+}
+
+#[test]
+fn map_in_the_msi_window_never_reaches_the_kernel() {
+    let t = root_amd();
+    let books: Shared = Arc::default();
+    let m = mock(Knobs::default(), books.clone());
+    {
+        let c = Container::open(&m, &t.path().join("dev/vfio/vfio")).unwrap();
+        let mut g = Group::open(&m, t.path(), 16).unwrap();
+        g.set_container(&c).unwrap();
+        c.set_iommu(Extension::Type1v2).unwrap();
+        let space = c.dma_space().unwrap();
+        let mut buf =
+            vm_memory::GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 0x2000)]).unwrap();
+        let region = buf.iter().next().unwrap();
+        let e = DmaMapping::map_region(&space, region, 0xfee00000, true).unwrap_err();
+        assert!(matches!(e, Error::IovaOutOfRange { .. }));
+        let _ = &mut buf;
+    }
+    let b = books.lock().unwrap();
+    assert!(!b.log.iter().any(|l| l.starts_with("map")), "{:?}", b.log);
+}
