@@ -1,0 +1,163 @@
+//! `passthru verify` on fixture roots shaped like tests/data/captures/tcg-amd
+//! (devices.txt, iommu_groups.txt): group 16 = 06:00.0 + 06:00.1 on vfio-pci, group 20 =
+//! 0b:00.0 on virtio-pci + 0b:00.1 on vfio-pci. No /dev/vfio exists under these roots,
+//! so only the paths that stop before the kernel are exercised here; the kernel paths
+//! run in the QEMU harness (vfio-core/examples/vm_vfio.rs).
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn add(root: &Path, bdf: &str, group: Option<u32>, driver: Option<&str>) {
+    let dev = root.join("sys/devices/pci0000:00").join(bdf);
+    std::fs::create_dir_all(&dev).unwrap();
+    if let Some(group) = group {
+        let gdir = root.join(format!("sys/kernel/iommu_groups/{group}/devices"));
+        std::fs::create_dir_all(&gdir).unwrap();
+        symlink(&dev, gdir.join(bdf)).unwrap();
+        symlink(
+            root.join(format!("sys/kernel/iommu_groups/{group}")),
+            dev.join("iommu_group"),
+        )
+        .unwrap();
+    }
+    if let Some(d) = driver {
+        let ddir = root.join("sys/bus/pci/drivers").join(d);
+        std::fs::create_dir_all(&ddir).unwrap();
+        symlink(&ddir, dev.join("driver")).unwrap();
+    }
+    let bus = root.join("sys/bus/pci/devices");
+    std::fs::create_dir_all(&bus).unwrap();
+    symlink(&dev, bus.join(bdf)).unwrap();
+}
+
+fn amd_root() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    add(t.path(), "0000:06:00.0", Some(16), Some("vfio-pci"));
+    add(t.path(), "0000:06:00.1", Some(16), Some("vfio-pci"));
+    add(t.path(), "0000:0b:00.0", Some(20), Some("virtio-pci"));
+    add(t.path(), "0000:0b:00.1", Some(20), Some("vfio-pci"));
+    t
+}
+
+fn passthru(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_passthru"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+fn has_finding(v: &serde_json::Value, code: &str) -> bool {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["code"] == code)
+}
+
+// Issue 4: "without --bind a device not on vfio-pci is reported, not touched".
+#[test]
+fn device_on_a_host_driver_is_reported_and_fails_with_exit_1() {
+    let t = amd_root();
+    let o = passthru(t.path(), &["verify", "0b:00.0", "--json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = json(&o);
+    assert_eq!(v["bdf"], "0000:0b:00.0");
+    assert_eq!(v["api"], "container");
+    assert_eq!(v["group"], 20);
+    assert_eq!(v["viable"], false);
+    assert!(v["dma_map"]
+        .as_str()
+        .unwrap()
+        .contains("not bound to vfio-pci"));
+    assert_eq!(v["iova_ranges"], serde_json::json!([]));
+    assert_eq!(v["reset"]["device_reset"], false);
+    assert_eq!(v["reset"]["performed"], serde_json::Value::Null);
+    assert!(has_finding(&v, "not-vfio-pci"), "{v}");
+    // The driver link is untouched.
+    let link =
+        std::fs::read_link(t.path().join("sys/bus/pci/devices/0000:0b:00.0/driver")).unwrap();
+    assert!(link.ends_with("virtio-pci"));
+}
+
+#[test]
+fn device_on_vfio_pci_without_vfio_nodes_fails_naming_the_node() {
+    let t = amd_root();
+    let o = passthru(
+        t.path(),
+        &["verify", "0000:06:00.0", "--api", "container", "--json"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    assert_eq!(v["group"], 16);
+    assert_eq!(
+        v["viable"], true,
+        "sysfs view: every device of group 16 is on vfio-pci"
+    );
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "vfio-unavailable")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(f["severity"], "fail");
+    assert!(
+        f["message"].as_str().unwrap().contains("dev/vfio/vfio"),
+        "{f}"
+    );
+}
+
+#[test]
+fn device_without_iommu_group_fails_with_what_to_do() {
+    let t = amd_root();
+    add(t.path(), "0000:01:00.0", None, Some("vfio-pci"));
+    let o = passthru(t.path(), &["verify", "01:00.0", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    assert_eq!(v["group"], serde_json::Value::Null);
+    assert!(has_finding(&v, "no-iommu-group"), "{v}");
+}
+
+#[test]
+fn unknown_device_is_an_input_error_with_exit_2() {
+    let t = amd_root();
+    let o = passthru(t.path(), &["verify", "0000:42:00.0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("0000:42:00.0"), "{err}");
+    assert!(err.contains("sys/bus/pci/devices"), "{err}");
+}
+
+#[test]
+fn malformed_device_argument_is_exit_2() {
+    let t = amd_root();
+    let o = passthru(t.path(), &["verify", "0b:00.9"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("0b:00.9"));
+}
+
+#[test]
+fn human_output_names_group_findings_and_verdict() {
+    let t = amd_root();
+    let o = passthru(t.path(), &["verify", "0b:00.0"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("0000:0b:00.0  IOMMU group 20 (not viable)"),
+        "{out}"
+    );
+    assert!(out.contains("FAIL not-vfio-pci"), "{out}");
+    assert!(out.contains("verdict: FAIL"), "{out}");
+}
