@@ -360,12 +360,14 @@ pub fn rollback(root: &Path) -> Result<RolledBack> {
             }
             None => {
                 match fs::remove_file(&target) {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        if let Some(dir) = target.parent() {
+                            sync_dir(dir)?;
+                        }
+                    }
+                    // Never created (the apply died first): nothing to undo.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(werr(&target)(e)),
-                }
-                if let Some(dir) = target.parent() {
-                    sync_dir(dir)?;
                 }
                 out.removed.push(path.clone());
             }

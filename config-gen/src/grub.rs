@@ -333,7 +333,7 @@ struct Assignment {
 /// Find every line-start assignment of [`VAR`], skipping comments and the insides of
 /// quoted strings of other lines. An assignment elsewhere (after `;`, inside `if`) is an
 /// error: passthru cannot tell which one wins.
-fn assignments(text: &str) -> Result<Vec<Assignment>, (usize, String)> {
+fn assignments(text: &str, var: &str) -> Result<Vec<Assignment>, (usize, String)> {
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -356,7 +356,7 @@ fn assignments(text: &str) -> Result<Vec<Assignment>, (usize, String)> {
                 j += 1;
             }
         }
-        let assign = format!("{VAR}=");
+        let assign = format!("{var}=");
         if text[j..].starts_with(&assign) {
             let word = parse_word(text, j + assign.len())?;
             i = word.end;
@@ -375,8 +375,8 @@ fn assignments(text: &str) -> Result<Vec<Assignment>, (usize, String)> {
                     }
                 }
                 _ => {
-                    if text[i..].starts_with(VAR)
-                        && text[i + VAR.len()..].starts_with('=')
+                    if text[i..].starts_with(var)
+                        && text[i + var.len()..].starts_with('=')
                         && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
                     {
                         return Err((
@@ -393,19 +393,53 @@ fn assignments(text: &str) -> Result<Vec<Assignment>, (usize, String)> {
     Ok(out)
 }
 
-/// The effective kernel tokens of the file's value (of its last assignment), opaque
-/// expansions included as they appear. Empty when the variable is not assigned.
+/// The effective kernel tokens of [`VAR`]: its last assignment, with self-references
+/// expanded (see [`tokens_of`]) and other expansions kept as opaque tokens. Empty when
+/// the variable is not assigned.
 pub fn current_tokens(text: &str) -> Result<Vec<String>, (usize, String)> {
-    let a = assignments(text)?;
-    Ok(match a.last() {
-        Some(a) => a.word.tokens().0.into_iter().map(|t| t.text).collect(),
+    tokens_of(text, VAR)
+}
+
+/// Like [`current_tokens`] for another variable (`GRUB_CMDLINE_LINUX`, whose tokens
+/// go on every boot entry, recovery included). Assignments are followed in order: a
+/// token that is exactly `$VAR` or `${VAR}` (the variable extending itself) stands for
+/// the tokens of the assignment before.
+pub fn tokens_of(text: &str, var: &str) -> Result<Vec<String>, (usize, String)> {
+    let selfref = [format!("${var}"), format!("${{{var}}}")];
+    let mut cur: Vec<String> = Vec::new();
+    for a in assignments(text, var)? {
+        let mut next = Vec::new();
+        for t in a.word.tokens().0 {
+            if selfref.contains(&t.text) {
+                next.extend(cur.iter().cloned());
+            } else {
+                next.push(t.text);
+            }
+        }
+        cur = next;
+    }
+    Ok(cur)
+}
+
+/// The tokens written literally in the last assignment of [`VAR`]: the only ones
+/// [`edit`] can remove.
+pub fn editable_tokens(text: &str) -> Result<Vec<String>, (usize, String)> {
+    Ok(match assignments(text, VAR)?.last() {
+        Some(a) => a
+            .word
+            .tokens()
+            .0
+            .into_iter()
+            .filter(|t| !t.opaque)
+            .map(|t| t.text)
+            .collect(),
         None => Vec::new(),
     })
 }
 
 /// The decoded value of the last assignment (what the shell would assign), if any.
 pub fn current_value(text: &str) -> Result<Option<String>, (usize, String)> {
-    Ok(assignments(text)?.last().map(|a| a.word.value()))
+    Ok(assignments(text, VAR)?.last().map(|a| a.word.value()))
 }
 
 /// Why an edit failed: byte offset into the text and the message.
@@ -429,7 +463,7 @@ fn safe_unquoted(raw: &str) -> bool {
 /// lines above it (`comments`: one line each, without the prefix). When the variable is
 /// not assigned, an assignment is appended at the end of the file.
 pub fn edit(text: &str, planned: &Planned, comments: &[String]) -> Result<String, EditError> {
-    let all = assignments(text)?;
+    let all = assignments(text, VAR)?;
     let Some(a) = all.last() else {
         let mut out = text.to_string();
         if !out.is_empty() && !out.ends_with('\n') {
@@ -591,11 +625,17 @@ mod tests {
     #[test]
     fn expansions_are_kept_and_never_matched() {
         let t = "GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT iommu=pt\"\n";
-        assert_eq!(
-            current_tokens(t).unwrap(),
-            vec!["$GRUB_CMDLINE_LINUX_DEFAULT", "iommu=pt"]
-        );
+        // A self-reference stands for the previous value (none here).
+        assert_eq!(current_tokens(t).unwrap(), vec!["iommu=pt"]);
         assert_eq!(merge(t, &["iommu=pt"], &[]), t);
+        let t2 = format!("GRUB_CMDLINE_LINUX_DEFAULT=quiet\n{t}");
+        assert_eq!(current_tokens(&t2).unwrap(), vec!["quiet", "iommu=pt"]);
+        assert_eq!(editable_tokens(&t2).unwrap(), vec!["iommu=pt"]);
+        // Other expansions are opaque tokens.
+        assert_eq!(
+            tokens_of("X=\"$HOME a\"\n", "X").unwrap(),
+            vec!["$HOME", "a"]
+        );
         let t = "GRUB_CMDLINE_LINUX_DEFAULT=${GRUB_CMDLINE_LINUX_DEFAULT}\n";
         assert_eq!(
             merge(t, &["iommu=pt"], &[]),

@@ -80,6 +80,9 @@ pub struct HostPlan {
 fn describe(d: &DeviceFacts) -> String {
     match &d.name {
         Some(n) => format!("{} {}:{} {}", d.bdf, d.vendor, d.device, n),
+        None if d.class.is_vga() => format!("{} {}:{} VGA", d.bdf, d.vendor, d.device),
+        None if d.class.is_display() => format!("{} {}:{} display", d.bdf, d.vendor, d.device),
+        None if d.class.is_audio() => format!("{} {}:{} audio", d.bdf, d.vendor, d.device),
         None => format!("{} {}:{} class {}", d.bdf, d.vendor, d.device, d.class),
     }
 }
@@ -107,6 +110,8 @@ pub fn competing_modules(d: &DeviceFacts) -> Vec<String> {
         };
         m.extend(module);
     }
+    let mut seen = BTreeSet::new();
+    m.retain(|x| seen.insert(x.clone()));
     m
 }
 
@@ -117,9 +122,13 @@ fn current_cmdline(
 ) -> Result<(Vec<String>, Option<&'static str>)> {
     match bootloader {
         Bootloader::Grub => {
+            // Both variables end up on the normal boot entry: GRUB_CMDLINE_LINUX first.
             let text = facts.files.get(GRUB_DEFAULT).map_or("", String::as_str);
-            let toks =
-                grub::current_tokens(text).map_err(|e| grub::to_error(GRUB_DEFAULT, text, e))?;
+            let mut toks = grub::tokens_of(text, "GRUB_CMDLINE_LINUX")
+                .map_err(|e| grub::to_error(GRUB_DEFAULT, text, e))?;
+            toks.extend(
+                grub::current_tokens(text).map_err(|e| grub::to_error(GRUB_DEFAULT, text, e))?,
+            );
             Ok((toks, Some(GRUB_DEFAULT)))
         }
         Bootloader::SystemdBoot => {
@@ -270,7 +279,21 @@ pub fn plan(
         add: wanted.iter().map(|p| p.token.clone()).collect(),
         remove: req.remove_params.clone(),
     };
-    let planned = cmdline::plan(&current, &edit);
+    let mut planned = cmdline::plan(&current, &edit);
+    if bootloader == Some(Bootloader::Grub) {
+        // Only GRUB_CMDLINE_LINUX_DEFAULT is edited; a token to remove that lives in
+        // GRUB_CMDLINE_LINUX stays, with a warning.
+        let text = facts.files.get(GRUB_DEFAULT).map_or("", String::as_str);
+        let editable =
+            grub::editable_tokens(text).map_err(|e| grub::to_error(GRUB_DEFAULT, text, e))?;
+        planned.remove.retain(|r| {
+            let here = editable.iter().any(|t| cmdline::same_token(r, t));
+            if !here {
+                w.push(Warning::new("remove-by-hand", format!("{GRUB_DEFAULT}: {r} is not written literally in the last GRUB_CMDLINE_LINUX_DEFAULT assignment (the only value passthru edits): remove it by hand")));
+            }
+            here
+        });
+    }
     for c in &planned.conflicts {
         w.push(Warning::new(
             "param-conflict",

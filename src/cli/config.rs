@@ -1,14 +1,244 @@
-//! `passthru config`.
+//! `passthru config`: generate host and guest configuration; dry run unless `--apply`.
+//!
+//! `--run-commands` runs the bootloader and initramfs commands (`update-grub`,
+//! `update-initramfs -u -k all`, ...) with `/bin/sh -c`, one after the other, stopping at
+//! the first failure (exit status 1). Those tools act on the running system, not on a
+//! directory, so `--run-commands` is refused (exit 2) when `--root` is not `/`: run them
+//! inside that root yourself (`chroot DIR update-grub`).
 
 use super::Global;
+use anyhow::{bail, Context};
 use clap::Args;
+use passthru_config_gen::{
+    apply, facts, generate, Bootloader, GuestKind, HostFacts, Initramfs, Plan, Request,
+};
+use passthru_pci_ids::{Bdf, DeviceId, Slot, VendorId};
+use std::path::Path;
 use std::process::ExitCode;
 
 /// Arguments of `passthru config`.
 #[derive(Debug, Args)]
-pub struct ConfigArgs {}
+pub struct ConfigArgs {
+    /// Devices to pass through: a BDF (`0b:00.0`), a slot (`0b:00`) or `vendor:device`
+    /// (`1002:7300`). Every function of the slot goes along. Each argument is one guest;
+    /// join several with commas (`05:00,0b:00`) to give one guest all of them.
+    #[arg(value_name = "DEVICE")]
+    pub devices: Vec<String>,
+    /// Guest formats to print (repeatable): proxmox, libvirt, qemu, cloud-hypervisor. Default: all.
+    #[arg(long, value_name = "KIND")]
+    pub guest: Vec<GuestKind>,
+    /// Where the kernel command line lives (default: detected): grub, systemd-boot, kernelstub.
+    #[arg(long, value_name = "NAME")]
+    pub bootloader: Option<Bootloader>,
+    /// What builds the initramfs (default: detected): initramfs-tools, mkinitcpio, dracut.
+    #[arg(long, value_name = "NAME")]
+    pub initramfs: Option<Initramfs>,
+    /// Write the files under --root (atomically, with a timestamped backup of each).
+    #[arg(long, conflicts_with = "rollback")]
+    pub apply: bool,
+    /// After writing, run the bootloader and initramfs commands (only with --root /).
+    #[arg(long, requires = "apply", conflicts_with = "rollback")]
+    pub run_commands: bool,
+    /// Restore the files changed by the last --apply, byte for byte.
+    #[arg(long)]
+    pub rollback: bool,
+    /// Give each GPU legacy VGA in the guest (x-vga; SeaBIOS guests). Drops disable_vga=1.
+    #[arg(long)]
+    pub x_vga: bool,
+    /// Do not add iommu=pt.
+    #[arg(long)]
+    pub no_iommu_pt: bool,
+    /// Also bind through the kernel command line (vfio-pci.ids=...).
+    #[arg(long)]
+    pub early_ids: bool,
+    /// Blacklist the host drivers (they are then unavailable to every other device too).
+    #[arg(long)]
+    pub blacklist: bool,
+    /// Add pcie_acs_override=VALUE (patched kernels only; weakens isolation).
+    #[arg(long, value_name = "VALUE")]
+    pub acs_override: Option<String>,
+    /// Remove this token from the kernel command line (repeatable), e.g. amd_iommu=on.
+    #[arg(long = "remove-param", value_name = "TOKEN")]
+    pub remove_param: Vec<String>,
+}
+
+/// Resolve one DEVICE word to slots.
+fn resolve(word: &str, facts: &HostFacts) -> anyhow::Result<Vec<Slot>> {
+    if let Ok(bdf) = word.parse::<Bdf>() {
+        return Ok(vec![bdf.slot()]);
+    }
+    if let Ok(slot) = word.parse::<Slot>() {
+        return Ok(vec![slot]);
+    }
+    if let Some((v, d)) = word.split_once(':') {
+        if let (Ok(v), Ok(d)) = (v.parse::<VendorId>(), d.parse::<DeviceId>()) {
+            let hits: Vec<Bdf> = facts
+                .devices
+                .iter()
+                .filter(|x| x.vendor == v && x.device == d)
+                .map(|x| x.bdf)
+                .collect();
+            return match hits.as_slice() {
+                [] => bail!("no device {v}:{d} on this host"),
+                [one] => Ok(vec![one.slot()]),
+                many => {
+                    let list: Vec<String> = many.iter().map(|b| b.to_string()).collect();
+                    bail!(
+                        "{v}:{d} matches {} devices ({}); name one by address",
+                        many.len(),
+                        list.join(", ")
+                    )
+                }
+            };
+        }
+    }
+    bail!("{word:?} is not a PCI address (0b:00.0), slot (0b:00) or vendor:device (1002:7300)")
+}
+
+fn request(a: &ConfigArgs, facts: &HostFacts) -> anyhow::Result<Request> {
+    if a.devices.is_empty() {
+        bail!(
+            "name the devices to pass through, e.g. `passthru config 0b:00` (see `passthru check`)"
+        );
+    }
+    let mut sets = Vec::new();
+    for arg in &a.devices {
+        let mut set = Vec::new();
+        for word in arg.split(',').filter(|w| !w.is_empty()) {
+            set.extend(resolve(word, facts)?);
+        }
+        sets.push(set);
+    }
+    Ok(Request {
+        sets,
+        guests: if a.guest.is_empty() {
+            GuestKind::ALL.to_vec()
+        } else {
+            a.guest.clone()
+        },
+        bootloader: a.bootloader,
+        initramfs: a.initramfs,
+        iommu_pt: !a.no_iommu_pt,
+        x_vga: a.x_vga,
+        early_ids: a.early_ids,
+        blacklist: a.blacklist,
+        acs_override: a.acs_override.clone(),
+        remove_params: a.remove_param.clone(),
+    })
+}
+
+/// The human report of a plan.
+fn report(plan: &Plan, applied: Option<&apply::Applied>, dry_run: bool) -> String {
+    let mut s = String::new();
+    s.push_str("Kernel parameters\n");
+    for p in &plan.param_reasons {
+        let mark = if plan.kernel_params.add.contains(&p.token) {
+            "+"
+        } else {
+            "="
+        };
+        s.push_str(&format!("  {mark} {}  ({})\n", p.token, p.why));
+    }
+    for r in &plan.kernel_params.remove {
+        s.push_str(&format!("  - {r}  (removal requested)\n"));
+    }
+    if plan.param_reasons.is_empty() && plan.kernel_params.remove.is_empty() {
+        s.push_str("  (none needed)\n");
+    }
+    s.push_str("\nFiles\n");
+    if plan.files.is_empty() {
+        s.push_str("  Nothing to change: every file is already up to date.\n");
+    }
+    for f in &plan.files {
+        s.push_str(&f.diff());
+    }
+    s.push_str("\nCommands (run them, or pass --run-commands)\n");
+    for c in &plan.commands {
+        s.push_str(&format!("  {c}\n"));
+    }
+    for (kind, text) in &plan.guest {
+        s.push_str(&format!("\nGuest: {kind}\n{text}"));
+    }
+    if !plan.warnings.is_empty() {
+        s.push_str("\nWarnings\n");
+        for w in &plan.warnings {
+            s.push_str(&format!("  [{}] {}\n", w.code, w.message));
+        }
+    }
+    s.push('\n');
+    match applied {
+        Some(a) if a.changed.is_empty() => s.push_str("Applied: nothing changed.\n"),
+        Some(a) => {
+            s.push_str(&format!("Applied: wrote {}.\n", a.changed.join(", ")));
+            if let Some(b) = &a.backup {
+                s.push_str(&format!(
+                    "Backups in {} (undo with --rollback).\n",
+                    b.display()
+                ));
+            }
+        }
+        None if dry_run && !plan.files.is_empty() => {
+            s.push_str("Dry run: nothing written. Re-run with --apply to write these files.\n")
+        }
+        None => {}
+    }
+    s
+}
+
+fn run_commands(commands: &[String]) -> anyhow::Result<bool> {
+    for c in commands {
+        eprintln!("passthru: running `{c}`");
+        let st = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(c)
+            .status()
+            .with_context(|| format!("cannot run `{c}`"))?;
+        eprintln!("passthru: `{c}` exited with {st}");
+        if !st.success() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
 
 /// Run `passthru config`.
-pub fn run(_g: &Global, _a: &ConfigArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`config` is not implemented yet")
+pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
+    let root = g.root.as_path();
+    if a.rollback {
+        let r = apply::rollback(root)?;
+        if g.json {
+            let v = serde_json::json!({"rollback": {"backup": r.backup, "restored": r.restored, "removed": r.removed}});
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            println!("Rolled back from {}", r.backup.display());
+            for p in &r.restored {
+                println!("  restored {p}");
+            }
+            for p in &r.removed {
+                println!("  removed {p} (it did not exist before)");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.run_commands && root != Path::new("/") {
+        bail!("--run-commands acts on the running system, not on --root {}: run the commands inside that root yourself", root.display());
+    }
+    let facts =
+        facts::read(root).with_context(|| format!("reading the host under {}", root.display()))?;
+    let req = request(a, &facts)?;
+    let plan = generate(&facts, &req)?;
+    let applied = if a.apply {
+        Some(apply::apply(root, &plan.files)?)
+    } else {
+        None
+    };
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", report(&plan, applied.as_ref(), !a.apply));
+    }
+    if a.run_commands && !run_commands(&plan.commands)? {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }
