@@ -1,10 +1,10 @@
 //! `passthru decode FILE`: decode a raw config space (sysfs `config`, 64/256/4096
 //! bytes) or an `lspci -x/-xxx/-xxxx` text dump of one or more devices.
 //!
-//! Format detection: a file that is ASCII text and whose first non-blank line starts
-//! with a PCI address is a dump; anything else is a raw config space, whose length
-//! must be 64, 256 or 4096. Malformed input is an error naming the file and the
-//! byte offset (exit status 2).
+//! Format detection: printable ASCII text is a dump when its first non-blank line
+//! starts with a PCI address or its length is not 64, 256 or 4096; anything else
+//! is a raw config space, whose length must be 64, 256 or 4096. Malformed input is
+//! an error naming the file and the byte offset (exit status 2).
 
 use super::Global;
 use anyhow::{anyhow, Context};
@@ -62,13 +62,18 @@ pub fn run(g: &Global, a: &DecodeArgs) -> anyhow::Result<ExitCode> {
 
 /// Split the input into (address, config bytes) pairs.
 fn read_devices(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<(Bdf, Vec<u8>)>> {
+    // Text (printable ASCII) is a dump when it starts with an address, or when its
+    // length cannot be a raw config space anyway; everything else is raw bytes.
     let text = std::str::from_utf8(bytes).ok().filter(|t| {
-        t.bytes()
-            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
-            && t.lines()
-                .find(|l| !l.trim().is_empty())
-                .and_then(|l| l.split_whitespace().next())
-                .is_some_and(|w| w.parse::<Bdf>().is_ok())
+        let printable = !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+        let starts_with_address = t
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .and_then(|l| l.split_whitespace().next())
+            .is_some_and(|w| w.parse::<Bdf>().is_ok());
+        printable && (starts_with_address || !matches!(t.len(), 64 | 256 | 4096))
     });
     let Some(text) = text else {
         // raw binary config space
