@@ -25,10 +25,13 @@ pub struct VerifyArgs {
     /// The device, `0000:0b:00.0` or `0b:00.0`.
     #[arg(value_name = "DEVICE")]
     pub device: String,
-    /// Temporarily bind the device (and group peers on host drivers) to vfio-pci;
-    /// the original drivers are restored afterwards.
+    /// Temporarily bind the device to vfio-pci; its driver is restored afterwards.
     #[arg(long)]
     pub bind: bool,
+    /// Also bind the device's IOMMU group peers that sit on host drivers (restored
+    /// afterwards), making the group viable for the check.
+    #[arg(long)]
+    pub bind_group: bool,
     /// Also perform the reset and check the device comes back.
     #[arg(long)]
     pub reset: bool,
@@ -48,6 +51,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("DEVICE {:?} is not a PCI address: {e}", a.device))?;
     let mut opts = VerifyOptions::new(&g.root, bdf);
     opts.bind = a.bind;
+    opts.bind_peers = a.bind_group;
     opts.reset = a.reset;
     opts.vf_token = a.vf_token.clone();
     opts.api = match a.api {

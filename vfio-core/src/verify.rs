@@ -54,8 +54,10 @@ pub struct VerifyOptions {
     pub root: PathBuf,
     /// The device.
     pub bdf: Bdf,
-    /// Bind the device (and group peers on host drivers) to vfio-pci for the check.
+    /// Bind the device to vfio-pci for the check (restored afterwards).
     pub bind: bool,
+    /// Also bind the group peers that sit on host drivers (restored afterwards).
+    pub bind_peers: bool,
     /// Perform the reset and check the device comes back.
     pub reset: bool,
     /// Which API.
@@ -71,6 +73,7 @@ impl VerifyOptions {
             root: root.to_path_buf(),
             bdf,
             bind: false,
+            bind_peers: false,
             reset: false,
             api: ApiChoice::Auto,
             vf_token: None,
@@ -202,6 +205,7 @@ where
 
     // Bind the device (and blocking peers) when asked; the guards restore on drop.
     let mut guards: Vec<BindGuard<'_, F>> = Vec::new();
+    let mut todo = Vec::new();
     if driver.as_deref() != Some(bind::VFIO_PCI) {
         if !opts.bind {
             let e = Error::NotVfioPci {
@@ -212,8 +216,12 @@ where
             r.fail("not-vfio-pci", &e);
             return Ok(r);
         }
-        let mut todo = vec![opts.bdf];
+        todo.push(opts.bdf);
+    }
+    if opts.bind_peers {
         todo.extend(blockers.iter().map(|b| b.bdf).filter(|b| *b != opts.bdf));
+    }
+    if !todo.is_empty() {
         match bind::bind_all(sysfs, &todo) {
             Ok(g) => {
                 let names: Vec<String> = todo.iter().map(|b| b.to_string()).collect();

@@ -914,3 +914,54 @@ fn map_in_the_msi_window_never_reaches_the_kernel() {
     let b = books.lock().unwrap();
     assert!(!b.log.iter().any(|l| l.starts_with("map")), "{:?}", b.log);
 }
+
+// Issue 4: peers are bound only on request; then the blocking peer of group 20
+// (0b:00.0 on virtio-pci) is bound for the check and restored afterwards.
+#[test]
+fn bind_peers_binds_the_blocking_peer_and_restores_it() {
+    let t = root_amd();
+    let dev: Bdf = "0b:00.1".parse().unwrap();
+    let peer: Bdf = "0b:00.0".parse().unwrap();
+    let k = FakeKernel::with(peer, Some("virtio-pci"));
+    let books: Shared = Arc::default();
+    let m = mock(Knobs::default(), books.clone());
+    let mut o = VerifyOptions::new(t.path(), dev);
+    o.api = ApiChoice::Container;
+    o.bind = true;
+    o.bind_peers = true;
+    let r = verify(&m, &k, &o).unwrap();
+    assert!(
+        finding(&r, "bound").message.contains("0000:0b:00.0"),
+        "{:?}",
+        r.findings
+    );
+    assert!(
+        r.viable,
+        "the kernel (mock) reports VIABLE once the peer is on vfio-pci"
+    );
+    assert_eq!(k.driver(peer).unwrap().as_deref(), Some("virtio-pci"));
+    assert!(k.log.borrow().iter().any(|l| l == "unbind vfio-pci"));
+    assert_clean(&books);
+}
+
+#[test]
+fn without_bind_peers_the_blocking_peer_is_not_touched() {
+    let t = root_amd();
+    let peer: Bdf = "0b:00.0".parse().unwrap();
+    let k = FakeKernel::with(peer, Some("virtio-pci"));
+    let books: Shared = Arc::default();
+    let m = mock(
+        Knobs {
+            viable: false,
+            ..Knobs::default()
+        },
+        books.clone(),
+    );
+    let mut o = VerifyOptions::new(t.path(), "0b:00.1".parse().unwrap());
+    o.api = ApiChoice::Container;
+    o.bind = true;
+    let r = verify(&m, &k, &o).unwrap();
+    assert!(codes(&r).contains(&"group-not-viable"));
+    assert!(k.log.borrow().is_empty(), "{:?}", k.log.borrow());
+    assert_clean(&books);
+}
