@@ -106,7 +106,7 @@ pub struct DeviceReport {
     pub verdict: Verdict,
     /// IOMMU group.
     pub iommu_group: Option<GroupId>,
-    /// The other endpoints of its group (bridges excluded).
+    /// The other members of its group (bridges included; only endpoints count for `group-shared`).
     #[serde(serialize_with = "ser::seq_display")]
     pub group_peers: Vec<Bdf>,
     /// The reset methods the kernel would use (recomputed).
@@ -259,14 +259,13 @@ pub fn check_device(host: &Host, d: &Device, request: &BTreeSet<Bdf>) -> DeviceR
                 vec![format!("{}/iommu_group: absent", d.sysfs_path.display())],
             ),
             Some(g) => {
-                let peers: Vec<&Device> = g
-                    .devices
+                group_peers = g.devices.iter().copied().filter(|b| *b != d.bdf).collect();
+                // Bridges do not count against isolation (vfio allows them in a group).
+                let peers: Vec<&Device> = group_peers
                     .iter()
-                    .filter(|b| **b != d.bdf)
                     .filter_map(|b| host.device(*b))
                     .filter(|p| !p.is_any_bridge())
                     .collect();
-                group_peers = peers.iter().map(|p| p.bdf).collect();
                 let outside: Vec<&&Device> =
                     peers.iter().filter(|p| !request.contains(&p.bdf)).collect();
                 if !outside.is_empty() {

@@ -1,0 +1,202 @@
+//! The model and the reset/isolation rules checked against what real 6.12
+//! kernels answered (tests/data/captures: QEMU TCG guests with Intel and AMD
+//! vIOMMUs, VFIO ioctl results per device).
+
+mod common;
+
+use common::*;
+use passthru_iommu_groups::{check_bdfs, reset, Code, Host, Severity, Verdict};
+use passthru_pci_ids::Bdf;
+
+const RUNS: [&str; 2] = ["tcg-amd", "tcg-intel"];
+
+fn load(name: &str) -> (tempfile::TempDir, Host) {
+    let dir = tempfile::tempdir().unwrap();
+    capture_fixture(name).write(dir.path()).unwrap();
+    let host = Host::load(dir.path()).unwrap();
+    assert!(host.notes.is_empty(), "{name}: {:?}", host.notes);
+    (dir, host)
+}
+
+fn b(s: &str) -> Bdf {
+    s.parse().unwrap()
+}
+
+/// DOMAIN.md "Reset: the kernel's rules": the recomputed methods are non-empty
+/// exactly when the kernel's VFIO_DEVICE_GET_INFO set the RESET flag.
+#[test]
+fn recomputed_reset_matches_vfio_reset_flag() {
+    let mut compared = 0;
+    for run in RUNS {
+        let (_d, host) = load(run);
+        for a in vfio_answers(run) {
+            let Some(flag) = a.reset_flag else { continue };
+            let dev = host.device(a.bdf).unwrap();
+            let ra = reset::analyse(&host, dev);
+            assert_eq!(
+                !ra.methods.is_empty(),
+                flag,
+                "{run} {}: recomputed {:?} ({:?}), kernel RESET={flag}",
+                a.bdf,
+                ra.methods,
+                ra.unavailable
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 18, "only {compared} devices compared");
+}
+
+/// DOMAIN.md: "reset_method is probed ... before its sibling functions exist":
+/// 06:00.0 (e1000e, function 0 of a two-function device) lists `bus`, but a bus
+/// reset needs the device alone on its bus.
+#[test]
+fn stale_reset_method_bus_is_not_trusted_on_multifunction() {
+    for run in RUNS {
+        let (_d, host) = load(run);
+        let dev = host.device(b("06:00.0")).unwrap();
+        assert!(dev
+            .reset_method
+            .as_ref()
+            .unwrap()
+            .contains(&"bus".to_string()));
+        let ra = reset::analyse(&host, dev);
+        assert!(!ra.methods.contains(&reset::ResetMethod::Bus), "{run}");
+        assert!(ra.methods.contains(&reset::ResetMethod::Pm), "{run}");
+    }
+}
+
+/// DOMAIN.md: bus reset only when alone on the bus, not on a root bus, with a
+/// parent bridge: the edu at 09:00.0 alone behind a switch downstream port gets
+/// `bus` (kernel RESET=1), the edu on the root bus (00:08.0) gets nothing.
+#[test]
+fn bus_reset_needs_parent_bridge_and_alone_on_bus() {
+    for run in RUNS {
+        let (_d, host) = load(run);
+        let alone = reset::analyse(&host, host.device(b("09:00.0")).unwrap());
+        assert_eq!(alone.methods, vec![reset::ResetMethod::Bus], "{run}");
+        let root = reset::analyse(&host, host.device(b("00:08.0")).unwrap());
+        assert!(root.methods.is_empty(), "{run}");
+        assert!(root.hot_reset.is_none(), "{run}: no bridge to hot reset");
+    }
+}
+
+/// VFIO hot reset: the devices and groups the recomputed hot reset affects are
+/// exactly what VFIO_DEVICE_GET_PCI_HOT_RESET_INFO listed.
+#[test]
+fn hot_reset_affected_set_matches_kernel_hot_reset_info() {
+    let mut compared = 0;
+    for run in RUNS {
+        let (_d, host) = load(run);
+        for a in vfio_answers(run) {
+            let dev = host.device(a.bdf).unwrap();
+            let ra = reset::analyse(&host, dev);
+            match (&a.hot_reset_deps, &ra.hot_reset) {
+                (Some(deps), Some(h)) => {
+                    let mut want: Vec<Bdf> = deps.iter().map(|d| d.1).collect();
+                    want.sort();
+                    assert_eq!(h.affected, want, "{run} {}", a.bdf);
+                    let mut groups: Vec<u32> = deps.iter().map(|d| d.0).collect();
+                    groups.sort();
+                    groups.dedup();
+                    assert_eq!(h.groups, groups, "{run} {}", a.bdf);
+                    compared += 1;
+                }
+                (None, None) => compared += 1,
+                // A non-viable group stops the test program before hot-reset info.
+                (None, Some(_)) if a.viable == Some(false) => {}
+                (k, m) => panic!("{run} {}: kernel {k:?}, model {m:?}", a.bdf),
+            }
+        }
+    }
+    assert!(compared >= 18, "only {compared} compared");
+}
+
+/// Issue `group-shared`: the kernel refused SET_CONTAINER (group not viable) for
+/// 0b:00.1 because 0b:00.0 in its group is bound to virtio-pci; the verdict fails
+/// and names the peer.
+#[test]
+fn group_shared_fails_where_kernel_group_was_not_viable() {
+    let (_d, host) = load("tcg-amd");
+    let nonviable: Vec<_> = vfio_answers("tcg-amd")
+        .into_iter()
+        .filter(|a| a.viable == Some(false))
+        .collect();
+    assert_eq!(nonviable.len(), 1);
+    let r = check_bdfs(&host, &[nonviable[0].bdf]);
+    let d = &r.devices[0];
+    assert_eq!(d.verdict, Verdict::Fail);
+    let f = d
+        .findings
+        .iter()
+        .find(|f| f.code == Code::GroupShared)
+        .unwrap();
+    assert_eq!(f.severity, Severity::Fail);
+    assert!(f.message.contains("0000:0b:00.0"), "{}", f.message);
+}
+
+/// Issue `group-shared`: "bridges do not count": the PCIe-to-PCI bridge 04:00.0
+/// shares group 15/13 with the two conventional devices behind it; checking both
+/// conventional devices together is not group-shared, checking one is.
+#[test]
+fn group_shared_ignores_bridges_and_requested_peers() {
+    for run in RUNS {
+        let (_d, host) = load(run);
+        let one = check_bdfs(&host, &[b("05:01.0")]);
+        let f = one.devices[0]
+            .findings
+            .iter()
+            .find(|f| f.code == Code::GroupShared)
+            .unwrap_or_else(|| panic!("{run}: no group-shared"));
+        assert!(f.message.contains("0000:05:02.0"));
+        assert!(!f.message.contains("0000:04:00.0"), "{}", f.message);
+        let both = check_bdfs(&host, &[b("05:01.0"), b("05:02.0")]);
+        for d in &both.devices {
+            assert!(
+                d.findings.iter().all(|f| f.code != Code::GroupShared),
+                "{run} {}",
+                d.bdf
+            );
+            assert!(d.group_peers.contains(&b("04:00.0")));
+        }
+    }
+}
+
+/// Issue `acs-missing` (libvirt's walk): the xio3130 downstream port 08:00.0 has no
+/// ACS capability (its endpoint shares its group); root ports are not checked.
+#[test]
+fn acs_missing_on_switch_downstream_port_not_root_port() {
+    for run in RUNS {
+        let (_d, host) = load(run);
+        let r = check_bdfs(&host, &[b("09:00.0"), b("01:00.0")]);
+        let behind_switch = r.devices.iter().find(|d| d.bdf == b("09:00.0")).unwrap();
+        let acs: Vec<_> = behind_switch
+            .findings
+            .iter()
+            .filter(|f| f.code == Code::AcsMissing)
+            .collect();
+        assert_eq!(acs.len(), 1, "{run}");
+        assert!(acs[0].message.contains("0000:08:00.0"));
+        let on_root_port = r.devices.iter().find(|d| d.bdf == b("01:00.0")).unwrap();
+        assert!(on_root_port
+            .findings
+            .iter()
+            .all(|f| f.code != Code::AcsMissing));
+    }
+}
+
+/// DOMAIN.md grouping: "the AMD IOMMU's own PCI function has no group"; group
+/// types follow iommu=pt (identity) or not (DMA).
+#[test]
+fn groups_and_types_as_the_kernel_made_them() {
+    let (_d, amd) = load("tcg-amd");
+    assert!(amd.device(b("00:01.0")).unwrap().iommu_group.is_none());
+    assert_eq!(amd.groups[&16].devices, vec![b("06:00.0"), b("06:00.1")]);
+    assert_eq!(amd.groups[&16].domain_type.as_deref(), Some("DMA"));
+    assert_eq!(amd.iommu.units, vec!["ivhd0".to_string()]);
+    let (_d, intel) = load("tcg-intel");
+    assert_eq!(intel.groups[&14].domain_type.as_deref(), Some("identity"));
+    // 09:00.0 sits below the switch: root port 00:07.0 (intel 00:07.0 too), upstream, downstream.
+    let chain = &amd.device(b("09:00.0")).unwrap().upstream;
+    assert_eq!(chain, &vec![b("00:07.0"), b("07:00.0"), b("08:00.0")]);
+}

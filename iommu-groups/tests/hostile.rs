@@ -1,0 +1,281 @@
+//! Bad input (issue 3 "Tests"): dangling, escaping and looping symlinks,
+//! truncated `config`, non-UTF-8, garbage and huge attributes, unreadable
+//! entries, FIFOs and an empty root give clear errors or absent facts (with a
+//! note naming the path), never a panic or a hang.
+
+use passthru_iommu_groups::fixture::{Fixture, FixtureDevice, IommuKind};
+use passthru_iommu_groups::{check_bdfs, reset, Code, CpuVendor, Error, Host, Severity};
+use passthru_pci_ids::Bdf;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+fn b(s: &str) -> Bdf {
+    s.parse().unwrap()
+}
+
+/// A small valid host: root port 00:01.0 with a GPU + audio behind it, and an
+/// endpoint 00:02.0 on the root bus.
+fn base() -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    Fixture::new(CpuVendor::Intel, IommuKind::Intel)
+        .device(FixtureDevice::root_port(b("00:01.0"), 1).group(1))
+        .device(
+            FixtureDevice::gpu(b("01:00.0"), 0x10de, 0x1187)
+                .parent(b("00:01.0"))
+                .group(2),
+        )
+        .device(
+            FixtureDevice::hdmi_audio(b("01:00.1"), 0x10de, 0x0e0a)
+                .parent(b("00:01.0"))
+                .group(2),
+        )
+        .device(FixtureDevice::gpu(b("00:02.0"), 0x8086, 0x3e92).group(3))
+        .write(&root)
+        .unwrap();
+    (t, root)
+}
+
+fn dev_dir(root: &Path, bdf: &str) -> PathBuf {
+    fs::canonicalize(root.join("sys/bus/pci/devices").join(bdf)).unwrap()
+}
+
+fn note_for<'a>(h: &'a Host, needle: &str) -> &'a str {
+    h.notes
+        .iter()
+        .find(|n| n.path.to_string_lossy().contains(needle) || n.message.contains(needle))
+        .map(|n| n.message.as_str())
+        .unwrap_or_else(|| panic!("no note about {needle}: {:?}", h.notes))
+}
+
+#[test]
+fn empty_root_is_an_error_naming_the_missing_directory() {
+    let t = tempfile::tempdir().unwrap();
+    let e = Host::load(t.path()).unwrap_err();
+    assert!(matches!(e, Error::NoPciBus { .. }));
+    assert!(e.to_string().contains("sys/bus/pci/devices"), "{e}");
+}
+
+#[test]
+fn missing_root_is_an_error_naming_it() {
+    let e = Host::load("/nonexistent/passthru-root").unwrap_err();
+    assert!(matches!(e, Error::Root { .. }));
+    assert!(e.to_string().contains("/nonexistent/passthru-root"), "{e}");
+}
+
+#[test]
+fn root_that_is_a_file_is_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("file");
+    fs::write(&f, "x").unwrap();
+    assert!(matches!(Host::load(&f), Err(Error::Root { .. })));
+}
+
+#[test]
+fn dangling_device_link_is_an_absent_device_with_a_note() {
+    let (_t, root) = base();
+    symlink(
+        "../../../devices/pci0000:00/0000:00:09.0",
+        root.join("sys/bus/pci/devices/0000:00:09.0"),
+    )
+    .unwrap();
+    let h = Host::load(&root).unwrap();
+    assert!(h.device(b("00:09.0")).is_none());
+    assert!(note_for(&h, "0000:00:09.0").contains("dangling"));
+    assert_eq!(h.devices.len(), 4);
+}
+
+#[test]
+fn escaping_device_link_is_never_followed() {
+    let (t, root) = base();
+    // A convincing device directory outside the root.
+    let outside = t.path().join("outside/0000:00:0a.0");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("vendor"), "0x1002\n").unwrap();
+    fs::write(outside.join("device"), "0x7300\n").unwrap();
+    symlink(
+        "../../../../../outside/0000:00:0a.0",
+        root.join("sys/bus/pci/devices/0000:00:0a.0"),
+    )
+    .unwrap();
+    // An absolute link counts from the root: it does not reach /etc.
+    symlink("/etc", root.join("sys/bus/pci/devices/0000:00:0b.0")).unwrap();
+    let h = Host::load(&root).unwrap();
+    assert!(h.device(b("00:0a.0")).is_none());
+    assert!(note_for(&h, "0000:00:0a.0").contains("outside the root"));
+    assert!(h.device(b("00:0b.0")).is_none());
+}
+
+#[test]
+fn symlink_loop_ends_with_a_note() {
+    let (_t, root) = base();
+    let d = root.join("sys/bus/pci/devices");
+    symlink("0000:00:0d.0", d.join("0000:00:0c.0")).unwrap();
+    symlink("0000:00:0c.0", d.join("0000:00:0d.0")).unwrap();
+    // A loop on an attribute of a real device, too.
+    let g = dev_dir(&root, "0000:00:02.0");
+    fs::remove_file(g.join("reset_method")).ok();
+    symlink("reset_method", g.join("reset_method")).unwrap();
+    let h = Host::load(&root).unwrap();
+    assert!(note_for(&h, "0000:00:0c.0").contains("symbolic links"));
+    assert!(h.device(b("00:02.0")).unwrap().reset_method.is_none());
+    assert!(note_for(&h, "reset_method").contains("symbolic links"));
+}
+
+#[test]
+fn truncated_config_gives_no_facts_and_a_note() {
+    let (_t, root) = base();
+    fs::write(
+        dev_dir(&root, "0000:01:00.0").join("config"),
+        [0xde, 0x10, 0x87],
+    )
+    .unwrap();
+    let h = Host::load(&root).unwrap();
+    let d = h.device(b("01:00.0")).unwrap();
+    assert!(d.facts.is_none());
+    // Ids still come from the text attributes.
+    assert_eq!(d.vendor.0, 0x10de);
+    assert!(note_for(&h, "01:00.0/config").contains("truncated: 3 bytes"));
+}
+
+/// Issue 3: "a non-root reader's 64-byte config is handled (fewer facts, said so)".
+#[test]
+fn non_root_64_byte_config_says_reset_is_unknown() {
+    let (_t, root) = base();
+    let cfg = dev_dir(&root, "0000:01:00.0").join("config");
+    let full = fs::read(&cfg).unwrap();
+    fs::write(&cfg, &full[..64]).unwrap();
+    let h = Host::load(&root).unwrap();
+    assert!(note_for(&h, "01:00.0/config").contains("only 64 bytes"));
+    let d = h.device(b("01:00.0")).unwrap();
+    assert!(reset::analyse(&h, d).config_unknown);
+    let r = check_bdfs(&h, &[b("01:00.0")]);
+    let f = r.devices[0]
+        .findings
+        .iter()
+        .find(|f| f.code == Code::NoReset)
+        .unwrap();
+    assert_eq!(f.severity, Severity::Warn);
+    assert!(f.message.contains("cannot tell"));
+}
+
+#[test]
+fn non_utf8_and_garbage_attributes_fall_back_with_notes() {
+    let (_t, root) = base();
+    let d = dev_dir(&root, "0000:00:02.0");
+    fs::write(d.join("vendor"), [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    fs::write(d.join("class"), "hello world\n").unwrap();
+    fs::write(d.join("numa_node"), "many\n").unwrap();
+    fs::write(d.join("resource"), "0x1 0x2\nnot numbers at all\n").unwrap();
+    let h = Host::load(&root).unwrap();
+    let dev = h.device(b("00:02.0")).unwrap();
+    // Vendor and class from config space instead.
+    assert_eq!(dev.vendor.0, 0x8086);
+    assert_eq!(dev.class.to_u32(), 0x030000);
+    assert!(dev.numa_node.is_none());
+    assert!(dev.resources.is_empty());
+    assert!(note_for(&h, "00:02.0/vendor").contains("not UTF-8"));
+    assert!(note_for(&h, "00:02.0/class").contains("hello world"));
+    assert!(note_for(&h, "00:02.0/resource").contains("line 1"));
+}
+
+#[test]
+fn huge_attributes_are_bounded() {
+    let (_t, root) = base();
+    let d = dev_dir(&root, "0000:00:02.0");
+    fs::write(d.join("reset_method"), vec![b'a'; 8 << 20]).unwrap();
+    fs::write(d.join("config"), vec![0u8; 4 << 20]).unwrap();
+    let start = std::time::Instant::now();
+    let h = Host::load(&root).unwrap();
+    assert!(start.elapsed().as_secs() < 20);
+    let dev = h.device(b("00:02.0")).unwrap();
+    assert!(dev.reset_method.is_none());
+    assert!(note_for(&h, "00:02.0/reset_method").contains("larger than"));
+    // config is cut at 4096 bytes: all-zero config decodes, with nothing in it.
+    assert_eq!(dev.config.as_ref().unwrap().len(), 4096);
+}
+
+#[test]
+fn fifo_and_directory_attributes_are_not_read_and_do_not_hang() {
+    let (_t, root) = base();
+    let d = dev_dir(&root, "0000:00:02.0");
+    fs::remove_file(d.join("config")).unwrap();
+    let ok = std::process::Command::new("mkfifo")
+        .arg(d.join("config"))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo");
+    // A directory where a file should be (unreadable as a file even for root).
+    fs::remove_file(d.join("revision")).unwrap();
+    fs::create_dir(d.join("revision")).unwrap();
+    let h = Host::load(&root).unwrap();
+    let dev = h.device(b("00:02.0")).unwrap();
+    assert!(dev.config.is_none());
+    assert!(note_for(&h, "00:02.0/config").contains("not a regular file"));
+    assert!(note_for(&h, "00:02.0/revision").contains("not a regular file"));
+}
+
+#[test]
+fn bad_group_links_and_names_are_notes() {
+    let (_t, root) = base();
+    let d = dev_dir(&root, "0000:00:02.0");
+    fs::remove_file(d.join("iommu_group")).unwrap();
+    symlink("../../../kernel/iommu_groups/banana", d.join("iommu_group")).unwrap();
+    fs::create_dir_all(root.join("sys/kernel/iommu_groups/banana/devices")).unwrap();
+    fs::write(root.join("sys/bus/pci/devices/not-a-bdf"), "").unwrap();
+    let h = Host::load(&root).unwrap();
+    assert!(note_for(&h, "iommu_group").contains("banana"));
+    assert!(note_for(&h, "iommu_groups/banana").contains("not a group number"));
+    assert!(note_for(&h, "not-a-bdf").contains("not a PCI address"));
+    // Group 3 still lists the device, so it keeps its group.
+    assert_eq!(h.device(b("00:02.0")).unwrap().iommu_group, Some(3));
+}
+
+#[test]
+fn garbage_proc_files_give_absent_facts() {
+    let (_t, root) = base();
+    fs::write(root.join("proc/cpuinfo"), [0u8, 0xff, 0x13, 0x37]).unwrap();
+    fs::write(root.join("proc/cmdline"), [0xc3, 0x28]).unwrap();
+    fs::write(root.join("proc/modules"), vec![b'x'; 5 << 20]).unwrap();
+    let h = Host::load(&root).unwrap();
+    assert_eq!(h.cpu_vendor, CpuVendor::Other);
+    assert!(h.cmdline.is_none());
+    assert!(h.modules.is_none());
+    assert!(note_for(&h, "proc/cmdline").contains("not UTF-8"));
+    assert!(note_for(&h, "proc/modules").contains("larger than"));
+}
+
+/// Every file of a valid tree replaced by random bytes, links kept: never a panic.
+#[test]
+fn random_attribute_contents_never_panic() {
+    let (_t, root) = base();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..4 {
+        let mut stack = vec![root.clone()];
+        while let Some(p) = stack.pop() {
+            for e in fs::read_dir(&p).unwrap() {
+                let e = e.unwrap();
+                let ft = e.file_type().unwrap();
+                if ft.is_dir() {
+                    stack.push(e.path());
+                } else if ft.is_file() {
+                    let n = (next() % 300) as usize;
+                    let bytes: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+                    fs::write(e.path(), bytes).unwrap();
+                }
+            }
+        }
+        let h = Host::load(&root).unwrap();
+        let all: Vec<Bdf> = h.devices.keys().copied().collect();
+        let r = check_bdfs(&h, &all);
+        assert_eq!(r.devices.len(), h.devices.len(), "round {round}");
+    }
+}

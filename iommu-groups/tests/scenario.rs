@@ -1,0 +1,230 @@
+//! The user's scenario from DOMAIN.md (Ryzen 7 3700X Proxmox host, GTX 760 at
+//! 05:00, Fiji at 0b:00, the hand-made /etc files): what the verdicts must say.
+
+mod common;
+
+use common::*;
+use passthru_iommu_groups::fixture::scenario_amd;
+use passthru_iommu_groups::reset::{self, ResetMethod};
+use passthru_iommu_groups::{check, Code, CpuVendor, DeviceSpec, Host, Report, Severity, Verdict};
+use passthru_pci_ids::Bdf;
+
+fn host() -> (tempfile::TempDir, Host) {
+    let dir = tempfile::tempdir().unwrap();
+    scenario_amd().write(dir.path()).unwrap();
+    let h = Host::load(dir.path()).unwrap();
+    assert!(h.notes.is_empty(), "{:?}", h.notes);
+    (dir, h)
+}
+
+fn b(s: &str) -> Bdf {
+    s.parse().unwrap()
+}
+
+fn run(h: &Host, specs: &[&str]) -> Report {
+    let specs: Vec<DeviceSpec> = specs.iter().map(|s| s.parse().unwrap()).collect();
+    check(h, &specs).unwrap()
+}
+
+fn codes(r: &Report, bdf: &str) -> Vec<(Code, Severity)> {
+    r.devices
+        .iter()
+        .find(|d| d.bdf == b(bdf))
+        .unwrap()
+        .findings
+        .iter()
+        .map(|f| (f.code, f.severity))
+        .collect()
+}
+
+/// The committed tree tests/fixtures/scenario-amd is what the generator writes
+/// (`PASSTHRU_BLESS=1` regenerates it).
+#[test]
+fn committed_scenario_tree_matches_generator() {
+    if bless() {
+        bless_tree("scenario-amd", &scenario_amd());
+    }
+    let (_d, fresh) = host();
+    let committed = Host::load(repo().join("tests/fixtures/scenario-amd")).unwrap();
+    assert_eq!(committed, fresh);
+}
+
+#[test]
+fn host_facts_of_the_scenario() {
+    let (_d, h) = host();
+    assert_eq!(h.cpu_vendor, CpuVendor::Amd);
+    assert!(h.iommu.active() && h.iommu.ivrs_table && !h.iommu.dmar_table);
+    assert!(h.boot.proxmox);
+    assert_eq!(
+        h.boot.grub_cmdline_linux_default.as_deref(),
+        Some("quiet amd_iommu=on pcie_acs_override=downstream,multifunction video=efifb:off")
+    );
+    assert_eq!(
+        h.boot.vfio_pci_ids(),
+        ["10de:1187", "10de:0e0a", "1002:7300", "1002:aae8"]
+    );
+    assert_eq!(h.boot.blacklisted(), ["radeon", "nouveau", "nvidia"]);
+    assert_eq!(h.vfio_pci_params["disable_vga"], "Y");
+    // The AMD IOMMU's own function has no group.
+    assert!(h.device(b("00:00.2")).unwrap().iommu_group.is_none());
+}
+
+/// Default `check` looks at display devices and brings their companion functions.
+#[test]
+fn default_check_is_display_devices_with_companions() {
+    let (_d, h) = host();
+    let r = run(&h, &[]);
+    let got: Vec<Bdf> = r.devices.iter().map(|d| d.bdf).collect();
+    assert_eq!(
+        got,
+        [b("05:00.0"), b("05:00.1"), b("0b:00.0"), b("0b:00.1")]
+    );
+    // Requesting function 0 by BDF, by slot or by ids gives the same set.
+    for spec in ["0b:00.0", "0b:00", "1002:7300"] {
+        let r = run(&h, &[spec]);
+        let got: Vec<Bdf> = r.devices.iter().map(|d| d.bdf).collect();
+        assert_eq!(got, [b("0b:00.0"), b("0b:00.1")], "{spec}");
+        assert!(codes(&r, "0b:00.0").contains(&(Code::CompanionFunction, Severity::Info)));
+    }
+}
+
+/// DOMAIN.md bus reset: "a GPU with its HDMI audio function never gets `bus`";
+/// the enumeration-time `reset_method` listing `bus` is stale.
+#[test]
+fn gpu_with_audio_function_never_gets_bus_reset() {
+    let (_d, h) = host();
+    for gpu in ["05:00.0", "0b:00.0"] {
+        let d = h.device(b(gpu)).unwrap();
+        assert_eq!(d.reset_method.as_deref(), Some(&["bus".to_string()][..]));
+        let ra = reset::analyse(&h, d);
+        assert!(ra.methods.is_empty(), "{gpu}: {:?}", ra.methods);
+        let hot = ra.hot_reset.unwrap();
+        assert!(hot.slot_only);
+        assert_eq!(hot.affected.len(), 2);
+    }
+}
+
+/// DOMAIN.md NO_PM_RESET: every ATI/AMD VGA device off the root bus; Fiji's audio
+/// function (class 0403) keeps its PM reset.
+#[test]
+fn no_pm_reset_quirk_for_amd_vga_only() {
+    let (_d, h) = host();
+    let vga = reset::analyse(&h, h.device(b("0b:00.0")).unwrap());
+    assert!(vga
+        .unavailable
+        .iter()
+        .any(|r| r.method == ResetMethod::Pm && r.why.contains("NO_PM_RESET")));
+    let audio = reset::analyse(&h, h.device(b("0b:00.1")).unwrap());
+    assert_eq!(audio.methods, vec![ResetMethod::Pm]);
+}
+
+/// DOMAIN.md pm: PMCSR No_Soft_Reset set means no PM reset (the GK104 functions).
+#[test]
+fn pm_reset_needs_no_soft_reset_clear() {
+    let (_d, h) = host();
+    let ra = reset::analyse(&h, h.device(b("05:00.1")).unwrap());
+    assert!(ra
+        .unavailable
+        .iter()
+        .any(|r| r.method == ResetMethod::Pm && r.why.contains("No_Soft_Reset")));
+}
+
+/// DOMAIN.md NO_FLR quirk: AMD 149c (Matisse USB) advertises FLR, the kernel
+/// disables it; PM and bus remain.
+#[test]
+fn no_flr_quirk_for_matisse_usb() {
+    let (_d, h) = host();
+    let d = h.device(b("06:00.0")).unwrap();
+    assert!(d.facts.as_ref().unwrap().pcie.unwrap().flr);
+    let ra = reset::analyse(&h, d);
+    assert_eq!(ra.methods, vec![ResetMethod::Pm, ResetMethod::Bus]);
+    // The I211 next to it keeps FLR.
+    let nic = reset::analyse(&h, h.device(b("04:00.0")).unwrap());
+    assert_eq!(
+        nic.methods,
+        vec![ResetMethod::Flr, ResetMethod::Pm, ResetMethod::Bus]
+    );
+}
+
+/// Issue `no-reset`: whole-slot hot reset is a warning when every function is
+/// requested, a failure when a function of the slot is left out.
+#[test]
+fn whole_slot_hot_reset_needs_every_function_in_the_request() {
+    let (_d, h) = host();
+    let whole = run(&h, &["05:00"]);
+    assert!(codes(&whole, "05:00.0").contains(&(Code::NoReset, Severity::Warn)));
+    let alone = run(&h, &["05:00.1"]);
+    assert_eq!(alone.devices.len(), 1);
+    assert!(codes(&alone, "05:00.1").contains(&(Code::NoReset, Severity::Fail)));
+    assert_eq!(alone.devices[0].verdict, Verdict::Fail);
+}
+
+/// Issue `reset-bug` / DOMAIN.md: Fiji is not covered by vendor-reset: warn, and say so.
+#[test]
+fn fiji_reset_bug_is_not_covered_by_vendor_reset() {
+    let (_d, h) = host();
+    let r = run(&h, &["0b:00"]);
+    let d = &r.devices[0];
+    let f = d
+        .findings
+        .iter()
+        .find(|f| f.code == Code::ResetBug)
+        .unwrap();
+    assert_eq!(f.severity, Severity::Warn);
+    assert!(
+        f.message.contains("vendor-reset does not cover"),
+        "{}",
+        f.message
+    );
+    // The GTX 760 has no AMD reset bug.
+    assert!(!codes(&run(&h, &["05:00"]), "05:00.0")
+        .iter()
+        .any(|c| c.0 == Code::ResetBug));
+}
+
+/// Issue `host-driver` / DOMAIN.md: amdgpu grabbed Fiji although vfio.conf lists
+/// its id, because only radeon is blacklisted and there is no softdep.
+#[test]
+fn amdgpu_bound_fiji_gets_softdep_advice() {
+    let (_d, h) = host();
+    let r = run(&h, &["0b:00"]);
+    let f = r.devices[0]
+        .findings
+        .iter()
+        .find(|f| f.code == Code::HostDriver)
+        .unwrap();
+    assert!(
+        f.message.contains("softdep amdgpu pre: vfio-pci"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("does not name amdgpu"), "{}", f.message);
+    // The GTX 760 functions are on vfio-pci: no host-driver finding.
+    assert!(!codes(&run(&h, &["05:00"]), "05:00.0")
+        .iter()
+        .any(|c| c.0 == Code::HostDriver));
+}
+
+/// Issue `boot-vga`: Fiji is the boot display; the message notes efifb:off is already set.
+#[test]
+fn boot_vga_warns_and_sees_efifb_off() {
+    let (_d, h) = host();
+    let r = run(&h, &["0b:00.0"]);
+    let f = r.devices[0]
+        .findings
+        .iter()
+        .find(|f| f.code == Code::BootVga)
+        .unwrap();
+    assert_eq!(f.severity, Severity::Warn);
+    assert!(f.message.contains("already on the command line"));
+}
+
+/// The scenario's verdicts: both GPUs warn (no failure), the exit status would be 0.
+#[test]
+fn scenario_verdicts() {
+    let (_d, h) = host();
+    let r = run(&h, &[]);
+    assert!(r.devices.iter().all(|d| d.verdict == Verdict::Warn));
+    assert_eq!(r.worst(), Verdict::Warn);
+    assert!(r.host.findings.is_empty());
+}

@@ -1,0 +1,89 @@
+//! Snapshots (issue 3 "Snapshot"): capturing then loading gives the same model;
+//! the committed fixture trees are what their generators write.
+
+mod common;
+
+use common::*;
+use passthru_iommu_groups::fixture::scenario_amd;
+use passthru_iommu_groups::{snapshot, Error, Host};
+
+#[test]
+fn snapshot_of_a_fixture_loads_to_the_same_model() {
+    let src = tempfile::tempdir().unwrap();
+    scenario_amd().write(src.path()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (host, st) = snapshot(src.path(), &out.path().join("snap")).unwrap();
+    assert!(st.files > 100 && st.links > 20, "{st:?}");
+    let again = Host::load(out.path().join("snap")).unwrap();
+    assert_eq!(again, host);
+    assert_eq!(again, Host::load(src.path()).unwrap());
+}
+
+#[test]
+fn snapshot_of_captures_loads_to_the_same_model() {
+    for run in ["tcg-amd", "tcg-intel"] {
+        let src = tempfile::tempdir().unwrap();
+        capture_fixture(run).write(src.path()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let (host, _) = snapshot(src.path(), &out.path().join("s")).unwrap();
+        assert_eq!(Host::load(out.path().join("s")).unwrap(), host, "{run}");
+    }
+}
+
+/// This machine's live root: capture, load the capture, compare with loading `/`.
+#[test]
+fn snapshot_of_the_live_root_loads_to_the_same_model() {
+    let out = tempfile::tempdir().unwrap();
+    let (host, _) = snapshot(std::path::Path::new("/"), &out.path().join("live")).unwrap();
+    let replay = Host::load(out.path().join("live")).unwrap();
+    assert_eq!(replay, host);
+    assert!(!host.devices.is_empty());
+}
+
+#[test]
+fn snapshot_refuses_a_non_empty_directory() {
+    let src = tempfile::tempdir().unwrap();
+    scenario_amd().write(src.path()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    std::fs::write(out.path().join("keep"), "x").unwrap();
+    let e = snapshot(src.path(), out.path()).unwrap_err();
+    assert!(matches!(e, Error::Write { .. }), "{e}");
+    assert_eq!(std::fs::read(out.path().join("keep")).unwrap(), b"x");
+}
+
+/// tests/fixtures/tcg-{amd,intel} are what the capture converter writes
+/// (`PASSTHRU_BLESS=1` regenerates them).
+#[test]
+fn committed_capture_trees_match_generator() {
+    for run in ["tcg-amd", "tcg-intel"] {
+        let f = capture_fixture(run);
+        if bless() {
+            bless_tree(run, &f);
+        }
+        let d = tempfile::tempdir().unwrap();
+        f.write(d.path()).unwrap();
+        let committed = Host::load(repo().join("tests/fixtures").join(run)).unwrap();
+        assert_eq!(committed, Host::load(d.path()).unwrap(), "{run}");
+    }
+}
+
+/// tests/fixtures/host-noiommu is a snapshot of a live machine without an IOMMU
+/// (`PASSTHRU_BLESS=1` re-takes it from this machine's `/`). Replaying it keeps
+/// the model; the machine had no IOMMU.
+#[test]
+fn committed_live_snapshot_replays() {
+    let dir = repo().join("tests/fixtures/host-noiommu");
+    if bless() {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        snapshot(std::path::Path::new("/"), &dir).unwrap();
+    }
+    let host = Host::load(&dir).unwrap();
+    assert!(!host.iommu.active());
+    assert!(!host.devices.is_empty());
+    let out = tempfile::tempdir().unwrap();
+    let (h2, _) = snapshot(&dir, &out.path().join("again")).unwrap();
+    assert_eq!(h2, host);
+    assert_eq!(Host::load(out.path().join("again")).unwrap(), host);
+}
