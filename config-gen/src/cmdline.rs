@@ -188,27 +188,34 @@ pub fn edit_plain(text: &str, planned: &Planned) -> Result<String, String> {
     if open && !planned.add.is_empty() {
         return Err("a double quote is left open; appended parameters would be swallowed".into());
     }
+    let removed: Vec<bool> = spans
+        .iter()
+        .map(|&(a, b)| planned.remove.iter().any(|r| same_token(r, &text[a..b])))
+        .collect();
+    // A removed token takes the whitespace before it when a kept token precedes it,
+    // else the whitespace after it: no stray blank is left at either end.
     let mut cuts: Vec<(usize, usize)> = Vec::new();
     for (i, &(a, b)) in spans.iter().enumerate() {
-        if planned.remove.iter().any(|r| same_token(r, &text[a..b])) {
-            let prev_end = if i == 0 { None } else { Some(spans[i - 1].1) };
-            match prev_end {
-                Some(pe) => cuts.push((pe, b)),
-                None => {
-                    let next = spans.get(i + 1).map_or(b, |s| s.0);
-                    cuts.push((a, next));
-                }
-            }
+        if !removed[i] {
+            continue;
+        }
+        if removed[..i].iter().any(|r| !r) {
+            cuts.push((spans[i - 1].1, b));
+        } else if let Some(next) = spans.get(i + 1) {
+            cuts.push((a, next.0));
+        } else {
+            cuts.push((a, b));
         }
     }
     let mut out = String::with_capacity(text.len() + 64);
     let mut pos = 0;
-    for (a, b) in &cuts {
-        if *a < pos {
+    for &(a, b) in &cuts {
+        // Cuts of neighbouring removed tokens may overlap (both took the space between).
+        if b <= pos {
             continue;
         }
-        out.push_str(&text[pos..*a]);
-        pos = *b;
+        out.push_str(&text[pos..a.max(pos)]);
+        pos = b;
     }
     out.push_str(&text[pos..]);
     if planned.add.is_empty() {
@@ -315,6 +322,15 @@ mod tests {
         assert_eq!(p.remove, vec!["amd_iommu=on"]);
         let out = edit_plain("a amd_iommu=on b amd_iommu=on\n", &p).unwrap();
         assert_eq!(out, "a b\n");
+    }
+
+    #[test]
+    fn adjacent_duplicates_are_all_removed() {
+        // Found by the property test: the two cuts overlap on the space between.
+        let p = plan(&["x", "x", "y"], &edit(&[], &["x"]));
+        assert_eq!(edit_plain("x x y\n", &p).unwrap(), "y\n");
+        let p = plan(&["y", "x", "x"], &edit(&[], &["x"]));
+        assert_eq!(edit_plain("y x  x\n", &p).unwrap(), "y\n");
     }
 
     #[test]

@@ -485,17 +485,22 @@ pub fn edit(text: &str, planned: &Planned, comments: &[String]) -> Result<String
         ));
     }
     // 1. Cuts for removed tokens, on the raw text.
+    let removed: Vec<bool> = toks
+        .iter()
+        .map(|t| {
+            !t.opaque
+                && planned
+                    .remove
+                    .iter()
+                    .any(|r| cmdline::same_token(r, &t.text))
+        })
+        .collect();
+    let chars = &a.word.chars;
     let mut cuts: Vec<(usize, usize)> = Vec::new();
     for (k, t) in toks.iter().enumerate() {
-        if t.opaque
-            || !planned
-                .remove
-                .iter()
-                .any(|r| cmdline::same_token(r, &t.text))
-        {
+        if !removed[k] {
             continue;
         }
-        let chars = &a.word.chars;
         let seg = chars[t.first].seg;
         if chars[t.first..=t.last].iter().any(|d| d.seg != seg) {
             return Err((
@@ -503,17 +508,15 @@ pub fn edit(text: &str, planned: &Planned, comments: &[String]) -> Result<String
                 format!("{:?} spans several quoted parts; remove it by hand", t.text),
             ));
         }
-        // Take the whitespace before it (same segment), else the whitespace after it.
-        let prev_ws = k > 0 && {
-            let p = toks[k - 1].last;
-            chars[p + 1..t.first].iter().all(|d| d.seg == seg)
-        };
-        let (cs, ce) = if prev_ws {
-            (chars[toks[k - 1].last].end, chars[t.last].end)
-        } else if let Some(n) = toks
-            .get(k + 1)
-            .filter(|n| chars[t.last + 1..n.first].iter().all(|d| d.seg == seg))
+        // Take the whitespace before it when a kept token precedes it (and the gap is in
+        // the same quoted part), else the whitespace after it.
+        let gap_same = |from: usize, to: usize| chars[from..to].iter().all(|d| d.seg == seg);
+        let (cs, ce) = if k > 0
+            && removed[..k].iter().any(|r| !r)
+            && gap_same(toks[k - 1].last + 1, t.first)
         {
+            (chars[toks[k - 1].last].end, chars[t.last].end)
+        } else if let Some(n) = toks.get(k + 1).filter(|n| gap_same(t.last + 1, n.first)) {
             (chars[t.first].start, chars[n.first].start)
         } else {
             (chars[t.first].start, chars[t.last].end)
@@ -522,9 +525,13 @@ pub fn edit(text: &str, planned: &Planned, comments: &[String]) -> Result<String
     }
     let mut body = String::with_capacity(text.len() + 128);
     let mut pos = a.line_start;
-    for (s, e) in &cuts {
-        body.push_str(&text[pos..*s]);
-        pos = *e;
+    for &(s, e) in &cuts {
+        // Cuts of neighbouring removed tokens may overlap (both took the space between).
+        if e <= pos {
+            continue;
+        }
+        body.push_str(&text[pos..s.max(pos)]);
+        pos = e;
     }
     body.push_str(&text[pos..a.word.end]);
     let rest = &text[a.word.end..];
@@ -666,6 +673,19 @@ mod tests {
                 &["amd_iommu=on"]
             ),
             "GRUB_CMDLINE_LINUX_DEFAULT=\"\"\n"
+        );
+    }
+
+    #[test]
+    fn adjacent_duplicates_are_all_removed() {
+        // Found by the property test: overlapping cuts used to slice out of order.
+        assert_eq!(
+            merge(
+                "GRUB_CMDLINE_LINUX_DEFAULT='iommu=pt iommu=pt a'\n",
+                &[],
+                &["iommu=pt"]
+            ),
+            "GRUB_CMDLINE_LINUX_DEFAULT='a'\n"
         );
     }
 
