@@ -74,7 +74,7 @@ pub enum Error {
         source: io::Error,
     },
     /// The group is not viable: a device of it is bound to a host driver.
-    #[error("IOMMU group {group} is not viable: {}; bind every device of the group to vfio-pci (or unbind it), e.g. with `passthru verify --bind`, or pass the whole group through", blockers_text(blockers))]
+    #[error("IOMMU group {group} is not viable: {}; bind every device of the group to vfio-pci (or unbind it), e.g. with `passthru verify --bind --bind-group`, or pass the whole group through", blockers_text(blockers))]
     GroupNotViable {
         /// Group id.
         group: u32,
