@@ -1,14 +1,144 @@
-//! `passthru check`.
+//! `passthru check [DEVICE...]`: the preflight verdict.
 
+use super::list::{list_names, load_host};
 use super::Global;
 use clap::Args;
+use passthru_iommu_groups::{check, CpuVendor, DeviceSpec, Finding, Severity, Verdict};
 use std::process::ExitCode;
+
+#[path = "report_style.rs"]
+pub(super) mod report_style;
+
+use report_style::{pad, Style};
 
 /// Arguments of `passthru check`.
 #[derive(Debug, Args)]
-pub struct CheckArgs {}
+pub struct CheckArgs {
+    /// Devices: a BDF (`0000:0b:00.0`, `0b:00.0`), a slot (`0b:00`) or `vendor:device`
+    /// (`1002:7300`). None: every display device (class 03xx). Function 0 of a GPU
+    /// brings the other functions of its slot.
+    #[arg(value_name = "DEVICE")]
+    pub devices: Vec<String>,
+}
 
-/// Run `passthru check`.
-pub fn run(_g: &Global, _a: &CheckArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`check` is not implemented yet")
+/// Run `passthru check`. Exit 1 when a device (or the host: no IOMMU) fails.
+pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let specs = a
+        .devices
+        .iter()
+        .map(|s| s.parse::<DeviceSpec>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let host = load_host(g)?;
+    let report = check(&host, &specs)?;
+    let code = if report.worst() == Verdict::Fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    };
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(code);
+    }
+
+    let st = Style::detect();
+    let db = list_names::load(&g.root);
+    let idx = list_names::index(db.as_ref());
+    let sev = |s: Severity| match s {
+        Severity::Fail => st.fail("FAIL"),
+        Severity::Warn => st.warn("warn"),
+        Severity::Info => st.dim("info"),
+    };
+    let verdict = |v: Verdict| match v {
+        Verdict::Fail => st.fail(&pad("FAIL", 4)),
+        Verdict::Warn => st.warn(&pad("WARN", 4)),
+        Verdict::Pass => st.pass(&pad("PASS", 4)),
+    };
+    let print_finding = |f: &Finding| {
+        println!(
+            "  {}  {}  {}",
+            sev(f.severity),
+            pad(f.code.name(), 18),
+            f.message
+        );
+        for e in &f.evidence {
+            println!("        {}", st.dim(&format!("- {e}")));
+        }
+    };
+
+    let h = &report.host;
+    println!(
+        "{} {} CPU, IOMMU {}{}, kernel {}",
+        st.bold("Host:"),
+        match h.cpu_vendor {
+            CpuVendor::Amd => "AMD",
+            CpuVendor::Intel => "Intel",
+            CpuVendor::Other => "other",
+        },
+        if h.iommu == "enabled" {
+            st.pass("enabled")
+        } else {
+            st.fail("disabled")
+        },
+        if host.iommu.units.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", host.iommu.units.join(", "))
+        },
+        h.kernel.as_deref().unwrap_or("unknown"),
+    );
+    if let Some(c) = &h.cmdline {
+        println!("  cmdline: {c}");
+    }
+    for f in &h.findings {
+        print_finding(f);
+    }
+    println!();
+    if report.devices.is_empty() {
+        println!(
+            "No display device (class 03xx) found: name the devices to check, e.g. `passthru check 0b:00`."
+        );
+        return Ok(code);
+    }
+    println!(
+        "{}",
+        st.bold(&format!(
+            "{}  {}  {}  {}  {}  VERDICT",
+            pad("DEVICE", 12),
+            pad("ID", 9),
+            pad("NAME", 48),
+            pad("GROUP", 5),
+            pad("RESET", 12)
+        ))
+    );
+    for d in &report.devices {
+        let dev = host.device(d.bdf);
+        let name = dev
+            .and_then(|x| list_names::device_name(idx.as_ref(), x.vendor, x.device))
+            .unwrap_or_default();
+        let name: String = name.chars().take(48).collect();
+        let resets = d
+            .reset_methods
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(",");
+        println!(
+            "{}  {}  {}  {}  {}  {}",
+            d.bdf,
+            pad(&format!("{}:{}", d.vendor_id, d.device_id), 9),
+            pad(&name, 48),
+            pad(&d.iommu_group.map_or("-".to_string(), |x| x.to_string()), 5),
+            pad(if resets.is_empty() { "none" } else { &resets }, 12),
+            verdict(d.verdict)
+        );
+    }
+    for d in &report.devices {
+        if d.findings.is_empty() {
+            continue;
+        }
+        println!();
+        println!("{} {}", st.bold(&d.bdf.to_string()), verdict(d.verdict));
+        d.findings.iter().for_each(print_finding);
+    }
+    Ok(code)
 }

@@ -1,14 +1,148 @@
-//! `passthru list`.
+//! `passthru list`: IOMMU groups and their devices, with names and drivers.
 
+use super::check::report_style::{pad, Style};
 use super::Global;
+use anyhow::Context;
 use clap::Args;
+use passthru_iommu_groups::{Device, Host};
+use serde::Serialize;
 use std::process::ExitCode;
+
+#[path = "list_names.rs"]
+pub(super) mod list_names;
 
 /// Arguments of `passthru list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {}
 
+#[derive(Serialize)]
+struct ListOut {
+    iommu: &'static str,
+    groups: Vec<GroupOut>,
+    ungrouped: Vec<DevOut>,
+}
+
+#[derive(Serialize)]
+struct GroupOut {
+    id: u32,
+    devices: Vec<DevOut>,
+}
+
+#[derive(Serialize)]
+struct DevOut {
+    bdf: String,
+    vendor_id: String,
+    device_id: String,
+    class: String,
+    name: Option<String>,
+    driver: Option<String>,
+}
+
+/// Load the host under `--root`, printing the loader's notes to stderr.
+pub(super) fn load_host(g: &Global) -> anyhow::Result<Host> {
+    let host = Host::load(&g.root)
+        .with_context(|| format!("reading the host under {}", g.root.display()))?;
+    for n in &host.notes {
+        eprintln!("passthru: note: {}: {}", n.path.display(), n.message);
+    }
+    Ok(host)
+}
+
 /// Run `passthru list`.
-pub fn run(_g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`list` is not implemented yet")
+pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
+    let host = load_host(g)?;
+    let db = list_names::load(&g.root);
+    let idx = list_names::index(db.as_ref());
+    let dev_out = |d: &Device| DevOut {
+        bdf: d.bdf.to_string(),
+        vendor_id: d.vendor.to_string(),
+        device_id: d.device.to_string(),
+        class: d.class.to_string(),
+        name: list_names::device_name(idx.as_ref(), d.vendor, d.device),
+        driver: d.driver.clone(),
+    };
+    let groups: Vec<GroupOut> = host
+        .groups
+        .values()
+        .map(|gr| GroupOut {
+            id: gr.id,
+            devices: gr
+                .devices
+                .iter()
+                .filter_map(|b| host.device(*b))
+                .map(dev_out)
+                .collect(),
+        })
+        .collect();
+    let ungrouped: Vec<DevOut> = host
+        .devices
+        .values()
+        .filter(|d| {
+            d.iommu_group
+                .is_none_or(|gid| !host.groups.contains_key(&gid))
+        })
+        .map(dev_out)
+        .collect();
+    let out = ListOut {
+        iommu: if host.iommu.active() {
+            "enabled"
+        } else {
+            "disabled"
+        },
+        groups,
+        ungrouped,
+    };
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let st = Style::detect();
+    if host.iommu.active() {
+        println!(
+            "IOMMU {}: {} groups{}",
+            st.pass("enabled"),
+            out.groups.len(),
+            if host.iommu.units.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", host.iommu.units.join(", "))
+            }
+        );
+    } else {
+        println!(
+            "IOMMU {}: no groups (run `passthru check` for what to enable)",
+            st.fail("disabled")
+        );
+    }
+    let line = |d: &DevOut| {
+        println!(
+            "  {}  {}  {}:{}  {}  {}",
+            d.bdf,
+            d.class,
+            d.vendor_id,
+            d.device_id,
+            pad(d.name.as_deref().unwrap_or("(unknown)"), 60),
+            match &d.driver {
+                Some(x) if x == "vfio-pci" => st.pass(x),
+                Some(x) => x.clone(),
+                None => st.dim("-"),
+            }
+        )
+    };
+    for gr in &out.groups {
+        println!("{}", st.bold(&format!("IOMMU group {}", gr.id)));
+        gr.devices.iter().for_each(line);
+    }
+    if !out.ungrouped.is_empty() {
+        println!(
+            "{}",
+            st.bold(if host.iommu.active() {
+                "No IOMMU group"
+            } else {
+                "Devices"
+            })
+        );
+        out.ungrouped.iter().for_each(line);
+    }
+    Ok(ExitCode::SUCCESS)
 }

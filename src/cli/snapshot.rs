@@ -1,14 +1,87 @@
-//! `passthru snapshot`.
+//! `passthru snapshot OUT_DIR`: copy what passthru reads from the host under
+//! `--root` into OUT_DIR, replayable with `--root OUT_DIR`; the root's `pci.ids`
+//! goes along so names replay too.
 
 use super::Global;
+use anyhow::Context;
 use clap::Args;
+use serde::Serialize;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Arguments of `passthru snapshot`.
 #[derive(Debug, Args)]
-pub struct SnapshotArgs {}
+pub struct SnapshotArgs {
+    /// Directory to create (must not exist, or be empty).
+    #[arg(value_name = "OUT_DIR")]
+    pub out_dir: PathBuf,
+}
+
+#[derive(Serialize)]
+struct SnapOut {
+    out_dir: String,
+    devices: usize,
+    groups: usize,
+    files: usize,
+    links: usize,
+    others: usize,
+    bytes: u64,
+    notes: Vec<String>,
+}
 
 /// Run `passthru snapshot`.
-pub fn run(_g: &Global, _a: &SnapshotArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`snapshot` is not implemented yet")
+pub fn run(g: &Global, a: &SnapshotArgs) -> anyhow::Result<ExitCode> {
+    let (host, st) = passthru_iommu_groups::snapshot(&g.root, &a.out_dir).with_context(|| {
+        format!(
+            "snapshot of {} into {}",
+            g.root.display(),
+            a.out_dir.display()
+        )
+    })?;
+    // The names `list`/`check` print come from the root's pci.ids: carry it along.
+    if let Some(src) = super::list::list_names::root_db_path(&g.root) {
+        if let Ok(rel) = src.strip_prefix(&g.root) {
+            let dst = a.out_dir.join(rel);
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            std::fs::copy(&src, &dst)
+                .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    let notes: Vec<String> = host
+        .notes
+        .iter()
+        .map(|n| format!("{}: {}", n.path.display(), n.message))
+        .collect();
+    if g.json {
+        let out = SnapOut {
+            out_dir: a.out_dir.display().to_string(),
+            devices: host.devices.len(),
+            groups: host.groups.len(),
+            files: st.files,
+            links: st.links,
+            others: st.others,
+            bytes: st.bytes,
+            notes,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for n in &notes {
+            eprintln!("passthru: note: {n}");
+        }
+        println!(
+            "wrote {} files ({} bytes), {} links and {} directories/markers to {}: {} devices, {} IOMMU groups",
+            st.files,
+            st.bytes,
+            st.links,
+            st.others,
+            a.out_dir.display(),
+            host.devices.len(),
+            host.groups.len()
+        );
+        println!("replay with: passthru --root {} check", a.out_dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
