@@ -2,7 +2,7 @@
 //! golden JSON (regenerated with `PASSTHRU_BLESS=1`, reviewed against DOMAIN.md's
 //! rules), exit statuses, human output and colour.
 
-#[path = "cli_common.rs"]
+#[path = "cli_list_check_support/mod.rs"]
 mod cli_common;
 
 use cli_common::*;
