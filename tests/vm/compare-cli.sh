@@ -8,11 +8,12 @@
 # Prints "@@CMP NAME ok|FAIL" per check (the driver counts them) and details on failure.
 # Checks:
 #   list-groups      `list --json`: every (group, device) pair equals /sys/kernel/iommu_groups
+#   list-devices     `list --json`: every device's vendor:device and driver equal sysfs
 #   check-groups     `check --json BDF`: names the device and every member of its group, and
 #                    any (device, group) it states agrees with the kernel
-#   verify-vfio      `verify --bind --reset --json BDF`: fails (exit 1) exactly on the
-#                    non-viable groups the kernel refused, and its reset answer equals the
-#                    kernel's VFIO_DEVICE_GET_INFO RESET flag
+#   verify-BDF       `verify --bind --reset --json BDF`: fails (exit 1) on a non-viable
+#                    group; its group, viable flag, RESET flag (VFIO_DEVICE_GET_INFO) and
+#                    hot-reset device list equal vfio-oracle's answers
 #   snapshot-replay  `passthru --root SNAPSHOT list --json` on the host equals the guest's list
 set -uo pipefail
 # shellcheck source=tests/vm/lib.sh
@@ -64,6 +65,22 @@ else
 	else
 		result list-groups 1 "list --json groups differ from the kernel's:" "$(diff <(echo "$want") <(echo "$got") | grep '^[<>]')"
 	fi
+fi
+
+# list-devices: ids and drivers of every device equal sysfs (devices.txt)
+if [[ $(rc_of list) == 0 ]] && jq -e . "$dir/cli/list.json" >/dev/null 2>&1; then
+	got=$(jq -r '[.. | objects | select(has("bdf") and has("vendor_id") and has("device_id"))
+		| "\(.bdf) \(.vendor_id):\(.device_id) \(.driver // "-")"] | unique[]' "$dir/cli/list.json")
+	want=$(awk '{print $1, $2, $4}' "$dir/kernel/devices.txt" | sort -u)
+	if [[ -z $got ]]; then
+		result list-devices 1 "list --json states no devices with bdf, vendor_id, device_id"
+	elif [[ $got == "$want" ]]; then
+		result list-devices 0
+	else
+		result list-devices 1 "list --json devices differ from sysfs (BDF ids driver):" "$(diff <(echo "$want") <(echo "$got") | grep '^[<>]')"
+	fi
+else
+	result list-devices 1 "list did not run"
 fi
 
 # check-groups (one per device under test)
@@ -119,22 +136,31 @@ for f in "$dir"/cli/verify-*.rc; do
 	if [[ $viable == 0 && $rc != 1 ]]; then
 		msgs+=("group is not viable (kernel: $line) but verify exited $rc")
 	fi
-	if [[ $viable == 1 && ${#msgs[@]} == 0 ]]; then
-		# The RESET flag as verify states it: a boolean "reset_flag", or RESET among the
-		# device flags (string or array).
-		jreset=$(jq -r '
-			[.. | objects | (
-				(select(has("reset_flag")) | .reset_flag | tostring),
-				(select((.device_flags // .flags) | type == "string")
-					| (.device_flags // .flags) | if test("RESET") then "true" else empty end),
-				(select((.device_flags // .flags) | type == "array")
-					| (.device_flags // .flags) | if index("RESET") then "true" else empty end)
-			)] | if length == 0 then "unknown" elif any(. == "true") then "true" else "false" end' "$json")
-		case $jreset:$kreset in
+	if ((${#msgs[@]} == 0)); then
+		# VerifyReport (vfio-core): group, viable, reset.device_reset, reset.hot_reset_devices.
+		jgroup=$(jq -r '.group // "none"' "$json")
+		jviable=$(jq -r '.viable' "$json")
+		kgroup=$(sed -n 's/.* group=\([0-9-]*\).*/\1/p' <<<"$line")
+		[[ $jgroup == "$kgroup" ]] || msgs+=("verify says group $jgroup, the kernel $kgroup")
+		case $jviable:$viable in
 		true:1 | false:0) ;;
-		unknown:*) msgs+=("verify --json states no RESET flag (expected reset_flag or flags with RESET); kernel: $line") ;;
-		*) msgs+=("verify says reset=$jreset, the kernel's RESET flag is $kreset ($line)") ;;
+		*) msgs+=("verify says viable=$jviable, the kernel's VIABLE flag is $viable") ;;
 		esac
+		if [[ $viable == 1 ]]; then
+			jreset=$(jq -r '.reset.device_reset' "$json")
+			case $jreset:$kreset in
+			true:1 | false:0) ;;
+			*) msgs+=("verify says device_reset=$jreset, the kernel's RESET flag is $kreset") ;;
+			esac
+			# Hot reset: the BDFs verify names equal those of VFIO_DEVICE_GET_PCI_HOT_RESET_INFO
+			# (none when the kernel refused it, e.g. ENODEV on a root bus).
+			khot=$(sed -n 's/.* hot_reset=\([^ ]*\).*/\1/p' <<<"$line" | tr ',' '\n' |
+				grep -oE '[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]' | sort -u | tr '\n' ' ')
+			jhot=$(jq -r '.reset.hot_reset_devices[]' "$json" |
+				grep -oE '[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]' | sort -u | tr '\n' ' ')
+			[[ $jhot == "$khot" ]] || msgs+=("verify's hot-reset devices [ $jhot] differ from the kernel's [ $khot]")
+		fi
+		((${#msgs[@]} == 0)) || msgs+=("kernel (vfio-oracle): $line")
 	fi
 	result "$name" "${#msgs[@]}" "${msgs[@]}"
 done
