@@ -33,8 +33,8 @@ awk '
     /^# List of known device classes/ { classes = 1 }
     classes { print; next }
     NR <= 40 { print; next }
-    /^[0-9a-f][0-9a-f][0-9a-f][0-9a-f]  / { keep = ($1 == "1002" || $1 == "10de" || $1 == "1af4" || $1 == "1b36" || $1 == "1234"); n = 0 }
-    keep && n++ < 120 { print }
+    /^[0-9a-f][0-9a-f][0-9a-f][0-9a-f]  / { keep = ($1 == "1002" || $1 == "10de" || $1 == "1af4" || $1 == "1b36"); n = 0 }
+    keep && n++ < 40 { print }
 ' "$pciids" >fuzz/seeds/pci_ids/slice.ids
 # A tiny one with each line kind, for fast mutation.
 awk '
@@ -45,4 +45,26 @@ awk '
     classes && c++ < 30 { print }
 ' "$pciids" >fuzz/seeds/pci_ids/small.ids
 
-echo "seeds: config $(ls fuzz/seeds/config | wc -l) files, pci_ids $(du -ch fuzz/seeds/pci_ids/* | tail -1 | cut -f1)"
+# lspci_dump: real config spaces written as `lspci -x` (64 bytes), `-xxx` (256) and
+# `-xxxx` (4096, three-digit offsets) text, one device per file and one multi-device dump.
+mkdir -p fuzz/seeds/lspci_dump
+dump() { # dump BIN NBYTES DESCRIPTION
+    local bin=$1 n=$2 desc=$3 bdf
+    bdf=$(basename "$bin" .bin)
+    printf '%s %s\n' "${bdf#0000:}" "$desc"
+    head -c "$n" "$bin" | od -An -v -tx1 -w16 | awk -v n="$n" '
+        { printf (n > 256 ? "%03x:" : "%02x:"), (NR - 1) * 16; for (i = 1; i <= NF; i++) printf " %s", $i; print "" }'
+    printf '\n'
+}
+amd=$caps/tcg-amd/config
+dump "$amd/0000:00:02.0.bin" 4096 "PCI bridge: Red Hat, Inc. QEMU PCIe Root port" >fuzz/seeds/lspci_dump/rootport-xxxx.txt
+dump "$amd/0000:05:01.0.bin" 256 "Unclassified device [00ff]: Device 1234:11e8 (rev 10)" >fuzz/seeds/lspci_dump/edu-xxx.txt
+dump "$amd/0000:00:1f.0.bin" 64 "ISA bridge: Intel Corporation 82801IB (ICH9) LPC Interface Controller (rev 02)" >fuzz/seeds/lspci_dump/lpc-x.txt
+{
+    dump "$amd/0000:00:00.0.bin" 256 "Host bridge: Intel Corporation 82G33/G31/P35/P31 Express DRAM Controller"
+    dump "$amd/0000:06:00.1.bin" 64 "Unclassified device [00ff]: Device 1234:11e8 (rev 10)"
+    printf '\tSubsystem: Red Hat, Inc. Device 1100\n'
+    dump "$amd/0000:03:00.0.bin" 256 "Ethernet controller: Red Hat, Inc. Virtio 1.0 network device (rev 01)"
+} >fuzz/seeds/lspci_dump/multi.txt
+
+echo "seeds: config $(ls fuzz/seeds/config | wc -l) files, pci_ids $(du -ch fuzz/seeds/pci_ids/* | tail -1 | cut -f1), lspci_dump $(ls fuzz/seeds/lspci_dump | wc -l) files"
