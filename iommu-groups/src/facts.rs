@@ -1,22 +1,12 @@
-//! The few config-space facts the model and the verdicts need, decoded from the
-//! sysfs `config` bytes with bounded capability walks.
-//!
-//! This is a small local decoder (header type, bridge bus numbers, PCIe port
-//! type and DevCap FLR, PM NoSoftRst, AF TP/FLR, ACS capability/control); it does
-//! not depend on the rest of the config-space decoding in `passthru-pci-ids`.
+//! The few config-space facts the model and the verdicts need (header type,
+//! bridge bus numbers, PCIe port type and DevCap FLR, PM No_Soft_Reset, AF TP/FLR,
+//! ACS capability/control), decoded from the sysfs `config` bytes with
+//! `passthru-pci-ids`' bounded view and capability decoders, and kept in a
+//! serializable form.
 
+use passthru_pci_ids::caps::{CapabilityId, ExtCapabilityId};
+use passthru_pci_ids::ConfigSpace;
 use serde::Serialize;
-
-/// Standard capability ids (PCI Local Bus spec, Appendix H).
-const CAP_PM: u8 = 0x01;
-const CAP_EXP: u8 = 0x10;
-const CAP_AF: u8 = 0x13;
-/// Extended capability id of ACS (PCIe base spec 7.7.8).
-const EXT_CAP_ACS: u16 = 0x000d;
-/// At most this many standard capabilities (192 bytes / 4-byte minimum).
-const MAX_CAPS: usize = 48;
-/// At most this many extended capabilities ((4096 - 256) / 4).
-const MAX_EXT_CAPS: usize = 960;
 
 /// PCIe Device/Port Type (PCIe Capabilities register bits 7:4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -141,121 +131,70 @@ pub struct ConfigFacts {
     pub acs: Option<AcsFacts>,
 }
 
-fn rd8(b: &[u8], off: usize) -> Option<u8> {
-    b.get(off).copied()
-}
-fn rd16(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_le_bytes([*b.get(off)?, *b.get(off + 1)?]))
-}
-fn rd32(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes([
-        *b.get(off)?,
-        *b.get(off + 1)?,
-        *b.get(off + 2)?,
-        *b.get(off + 3)?,
-    ]))
-}
-
 impl ConfigFacts {
-    /// Decode the facts from `config` bytes. `None` when shorter than the 64-byte header.
+    /// Decode the facts from `config` bytes. `None` when shorter than the 64-byte
+    /// header. A length between the valid sizes (64, 256, 4096) is cut to the
+    /// largest valid prefix.
     pub fn decode(b: &[u8]) -> Option<ConfigFacts> {
-        if b.len() < 64 {
-            return None;
-        }
-        let ht = rd8(b, 0x0e)?;
+        let cfg = ConfigSpace::new_prefix(b).ok()?;
+        let ht = cfg.header_type_raw();
         let layout = ht & 0x7f;
-        let mut f = ConfigFacts {
-            len: b.len(),
+        let buses = cfg.bridge_buses();
+        let caps_read = cfg.has_capability_area();
+        let ext_caps_read = cfg.has_extended_area();
+        let pcie = cfg
+            .find_capability(CapabilityId::PciExpress)
+            .and_then(|off| {
+                let p = passthru_pci_ids::caps::PciExpress::parse(cfg.as_bytes(), off).ok()?;
+                Some(PcieFacts {
+                    offset: off as u8,
+                    port_type: PortType::from(u8::from(p.port_type)),
+                    flr: p.flr,
+                })
+            });
+        let pm = cfg
+            .find_capability(CapabilityId::PowerManagement)
+            .and_then(|off| {
+                let p = passthru_pci_ids::caps::PowerManagement::parse(cfg.as_bytes(), off).ok()?;
+                Some(PmFacts {
+                    offset: off as u8,
+                    no_soft_reset: p.no_soft_reset,
+                })
+            });
+        let af = cfg
+            .find_capability(CapabilityId::AdvancedFeatures)
+            .and_then(|off| {
+                let a =
+                    passthru_pci_ids::caps::AdvancedFeatures::parse(cfg.as_bytes(), off).ok()?;
+                Some(AfFacts {
+                    offset: off as u8,
+                    tp: a.transactions_pending,
+                    flr: a.flr,
+                })
+            });
+        let acs = cfg
+            .find_ext_capability(ExtCapabilityId::Acs)
+            .and_then(|off| {
+                let a = passthru_pci_ids::caps::Acs::parse(cfg.as_bytes(), off).ok()?;
+                Some(AcsFacts {
+                    offset: off,
+                    capability: a.capability.bits(),
+                    control: a.control.bits(),
+                })
+            });
+        Some(ConfigFacts {
+            len: cfg.len(),
             header_layout: layout,
-            multifunction: ht & 0x80 != 0,
-            secondary_bus: (layout == 1).then(|| b[0x19]),
-            subordinate_bus: (layout == 1).then(|| b[0x1a]),
-            caps_read: false,
-            ext_caps_read: false,
-            pcie: None,
-            pm: None,
-            af: None,
-            acs: None,
-        };
-        let status = rd16(b, 0x06)?;
-        if b.len() >= 256 {
-            f.caps_read = true;
-            if status & 0x10 != 0 {
-                f.walk_caps(b);
-            }
-        }
-        if b.len() >= 4096 && f.pcie.is_some() {
-            f.ext_caps_read = true;
-            f.walk_ext_caps(b);
-        }
-        Some(f)
-    }
-
-    fn walk_caps(&mut self, b: &[u8]) {
-        let mut ptr = b[0x34] & 0xfc;
-        for _ in 0..MAX_CAPS {
-            if ptr < 0x40 {
-                break;
-            }
-            let off = usize::from(ptr);
-            let (Some(id), Some(next)) = (rd8(b, off), rd8(b, off + 1)) else {
-                break;
-            };
-            match id {
-                CAP_PM if self.pm.is_none() => {
-                    if let Some(pmcsr) = rd16(b, off + 4) {
-                        self.pm = Some(PmFacts {
-                            offset: ptr,
-                            no_soft_reset: pmcsr & 0x0008 != 0,
-                        });
-                    }
-                }
-                CAP_EXP if self.pcie.is_none() => {
-                    if let (Some(flags), Some(devcap)) = (rd16(b, off + 2), rd32(b, off + 4)) {
-                        self.pcie = Some(PcieFacts {
-                            offset: ptr,
-                            port_type: PortType::from(((flags >> 4) & 0xf) as u8),
-                            flr: devcap & (1 << 28) != 0,
-                        });
-                    }
-                }
-                CAP_AF if self.af.is_none() => {
-                    if let Some(cap) = rd8(b, off + 3) {
-                        self.af = Some(AfFacts {
-                            offset: ptr,
-                            tp: cap & 0x01 != 0,
-                            flr: cap & 0x02 != 0,
-                        });
-                    }
-                }
-                _ => {}
-            }
-            ptr = next & 0xfc;
-        }
-    }
-
-    fn walk_ext_caps(&mut self, b: &[u8]) {
-        let mut off = 0x100usize;
-        for _ in 0..MAX_EXT_CAPS {
-            let Some(h) = rd32(b, off) else { break };
-            if h == 0 || h == 0xffff_ffff {
-                break;
-            }
-            if (h & 0xffff) as u16 == EXT_CAP_ACS && self.acs.is_none() {
-                if let (Some(cap), Some(ctl)) = (rd16(b, off + 4), rd16(b, off + 6)) {
-                    self.acs = Some(AcsFacts {
-                        offset: off as u16,
-                        capability: cap,
-                        control: ctl,
-                    });
-                }
-            }
-            let next = ((h >> 20) & 0xffc) as usize;
-            if next < 0x100 {
-                break;
-            }
-            off = next;
-        }
+            multifunction: cfg.multifunction(),
+            secondary_bus: buses.map(|x| x.secondary),
+            subordinate_bus: buses.map(|x| x.subordinate),
+            caps_read,
+            ext_caps_read,
+            pcie,
+            pm,
+            af,
+            acs,
+        })
     }
 }
 
@@ -287,7 +226,7 @@ mod tests {
         let mut b = vec![0u8; 4096];
         b[0x06] = 0x10;
         b[0x34] = 0x40;
-        b[0x40] = CAP_EXP;
+        b[0x40] = 0x10; // PCI Express
         b[0x42] = 0x02;
         // ext cap at 0x100 with next = 0x100
         b[0x100..0x104].copy_from_slice(&(0x0001u32 | (0x100 << 20)).to_le_bytes());
