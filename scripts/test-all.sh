@@ -44,3 +44,14 @@ cargo test --workspace || die "cargo test --workspace"
 step "pci-ids builds bare-metal (no_std, no default features)"
 cargo build -p passthru-pci-ids --no-default-features --target thumbv7em-none-eabihf \
     || die "no_std build of pci-ids"
+
+step "Miri over the code that parses untrusted bytes"
+./scripts/miri.sh || die "miri"
+
+step "Fuzzers (${PASSTHRU_FUZZ_SECONDS:-60} s per target)"
+./scripts/fuzz.sh || die "fuzz"
+
+step "Real-kernel VFIO tests in QEMU guests"
+./scripts/vm-test.sh || die "vm tests"
+
+printf '\ntest-all: every step passed\n'
