@@ -8,27 +8,38 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// A device with relative links, as sysfs makes them, and its id files.
 fn add(root: &Path, bdf: &str, group: Option<u32>, driver: Option<&str>) {
     let dev = root.join("sys/devices/pci0000:00").join(bdf);
     std::fs::create_dir_all(&dev).unwrap();
+    for (f, v) in [
+        ("vendor", "0x8086"),
+        ("device", "0x10d3"),
+        ("class", "0x020000"),
+    ] {
+        std::fs::write(dev.join(f), format!("{v}\n")).unwrap();
+    }
     if let Some(group) = group {
         let gdir = root.join(format!("sys/kernel/iommu_groups/{group}/devices"));
         std::fs::create_dir_all(&gdir).unwrap();
-        symlink(&dev, gdir.join(bdf)).unwrap();
         symlink(
-            root.join(format!("sys/kernel/iommu_groups/{group}")),
+            format!("../../../../devices/pci0000:00/{bdf}"),
+            gdir.join(bdf),
+        )
+        .unwrap();
+        symlink(
+            format!("../../../kernel/iommu_groups/{group}"),
             dev.join("iommu_group"),
         )
         .unwrap();
     }
     if let Some(d) = driver {
-        let ddir = root.join("sys/bus/pci/drivers").join(d);
-        std::fs::create_dir_all(&ddir).unwrap();
-        symlink(&ddir, dev.join("driver")).unwrap();
+        std::fs::create_dir_all(root.join("sys/bus/pci/drivers").join(d)).unwrap();
+        symlink(format!("../../../bus/pci/drivers/{d}"), dev.join("driver")).unwrap();
     }
     let bus = root.join("sys/bus/pci/devices");
     std::fs::create_dir_all(&bus).unwrap();
-    symlink(&dev, bus.join(bdf)).unwrap();
+    symlink(format!("../../../devices/pci0000:00/{bdf}"), bus.join(bdf)).unwrap();
 }
 
 fn amd_root() -> tempfile::TempDir {
@@ -160,4 +171,37 @@ fn human_output_names_group_findings_and_verdict() {
     );
     assert!(out.contains("FAIL not-vfio-pci"), "{out}");
     assert!(out.contains("verdict: FAIL"), "{out}");
+}
+
+/// The committed real-kernel fixture root (tcg-amd guest, see tests/data/captures).
+fn tcg_amd() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tcg-amd")
+}
+
+// tcg-amd devices.txt: 0b:00.0 is on virtio-pci in group 20 with 0b:00.1 on vfio-pci.
+#[test]
+fn real_fixture_root_reports_the_virtio_device_in_group_20() {
+    let o = passthru(&tcg_amd(), &["verify", "0000:0b:00.0", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    assert_eq!(v["group"], 20);
+    assert_eq!(v["viable"], false);
+    assert!(has_finding(&v, "not-vfio-pci"), "{v}");
+}
+
+// The fixture's dev/vfio/vfio is a plain file: the container ioctl answers ENOTTY,
+// reported as a failure that says what the node is, not a crash or a pass.
+#[test]
+fn real_fixture_root_container_node_is_not_a_vfio_node() {
+    let o = passthru(
+        &tcg_amd(),
+        &["verify", "06:00.0", "--api", "container", "--json"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    assert_eq!(v["group"], 16);
+    assert_eq!(v["viable"], true);
+    let msg = v["findings"][0]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("VFIO_GET_API_VERSION"), "{msg}");
+    assert!(msg.contains("not a VFIO node"), "{msg}");
 }

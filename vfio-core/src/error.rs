@@ -151,6 +151,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The host model could not be read under the root.
+    #[error("cannot read the host under {}", root.display())]
+    Host {
+        /// The root given.
+        root: PathBuf,
+        /// What iommu-groups reported.
+        #[source]
+        source: passthru_iommu_groups::Error,
+    },
     /// The device is not in sysfs.
     #[error("no PCI device {bdf} under {}", path.display())]
     NoDevice {
@@ -240,6 +249,7 @@ pub(crate) fn hint(op: &str, e: &io::Error) -> Option<&'static str> {
         ("VFIO_SET_IOMMU", libc::EBUSY) => "the container already has an IOMMU",
         ("VFIO_SET_IOMMU", libc::EINVAL) => "no group is attached to the container",
         (_, libc::EPERM) | (_, libc::EACCES) => "permission denied: run as root",
+        (_, libc::ENOTTY) => "not a VFIO node: is the root a snapshot or fixture tree?",
         _ => return None,
     })
 }

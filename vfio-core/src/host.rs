@@ -146,26 +146,37 @@ pub(crate) mod fixture {
     use std::os::unix::fs::symlink;
     use std::path::Path;
 
-    /// Add a device with its group and driver links.
+    /// Add a device with its group and driver links (relative, as sysfs makes them)
+    /// and its id files.
     pub fn add(root: &Path, bdf: &str, group: u32, driver: Option<&str>) {
         let dev = root.join("sys/devices/pci0000:00").join(bdf);
         std::fs::create_dir_all(&dev).unwrap();
+        for (f, v) in [
+            ("vendor", "0x8086"),
+            ("device", "0x10d3"),
+            ("class", "0x020000"),
+        ] {
+            std::fs::write(dev.join(f), format!("{v}\n")).unwrap();
+        }
         let gdir = root.join(format!("sys/kernel/iommu_groups/{group}/devices"));
         std::fs::create_dir_all(&gdir).unwrap();
-        symlink(&dev, gdir.join(bdf)).unwrap();
         symlink(
-            root.join(format!("sys/kernel/iommu_groups/{group}")),
+            format!("../../../../devices/pci0000:00/{bdf}"),
+            gdir.join(bdf),
+        )
+        .unwrap();
+        symlink(
+            format!("../../../kernel/iommu_groups/{group}"),
             dev.join("iommu_group"),
         )
         .unwrap();
         if let Some(d) = driver {
-            let ddir = root.join("sys/bus/pci/drivers").join(d);
-            std::fs::create_dir_all(&ddir).unwrap();
-            symlink(&ddir, dev.join("driver")).unwrap();
+            std::fs::create_dir_all(root.join("sys/bus/pci/drivers").join(d)).unwrap();
+            symlink(format!("../../../bus/pci/drivers/{d}"), dev.join("driver")).unwrap();
         }
         let bus = root.join("sys/bus/pci/devices");
         std::fs::create_dir_all(&bus).unwrap();
-        symlink(&dev, bus.join(bdf)).unwrap();
+        symlink(format!("../../../devices/pci0000:00/{bdf}"), bus.join(bdf)).unwrap();
     }
 
     /// The tcg-amd groups 16 and 20.

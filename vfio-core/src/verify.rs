@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use passthru_iommu_groups::Host;
 use passthru_pci_ids::Bdf;
 use serde::Serialize;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
@@ -18,7 +19,7 @@ use crate::bind::{self, BindGuard, PciSysfs};
 use crate::container::Container;
 use crate::device::Device;
 use crate::dma::{find_iova, DmaMapping, DmaSpace};
-use crate::error::{Error, Result};
+use crate::error::{Blocker, Error, Result};
 use crate::group::Group;
 use crate::host;
 use crate::info::DeviceFlags;
@@ -96,10 +97,10 @@ pub enum Severity {
 /// One observation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// Severity.
-    pub severity: Severity,
     /// Stable short id (`group-not-viable`, `dma-map`, ...).
     pub code: &'static str,
+    /// Severity.
+    pub severity: Severity,
     /// The explanation, naming what and what to do.
     pub message: String,
 }
@@ -180,7 +181,17 @@ where
     F: PciSysfs + ?Sized,
 {
     let root = opts.root.as_path();
-    host::require_device(root, opts.bdf)?;
+    // Discovery through the iommu-groups host model (the same view `check` uses).
+    let model = Host::load(root).map_err(|source| Error::Host {
+        root: root.to_path_buf(),
+        source,
+    })?;
+    let Some(device) = model.device(opts.bdf) else {
+        return Err(Error::NoDevice {
+            bdf: opts.bdf,
+            path: host::device_dir(root, opts.bdf),
+        });
+    };
     let mut r = VerifyReport {
         bdf: opts.bdf.to_string(),
         api: Api::Container,
@@ -191,17 +202,18 @@ where
         reset: ResetReport::default(),
         findings: Vec::new(),
     };
-    let group = match host::iommu_group(root, opts.bdf) {
-        Ok(g) => g,
-        Err(e) => {
-            r.fail("no-iommu-group", &e);
-            return Ok(r);
-        }
+    let Some(group) = device.iommu_group else {
+        let e = Error::NoGroup {
+            bdf: opts.bdf,
+            path: host::device_dir(root, opts.bdf).join("iommu_group"),
+        };
+        r.fail("no-iommu-group", &e);
+        return Ok(r);
     };
     r.group = Some(group);
-    let blockers = host::blockers(root, group)?;
+    let blockers = model_blockers(&model, group);
     r.viable = blockers.is_empty();
-    let driver = host::driver(root, opts.bdf)?;
+    let driver = device.driver.clone();
 
     // Bind the device (and blocking peers) when asked; the guards restore on drop.
     let mut guards: Vec<BindGuard<'_, F>> = Vec::new();
@@ -290,6 +302,22 @@ where
         }
     }
     Ok(r)
+}
+
+/// Devices of `group` on drivers that keep it from being viable, from the host model.
+fn model_blockers(model: &Host, group: u32) -> Vec<Blocker> {
+    let Some(g) = model.groups.get(&group) else {
+        return Vec::new();
+    };
+    g.devices
+        .iter()
+        .filter_map(|b| model.device(*b))
+        .filter(|d| !host::driver_keeps_viable(d.driver.as_deref()))
+        .map(|d| Blocker {
+            bdf: d.bdf,
+            driver: d.driver.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// Map and unmap a test buffer at the lowest allowed IOVA from 1 MiB.
