@@ -7,174 +7,82 @@
 //! Regenerate with `PASSTHRU_BLESS=1 cargo test --test cli_config`, then review every
 //! changed line against DOMAIN.md.
 
+use passthru_iommu_groups::fixture::{self, Fixture, FixtureDevice, IommuKind};
+use passthru_iommu_groups::CpuVendor;
+use passthru_pci_ids::Bdf;
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-struct Dev {
-    bdf: &'static str,
-    vendor: u16,
-    device: u16,
-    class: u32,
-    driver: Option<&'static str>,
-    boot_vga: Option<bool>,
-}
-
 struct Scenario {
     name: &'static str,
-    cpu: &'static str,
-    release: &'static str,
-    devices: Vec<Dev>,
+    host: Fixture,
     args: Vec<&'static str>,
 }
 
-fn dev(
-    bdf: &'static str,
-    vendor: u16,
-    device: u16,
-    class: u32,
-    driver: Option<&'static str>,
-    boot_vga: Option<bool>,
-) -> Dev {
-    Dev {
-        bdf,
-        vendor,
-        device,
-        class,
-        driver,
-        boot_vga,
-    }
+fn bdf(s: &str) -> Bdf {
+    s.parse().unwrap()
 }
 
-/// DOMAIN.md "The user's story": Ryzen 7 3700X, Proxmox, GTX 760 + Fury with their HDMI
-/// audio, the user's hand-made files as the starting /etc. amdgpu holds the Fiji card
-/// (DOMAIN.md: blacklisting only radeon leaves amdgpu free to grab it); the user's
-/// vfio.conf has bound the NVIDIA card; the GTX 760 in the first slot is the boot display.
+/// DOMAIN.md "The user's story": `iommu-groups`' fixture of it (Ryzen 7 3700X, Proxmox
+/// 6.8 kernel, GTX 760 + Fury with their HDMI audio, amdgpu holding Fiji, the user's
+/// hand-made grub, blacklist, vfio.conf and /etc/modules), plus Debian's
+/// initramfs-tools module list and the Proxmox tool markers from `before/`.
 fn proxmox_amd() -> Scenario {
     Scenario {
         name: "proxmox-amd",
-        cpu: "AuthenticAMD",
-        release: "6.8.12-4-pve",
-        devices: vec![
-            dev("0000:00:00.0", 0x1022, 0x1480, 0x060000, None, None),
-            dev(
-                "0000:00:01.1",
-                0x1022,
-                0x1483,
-                0x060400,
-                Some("pcieport"),
-                None,
-            ),
-            dev(
-                "0000:05:00.0",
-                0x10de,
-                0x1187,
-                0x030000,
-                Some("vfio-pci"),
-                Some(true),
-            ),
-            dev(
-                "0000:05:00.1",
-                0x10de,
-                0x0e0a,
-                0x040300,
-                Some("vfio-pci"),
-                None,
-            ),
-            dev(
-                "0000:0b:00.0",
-                0x1002,
-                0x7300,
-                0x030000,
-                Some("amdgpu"),
-                Some(false),
-            ),
-            dev(
-                "0000:0b:00.1",
-                0x1002,
-                0xaae8,
-                0x040300,
-                Some("snd_hda_intel"),
-                None,
-            ),
-        ],
+        host: fixture::scenario_amd(),
         args: vec!["config", "05:00", "0b:00"],
     }
 }
 
-/// Intel desktop on Arch: the iGPU is the boot display, a discrete NVIDIA card
-/// (10de:2503 with audio 10de:228e) goes to the guest; the kernel config leaves VT-d off
-/// (`# CONFIG_INTEL_IOMMU_DEFAULT_ON is not set`, as Arch ships it), GRUB + mkinitcpio.
+/// Intel desktop on Arch, VT-d not on yet (firmware DMAR table only): the iGPU is the
+/// boot display, a discrete NVIDIA card (10de:2503 + audio 10de:228e) goes to the guest;
+/// the kernel config leaves VT-d off (`# CONFIG_INTEL_IOMMU_DEFAULT_ON is not set`, as
+/// Arch ships it), GRUB + mkinitcpio (`before/`).
 fn intel_arch() -> Scenario {
+    let host = Fixture::new(CpuVendor::Intel, IommuKind::FirmwareOnly)
+        .kernel("6.12.1-arch1-1")
+        .cmdline("BOOT_IMAGE=/vmlinuz-linux root=/dev/nvme0n1p2 rw loglevel=3 quiet")
+        .device(
+            FixtureDevice::gpu(bdf("00:02.0"), 0x8086, 0x4680)
+                .driver("i915")
+                .boot_vga(true),
+        )
+        .device(FixtureDevice::root_port(bdf("00:01.0"), 0x01).driver("pcieport"))
+        .device(
+            FixtureDevice::gpu(bdf("01:00.0"), 0x10de, 0x2503)
+                .parent(bdf("00:01.0"))
+                .driver("nvidia"),
+        )
+        .device(
+            FixtureDevice::hdmi_audio(bdf("01:00.1"), 0x10de, 0x228e)
+                .parent(bdf("00:01.0"))
+                .driver("snd_hda_intel"),
+        );
     Scenario {
         name: "intel-arch",
-        cpu: "GenuineIntel",
-        release: "6.12.1-arch1-1",
-        devices: vec![
-            dev(
-                "0000:00:02.0",
-                0x8086,
-                0x4680,
-                0x030000,
-                Some("i915"),
-                Some(true),
-            ),
-            dev(
-                "0000:01:00.0",
-                0x10de,
-                0x2503,
-                0x030000,
-                Some("nvidia"),
-                Some(false),
-            ),
-            dev(
-                "0000:01:00.1",
-                0x10de,
-                0x228e,
-                0x040300,
-                Some("snd_hda_intel"),
-                None,
-            ),
-        ],
+        host,
         args: vec!["config", "01:00"],
     }
 }
 
-/// AMD CPU + Radeon RX 6800 XT (1002:73bf, audio 1002:ab28) on Fedora: GRUB with
-/// grub2-mkconfig and dracut; the user's `amd_iommu=on` sits in GRUB_CMDLINE_LINUX
-/// (which passthru does not edit); early binding and a QEMU + libvirt guest requested.
+/// AMD CPU + Radeon RX 6800 XT (1002:73bf, audio 1002:ab28; one group, no ACS between
+/// functions) on Fedora with the APU as boot display: GRUB with grub2-mkconfig and
+/// dracut; the user's `amd_iommu=on` sits in GRUB_CMDLINE_LINUX (which passthru does not
+/// edit); early binding and a QEMU + libvirt guest requested.
 fn fedora_dracut() -> Scenario {
+    let host = Fixture::new(CpuVendor::Amd, IommuKind::Amd)
+        .kernel("6.11.4-301.fc41.x86_64")
+        .cmdline("BOOT_IMAGE=(hd0,gpt2)/vmlinuz-6.11.4-301.fc41.x86_64 root=/dev/mapper/fedora-root ro rd.lvm.lv=fedora/root rhgb quiet amd_iommu=on")
+        .device(FixtureDevice::root_port(bdf("00:03.1"), 0x0c).driver("pcieport").group(1))
+        .device(FixtureDevice::gpu(bdf("0c:00.0"), 0x1002, 0x73bf).parent(bdf("00:03.1")).driver("amdgpu").group(2))
+        .device(FixtureDevice::hdmi_audio(bdf("0c:00.1"), 0x1002, 0xab28).parent(bdf("00:03.1")).driver("snd_hda_intel").group(2))
+        .device(FixtureDevice::root_port(bdf("00:08.1"), 0x0e).driver("pcieport").group(3))
+        .device(FixtureDevice::gpu(bdf("0e:00.0"), 0x1002, 0x164e).parent(bdf("00:08.1")).driver("amdgpu").boot_vga(true).group(4));
     Scenario {
         name: "fedora-dracut",
-        cpu: "AuthenticAMD",
-        release: "6.11.4-301.fc41.x86_64",
-        devices: vec![
-            dev(
-                "0000:0c:00.0",
-                0x1002,
-                0x73bf,
-                0x030000,
-                Some("amdgpu"),
-                Some(false),
-            ),
-            dev(
-                "0000:0c:00.1",
-                0x1002,
-                0xab28,
-                0x040300,
-                Some("snd_hda_intel"),
-                None,
-            ),
-            dev(
-                "0000:0e:00.0",
-                0x1002,
-                0x164e,
-                0x030000,
-                Some("amdgpu"),
-                Some(true),
-            ),
-        ],
+        host,
         args: vec![
             "config",
             "1002:73bf",
@@ -229,43 +137,8 @@ fn files_of(root: &Path) -> Vec<PathBuf> {
 
 fn build_root(s: &Scenario) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    let r = d.path();
-    copy_tree(&golden_dir(s.name).join("before"), r);
-    fs::create_dir_all(r.join("proc/sys/kernel")).unwrap();
-    fs::write(
-        r.join("proc/cpuinfo"),
-        format!("processor\t: 0\nvendor_id\t: {}\n", s.cpu),
-    )
-    .unwrap();
-    fs::write(
-        r.join("proc/sys/kernel/osrelease"),
-        format!("{}\n", s.release),
-    )
-    .unwrap();
-    fs::create_dir_all(r.join("sys/bus/pci/devices")).unwrap();
-    for d in &s.devices {
-        let dir = r.join("sys/devices/pci0000:00").join(d.bdf);
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("vendor"), format!("0x{:04x}\n", d.vendor)).unwrap();
-        fs::write(dir.join("device"), format!("0x{:04x}\n", d.device)).unwrap();
-        fs::write(dir.join("class"), format!("0x{:06x}\n", d.class)).unwrap();
-        if let Some(b) = d.boot_vga {
-            fs::write(dir.join("boot_vga"), if b { "1\n" } else { "0\n" }).unwrap();
-        }
-        if let Some(drv) = d.driver {
-            fs::create_dir_all(r.join("sys/bus/pci/drivers").join(drv)).unwrap();
-            symlink(
-                format!("../../../bus/pci/drivers/{drv}"),
-                dir.join("driver"),
-            )
-            .unwrap();
-        }
-        symlink(
-            format!("../../../devices/pci0000:00/{}", d.bdf),
-            r.join("sys/bus/pci/devices").join(d.bdf),
-        )
-        .unwrap();
-    }
+    s.host.write(d.path()).unwrap();
+    copy_tree(&golden_dir(s.name).join("before"), d.path());
     d
 }
 

@@ -492,7 +492,7 @@ pub fn plan(
             hp.files.push(put_block_file(facts, MKINITCPIO_DROPIN, &body)?);
             hp.commands.insert(0, "mkinitcpio -P".into());
             if let Some(conf) = facts.files.get(MKINITCPIO_CONF) {
-                let hooks = conf.lines().filter(|l| l.trim_start().starts_with("HOOKS=")).last();
+                let hooks = conf.lines().rfind(|l| l.trim_start().starts_with("HOOKS="));
                 if hooks.is_some_and(|h| !h.contains("modconf")) {
                     hp.warnings.push(Warning::new("modconf-missing", format!("{MKINITCPIO_CONF}: HOOKS has no modconf: the initramfs will not carry /etc/modprobe.d, so vfio-pci ids= and the softdeps do not apply early")));
                 }

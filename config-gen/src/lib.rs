@@ -35,6 +35,7 @@ pub mod grub;
 pub mod guest;
 pub mod host;
 pub mod model;
+pub mod verdicts;
 
 pub use error::{Error, Result};
 pub use model::{

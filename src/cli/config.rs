@@ -5,13 +5,18 @@
 //! the first failure (exit status 1). Those tools act on the running system, not on a
 //! directory, so `--run-commands` is refused (exit 2) when `--root` is not `/`: run them
 //! inside that root yourself (`chroot DIR update-grub`).
+//!
+//! The preflight verdicts of the requested functions are carried into the warnings.
+//! Exit status: 0; 1 when a requested device fails for a reason the configuration does
+//! not fix (anything but the IOMMU being off) or a command fails; 2 on input errors.
 
 use super::Global;
 use anyhow::{bail, Context};
 use clap::Args;
 use passthru_config_gen::{
-    apply, facts, generate, Bootloader, GuestKind, HostFacts, Initramfs, Plan, Request,
+    apply, facts, generate, verdicts, Bootloader, GuestKind, HostFacts, Initramfs, Plan, Request,
 };
+use passthru_iommu_groups::{check_bdfs, Host};
 use passthru_pci_ids::{Bdf, DeviceId, Slot, VendorId};
 use std::path::Path;
 use std::process::ExitCode;
@@ -223,9 +228,20 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
     if a.run_commands && root != Path::new("/") {
         bail!("--run-commands acts on the running system, not on --root {}: run the commands inside that root yourself", root.display());
     }
-    let facts =
+    let mut facts =
         facts::read(root).with_context(|| format!("reading the host under {}", root.display()))?;
     let req = request(a, &facts)?;
+    // The preflight verdicts for every requested function, carried as warnings.
+    let host = Host::load(root)
+        .with_context(|| format!("loading the host model under {}", root.display()))?;
+    let bdfs: Vec<Bdf> = facts
+        .devices
+        .iter()
+        .filter(|d| req.sets.iter().flatten().any(|s| *s == d.bdf.slot()))
+        .map(|d| d.bdf)
+        .collect();
+    let verdict_report = check_bdfs(&host, &bdfs);
+    facts.findings = verdicts::warnings(&verdict_report);
     let plan = generate(&facts, &req)?;
     let applied = if a.apply {
         Some(apply::apply(root, &plan.files)?)
@@ -240,5 +256,9 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
     if a.run_commands && !run_commands(&plan.commands)? {
         return Ok(ExitCode::from(1));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if verdicts::fails_after_config(&verdict_report) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
