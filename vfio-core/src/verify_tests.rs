@@ -965,3 +965,225 @@ fn without_bind_peers_the_blocking_peer_is_not_touched() {
     assert!(k.log.borrow().is_empty(), "{:?}", k.log.borrow());
     assert_clean(&books);
 }
+
+// Wrapper branches, one mock each.
+
+fn counted() -> (Arc<Mutex<u32>>, impl Fn() -> u32) {
+    let c = Arc::new(Mutex::new(0u32));
+    let c2 = c.clone();
+    (c, move || *c2.lock().unwrap())
+}
+
+#[test]
+fn api_version_other_than_zero_is_refused() {
+    let mut m = MockVfioSys::new();
+    m.expect_open().returning(|_| Ok(Fd(3)));
+    m.expect_close().times(1).returning(|_| Ok(()));
+    m.expect_get_api_version().returning(|_| Ok(1));
+    let c = Container::open(&m, Path::new("/dev/vfio/vfio")).unwrap();
+    let e = c.require_api_version().unwrap_err();
+    assert!(matches!(e, Error::ApiVersion { found: 1, .. }), "{e}");
+}
+
+#[test]
+fn container_without_type1_has_no_backend() {
+    let mut m = MockVfioSys::new();
+    m.expect_open().returning(|_| Ok(Fd(3)));
+    m.expect_close().returning(|_| Ok(()));
+    m.expect_check_extension().returning(|_, _| Ok(0));
+    let c = Container::open(&m, Path::new("/dev/vfio/vfio")).unwrap();
+    let e = c.best_iommu().unwrap_err();
+    assert!(
+        e.to_string().contains("neither the TYPE1v2 nor the TYPE1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn container_with_type1_only_falls_back_to_type1() {
+    let mut m = MockVfioSys::new();
+    m.expect_open().returning(|_| Ok(Fd(3)));
+    m.expect_close().returning(|_| Ok(()));
+    m.expect_check_extension()
+        .returning(|_, x| Ok((x == 1) as i32));
+    let c = Container::open(&m, Path::new("/dev/vfio/vfio")).unwrap();
+    assert_eq!(c.best_iommu().unwrap(), Extension::Type1);
+}
+
+// The kernel answers a short argsz with the size it needs: exactly one more call.
+#[test]
+fn iommu_info_is_asked_twice_when_the_chain_does_not_fit() {
+    let mut m = MockVfioSys::new();
+    let (c, calls) = counted();
+    m.expect_open().returning(|_| Ok(Fd(3)));
+    m.expect_close().returning(|_| Ok(()));
+    m.expect_iommu_get_info()
+        .returning(move |_, buf: &mut [u8]| {
+            *c.lock().unwrap() += 1;
+            let full = testdata::iommu_info_amd();
+            if buf.len() < full.len() {
+                buf[..4].copy_from_slice(&(full.len() as u32).to_ne_bytes());
+            } else {
+                buf.copy_from_slice(&full[..buf.len()]);
+            }
+            Ok(())
+        });
+    let ct = Container::open(&m, Path::new("/dev/vfio/vfio")).unwrap();
+    let info = ct.iommu_info().unwrap();
+    assert_eq!(calls(), 2);
+    assert_eq!(info.iova_ranges.len(), 3);
+}
+
+// A self-pointing capability from the "kernel" is a Malformed error naming the ioctl.
+#[test]
+fn malformed_iommu_info_names_the_ioctl_and_offset() {
+    let mut m = MockVfioSys::new();
+    m.expect_open().returning(|_| Ok(Fd(3)));
+    m.expect_close().returning(|_| Ok(()));
+    m.expect_iommu_get_info().returning(|_, buf: &mut [u8]| {
+        let mut full = testdata::iommu_info_amd();
+        full[28..32].copy_from_slice(&24u32.to_ne_bytes());
+        let n = buf.len().min(full.len());
+        buf[..n].copy_from_slice(&full[..n]);
+        if n < full.len() {
+            buf[..4].copy_from_slice(&(full.len() as u32).to_ne_bytes());
+        }
+        Ok(())
+    });
+    let ct = Container::open(&m, Path::new("/dev/vfio/vfio")).unwrap();
+    let e = ct.iommu_info().unwrap_err();
+    let msg = error_chain(&e);
+    assert!(
+        msg.contains("malformed VFIO_IOMMU_GET_INFO answer"),
+        "{msg}"
+    );
+    assert!(msg.contains("offset 0x1c"), "{msg}");
+}
+
+// tcg-amd capture: "HOT_RESET_INFO (small argsz): errno=28 count=2": one retry.
+#[test]
+fn hot_reset_info_retries_once_after_enospc() {
+    let mut m = MockVfioSys::new();
+    let (c, calls) = counted();
+    m.expect_close().returning(|_| Ok(()));
+    m.expect_device_get_pci_hot_reset_info()
+        .returning(move |_, buf: &mut [u8]| {
+            *c.lock().unwrap() += 1;
+            let full = testdata::hot_reset_06();
+            if buf.len() < full.len() {
+                buf[8..12].copy_from_slice(&full[8..12]);
+                return Err(e(libc::ENOSPC));
+            }
+            buf.copy_from_slice(&full[..buf.len()]);
+            Ok(())
+        });
+    let d = Device::from_fd(&m, Fd(5), "0000:06:00.0".into());
+    let h = d.hot_reset_info().unwrap();
+    assert_eq!(calls(), 2);
+    assert_eq!(h.devices.len(), 2);
+}
+
+// An ENOSPC whose count does not grow the buffer must not loop: it is returned.
+#[test]
+fn hot_reset_info_enospc_without_a_usable_count_is_an_error() {
+    let mut m = MockVfioSys::new();
+    let (c, calls) = counted();
+    m.expect_close().returning(|_| Ok(()));
+    m.expect_device_get_pci_hot_reset_info()
+        .returning(move |_, _buf: &mut [u8]| {
+            *c.lock().unwrap() += 1;
+            Err(e(libc::ENOSPC))
+        });
+    let d = Device::from_fd(&m, Fd(5), "0000:06:00.0".into());
+    let err = d.hot_reset_info().unwrap_err();
+    assert_eq!(err.errno(), Some(libc::ENOSPC));
+    assert_eq!(calls(), 1);
+}
+
+// IOMMU_IOAS_IOVA_RANGES answers EMSGSIZE with the count; the wrapper asks again.
+#[test]
+fn ioas_ranges_grow_the_buffer_when_the_kernel_has_more() {
+    let mut m = MockVfioSys::new();
+    let (c, calls) = counted();
+    m.expect_open().returning(|_| Ok(Fd(3)));
+    m.expect_close().returning(|_| Ok(()));
+    m.expect_iommufd_ioas_alloc().returning(|_| Ok(7));
+    m.expect_iommufd_destroy().times(1).returning(|_, id| {
+        assert_eq!(id, 7);
+        Ok(())
+    });
+    m.expect_iommufd_ioas_iova_ranges()
+        .returning(move |_, _, out: &mut [IovaRange]| {
+            *c.lock().unwrap() += 1;
+            if out.len() >= 10 {
+                for (i, r) in out.iter_mut().enumerate() {
+                    *r = IovaRange {
+                        start: (i as u64) << 32,
+                        end: ((i as u64) << 32) + 0xfff,
+                    };
+                }
+            }
+            Ok(crate::sys::IovaRangesAnswer {
+                num_iovas: 10,
+                alignment: 4096,
+            })
+        });
+    let f = Iommufd::open(&m, Path::new("/dev/iommu")).unwrap();
+    let mut ioas = f.alloc_ioas().unwrap();
+    assert_eq!(ioas.refresh_ranges().unwrap().len(), 10);
+    assert_eq!(calls(), 2);
+}
+
+// VM-TESTING.md: a VF opened without its token answers EACCES; with the token the
+// name carries `vf_token=UUID` (the kernel's syntax).
+#[test]
+fn device_with_token_passes_the_token_in_the_name() {
+    let mut m = MockVfioSys::new();
+    m.expect_open().returning(|_| Ok(Fd(4)));
+    m.expect_close().returning(|_| Ok(()));
+    m.expect_group_get_device_fd().returning(|_, name: &str| {
+        if name == "0000:0c:00.1 vf_token=6e2c9b4a-1d7f-4c59-9c36-1f0a8f5e0b21" {
+            Ok(Fd(9))
+        } else {
+            Err(e(libc::EACCES))
+        }
+    });
+    let g = Group::open(&m, Path::new("/"), 21).unwrap();
+    let err = g.device("0000:0c:00.1").unwrap_err();
+    assert!(err.to_string().contains("VF token"), "{err}");
+    let d = g
+        .device_with_token("0000:0c:00.1", "6e2c9b4a-1d7f-4c59-9c36-1f0a8f5e0b21")
+        .unwrap();
+    assert_eq!(d.fd(), Fd(9));
+}
+
+#[test]
+fn set_vf_token_sends_the_uuid_with_feature_set() {
+    let mut m = MockVfioSys::new();
+    m.expect_close().returning(|_| Ok(()));
+    m.expect_device_feature()
+        .withf(|_, flags, data: &[u8]| *flags == (1 << 17 | 1) && data == [0xab; 16])
+        .times(1)
+        .returning(|_, _, _| Ok(0));
+    let d = Device::from_fd(&m, Fd(5), "0000:0c:00.0".into());
+    d.set_vf_token([0xab; 16]).unwrap();
+}
+
+#[test]
+fn config_read_past_the_region_is_short_not_an_error() {
+    let t = root_amd();
+    let books: Shared = Arc::default();
+    let m = mock(Knobs::default(), books.clone());
+    {
+        let c = Container::open(&m, &t.path().join("dev/vfio/vfio")).unwrap();
+        let mut g = Group::open(&m, t.path(), 16).unwrap();
+        g.set_container(&c).unwrap();
+        c.set_iommu(Extension::Type1v2).unwrap();
+        let d = g.device("0000:06:00.0").unwrap();
+        let mut b = [0u8; 64];
+        assert_eq!(d.read_config(0x1000 - 16, &mut b).unwrap(), 16);
+        assert_eq!(d.read_config(0x1000, &mut b).unwrap(), 0);
+        assert_eq!(d.vendor_id().unwrap(), 0x8086, "capture: vendor=8086");
+    }
+    assert_clean(&books);
+}
