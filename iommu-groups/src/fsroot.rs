@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// At most this many symbolic links are followed while resolving one path (as Linux' 40).
 pub(crate) const MAX_LINKS: usize = 40;
@@ -107,13 +107,20 @@ impl FsRoot {
     /// `Ok(None)` when some component does not exist.
     pub fn resolve(&self, rel: &Path) -> Result<Option<(PathBuf, Kind)>> {
         let mut pending: VecDeque<OsString> = VecDeque::new();
-        push_components(&mut pending, rel, rel, false)?;
+        push_components(&mut pending, rel);
         let mut cur = PathBuf::new();
         let mut depth = 0usize;
         let mut links = 0usize;
         let mut kind = Kind::Dir;
         while let Some(c) = pending.pop_front() {
-            if c == ".." {
+            if c == "." || c == ".." {
+                if kind != Kind::Dir {
+                    // `file/..`: not a directory (ENOTDIR), as the kernel's walk.
+                    return Ok(None);
+                }
+                if c == "." {
+                    continue;
+                }
                 if !cur.pop() {
                     return Err(Error::Escape {
                         path: rel.to_path_buf(),
@@ -153,7 +160,7 @@ impl FsRoot {
                     depth = 0;
                 }
                 let mut front = VecDeque::new();
-                push_components(&mut front, &target, rel, true)?;
+                push_components(&mut front, &target);
                 while let Some(x) = front.pop_back() {
                     pending.push_front(x);
                 }
@@ -306,31 +313,15 @@ fn is_absent(e: &std::io::Error) -> bool {
     )
 }
 
-/// Split `p` into normal components (and `..`), dropping `.` and the root.
-fn push_components(
-    out: &mut VecDeque<OsString>,
-    p: &Path,
-    whole: &Path,
-    allow_abs: bool,
-) -> Result<()> {
-    for c in p.components() {
-        match c {
-            Component::RootDir => {
-                if !allow_abs {
-                    // Paths handed in by the crate are relative; treat '/' as the root.
-                }
-            }
-            Component::Prefix(_) => {
-                return Err(Error::Escape {
-                    path: whole.to_path_buf(),
-                })
-            }
-            Component::CurDir => {}
-            Component::ParentDir => out.push_back(OsString::from("..")),
-            Component::Normal(n) => out.push_back(n.to_os_string()),
+/// Split `p` into its raw `/`-separated components (keeping `.` and `..`, which
+/// `Path::components` would normalize away), dropping empty ones and the root.
+fn push_components(out: &mut VecDeque<OsString>, p: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    for c in p.as_os_str().as_bytes().split(|b| *b == b'/') {
+        if !c.is_empty() {
+            out.push_back(std::ffi::OsStr::from_bytes(c).to_os_string());
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -432,5 +423,88 @@ mod tests {
         let tr = r.take_trace().unwrap();
         assert_eq!(tr.links[Path::new("a/rel")], Path::new("../a/b"));
         assert_eq!(tr.files[Path::new("a/b/f")], b"hello\n");
+    }
+
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+        use std::path::Component;
+
+        /// A random tree entry: directory, file, or relative symlink.
+        #[derive(Debug, Clone)]
+        enum Node {
+            Dir,
+            File,
+            Link(Vec<&'static str>),
+        }
+
+        fn comp() -> impl Strategy<Value = &'static str> {
+            prop::sample::select(vec!["a", "b", "c", "..", "."])
+        }
+
+        fn node() -> impl Strategy<Value = Node> {
+            prop_oneof![
+                Just(Node::Dir),
+                Just(Node::File),
+                prop::collection::vec(comp(), 1..5).prop_map(Node::Link),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            /// Resolution never leaves the root and agrees with the kernel's own
+            /// path walk (`canonicalize`) whenever that walk stays inside the root.
+            #[test]
+            fn resolve_stays_inside_and_agrees_with_the_kernel(
+                nodes in prop::collection::vec((prop::collection::vec(
+                    prop::sample::select(vec!["a", "b", "c"]), 1..4), node()), 1..12),
+                query in prop::collection::vec(comp(), 1..6),
+            ) {
+                let t = tempfile::tempdir().unwrap();
+                let root = t.path().join("root");
+                fs::create_dir(&root).unwrap();
+                for (path, n) in &nodes {
+                    let p = root.join(path.join("/"));
+                    if fs::symlink_metadata(&p).is_ok() {
+                        continue;
+                    }
+                    // Parents must be real directories; skip if something else is there.
+                    if p.parent().unwrap().exists() && !p.parent().unwrap().is_dir() {
+                        continue;
+                    }
+                    if fs::create_dir_all(p.parent().unwrap()).is_err() {
+                        continue;
+                    }
+                    match n {
+                        Node::Dir => { fs::create_dir(&p).ok(); }
+                        Node::File => { fs::write(&p, b"x").ok(); }
+                        Node::Link(target) => { symlink(target.join("/"), &p).ok(); }
+                    }
+                }
+                let r = FsRoot::new(&root, false).unwrap();
+                let q: PathBuf = query.iter().collect();
+                let ours = r.resolve(&q);
+                let real_root = fs::canonicalize(&root).unwrap();
+                let kernel = fs::canonicalize(root.join(&q));
+                if let Ok(Some((p, _))) = &ours {
+                    prop_assert!(p.components().all(|c| matches!(c, Component::Normal(_))));
+                    prop_assert_eq!(kernel.as_ref().ok(), Some(&real_root.join(p)));
+                }
+                if let Ok(k) = &kernel {
+                    if let Ok(rel) = k.strip_prefix(&real_root) {
+                        // Inside the root: we must find the same place, unless the walk
+                        // stepped outside on the way (then we refuse: escape).
+                        match &ours {
+                            Ok(Some((p, _))) => prop_assert_eq!(p.as_path(), rel),
+                            Err(Error::Escape { .. }) => {}
+                            other => prop_assert!(false, "kernel {:?}, ours {:?}", k, other),
+                        }
+                    } else {
+                        prop_assert!(matches!(ours, Err(Error::Escape { .. })), "{:?}", ours);
+                    }
+                }
+            }
+        }
     }
 }

@@ -115,4 +115,28 @@ mod tests {
             assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
         }
     }
+
+    proptest::proptest! {
+        /// Display then parse gives the same spec, for every form.
+        #[test]
+        fn display_parse_round_trip(d in 0u16.., bus in 0u8.., dev in 0u8..32, f in 0u8..8, v in 0u16.., i in 0u16..) {
+            let specs = [
+                DeviceSpec::Bdf(Bdf::new(d, bus, dev, f).unwrap()),
+                DeviceSpec::Slot(Slot { domain: d, bus, device: dev }),
+                DeviceSpec::Ids(VendorId(v), DeviceId(i)),
+            ];
+            for s in specs {
+                proptest::prop_assert_eq!(s.to_string().parse::<DeviceSpec>().unwrap(), s);
+            }
+        }
+
+        /// Arbitrary text never panics: a spec or an error naming the input.
+        #[test]
+        fn arbitrary_text_parses_or_names_itself(t in "\\PC{0,24}") {
+            if let Err(e) = t.parse::<DeviceSpec>() {
+                let quoted = format!("{:?}", t);
+                proptest::prop_assert!(e.to_string().contains(&quoted));
+            }
+        }
+    }
 }
