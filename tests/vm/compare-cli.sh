@@ -13,7 +13,8 @@
 #                    any (device, group) it states agrees with the kernel
 #   verify-BDF       `verify --bind --reset --json BDF`: fails (exit 1) on a non-viable
 #                    group; its group, viable flag, RESET flag (VFIO_DEVICE_GET_INFO) and
-#                    hot-reset device list equal vfio-oracle's answers
+#                    hot-reset device list equal vfio-oracle's answers; it used iommufd
+#                    on the iommufd kernel and the container API on the stock one
 #   snapshot-replay  `passthru --root SNAPSHOT list --json` on the host equals the guest's list
 set -uo pipefail
 # shellcheck source=tests/vm/lib.sh
@@ -145,6 +146,11 @@ for f in "$dir"/cli/verify-*.rc; do
 		# VerifyReport (vfio-core): group, viable, reset.device_reset, reset.hot_reset_devices.
 		jgroup=$(jq -r '.group // "none"' "$json")
 		jviable=$(jq -r '.viable' "$json")
+		japi=$(jq -r '.api' "$json")
+		# verify's default API: iommufd where the kernel has it, else the container API.
+		wantapi=container
+		grep -q 'KERNEL=iommufd' "$dir/kernel/env.txt" && wantapi=iommufd
+		[[ $viable == 0 || $japi == "$wantapi" ]] || msgs+=("verify used the $japi API, expected $wantapi on this kernel")
 		kgroup=$(sed -n 's/.* group=\([0-9-]*\).*/\1/p' <<<"$line")
 		[[ $jgroup == "$kgroup" ]] || msgs+=("verify says group $jgroup, the kernel $kgroup")
 		case $jviable:$viable in
