@@ -16,7 +16,7 @@ use passthru_vfio_core::container::{Container, Extension};
 use passthru_vfio_core::device::CONFIG_REGION;
 use passthru_vfio_core::dma::{check_iova, find_iova, DmaMapping, DmaSpace};
 use passthru_vfio_core::group::Group;
-use passthru_vfio_core::info::DeviceFlags;
+use passthru_vfio_core::info::{DeviceFlags, RegionFlags};
 use passthru_vfio_core::verify::{self, ApiChoice, VerifyOptions};
 use passthru_vfio_core::{host, Error, RealSys};
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
@@ -324,6 +324,29 @@ fn test_device(t: &mut Tally, bdf: Bdf) {
             }
             Err(e) => t.check(false, &format!("irq {i}: {e}")),
         };
+    }
+    // BAR mmap: the first dword through the mapping equals a pread of the same offset.
+    if let Some(i) = (0..6).find(|&i| {
+        dev.region_info(i)
+            .is_ok_and(|r| r.flags.contains(RegionFlags::MMAP) && r.sparse_mmap.is_none())
+    }) {
+        match dev.mmap_region(i) {
+            Ok(map) => {
+                let mut b = [0u8; 4];
+                let pr = dev.read_region(i, 0, &mut b).map(|_| u32::from_le_bytes(b));
+                let mm = map.read_u32(0);
+                t.check(
+                    pr.as_ref().ok() == mm.as_ref(),
+                    &format!(
+                        "mmap BAR{i} first dword {mm:x?} equals pread {:x?}",
+                        pr.as_ref().ok()
+                    ),
+                );
+            }
+            Err(e) => {
+                t.check(false, &format!("mmap BAR{i}: {}", verify::error_chain(&e)));
+            }
+        }
     }
     let cfg = host::read_config(root, bdf).unwrap_or_default();
     let mut via = vec![0u8; 64];

@@ -4,6 +4,7 @@ use std::cell::OnceCell;
 use std::path::Path;
 
 use bitflags::bitflags;
+use vm_memory::{MmapRegion, VolatileMemory};
 
 use crate::error::{Error, Result};
 use crate::group::Group;
@@ -41,6 +42,33 @@ pub struct IrqInfo {
     pub flags: IrqFlags,
     /// Vectors.
     pub count: u32,
+}
+
+/// A region (or sparse area of one) mmapped from the device; unmapped on drop.
+#[derive(Debug)]
+pub struct RegionMap {
+    map: MmapRegion<()>,
+    /// Region index.
+    pub index: u32,
+    /// Offset of this mapping within the region.
+    pub region_offset: u64,
+}
+
+impl RegionMap {
+    /// Length of the mapping.
+    pub fn len(&self) -> usize {
+        self.map.size()
+    }
+
+    /// Whether the mapping is empty (never, for a mapping that succeeded).
+    pub fn is_empty(&self) -> bool {
+        self.map.size() == 0
+    }
+
+    /// A volatile 32-bit read at `offset` within the mapping (`None` past the end).
+    pub fn read_u32(&self, offset: usize) -> Option<u32> {
+        self.map.get_ref::<u32>(offset).ok().map(|r| r.load())
+    }
 }
 
 /// An open device; closed on drop.
@@ -198,6 +226,30 @@ impl<'s, S: VfioSys + ?Sized> Device<'s, S> {
         })
     }
 
+    /// Read any region (BAR, ROM) through the device fd (`pread`); short at its end.
+    pub fn read_region(&self, index: u32, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let r = self.region_info(index)?;
+        let avail = r.size.saturating_sub(offset);
+        let n = buf.len().min(usize::try_from(avail).unwrap_or(usize::MAX));
+        if n == 0 {
+            return Ok(0);
+        }
+        let at = r.offset.checked_add(offset).ok_or_else(|| {
+            Error::ioctl(
+                "pread",
+                self.target(),
+                std::io::Error::from_raw_os_error(libc::EINVAL),
+            )
+        })?;
+        self.sys.pread(self.fd, &mut buf[..n], at).map_err(|e| {
+            Error::ioctl(
+                "pread",
+                format!("region {index} of device {}", self.name),
+                e,
+            )
+        })
+    }
+
     /// The vendor id read through VFIO (0xffff: the device does not answer).
     pub fn vendor_id(&self) -> Result<u16> {
         let mut b = [0u8; 2];
@@ -206,6 +258,38 @@ impl<'s, S: VfioSys + ?Sized> Device<'s, S> {
             return Ok(0xffff);
         }
         Ok(u16::from_le_bytes(b))
+    }
+
+    /// mmap region `index` (needs `VFIO_REGION_INFO_FLAG_MMAP`): the whole region, or its
+    /// first sparse-mmap area when the kernel lists areas (the rest may not be mapped).
+    pub fn mmap_region(&self, index: u32) -> Result<RegionMap> {
+        let r = self.region_info(index)?;
+        let einval = || {
+            Error::ioctl(
+                "mmap",
+                format!("region {index} of device {}", self.name),
+                std::io::Error::from_raw_os_error(libc::EINVAL),
+            )
+        };
+        if !r.flags.contains(info::RegionFlags::MMAP) || r.size == 0 {
+            return Err(einval());
+        }
+        let (off, len) = match r.sparse_mmap.as_deref() {
+            Some([first, ..]) => (first.offset, first.size),
+            Some([]) => return Err(einval()),
+            None => (0, r.size),
+        };
+        let at = r.offset.checked_add(off).ok_or_else(einval)?;
+        let len = usize::try_from(len).map_err(|_| einval())?;
+        let writable = r.flags.contains(info::RegionFlags::WRITE);
+        let map = self.sys.mmap(self.fd, at, len, writable).map_err(|e| {
+            Error::ioctl("mmap", format!("region {index} of device {}", self.name), e)
+        })?;
+        Ok(RegionMap {
+            map,
+            index,
+            region_offset: off,
+        })
     }
 
     /// `VFIO_DEVICE_RESET`, returning the kernel's error (`EINVAL` without the RESET flag).

@@ -14,6 +14,8 @@
 //!   writes stay inside the buffer.
 //! - `IOMMU_IOAS_IOVA_RANGES` writes at most `num_iovas` entries at `allowed_iovas`.
 //! - `pread`/`pwrite` touch at most `buf.len()` bytes.
+//! - `mmap` of a device region either fails or maps `len` bytes that stay valid until
+//!   unmapped (vm-memory's `MmapRegion` unmaps on drop and reads them volatile).
 //! - `VFIO_IOMMU_MAP_DMA` / `IOMMU_IOAS_MAP` pin the pages they map: nothing in this
 //!   process is freed under the device. Whether the device may write memory that Rust
 //!   code still uses is the caller's contract; only this crate can build a
@@ -26,11 +28,12 @@
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::IntoRawFd;
+use std::os::fd::{BorrowedFd, IntoRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use vfio_bindings::bindings::vfio as b;
+use vm_memory::{FileOffset, MmapRegion};
 
 /// A raw file descriptor handed out by a [`VfioSys`]; the safe wrappers own and close it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,6 +127,9 @@ pub trait VfioSys {
     fn pread(&self, fd: Fd, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// `pwrite(fd, buf, offset)`.
     fn pwrite(&self, fd: Fd, buf: &[u8], offset: u64) -> io::Result<usize>;
+    /// `mmap(NULL, len, PROT_READ[|PROT_WRITE], MAP_SHARED, fd, offset)` of a device
+    /// region; the mapping is unmapped when the returned region drops.
+    fn mmap(&self, fd: Fd, offset: u64, len: usize, writable: bool) -> io::Result<MmapRegion<()>>;
     /// `VFIO_GET_API_VERSION` on a container.
     fn get_api_version(&self, container: Fd) -> io::Result<i32>;
     /// `VFIO_CHECK_EXTENSION`: the kernel's answer (0 = no).
@@ -375,6 +381,24 @@ impl VfioSys for RealSys {
         } else {
             Ok(n as usize)
         }
+    }
+
+    fn mmap(&self, fd: Fd, offset: u64, len: usize, writable: bool) -> io::Result<MmapRegion<()>> {
+        // SAFETY: `fd` is open (owned by the caller's wrapper) for the whole call; the
+        // borrow ends before we return, and the mapping keeps its own duplicate.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd.0) };
+        let file = std::fs::File::from(borrowed.try_clone_to_owned()?);
+        let prot = libc::PROT_READ | if writable { libc::PROT_WRITE } else { 0 };
+        MmapRegion::build(
+            Some(FileOffset::new(file, offset)),
+            len,
+            prot,
+            libc::MAP_SHARED,
+        )
+        .map_err(|e| match e {
+            vm_memory::mmap::MmapRegionError::Mmap(io) => io,
+            other => io::Error::new(io::ErrorKind::InvalidInput, other),
+        })
     }
 
     fn get_api_version(&self, container: Fd) -> io::Result<i32> {

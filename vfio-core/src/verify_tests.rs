@@ -1187,3 +1187,43 @@ fn config_read_past_the_region_is_short_not_an_error() {
     }
     assert_clean(&books);
 }
+
+// tcg-amd/vfiotest-0000:06:00.0.txt: region 3 `flags=0xf R W MMAP CAPS`; region 7
+// (config) `flags=0x3`, no MMAP: refused before any mmap.
+#[test]
+fn mmap_of_a_mappable_region_reads_volatile_and_config_is_refused() {
+    let mut m = MockVfioSys::new();
+    m.expect_close().returning(|_| Ok(()));
+    m.expect_device_get_region_info()
+        .returning(|_, index, buf: &mut [u8]| {
+            let r = if index == 3 {
+                testdata::region_bar3_msix()
+            } else {
+                testdata::region_config()
+            };
+            let n = buf.len().min(r.len());
+            buf[..n].copy_from_slice(&r[..n]);
+            if n < r.len() {
+                buf[..4].copy_from_slice(&(r.len() as u32).to_ne_bytes());
+            }
+            Ok(())
+        });
+    m.expect_mmap()
+        .withf(|_, off, len, w| *off == 0x30000000000 && *len == 0x4000 && *w)
+        .times(1)
+        .returning(|_, _, len, _| {
+            let r = vm_memory::MmapRegion::<()>::new(len).unwrap();
+            // capture: "mmap BAR0 first dword=0x00140241"
+            vm_memory::VolatileMemory::get_ref::<u32>(&r, 0)
+                .unwrap()
+                .store(0x00140241);
+            Ok(r)
+        });
+    let d = Device::from_fd(&m, Fd(5), "0000:06:00.0".into());
+    let map = d.mmap_region(3).unwrap();
+    assert_eq!(map.len(), 0x4000);
+    assert_eq!(map.read_u32(0), Some(0x00140241));
+    assert_eq!(map.read_u32(0x4000), None, "past the end");
+    let e = d.mmap_region(7).unwrap_err();
+    assert_eq!(e.errno(), Some(libc::EINVAL));
+}
