@@ -38,13 +38,13 @@ apt_updated=0
 apt_update() {
 	((apt_updated)) && return 0
 	log "apt-get update"
-	apt-get update -qq || die "apt-get update failed"
+	as_root apt-get update -qq || die "apt-get update failed"
 	apt_updated=1
 }
 if ((${#missing[@]})); then
 	apt_update
 	log "installing ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 		die "apt-get install ${missing[*]} failed"
 fi
 need_tools qemu-system-x86_64 busybox cpio xz gcc jq timeout base64 cargo

@@ -22,7 +22,7 @@ for p in "${pkgs[@]}"; do
 done
 if ((${#missing[@]})); then
 	log "installing ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 		die "apt-get install ${missing[*]} failed"
 fi
 need_tools apt-get dpkg-deb tar make gcc nice

@@ -26,6 +26,11 @@ die() {
 	exit 1
 }
 
+# Run a command as root (apt-get install), through sudo when not root already.
+as_root() {
+	if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
 # Fail loudly unless every named command exists.
 need_tools() {
 	local t missing=()
