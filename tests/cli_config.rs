@@ -97,6 +97,24 @@ fn fedora_dracut() -> Scenario {
     }
 }
 
+/// The DOMAIN.md host installed on ZFS: systemd-boot through proxmox-boot-tool, the
+/// command line in /etc/kernel/cmdline (`before/`), the user's `amd_iommu=on` removed on
+/// request, the Fiji card alone, Proxmox guest lines only.
+fn proxmox_systemd_boot() -> Scenario {
+    Scenario {
+        name: "proxmox-systemd-boot",
+        host: fixture::scenario_amd(),
+        args: vec![
+            "config",
+            "0b:00",
+            "--remove-param",
+            "amd_iommu=on",
+            "--guest",
+            "proxmox",
+        ],
+    }
+}
+
 fn golden_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden/config")
@@ -310,6 +328,11 @@ fn run_scenario(s: Scenario) {
 #[test]
 fn golden_proxmox_amd_users_scenario() {
     run_scenario(proxmox_amd());
+}
+
+#[test]
+fn golden_proxmox_systemd_boot() {
+    run_scenario(proxmox_systemd_boot());
 }
 
 #[test]

@@ -422,8 +422,13 @@ pub fn plan(
                         let mut theirs: Vec<&str> = v.split(',').collect();
                         theirs.sort();
                         theirs.dedup();
-                        if theirs != ids.iter().map(String::as_str).collect::<Vec<_>>() {
-                            w.push(Warning::new("ids-override", format!("{path}:{n}: another vfio-pci ids= ({v}); modprobe applies every options line, and the last one read wins")));
+                        let lost: Vec<&str> = theirs
+                            .iter()
+                            .copied()
+                            .filter(|t| !ids.iter().any(|i| i == t))
+                            .collect();
+                        if !lost.is_empty() {
+                            w.push(Warning::new("ids-override", format!("{path}:{n}: another vfio-pci ids= ({v}); modprobe applies every options line (files in name order) and the last ids= wins, so {} listed only there would stop binding to vfio-pci: request those devices too, or merge the lines by hand", lost.join(","))));
                         }
                     }
                 }

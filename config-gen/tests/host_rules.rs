@@ -1,0 +1,433 @@
+//! The DOMAIN.md rules for host configuration, one test each, on the pure generator.
+
+use passthru_config_gen::host::{
+    self, KERNELSTUB_CONFIG, KERNEL_CMDLINE, MODPROBE_VFIO, MODULES_LOAD_VFIO,
+};
+use passthru_config_gen::{
+    block, generate, Bootloader, CpuVendor, DeviceFacts, GrubFlavor, HostFacts, Initramfs,
+    KernelVersion, Plan, Request,
+};
+use passthru_pci_ids::{Bdf, ClassCode};
+use std::collections::BTreeMap;
+
+fn dev(
+    bdf: &str,
+    vendor: u16,
+    device: u16,
+    class: u32,
+    driver: &str,
+    boot_vga: bool,
+) -> DeviceFacts {
+    DeviceFacts {
+        bdf: bdf.parse().unwrap(),
+        vendor: vendor.into(),
+        device: device.into(),
+        class: ClassCode::from_u32(class),
+        driver: Some(driver.into()),
+        boot_vga,
+        name: None,
+    }
+}
+
+fn facts(cpu: CpuVendor, kernel: &str) -> HostFacts {
+    let mut files = BTreeMap::new();
+    files.insert(
+        "/etc/default/grub".to_string(),
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n".to_string(),
+    );
+    HostFacts {
+        cpu,
+        kernel: KernelVersion::parse(kernel),
+        intel_iommu_default_on: None,
+        acs_override_patch: None,
+        bootloader: Some(Bootloader::Grub),
+        grub_flavor: GrubFlavor::UpdateGrub,
+        proxmox_boot_tool: false,
+        initramfs: Some(Initramfs::InitramfsTools),
+        devices: vec![
+            dev("0000:05:00.0", 0x10de, 0x1187, 0x030000, "nouveau", false),
+            dev(
+                "0000:05:00.1",
+                0x10de,
+                0x0e0a,
+                0x040300,
+                "snd_hda_intel",
+                false,
+            ),
+            dev("0000:0b:00.0", 0x1002, 0x7300, 0x030000, "amdgpu", true),
+            dev(
+                "0000:0b:00.1",
+                0x1002,
+                0xaae8,
+                0x040300,
+                "snd_hda_intel",
+                false,
+            ),
+        ],
+        findings: Vec::new(),
+        files,
+    }
+}
+
+fn req(devs: &[&str]) -> Request {
+    Request {
+        sets: devs
+            .iter()
+            .map(|d| {
+                vec![d
+                    .parse::<Bdf>()
+                    .map(|b| b.slot())
+                    .unwrap_or_else(|_| d.parse().unwrap())]
+            })
+            .collect(),
+        ..Request::default()
+    }
+}
+
+fn file<'a>(p: &'a Plan, path: &str) -> Option<&'a str> {
+    p.all_files
+        .iter()
+        .find(|f| f.path == path)
+        .map(|f| f.new.as_str())
+}
+
+fn codes(p: &Plan) -> Vec<&str> {
+    p.warnings.iter().map(|w| w.code.as_str()).collect()
+}
+
+#[test]
+fn intel_iommu_on_only_where_the_kernel_does_not_default_to_it() {
+    let mut f = facts(CpuVendor::Intel, "6.12.1");
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    assert!(
+        p.kernel_params.add.contains(&"intel_iommu=on".to_string()),
+        "unknown config: add it"
+    );
+    f.intel_iommu_default_on = Some(false);
+    assert!(generate(&f, &req(&["05:00"]))
+        .unwrap()
+        .kernel_params
+        .add
+        .contains(&"intel_iommu=on".to_string()));
+    f.intel_iommu_default_on = Some(true);
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    assert!(
+        !p.kernel_params
+            .add
+            .iter()
+            .any(|t| t.starts_with("intel_iommu")),
+        "{:?}",
+        p.kernel_params
+    );
+}
+
+#[test]
+fn amd_never_gets_amd_iommu_on_and_a_present_one_is_flagged_not_dropped() {
+    let mut f = facts(CpuVendor::Amd, "6.8.12-4-pve");
+    f.files.insert(
+        "/etc/default/grub".into(),
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet amd_iommu=on\"\n".into(),
+    );
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    assert!(!p
+        .kernel_params
+        .add
+        .iter()
+        .any(|t| t.starts_with("amd_iommu")));
+    assert!(p.kernel_params.remove.is_empty());
+    assert!(codes(&p).contains(&"undocumented-param"));
+    assert!(file(&p, "/etc/default/grub")
+        .unwrap()
+        .contains("\"quiet amd_iommu=on iommu=pt\""));
+    // Removed only when asked.
+    let r = Request {
+        remove_params: vec!["amd_iommu=on".into()],
+        ..req(&["05:00"])
+    };
+    let p = generate(&f, &r).unwrap();
+    assert_eq!(p.kernel_params.remove, vec!["amd_iommu=on"]);
+    assert!(file(&p, "/etc/default/grub")
+        .unwrap()
+        .contains("\"quiet iommu=pt\""));
+    assert!(!codes(&p).contains(&"undocumented-param"));
+}
+
+#[test]
+fn iommu_pt_is_optional() {
+    let f = facts(CpuVendor::Amd, "6.8");
+    let r = Request {
+        iommu_pt: false,
+        ..req(&["05:00"])
+    };
+    assert!(generate(&f, &r).unwrap().kernel_params.add.is_empty());
+}
+
+#[test]
+fn efifb_off_only_when_a_requested_gpu_is_the_boot_display() {
+    let f = facts(CpuVendor::Amd, "6.8");
+    // 0b:00.0 is boot_vga; requesting only 05:00 adds nothing.
+    assert!(!generate(&f, &req(&["05:00"]))
+        .unwrap()
+        .kernel_params
+        .add
+        .contains(&"video=efifb:off".to_string()));
+    assert!(generate(&f, &req(&["0b:00"]))
+        .unwrap()
+        .kernel_params
+        .add
+        .contains(&"video=efifb:off".to_string()));
+}
+
+#[test]
+fn acs_override_never_by_default_and_only_on_a_patched_kernel() {
+    let mut f = facts(CpuVendor::Amd, "6.8.12-4-pve");
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    assert!(!p
+        .kernel_params
+        .add
+        .iter()
+        .any(|t| t.starts_with("pcie_acs_override")));
+    let r = Request {
+        acs_override: Some("downstream".into()),
+        ..req(&["05:00"])
+    };
+    let p = generate(&f, &r).unwrap();
+    assert!(!p
+        .kernel_params
+        .add
+        .iter()
+        .any(|t| t.starts_with("pcie_acs_override")));
+    assert!(codes(&p).contains(&"acs-override-unsupported"));
+    f.acs_override_patch = Some(true);
+    let p = generate(&f, &r).unwrap();
+    assert!(p
+        .kernel_params
+        .add
+        .contains(&"pcie_acs_override=downstream".to_string()));
+    assert!(codes(&p).contains(&"acs-override"), "security warning");
+}
+
+#[test]
+fn vfio_virqfd_only_before_6_2() {
+    for (k, want) in [
+        ("6.1.0-13-amd64", true),
+        ("6.2.0", false),
+        ("6.8.12-4-pve", false),
+    ] {
+        let p = generate(&facts(CpuVendor::Amd, k), &req(&["05:00"])).unwrap();
+        let has = file(&p, MODULES_LOAD_VFIO)
+            .unwrap()
+            .lines()
+            .any(|l| l == "vfio_virqfd");
+        assert_eq!(has, want, "kernel {k}");
+    }
+}
+
+#[test]
+fn ids_cover_every_function_sorted_and_deduplicated() {
+    let mut f = facts(CpuVendor::Amd, "6.8");
+    // A second identical card the host keeps: same ids, flagged.
+    f.devices.push(dev(
+        "0000:0c:00.0",
+        0x1002,
+        0x7300,
+        0x030000,
+        "amdgpu",
+        false,
+    ));
+    // Asking for function 1 alone still takes the whole slot.
+    let p = generate(&f, &req(&["0b:00.1", "05:00"])).unwrap();
+    let conf = file(&p, MODPROBE_VFIO).unwrap();
+    assert!(
+        conf.contains("\noptions vfio-pci ids=1002:7300,1002:aae8,10de:0e0a,10de:1187\n"),
+        "{conf}"
+    );
+    assert!(codes(&p).contains(&"id-shared"));
+}
+
+#[test]
+fn disable_vga_only_when_no_guest_uses_x_vga() {
+    let f = facts(CpuVendor::Amd, "6.8");
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    assert!(file(&p, MODPROBE_VFIO)
+        .unwrap()
+        .contains("\noptions vfio-pci disable_vga=1\n"));
+    let p = generate(
+        &f,
+        &Request {
+            x_vga: true,
+            ..req(&["05:00"])
+        },
+    )
+    .unwrap();
+    assert!(!file(&p, MODPROBE_VFIO).unwrap().contains("disable_vga"));
+    assert!(p.guest.values().any(|g| g.contains("x-vga")));
+}
+
+#[test]
+fn softdeps_for_competing_drivers_and_blacklist_only_on_request() {
+    let f = facts(CpuVendor::Amd, "6.8");
+    let p = generate(&f, &req(&["0b:00"])).unwrap();
+    let conf = file(&p, MODPROBE_VFIO).unwrap();
+    for m in ["amdgpu", "radeon", "snd_hda_intel"] {
+        assert!(
+            conf.contains(&format!("\nsoftdep {m} pre: vfio-pci\n")),
+            "{m}: {conf}"
+        );
+    }
+    assert!(!conf.contains("nouveau"));
+    assert!(!conf.contains("\nblacklist "));
+    let p = generate(
+        &f,
+        &Request {
+            blacklist: true,
+            ..req(&["0b:00"])
+        },
+    )
+    .unwrap();
+    assert!(file(&p, MODPROBE_VFIO)
+        .unwrap()
+        .contains("\nblacklist amdgpu\n"));
+}
+
+#[test]
+fn every_generated_line_has_a_comment_above_it() {
+    for init in [
+        Initramfs::InitramfsTools,
+        Initramfs::Mkinitcpio,
+        Initramfs::Dracut,
+    ] {
+        let f = facts(CpuVendor::Intel, "6.1");
+        let p = generate(
+            &f,
+            &Request {
+                initramfs: Some(init),
+                blacklist: true,
+                ..req(&["05:00", "0b:00"])
+            },
+        )
+        .unwrap();
+        for fc in &p.all_files {
+            if fc.path == "/etc/default/grub" {
+                continue;
+            }
+            let lines: Vec<&str> = fc.new.lines().collect();
+            assert_eq!(lines.first(), Some(&block::BEGIN), "{}", fc.path);
+            for (i, l) in lines.iter().enumerate() {
+                if !l.starts_with('#') {
+                    assert!(
+                        lines[i - 1].starts_with("# "),
+                        "{}: line {} {l:?} has no comment above",
+                        fc.path,
+                        i + 1
+                    );
+                }
+            }
+        }
+        // GRUB: one passthru comment per managed parameter, right above the value.
+        let grub = file(&p, "/etc/default/grub").unwrap();
+        for t in &p.kernel_params.add {
+            assert!(grub.contains(&format!("# passthru: {t}: ")), "{t}: {grub}");
+        }
+    }
+}
+
+#[test]
+fn systemd_boot_edits_etc_kernel_cmdline_and_refuses_to_create_it() {
+    let mut f = facts(CpuVendor::Amd, "6.8.12-4-pve");
+    f.bootloader = Some(Bootloader::SystemdBoot);
+    f.proxmox_boot_tool = true;
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    assert!(file(&p, KERNEL_CMDLINE).is_none());
+    assert!(codes(&p).contains(&"no-cmdline-file"));
+    f.files.insert(
+        KERNEL_CMDLINE.into(),
+        "root=ZFS=rpool/ROOT/pve-1 boot=zfs\n".into(),
+    );
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    assert_eq!(
+        file(&p, KERNEL_CMDLINE),
+        Some("root=ZFS=rpool/ROOT/pve-1 boot=zfs iommu=pt\n")
+    );
+    assert!(p
+        .commands
+        .contains(&"proxmox-boot-tool refresh".to_string()));
+}
+
+#[test]
+fn kernelstub_is_driven_through_its_own_command() {
+    let mut f = facts(CpuVendor::Intel, "6.9.3-76060903-generic");
+    f.bootloader = Some(Bootloader::Kernelstub);
+    f.files.insert(
+        KERNELSTUB_CONFIG.into(),
+        r#"{"default": {"kernel_options": ["quiet"]}, "user": {"kernel_options": ["quiet", "splash", "amd_iommu=on"], "esp_path": "/boot/efi"}}"#.into(),
+    );
+    let r = Request {
+        remove_params: vec!["amd_iommu=on".into()],
+        ..req(&["05:00"])
+    };
+    let p = generate(&f, &r).unwrap();
+    assert!(
+        p.commands
+            .contains(&"kernelstub --add-options \"intel_iommu=on iommu=pt\"".to_string()),
+        "{:?}",
+        p.commands
+    );
+    assert!(p
+        .commands
+        .contains(&"kernelstub --delete-options \"amd_iommu=on\"".to_string()));
+    assert!(
+        file(&p, KERNELSTUB_CONFIG).is_none(),
+        "kernelstub owns its file"
+    );
+    f.files.insert(KERNELSTUB_CONFIG.into(), "{ broken".into());
+    let e = generate(&f, &r).unwrap_err().to_string();
+    assert!(e.starts_with("/etc/kernelstub/configuration:1:"), "{e}");
+}
+
+#[test]
+fn mkinitcpio_without_modconf_is_flagged() {
+    let mut f = facts(CpuVendor::Intel, "6.12");
+    f.initramfs = Some(Initramfs::Mkinitcpio);
+    f.files.insert(
+        host::MKINITCPIO_CONF.into(),
+        "HOOKS=(base udev autodetect block filesystems)\n".into(),
+    );
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    assert!(codes(&p).contains(&"modconf-missing"));
+    assert_eq!(
+        p.commands.first().map(String::as_str),
+        Some("mkinitcpio -P")
+    );
+}
+
+#[test]
+fn second_generation_from_the_written_files_changes_nothing() {
+    let mut f = facts(CpuVendor::Intel, "6.12");
+    let r = req(&["05:00", "0b:00"]);
+    let p = generate(&f, &r).unwrap();
+    for fc in &p.all_files {
+        f.files.insert(fc.path.clone(), fc.new.clone());
+    }
+    let again = generate(&f, &r).unwrap();
+    assert!(
+        again.is_noop(),
+        "{:?}",
+        again.files.iter().map(|f| f.diff()).collect::<Vec<_>>()
+    );
+    assert!(again.kernel_params.add.is_empty());
+}
+
+#[test]
+fn requests_are_checked() {
+    let f = facts(CpuVendor::Amd, "6.8");
+    assert!(generate(&f, &Request::default()).is_err());
+    assert!(generate(&f, &req(&["0c:00"]))
+        .unwrap_err()
+        .to_string()
+        .contains("no PCI device at 0000:0c:00"));
+    assert!(generate(&f, &req(&["05:00", "05:00.1"]))
+        .unwrap_err()
+        .to_string()
+        .contains("requested twice"));
+}
