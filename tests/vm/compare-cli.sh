@@ -9,8 +9,9 @@
 # Checks:
 #   list-groups      `list --json`: every (group, device) pair equals /sys/kernel/iommu_groups
 #   list-devices     `list --json`: every device's vendor:device and driver equal sysfs
-#   check-groups     `check --json BDF`: names the device and every member of its group, and
-#                    any (device, group) it states agrees with the kernel
+#   check-BDF        `check --json BDF`: names the device and every member of its group,
+#                    any (device, group) it states agrees with the kernel, and it fails
+#                    group-shared exactly when the kernel's group holds another endpoint
 #   verify-BDF       `verify --bind --reset --json BDF`: fails (exit 1) on a non-viable
 #                    group; its group, viable flag, RESET flag (VFIO_DEVICE_GET_INFO) and
 #                    hot-reset device list equal vfio-oracle's answers; it used iommufd
@@ -112,6 +113,26 @@ for f in "$dir"/cli/check-*.rc; do
 		kg=$(awk -v b="$jb" '$2 == b {print $1}' "$kgroups")
 		[[ $kg == "$jg" ]] || msgs+=("states $jb in group $jg, the kernel says '${kg:-none}'")
 	done < <(json_pairs "$json")
+	# Group isolation as the kernel's groups say it: with the devices the check covered
+	# (.devices[].bdf; a display device brings its slot's functions), group-shared must be
+	# a failure exactly when one of their groups holds an endpoint (not a PCI bridge,
+	# class 0604) outside them.
+	covered=" $(jq -r '.devices[]?.bdf' "$json" | tr '\n' ' ')"
+	others=""
+	for c in $covered; do
+		cg=$(awk -v b="$c" '$2 == b {print $1}' "$kgroups")
+		while read -r m; do
+			[[ $covered == *" $m "* ]] && continue
+			mclass=$(awk -v b="$m" '$1 == b {print $3}' "$dir/kernel/devices.txt")
+			[[ $mclass == 0x0604* ]] || others+="$m "
+		done < <(awk -v g="$cg" '$1 == g {print $2}' "$kgroups")
+	done
+	shared=$(jq -r '[.. | objects | select(.code? == "group-shared" and .severity? == "fail")] | length > 0' "$json")
+	if [[ -n $others && $shared != true ]]; then
+		msgs+=("no group-shared failure, yet the kernel's group also holds $others")
+	elif [[ -z $others && $shared == true ]]; then
+		msgs+=("group-shared failure, yet the kernel's groups hold only [$covered] and bridges")
+	fi
 	result "$name" "${#msgs[@]}" "${msgs[@]}"
 done
 
