@@ -205,6 +205,7 @@ elif [[ $(rc_of list) != 0 ]]; then
 	result snapshot-replay 1 "no guest list to compare with"
 else
 	replay=$(mktemp "${TMPDIR:-/tmp}/pt-replay.XXXXXX")
+	trap 'rm -f "$replay"' EXIT
 	"$host_passthru" --root "$dir/snapshot" list --json >"$replay" 2>&1
 	rrc=$?
 	if ((rrc != 0)); then
