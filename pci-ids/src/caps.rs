@@ -39,6 +39,7 @@ macro_rules! enum_with_unknown {
         }
 
         impl From<$ty> for $name {
+            #[inline]
             fn from(v: $ty) -> $name {
                 match v {
                     $( $val => $name::$var, )+
@@ -400,6 +401,7 @@ pub struct Capabilities<'a> {
 
 impl<'a> Capabilities<'a> {
     /// Walk `config` starting at `pointer` (the register at 0x34); `None` gives an empty walk.
+    #[inline]
     pub fn new(config: &'a [u8], pointer: Option<u8>) -> Capabilities<'a> {
         Capabilities {
             buf: config,
@@ -414,6 +416,7 @@ impl<'a> Capabilities<'a> {
 
 impl Iterator for Capabilities<'_> {
     type Item = Result<Capability, WalkError>;
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
@@ -483,6 +486,7 @@ pub struct ExtCapabilities<'a> {
 
 impl<'a> ExtCapabilities<'a> {
     /// Walk the extended capabilities of `config`.
+    #[inline]
     pub fn new(config: &'a [u8]) -> ExtCapabilities<'a> {
         let first = config
             .get(0x100..0x104)
@@ -501,6 +505,7 @@ impl<'a> ExtCapabilities<'a> {
 
 impl Iterator for ExtCapabilities<'_> {
     type Item = Result<ExtCapability, WalkError>;
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
@@ -604,6 +609,7 @@ pub struct PowerManagement {
 
 impl PowerManagement {
     /// Decode the PM capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<PowerManagement, DecodeError> {
         let r = Rd::new(config, offset);
         let pmc = u32::from(r.u16(2)?);
@@ -643,6 +649,7 @@ pub struct Msi {
 
 impl Msi {
     /// Decode the MSI capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Msi, DecodeError> {
         let c = u32::from(Rd::new(config, offset).u16(2)?);
         Ok(Msi {
@@ -676,6 +683,7 @@ pub struct MsiX {
 
 impl MsiX {
     /// Decode the MSI-X capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<MsiX, DecodeError> {
         let r = Rd::new(config, offset);
         let c = u32::from(r.u16(2)?);
@@ -803,6 +811,7 @@ pub struct PciExpress {
 
 impl PciExpress {
     /// Decode the PCIe capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<PciExpress, DecodeError> {
         let r = Rd::new(config, offset);
         let cap = u32::from(r.u16(2)?);
@@ -876,6 +885,7 @@ pub struct AdvancedFeatures {
 
 impl AdvancedFeatures {
     /// Decode the AF capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<AdvancedFeatures, DecodeError> {
         let r = Rd::new(config, offset);
         let caps = u32::from(r.u8(3)?);
@@ -896,6 +906,7 @@ pub struct VendorSpecific {
 
 impl VendorSpecific {
     /// Decode the vendor-specific capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<VendorSpecific, DecodeError> {
         Ok(VendorSpecific {
             length: Rd::new(config, offset).u8(2)?,
@@ -912,6 +923,7 @@ pub struct EnhancedAllocation {
 
 impl EnhancedAllocation {
     /// Decode the EA capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<EnhancedAllocation, DecodeError> {
         Ok(EnhancedAllocation {
             entries: Rd::new(config, offset).u8(2)? & 0x3f,
@@ -942,6 +954,7 @@ pub struct Aer {
 
 impl Aer {
     /// Decode the AER capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Aer, DecodeError> {
         let r = Rd::new(config, offset);
         Ok(Aer {
@@ -995,6 +1008,7 @@ impl Acs {
         .union(AcsFlags::UF);
 
     /// Decode the ACS capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Acs, DecodeError> {
         let r = Rd::new(config, offset);
         Ok(Acs {
@@ -1024,6 +1038,7 @@ pub struct Ari {
 
 impl Ari {
     /// Decode the ARI capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Ari, DecodeError> {
         let r = Rd::new(config, offset);
         let c = u32::from(r.u16(4)?);
@@ -1053,6 +1068,7 @@ pub struct Ats {
 
 impl Ats {
     /// Decode the ATS capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Ats, DecodeError> {
         let r = Rd::new(config, offset);
         let c = u32::from(r.u16(4)?);
@@ -1099,6 +1115,7 @@ pub struct SrIov {
 
 impl SrIov {
     /// Decode the SR-IOV capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<SrIov, DecodeError> {
         let r = Rd::new(config, offset);
         Ok(SrIov {
@@ -1123,22 +1140,35 @@ impl SrIov {
     }
 }
 
-/// One resizable BAR of a [`ResizableBar`] capability.
+/// One resizable BAR of a [`ResizableBar`] capability: its two raw registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RebarEntry {
-    /// BAR index (control bits 2:0).
-    pub bar: u8,
-    /// Supported sizes: bit n set means 2^(n+20) bytes (1 MiB << n) is supported;
-    /// bits 0..=27 from the capability register, 28..=43 from the control register.
-    pub supported: u64,
-    /// Current size as log2 of MiB (control bits 13:8): the BAR is `1 MiB << current`.
-    pub current: u8,
+    /// Resizable BAR Capability register (sizes 1 MiB..=128 TiB in bits 31:4).
+    pub capability: u32,
+    /// Resizable BAR Control register (index, count, current size, larger sizes).
+    pub control: u32,
 }
 
 impl RebarEntry {
+    /// BAR index (control bits 2:0).
+    pub fn bar(&self) -> u8 {
+        (self.control & 7) as u8
+    }
+
+    /// Supported sizes: bit n set means 2^(n+20) bytes (1 MiB << n) is supported;
+    /// bits 0..=27 from the capability register, 28..=43 from the control register.
+    pub fn supported(&self) -> u64 {
+        u64::from(self.capability >> 4) | (u64::from(self.control >> 16) << 28)
+    }
+
+    /// Current size as log2 of MiB (control bits 13:8): the BAR is `1 MiB << current`.
+    pub fn current(&self) -> u8 {
+        ((self.control >> 8) & 0x3f) as u8
+    }
+
     /// Current size in bytes.
     pub fn current_bytes(&self) -> u64 {
-        1u64 << (20 + u32::from(self.current).min(43))
+        1u64 << (20 + u32::from(self.current()).min(43))
     }
 }
 
@@ -1157,18 +1187,14 @@ impl ResizableBar {
         let first_ctl = r.u32(8)?;
         let count = (((first_ctl >> 5) & 7) as u8).min(6);
         let empty = RebarEntry {
-            bar: 0,
-            supported: 0,
-            current: 0,
+            capability: 0,
+            control: 0,
         };
         let mut entries = [empty; 6];
         for (i, e) in entries.iter_mut().enumerate().take(usize::from(count)) {
-            let cap = r.u32(4 + 8 * i)?;
-            let ctl = r.u32(8 + 8 * i)?;
             *e = RebarEntry {
-                bar: (ctl & 7) as u8,
-                supported: u64::from(cap >> 4) | (u64::from(ctl >> 16) << 28),
-                current: ((ctl >> 8) & 0x3f) as u8,
+                capability: r.u32(4 + 8 * i)?,
+                control: r.u32(8 + 8 * i)?,
             };
         }
         Ok(ResizableBar { count, entries })
@@ -1195,6 +1221,7 @@ pub struct Pasid {
 
 impl Pasid {
     /// Decode the PASID capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Pasid, DecodeError> {
         let r = Rd::new(config, offset);
         let c = u32::from(r.u16(4)?);
@@ -1225,6 +1252,7 @@ pub struct Pri {
 
 impl Pri {
     /// Decode the PRI capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Pri, DecodeError> {
         let r = Rd::new(config, offset);
         let c = u32::from(r.u16(4)?);
@@ -1260,6 +1288,7 @@ pub struct Dpc {
 
 impl Dpc {
     /// Decode the DPC capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Dpc, DecodeError> {
         let r = Rd::new(config, offset);
         let c = u32::from(r.u16(4)?);
@@ -1287,6 +1316,7 @@ pub struct Ltr {
 
 impl Ltr {
     /// Decode the LTR capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Ltr, DecodeError> {
         let r = Rd::new(config, offset);
         Ok(Ltr {
@@ -1327,6 +1357,7 @@ pub struct L1PmSubstates {
 
 impl L1PmSubstates {
     /// Decode the L1 PM Substates capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<L1PmSubstates, DecodeError> {
         let r = Rd::new(config, offset);
         let c = r.u32(4)?;
@@ -1353,6 +1384,7 @@ pub struct Dsn {
 
 impl Dsn {
     /// Decode the DSN capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Dsn, DecodeError> {
         let r = Rd::new(config, offset);
         let lo = u64::from(r.u32(4)?);
@@ -1376,6 +1408,7 @@ pub struct Vsec {
 
 impl Vsec {
     /// Decode the VSEC capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Vsec, DecodeError> {
         let h = Rd::new(config, offset).u32(4)?;
         Ok(Vsec {
@@ -1401,6 +1434,7 @@ pub struct Dvsec {
 
 impl Dvsec {
     /// Decode the DVSEC capability at `offset`.
+    #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Dvsec, DecodeError> {
         let r = Rd::new(config, offset);
         let h1 = r.u32(4)?;
@@ -1478,6 +1512,7 @@ pub enum FieldValue {
 
 impl Capability {
     /// Decode this capability's fields from `config`; `None` for ids without a decoder.
+    #[inline]
     pub fn decode(&self, config: &[u8]) -> Option<Result<Decoded, DecodeError>> {
         let o = self.offset;
         Some(match self.id {
@@ -1503,6 +1538,7 @@ impl Capability {
 
 impl ExtCapability {
     /// Decode this capability's fields from `config`; `None` for ids without a decoder.
+    #[inline]
     pub fn decode(&self, config: &[u8]) -> Option<Result<Decoded, DecodeError>> {
         let o = self.offset;
         Some(match self.id {
@@ -1690,8 +1726,8 @@ impl Decoded {
                     ],
                 ];
                 for (e, n) in r.entries().iter().zip(NAMES.iter()) {
-                    f(n[0], i(e.bar.into()));
-                    f(n[1], I(e.supported));
+                    f(n[0], i(e.bar().into()));
+                    f(n[1], I(e.supported()));
                     f(n[2], I(e.current_bytes()));
                 }
             }
@@ -2029,7 +2065,7 @@ mod tests {
         b[0x108..0x10c].copy_from_slice(&ctl.to_le_bytes());
         let r = ResizableBar::parse(&b, 0x100).unwrap();
         assert_eq!(r.entries().len(), 1);
-        assert_eq!(r.entries()[0].supported, 0b11_1111 << 8);
+        assert_eq!(r.entries()[0].supported(), 0b11_1111 << 8);
         assert_eq!(r.entries()[0].current_bytes(), 256 << 20);
     }
 }

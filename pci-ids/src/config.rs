@@ -336,6 +336,7 @@ impl Bar {
     }
 
     /// Decode a BAR from its register and, for 64-bit BARs, the next register.
+    #[inline]
     pub const fn decode(low: u32, high: Option<u32>) -> Bar {
         if low & 1 == 1 {
             return Bar::Io {
@@ -873,19 +874,25 @@ pub struct Bars<'a> {
 
 impl Iterator for Bars<'_> {
     type Item = (usize, Bar);
+    #[inline]
     fn next(&mut self) -> Option<(usize, Bar)> {
-        if self.index >= self.count {
+        let i = self.index;
+        if i >= self.count {
             return None;
         }
         let rd = |i: usize| -> Option<u32> {
             let o = field::BAR0 + 4 * i;
-            let b = self.space.get(o..o + 4)?;
-            Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            match self.space.get(o..o + 4) {
+                Some(&[a, b, c, d]) => Some(u32::from_le_bytes([a, b, c, d])),
+                _ => None,
+            }
         };
-        let i = self.index;
         let low = rd(i)?;
-        let high = if i + 1 < self.count { rd(i + 1) } else { None };
-        let bar = Bar::decode(low, high);
+        let bar = if low & 0x7 == 0x4 {
+            Bar::decode(low, if i + 1 < self.count { rd(i + 1) } else { None })
+        } else {
+            Bar::decode(low, None)
+        };
         self.index += if bar.is_64bit() { 2 } else { 1 };
         Some((i, bar))
     }

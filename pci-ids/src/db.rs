@@ -159,13 +159,21 @@ fn hex2(b: &[u8]) -> Option<u8> {
     Some(v)
 }
 
-/// `rest` after an id must be whitespace then a name; returns the trimmed name.
+/// After an id at byte `at`: at least one blank, then the name (ASCII blanks trimmed).
 fn name_after(line: &str, at: usize) -> Option<&str> {
-    let rest = line.get(at..)?;
-    if !rest.starts_with([' ', '\t']) {
+    let b = line.as_bytes();
+    if !matches!(b.get(at), Some(b' ' | b'\t')) {
         return None;
     }
-    Some(rest.trim())
+    let mut i = at + 1;
+    while matches!(b.get(i), Some(b' ' | b'\t')) {
+        i += 1;
+    }
+    let mut j = b.len();
+    while j > i && matches!(b[j - 1], b' ' | b'\t' | b'\r') {
+        j -= 1;
+    }
+    line.get(i..j)
 }
 
 #[derive(Clone, Copy)]
@@ -198,11 +206,12 @@ impl<'a> Entries<'a> {
         }
     }
 
-    fn parse_line(&mut self, raw: &'a str) -> Result<Option<Entry<'a>>, DbErrorKind> {
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
+    fn parse_line(&mut self, line: &'a str) -> Result<Option<Entry<'a>>, DbErrorKind> {
         let b = line.as_bytes();
-        if b.is_empty() || b[0] == b'#' || line.trim().is_empty() {
-            return Ok(None);
+        match b.first() {
+            None | Some(b'#') => return Ok(None),
+            Some(b'\t' | b' ' | b'\r') if line.trim().is_empty() => return Ok(None),
+            _ => {}
         }
         if let Some(l2) = line.strip_prefix("\t\t") {
             let b2 = l2.as_bytes();
@@ -439,9 +448,12 @@ mod index {
             .unwrap_or(&[])
     }
 
-    /// Sorted arrays over a `pci.ids` text: every lookup is a binary search (or two).
+    /// Sorted arrays over a `pci.ids` text: a vendor is one table read (a 65536-slot
+    /// map from id to position), everything below it a binary search over its children.
     #[derive(Debug, Clone)]
     pub struct PciIdsIndex<'a> {
+        vendor_slot: Vec<u32>,
+        device_keys: Vec<u16>,
         vendors: Vec<Node<'a, u16>>,
         devices: Vec<Node<'a, u16>>,
         subsystems: Vec<Node<'a, u32>>,
@@ -471,6 +483,8 @@ mod index {
         /// Parse `text` and build the index in one pass, then sort.
         pub fn build(text: &'a str) -> Result<PciIdsIndex<'a>, DbError> {
             let mut ix = PciIdsIndex {
+                vendor_slot: Vec::new(),
+                device_keys: Vec::new(),
                 vendors: Vec::with_capacity(text.len() / 512),
                 devices: Vec::with_capacity(text.len() / 64),
                 subsystems: Vec::with_capacity(text.len() / 64),
@@ -552,6 +566,11 @@ mod index {
             sort_children(&ix.classes, &mut ix.subclasses);
             ix.vendors.sort_by_key(|n| n.key);
             ix.classes.sort_by_key(|n| n.key);
+            ix.vendor_slot = alloc::vec![u32::MAX; 1 << 16];
+            for (i, v) in ix.vendors.iter().enumerate() {
+                ix.vendor_slot[usize::from(v.key)] = i as u32;
+            }
+            ix.device_keys = ix.devices.iter().map(|n| n.key).collect();
             Ok(ix)
         }
 
@@ -574,18 +593,34 @@ mod index {
             })
         }
 
+        #[inline]
+        fn vendor_node(&self, vendor: VendorId) -> Option<&Node<'a, u16>> {
+            let i = *self.vendor_slot.get(usize::from(vendor.0))?;
+            self.vendors.get(i as usize)
+        }
+
+        #[inline]
+        fn device_node(&self, vendor: VendorId, device: DeviceId) -> Option<&Node<'a, u16>> {
+            let v = self.vendor_node(vendor)?;
+            let (s, e) = (v.start as usize, v.end as usize);
+            let i = self.device_keys.get(s..e)?.binary_search(&device.0).ok()?;
+            self.devices.get(s + i)
+        }
+
         /// Vendor name.
+        #[inline]
         pub fn vendor(&self, vendor: VendorId) -> Option<&'a str> {
-            search(&self.vendors, vendor.0).map(|n| n.name)
+            self.vendor_node(vendor).map(|n| n.name)
         }
 
         /// Device name.
+        #[inline]
         pub fn device(&self, vendor: VendorId, device: DeviceId) -> Option<&'a str> {
-            let v = search(&self.vendors, vendor.0)?;
-            search(children(&self.devices, v.start, v.end), device.0).map(|n| n.name)
+            self.device_node(vendor, device).map(|n| n.name)
         }
 
         /// Subsystem name.
+        #[inline]
         pub fn subsystem(
             &self,
             vendor: VendorId,
@@ -593,24 +628,26 @@ mod index {
             subvendor: VendorId,
             subdevice: DeviceId,
         ) -> Option<&'a str> {
-            let v = search(&self.vendors, vendor.0)?;
-            let d = search(children(&self.devices, v.start, v.end), device.0)?;
+            let d = self.device_node(vendor, device)?;
             let key = (u32::from(subvendor.0) << 16) | u32::from(subdevice.0);
             search(children(&self.subsystems, d.start, d.end), key).map(|n| n.name)
         }
 
         /// Base class name.
+        #[inline]
         pub fn class(&self, class: u8) -> Option<&'a str> {
             search(&self.classes, class).map(|n| n.name)
         }
 
         /// Subclass name.
+        #[inline]
         pub fn subclass(&self, class: u8, subclass: u8) -> Option<&'a str> {
             let c = search(&self.classes, class)?;
             search(children(&self.subclasses, c.start, c.end), subclass).map(|n| n.name)
         }
 
         /// Programming interface name.
+        #[inline]
         pub fn prog_if(&self, class: u8, subclass: u8, prog_if: u8) -> Option<&'a str> {
             let c = search(&self.classes, class)?;
             let s = search(children(&self.subclasses, c.start, c.end), subclass)?;

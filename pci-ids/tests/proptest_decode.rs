@@ -301,7 +301,7 @@ proptest! {
                 (Ext::Dsn(s), Some(Ok(Decoded::Dsn(d)))) => prop_assert_eq!(d.serial, *s),
                 (Ext::SrIov(t, n), Some(Ok(Decoded::SrIov(v)))) => prop_assert_eq!((v.total_vfs, v.num_vfs), (*t, *n)),
                 (Ext::Ari(n), Some(Ok(Decoded::Ari(a)))) => prop_assert_eq!(a.next_function, *n),
-                (Ext::Rebar(cur), Some(Ok(Decoded::ResizableBar(r)))) => prop_assert_eq!(r.entries()[0].current, *cur),
+                (Ext::Rebar(cur), Some(Ok(Decoded::ResizableBar(r)))) => prop_assert_eq!(r.entries()[0].current(), *cur),
                 (Ext::Pasid(w), Some(Ok(Decoded::Pasid(p)))) => prop_assert_eq!(p.max_width, *w),
                 (Ext::Pri(k), Some(Ok(Decoded::Pri(p)))) => prop_assert_eq!(p.capacity, *k),
                 (Ext::Ltr(s, n), Some(Ok(Decoded::Ltr(l)))) => prop_assert_eq!((l.max_snoop_raw, l.max_no_snoop_raw), (*s, *n)),
