@@ -67,4 +67,35 @@ dump "$amd/0000:00:1f.0.bin" 64 "ISA bridge: Intel Corporation 82801IB (ICH9) LP
     dump "$amd/0000:03:00.0.bin" 256 "Ethernet controller: Red Hat, Inc. Virtio 1.0 network device (rev 01)"
 } >fuzz/seeds/lspci_dump/multi.txt
 
+# vfio_info: kernel answers rebuilt from tests/data/captures/tcg-amd/vfiotest-0000:06:00.0.txt
+# (native endian = little endian on the x86-64 capture host).
+mkdir -p fuzz/seeds/vfio_info
+le() { # le BYTES VALUE: VALUE as BYTES little-endian bytes
+    local n=$1 v=$2 i
+    for ((i = 0; i < n; i++)); do printf '\\x%02x' $(((v >> (8 * i)) & 0xff)); done
+}
+u16() { printf '%b' "$(le 2 "$1")"; }
+u32() { printf '%b' "$(le 4 "$1")"; }
+u64() { printf '%b' "$(le 8 "$1")"; }
+{ # VFIO_IOMMU_GET_INFO: flags=0x3, caps migration -> dma_avail -> iova ranges
+    u32 136; u32 0x3; u64 0xfff7ffffff000; u32 24; u32 0
+    u16 2; u16 1; u32 56; u32 0; u32 0; u64 0x1000; u64 268435456
+    u16 3; u16 1; u32 72; u32 65535; u32 0
+    u16 1; u16 1; u32 0; u32 3; u32 0
+    u64 0x0; u64 0xfedfffff; u64 0xfef00000; u64 0xfcffffffff; u64 0x10000000000; u64 -1
+} >fuzz/seeds/vfio_info/iommu-info-amd.bin
+{ u32 24; u32 0x3; u32 9; u32 5; u32 0; u32 0; } >fuzz/seeds/vfio_info/device-info-e1000e.bin
+{ u32 32; u32 0x3; u32 7; u32 0; u64 0x1000; u64 0x70000000000; } >fuzz/seeds/vfio_info/region-config.bin
+{ # BAR3 with the MSI-X mappable cap
+    u32 40; u32 0xf; u32 3; u32 32; u64 0x4000; u64 0x30000000000; u16 3; u16 1; u32 0
+} >fuzz/seeds/vfio_info/region-bar3-msix.bin
+{ # a BAR with a sparse mmap cap (two areas) then a type cap
+    u32 96; u32 0xf; u32 0; u32 32; u64 0x1000000; u64 0
+    u16 1; u16 1; u32 80; u32 2; u32 0; u64 0; u64 0x3000; u64 0x4000; u64 0xffc000
+    u16 2; u16 1; u32 0; u32 0x80000000; u32 1
+} >fuzz/seeds/vfio_info/region-sparse-type.bin
+{ # hot-reset info of 06:00.0: group 16 holds 06:00.0 and 06:00.1
+    u32 28; u32 0; u32 2; u32 16; u16 0; printf '\x06\x00'; u32 16; u16 0; printf '\x06\x01'
+} >fuzz/seeds/vfio_info/hot-reset-06.bin
+
 echo "seeds: config $(ls fuzz/seeds/config | wc -l) files, pci_ids $(du -ch fuzz/seeds/pci_ids/* | tail -1 | cut -f1), lspci_dump $(ls fuzz/seeds/lspci_dump | wc -l) files"

@@ -44,6 +44,12 @@ fi
 [ "${#targets[@]}" -gt 0 ] || die "no fuzz targets found"
 
 start=$SECONDS
+printf '==> fuzz regressions and seed checks (fuzz/regressions)\n'
+# A failing regression does not stop the fuzzing (its target will likely crash too);
+# it fails the run at the end.
+regressions=ok
+nice -n "$niceness" cargo +nightly test --manifest-path fuzz/Cargo.toml --test regressions \
+    || regressions=FAILED
 printf '==> building %d fuzz targets\n' "${#targets[@]}"
 nice -n "$niceness" cargo +nightly fuzz build "${fuzz_flags[@]}" || die "cargo fuzz build"
 build_secs=$((SECONDS - start))
@@ -81,6 +87,7 @@ done
 
 printf '\n==> fuzz summary (%ss per target, build %ss, total %ss; logs in %s)\n' \
     "$seconds" "$build_secs" "$((SECONDS - start))" "$logdir"
+printf '  %-22s %s\n' "(fuzz/regressions)" "$regressions"
 printf '  %s\n' "${summary[@]}"
 if [ "${#failed[@]}" -gt 0 ]; then
     for t in "${failed[@]}"; do
@@ -92,4 +99,5 @@ if [ "${#failed[@]}" -gt 0 ]; then
     done
     die "${#failed[@]} fuzz target(s) failed: ${failed[*]}"
 fi
+[ "$regressions" = ok ] || die "fuzz regression tests failed (cargo +nightly test --manifest-path fuzz/Cargo.toml)"
 echo "fuzz.sh: all ${#targets[@]} targets ran ${seconds}s without a crash"
