@@ -62,9 +62,28 @@ pub struct RolledBack {
     pub removed: Vec<String>,
 }
 
-/// `path` (a system path such as `/etc/default/grub`) under `root`.
+/// `path` (a system path such as `/etc/default/grub`) under `root`, literally.
 pub fn under(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
+}
+
+/// The backup directory, resolved inside `root` like every target.
+fn backup_base(root: &Path) -> Result<PathBuf> {
+    crate::facts::confined(root, BACKUP_DIR).ok_or_else(|| Error::Write {
+        path: root.join(BACKUP_DIR),
+        source: std::io::Error::other("too many levels of symbolic links"),
+    })
+}
+
+/// Where writing the system path `path` lands: its directory resolved inside `root`
+/// (symbolic links followed as if `root` were `/`, never out of it), then its name.
+fn target_of(root: &Path, path: &str) -> Result<PathBuf> {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let resolved = crate::facts::confined(root, dir).ok_or_else(|| Error::Write {
+        path: under(root, dir),
+        source: std::io::Error::other("too many levels of symbolic links"),
+    })?;
+    Ok(resolved.join(name))
 }
 
 fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -194,7 +213,7 @@ pub fn apply_with(
     // Check everything before writing anything.
     let mut todo = Vec::new();
     for f in files {
-        let target = under(root, &f.path);
+        let target = target_of(root, &f.path)?;
         if fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(Error::Request(format!("{} is a symbolic link; passthru does not replace links (edit the file it points to by hand)", target.display())));
         }
@@ -220,7 +239,7 @@ pub fn apply_with(
         });
     }
     // 1-2. Backup set, manifest last.
-    let base = root.join(BACKUP_DIR);
+    let base = backup_base(root)?;
     let mut set = base.join(stamp);
     let mut n = 1;
     while set.exists()
@@ -266,7 +285,7 @@ pub fn apply_with(
 
 /// The newest complete backup set not yet rolled back.
 pub fn last_backup(root: &Path) -> Result<Option<PathBuf>> {
-    let base = root.join(BACKUP_DIR);
+    let base = backup_base(root)?;
     let entries = match fs::read_dir(&base) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -285,7 +304,7 @@ pub fn last_backup(root: &Path) -> Result<Option<PathBuf>> {
 pub fn rollback(root: &Path) -> Result<RolledBack> {
     let Some(set) = last_backup(root)? else {
         return Err(Error::Backup {
-            path: root.join(BACKUP_DIR),
+            path: backup_base(root)?,
             message: "no backup set to roll back to".into(),
         });
     };
@@ -352,7 +371,7 @@ pub fn rollback(root: &Path) -> Result<RolledBack> {
         saved.push(bytes);
     }
     for ((mode, path), bytes) in entries.iter().zip(saved) {
-        let target = under(root, path);
+        let target = target_of(root, path)?;
         match bytes {
             Some(b) => {
                 write_atomic(&target, &b, *mode, &mut |_| {})?;
@@ -375,7 +394,7 @@ pub fn rollback(root: &Path) -> Result<RolledBack> {
     }
     let done = PathBuf::from(format!("{}{ROLLED_BACK}", set.display()));
     fs::rename(&set, &done).map_err(werr(&set))?;
-    sync_dir(&root.join(BACKUP_DIR))?;
+    sync_dir(&backup_base(root)?)?;
     Ok(out)
 }
 
@@ -457,6 +476,36 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("symbolic link"), "{e}");
         assert_eq!(fs::read_to_string(&t).unwrap(), "edited meanwhile\n");
+    }
+
+    #[test]
+    fn a_symlinked_directory_pointing_out_of_the_root_stays_inside() {
+        // A snapshot root whose etc/modprobe.d links to the absolute /etc/modprobe.d must
+        // get the file under the root, never on the real host.
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("etc")).unwrap();
+        fs::create_dir_all(r.join("real/modprobe.d")).unwrap();
+        std::os::unix::fs::symlink("/real/modprobe.d", r.join("etc/modprobe.d")).unwrap();
+        let a = apply(
+            r,
+            &[change(
+                "/etc/modprobe.d/passthru-test-never-outside.conf",
+                None,
+                "x\n",
+            )],
+        )
+        .unwrap();
+        assert_eq!(a.changed.len(), 1);
+        assert_eq!(
+            fs::read_to_string(r.join("real/modprobe.d/passthru-test-never-outside.conf")).unwrap(),
+            "x\n"
+        );
+        assert!(!Path::new("/real/modprobe.d/passthru-test-never-outside.conf").exists());
+        rollback(r).unwrap();
+        assert!(!r
+            .join("real/modprobe.d/passthru-test-never-outside.conf")
+            .exists());
     }
 
     #[test]

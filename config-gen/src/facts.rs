@@ -15,10 +15,64 @@ use crate::{Error, Result};
 use passthru_pci_ids::{Bdf, ClassCode};
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Resolve the system path `path` inside `root`, following symbolic links the way the
+/// kernel would if `root` were `/`: an absolute target counts from `root`, `..` never
+/// climbs above it. Returns the real path under `root` (which may not exist), or `None`
+/// for a link loop (more than 40 links).
+pub fn confined(root: &Path, path: &str) -> Option<PathBuf> {
+    let mut todo: Vec<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .rev()
+        .collect();
+    let mut cur: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        match c.as_str() {
+            "." => continue,
+            ".." => {
+                cur.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let here = cur
+            .iter()
+            .fold(root.to_path_buf(), |p, c| p.join(c))
+            .join(&c);
+        match fs::read_link(&here) {
+            Ok(target) => {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                let t = target.to_string_lossy().into_owned();
+                if t.starts_with('/') {
+                    cur.clear();
+                }
+                todo.extend(
+                    t.split('/')
+                        .filter(|c| !c.is_empty())
+                        .map(String::from)
+                        .rev(),
+                );
+            }
+            Err(_) => cur.push(c),
+        }
+    }
+    Some(cur.iter().fold(root.to_path_buf(), |p, c| p.join(c)))
+}
 
 fn read_opt(root: &Path, path: &str) -> Result<Option<String>> {
-    let full = crate::apply::under(root, path);
+    let Some(full) = confined(root, path) else {
+        return Err(Error::Read {
+            path: crate::apply::under(root, path),
+            source: std::io::Error::other("too many levels of symbolic links"),
+        });
+    };
     match fs::read(&full) {
         Ok(b) => String::from_utf8(b).map(Some).map_err(|e| Error::NotText {
             path: full,
@@ -31,7 +85,7 @@ fn read_opt(root: &Path, path: &str) -> Result<Option<String>> {
 }
 
 fn exists(root: &Path, path: &str) -> bool {
-    crate::apply::under(root, path).exists()
+    confined(root, path).is_some_and(|p| p.exists())
 }
 
 fn hex_field(root: &Path, dev: &str, field: &str) -> Result<Option<u32>> {
@@ -111,7 +165,7 @@ pub fn read_files(root: &Path) -> Result<BTreeMap<String, String>> {
     .map(|s| s.to_string())
     .collect();
     for dir in ["/etc/modprobe.d", "/etc/modules-load.d"] {
-        if let Ok(rd) = fs::read_dir(crate::apply::under(root, dir)) {
+        if let Some(Ok(rd)) = confined(root, dir).map(fs::read_dir) {
             for e in rd.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();
                 if n.ends_with(".conf") {
@@ -148,6 +202,39 @@ pub fn intel_default_on(config: &str) -> Option<bool> {
         }
     }
     seen.then_some(false)
+}
+
+/// The facts `iommu-groups` already read (CPU, kernel, devices) taken from its host
+/// model, the rest (configuration files, tools, kernel config) read under `root`.
+/// `findings` starts empty: add [`crate::verdicts::warnings`] of a check.
+pub fn from_host(root: &Path, host: &passthru_iommu_groups::Host) -> Result<HostFacts> {
+    use passthru_iommu_groups::CpuVendor as V;
+    let mut f = read(root)?;
+    f.cpu = match host.cpu_vendor {
+        V::Intel => CpuVendor::Intel,
+        V::Amd => CpuVendor::Amd,
+        V::Other => CpuVendor::Other,
+    };
+    if let Some(k) = host.kernel.as_deref() {
+        f.kernel = KernelVersion::parse(k);
+        f.acs_override_patch = k.ends_with("-pve").then_some(true);
+        f.intel_iommu_default_on =
+            read_opt(root, &format!("/boot/config-{k}"))?.and_then(|c| intel_default_on(&c));
+    }
+    f.devices = host
+        .devices
+        .values()
+        .map(|d| DeviceFacts {
+            bdf: d.bdf,
+            vendor: d.vendor,
+            device: d.device,
+            class: d.class,
+            driver: d.driver.clone(),
+            boot_vga: d.boot_vga == Some(true),
+            name: None,
+        })
+        .collect();
+    Ok(f)
 }
 
 /// Read everything under `root`. `findings` starts empty: the caller adds the verdicts.
@@ -218,6 +305,42 @@ pub fn read(root: &Path) -> Result<HostFacts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("etc/modprobe.d")).unwrap();
+        fs::create_dir_all(r.join("usr/lib/modprobe.d")).unwrap();
+        fs::write(r.join("usr/lib/modprobe.d/x.conf"), "inside\n").unwrap();
+        // Absolute target: counts from the root, not from the real /.
+        std::os::unix::fs::symlink(
+            "/usr/lib/modprobe.d/x.conf",
+            r.join("etc/modprobe.d/abs.conf"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            "../../../../../../usr/lib/modprobe.d/x.conf",
+            r.join("etc/modprobe.d/rel.conf"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", r.join("etc/modprobe.d/out.conf")).unwrap();
+        std::os::unix::fs::symlink("loop.conf", r.join("etc/modprobe.d/loop.conf")).unwrap();
+        assert_eq!(
+            read_opt(r, "/etc/modprobe.d/abs.conf").unwrap().as_deref(),
+            Some("inside\n")
+        );
+        assert_eq!(
+            read_opt(r, "/etc/modprobe.d/rel.conf").unwrap().as_deref(),
+            Some("inside\n")
+        );
+        assert_eq!(
+            read_opt(r, "/etc/modprobe.d/out.conf").unwrap(),
+            None,
+            "never the host's /etc/hostname"
+        );
+        assert!(read_opt(r, "/etc/modprobe.d/loop.conf").is_err());
+    }
 
     #[test]
     fn kernel_config_default_on_variants() {

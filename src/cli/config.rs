@@ -228,12 +228,13 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
     if a.run_commands && root != Path::new("/") {
         bail!("--run-commands acts on the running system, not on --root {}: run the commands inside that root yourself", root.display());
     }
-    let mut facts =
-        facts::read(root).with_context(|| format!("reading the host under {}", root.display()))?;
-    let req = request(a, &facts)?;
-    // The preflight verdicts for every requested function, carried as warnings.
+    // The host model (confined reads of sysfs/procfs) and the configuration files.
     let host = Host::load(root)
         .with_context(|| format!("loading the host model under {}", root.display()))?;
+    let mut facts = facts::from_host(root, &host)
+        .with_context(|| format!("reading the configuration under {}", root.display()))?;
+    let req = request(a, &facts)?;
+    // The preflight verdicts for every requested function, carried as warnings.
     let bdfs: Vec<Bdf> = facts
         .devices
         .iter()
