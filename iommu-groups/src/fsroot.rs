@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
@@ -61,6 +61,8 @@ pub(crate) struct Trace {
 pub(crate) struct FsRoot {
     dir: PathBuf,
     trace: Option<RefCell<Trace>>,
+    /// Link-free directories already checked (saves re-walking shared prefixes).
+    known_dirs: RefCell<HashSet<PathBuf>>,
 }
 
 impl FsRoot {
@@ -78,6 +80,7 @@ impl FsRoot {
         Ok(FsRoot {
             dir: dir.to_path_buf(),
             trace: record.then(|| RefCell::new(Trace::default())),
+            known_dirs: RefCell::new(HashSet::new()),
         })
     }
 
@@ -135,6 +138,12 @@ impl FsRoot {
                 return Ok(None);
             }
             let next = cur.join(&c);
+            if self.known_dirs.borrow().contains(&next) {
+                depth += 1;
+                cur = next;
+                kind = Kind::Dir;
+                continue;
+            }
             let md = match fs::symlink_metadata(self.real(&next)) {
                 Ok(md) => md,
                 Err(e) if is_absent(&e) => return Ok(None),
@@ -172,6 +181,9 @@ impl FsRoot {
                 return Err(Error::SymlinkLoop {
                     path: rel.to_path_buf(),
                 });
+            }
+            if k == Kind::Dir {
+                self.known_dirs.borrow_mut().insert(next.clone());
             }
             cur = next;
             kind = k;
