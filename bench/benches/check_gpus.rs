@@ -17,8 +17,8 @@ fn root() -> PathBuf {
     if let Some(r) = std::env::var_os("PASSTHRU_BENCH_ROOT") {
         return PathBuf::from(r);
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/bench-hosts/criterion-1000");
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-hosts/criterion-1000");
     if !dir.join("sys/bus/pci/devices").is_dir() {
         let _ = std::fs::remove_dir_all(&dir);
         write_host(&synthetic_host(1000), &dir).expect("writing the synthetic host");
@@ -31,7 +31,11 @@ fn bench(c: &mut Criterion) {
     let host = Host::load(&root).expect("loading the synthetic host");
     let gpus = host.display_devices().len();
     assert!(gpus > 0, "no GPU in {}", root.display());
-    eprintln!("check_gpus: {} ({} functions, {gpus} GPUs)", root.display(), host.devices.len());
+    eprintln!(
+        "check_gpus: {} ({} functions, {gpus} GPUs)",
+        root.display(),
+        host.devices.len()
+    );
     let mut g = c.benchmark_group("check_every_gpu_n1000");
     g.sample_size(30);
     g.bench_function("load_sysfs", |b| {

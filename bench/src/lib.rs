@@ -124,8 +124,12 @@ fn bus_u8(b: usize) -> u8 {
 }
 
 fn endpoint(vendor: u16, device: u16, class: u32) -> ConfigBuilder {
-    ConfigBuilder::endpoint(VendorId(vendor), DeviceId(device), ClassCode::from_u32(class))
-        .with_subsystem(VendorId(vendor), DeviceId(device))
+    ConfigBuilder::endpoint(
+        VendorId(vendor),
+        DeviceId(device),
+        ClassCode::from_u32(class),
+    )
+    .with_subsystem(VendorId(vendor), DeviceId(device))
 }
 
 struct Gen {
@@ -486,8 +490,10 @@ pub fn synthetic_host(n: usize) -> SyntheticHost {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    f.vfio_pci_params
-        .insert("ids".into(), "10de:2204,10de:1aef,1002:73bf,1002:ab28".into());
+    f.vfio_pci_params.insert(
+        "ids".into(),
+        "10de:2204,10de:1aef,1002:73bf,1002:ab28".into(),
+    );
     f.vfio_pci_params.insert("disable_vga".into(), "N".into());
     f = f.file(
         "etc/os-release",
@@ -570,10 +576,15 @@ pub fn write_host(h: &SyntheticHost, root: &Path) -> io::Result<()> {
     }
     for (vf, pf, i) in &h.vf_links {
         let (Some(vd), Some(pd)) = (dirs.get(vf), dirs.get(pf)) else {
-            return Err(io::Error::other(format!("SR-IOV pair {vf} / {pf} not written")));
+            return Err(io::Error::other(format!(
+                "SR-IOV pair {vf} / {pf} not written"
+            )));
         };
         symlink(relative_link(vd, pd), root.join(vd).join("physfn"))?;
-        symlink(relative_link(pd, vd), root.join(pd).join(format!("virtfn{i}")))?;
+        symlink(
+            relative_link(pd, vd),
+            root.join(pd).join(format!("virtfn{i}")),
+        )?;
     }
     Ok(())
 }
