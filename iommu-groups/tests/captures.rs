@@ -10,10 +10,17 @@ use passthru_pci_ids::Bdf;
 
 const RUNS: [&str; 2] = ["tcg-amd", "tcg-intel"];
 
+/// The capture's root: the committed tree (tests/snapshots.rs checks it equals
+/// the converter's output), or a fresh one while blessing.
 fn load(name: &str) -> (tempfile::TempDir, Host) {
     let dir = tempfile::tempdir().unwrap();
-    capture_fixture(name).write(dir.path()).unwrap();
-    let host = Host::load(dir.path()).unwrap();
+    let root = if bless() {
+        capture_fixture(name).write(dir.path()).unwrap();
+        dir.path().to_path_buf()
+    } else {
+        repo().join("tests/fixtures").join(name)
+    };
+    let host = Host::load(root).unwrap();
     assert!(host.notes.is_empty(), "{name}: {:?}", host.notes);
     (dir, host)
 }
