@@ -178,6 +178,37 @@ run_one() {
 	fi
 }
 
+# ---- the harness can fail -------------------------------------------------------------
+# A plan with a failing test must fail the run with that test's status, and a hung guest
+# must be killed at the timeout with its serial log; otherwise every result below is moot.
+selftest() {
+	local out=$outroot/selftest rc=0
+	mkdir -p "$out"
+	printf 'pass true\nfail sh -c "exit 3"\n' >"$out/plan"
+	tests/vm/run-guest.sh --iommu intel --topology rootbus --out "$out/a" --plan "$out/plan" \
+		>"$out/a.log" 2>&1 || rc=$?
+	if ((rc == 1)) && [[ $(cat "$out/a/results.txt" 2>/dev/null) == $'pass 0\nfail 3' ]]; then
+		record harness/detects-failure ok
+	else
+		log "FAIL: harness self-test: a failing guest test gave exit $rc, results: $(cat "$out/a/results.txt" 2>/dev/null)"
+		cat "$out/a.log" >&2
+		record harness/detects-failure FAIL
+	fi
+	rc=0
+	printf 'hang sleep 600\n' >"$out/plan"
+	tests/vm/run-guest.sh --iommu amd --topology rootbus --out "$out/b" --plan "$out/plan" \
+		--timeout 20 >"$out/b.log" 2>&1 || rc=$?
+	if ((rc == 1)) && grep -q 'timed out after 20s' "$out/b.log" && grep -q '@@PT-START hang' "$out/b.log"; then
+		record harness/kills-hung-guest ok
+	else
+		log "FAIL: harness self-test: a hung guest gave exit $rc"
+		cat "$out/b.log" >&2
+		record harness/kills-hung-guest FAIL
+	fi
+}
+log "harness self-tests (a failing test, a hung guest)"
+selftest
+
 topologies=${PT_VM_TOPOLOGIES:-$(find tests/vm/topologies -name '*.sh' -printf '%f\n' | sed 's/\.sh$//' | sort | tr '\n' ' ')}
 for iommu in ${PT_VM_IOMMUS:-intel amd}; do
 	for topo in $topologies; do

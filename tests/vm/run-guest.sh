@@ -176,7 +176,7 @@ tr -d '\r' <"$data" | sed -n '/^@@PT-DATA-BEGIN$/,/^@@PT-DATA-END$/p' | sed '1d;
 grep -q '^@@PT-DATA-END' <(tr -d '\r' <"$data") || fail_with_log "results on the data port are truncated"
 rm -rf "$out/out"
 mkdir -p "$out/out"
-base64 -d "$work/data.b64" | tar -xzf - -C "$out/out" || fail_with_log "results on the data port are corrupt"
+base64 -d "$work/data.b64" | tar -xzmf - -C "$out/out" || fail_with_log "results on the data port are corrupt"
 
 planned=$(grep -cvE '^\s*(#|$)' "$over/pt/plan")
 got=$(wc -l <"$out/results.txt")
