@@ -327,4 +327,36 @@ mod tests {
         assert!(matches!(e, Err(Error::Unaligned { what: "vaddr", .. })));
         assert!(space.calls.borrow().is_empty());
     }
+
+    proptest::proptest! {
+        // Whatever find_iova proposes is accepted by check_iova, and lies at or above min.
+        #[test]
+        fn found_iova_always_passes_the_check(
+            raw in proptest::collection::vec((0u64..1 << 40, 0u64..1 << 36), 0..6),
+            pages in 1u64..64,
+            min in 0u64..1 << 40,
+        ) {
+            let ranges: Vec<IovaRange> = raw
+                .iter()
+                .map(|&(s, l)| IovaRange { start: s, end: s.saturating_add(l) })
+                .collect();
+            let size = pages * 4096;
+            if let Some(iova) = find_iova(&ranges, 4096, size, min) {
+                proptest::prop_assert!(iova >= min);
+                proptest::prop_assert!(check_iova(&ranges, 4096, iova, size).is_ok());
+            }
+        }
+
+        // check_iova never accepts a span that leaves every range.
+        #[test]
+        fn accepted_spans_are_inside_one_range(
+            start in 0u64..1 << 33, len in 0u64..1 << 33, iova in 0u64..1 << 34, pages in 1u64..16,
+        ) {
+            let r = [IovaRange { start, end: start.saturating_add(len) }];
+            let size = pages * 4096;
+            if check_iova(&r, 4096, iova, size).is_ok() {
+                proptest::prop_assert!(iova >= r[0].start && iova + size - 1 <= r[0].end);
+            }
+        }
+    }
 }
