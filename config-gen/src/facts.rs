@@ -147,7 +147,8 @@ pub fn read_devices(root: &Path) -> Result<Vec<DeviceFacts>> {
     Ok(out)
 }
 
-/// The files [`crate::generate`] reads: the ones it edits plus modprobe.d and modules-load.d.
+/// The files [`crate::generate`] reads: the ones it edits plus modprobe.d, modules-load.d
+/// and the Proxmox VM configs.
 pub fn read_files(root: &Path) -> Result<BTreeMap<String, String>> {
     let mut paths: Vec<String> = [
         host::GRUB_DEFAULT,
@@ -164,7 +165,11 @@ pub fn read_files(root: &Path) -> Result<BTreeMap<String, String>> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    for dir in ["/etc/modprobe.d", "/etc/modules-load.d"] {
+    for dir in [
+        "/etc/modprobe.d",
+        "/etc/modules-load.d",
+        "/etc/pve/qemu-server",
+    ] {
         if let Some(Ok(rd)) = confined(root, dir).map(fs::read_dir) {
             for e in rd.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();

@@ -7,8 +7,8 @@
 //! function passes all functions; `pcie=1` needs `machine: q35`; GPU guests use
 //! `bios: ovmf` (with an `efidisk0`) and `cpu: host`.
 
-use crate::model::{DeviceFacts, GuestKind};
-use passthru_pci_ids::{Slot, VendorId};
+use crate::model::{DeviceFacts, GuestKind, HostFacts, Warning};
+use passthru_pci_ids::{Bdf, Slot, VendorId};
 
 /// One guest's devices: the slots of one set and their functions.
 #[derive(Debug, Clone)]
@@ -206,4 +206,59 @@ pub fn code43(d: &DeviceFacts) -> bool {
             .any(|p| n.contains(p))
     });
     d.vendor == VendorId::NVIDIA && d.class.is_display() && !pro
+}
+
+/// Existing Proxmox VMs (`/etc/pve/qemu-server/*.conf`) that pass a requested slot with
+/// `x-vga=1`. Returns whether one of them needs vfio-pci's VGA region (a SeaBIOS guest:
+/// then `disable_vga=1` must go) and a warning per such line. DOMAIN.md: with OVMF
+/// Proxmox does not give QEMU `x-vga=on`, so there the two do not collide.
+pub fn proxmox_x_vga(facts: &HostFacts, slots: &[Slot]) -> (bool, Vec<Warning>) {
+    let mut needs_vga = false;
+    let mut out = Vec::new();
+    for (path, text) in facts
+        .files
+        .iter()
+        .filter(|(p, _)| p.starts_with("/etc/pve/qemu-server/"))
+    {
+        // The current config ends where the first snapshot section starts.
+        let current: Vec<(usize, &str)> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l))
+            .take_while(|(_, l)| !l.starts_with('['))
+            .collect();
+        let ovmf = current.iter().any(|(_, l)| {
+            l.split_once(':')
+                .is_some_and(|(k, v)| k.trim() == "bios" && v.trim() == "ovmf")
+        });
+        for (n, line) in &current {
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            if !key.starts_with("hostpci") {
+                continue;
+            }
+            let mut fields = value.trim().split(',');
+            let host = fields.next().unwrap_or("").trim_start_matches("host=");
+            let opts: Vec<&str> = fields.collect();
+            let x_vga = opts.iter().any(|o| *o == "x-vga=1" || *o == "x-vga=on");
+            let hits = host.split(';').any(|h| {
+                let slot = h
+                    .parse::<Bdf>()
+                    .map(|b| b.slot())
+                    .or_else(|_| h.parse::<Slot>());
+                slot.is_ok_and(|s| slots.contains(&s))
+            });
+            if !(x_vga && hits) {
+                continue;
+            }
+            if ovmf {
+                out.push(Warning::new("x-vga-ovmf", format!("{path}:{n}: {key} passes {host} with x-vga=1 in an OVMF guest: Proxmox does not give QEMU x-vga=on for OVMF, so disable_vga=1 is kept")));
+            } else {
+                needs_vga = true;
+                out.push(Warning::new("vga-conflict", format!("{path}:{n}: {key} passes {host} with x-vga=1 in a SeaBIOS guest, which needs vfio-pci's VGA region: disable_vga=1 is left out")));
+            }
+        }
+    }
+    (needs_vga, out)
 }

@@ -167,15 +167,19 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
         .iter()
         .flat_map(|s| s.functions.iter().copied())
         .collect();
-    let x_vga_used = req.x_vga
-        && devs.iter().any(|d| d.class.is_vga())
-        && req
-            .guests
-            .iter()
-            .any(|g| matches!(g, GuestKind::Proxmox | GuestKind::Qemu));
+    let all_slots: Vec<Slot> = sets.iter().flat_map(|s| s.slots.iter().copied()).collect();
+    let (existing_x_vga, vm_warnings) = guest::proxmox_x_vga(facts, &all_slots);
+    let x_vga_used = existing_x_vga
+        || req.x_vga
+            && devs.iter().any(|d| d.class.is_vga())
+            && req
+                .guests
+                .iter()
+                .any(|g| matches!(g, GuestKind::Proxmox | GuestKind::Qemu));
     let hp = host::plan(facts, req, &devs, x_vga_used)?;
 
     let mut warnings: Vec<Warning> = facts.findings.clone();
+    warnings.extend(vm_warnings);
     for d in &devs {
         if guest::code43(d) {
             warnings.push(Warning::new("code-43", format!("{} is an NVIDIA consumer GPU: drivers older than R465 refuse to run in a VM (Windows \"Code 43\"); install R465 or later in the guest", d.bdf)));

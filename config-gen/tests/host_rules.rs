@@ -431,3 +431,33 @@ fn requests_are_checked() {
         .to_string()
         .contains("requested twice"));
 }
+
+#[test]
+fn existing_proxmox_vm_with_x_vga_on_seabios_drops_disable_vga() {
+    // DOMAIN.md: disable_vga=1 with x-vga=1 is contradictory; with OVMF Proxmox does not
+    // give QEMU x-vga=on.
+    let mut f = facts(CpuVendor::Amd, "6.8.12-4-pve");
+    f.files.insert(
+        "/etc/pve/qemu-server/100.conf".into(),
+        "bios: ovmf\nmachine: q35\nhostpci0: 0b:00,pcie=1,x-vga=1\n".into(),
+    );
+    let p = generate(&f, &req(&["0b:00"])).unwrap();
+    assert!(file(&p, MODPROBE_VFIO)
+        .unwrap()
+        .contains("\noptions vfio-pci disable_vga=1\n"));
+    assert!(codes(&p).contains(&"x-vga-ovmf"));
+    f.files.insert(
+        "/etc/pve/qemu-server/100.conf".into(),
+        "machine: q35\nhostpci0: 0000:0b:00,pcie=1,x-vga=1\n[snap1]\nbios: ovmf\n".into(),
+    );
+    let p = generate(&f, &req(&["0b:00"])).unwrap();
+    assert!(!file(&p, MODPROBE_VFIO).unwrap().contains("disable_vga"));
+    assert!(p
+        .warnings
+        .iter()
+        .any(|w| w.code == "vga-conflict"
+            && w.message.starts_with("/etc/pve/qemu-server/100.conf:2:")));
+    // A VM passing another slot does not matter.
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    assert!(file(&p, MODPROBE_VFIO).unwrap().contains("disable_vga=1"));
+}
