@@ -522,15 +522,20 @@ fn no_reset(ra: &ResetAnalysis, d: &Device, request: &BTreeSet<Bdf>, add: &mut A
                 h.groups
             ));
             let all_requested = h.affected.iter().all(|b| request.contains(b));
-            if h.slot_only && all_requested {
+            if all_requested {
+                let what = if h.slot_only {
+                    "the whole slot"
+                } else {
+                    "everything below the bridge"
+                };
                 add(
                     Code::NoReset,
                     Severity::Warn,
                     format!(
                         "no function-level reset (no FLR, AF FLR, PM or bus reset of its own); VFIO \
-                         can still reset the whole slot with a hot reset of bridge {} because every \
-                         function ({}) is in this request: they must all go to the same guest \
-                         (one owner of groups {:?})",
+                         can still reset {what} with a hot reset of bridge {} because every affected \
+                         device ({}) is in this request: they must all go to the same guest (one \
+                         owner of groups {:?})",
                         h.bridge,
                         bdf_list(&h.affected),
                         h.groups

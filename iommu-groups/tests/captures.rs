@@ -207,3 +207,23 @@ fn groups_and_types_as_the_kernel_made_them() {
     let chain = &amd.device(b("09:00.0")).unwrap().upstream;
     assert_eq!(chain, &vec![b("00:07.0"), b("07:00.0"), b("08:00.0")]);
 }
+
+/// VFIO hot reset (DOMAIN.md: "when one owner holds every affected group"): the
+/// kernel hot-reset 05:01.0 behind the PCIe-to-PCI bridge together with 05:02.0.
+/// With both requested, no-reset is a warning; with one, a failure.
+#[test]
+fn bridge_hot_reset_is_a_warning_only_when_every_affected_device_is_requested() {
+    for run in RUNS {
+        let (_d, host) = load(run);
+        let sev = |bdfs: &[Bdf]| {
+            let r = check_bdfs(&host, bdfs);
+            r.devices[0]
+                .findings
+                .iter()
+                .find(|f| f.code == Code::NoReset)
+                .map(|f| f.severity)
+        };
+        assert_eq!(sev(&[b("05:01.0"), b("05:02.0")]), Some(Severity::Warn), "{run}");
+        assert_eq!(sev(&[b("05:01.0")]), Some(Severity::Fail), "{run}");
+    }
+}
