@@ -223,7 +223,11 @@ fn bridge_hot_reset_is_a_warning_only_when_every_affected_device_is_requested() 
                 .find(|f| f.code == Code::NoReset)
                 .map(|f| f.severity)
         };
-        assert_eq!(sev(&[b("05:01.0"), b("05:02.0")]), Some(Severity::Warn), "{run}");
+        assert_eq!(
+            sev(&[b("05:01.0"), b("05:02.0")]),
+            Some(Severity::Warn),
+            "{run}"
+        );
         assert_eq!(sev(&[b("05:01.0")]), Some(Severity::Fail), "{run}");
     }
 }
