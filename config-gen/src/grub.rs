@@ -269,7 +269,10 @@ fn parse_word(text: &str, start: usize) -> Result<Word, (usize, String)> {
                     }
                     match d {
                         b'\\' if b.get(i + 1) == Some(&b'\n') => i += 2,
-                        b'\\' if i + 1 < b.len() => {
+                        b'\\' if i + 1 == b.len() => {
+                            return Err((i, "a backslash ends the file".into()));
+                        }
+                        b'\\' => {
                             let ch = text[i + 1..].chars().next().unwrap_or('\u{fffd}');
                             let e = i + 1 + ch.len_utf8();
                             w.chars.push(DChar {
@@ -334,6 +337,9 @@ struct Assignment {
 /// quoted strings of other lines. An assignment elsewhere (after `;`, inside `if`) is an
 /// error: passthru cannot tell which one wins.
 fn assignments(text: &str, var: &str) -> Result<Vec<Assignment>, (usize, String)> {
+    if let Some(p) = text.find("\r\n") {
+        return Err((p, "CRLF line endings: the shell that reads this file would keep the carriage returns in the values; convert it to LF line endings first".into()));
+    }
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -375,13 +381,14 @@ fn assignments(text: &str, var: &str) -> Result<Vec<Assignment>, (usize, String)
                     }
                 }
                 _ => {
-                    if text[i..].starts_with(var)
-                        && text[i + var.len()..].starts_with('=')
+                    // Byte-wise: `i` may sit inside a multi-byte character here.
+                    if b[i..].starts_with(var.as_bytes())
+                        && b.get(i + var.len()) == Some(&b'=')
                         && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
                     {
                         return Err((
                             i,
-                            format!("{VAR} is assigned in the middle of a line; edit it by hand"),
+                            format!("{var} is assigned in the middle of a line; edit it by hand"),
                         ));
                     }
                     i += 1;
@@ -744,6 +751,14 @@ mod tests {
             edit(t, &p, &["c".into()]).unwrap(),
             "GRUB_TIMEOUT=5\n# passthru: c\nGRUB_CMDLINE_LINUX_DEFAULT=\"iommu=pt\"\n"
         );
+    }
+
+    #[test]
+    fn crlf_files_are_refused() {
+        let t = "A=1\r\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\r\n";
+        let e = current_tokens(t).unwrap_err();
+        assert_eq!(line_of(t, e.0), 1);
+        assert!(e.1.contains("CRLF"));
     }
 
     #[test]

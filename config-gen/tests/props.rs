@@ -191,3 +191,36 @@ proptest! {
         prop_assert!(swapped.starts_with(&text));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Hostile GRUB files: parsing and editing never panic; an edit that succeeds leaves a
+    /// file that parses again with the merged tokens.
+    #[test]
+    fn arbitrary_grub_text_never_panics(
+        text in prop::collection::vec(
+            prop_oneof![
+                Just("GRUB_CMDLINE_LINUX_DEFAULT=".to_string()),
+                Just("export ".to_string()),
+                prop::sample::select(vec!["\"", "'", "\\", "$", "${", "}", "$(", ")", "`", "#", ";", " ", "\n", "\t", "é", "\r"]).prop_map(String::from),
+                "[a-z=]{0,4}",
+            ],
+            0..40,
+        ).prop_map(|v| v.concat()),
+        add in wanted(),
+    ) {
+        if let Ok(cur) = grub::current_tokens(&text) {
+            let planned = cmdline::plan(&cur, &ParamEdit { add: add.clone(), remove: vec!["quiet".into()] });
+            if let Ok(merged) = grub::edit(&text, &planned, &["x: y".to_string()]) {
+                let now = grub::current_tokens(&merged);
+                prop_assert!(now.is_ok(), "edited file no longer parses: {:?} -> {:?}", text, merged);
+                let now = now.unwrap();
+                for a in &planned.add {
+                    prop_assert!(now.contains(a), "{a} not in {now:?}: {text:?} -> {merged:?}");
+                }
+            }
+        }
+        let _ = grub::tokens_of(&text, "GRUB_CMDLINE_LINUX");
+    }
+}
