@@ -121,3 +121,24 @@ fn usage_errors_exit_2() {
         assert!(!o.stderr.is_empty());
     }
 }
+
+/// A non-root reader's 64-byte config files: one summary note, not one per device.
+#[test]
+fn non_root_config_reads_are_summarized_once() {
+    let (_t, root) = small_root();
+    for bdf in ["0000:00:01.0", "0000:01:00.0"] {
+        let cfg = fs::canonicalize(root.join("sys/bus/pci/devices").join(bdf))
+            .unwrap()
+            .join("config");
+        let full = fs::read(&cfg).unwrap();
+        fs::write(&cfg, &full[..64]).unwrap();
+    }
+    let o = passthru(&root, &["check", "01:00.0"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stderr.matches("64 bytes").count(), 1, "{}", o.stderr);
+    assert!(o.stderr.contains("2 devices"), "{}", o.stderr);
+    // The topology alone still gives the bus reset (alone behind its root port).
+    let j = passthru(&root, &["check", "--json", "01:00.0"]);
+    let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(v["devices"][0]["reset_methods"], serde_json::json!(["bus"]));
+}

@@ -42,8 +42,23 @@ struct DevOut {
 pub(super) fn load_host(g: &Global) -> anyhow::Result<Host> {
     let host = Host::load(&g.root)
         .with_context(|| format!("reading the host under {}", g.root.display()))?;
+    // A non-root reader gets 64-byte config files for every device: say it once.
+    let short = host
+        .notes
+        .iter()
+        .filter(|n| n.message.starts_with("only 64 bytes"))
+        .count();
     for n in &host.notes {
+        if short > 1 && n.message.starts_with("only 64 bytes") {
+            continue;
+        }
         eprintln!("passthru: note: {}: {}", n.path.display(), n.message);
+    }
+    if short > 1 {
+        eprintln!(
+            "passthru: note: {short} devices: config readable only to 64 bytes (run as root): \
+             FLR, PM reset and ACS unknown"
+        );
     }
     Ok(host)
 }
