@@ -20,6 +20,7 @@
 #   PT_VM_UPDATE_FIXTURES=1         copy each guest's `passthru snapshot` into
 #                                   tests/fixtures/vm-<iommu>-<topology>/
 #   PT_VM_TIMEOUT=180               seconds before a guest is killed
+#   PT_VM_JOBS=2                    guests run at once (one per IOMMU; 1: one at a time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=tests/vm/lib.sh
@@ -27,6 +28,37 @@ source tests/vm/lib.sh
 
 t0=$SECONDS
 export PT_VM_TIMEOUT=${PT_VM_TIMEOUT:-180}
+
+# ---- outputs and cleanup --------------------------------------------------------------
+if [[ -n ${PT_VM_KEEP:-} ]]; then
+	outroot=$PT_VM_KEEP
+	mkdir -p "$outroot"
+	tmp_out=""
+else
+	outroot=$(mktemp -d "${TMPDIR:-/tmp}/pt-vm-out.XXXXXX")
+	tmp_out=$outroot
+fi
+summary_done=0
+# On every exit: a setup failure (die) still ends with the summary line, counted as a failure.
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+	local rc=$?
+	if ((!summary_done)); then
+		echo "setup FAIL" >>"$records"
+		echo "$(grep -c ' ok$' "$records") passed, $(grep -c ' FAIL$' "$records") failed"
+	fi
+	[[ -z $tmp_out ]] || rm -rf "$tmp_out"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Results: one "NAME ok|FAIL" line per test in $records (appended by parallel jobs too).
+records=$outroot/records.txt
+: >"$records"
+record() { # NAME ok|FAIL
+	echo "$1 $2" >>"$records"
+}
 
 # ---- packages -------------------------------------------------------------------------
 pkgs=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd pciutils gcc libc6-dev linux-libc-dev jq)
@@ -55,30 +87,6 @@ if ! kdir=$(tests/vm/fetch-kernel.sh 2>/dev/null); then
 	kdir=$(tests/vm/fetch-kernel.sh) || die "fetching the stock kernel failed"
 fi
 log "stock kernel: $kdir"
-
-# ---- outputs and cleanup --------------------------------------------------------------
-if [[ -n ${PT_VM_KEEP:-} ]]; then
-	outroot=$PT_VM_KEEP
-	mkdir -p "$outroot"
-	tmp_out=""
-else
-	outroot=$(mktemp -d "${TMPDIR:-/tmp}/pt-vm-out.XXXXXX")
-	tmp_out=$outroot
-fi
-cleanup() { [[ -z $tmp_out ]] || rm -rf "$tmp_out"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-passed=0 failed=0
-failures=()
-record() { # NAME ok|FAIL
-	if [[ $2 == ok ]]; then
-		passed=$((passed + 1))
-	else
-		failed=$((failed + 1))
-		failures+=("$1")
-	fi
-}
 
 # ---- static guest binaries ------------------------------------------------------------
 bindir=$PT_VM_TARGET/x86_64-unknown-linux-gnu/debug
@@ -210,21 +218,36 @@ log "harness self-tests (a failing test, a hung guest)"
 selftest
 
 topologies=${PT_VM_TOPOLOGIES:-$(find tests/vm/topologies -name '*.sh' -printf '%f\n' | sed 's/\.sh$//' | sort | tr '\n' ' ')}
-for iommu in ${PT_VM_IOMMUS:-intel amd}; do
-	for topo in $topologies; do
-		run_one stock "$iommu" "$topo"
+iommus=${PT_VM_IOMMUS:-intel amd}
+
+# run_all KERNEL TOPOLOGIES: every (IOMMU, topology) guest; with PT_VM_JOBS=2 (default) the
+# IOMMUs run side by side, one guest each (TCG uses one host core per guest). Each guest's
+# log is printed whole when it ends.
+run_all() {
+	local kernel=$1 topos=$2 iommu topo pids=() jobs=${PT_VM_JOBS:-2}
+	for iommu in $iommus; do
+		(
+			for topo in $topos; do
+				run_one "$kernel" "$iommu" "$topo" >"$outroot/$kernel-$iommu-$topo.log" 2>&1 || true
+				cat "$outroot/$kernel-$iommu-$topo.log" >&2
+			done
+		) &
+		pids+=($!)
+		if ((${#pids[@]} >= jobs)); then
+			wait "${pids[0]}" || true
+			pids=("${pids[@]:1}")
+		fi
 	done
-done
+	for p in "${pids[@]}"; do wait "$p" || true; done
+}
+
+run_all stock "$topologies"
 
 # ---- iommufd kernel -------------------------------------------------------------------
 if [[ ${PT_VM_IOMMUFD:-1} == 1 ]]; then
 	if tests/vm/build-iommufd-kernel.sh; then
 		record build/iommufd-kernel ok
-		for iommu in ${PT_VM_IOMMUS:-intel amd}; do
-			for topo in ${PT_VM_IOMMUFD_TOPOLOGIES:-$topologies}; do
-				run_one iommufd "$iommu" "$topo"
-			done
-		done
+		run_all iommufd "${PT_VM_IOMMUFD_TOPOLOGIES:-$topologies}"
 	else
 		log "FAIL: the iommufd kernel does not build"
 		record build/iommufd-kernel FAIL
@@ -236,9 +259,12 @@ fi
 
 # ---- summary --------------------------------------------------------------------------
 log "VM tests took $((SECONDS - t0))s; outputs in $outroot$([[ -n $tmp_out ]] && echo ' (removed at exit)')"
+passed=$(grep -c ' ok$' "$records" || true)
+failed=$(grep -c ' FAIL$' "$records" || true)
 if ((failed)); then
 	log "failed:"
-	printf '[vm]   %s\n' "${failures[@]}" >&2
+	sed -n 's/ FAIL$//p' "$records" | sed 's/^/[vm]   /' >&2
 fi
+summary_done=1
 echo "$passed passed, $failed failed"
 ((failed == 0))
