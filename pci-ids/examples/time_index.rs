@@ -6,6 +6,12 @@ use std::time::Instant;
 fn main() {
     let db = Database::find(None).expect("pci.ids");
     let text = db.text();
+    if std::env::var_os("BUILD_ONLY").is_some() {
+        for _ in 0..5 {
+            std::hint::black_box(PciIdsIndex::build(std::hint::black_box(text)).unwrap());
+        }
+        return;
+    }
     let mut best = f64::MAX;
     for _ in 0..50 {
         let t = Instant::now();

@@ -125,41 +125,53 @@ pub enum Entry<'a> {
     },
 }
 
-fn hex4(b: &[u8]) -> Option<u16> {
-    if b.len() < 4 {
-        return None;
+#[inline]
+fn hexval(c: u8) -> u32 {
+    // 0..=15 for a hex digit, >= 16 otherwise
+    let d = c.wrapping_sub(b'0');
+    if d < 10 {
+        return u32::from(d);
     }
-    let mut v = 0u16;
-    for &c in &b[..4] {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | u16::from(d);
+    let l = (c | 0x20).wrapping_sub(b'a');
+    if l < 6 {
+        u32::from(l) + 10
+    } else {
+        16
     }
-    Some(v)
 }
 
+#[inline]
+fn hex4(b: &[u8]) -> Option<u16> {
+    match b {
+        [a, b, c, d, ..] => {
+            let (a, b, c, d) = (hexval(*a), hexval(*b), hexval(*c), hexval(*d));
+            if (a | b | c | d) >= 16 {
+                None
+            } else {
+                Some(((a << 12) | (b << 8) | (c << 4) | d) as u16)
+            }
+        }
+        _ => None,
+    }
+}
+
+#[inline]
 fn hex2(b: &[u8]) -> Option<u8> {
-    if b.len() < 2 {
-        return None;
+    match b {
+        [a, b, ..] => {
+            let (a, b) = (hexval(*a), hexval(*b));
+            if (a | b) >= 16 {
+                None
+            } else {
+                Some(((a << 4) | b) as u8)
+            }
+        }
+        _ => None,
     }
-    let mut v = 0u8;
-    for &c in &b[..2] {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | d;
-    }
-    Some(v)
 }
 
 /// After an id at byte `at`: at least one blank, then the name (ASCII blanks trimmed).
+#[inline]
 fn name_after(line: &str, at: usize) -> Option<&str> {
     let b = line.as_bytes();
     if !matches!(b.get(at), Some(b' ' | b'\t')) {
@@ -207,10 +219,17 @@ impl<'a> Entries<'a> {
     }
 
     fn parse_line(&mut self, line: &'a str) -> Result<Option<Entry<'a>>, DbErrorKind> {
+        match self.parse_entry(line) {
+            Err(_) if line.trim().is_empty() => Ok(None),
+            other => other,
+        }
+    }
+
+    #[inline]
+    fn parse_entry(&mut self, line: &'a str) -> Result<Option<Entry<'a>>, DbErrorKind> {
         let b = line.as_bytes();
         match b.first() {
             None | Some(b'#') => return Ok(None),
-            Some(b'\t' | b' ' | b'\r') if line.trim().is_empty() => return Ok(None),
             _ => {}
         }
         if let Some(l2) = line.strip_prefix("\t\t") {
@@ -290,7 +309,9 @@ impl<'a> Iterator for Entries<'a> {
     type Item = Result<Entry<'a>, DbError>;
     fn next(&mut self) -> Option<Self::Item> {
         while !self.failed && !self.rest.is_empty() {
-            let (raw, rest, adv) = match self.rest.find('\n') {
+            // lines are short: a plain scan beats memchr's setup here
+            let nl = self.rest.bytes().position(|c| c == b'\n');
+            let (raw, rest, adv) = match nl {
                 Some(i) => (&self.rest[..i], &self.rest[i + 1..], i + 1),
                 None => (self.rest, "", self.rest.len()),
             };

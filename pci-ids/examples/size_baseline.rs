@@ -1,0 +1,14 @@
+//! Binary-size baseline for BENCHMARKS.md: read a file and two ids, print a line,
+//! no name lookup. Compare stripped release sizes with `size_passthru_index` and
+//! `size_pci_ids_crate`.
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let path = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "/usr/share/misc/pci.ids".into());
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let v = u16::from_str_radix(args.get(2).map_or("1002", |s| s), 16).unwrap_or(0);
+    let d = u16::from_str_radix(args.get(3).map_or("7300", |s| s), 16).unwrap_or(0);
+    println!("{} bytes, {v:04x}:{d:04x}", text.len());
+}
