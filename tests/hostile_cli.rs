@@ -142,3 +142,44 @@ fn non_root_config_reads_are_summarized_once() {
     let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
     assert_eq!(v["devices"][0]["reset_methods"], serde_json::json!(["bus"]));
 }
+
+/// Issue 3: "a non-root reader's 64-byte config is handled (fewer facts, said so)",
+/// on this machine's real sysfs: run as uid 65534 (via setpriv when root).
+#[test]
+fn live_sysfs_read_as_non_root_says_config_is_short() {
+    let uid = run_cmd({
+        let mut c = std::process::Command::new("id");
+        c.arg("-u");
+        c
+    });
+    let mut c = if uid.stdout.trim() == "0" {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_passthru"));
+        c
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_passthru"))
+    };
+    c.args(["list", "--json"])
+        .env("PASSTHRU_PCI_IDS", pci_ids());
+    let o = run_cmd(c);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let listed = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["devices"].as_array().unwrap().len())
+        .sum::<usize>()
+        + v["ungrouped"].as_array().unwrap().len();
+    let live = fs::read_dir("/sys/bus/pci/devices").map_or(0, |d| d.count());
+    assert_eq!(listed, live);
+    if live >= 2 {
+        assert!(
+            o.stderr
+                .contains(&format!("{live} devices: config readable only to 64 bytes")),
+            "{}",
+            o.stderr
+        );
+    }
+}
