@@ -472,6 +472,15 @@ fn safe_unquoted(raw: &str) -> bool {
 pub fn edit(text: &str, planned: &Planned, comments: &[String]) -> Result<String, EditError> {
     let all = assignments(text, VAR)?;
     let Some(a) = all.last() else {
+        if planned.add.is_empty() {
+            return Ok(text.to_string());
+        }
+        if text.ends_with('\r') {
+            return Err((
+                text.len() - 1,
+                "the file ends with a carriage return".into(),
+            ));
+        }
         let mut out = text.to_string();
         if !out.is_empty() && !out.ends_with('\n') {
             out.push('\n');
