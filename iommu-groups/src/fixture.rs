@@ -71,6 +71,9 @@ pub struct FixtureDevice {
     pub boot_vga: Option<bool>,
     /// Whether a `rom` attribute exists.
     pub rom: bool,
+    /// For an SR-IOV virtual function: its physical function (`physfn` link; the PF
+    /// gets `virtfnN` links, N counting its VFs in order).
+    pub physfn: Option<Bdf>,
     /// Extra attribute files (name, bytes), written last (may overwrite).
     pub attrs: Vec<(String, Vec<u8>)>,
 }
@@ -108,6 +111,7 @@ impl FixtureDevice {
             reset_method: None,
             boot_vga: None,
             rom: false,
+            physfn: None,
             attrs: Vec::new(),
         }
     }
@@ -186,6 +190,11 @@ impl FixtureDevice {
     /// Add a `rom` attribute.
     pub fn rom(mut self) -> FixtureDevice {
         self.rom = true;
+        self
+    }
+    /// Make this an SR-IOV virtual function of `pf`.
+    pub fn physfn(mut self, pf: Bdf) -> FixtureDevice {
+        self.physfn = Some(pf);
         self
     }
     /// Add or replace an attribute file.
@@ -307,10 +316,9 @@ impl Fixture {
         f
     }
 
-    fn dev_dir(&self, bdf: Bdf) -> Result<PathBuf> {
+    fn dev_dir(by: &BTreeMap<Bdf, &FixtureDevice>, bdf: Bdf) -> Result<PathBuf> {
         let mut chain = vec![bdf];
         let mut cur = bdf;
-        let by: BTreeMap<Bdf, &FixtureDevice> = self.devices.iter().map(|d| (d.bdf, d)).collect();
         while let Some(p) = by.get(&cur).and_then(|d| d.parent) {
             if chain.contains(&p) || chain.len() > 64 {
                 return Err(Error::Write {
@@ -398,8 +406,10 @@ impl Fixture {
         w.dir("sys/bus/pci/devices")?;
         w.dir("sys/bus/pci/drivers")?;
         let iommu_on = matches!(self.iommu, IommuKind::Intel | IommuKind::Amd);
+        let by: BTreeMap<Bdf, &FixtureDevice> = self.devices.iter().map(|d| (d.bdf, d)).collect();
+        let mut vf_index: BTreeMap<Bdf, usize> = BTreeMap::new();
         for d in &self.devices {
-            let dir = self.dev_dir(d.bdf)?;
+            let dir = Self::dev_dir(&by, d.bdf)?;
             let ds = dir.to_string_lossy().into_owned();
             w.dir(&ds)?;
             let up_to_sys = "../".repeat(dir.components().count() - 1);
@@ -481,6 +491,16 @@ impl Fixture {
                     &format!("{up_to_sys}kernel/iommu_groups/{g}"),
                 )?;
             }
+            if let Some(pf) = d.physfn {
+                let pdir = Self::dev_dir(&by, pf)?;
+                w.link(&format!("{ds}/physfn"), &relative(&dir, &pdir))?;
+                let i = vf_index.entry(pf).or_default();
+                w.link(
+                    &format!("{}/virtfn{i}", pdir.display()),
+                    &relative(&pdir, &dir),
+                )?;
+                *i += 1;
+            }
             for (n, b) in &d.attrs {
                 w.file(&format!("{ds}/{n}"), b)?;
             }
@@ -493,6 +513,21 @@ impl Fixture {
         }
         Ok(())
     }
+}
+
+/// The relative link target from directory `from` to `to` (both under the root).
+fn relative(from: &Path, to: &Path) -> String {
+    let f: Vec<_> = from.components().collect();
+    let t: Vec<_> = to.components().collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..f.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c);
+    }
+    out.to_string_lossy().into_owned()
 }
 
 struct Writer<'a> {

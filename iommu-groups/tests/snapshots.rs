@@ -111,3 +111,40 @@ fn vm_guest_snapshots_load_cleanly_and_replay() {
     // Committed by the VM harness: seven topologies under each of two IOMMUs.
     assert!(seen >= 2, "only {seen} vm-* fixtures");
 }
+
+/// The fixture builder's SR-IOV links load as the kernel's: `physfn` names the PF.
+#[test]
+fn fixture_sriov_links_load() {
+    use passthru_iommu_groups::fixture::{Fixture, FixtureDevice, IommuKind};
+    use passthru_iommu_groups::CpuVendor;
+    let b = |s: &str| s.parse::<passthru_pci_ids::Bdf>().unwrap();
+    let nic = |bdf: &str| {
+        FixtureDevice::from_builder(
+            b(bdf),
+            &passthru_pci_ids::builder::ConfigBuilder::endpoint(
+                passthru_pci_ids::VendorId(0x8086),
+                passthru_pci_ids::DeviceId(0x1521),
+                passthru_pci_ids::ClassCode::from_u32(0x020000),
+            )
+            .with_pcie(passthru_pci_ids::caps::PortType::Endpoint, true),
+        )
+        .parent(b("00:01.0"))
+    };
+    let t = tempfile::tempdir().unwrap();
+    Fixture::new(CpuVendor::Intel, IommuKind::Intel)
+        .device(FixtureDevice::root_port(b("00:01.0"), 1).group(1))
+        .device(nic("01:00.0").group(2).attr("sriov_totalvfs", "7\n"))
+        .device(nic("01:10.0").group(3).physfn(b("01:00.0")))
+        .device(nic("01:10.2").group(4).physfn(b("01:00.0")))
+        .write(t.path())
+        .unwrap();
+    let h = Host::load(t.path()).unwrap();
+    assert!(h.notes.is_empty(), "{:?}", h.notes);
+    assert_eq!(h.device(b("01:10.2")).unwrap().physfn, Some(b("01:00.0")));
+    assert_eq!(h.device(b("01:00.0")).unwrap().sriov_totalvfs, Some(7));
+    let pf = std::fs::canonicalize(t.path().join("sys/bus/pci/devices/0000:01:00.0")).unwrap();
+    assert_eq!(
+        std::fs::canonicalize(pf.join("virtfn1")).unwrap(),
+        std::fs::canonicalize(t.path().join("sys/bus/pci/devices/0000:01:10.2")).unwrap()
+    );
+}
