@@ -117,11 +117,17 @@ impl FixtureDevice {
     }
 
     /// A device from a config builder.
+    ///
+    /// # Panics
+    ///
+    /// When the builder holds an error (a capability that does not fit): a bug in
+    /// the test or benchmark describing the fixture, not bad input.
     pub fn from_builder(bdf: Bdf, b: &ConfigBuilder) -> FixtureDevice {
         FixtureDevice::from_config(bdf, cfg_bytes(b))
     }
 
     /// A PCIe root port (1022:1483 style) with ACS enabled, bridging to `secondary`.
+    /// (This and the other device presets use [`FixtureDevice::from_builder`].)
     pub fn root_port(bdf: Bdf, secondary: u8) -> FixtureDevice {
         let b = ConfigBuilder::bridge(
             VendorId(0x1022),
