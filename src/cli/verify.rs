@@ -59,7 +59,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
         ApiArg::Container => ApiChoice::Container,
         ApiArg::Iommufd => ApiChoice::Iommufd,
     };
-    let report = verify::verify(&RealSys, &SysfsRoot::new(&g.root), &opts)
+    let report = verify::verify(&RealSys::new(), &SysfsRoot::new(&g.root), &opts)
         .with_context(|| format!("verify {bdf}"))?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

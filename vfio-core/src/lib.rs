@@ -16,7 +16,7 @@
 //! use passthru_vfio_core::{verify, RealSys, SysfsRoot, VerifyOptions};
 //! let root = std::path::Path::new("/");
 //! let opts = VerifyOptions::new(root, "0000:0b:00.0".parse().unwrap());
-//! let report = verify::verify(&RealSys, &SysfsRoot::new(root), &opts).unwrap();
+//! let report = verify::verify(&RealSys::new(), &SysfsRoot::new(root), &opts).unwrap();
 //! println!("dma map: {}, reset: {}", report.dma_map, report.reset.device_reset);
 //! ```
 #![deny(unsafe_code)]

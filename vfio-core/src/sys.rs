@@ -25,12 +25,14 @@
 //!   the caller until passed to [`VfioSys::close`]; the wrappers close each exactly once.
 #![allow(unsafe_code)]
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::{BorrowedFd, IntoRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Mutex;
 
 use vfio_bindings::bindings::vfio as b;
 use vm_memory::{FileOffset, MmapRegion};
@@ -295,8 +297,15 @@ const IOMMU_IOAS_MAP_WRITEABLE: u32 = 1 << 1;
 const IOMMU_IOAS_MAP_READABLE: u32 = 1 << 2;
 
 /// The running kernel.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RealSys;
+///
+/// I/O safety: a `RealSys` only ever touches file descriptors it opened itself (by
+/// `open` or `VFIO_GROUP_GET_DEVICE_FD`) and has not closed yet; any other [`Fd`] is
+/// answered with `EBADF`, so a forged or stale `Fd` cannot close or map someone else's
+/// file.
+#[derive(Debug, Default)]
+pub struct RealSys {
+    owned: Mutex<HashSet<i32>>,
+}
 
 fn size_u32<T>() -> u32 {
     // Every structure here is a few dozen bytes.
@@ -322,21 +331,43 @@ fn set_argsz(buf: &mut [u8], min: usize) -> io::Result<()> {
 }
 
 impl RealSys {
+    /// A new handle on the running kernel, owning no fds yet.
+    pub fn new() -> Self {
+        RealSys::default()
+    }
+
+    fn owned(&self) -> std::sync::MutexGuard<'_, HashSet<i32>> {
+        // A poisoned set is still a valid set of ints.
+        self.owned.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `Ok` when `fd` is one of ours, else `EBADF`.
+    fn mine(&self, fd: Fd) -> io::Result<Fd> {
+        if self.owned().contains(&fd.0) {
+            Ok(fd)
+        } else {
+            Err(io::Error::from_raw_os_error(libc::EBADF))
+        }
+    }
+
     /// ioctl with no argument or an integer argument.
-    fn ioctl_val(fd: Fd, req: u64, arg: libc::c_ulong) -> io::Result<libc::c_int> {
+    fn ioctl_val(&self, fd: Fd, req: u64, arg: libc::c_ulong) -> io::Result<libc::c_int> {
+        let fd = self.mine(fd)?;
         // SAFETY: the request takes an integer argument (or none); no memory is passed.
         check(unsafe { libc::ioctl(fd.0, req as _, arg) })
     }
 
     /// ioctl whose argument is a pointer to a byte buffer of `buf.len()` bytes.
-    fn ioctl_buf(fd: Fd, req: u64, buf: &mut [u8]) -> io::Result<libc::c_int> {
+    fn ioctl_buf(&self, fd: Fd, req: u64, buf: &mut [u8]) -> io::Result<libc::c_int> {
+        let fd = self.mine(fd)?;
         // SAFETY: `buf` is valid for reads and writes of `buf.len()` bytes and its
         // first field (argsz) holds that length; the kernel stays within argsz.
         check(unsafe { libc::ioctl(fd.0, req as _, buf.as_mut_ptr()) })
     }
 
     /// ioctl whose argument is a pointer to one `#[repr(C)]` structure.
-    fn ioctl_struct<T>(fd: Fd, req: u64, arg: &mut T) -> io::Result<libc::c_int> {
+    fn ioctl_struct<T>(&self, fd: Fd, req: u64, arg: &mut T) -> io::Result<libc::c_int> {
+        let fd = self.mine(fd)?;
         // SAFETY: `arg` is a valid, exclusively borrowed `T` of the layout the kernel
         // expects for `req`, with its size in its first field.
         check(unsafe { libc::ioctl(fd.0, req as _, arg as *mut T) })
@@ -350,18 +381,24 @@ impl VfioSys for RealSys {
             .write(true)
             .custom_flags(libc::O_CLOEXEC)
             .open(path)?;
-        Ok(Fd(f.into_raw_fd()))
+        let fd = f.into_raw_fd();
+        self.owned().insert(fd);
+        Ok(Fd(fd))
     }
 
     fn close(&self, fd: Fd) -> io::Result<()> {
-        // SAFETY: the fd was handed out by `open` or GET_DEVICE_FD and the wrappers
-        // close it exactly once.
+        if !self.owned().remove(&fd.0) {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        // SAFETY: the fd was opened by this `RealSys` and was still in its set, which
+        // it has just left: it is closed exactly once, and never used again here.
         check(unsafe { libc::close(fd.0) }).map(|_| ())
     }
 
     fn pread(&self, fd: Fd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let off = libc::off_t::try_from(offset)
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let fd = self.mine(fd)?;
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
         let n = unsafe { libc::pread(fd.0, buf.as_mut_ptr().cast(), buf.len(), off) };
         if n < 0 {
@@ -374,6 +411,7 @@ impl VfioSys for RealSys {
     fn pwrite(&self, fd: Fd, buf: &[u8], offset: u64) -> io::Result<usize> {
         let off = libc::off_t::try_from(offset)
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let fd = self.mine(fd)?;
         // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
         let n = unsafe { libc::pwrite(fd.0, buf.as_ptr().cast(), buf.len(), off) };
         if n < 0 {
@@ -384,9 +422,10 @@ impl VfioSys for RealSys {
     }
 
     fn mmap(&self, fd: Fd, offset: u64, len: usize, writable: bool) -> io::Result<MmapRegion<()>> {
-        // SAFETY: `fd` is open (owned by the caller's wrapper) for the whole call; the
-        // borrow ends before we return, and the mapping keeps its own duplicate.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd.0) };
+        // SAFETY: `fd` is one this RealSys opened and has not closed, and `&self` keeps
+        // it from being closed during this call; the borrow ends before we return, and
+        // the mapping keeps its own duplicate.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(self.mine(fd)?.0) };
         let file = std::fs::File::from(borrowed.try_clone_to_owned()?);
         let prot = libc::PROT_READ | if writable { libc::PROT_WRITE } else { 0 };
         MmapRegion::build(
@@ -402,11 +441,11 @@ impl VfioSys for RealSys {
     }
 
     fn get_api_version(&self, container: Fd) -> io::Result<i32> {
-        Self::ioctl_val(container, nr::VFIO_GET_API_VERSION, 0)
+        self.ioctl_val(container, nr::VFIO_GET_API_VERSION, 0)
     }
 
     fn check_extension(&self, container: Fd, extension: u32) -> io::Result<i32> {
-        Self::ioctl_val(
+        self.ioctl_val(
             container,
             nr::VFIO_CHECK_EXTENSION,
             libc::c_ulong::from(extension),
@@ -414,7 +453,7 @@ impl VfioSys for RealSys {
     }
 
     fn set_iommu(&self, container: Fd, iommu_type: u32) -> io::Result<()> {
-        Self::ioctl_val(
+        self.ioctl_val(
             container,
             nr::VFIO_SET_IOMMU,
             libc::c_ulong::from(iommu_type),
@@ -424,7 +463,8 @@ impl VfioSys for RealSys {
 
     fn iommu_get_info(&self, container: Fd, buf: &mut [u8]) -> io::Result<()> {
         set_argsz(buf, std::mem::size_of::<b::vfio_iommu_type1_info>())?;
-        Self::ioctl_buf(container, nr::VFIO_IOMMU_GET_INFO, buf).map(|_| ())
+        self.ioctl_buf(container, nr::VFIO_IOMMU_GET_INFO, buf)
+            .map(|_| ())
     }
 
     fn iommu_map_dma(&self, container: Fd, req: &DmaMapRequest) -> io::Result<()> {
@@ -442,7 +482,8 @@ impl VfioSys for RealSys {
             iova: req.iova,
             size: req.size,
         };
-        Self::ioctl_struct(container, nr::VFIO_IOMMU_MAP_DMA, &mut map).map(|_| ())
+        self.ioctl_struct(container, nr::VFIO_IOMMU_MAP_DMA, &mut map)
+            .map(|_| ())
     }
 
     fn iommu_unmap_dma(&self, container: Fd, iova: u64, size: u64, flags: u32) -> io::Result<u64> {
@@ -453,7 +494,7 @@ impl VfioSys for RealSys {
             size,
             ..Default::default()
         };
-        Self::ioctl_struct(container, nr::VFIO_IOMMU_UNMAP_DMA, &mut unmap)?;
+        self.ioctl_struct(container, nr::VFIO_IOMMU_UNMAP_DMA, &mut unmap)?;
         Ok(unmap.size)
     }
 
@@ -462,38 +503,44 @@ impl VfioSys for RealSys {
             argsz: size_u32::<b::vfio_group_status>(),
             flags: 0,
         };
-        Self::ioctl_struct(group, nr::VFIO_GROUP_GET_STATUS, &mut st)?;
+        self.ioctl_struct(group, nr::VFIO_GROUP_GET_STATUS, &mut st)?;
         Ok(st.flags)
     }
 
     fn group_set_container(&self, group: Fd, container: Fd) -> io::Result<()> {
-        let mut fd: libc::c_int = container.0;
-        Self::ioctl_struct(group, nr::VFIO_GROUP_SET_CONTAINER, &mut fd).map(|_| ())
+        let mut fd: libc::c_int = self.mine(container)?.0;
+        self.ioctl_struct(group, nr::VFIO_GROUP_SET_CONTAINER, &mut fd)
+            .map(|_| ())
     }
 
     fn group_unset_container(&self, group: Fd) -> io::Result<()> {
-        Self::ioctl_val(group, nr::VFIO_GROUP_UNSET_CONTAINER, 0).map(|_| ())
+        self.ioctl_val(group, nr::VFIO_GROUP_UNSET_CONTAINER, 0)
+            .map(|_| ())
     }
 
     fn group_get_device_fd(&self, group: Fd, name: &str) -> io::Result<Fd> {
+        let group = self.mine(group)?;
         let name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         // SAFETY: `name` is a NUL-terminated string that outlives the call; the
         // kernel only reads it.
         let fd = check(unsafe {
             libc::ioctl(group.0, nr::VFIO_GROUP_GET_DEVICE_FD as _, name.as_ptr())
         })?;
+        self.owned().insert(fd);
         Ok(Fd(fd))
     }
 
     fn device_get_info(&self, device: Fd, buf: &mut [u8]) -> io::Result<()> {
         set_argsz(buf, std::mem::size_of::<b::vfio_device_info>())?;
-        Self::ioctl_buf(device, nr::VFIO_DEVICE_GET_INFO, buf).map(|_| ())
+        self.ioctl_buf(device, nr::VFIO_DEVICE_GET_INFO, buf)
+            .map(|_| ())
     }
 
     fn device_get_region_info(&self, device: Fd, index: u32, buf: &mut [u8]) -> io::Result<()> {
         set_argsz(buf, std::mem::size_of::<b::vfio_region_info>())?;
         buf[8..12].copy_from_slice(&index.to_ne_bytes());
-        Self::ioctl_buf(device, nr::VFIO_DEVICE_GET_REGION_INFO, buf).map(|_| ())
+        self.ioctl_buf(device, nr::VFIO_DEVICE_GET_REGION_INFO, buf)
+            .map(|_| ())
     }
 
     fn device_get_irq_info(&self, device: Fd, index: u32) -> io::Result<RawIrqInfo> {
@@ -503,7 +550,7 @@ impl VfioSys for RealSys {
             index,
             count: 0,
         };
-        Self::ioctl_struct(device, nr::VFIO_DEVICE_GET_IRQ_INFO, &mut info)?;
+        self.ioctl_struct(device, nr::VFIO_DEVICE_GET_IRQ_INFO, &mut info)?;
         Ok(RawIrqInfo {
             flags: info.flags,
             count: info.count,
@@ -511,12 +558,13 @@ impl VfioSys for RealSys {
     }
 
     fn device_reset(&self, device: Fd) -> io::Result<()> {
-        Self::ioctl_val(device, nr::VFIO_DEVICE_RESET, 0).map(|_| ())
+        self.ioctl_val(device, nr::VFIO_DEVICE_RESET, 0).map(|_| ())
     }
 
     fn device_get_pci_hot_reset_info(&self, device: Fd, buf: &mut [u8]) -> io::Result<()> {
         set_argsz(buf, 12)?;
-        Self::ioctl_buf(device, nr::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, buf).map(|_| ())
+        self.ioctl_buf(device, nr::VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, buf)
+            .map(|_| ())
     }
 
     fn device_pci_hot_reset(&self, device: Fd, group_fds: &[Fd]) -> io::Result<()> {
@@ -528,10 +576,11 @@ impl VfioSys for RealSys {
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         buf.extend_from_slice(&count.to_ne_bytes());
         for fd in group_fds {
-            buf.extend_from_slice(&fd.0.to_ne_bytes());
+            buf.extend_from_slice(&self.mine(*fd)?.0.to_ne_bytes());
         }
         set_argsz(&mut buf, 12)?;
-        Self::ioctl_buf(device, nr::VFIO_DEVICE_PCI_HOT_RESET, &mut buf).map(|_| ())
+        self.ioctl_buf(device, nr::VFIO_DEVICE_PCI_HOT_RESET, &mut buf)
+            .map(|_| ())
     }
 
     fn device_feature(&self, device: Fd, flags: u32, data: &mut [u8]) -> io::Result<i32> {
@@ -539,7 +588,7 @@ impl VfioSys for RealSys {
         buf[4..8].copy_from_slice(&flags.to_ne_bytes());
         buf[8..].copy_from_slice(data);
         set_argsz(&mut buf, 8)?;
-        let rc = Self::ioctl_buf(device, nr::VFIO_DEVICE_FEATURE, &mut buf)?;
+        let rc = self.ioctl_buf(device, nr::VFIO_DEVICE_FEATURE, &mut buf)?;
         data.copy_from_slice(&buf[8..]);
         Ok(rc)
     }
@@ -558,7 +607,7 @@ impl VfioSys for RealSys {
             } else {
                 0
             },
-            iommufd: iommufd.0,
+            iommufd: self.mine(iommufd)?.0,
             out_devid: 0,
             token_uuid_ptr: if vf_token.is_some() {
                 token.as_ptr() as u64
@@ -566,7 +615,7 @@ impl VfioSys for RealSys {
                 0
             },
         };
-        Self::ioctl_struct(device, nr::VFIO_DEVICE_BIND_IOMMUFD, &mut bind)?;
+        self.ioctl_struct(device, nr::VFIO_DEVICE_BIND_IOMMUFD, &mut bind)?;
         Ok(bind.out_devid)
     }
 
@@ -578,7 +627,7 @@ impl VfioSys for RealSys {
             pt_id,
             pasid: 0,
         };
-        Self::ioctl_struct(device, nr::VFIO_DEVICE_ATTACH_IOMMUFD_PT, &mut at)?;
+        self.ioctl_struct(device, nr::VFIO_DEVICE_ATTACH_IOMMUFD_PT, &mut at)?;
         Ok(at.pt_id)
     }
 
@@ -587,7 +636,7 @@ impl VfioSys for RealSys {
             size: size_u32::<IommuIoasAlloc>(),
             ..Default::default()
         };
-        Self::ioctl_struct(iommufd, nr::IOMMU_IOAS_ALLOC, &mut a)?;
+        self.ioctl_struct(iommufd, nr::IOMMU_IOAS_ALLOC, &mut a)?;
         Ok(a.out_ioas_id)
     }
 
@@ -596,7 +645,8 @@ impl VfioSys for RealSys {
             size: size_u32::<IommuDestroy>(),
             id,
         };
-        Self::ioctl_struct(iommufd, nr::IOMMU_DESTROY, &mut d).map(|_| ())
+        self.ioctl_struct(iommufd, nr::IOMMU_DESTROY, &mut d)
+            .map(|_| ())
     }
 
     fn iommufd_ioas_iova_ranges(
@@ -616,7 +666,7 @@ impl VfioSys for RealSys {
         };
         // `out` is `#[repr(C)]` pairs of u64, the layout of `struct iommu_iova_range`,
         // valid for `out.len()` entries, which is what `num_iovas` says.
-        match Self::ioctl_struct(iommufd, nr::IOMMU_IOAS_IOVA_RANGES, &mut r) {
+        match self.ioctl_struct(iommufd, nr::IOMMU_IOAS_IOVA_RANGES, &mut r) {
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {}
             Err(e) => return Err(e),
@@ -644,7 +694,8 @@ impl VfioSys for RealSys {
             length: req.size,
             iova: req.iova,
         };
-        Self::ioctl_struct(iommufd, nr::IOMMU_IOAS_MAP, &mut m).map(|_| ())
+        self.ioctl_struct(iommufd, nr::IOMMU_IOAS_MAP, &mut m)
+            .map(|_| ())
     }
 
     fn iommufd_ioas_unmap(
@@ -660,7 +711,7 @@ impl VfioSys for RealSys {
             iova,
             length,
         };
-        Self::ioctl_struct(iommufd, nr::IOMMU_IOAS_UNMAP, &mut u)?;
+        self.ioctl_struct(iommufd, nr::IOMMU_IOAS_UNMAP, &mut u)?;
         Ok(u.length)
     }
 }
@@ -699,7 +750,7 @@ mod tests {
 
     #[test]
     fn real_sys_open_of_a_missing_node_names_enoent() {
-        let e = RealSys
+        let e = RealSys::new()
             .open(Path::new("/nonexistent/dev/vfio/vfio"))
             .unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
@@ -710,7 +761,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         std::fs::write(&p, [0u8; 16]).unwrap();
-        let s = RealSys;
+        let s = RealSys::new();
         let fd = s.open(&p).unwrap();
         assert_eq!(s.pwrite(fd, &[1, 2, 3], 4).unwrap(), 3);
         let mut b = [0u8; 8];
@@ -722,5 +773,29 @@ mod tests {
             Some(libc::ENOTTY)
         );
         s.close(fd).unwrap();
+        // Closed: the fd is no longer ours, whatever the number now names.
+        assert_eq!(s.close(fd).unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(
+            s.pread(fd, &mut b, 0).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
+    }
+
+    // I/O safety: a forged Fd (here stdin) is never touched.
+    #[test]
+    fn real_sys_refuses_fds_it_did_not_open() {
+        let s = RealSys::new();
+        assert_eq!(
+            s.close(Fd(0)).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
+        assert_eq!(
+            s.mmap(Fd(0), 0, 4096, false).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
+        assert_eq!(
+            s.device_reset(Fd(0)).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
     }
 }
