@@ -13,10 +13,12 @@ use std::path::Path;
 use passthru_pci_ids::Bdf;
 use passthru_vfio_core::bind::{BindGuard, SysfsRoot};
 use passthru_vfio_core::container::{Container, Extension};
+use passthru_vfio_core::device::Device;
 use passthru_vfio_core::device::CONFIG_REGION;
 use passthru_vfio_core::dma::{check_iova, find_iova, DmaMapping, DmaSpace};
 use passthru_vfio_core::group::Group;
 use passthru_vfio_core::info::{DeviceFlags, RegionFlags};
+use passthru_vfio_core::iommufd::Iommufd;
 use passthru_vfio_core::verify::{self, ApiChoice, VerifyOptions};
 use passthru_vfio_core::{host, Error, RealSys};
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
@@ -517,6 +519,152 @@ fn test_device(t: &mut Tally, bdf: Bdf) {
         host::driver(root, bdf).ok().flatten().as_deref() == Some("vfio-pci"),
         "device still on vfio-pci after verify",
     );
+    if Path::new("/dev/iommu").exists() {
+        test_iommufd(t, bdf, has_reset);
+    }
+}
+
+/// iommufd + device cdev (kernels with CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV).
+fn test_iommufd(t: &mut Tally, bdf: Bdf, has_reset: bool) {
+    let root = Path::new("/");
+    let sys = RealSys::new();
+    println!("-- iommufd {bdf}");
+    let Some(cdev) = host::vfio_cdev(root, bdf) else {
+        t.check(false, "device has a vfio-dev/vfioN cdev");
+        return;
+    };
+    let Some(fd) = t.must(
+        Iommufd::open(&sys, Path::new("/dev/iommu")),
+        "open /dev/iommu",
+    ) else {
+        return;
+    };
+    let Some(mut ioas) = t.must(fd.alloc_ioas(), "IOMMU_IOAS_ALLOC") else {
+        return;
+    };
+    let path = Path::new("/dev/vfio/devices").join(&cdev);
+    let Some(dev) = t.must(
+        Device::open_cdev(&sys, &path, &bdf.to_string()),
+        &format!("open {}", path.display()),
+    ) else {
+        return;
+    };
+    let Some(devid) = t.must(dev.bind_iommufd(&fd, None), "VFIO_DEVICE_BIND_IOMMUFD") else {
+        return;
+    };
+    let pt = t.must(dev.attach_ioas(&ioas), "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+    t.check(
+        pt == Some(ioas.id()),
+        &format!("attached to IOAS {} (pt {pt:?})", ioas.id()),
+    );
+    let ranges = t.must(
+        ioas.refresh_ranges().map(|r| r.to_vec()),
+        "IOMMU_IOAS_IOVA_RANGES",
+    );
+    let ranges = ranges.unwrap_or_default();
+    t.check(!ranges.is_empty(), &format!("IOAS ranges {ranges:x?}"));
+    t.check(
+        matches!(
+            check_iova(&ranges, 4096, 0xfee00000, 0x1000),
+            Err(Error::IovaOutOfRange { .. })
+        ),
+        "IOAS ranges leave out the MSI window",
+    );
+    let size = 0x10000u64;
+    let iova = find_iova(&ranges, ioas.page_size(), size, 0x100000).unwrap_or(0x100000);
+    let mem_a = buffer(size as usize);
+    let mem_b = buffer(size as usize);
+    let ra = mem_a.iter().next().expect("region");
+    let rb = mem_b.iter().next().expect("region");
+    {
+        let m = t.must(
+            DmaMapping::map_region(&ioas, ra, iova, true),
+            &format!("IOMMU_IOAS_MAP {size:#x} @ {iova:#x}"),
+        );
+        match DmaMapping::map_region(&ioas, rb, iova, true) {
+            Ok(_) => t.check(false, "duplicate IOAS_MAP was accepted"),
+            Err(e) => t.check(
+                e.errno().is_some(),
+                &format!("duplicate IOAS_MAP refused: {}", verify::error_chain(&e)),
+            ),
+        };
+        if let Some(m) = m {
+            t.check(
+                m.unmap().ok() == Some(size),
+                "IOMMU_IOAS_UNMAP returns the length",
+            );
+        }
+    }
+    if let Some(di) = t.must(dev.info(), "VFIO_DEVICE_GET_INFO (cdev)") {
+        t.check(
+            di.flags.contains(DeviceFlags::RESET) == has_reset,
+            "RESET flag same as in group mode",
+        );
+    }
+    let mut b = [0u8; 2];
+    t.check(
+        dev.read_config(0, &mut b).ok() == Some(2) && b != [0xff, 0xff],
+        "config read through the cdev",
+    );
+    match dev.hot_reset_info() {
+        Ok(h) => {
+            t.check(
+                h.flags & passthru_vfio_core::info::HOT_RESET_FLAG_DEV_ID != 0,
+                &format!(
+                    "hot-reset info in cdev mode has DEV_ID (flags {:#x})",
+                    h.flags
+                ),
+            );
+            t.check(
+                h.devices
+                    .iter()
+                    .any(|d| d.bdf == bdf && d.group_or_devid == devid),
+                &format!("hot-reset info lists itself with devid {devid}"),
+            );
+            t.must(
+                dev.hot_reset_cdev(),
+                "PCI_HOT_RESET in cdev mode (no group fds)",
+            );
+        }
+        Err(e) if bdf.bus == 0 => {
+            t.check(
+                e.errno() == Some(libc::ENODEV),
+                &format!("root bus: hot-reset info ENODEV ({e})"),
+            );
+        }
+        Err(e) => {
+            t.check(
+                false,
+                &format!("hot-reset info (cdev): {}", verify::error_chain(&e)),
+            );
+        }
+    }
+    drop(dev);
+    drop(ioas);
+    drop(fd);
+    let mut o = VerifyOptions::new(root, bdf);
+    o.api = ApiChoice::Iommufd;
+    o.reset = true;
+    match verify::verify(&sys, &SysfsRoot::new(root), &o) {
+        Ok(r) => {
+            let fails: Vec<String> = r
+                .findings
+                .iter()
+                .filter(|f| f.severity == verify::Severity::Fail)
+                .map(|f| format!("{}: {}", f.code, f.message))
+                .collect();
+            t.check(
+                r.api == verify::Api::Iommufd && r.dma_map == "ok" && fails.is_empty(),
+                &format!(
+                    "verify --api iommufd --reset: api {:?} dma {} fails {fails:?}",
+                    r.api, r.dma_map
+                ),
+            );
+        }
+        Err(e) => {
+            t.check(false, &format!("verify iommufd: {e}"));
+        }
+    }
 }
 
 /// Non-viable group: bind the blocking peers with the guard, check the group turns
