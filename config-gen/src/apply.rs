@@ -302,6 +302,13 @@ pub fn last_backup(root: &Path) -> Result<Option<PathBuf>> {
 /// Restore the newest backup set byte for byte (files that did not exist are removed),
 /// then mark the set rolled back so the next rollback goes one set further back.
 pub fn rollback(root: &Path) -> Result<RolledBack> {
+    rollback_with(root, &mut |_| {})
+}
+
+/// [`rollback`] with a hook called after every durable step. A rollback cut short is
+/// completed by running it again: the set is only marked rolled back at the end, and
+/// restoring a file twice gives the same bytes.
+pub fn rollback_with(root: &Path, hook: &mut dyn FnMut(Step)) -> Result<RolledBack> {
     let Some(set) = last_backup(root)? else {
         return Err(Error::Backup {
             path: backup_base(root)?,
@@ -374,7 +381,8 @@ pub fn rollback(root: &Path) -> Result<RolledBack> {
         let target = target_of(root, path)?;
         match bytes {
             Some(b) => {
-                write_atomic(&target, &b, *mode, &mut |_| {})?;
+                write_atomic(&target, &b, *mode, hook)?;
+                hook(Step::TargetReplaced(target.clone()));
                 out.restored.push(path.clone());
             }
             None => {

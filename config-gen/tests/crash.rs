@@ -68,6 +68,78 @@ fn crash_child() {
     apply::apply_with(Path::new(&root), &changes(), "20260101T000000Z", &mut hook).unwrap();
 }
 
+/// The child for rollbacks: apply fully, then roll back dying at step `PASSTHRU_CRASH_AT`.
+#[test]
+fn crash_rollback_child() {
+    let (Some(root), Some(at)) = (
+        std::env::var_os("PASSTHRU_CRASH_ROLLBACK_ROOT"),
+        std::env::var_os("PASSTHRU_CRASH_AT"),
+    ) else {
+        return;
+    };
+    let at: usize = at.to_str().unwrap().parse().unwrap();
+    let mut n = 0;
+    let mut hook = |_s: Step| {
+        n += 1;
+        if n == at {
+            std::process::abort();
+        }
+    };
+    apply::rollback_with(Path::new(&root), &mut hook).unwrap();
+}
+
+#[test]
+fn kill_during_rollback_then_rollback_again_restores_everything() {
+    let exe = std::env::current_exe().unwrap();
+    let probe = tempfile::tempdir().unwrap();
+    setup(probe.path());
+    apply::apply(probe.path(), &changes()).unwrap();
+    let mut total = 0;
+    apply::rollback_with(probe.path(), &mut |_| total += 1).unwrap();
+    // Two restored files: a temp write and a rename each.
+    assert_eq!(total, 4);
+    for at in 1..=total {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        setup(root);
+        apply::apply(root, &changes()).unwrap();
+        let st = Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_rollback_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("PASSTHRU_CRASH_ROLLBACK_ROOT", root)
+            .env("PASSTHRU_CRASH_AT", at.to_string())
+            .output()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            st.status.signal(),
+            Some(6),
+            "rollback child was meant to abort at step {at}"
+        );
+        for (p, old, new) in cases() {
+            let now = fs::read(apply::under(root, p)).ok();
+            assert!(
+                now.as_deref() == old.as_deref().map(str::as_bytes)
+                    || now.as_deref() == Some(new.as_bytes()),
+                "step {at}: {p} torn"
+            );
+        }
+        apply::rollback(root).unwrap();
+        for (p, old, _) in cases() {
+            let now = fs::read(apply::under(root, p)).ok();
+            assert_eq!(
+                now.as_deref(),
+                old.as_deref().map(str::as_bytes),
+                "step {at}: {p} after the second rollback"
+            );
+        }
+    }
+}
+
 fn count_steps() -> usize {
     let d = tempfile::tempdir().unwrap();
     setup(d.path());

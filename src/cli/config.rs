@@ -263,3 +263,23 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::run_commands;
+
+    #[test]
+    fn commands_stop_at_the_first_failure() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = d.path().join("ran");
+        let cmds = vec![
+            "true".to_string(),
+            "exit 3".to_string(),
+            format!("touch {}", marker.display()),
+        ];
+        assert!(!run_commands(&cmds).unwrap());
+        assert!(!marker.exists(), "a command after a failure ran");
+        assert!(run_commands(&[format!("touch {}", marker.display())]).unwrap());
+        assert!(marker.exists());
+    }
+}
