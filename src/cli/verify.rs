@@ -29,7 +29,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub bind: bool,
     /// Also bind the device's IOMMU group peers that sit on host drivers (restored
-    /// afterwards), making the group viable for the check.
+    /// afterwards), making the group viable for the check; implies `--bind`.
     #[arg(long)]
     pub bind_group: bool,
     /// Also perform the reset and check the device comes back.
@@ -50,7 +50,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
         .parse()
         .map_err(|e| anyhow::anyhow!("DEVICE {:?} is not a PCI address: {e}", a.device))?;
     let mut opts = VerifyOptions::new(&g.root, bdf);
-    opts.bind = a.bind;
+    opts.bind = a.bind || a.bind_group;
     opts.bind_peers = a.bind_group;
     opts.reset = a.reset;
     opts.vf_token = a.vf_token.clone();
