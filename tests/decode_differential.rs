@@ -189,7 +189,7 @@ fn generated() -> Vec<Vec<u8>> {
         )
     };
     let all = AcsFlags::SV | AcsFlags::RR | AcsFlags::CR | AcsFlags::UF;
-    let builders = vec![
+    let builders = [
         gpu()
             .with_multifunction()
             .with_pm(true)
