@@ -156,7 +156,8 @@ pub fn qemu(set: &GuestSet<'_>, set_index: usize, x_vga: bool) -> String {
     s
 }
 
-/// cloud-hypervisor `--device` arguments, one per function.
+/// cloud-hypervisor `--device` arguments, one per function, in the form of its VFIO
+/// HOWTO (docs/vfio.md: `--device path=/sys/bus/pci/devices/0000:01:00.0/`).
 pub fn cloud_hypervisor(set: &GuestSet<'_>) -> String {
     let mut s = String::from(
         "# cloud-hypervisor takes the sysfs path of each function already bound to vfio-pci\n",

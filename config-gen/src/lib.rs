@@ -154,6 +154,12 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
             .filter(|d| slots.contains(&d.bdf.slot()))
             .collect();
         functions.sort_by_key(|d| d.bdf);
+        if let Some(b) = functions.iter().find(|d| d.class.class == 0x06) {
+            return Err(Error::Request(format!(
+                "{} is a bridge (class {}): pass the device behind it, not the bridge",
+                b.bdf, b.class
+            )));
+        }
         for slot in &slots {
             if !functions.iter().any(|d| d.bdf.slot() == *slot) {
                 return Err(Error::Request(format!(

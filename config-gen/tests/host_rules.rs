@@ -430,6 +430,19 @@ fn requests_are_checked() {
         .unwrap_err()
         .to_string()
         .contains("requested twice"));
+    let mut f = f;
+    f.devices.push(dev(
+        "0000:00:01.1",
+        0x1022,
+        0x1483,
+        0x060400,
+        "pcieport",
+        false,
+    ));
+    assert!(generate(&f, &req(&["00:01"]))
+        .unwrap_err()
+        .to_string()
+        .contains("0000:00:01.1 is a bridge"));
 }
 
 #[test]
