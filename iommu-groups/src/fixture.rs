@@ -236,7 +236,7 @@ pub struct Fixture {
     pub group_types: BTreeMap<u32, String>,
     /// Other files (path relative to the root, contents): `etc/...`, `usr/bin/pveversion`.
     pub files: Vec<(PathBuf, Vec<u8>)>,
-    /// Directories to create (`etc/pve`).
+    /// Directories to create (`etc/pve`), each with an empty `.keep` file.
     pub dirs: Vec<PathBuf>,
     /// The PCI functions.
     pub devices: Vec<FixtureDevice>,
@@ -368,7 +368,7 @@ impl Fixture {
         }
         w.file("proc/modules", modules)?;
         for m in &self.modules {
-            w.dir(&format!("sys/module/{m}"))?;
+            w.file(&format!("sys/module/{m}/initstate"), "live\n")?;
         }
         if self.modules.iter().any(|m| m == "vfio_pci") {
             w.dir("sys/module/vfio_pci/parameters")?;
@@ -394,7 +394,7 @@ impl Fixture {
             _ => None,
         };
         if let Some((u, t)) = unit {
-            w.dir(&format!("sys/devices/virtual/iommu/{u}"))?;
+            w.file(&format!("sys/devices/virtual/iommu/{u}/uevent"), "")?;
             w.link(
                 &format!("sys/class/iommu/{u}"),
                 &format!("../../devices/virtual/iommu/{u}"),
@@ -512,7 +512,8 @@ impl Fixture {
             }
         }
         for d in &self.dirs {
-            w.dir(&d.to_string_lossy())?;
+            // A file inside, so the directory survives version control.
+            w.file(&format!("{}/.keep", d.to_string_lossy()), "")?;
         }
         for (p, b) in &self.files {
             w.file(&p.to_string_lossy(), b)?;

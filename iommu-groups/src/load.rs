@@ -293,6 +293,12 @@ pub(crate) fn load_inner(root: &Path, record: bool) -> Result<(Host, Option<Trac
             .map(str::to_string)
             .collect::<Vec<_>>()
     });
+    let sys_module: Vec<String> = l
+        .list(Path::new("sys/module"))
+        .into_iter()
+        .filter(|(_, k)| *k == Kind::Dir)
+        .map(|(n, _)| n)
+        .collect();
     let mut vfio_pci_params = BTreeMap::new();
     let pdir = Path::new("sys/module/vfio_pci/parameters");
     for (n, k) in l.list(pdir) {
@@ -312,6 +318,7 @@ pub(crate) fn load_inner(root: &Path, record: bool) -> Result<(Host, Option<Trac
         kernel,
         cmdline,
         modules,
+        sys_module,
         vfio_pci_params,
         boot,
         notes: l.notes,

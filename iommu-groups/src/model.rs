@@ -312,8 +312,11 @@ pub struct Host {
     pub kernel: Option<String>,
     /// Kernel command line (`proc/cmdline`).
     pub cmdline: Option<String>,
-    /// Loaded modules (`proc/modules`), when readable.
+    /// Loaded modules (`proc/modules`), when readable (see also [`Host::sys_module`]).
     pub modules: Option<Vec<String>>,
+    /// Entries of `sys/module`: loaded modules and built-in ones that have
+    /// parameters (e.g. `vfio_pci` built into the kernel), sorted.
+    pub sys_module: Vec<String>,
     /// vfio-pci module parameters (`sys/module/vfio_pci/parameters/*`).
     pub vfio_pci_params: BTreeMap<String, String>,
     /// Distribution and boot setup hints.
