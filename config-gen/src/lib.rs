@@ -8,6 +8,11 @@
 //! touches, the commands to run afterwards, guest snippets and warnings. [`apply`]
 //! writes a plan atomically with backups; [`apply::rollback`] undoes the last one.
 //!
+//! [`facts::from_host`] fills [`HostFacts`] from `passthru-iommu-groups`' host model and
+//! the configuration files under a root (symbolic links resolved inside it, see
+//! [`facts::confined`]); [`verdicts::warnings`] carries that crate's preflight findings
+//! (reset bug, missing reset, shared group, ...) into the plan.
+//!
 //! Files passthru shares with the user are edited in two ways only: the one kernel
 //! command-line value it merges into (see [`cmdline`], [`grub`]), and a marked block it
 //! owns (see [`block`]). No other line is ever rewritten.

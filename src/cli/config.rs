@@ -157,7 +157,13 @@ fn report(plan: &Plan, applied: Option<&apply::Applied>, dry_run: bool) -> Strin
     for f in &plan.files {
         s.push_str(&f.diff());
     }
-    s.push_str("\nCommands (run them, or pass --run-commands)\n");
+    if plan.files.is_empty() {
+        s.push_str(
+            "\nCommands (only needed if they have not run since these files last changed)\n",
+        );
+    } else {
+        s.push_str("\nCommands (run them after writing, or pass --apply --run-commands)\n");
+    }
     for c in &plan.commands {
         s.push_str(&format!("  {c}\n"));
     }
