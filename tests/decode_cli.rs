@@ -213,6 +213,14 @@ fn malformed_dumps_exit_2_naming_file_and_offset() {
         assert!(err.contains(what), "{err}");
         assert!(err.contains(&format!("byte offset {offset} ")), "{err}");
     }
+    // an endless input is cut off and named, never a hang
+    let out = bin().args(["decode", "/dev/zero"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/dev/zero") && err.contains("byte offset"),
+        "{err}"
+    );
     let missing = dir.path().join("nope.bin");
     let out = bin().arg("decode").arg(&missing).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -29,6 +29,10 @@ pub const DEFAULT_PATHS: [&str; 2] = ["/usr/share/misc/pci.ids", "/usr/share/hwd
 /// Environment variable naming a `pci.ids` file to use instead of [`DEFAULT_PATHS`].
 pub const ENV_VAR: &str = "PASSTHRU_PCI_IDS";
 
+/// The loader reads at most this many bytes (64 MiB; the real file is about 1.4 MB),
+/// so pointing it at `/dev/zero` is an error, not a hang.
+pub const MAX_FILE_LEN: u64 = 64 << 20;
+
 /// A malformed line in a `pci.ids` text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DbError {
@@ -682,7 +686,7 @@ pub use load::{Database, LoadError};
 
 #[cfg(feature = "std")]
 mod load {
-    use super::{DbError, PciIds, PciIdsIndex, DEFAULT_PATHS, ENV_VAR};
+    use super::{DbError, PciIds, PciIdsIndex, DEFAULT_PATHS, ENV_VAR, MAX_FILE_LEN};
     use std::fmt;
     use std::path::{Path, PathBuf};
     use std::string::String;
@@ -711,6 +715,11 @@ mod load {
             /// Paths that were tried, in order.
             tried: Vec<PathBuf>,
         },
+        /// `path` is larger than [`MAX_FILE_LEN`] (the real file is about 1.4 MB).
+        TooLarge {
+            /// The file.
+            path: PathBuf,
+        },
         /// `path` has a malformed line.
         Parse {
             /// The file.
@@ -734,6 +743,11 @@ mod load {
                     }
                     write!(f, "; set {ENV_VAR} or install the `pci.ids` package)")
                 }
+                LoadError::TooLarge { path } => write!(
+                    f,
+                    "{} is larger than {MAX_FILE_LEN} bytes: not a pci.ids file",
+                    path.display()
+                ),
                 LoadError::Parse { path, source } => write!(f, "{}: {source}", path.display()),
             }
         }
@@ -760,11 +774,19 @@ mod load {
     impl Database {
         /// Read the file at `path` (validated by [`Database::ids`], not here).
         pub fn load(path: impl AsRef<Path>) -> Result<Database, LoadError> {
+            use std::io::Read;
             let path = path.as_ref().to_path_buf();
-            let bytes = std::fs::read(&path).map_err(|source| LoadError::Io {
+            let io = |source| LoadError::Io {
                 path: path.clone(),
                 source,
-            })?;
+            };
+            let mut bytes = Vec::new();
+            std::fs::File::open(&path)
+                .and_then(|f| f.take(MAX_FILE_LEN + 1).read_to_end(&mut bytes))
+                .map_err(io)?;
+            if bytes.len() as u64 > MAX_FILE_LEN {
+                return Err(LoadError::TooLarge { path });
+            }
             let text = String::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {
                 path: path.clone(),
                 offset: e.utf8_error().valid_up_to(),

@@ -117,3 +117,13 @@ fn scan_and_index_agree_on_misses() {
     assert_eq!(ix.vendor(VendorId(0x1003)), None);
     assert_eq!(ix.device(VendorId(0x1002), DeviceId(0)), None);
 }
+
+#[test]
+fn endless_file_is_an_error_not_a_hang() {
+    match Database::load("/dev/zero") {
+        Err(e @ passthru_pci_ids::db::LoadError::TooLarge { .. }) => {
+            assert!(e.to_string().contains("/dev/zero"), "{e}")
+        }
+        other => panic!("expected TooLarge, got {:?}", other.map(|d| d.text().len())),
+    }
+}

@@ -33,7 +33,7 @@ pub struct DecodeArgs {
 /// Run `passthru decode`.
 pub fn run(g: &Global, a: &DecodeArgs) -> anyhow::Result<ExitCode> {
     let path = &a.file;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_bounded(path)?;
     let devices = read_devices(path, &bytes)?;
     let db = load_names(g, a.pci_ids.as_deref())?;
     let index = match &db {
@@ -58,6 +58,25 @@ pub fn run(g: &Global, a: &DecodeArgs) -> anyhow::Result<ExitCode> {
         print!("{s}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Most bytes `decode` reads: a 4096-byte device is about 16 KB of dump text, so this
+/// allows thousands of devices while `/dev/zero` or a FIFO is an error, not a hang.
+const MAX_INPUT: u64 = 64 << 20;
+
+fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_INPUT + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > MAX_INPUT {
+        anyhow::bail!(
+            "{}: larger than {MAX_INPUT} bytes (stopped at byte offset {MAX_INPUT}): not a config space or an lspci dump",
+            path.display()
+        );
+    }
+    Ok(bytes)
 }
 
 /// Split the input into (address, config bytes) pairs.
