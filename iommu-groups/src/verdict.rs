@@ -609,7 +609,37 @@ pub fn amd_reset_bug(vendor: VendorId, device: u16) -> Option<(&'static str, boo
     Some((fam, true))
 }
 
+/// AMD GPUs QEMU resets itself with its config-space quirk (hw/vfio): Bonaire and Hawaii.
+pub fn qemu_amd_reset_quirk(vendor: VendorId, device: u16) -> Option<&'static str> {
+    if vendor != VendorId::AMD_ATI {
+        return None;
+    }
+    match device {
+        0x6649 | 0x6650 | 0x6651 | 0x6658 | 0x665c | 0x665d => Some("Bonaire"),
+        0x67a0 | 0x67a1 | 0x67a2 | 0x67a8 | 0x67a9 | 0x67aa | 0x67b0 | 0x67b1 | 0x67b8 | 0x67b9
+        | 0x67ba | 0x67be => Some("Hawaii"),
+        _ => None,
+    }
+}
+
 fn reset_bug(d: &Device, add: &mut Add<'_>) {
+    if let Some(fam) = qemu_amd_reset_quirk(d.vendor, d.device.0) {
+        add(
+            Code::ResetBug,
+            Severity::Info,
+            format!(
+                "AMD {fam} needs a special reset; QEMU's vfio-pci applies its own config-space \
+                 reset quirk for it, so use QEMU (Proxmox, libvirt) rather than another VMM"
+            ),
+            vec![format!(
+                "{}: {}:{} is AMD {fam}",
+                d.sysfs_path.display(),
+                d.vendor,
+                d.device
+            )],
+        );
+        return;
+    }
     let Some((fam, covered)) = amd_reset_bug(d.vendor, d.device.0) else {
         return;
     };

@@ -237,3 +237,57 @@ fn scenario_verdicts() {
     assert_eq!(r.worst(), Verdict::Warn);
     assert!(r.host.findings.is_empty());
 }
+
+/// DOMAIN.md AMD reset bug: Polaris is covered by vendor-reset (warn, with the
+/// udev `device_specific` advice; info once `reset_method` lists device_specific);
+/// Hawaii gets QEMU's own reset quirk (info).
+#[test]
+fn reset_bug_families_and_their_remedies() {
+    use passthru_iommu_groups::fixture::{Fixture, FixtureDevice, IommuKind};
+    let rp = FixtureDevice::root_port(b("00:01.0"), 1).group(1);
+    let rp2 = FixtureDevice::root_port(b("00:02.0"), 2).group(3);
+    let rp3 = FixtureDevice::root_port(b("00:03.0"), 3).group(5);
+    let t = tempfile::tempdir().unwrap();
+    Fixture::new(CpuVendor::Amd, IommuKind::Amd)
+        .device(rp)
+        .device(rp2)
+        .device(rp3)
+        // Polaris 10 (RX 480/580), without and with vendor-reset active.
+        .device(
+            FixtureDevice::gpu(b("01:00.0"), 0x1002, 0x67df)
+                .parent(b("00:01.0"))
+                .group(2),
+        )
+        .device(
+            FixtureDevice::gpu(b("02:00.0"), 0x1002, 0x67df)
+                .parent(b("00:02.0"))
+                .group(4)
+                .reset_method("device_specific bus"),
+        )
+        // Hawaii (R9 290).
+        .device(
+            FixtureDevice::gpu(b("03:00.0"), 0x1002, 0x67b1)
+                .parent(b("00:03.0"))
+                .group(6),
+        )
+        .write(t.path())
+        .unwrap();
+    let h = Host::load(t.path()).unwrap();
+    let find = |bdf: &str| {
+        let r = run(&h, &[bdf]);
+        r.devices[0]
+            .findings
+            .iter()
+            .find(|f| f.code == Code::ResetBug)
+            .cloned()
+            .unwrap()
+    };
+    let polaris = find("01:00.0");
+    assert_eq!(polaris.severity, Severity::Warn);
+    assert!(polaris.message.contains("vendor-reset"));
+    assert!(polaris.message.contains("device_specific"));
+    assert_eq!(find("02:00.0").severity, Severity::Info);
+    let hawaii = find("03:00.0");
+    assert_eq!(hawaii.severity, Severity::Info);
+    assert!(hawaii.message.contains("QEMU"));
+}
