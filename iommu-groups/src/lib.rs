@@ -17,6 +17,7 @@
 //!
 //! Lookups: [`Host::device`], [`Host::group_of`], [`Host::resolve`] (a
 //! [`DeviceSpec`]: BDF, slot or `vendor:device`), [`Host::with_companions`],
+//! [`Host::request`] (what `check` checks: matches plus companions, default every GPU),
 //! [`Host::bus_peers`], [`Host::below`], [`Host::slot_siblings`].
 //!
 //! # Verdicts

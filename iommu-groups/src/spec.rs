@@ -86,6 +86,20 @@ impl Host {
         out
     }
 
+    /// What a request names, as `check` reads it: every device the specs match, plus
+    /// the companion functions they imply; no spec means every display device (and
+    /// its companions). Sorted, without duplicates; an error when a spec matches nothing.
+    pub fn request(&self, specs: &[DeviceSpec]) -> Result<Vec<Bdf>> {
+        let mut bdfs = Vec::new();
+        for s in specs {
+            bdfs.extend(self.resolve(s)?);
+        }
+        if specs.is_empty() {
+            bdfs = self.display_devices();
+        }
+        Ok(self.with_companions(&bdfs))
+    }
+
     /// Every display-class (03xx) device: what `check` looks at by default.
     pub fn display_devices(&self) -> Vec<Bdf> {
         self.devices

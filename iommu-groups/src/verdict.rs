@@ -188,14 +188,7 @@ pub fn host_summary(host: &Host) -> HostSummary {
 /// Check the devices `specs` name (none: every display device), each with the
 /// companion functions it implies. Errors when a spec matches nothing.
 pub fn check(host: &Host, specs: &[DeviceSpec]) -> Result<Report> {
-    let mut bdfs = Vec::new();
-    for s in specs {
-        bdfs.extend(host.resolve(s)?);
-    }
-    if specs.is_empty() {
-        bdfs = host.display_devices();
-    }
-    Ok(check_bdfs(host, &bdfs))
+    Ok(check_bdfs(host, &host.request(specs)?))
 }
 
 /// Check exactly `bdfs` plus their companions (unknown addresses are skipped).
