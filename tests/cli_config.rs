@@ -498,3 +498,50 @@ fn verdicts_are_carried_verbatim() {
                 .any(|(c, m)| c == "reset-bug" && m.starts_with("0000:0b:00.0: "))
     );
 }
+
+#[test]
+fn intel_vtd_already_active_without_the_parameter_needs_no_intel_iommu_on() {
+    // VT-d active (dmar0, groups) while /proc/cmdline has no intel_iommu=on: the kernel
+    // turns it on by itself, so the merge adds only iommu=pt.
+    let gpu = |f: Fixture| {
+        f.device(
+            FixtureDevice::root_port(bdf("00:01.0"), 0x01)
+                .driver("pcieport")
+                .group(1),
+        )
+        .device(
+            FixtureDevice::gpu(bdf("01:00.0"), 0x10de, 0x2503)
+                .parent(bdf("00:01.0"))
+                .driver("nvidia")
+                .group(2),
+        )
+        .device(
+            FixtureDevice::hdmi_audio(bdf("01:00.1"), 0x10de, 0x228e)
+                .parent(bdf("00:01.0"))
+                .driver("snd_hda_intel")
+                .group(2),
+        )
+    };
+    let grub = "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n";
+    for (cmdline, want) in [
+        ("root=/dev/sda1 ro quiet", false),
+        ("root=/dev/sda1 ro quiet intel_iommu=on", true),
+    ] {
+        let host = gpu(Fixture::new(CpuVendor::Intel, IommuKind::Intel))
+            .cmdline(cmdline)
+            .file("etc/default/grub", grub);
+        let d = tempfile::tempdir().unwrap();
+        host.write(d.path()).unwrap();
+        let (code, out, err) = passthru(d.path(), &["config", "01:00", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let add: Vec<&str> = v["kernel_params"]["add"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        assert_eq!(add.contains(&"intel_iommu=on"), want, "{cmdline}: {add:?}");
+        assert!(add.contains(&"iommu=pt"));
+    }
+}

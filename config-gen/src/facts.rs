@@ -226,6 +226,20 @@ pub fn from_host(root: &Path, host: &passthru_iommu_groups::Host) -> Result<Host
         f.intel_iommu_default_on =
             read_opt(root, &format!("/boot/config-{k}"))?.and_then(|c| intel_default_on(&c));
     }
+    // VT-d already active although the running command line does not ask for it: the
+    // kernel turns it on by itself (CONFIG_INTEL_IOMMU_DEFAULT_ON, or the firmware's
+    // DMA-protection opt-in).
+    if f.cpu == CpuVendor::Intel && f.intel_iommu_default_on.is_none() && host.iommu.active() {
+        let asked = host.cmdline.as_deref().is_some_and(|c| {
+            c.split_whitespace().any(|t| {
+                t.strip_prefix("intel_iommu=")
+                    .is_some_and(|v| v.split(',').any(|o| o == "on"))
+            })
+        });
+        if !asked {
+            f.intel_iommu_default_on = Some(true);
+        }
+    }
     f.devices = host
         .devices
         .values()

@@ -8,10 +8,13 @@
 //!   intel_iommu=on to the kernel"), but distributions have long shipped it off: Arch and
 //!   Alpine ("is not set", void-packages PR #7139, 2017), Debian (Ben Hutchings' 2019 patch
 //!   turning it into an on / off / on-but-integrated-GPU-off choice, bugs.debian.org/935270).
-//!   So the kernel's own `/boot/config-<release>` decides; when it cannot be read the
-//!   parameter is added (it is documented and harmless where VT-d is already on).
+//!   So the kernel's own `/boot/config-<release>` decides (or, failing that, VT-d being
+//!   active already without the parameter: see [`crate::facts::from_host`]); when neither
+//!   tells, the parameter is added (it is documented and harmless where VT-d is on).
 //! - AMD: nothing. The AMD IOMMU is on whenever firmware enables it; `amd_iommu=on` is not a
-//!   documented value (a 6.12 kernel logs "AMD-Vi: Unknown option - 'on'"): warn, and remove
+//!   documented value (kernel-parameters.txt lists none; ROCm removed it from its docs for
+//!   that reason, ROCm/legacy-rocm-build PR #3919; a 6.12 kernel logs
+//!   "AMD-Vi: Unknown option - 'on'"): warn, and remove
 //!   it only on request (`remove_params`), since it is the user's token.
 //! - `iommu=pt` optional; `video=efifb:off` only when a requested GPU is the boot display;
 //!   `pcie_acs_override` never by default (only on request, only on a patched kernel, with a
