@@ -828,6 +828,242 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ConfigSpace<T> {
     }
 }
 
+/// The owned, validated form of a header (smoltcp's `Repr`): every register of the
+/// first 64 bytes, decoded once. [`HeaderRepr::parse`] reads a checked view;
+/// [`HeaderRepr::emit`] writes it back. Reserved bytes (0x35..=0x3b of type 0,
+/// 0x35..=0x37 of type 1) are not represented and are written as zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HeaderRepr {
+    /// Vendor ID.
+    pub vendor_id: VendorId,
+    /// Device ID.
+    pub device_id: DeviceId,
+    /// Command register.
+    pub command: Command,
+    /// Status register.
+    pub status: Status,
+    /// Revision ID.
+    pub revision: u8,
+    /// Class code.
+    pub class: ClassCode,
+    /// Cache line size.
+    pub cache_line_size: u8,
+    /// Latency timer.
+    pub latency_timer: u8,
+    /// Header layout.
+    pub header_type: HeaderType,
+    /// Multifunction bit.
+    pub multifunction: bool,
+    /// BIST register.
+    pub bist: u8,
+    /// Capabilities pointer register, raw.
+    pub capabilities_pointer: u8,
+    /// Interrupt line.
+    pub interrupt_line: u8,
+    /// Interrupt pin.
+    pub interrupt_pin: InterruptPin,
+    /// The layout-specific registers.
+    pub layout: HeaderLayout,
+}
+
+/// Registers that depend on the header type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HeaderLayout {
+    /// Type 0.
+    Normal {
+        /// BAR registers, raw.
+        bars: [u32; 6],
+        /// CardBus CIS pointer.
+        cardbus_cis: u32,
+        /// Subsystem vendor ID.
+        subsystem_vendor_id: VendorId,
+        /// Subsystem ID.
+        subsystem_id: DeviceId,
+        /// Expansion ROM register, raw.
+        expansion_rom: u32,
+        /// Min_Gnt.
+        min_gnt: u8,
+        /// Max_Lat.
+        max_lat: u8,
+    },
+    /// Type 1.
+    Bridge {
+        /// BAR registers, raw.
+        bars: [u32; 2],
+        /// Bus numbers and secondary latency timer.
+        buses: BridgeBuses,
+        /// I/O base and limit (0x1c, 0x1d) and their upper halves (0x30, 0x32).
+        io: [u16; 4],
+        /// Secondary status.
+        secondary_status: Status,
+        /// Memory base/limit, prefetchable base/limit (0x20..0x28).
+        memory: [u16; 4],
+        /// Prefetchable base/limit upper 32 bits (0x28, 0x2c).
+        prefetchable_upper: [u32; 2],
+        /// Expansion ROM register, raw (0x38).
+        expansion_rom: u32,
+        /// Bridge control.
+        bridge_control: BridgeControl,
+    },
+    /// CardBus or unknown: bytes 0x10..0x34 and 0x3e..0x40 kept raw.
+    Other {
+        /// Bytes 0x10..0x34.
+        raw: [u8; 0x24],
+        /// Bytes 0x3e..0x40.
+        tail: [u8; 2],
+    },
+}
+
+impl HeaderRepr {
+    /// Decode the header of a checked view (any length >= 64).
+    pub fn parse<T: AsRef<[u8]>>(c: &ConfigSpace<T>) -> HeaderRepr {
+        let d = c.as_bytes();
+        let dw = |o: usize| u32::from_le_bytes([d[o], d[o + 1], d[o + 2], d[o + 3]]);
+        let w = |o: usize| u16::from_le_bytes([d[o], d[o + 1]]);
+        let layout = match c.header_type() {
+            HeaderType::Normal => HeaderLayout::Normal {
+                bars: core::array::from_fn(|i| dw(field::BAR0 + 4 * i)),
+                cardbus_cis: dw(field::CARDBUS_CIS.start),
+                subsystem_vendor_id: VendorId(w(field::SUBSYSTEM_VENDOR.start)),
+                subsystem_id: DeviceId(w(field::SUBSYSTEM_ID.start)),
+                expansion_rom: dw(field::ROM0.start),
+                min_gnt: d[field::MIN_GNT],
+                max_lat: d[field::MAX_LAT],
+            },
+            HeaderType::Bridge => HeaderLayout::Bridge {
+                bars: [dw(field::BAR0), dw(field::BAR0 + 4)],
+                buses: BridgeBuses {
+                    primary: d[field::PRIMARY_BUS],
+                    secondary: d[field::SECONDARY_BUS],
+                    subordinate: d[field::SUBORDINATE_BUS],
+                    secondary_latency: d[field::SECONDARY_LATENCY],
+                },
+                io: [
+                    u16::from(d[field::IO_BASE]),
+                    u16::from(d[field::IO_LIMIT]),
+                    w(field::IO_BASE_UPPER.start),
+                    w(field::IO_LIMIT_UPPER.start),
+                ],
+                secondary_status: Status::from_bits_retain(w(field::SECONDARY_STATUS.start)),
+                memory: [
+                    w(field::MEM_BASE.start),
+                    w(field::MEM_LIMIT.start),
+                    w(field::PREF_BASE.start),
+                    w(field::PREF_LIMIT.start),
+                ],
+                prefetchable_upper: [
+                    dw(field::PREF_BASE_UPPER.start),
+                    dw(field::PREF_LIMIT_UPPER.start),
+                ],
+                expansion_rom: dw(field::ROM1.start),
+                bridge_control: BridgeControl::from_bits_retain(w(field::BRIDGE_CONTROL.start)),
+            },
+            _ => HeaderLayout::Other {
+                raw: core::array::from_fn(|i| d[0x10 + i]),
+                tail: [d[0x3e], d[0x3f]],
+            },
+        };
+        HeaderRepr {
+            vendor_id: c.vendor_id(),
+            device_id: c.device_id(),
+            command: c.command(),
+            status: c.status(),
+            revision: c.revision(),
+            class: c.class_code(),
+            cache_line_size: c.cache_line_size(),
+            latency_timer: c.latency_timer(),
+            header_type: c.header_type(),
+            multifunction: c.multifunction(),
+            bist: c.bist(),
+            capabilities_pointer: c.capabilities_pointer_raw(),
+            interrupt_line: c.interrupt_line(),
+            interrupt_pin: c.interrupt_pin(),
+            layout,
+        }
+    }
+
+    /// Write the first 64 bytes of `c` from this representation (reserved bytes zeroed;
+    /// the header type written is `header_type`, whatever `layout` says).
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, c: &mut ConfigSpace<T>) {
+        let d = &mut c.buffer.as_mut()[..HEADER_LEN];
+        d.fill(0);
+        let put16 = |d: &mut [u8], o: usize, v: u16| d[o..o + 2].copy_from_slice(&v.to_le_bytes());
+        let put32 = |d: &mut [u8], o: usize, v: u32| d[o..o + 4].copy_from_slice(&v.to_le_bytes());
+        put16(d, field::VENDOR_ID.start, self.vendor_id.0);
+        put16(d, field::DEVICE_ID.start, self.device_id.0);
+        put16(d, field::COMMAND.start, self.command.bits());
+        put16(d, field::STATUS.start, self.status.bits());
+        d[field::REVISION] = self.revision;
+        d[field::PROG_IF] = self.class.prog_if;
+        d[field::SUBCLASS] = self.class.subclass;
+        d[field::CLASS] = self.class.class;
+        d[field::CACHE_LINE] = self.cache_line_size;
+        d[field::LATENCY] = self.latency_timer;
+        d[field::HEADER_TYPE] =
+            u8::from(self.header_type) | if self.multifunction { 0x80 } else { 0 };
+        d[field::BIST] = self.bist;
+        d[field::CAP_PTR] = self.capabilities_pointer;
+        d[field::INTERRUPT_LINE] = self.interrupt_line;
+        d[field::INTERRUPT_PIN] = u8::from(self.interrupt_pin);
+        match self.layout {
+            HeaderLayout::Normal {
+                bars,
+                cardbus_cis,
+                subsystem_vendor_id,
+                subsystem_id,
+                expansion_rom,
+                min_gnt,
+                max_lat,
+            } => {
+                for (i, b) in bars.iter().enumerate() {
+                    put32(d, field::BAR0 + 4 * i, *b);
+                }
+                put32(d, field::CARDBUS_CIS.start, cardbus_cis);
+                put16(d, field::SUBSYSTEM_VENDOR.start, subsystem_vendor_id.0);
+                put16(d, field::SUBSYSTEM_ID.start, subsystem_id.0);
+                put32(d, field::ROM0.start, expansion_rom);
+                d[field::MIN_GNT] = min_gnt;
+                d[field::MAX_LAT] = max_lat;
+            }
+            HeaderLayout::Bridge {
+                bars,
+                buses,
+                io,
+                secondary_status,
+                memory,
+                prefetchable_upper,
+                expansion_rom,
+                bridge_control,
+            } => {
+                put32(d, field::BAR0, bars[0]);
+                put32(d, field::BAR0 + 4, bars[1]);
+                d[field::PRIMARY_BUS] = buses.primary;
+                d[field::SECONDARY_BUS] = buses.secondary;
+                d[field::SUBORDINATE_BUS] = buses.subordinate;
+                d[field::SECONDARY_LATENCY] = buses.secondary_latency;
+                d[field::IO_BASE] = io[0] as u8;
+                d[field::IO_LIMIT] = io[1] as u8;
+                put16(d, field::IO_BASE_UPPER.start, io[2]);
+                put16(d, field::IO_LIMIT_UPPER.start, io[3]);
+                put16(d, field::SECONDARY_STATUS.start, secondary_status.bits());
+                put16(d, field::MEM_BASE.start, memory[0]);
+                put16(d, field::MEM_LIMIT.start, memory[1]);
+                put16(d, field::PREF_BASE.start, memory[2]);
+                put16(d, field::PREF_LIMIT.start, memory[3]);
+                put32(d, field::PREF_BASE_UPPER.start, prefetchable_upper[0]);
+                put32(d, field::PREF_LIMIT_UPPER.start, prefetchable_upper[1]);
+                put32(d, field::ROM1.start, expansion_rom);
+                put16(d, field::BRIDGE_CONTROL.start, bridge_control.bits());
+            }
+            HeaderLayout::Other { raw, tail } => {
+                d[0x10..0x34].copy_from_slice(&raw);
+                d[0x3e..0x40].copy_from_slice(&tail);
+            }
+        }
+    }
+}
+
 fn window(base: u64, limit: u64) -> Option<(u64, u64)> {
     if base <= limit {
         Some((base, limit))
@@ -1174,6 +1410,52 @@ mod tests {
             }
         );
         assert_eq!(Bar::decode(0x6, None), Bar::MemoryReserved { raw: 6 });
+    }
+
+    #[test]
+    fn header_repr_round_trips_every_capture_header() {
+        // emit(parse(x)) gives back x's first 64 bytes, reserved bytes aside, for
+        // every real dump (endpoints, bridges, multifunction, both QEMU runs).
+        let dumps: [&[u8]; 10] = [
+            ROOT_PORT,
+            E1000E,
+            VIRTIO_NET,
+            PCIE_PCI_BRIDGE,
+            SWITCH_UP,
+            SWITCH_DOWN,
+            NVME,
+            EDU,
+            ICH9_SATA,
+            MULTIFN_E1000E,
+        ];
+        for bytes in dumps {
+            let c = ConfigSpace::new_checked(bytes).unwrap();
+            let repr = HeaderRepr::parse(&c);
+            let mut out = [0xaau8; 64];
+            let mut o = ConfigSpace::new_checked(&mut out[..]).unwrap();
+            repr.emit(&mut o);
+            let mut want = [0u8; 64];
+            want.copy_from_slice(&bytes[..64]);
+            let reserved = if c.header_type() == HeaderType::Bridge {
+                0x35..0x38
+            } else {
+                0x35..0x3c
+            };
+            want[reserved].fill(0);
+            assert_eq!(out, want);
+            assert_eq!(
+                HeaderRepr::parse(&ConfigSpace::new_checked(&out[..]).unwrap()),
+                repr
+            );
+        }
+        let bridge = HeaderRepr::parse(&ConfigSpace::new_checked(&ROOT_PORT[..]).unwrap());
+        assert!(matches!(
+            bridge.layout,
+            HeaderLayout::Bridge {
+                buses: BridgeBuses { secondary: 1, .. },
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!
 //! - [`ids`]: [`Bdf`], [`Slot`], [`VendorId`], [`DeviceId`], [`ClassCode`] (`FromStr`/`Display`).
 //! - [`config`]: [`ConfigSpace`] view over 64/256/4096 bytes (`new_checked`, lenient
-//!   `new_prefix`): header fields, [`config::Command`]/[`config::Status`]/
+//!   `new_prefix`) and its owned form [`config::HeaderRepr`] (`parse`/`emit`): header fields, [`config::Command`]/[`config::Status`]/
 //!   [`config::BridgeControl`] bitflags, BARs, bridge buses, and the facts a
 //!   passthrough check needs: [`ConfigSpace::flr`], [`ConfigSpace::af_flr`],
 //!   [`ConfigSpace::pm_no_soft_reset`], [`ConfigSpace::pcie_port_type`],

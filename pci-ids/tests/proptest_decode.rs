@@ -343,3 +343,14 @@ proptest! {
         prop_assert_eq!(d.bytes(), &bytes[..]);
     }
 }
+
+proptest! {
+    #[test]
+    fn header_repr_parse_emit_parse_is_identity(bytes in prop::collection::vec(any::<u8>(), 64)) {
+        use passthru_pci_ids::config::HeaderRepr;
+        let repr = HeaderRepr::parse(&ConfigSpace::new_checked(&bytes[..]).unwrap());
+        let mut out = [0u8; 64];
+        repr.emit(&mut ConfigSpace::new_checked(&mut out[..]).unwrap());
+        prop_assert_eq!(HeaderRepr::parse(&ConfigSpace::new_checked(&out[..]).unwrap()), repr);
+    }
+}
