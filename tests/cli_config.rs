@@ -545,3 +545,20 @@ fn intel_vtd_already_active_without_the_parameter_needs_no_intel_iommu_on() {
         assert!(add.contains(&"iommu=pt"));
     }
 }
+
+#[test]
+fn comma_joined_devices_go_to_one_guest() {
+    let s = proxmox_amd();
+    let root = build_root(&s);
+    let (code, out, err) = passthru(
+        root.path(),
+        &["config", "05:00,0b:00", "--guest", "proxmox"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("\nhostpci0: 0000:05:00,pcie=1\n")
+            && out.contains("\nhostpci1: 0000:0b:00,pcie=1\n"),
+        "{out}"
+    );
+    assert_eq!(out.matches("\nmachine: q35\n").count(), 1, "{out}");
+}
