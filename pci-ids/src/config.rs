@@ -444,6 +444,12 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
         VendorId(self.w(field::VENDOR_ID))
     }
 
+    /// Whether a function answered: a vendor ID of `ffff` is what a read of an absent
+    /// device (or one that fell off the bus) returns.
+    pub fn present(&self) -> bool {
+        self.vendor_id() != VendorId::INVALID
+    }
+
     /// Device ID (0x02).
     pub fn device_id(&self) -> DeviceId {
         DeviceId(self.w(field::DEVICE_ID))
@@ -1391,6 +1397,29 @@ mod tests {
         assert_eq!(w.next(), None);
         assert!(!c.flr());
         assert_eq!(c.pm_no_soft_reset(), None);
+    }
+
+    #[test]
+    fn all_ones_device_that_fell_off_the_bus() {
+        // every read returns ffff: no device, status claims a capability list whose
+        // pointer (0xff) is misaligned, and 0x100 reads all ones (no extended list)
+        let ff = [0xffu8; 4096];
+        let c = ConfigSpace::new_checked(&ff[..]).unwrap();
+        assert!(!c.present());
+        let mut w = c.capabilities();
+        assert_eq!(
+            w.next(),
+            Some(Err(WalkError::Misaligned {
+                from: 0x34,
+                pointer: 0xff
+            }))
+        );
+        assert_eq!(w.next(), None);
+        assert_eq!(c.extended_capabilities().count(), 0);
+        assert!(!c.flr() && !c.af_flr());
+        assert_eq!(c.pm_no_soft_reset(), None);
+        assert_eq!(c.acs(), None);
+        assert!(ConfigSpace::new_checked(&NVME[..]).unwrap().present());
     }
 
     #[test]
