@@ -209,11 +209,13 @@ def load(name):
     except OSError:
         return "?"
 
+print("## Whole host scan")
+print()
+print("Reproduce: `scripts/bench-scan.sh` (prints this table; results in target/bench-scan/).")
+print()
 print("Machine: %d CPUs (`nproc`), %s, Linux %s; passthru %s. Load average (1, 5, 15 min) "
       "at start %s, at end %s (shared machine: other jobs were compiling)." % (
           os.cpu_count(), cpu_model(), platform.release(), rev, load0, load1))
-print()
-print("### Whole host scan")
 print()
 print("Trees: `target/release/gen-host N target/bench-hosts/N` (bench/). Commands, stdout to "
       "/dev/null, `hyperfine -N`, the two commands alternated (rounds of a few runs each, order "
@@ -249,14 +251,16 @@ if 1000 in med:
 print()
 c = pooled("check")
 if c:
-    print("### check over every GPU")
+    print("## check over every GPU")
+    print()
+    print("Same run and machine as \"Whole host scan\" (`scripts/bench-scan.sh`).")
     print()
     cj = json.load(open(f"{out}/check-1000.json"))
     nd = len(cj["devices"])
     print(f"Tree N = 1,000; `passthru check --json --root R` with no device named checks every "
           f"display device and its companion functions ({nd} functions reported). "
           f"Whole process: `hyperfine -N -i --warmup 2 --runs 30`. Split: criterion "
-          f"(`PASSTHRU_BENCH_ROOT=R cargo bench -p passthru-bench --bench check_gpus`), in process, "
+          f"(`PASSTHRU_BENCH_ROOT=$PWD/target/bench-hosts/1000 cargo bench -p passthru-bench --bench check_gpus`, absolute path), in process, "
           f"median of the per-iteration estimate with its 95% confidence interval.")
     print()
     print("| what | command / function | median | spread | CPU user+sys, mean | runs | max RSS | load before → after |")

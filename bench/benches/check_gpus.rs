@@ -3,7 +3,8 @@
 //! every display device, with companions), plus both together.
 //!
 //! The tree is generated once into `target/bench-hosts/criterion-1000` (or the
-//! directory in `$PASSTHRU_BENCH_ROOT`, which must already hold a generated tree).
+//! directory in `$PASSTHRU_BENCH_ROOT`: an absolute path to a generated tree; cargo
+//! runs benches from `bench/`).
 
 #![forbid(unsafe_code)]
 
