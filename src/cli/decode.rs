@@ -257,6 +257,7 @@ fn device_json(bdf: Bdf, bytes: &[u8], idx: Option<&PciIdsIndex<'_>>) -> Value {
     });
     let mut out = json!({
         "bdf": bdf.to_string(),
+        "present": c.present(),
         "vendor_id": hex16(v.0),
         "device_id": hex16(d.0),
         "class": cc.to_string(),
