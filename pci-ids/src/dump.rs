@@ -424,6 +424,17 @@ mod tests {
         assert!(it.next().is_none());
     }
 
+    #[test]
+    fn crlf_line_endings_are_accepted() {
+        let mut s = String::new();
+        let b: Bdf = "00:08.0".parse().unwrap();
+        write_device(&mut s, &b, "edu", &EDU[..]).unwrap();
+        let crlf = s.replace('\n', "\r\n");
+        let d = Dump::new(&crlf).next().unwrap().unwrap();
+        assert_eq!(d.bytes(), &EDU[..]);
+        assert_eq!(d.description, "edu");
+    }
+
     fn first_err(s: &str) -> DumpError {
         Dump::new(s).find_map(|r| r.err()).expect("an error")
     }
