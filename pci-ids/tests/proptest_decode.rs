@@ -325,7 +325,12 @@ proptest! {
             prop_assert!(matches!(d.bytes().len(), 64 | 256 | 4096));
         }
         let _ = passthru_pci_ids::db::PciIds::parse(&s);
-        let _ = passthru_pci_ids::db::PciIdsIndex::build(&s);
+        #[cfg(feature = "alloc")]
+        {
+            let ix = passthru_pci_ids::db::PciIdsIndex::build(&s);
+            let scan = passthru_pci_ids::db::PciIds::parse(&s);
+            prop_assert_eq!(ix.err(), scan.err(), "index and scanner disagree on errors");
+        }
     }
 
     #[test]
