@@ -5,6 +5,16 @@
 //! starts with a PCI address or its length is not 64, 256 or 4096; anything else
 //! is a raw config space, whose length must be 64, 256 or 4096. Malformed input is
 //! an error naming the file and the byte offset (exit status 2).
+//!
+//! JSON: `{"devices":[...]}`, one object per device with issue 2's keys verbatim
+//! (`bdf`, `vendor_id`, `device_id`, `class` as lowercase hex strings, `header_type`,
+//! `capabilities` [`id`, `offset`, `name`] in walk order, `extended_capabilities`
+//! [`id`, `offset`, `version`, `name`], `flr`, `af_flr`, `pm_no_soft_reset`) plus
+//! `fields` per decoded capability, `capability_errors` (where a walk stopped),
+//! `present`, `multifunction`, `revision`, `config_len`, subsystem ids, `command`,
+//! `status`, `bars`, `bridge` (with `secondary_bus_reset`), `pcie_port_type`, `acs`,
+//! and names from pci.ids (`vendor_name`, `device_name`, `class_name`, ...) when a
+//! database is found.
 
 use super::Global;
 use anyhow::{anyhow, Context};
