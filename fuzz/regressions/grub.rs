@@ -22,3 +22,27 @@ fn editing_twice_equals_editing_once_when_the_variable_was_missing() {
     let twice = edit(&once, &again, &comments).unwrap();
     assert_eq!(twice, once, "second run changed the file");
 }
+
+/// Removing a token whose preceding blank sits inside a quoted part that starts right
+/// after the previous (kept) token: the cut begins at the end of the previous token,
+/// before the opening quote, and takes the quote with it, leaving an unterminated
+/// double quote (`GRUB_CMDLINE_LINUX_DEFAULT=quiet"` below). grub-mkconfig would fail
+/// to source the file. Found by fuzzing (`="xx\n_"s"\ns"` removing `s`), shown here
+/// with the documented "remove amd_iommu=on on request" case.
+#[test]
+fn removing_a_token_never_cuts_a_quote() {
+    let text = "GRUB_CMDLINE_LINUX_DEFAULT=quiet\" amd_iommu=on\"\n";
+    assert_eq!(current_tokens(text).unwrap(), ["quiet", "amd_iommu=on"]);
+    let ed = ParamEdit {
+        add: vec![],
+        remove: vec!["amd_iommu=on".into()],
+    };
+    let planned = plan(&current_tokens(text).unwrap(), &ed);
+    // Refusing is acceptable; producing a file that does not parse is not.
+    if let Ok(out) = edit(text, &planned, &[]) {
+        assert_eq!(
+            current_tokens(&out).map_err(|e| format!("{e:?} in {out:?}")),
+            Ok(vec!["quiet".to_string()])
+        );
+    }
+}
