@@ -69,7 +69,8 @@ for n in $SIZES; do
     dir=$HOSTS/$n
     if [[ ! -f $dir.stats.json || "$(cat "$dir.gen" 2>/dev/null)" != "$GEN_SUM" ]]; then
         echo "bench-scan: generating N=$n into $dir" >&2
-        rm -rf "$dir" "$dir.stats.json" "$dir.gen"
+        rm -f "$dir.gen" "$dir.stats.json"
+        rm -rf "$dir"
         "$GEN" "$n" "$dir" >"$dir.stats.json.tmp"
         mv "$dir.stats.json.tmp" "$dir.stats.json"
         echo "$GEN_SUM" >"$dir.gen"
