@@ -116,6 +116,9 @@ fn root_port_acs_and_bridge_in_json() {
     assert_eq!(d["acs"]["control"], 0x1d);
     assert_eq!(d["bridge"]["secondary"], 1);
     assert_eq!(d["bridge"]["secondary_bus_reset"], false);
+    // "Capabilities: [40] Subsystem: Red Hat, Inc. Device [1b36:0000]"
+    assert_eq!(d["subsystem_vendor_id"], "1b36");
+    assert_eq!(d["subsystem_id"], "0000");
     let acs = d["extended_capabilities"]
         .as_array()
         .unwrap()

@@ -402,6 +402,14 @@ impl ConfigBuilder {
         self.with_capability(0x09, &body[..n])
     }
 
+    /// Bridge Subsystem ID capability (0x0d), where a type 1 header keeps subsystem ids.
+    pub fn with_bridge_subsystem(self, vendor: VendorId, device: DeviceId) -> ConfigBuilder {
+        let mut body = [0u8; 6];
+        body[2..4].copy_from_slice(&vendor.0.to_le_bytes());
+        body[4..6].copy_from_slice(&device.0.to_le_bytes());
+        self.with_capability(0x0d, &body)
+    }
+
     /// Access Control Services: capability and control registers.
     pub fn with_acs(self, capability: AcsFlags, control: AcsFlags) -> ConfigBuilder {
         let mut body = [0u8; 4];
@@ -654,6 +662,7 @@ mod tests {
     fn bridge_with_slot_and_secondary_bus_reset() {
         let b = ConfigBuilder::bridge(VendorId(0x1022), DeviceId(0x1483), 0, 0x0b, 0x0b)
             .with_bridge_control(BridgeControl::SECONDARY_BUS_RESET)
+            .with_bridge_subsystem(VendorId(0x1022), DeviceId(0x1234))
             .with_pcie(PortType::RootPort, false)
             .with_pcie_slot(3, true)
             .with_ari_forwarding(true);
@@ -669,6 +678,7 @@ mod tests {
         assert!(p.hot_plug());
         assert_eq!(p.slot_capabilities.unwrap().physical_slot, 3);
         assert!(p.ari_forwarding_supported);
+        assert_eq!(c.subsystem(), Some((VendorId(0x1022), DeviceId(0x1234))));
     }
 
     #[test]

@@ -914,6 +914,27 @@ impl VendorSpecific {
     }
 }
 
+/// Bridge Subsystem ID capability (id 0x0d): a type 1 header's subsystem ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BridgeSubsystem {
+    /// Subsystem vendor ID.
+    pub vendor: VendorId,
+    /// Subsystem ID.
+    pub device: DeviceId,
+}
+
+impl BridgeSubsystem {
+    /// Decode the Bridge Subsystem ID capability at `offset`.
+    #[inline]
+    pub fn parse(config: &[u8], offset: u16) -> Result<BridgeSubsystem, DecodeError> {
+        let r = Rd::new(config, offset);
+        Ok(BridgeSubsystem {
+            vendor: VendorId(r.u16(4)?),
+            device: DeviceId(r.u16(6)?),
+        })
+    }
+}
+
 /// Enhanced Allocation capability (id 0x14): presence and entry count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EnhancedAllocation {
@@ -1469,6 +1490,8 @@ pub enum Decoded {
     VendorSpecific(VendorSpecific),
     /// Enhanced Allocation.
     EnhancedAllocation(EnhancedAllocation),
+    /// Bridge Subsystem ID.
+    BridgeSubsystem(BridgeSubsystem),
     /// AER.
     Aer(Aer),
     /// ACS.
@@ -1530,6 +1553,9 @@ impl Capability {
             }
             CapabilityId::EnhancedAllocation => {
                 EnhancedAllocation::parse(config, o).map(Decoded::EnhancedAllocation)
+            }
+            CapabilityId::BridgeSubsystem => {
+                BridgeSubsystem::parse(config, o).map(Decoded::BridgeSubsystem)
             }
             _ => return None,
         })
@@ -1642,6 +1668,10 @@ impl Decoded {
             }
             Decoded::VendorSpecific(v) => f("length", i(v.length.into())),
             Decoded::EnhancedAllocation(e) => f("entries", i(e.entries.into())),
+            Decoded::BridgeSubsystem(b) => {
+                f("subsystem_vendor_id", i(b.vendor.0.into()));
+                f("subsystem_id", i(b.device.0.into()));
+            }
             Decoded::Aer(a) => {
                 f("uncorrectable_status", i(a.uncorrectable_status));
                 f("uncorrectable_mask", i(a.uncorrectable_mask));
@@ -2014,6 +2044,19 @@ mod tests {
         let a = ext(E1000E, ExtCapabilityId::Aer);
         assert_eq!((a.offset, a.version), (0x100, 2));
         assert!(matches!(a.decode(E1000E), Some(Ok(Decoded::Aer(_)))));
+    }
+
+    #[test]
+    fn bridge_subsystem_from_real_root_port() {
+        // lspci: "Capabilities: [40] Subsystem: Red Hat, Inc. Device [1b36:0000]"
+        static ROOT_PORT: &[u8; 4096] =
+            include_bytes!("../../tests/data/captures/tcg-amd/config/0000:00:02.0.bin");
+        let c = std_cap(ROOT_PORT, CapabilityId::BridgeSubsystem);
+        assert_eq!(c.offset, 0x40);
+        let Some(Ok(Decoded::BridgeSubsystem(b))) = c.decode(ROOT_PORT) else {
+            panic!("no bridge subsystem")
+        };
+        assert_eq!((b.vendor, b.device), (VendorId(0x1b36), DeviceId(0x0000)));
     }
 
     #[test]

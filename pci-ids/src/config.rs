@@ -559,6 +559,23 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
         }
     }
 
+    /// Subsystem ids wherever this header type keeps them: the type 0 header, or a
+    /// type 1 header's Bridge Subsystem ID capability (0x0d).
+    pub fn subsystem(&self) -> Option<(VendorId, DeviceId)> {
+        match self.header_type() {
+            HeaderType::Normal => Some((
+                VendorId(self.w(field::SUBSYSTEM_VENDOR)),
+                DeviceId(self.w(field::SUBSYSTEM_ID)),
+            )),
+            HeaderType::Bridge => {
+                let off = self.find_capability(CapabilityId::BridgeSubsystem)?;
+                let b = crate::caps::BridgeSubsystem::parse(self.as_bytes(), off).ok()?;
+                Some((b.vendor, b.device))
+            }
+            _ => None,
+        }
+    }
+
     /// CardBus CIS pointer (type 0, 0x28).
     pub fn cardbus_cis(&self) -> Option<u32> {
         match self.header_type() {
@@ -1252,6 +1269,8 @@ mod tests {
         // "Interrupt: pin A routed to IRQ 22"
         assert_eq!(c.interrupt_pin(), InterruptPin::A);
         assert_eq!(c.subsystem_vendor_id(), None); // type 1: from the 0x0d capability
+                                                   // "Capabilities: [40] Subsystem: Red Hat, Inc. Device [1b36:0000]"
+        assert_eq!(c.subsystem(), Some((VendorId(0x1b36), DeviceId(0))));
     }
 
     #[test]

@@ -196,6 +196,7 @@ fn bar_json(index: usize, bar: &Bar) -> Value {
 fn device_json(bdf: Bdf, bytes: &[u8], idx: Option<&PciIdsIndex<'_>>) -> Value {
     let c = ConfigSpace::new_unchecked(bytes);
     let (v, d, cc) = (c.vendor_id(), c.device_id(), c.class_code());
+    let subsystem = c.subsystem();
     let mut caps = Vec::new();
     let mut walk_errors = Vec::new();
     if c.has_capability_area() {
@@ -258,11 +259,8 @@ fn device_json(bdf: Bdf, bytes: &[u8], idx: Option<&PciIdsIndex<'_>>) -> Value {
             "class_name": ix.class(cc.class),
             "subclass_name": ix.subclass(cc.class, cc.subclass),
             "prog_if_name": ix.prog_if(cc.class, cc.subclass, cc.prog_if),
-            "subsystem_name": match (c.subsystem_vendor_id(), c.subsystem_id()) {
-                (Some(sv), Some(sd)) => ix.subsystem(v, d, sv, sd),
-                _ => None,
-            },
-            "subsystem_vendor_name": c.subsystem_vendor_id().and_then(|sv| ix.vendor(sv)),
+            "subsystem_name": subsystem.and_then(|(sv, sd)| ix.subsystem(v, d, sv, sd)),
+            "subsystem_vendor_name": subsystem.and_then(|(sv, _)| ix.vendor(sv)),
         })
     });
     let mut out = json!({
@@ -275,8 +273,8 @@ fn device_json(bdf: Bdf, bytes: &[u8], idx: Option<&PciIdsIndex<'_>>) -> Value {
         "multifunction": c.multifunction(),
         "revision": c.revision(),
         "config_len": bytes.len(),
-        "subsystem_vendor_id": c.subsystem_vendor_id().map(|x| hex16(x.0)),
-        "subsystem_id": c.subsystem_id().map(|x| hex16(x.0)),
+        "subsystem_vendor_id": subsystem.map(|x| hex16(x.0 .0)),
+        "subsystem_id": subsystem.map(|x| hex16(x.1 .0)),
         "command": c.command().bits(),
         "status": c.status().bits(),
         "interrupt_pin": u8::from(c.interrupt_pin()),
