@@ -322,6 +322,25 @@ pub fn plan(
                 GrubFlavor::Grub2Mkconfig => "grub2-mkconfig -o /boot/grub2/grub.cfg".into(),
                 GrubFlavor::GrubMkconfig => "grub-mkconfig -o /boot/grub/grub.cfg".into(),
             });
+            // Boot Loader Specification entries (Fedora, RHEL 8+) each carry their own
+            // `options` line: grubby changes the existing ones (`--update-kernel=ALL
+            // --args/--remove-args`), /etc/default/grub the ones made later.
+            let bls = grub::tokens_of(text, "GRUB_ENABLE_BLSCFG")
+                .is_ok_and(|t| t.iter().any(|v| v == "true"));
+            if bls {
+                if !planned.add.is_empty() {
+                    hp.commands.push(format!(
+                        "grubby --update-kernel=ALL --args=\"{}\"",
+                        planned.add.join(" ")
+                    ));
+                }
+                if !planned.remove.is_empty() {
+                    hp.commands.push(format!(
+                        "grubby --update-kernel=ALL --remove-args=\"{}\"",
+                        planned.remove.join(" ")
+                    ));
+                }
+            }
         }
         Some(Bootloader::SystemdBoot) => match facts.files.get(KERNEL_CMDLINE) {
             Some(old) => {

@@ -474,3 +474,37 @@ fn existing_proxmox_vm_with_x_vga_on_seabios_drops_disable_vga() {
     let p = generate(&f, &req(&["05:00"])).unwrap();
     assert!(file(&p, MODPROBE_VFIO).unwrap().contains("disable_vga=1"));
 }
+
+#[test]
+fn bls_entries_are_updated_with_grubby() {
+    let mut f = facts(CpuVendor::Amd, "6.11.4-301.fc41.x86_64");
+    f.grub_flavor = GrubFlavor::Grub2Mkconfig;
+    f.files.insert(
+        "/etc/default/grub".into(),
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"amd_iommu=on\"\nGRUB_ENABLE_BLSCFG=true\n".into(),
+    );
+    let r = Request {
+        remove_params: vec!["amd_iommu=on".into()],
+        ..req(&["05:00"])
+    };
+    let p = generate(&f, &r).unwrap();
+    assert_eq!(
+        p.commands,
+        vec![
+            "update-initramfs -u -k all",
+            "grub2-mkconfig -o /boot/grub2/grub.cfg",
+            "grubby --update-kernel=ALL --args=\"iommu=pt\"",
+            "grubby --update-kernel=ALL --remove-args=\"amd_iommu=on\"",
+        ]
+    );
+    // Without BLS, no grubby.
+    f.files.insert(
+        "/etc/default/grub".into(),
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n".into(),
+    );
+    assert!(!generate(&f, &r)
+        .unwrap()
+        .commands
+        .iter()
+        .any(|c| c.starts_with("grubby")));
+}
