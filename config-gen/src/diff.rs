@@ -19,6 +19,15 @@ fn script<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<(char, &'a str)> {
     }
     let (ai, bi) = (&a[pre..n - suf], &b[pre..m - suf]);
     let (p, q) = (ai.len(), bi.len());
+    let mut out: Vec<(char, &str)> = a[..pre].iter().map(|l| (' ', *l)).collect();
+    // Bounded work: a middle part too large for the quadratic table is shown as one
+    // replacement (still a correct diff, only less minimal).
+    if p.saturating_mul(q) > 4_000_000 {
+        out.extend(ai.iter().map(|l| ('-', *l)));
+        out.extend(bi.iter().map(|l| ('+', *l)));
+        out.extend(a[n - suf..].iter().map(|l| (' ', *l)));
+        return out;
+    }
     let mut t = vec![vec![0u32; q + 1]; p + 1];
     for i in (0..p).rev() {
         for j in (0..q).rev() {
@@ -29,7 +38,6 @@ fn script<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<(char, &'a str)> {
             };
         }
     }
-    let mut out: Vec<(char, &str)> = a[..pre].iter().map(|l| (' ', *l)).collect();
     let (mut i, mut j) = (0, 0);
     while i < p || j < q {
         if i < p && j < q && ai[i] == bi[j] {
@@ -160,6 +168,25 @@ mod tests {
                 .collect();
             assert_eq!(ours, reference, "old={old:?} new={new:?}");
         }
+    }
+
+    #[test]
+    fn huge_rewrites_stay_bounded_and_correct() {
+        let old: String = (0..3000).map(|i| format!("a{i}\n")).collect();
+        let new: String = (0..3000).map(|i| format!("b{i}\n")).collect();
+        let d = unified("/f", Some(&old), &new);
+        assert_eq!(
+            d.lines()
+                .filter(|l| l.starts_with('-') && !l.starts_with("---"))
+                .count(),
+            3000
+        );
+        assert_eq!(
+            d.lines()
+                .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+                .count(),
+            3000
+        );
     }
 
     #[test]

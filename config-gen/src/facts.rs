@@ -73,6 +73,18 @@ fn read_opt(root: &Path, path: &str) -> Result<Option<String>> {
             source: std::io::Error::other("too many levels of symbolic links"),
         });
     };
+    // Configuration files are small; anything this large is not one (or not a file).
+    const MAX: u64 = 16 << 20;
+    if fs::metadata(&full).is_ok_and(|m| m.is_file() && m.len() > MAX) {
+        return Err(Error::Syntax {
+            path: full,
+            line: 1,
+            message: format!(
+                "larger than {} MiB: not a configuration file passthru will read",
+                MAX >> 20
+            ),
+        });
+    }
     match fs::read(&full) {
         Ok(b) => String::from_utf8(b).map(Some).map_err(|e| Error::NotText {
             path: full,
