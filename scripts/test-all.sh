@@ -17,7 +17,7 @@ as_root() {
 }
 
 step "Debian packages"
-pkgs=(pciutils pci.ids qemu-system-x86 busybox-static cpio kmod xz-utils zstd libvirt-clients libvirt0)
+pkgs=(pciutils pci.ids qemu-system-x86 busybox-static cpio kmod xz-utils zstd libvirt-clients libvirt0 libxml2-utils diffutils hyperfine time)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -26,7 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root apt-get update -qq || die "apt-get update"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" || die "apt-get install ${missing[*]}"
 fi
-for t in lspci virt-xml-validate qemu-system-x86_64; do
+for t in lspci virt-xml-validate xmllint diff qemu-system-x86_64; do
     command -v "$t" >/dev/null || die "$t not found after installing packages"
 done
 [ -f /usr/share/misc/pci.ids ] || die "/usr/share/misc/pci.ids missing (package pci.ids)"
