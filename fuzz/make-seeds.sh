@@ -98,4 +98,33 @@ u64() { printf '%b' "$(le 8 "$1")"; }
     u32 28; u32 0; u32 2; u32 16; u16 0; printf '\x06\x00'; u32 16; u16 0; printf '\x06\x01'
 } >fuzz/seeds/vfio_info/hot-reset-06.bin
 
+# host: attribute files of one device as the kernel writes them, NUL-separated in the
+# order of fuzz_targets/host.rs ATTRS, then proc/cmdline, etc/default/grub, a modprobe.d
+# file and the binary config (a real one from the captures).
+mkdir -p fuzz/seeds/host
+host_seed() { # host_seed OUT CONFIG_BIN ATTR... (14 attrs, cmdline, grub, modprobe)
+    local out=$1 bin=$2 a
+    shift 2
+    : >"$out"
+    for a in "$@"; do printf '%s\0' "$a" >>"$out"; done
+    cat "$bin" >>"$out"
+}
+res_nvme=$(printf '%s\n' \
+    '0x00000000fe600000 0x00000000fe603fff 0x0000000000140204' \
+    '0x0000000000000000 0x0000000000000000 0x0000000000000000' \
+    '0x0000000000000000 0x0000000000000000 0x0000000000000000')
+host_seed fuzz/seeds/host/nvme.bin "$amd/0000:0a:00.0.bin" \
+    0x1b36 0x0010 0x010802 0x02 0x1af4 0x1100 'flr bus' '' '' '' -1 D0 "$res_nvme" '' \
+    "$(sed -n 's/^console=/console=/p' "$caps/tcg-amd/kinfo.txt" | head -n 1)" \
+    "$(cat fuzz/seeds/grub/proxmox)" "$(cat fuzz/seeds/modprobe/vfio.conf)"
+res_gpu=$(printf '%s\n' \
+    '0x000000d000000000 0x000000d00fffffff 0x000000000014220c' \
+    '0x0000000000000000 0x0000000000000000 0x0000000000000000' \
+    '0x000000000000e000 0x000000000000e0ff 0x0000000000040101' \
+    '0x00000000fca00000 0x00000000fca7ffff 0x0000000000040200')
+host_seed fuzz/seeds/host/gpu-like.bin "$amd/0000:03:00.0.bin" \
+    0x1002 0x73bf 0x030000 0xc1 0x1458 0x2326 'pm bus' 1 0 0 0 D3hot "$res_gpu" vfio-pci \
+    'BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet amd_iommu=on iommu=pt' \
+    "$(cat fuzz/seeds/grub/debian)" "$(cat fuzz/seeds/modprobe/blacklist.conf)"
+
 echo "seeds: config $(ls fuzz/seeds/config | wc -l) files, pci_ids $(du -ch fuzz/seeds/pci_ids/* | tail -1 | cut -f1), lspci_dump $(ls fuzz/seeds/lspci_dump | wc -l) files"
