@@ -333,18 +333,61 @@ struct Assignment {
     word: Word,
 }
 
+/// What the scanner found in the file.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Every line-start assignment of the variable, in order.
+    assigns: Vec<Assignment>,
+    /// Start of every logical line: a byte offset where the shell begins a new command
+    /// line (not inside a quoted string of another line, not after a backslash
+    /// continuation). Only these can hold passthru's comment lines.
+    line_starts: Vec<usize>,
+    /// Whether the end of the text is such a line start (the text is empty or ends
+    /// with a newline that closes a logical line).
+    ends_at_line_start: bool,
+}
+
+impl Scan {
+    /// Whether a `# passthru: ` comment line, as the shell reads it, starts at `at`.
+    fn is_comment_line(&self, text: &str, at: usize) -> bool {
+        text[at..].starts_with(COMMENT_PREFIX) && self.line_starts.binary_search(&at).is_ok()
+    }
+
+    /// Start of the block of passthru comment lines that ends right at the logical line
+    /// start `at` (the assignment's line, or the end of the text): `at` when there is
+    /// none. These lines are passthru's own; every edit rewrites exactly this block, so
+    /// the same rule applies whether the assignment exists or is being appended.
+    fn comment_block_start(&self, text: &str, at: usize) -> usize {
+        let mut head = at;
+        while head > 0 {
+            let prev = text[..head - 1].rfind('\n').map_or(0, |p| p + 1);
+            if !self.is_comment_line(text, prev) {
+                break;
+            }
+            head = prev;
+        }
+        head
+    }
+}
+
 /// Find every line-start assignment of [`VAR`], skipping comments and the insides of
 /// quoted strings of other lines. An assignment elsewhere (after `;`, inside `if`) is an
 /// error: passthru cannot tell which one wins.
 fn assignments(text: &str, var: &str) -> Result<Vec<Assignment>, (usize, String)> {
+    Ok(scan(text, var)?.assigns)
+}
+
+/// The scan behind [`assignments`], also recording logical line starts.
+fn scan(text: &str, var: &str) -> Result<Scan, (usize, String)> {
     if let Some(p) = text.find("\r\n") {
         return Err((p, "CRLF line endings: the shell that reads this file would keep the carriage returns in the values; convert it to LF line endings first".into()));
     }
     let b = text.as_bytes();
-    let mut out = Vec::new();
+    let mut out = Scan::default();
     let mut i = 0;
     while i < b.len() {
         let line_start = i;
+        out.line_starts.push(line_start);
         while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
             i += 1;
         }
@@ -366,7 +409,7 @@ fn assignments(text: &str, var: &str) -> Result<Vec<Assignment>, (usize, String)
         if text[j..].starts_with(&assign) {
             let word = parse_word(text, j + assign.len())?;
             i = word.end;
-            out.push(Assignment { line_start, word });
+            out.assigns.push(Assignment { line_start, word });
         }
         // Scan the rest of the logical line, stepping over quoted strings.
         while i < b.len() && b[i] != b'\n' {
@@ -397,6 +440,9 @@ fn assignments(text: &str, var: &str) -> Result<Vec<Assignment>, (usize, String)
         }
         i += 1;
     }
+    // `i` lands exactly on the end only when the last logical line ended with its
+    // newline; a word (or continuation) running to the end leaves it past.
+    out.ends_at_line_start = i == b.len();
     Ok(out)
 }
 
@@ -461,6 +507,15 @@ pub fn to_error(path: &str, text: &str, e: EditError) -> crate::Error {
     }
 }
 
+/// Append passthru's comment lines (one per entry, each ended by a newline).
+fn push_comments(out: &mut String, comments: &[String]) {
+    for c in comments {
+        out.push_str(COMMENT_PREFIX);
+        out.push_str(c);
+        out.push('\n');
+    }
+}
+
 fn safe_unquoted(raw: &str) -> bool {
     raw.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"_-.,:=+/@%".contains(&b))
@@ -470,8 +525,8 @@ fn safe_unquoted(raw: &str) -> bool {
 /// lines above it (`comments`: one line each, without the prefix). When the variable is
 /// not assigned, an assignment is appended at the end of the file.
 pub fn edit(text: &str, planned: &Planned, comments: &[String]) -> Result<String, EditError> {
-    let all = assignments(text, VAR)?;
-    let Some(a) = all.last() else {
+    let sc = scan(text, VAR)?;
+    let Some(a) = sc.assigns.last() else {
         if planned.add.is_empty() {
             return Ok(text.to_string());
         }
@@ -481,15 +536,23 @@ pub fn edit(text: &str, planned: &Planned, comments: &[String]) -> Result<String
                 "the file ends with a carriage return".into(),
             ));
         }
-        let mut out = text.to_string();
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
+        let mut base = text.to_string();
+        if !base.is_empty() && !base.ends_with('\n') {
+            base.push('\n');
         }
-        for c in comments {
-            out.push_str(COMMENT_PREFIX);
-            out.push_str(c);
-            out.push('\n');
+        let mut sc = scan(&base, VAR)?;
+        if !sc.ends_at_line_start {
+            // The last line continues (`\` before its newline): end it, so that the
+            // comment lines and the assignment start lines of their own.
+            base.push('\n');
+            sc = scan(&base, VAR)?;
         }
+        // passthru comment lines already at the end (the assignment was deleted by
+        // hand) are the block this edit rewrites, exactly as they would be above an
+        // existing assignment.
+        let head = sc.comment_block_start(&base, base.len());
+        let mut out = base[..head].to_string();
+        push_comments(&mut out, comments);
         out.push_str(&format!("{VAR}=\"{}\"\n", planned.add.join(" ")));
         return Ok(out);
     };
@@ -525,15 +588,18 @@ pub fn edit(text: &str, planned: &Planned, comments: &[String]) -> Result<String
             ));
         }
         // Take the whitespace before it when a kept token precedes it (and the gap is in
-        // the same quoted part), else the whitespace after it.
+        // the same quoted part), else the whitespace after it. A cut spans raw text of
+        // this one quoted part only: it starts and ends at decoded characters of the part
+        // (the token and its gap), never at the neighbour token, whose end or start may
+        // sit in another part with a quote in between that must stay.
         let gap_same = |from: usize, to: usize| chars[from..to].iter().all(|d| d.seg == seg);
         let (cs, ce) = if k > 0
             && removed[..k].iter().any(|r| !r)
             && gap_same(toks[k - 1].last + 1, t.first)
         {
-            (chars[toks[k - 1].last].end, chars[t.last].end)
+            (chars[toks[k - 1].last + 1].start, chars[t.last].end)
         } else if let Some(n) = toks.get(k + 1).filter(|n| gap_same(t.last + 1, n.first)) {
-            (chars[t.first].start, chars[n.first].start)
+            (chars[t.first].start, chars[n.first - 1].end)
         } else {
             (chars[t.first].start, chars[t.last].end)
         };
@@ -577,23 +643,10 @@ pub fn edit(text: &str, planned: &Planned, comments: &[String]) -> Result<String
         }
     }
     // 2. Comment lines right above the assignment: drop old passthru ones, write new.
-    let mut head_end = a.line_start;
-    loop {
-        let prev_start = text[..head_end.saturating_sub(1)]
-            .rfind('\n')
-            .map_or(0, |p| p + 1);
-        if head_end == 0 || !text[prev_start..head_end].starts_with(COMMENT_PREFIX) {
-            break;
-        }
-        head_end = prev_start;
-    }
+    let head = sc.comment_block_start(text, a.line_start);
     let mut out = String::with_capacity(text.len() + 256);
-    out.push_str(&text[..head_end]);
-    for c in comments {
-        out.push_str(COMMENT_PREFIX);
-        out.push_str(c);
-        out.push('\n');
-    }
+    out.push_str(&text[..head]);
+    push_comments(&mut out, comments);
     out.push_str(&line);
     out.push_str(rest);
     Ok(out)
@@ -744,6 +797,112 @@ mod tests {
         );
         assert!(p2.is_noop());
         assert_eq!(edit(&once, &p2, &["iommu=pt: why".into()]).unwrap(), once);
+    }
+
+    /// Edit with `comments`, then plan the same edit again on the result: a no-op that
+    /// must leave the bytes alone.
+    fn edit_twice(text: &str, add: &[&str], remove: &[&str], comments: &[&str]) -> String {
+        let ed = ParamEdit {
+            add: add.iter().map(|s| s.to_string()).collect(),
+            remove: remove.iter().map(|s| s.to_string()).collect(),
+        };
+        let comments: Vec<String> = comments.iter().map(|s| s.to_string()).collect();
+        let once = edit(text, &plan(&current_tokens(text).unwrap(), &ed), &comments).unwrap();
+        let again = plan(&current_tokens(&once).unwrap(), &ed);
+        assert!(again.is_noop(), "{again:?} after {once:?}");
+        let twice = edit(&once, &again, &comments).unwrap();
+        assert_eq!(twice, once, "second edit changed the file");
+        once
+    }
+
+    #[test]
+    fn edit_is_idempotent_when_the_variable_was_missing_below_passthru_comments() {
+        // Found by fuzzing: the appended assignment came below a stale passthru comment
+        // line, which the second edit then treated as its own and dropped. Both edits now
+        // own the same block: the passthru comment lines right above where the
+        // assignment is, or is appended.
+        for (text, want) in [
+            (
+                "# passthru: stale\n",
+                "# passthru: iommu=pt: why\nGRUB_CMDLINE_LINUX_DEFAULT=\"iommu=pt\"\n",
+            ),
+            (
+                "GRUB_TIMEOUT=5\n# passthru: stale",
+                "GRUB_TIMEOUT=5\n# passthru: iommu=pt: why\nGRUB_CMDLINE_LINUX_DEFAULT=\"iommu=pt\"\n",
+            ),
+            (
+                "# passthru: a\n# mine\n# passthru: b\n",
+                "# passthru: a\n# mine\n# passthru: iommu=pt: why\nGRUB_CMDLINE_LINUX_DEFAULT=\"iommu=pt\"\n",
+            ),
+        ] {
+            assert_eq!(edit_twice(text, &["iommu=pt"], &[], &["iommu=pt: why"]), want);
+        }
+    }
+
+    #[test]
+    fn edit_is_idempotent_after_a_continued_last_line() {
+        // `A=b \` + newline at the end: lines appended right after it would continue
+        // that command, so the comment would not be a comment line of its own.
+        let out = edit_twice("A=b \\\n", &["iommu=pt"], &[], &["c"]);
+        assert_eq!(
+            out,
+            "A=b \\\n\n# passthru: c\nGRUB_CMDLINE_LINUX_DEFAULT=\"iommu=pt\"\n"
+        );
+        assert_eq!(tokens_of(&out, "A").unwrap(), ["b"]);
+    }
+
+    #[test]
+    fn edit_never_drops_comment_like_lines_inside_other_strings() {
+        // The line right above the assignment looks like a passthru comment but is the
+        // end of another variable's quoted value: the user's, kept byte for byte.
+        let text = "X=\"a\n# passthru: in a string\"\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n";
+        let out = edit_twice(text, &["iommu=pt"], &[], &["c"]);
+        assert_eq!(
+            out,
+            "X=\"a\n# passthru: in a string\"\n# passthru: c\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet iommu=pt\"\n"
+        );
+        assert_eq!(
+            current_value(&out).unwrap().as_deref(),
+            Some("quiet iommu=pt")
+        );
+        assert_eq!(tokens_of(&out, "X").unwrap(), tokens_of(text, "X").unwrap());
+    }
+
+    #[test]
+    fn removing_a_token_never_leaves_an_unterminated_quote() {
+        // Found by fuzzing: the gap before the removed token sits in a quoted part that
+        // opens right after the kept token; the cut began at the kept token's end and
+        // took the opening quote. Cuts now start and end inside the token's own part.
+        for (text, remove, want) in [
+            (
+                "GRUB_CMDLINE_LINUX_DEFAULT=quiet\" amd_iommu=on\"\n",
+                "amd_iommu=on",
+                "GRUB_CMDLINE_LINUX_DEFAULT=quiet\"\"\n",
+            ),
+            (
+                "GRUB_CMDLINE_LINUX_DEFAULT=quiet' amd_iommu=on'\n",
+                "amd_iommu=on",
+                "GRUB_CMDLINE_LINUX_DEFAULT=quiet''\n",
+            ),
+            // The mirror case: the gap after the token ends where the next part opens.
+            (
+                "GRUB_CMDLINE_LINUX_DEFAULT=\"amd_iommu=on \"quiet\n",
+                "amd_iommu=on",
+                "GRUB_CMDLINE_LINUX_DEFAULT=\"\"quiet\n",
+            ),
+            (
+                "GRUB_CMDLINE_LINUX_DEFAULT='amd_iommu=on '\"quiet\"\n",
+                "amd_iommu=on",
+                "GRUB_CMDLINE_LINUX_DEFAULT=''\"quiet\"\n",
+            ),
+        ] {
+            let out = merge(text, &[], &[remove]);
+            assert_eq!(out, want);
+            assert_eq!(current_tokens(&out).unwrap(), ["quiet"], "{out}");
+            // Adding afterwards works on the result too.
+            let m = merge(&out, &["iommu=pt"], &[]);
+            assert_eq!(current_tokens(&m).unwrap(), ["quiet", "iommu=pt"], "{m}");
+        }
     }
 
     #[test]
