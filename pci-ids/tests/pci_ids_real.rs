@@ -38,6 +38,7 @@ fn count_lines(text: &str) -> (usize, usize, usize) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "1.4 MB of text; the parser's own tests run under Miri")]
 fn real_database_parses_and_index_covers_every_line() {
     let db = real();
     let ids = db.ids().unwrap();
@@ -89,6 +90,7 @@ fn real_database_parses_and_index_covers_every_line() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "indexes 1.4 MB of text; the parser's own tests run under Miri")]
 fn scenario_devices_have_names() {
     // DOMAIN.md's story: the four functions the user passed through.
     let db = real();
@@ -119,6 +121,7 @@ fn scan_and_index_agree_on_misses() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "reads 64 MiB: file I/O, not byte handling")]
 fn endless_file_is_an_error_not_a_hang() {
     match Database::load("/dev/zero") {
         Err(e @ passthru_pci_ids::db::LoadError::TooLarge { .. }) => {

@@ -8,6 +8,14 @@ use passthru_pci_ids::caps::{
 use passthru_pci_ids::{ClassCode, ConfigSpace, DeviceId, VendorId};
 use proptest::prelude::*;
 
+/// `n` cases, unless `PROPTEST_CASES` says otherwise (scripts/miri.sh sets it low).
+fn cases(n: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n)
+}
+
 fn exercise<T: AsRef<[u8]>>(c: &ConfigSpace<T>) {
     let b = c.as_bytes();
     let _ = (
@@ -75,7 +83,7 @@ fn capful_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(cases(512)))]
 
     #[test]
     fn any_bytes_of_any_length_decode_without_panic(bytes in prop::collection::vec(any::<u8>(), 0..4200)) {
@@ -230,7 +238,7 @@ fn apply(mut b: ConfigBuilder, stds: &[Std], exts: &[Ext]) -> ConfigBuilder {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
 
     #[test]
     fn builder_to_decoder_preserves_every_capability(
@@ -317,7 +325,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
 
     #[test]
     fn any_text_never_panics_the_dump_and_pci_ids_parsers(s in "[0-9a-fA-F: \\t\\n.xC#]{0,400}") {
