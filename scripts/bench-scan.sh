@@ -159,8 +159,12 @@ if [[ " $SIZES " == *" 1000 "* ]]; then
     rss "check-1000" "$P" check --json --root "$C1000"
     if [[ $CRITERION == 1 ]]; then
         echo "bench-scan: criterion split (Host::load vs check), load $(load)" >&2
-        rm -rf "$REPO/target/criterion/check_every_gpu_n1000"
-        PASSTHRU_BENCH_ROOT=$C1000 cargo bench --quiet -p passthru-bench --bench check_gpus \
+        rm -rf "$REPO/target/criterion/check_every_gpu_n1000" "$REPO/target/criterion/check_every_gpu_large"
+        large=
+        if [[ " $SIZES " == *" 10000 "* ]]; then
+            large=$HOSTS/10000
+        fi
+        PASSTHRU_BENCH_ROOT=$C1000 PASSTHRU_BENCH_ROOT_LARGE=$large cargo bench --quiet -p passthru-bench --bench check_gpus \
             >"$OUT/criterion.txt" 2>&1 || die "criterion bench failed (see $OUT/criterion.txt)"
     fi
 fi
@@ -283,9 +287,22 @@ if c:
         ests[key] = e["point_estimate"]
         print(f"| {what} | {fn} | {ms(e['point_estimate'] / 1e9)} | 95% CI {ms(ci['lower_bound'] / 1e9)} – "
               f"{ms(ci['upper_bound'] / 1e9)} | | criterion | | |")
+    try:
+        e = json.load(open(f"{repo}/target/criterion/check_every_gpu_large/analysis_check/new/estimates.json"))["median"]
+        s10 = json.load(open(f"{hosts}/10000.stats.json"))
+        ci = e["confidence_interval"]
+        print(f"| analysis, N = 10,000 ({s10['gpus']} GPUs) | `check(&host, &[])` | {ms(e['point_estimate'] / 1e9)} | "
+              f"95% CI {ms(ci['lower_bound'] / 1e9)} – {ms(ci['upper_bound'] / 1e9)} | | criterion | | |")
+        if "analysis_check" in ests:
+            ests["large"] = e["point_estimate"]
+    except OSError:
+        pass
     if "load_sysfs" in ests and "analysis_check" in ests:
         tot = ests["load_sysfs"] + ests["analysis_check"]
         print()
         print(f"Split: reading sysfs {100 * ests['load_sysfs'] / tot:.1f}%, analysis "
-              f"{100 * ests['analysis_check'] / tot:.1f}% of load + check.")
+              f"{100 * ests['analysis_check'] / tot:.1f}% of load + check.", end="")
+        if "large" in ests:
+            print(f" Analysis N = 1,000 → 10,000: {ests['large'] / ests['analysis_check']:.0f}x.", end="")
+        print()
 EOF

@@ -4,7 +4,8 @@
 //!
 //! The tree is generated once into `target/bench-hosts/criterion-1000` (or the
 //! directory in `$PASSTHRU_BENCH_ROOT`: an absolute path to a generated tree; cargo
-//! runs benches from `bench/`).
+//! runs benches from `bench/`). With `$PASSTHRU_BENCH_ROOT_LARGE` (absolute path to
+//! another generated tree) the analysis alone is also timed on that tree.
 
 #![forbid(unsafe_code)]
 
@@ -52,6 +53,22 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The analysis alone on a larger tree, to show how it scales with N.
+    if let Some(large) = std::env::var_os("PASSTHRU_BENCH_ROOT_LARGE") {
+        let host = Host::load(PathBuf::from(large)).expect("loading the large host");
+        eprintln!(
+            "check_gpus: large tree: {} functions, {} GPUs",
+            host.devices.len(),
+            host.display_devices().len()
+        );
+        let mut g = c.benchmark_group("check_every_gpu_large");
+        g.sample_size(10);
+        g.bench_function("analysis_check", |b| {
+            b.iter(|| check(black_box(&host), &[]).expect("check"))
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, bench);
