@@ -414,6 +414,10 @@ fn scan(text: &str, var: &str) -> Result<Scan, (usize, String)> {
         // Scan the rest of the logical line, stepping over quoted strings.
         while i < b.len() && b[i] != b'\n' {
             match b[i] {
+                // A continuation between words: the next physical line goes on with this
+                // command, and what starts it must be checked like any other word (it
+                // may assign the variable: `GRUB_TIMEOUT=5 \` + newline + `VAR=...`).
+                b'\\' if b.get(i + 1) == Some(&b'\n') => i += 2,
                 b'"' | b'\'' | b'\\' | b'$' | b'`' => {
                     let w = parse_word(text, i)?;
                     i = w.end.max(i + 1);
@@ -427,7 +431,7 @@ fn scan(text: &str, var: &str) -> Result<Scan, (usize, String)> {
                     // Byte-wise: `i` may sit inside a multi-byte character here.
                     if b[i..].starts_with(var.as_bytes())
                         && b.get(i + var.len()) == Some(&b'=')
-                        && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+                        && starts_word(b, i)
                     {
                         return Err((
                             i,
@@ -444,6 +448,17 @@ fn scan(text: &str, var: &str) -> Result<Scan, (usize, String)> {
     // newline; a word (or continuation) running to the end leaves it past.
     out.ends_at_line_start = i == b.len();
     Ok(out)
+}
+
+/// Whether a word may start at `i` for the shell: the byte before it, looking through
+/// backslash-newline continuations (which join physical lines into one word), is not
+/// part of a name.
+fn starts_word(b: &[u8], i: usize) -> bool {
+    let mut p = i;
+    while p >= 2 && b[p - 1] == b'\n' && b[p - 2] == b'\\' {
+        p -= 2;
+    }
+    p == 0 || !(b[p - 1].is_ascii_alphanumeric() || b[p - 1] == b'_')
 }
 
 /// The effective kernel tokens of [`VAR`]: its last assignment, with self-references
@@ -938,6 +953,25 @@ mod tests {
         let t = "A=1\nif true; then GRUB_CMDLINE_LINUX_DEFAULT=x; fi\n";
         let e = current_tokens(t).unwrap_err();
         assert_eq!(line_of(t, e.0), 2);
+    }
+
+    #[test]
+    fn an_assignment_after_a_continuation_is_never_missed() {
+        // `GRUB_TIMEOUT=5 \` + newline + the assignment is one command setting both: read
+        // as "not assigned", the user's tokens would be dropped by the appended
+        // assignment. passthru cannot edit it in place, so it refuses, naming the line.
+        let t = "GRUB_TIMEOUT=5 \\\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n";
+        let e = current_tokens(t).unwrap_err();
+        assert_eq!(line_of(t, e.0), 2);
+        assert!(e.1.contains("middle of a line"), "{}", e.1);
+        // A continuation inside a word joins it: no assignment of the variable (as sh
+        // reads them: A is `xGRUB_CMDLINE_LINUX_DEFAULT=y`, the command `true abc...`).
+        for t in [
+            "A=\"x\"\\\nGRUB_CMDLINE_LINUX_DEFAULT=y\n",
+            "true abc\\\nGRUB_CMDLINE_LINUX_DEFAULT=y\n",
+        ] {
+            assert_eq!(current_tokens(t).unwrap(), Vec::<String>::new(), "{t:?}");
+        }
     }
 
     #[test]
