@@ -17,9 +17,9 @@
 //! slots run out. The last functions are filled with NVMe blocks and empty root
 //! ports so the total is exactly `n`.
 //!
-//! The tree is laid out by [`passthru_iommu_groups::fixture::Fixture::write`];
-//! [`write_host`] then adds what the fixture builder cannot express: the SR-IOV
-//! `physfn` / `virtfnN` symbolic links and an `irq` attribute per function.
+//! The tree is laid out by [`passthru_iommu_groups::fixture::Fixture::write`]
+//! (including the SR-IOV `physfn` / `virtfnN` links); [`write_host`] then adds an
+//! `irq` attribute per function, as the kernel has and lspci reads.
 
 #![forbid(unsafe_code)]
 
@@ -28,10 +28,8 @@ use passthru_iommu_groups::CpuVendor;
 use passthru_pci_ids::builder::ConfigBuilder;
 use passthru_pci_ids::caps::{AcsFlags, PortType};
 use passthru_pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
-use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 /// What [`synthetic_host`] generated, for checking the loaded model against.
@@ -51,13 +49,11 @@ pub struct Stats {
     pub vfs: usize,
 }
 
-/// A generated host: the fixture description, the SR-IOV links to add and the counts.
+/// A generated host: the fixture description and the counts.
 #[derive(Debug, Clone)]
 pub struct SyntheticHost {
     /// The fixture (topology, groups, drivers, kernel command line, modules).
     pub fixture: Fixture,
-    /// (virtual function, its physical function, VF index).
-    pub vf_links: Vec<(Bdf, Bdf, u16)>,
     /// Counts.
     pub stats: Stats,
 }
@@ -134,7 +130,6 @@ fn endpoint(vendor: u16, device: u16, class: u32) -> ConfigBuilder {
 
 struct Gen {
     f: Fixture,
-    vf_links: Vec<(Bdf, Bdf, u16)>,
     stats: Stats,
     group: u32,
     domain: u16,
@@ -336,11 +331,11 @@ impl Gen {
                 self.push(
                     FixtureDevice::from_builder(vf, &vcfg)
                         .parent(rp)
+                        .physfn(pf)
                         .group(g)
                         .driver(drv)
                         .reset_method("flr"),
                 );
-                self.vf_links.push((vf, pf, i));
                 self.stats.vfs += 1;
             }
         }
@@ -501,7 +496,6 @@ pub fn synthetic_host(n: usize) -> SyntheticHost {
     );
     let mut g = Gen {
         f,
-        vf_links: Vec::new(),
         stats: Stats::default(),
         group: 0,
         domain: 0,
@@ -512,7 +506,6 @@ pub fn synthetic_host(n: usize) -> SyntheticHost {
     if n == 0 {
         return SyntheticHost {
             fixture: g.f,
-            vf_links: g.vf_links,
             stats: g.stats,
         };
     }
@@ -538,7 +531,6 @@ pub fn synthetic_host(n: usize) -> SyntheticHost {
     }
     SyntheticHost {
         fixture: g.f,
-        vf_links: g.vf_links,
         stats: g.stats,
     }
 }
@@ -554,39 +546,28 @@ fn device_dir(root: &Path, b: Bdf) -> io::Result<PathBuf> {
     Ok(PathBuf::from("sys").join(rel))
 }
 
-fn relative_link(from_dir: &Path, to: &Path) -> PathBuf {
-    let mut p = PathBuf::new();
-    for _ in from_dir.components() {
-        p.push("..");
-    }
-    p.join(to)
-}
-
 /// Write `h` under `root` (which should be empty or absent): the fixture tree,
-/// then SR-IOV `physfn`/`virtfnN` links and `irq` attributes.
+/// then an `irq` attribute per function.
 pub fn write_host(h: &SyntheticHost, root: &Path) -> io::Result<()> {
     h.fixture
         .write(root)
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    let mut dirs: BTreeMap<Bdf, PathBuf> = BTreeMap::new();
+        .map_err(|e| io::Error::other(error_chain(&e)))?;
     for (n, d) in h.fixture.devices.iter().enumerate() {
         let dir = device_dir(root, d.bdf)?;
         fs::write(root.join(&dir).join("irq"), format!("{}\n", 32 + n % 200))?;
-        dirs.insert(d.bdf, dir);
-    }
-    for (vf, pf, i) in &h.vf_links {
-        let (Some(vd), Some(pd)) = (dirs.get(vf), dirs.get(pf)) else {
-            return Err(io::Error::other(format!(
-                "SR-IOV pair {vf} / {pf} not written"
-            )));
-        };
-        symlink(relative_link(vd, pd), root.join(vd).join("physfn"))?;
-        symlink(
-            relative_link(pd, vd),
-            root.join(pd).join(format!("virtfn{i}")),
-        )?;
     }
     Ok(())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
 }
 
 #[cfg(test)]
