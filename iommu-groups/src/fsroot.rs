@@ -21,6 +21,10 @@ pub(crate) const MAX_DIR_ENTRIES: usize = 65_536;
 pub(crate) const TEXT_LIMIT: usize = 64 * 1024;
 /// Bound for larger text files (`/proc/cpuinfo`, `/proc/modules`, `/etc` files).
 pub(crate) const BIG_TEXT_LIMIT: usize = 4 * 1024 * 1024;
+/// The read buffer starts this large (a page-sized attribute, a 4 KiB config space fits).
+const SCRATCH_HINT: usize = 8 * 1024;
+/// The read buffer is dropped after a file that made it grow past this.
+const SCRATCH_KEEP: usize = 64 * 1024;
 
 /// What a path names once resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +67,94 @@ pub(crate) struct FsRoot {
     trace: Option<RefCell<Trace>>,
     /// Link-free directories already checked (saves re-walking shared prefixes).
     known_dirs: RefCell<HashSet<PathBuf>>,
+    /// Reused read buffer: a file is read into it, then copied out at its exact size.
+    scratch: RefCell<Vec<u8>>,
+    /// File-system operations done so far (tests pin the loader's work per device).
+    #[cfg(test)]
+    pub(crate) ops: std::cell::Cell<Ops>,
+}
+
+/// File-system operations counted in test builds: each is one system call or
+/// a short fixed sequence of them (an open is open + reads + close).
+#[cfg(test)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ops {
+    /// `lstat` of a path component.
+    pub stats: usize,
+    /// `readlink`.
+    pub readlinks: usize,
+    /// Files opened and read.
+    pub opens: usize,
+    /// Directories listed.
+    pub listings: usize,
+}
+
+#[cfg(test)]
+impl Ops {
+    /// Every operation.
+    pub fn total(&self) -> usize {
+        self.stats + self.readlinks + self.opens + self.listings
+    }
+}
+
+/// Count one operation (test builds only).
+macro_rules! tally {
+    ($fs:expr, $field:ident) => {
+        #[cfg(test)]
+        {
+            let mut o = $fs.ops.get();
+            o.$field += 1;
+            $fs.ops.set(o);
+        }
+    };
+}
+
+/// A link-free directory, resolved once, with its entries listed once (one
+/// `getdents` instead of one `lstat` per attribute). Reads through it give the
+/// same results, errors and recording as the path-based reads of `dir/name`:
+/// an entry the listing lacks is absent, a regular file is opened directly, and
+/// a symbolic link (or any name when the directory could not be listed) falls
+/// back to resolving the path.
+#[derive(Debug)]
+pub(crate) struct Dir {
+    path: PathBuf,
+    /// Sorted entry names and kinds; `None` when listing failed (then every read resolves).
+    entries: Option<Vec<(String, Kind)>>,
+}
+
+/// What a [`Dir`]'s listing says about one name.
+enum Entry {
+    /// Not in the listing: absent.
+    Absent,
+    /// Present and not a link: its kind.
+    Plain(Kind),
+    /// A symbolic link: resolve the path.
+    Link,
+    /// The directory could not be listed: resolve the path.
+    Unlisted,
+}
+
+impl Dir {
+    /// Its path (relative to the root, link-free).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its path, owned.
+    pub fn into_path(self) -> PathBuf {
+        self.path
+    }
+
+    fn entry(&self, name: &str) -> Entry {
+        let Some(v) = &self.entries else {
+            return Entry::Unlisted;
+        };
+        match v.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            Err(_) => Entry::Absent,
+            Ok(i) if v[i].1 == Kind::Link => Entry::Link,
+            Ok(i) => Entry::Plain(v[i].1),
+        }
+    }
 }
 
 impl FsRoot {
@@ -81,6 +173,9 @@ impl FsRoot {
             dir: dir.to_path_buf(),
             trace: record.then(|| RefCell::new(Trace::default())),
             known_dirs: RefCell::new(HashSet::new()),
+            scratch: RefCell::new(Vec::new()),
+            #[cfg(test)]
+            ops: std::cell::Cell::new(Ops::default()),
         })
     }
 
@@ -144,6 +239,7 @@ impl FsRoot {
                 kind = Kind::Dir;
                 continue;
             }
+            tally!(self, stats);
             let md = match fs::symlink_metadata(self.real(&next)) {
                 Ok(md) => md,
                 Err(e) if is_absent(&e) => return Ok(None),
@@ -159,6 +255,7 @@ impl FsRoot {
                         path: rel.to_path_buf(),
                     });
                 }
+                tally!(self, readlinks);
                 let target = fs::read_link(self.real(&next)).map_err(|source| Error::Io {
                     path: next.clone(),
                     source,
@@ -210,18 +307,25 @@ impl FsRoot {
             return Ok(None);
         };
         let at = pdir.join(name);
+        tally!(self, stats);
         match fs::symlink_metadata(self.real(&at)) {
             Ok(md) if md.file_type().is_symlink() => {}
             Ok(_) => return Ok(None),
             Err(e) if is_absent(&e) => return Ok(None),
             Err(source) => return Err(Error::Io { path: at, source }),
         }
+        self.link_target(at).map(Some)
+    }
+
+    /// The raw target of the link-free path `at`, known to be a symbolic link; recorded.
+    fn link_target(&self, at: PathBuf) -> Result<PathBuf> {
+        tally!(self, readlinks);
         let target = fs::read_link(self.real(&at)).map_err(|source| Error::Io {
             path: at.clone(),
             source,
         })?;
         self.note_link(&at, &target);
-        Ok(Some(target))
+        Ok(target)
     }
 
     /// Read at most `limit` bytes of the regular file `rel`. `Ok(None)` when absent.
@@ -230,43 +334,54 @@ impl FsRoot {
         let Some((p, k)) = self.resolve(rel)? else {
             return Ok(None);
         };
+        self.read_resolved(p, k, limit, strict).map(Some)
+    }
+
+    /// Read the link-free path `p`, whose kind is `k` (only a regular file is opened).
+    fn read_resolved(&self, p: PathBuf, k: Kind, limit: usize, strict: bool) -> Result<Vec<u8>> {
         if k != Kind::File {
             return Err(Error::Io {
                 path: p,
                 source: std::io::Error::other("not a regular file"),
             });
         }
+        tally!(self, opens);
         let f = fs::File::open(self.real(&p)).map_err(|source| Error::Io {
             path: p.clone(),
             source,
         })?;
-        let mut buf = Vec::new();
-        f.take(limit as u64 + 1)
-            .read_to_end(&mut buf)
-            .map_err(|source| Error::Io {
+        let mut scratch = self.scratch.borrow_mut();
+        scratch.clear();
+        // Room for a whole attribute or config space plus the byte that tells a
+        // longer file, so most files take one read and the read that sees the end.
+        scratch.reserve(limit.min(SCRATCH_HINT) + 1);
+        let read = f.take(limit as u64 + 1).read_to_end(&mut scratch);
+        let buf = match read {
+            Err(source) => Err(Error::Io {
                 path: p.clone(),
                 source,
-            })?;
-        if buf.len() > limit {
-            if strict {
-                return Err(Error::TooLarge { path: p, limit });
-            }
-            buf.truncate(limit);
+            }),
+            Ok(_) if scratch.len() > limit && strict => Err(Error::TooLarge {
+                path: p.clone(),
+                limit,
+            }),
+            Ok(_) => Ok(scratch[..scratch.len().min(limit)].to_vec()),
+        };
+        if scratch.capacity() > SCRATCH_KEEP {
+            // A big file (cpuinfo, an /etc file): do not hold its size for the whole load.
+            *scratch = Vec::new();
         }
+        drop(scratch);
+        let buf = buf?;
         if let Some(t) = &self.trace {
             t.borrow_mut().files.insert(p, buf.clone());
         }
-        Ok(Some(buf))
+        Ok(buf)
     }
 
     /// Read a UTF-8 text file of at most `limit` bytes. `Ok(None)` when absent.
     pub fn read_text(&self, rel: &Path, limit: usize) -> Result<Option<String>> {
-        match self.read_bytes(rel, limit, true)? {
-            None => Ok(None),
-            Some(b) => String::from_utf8(b).map(Some).map_err(|_| Error::NotUtf8 {
-                path: rel.to_path_buf(),
-            }),
-        }
+        text_of(self.read_bytes(rel, limit, true)?, rel)
     }
 
     /// The entries of directory `rel` (names that are not UTF-8 are skipped), sorted.
@@ -279,19 +394,26 @@ impl FsRoot {
             return Ok(None);
         }
         self.note_seen(&p, Kind::Dir);
-        let rd = fs::read_dir(self.real(&p)).map_err(|source| Error::Io {
-            path: p.clone(),
+        self.entries(&p, true).map(Some)
+    }
+
+    /// The sorted entries of the link-free directory `p` (names that are not UTF-8
+    /// skipped); with `record` (and a recorder), each entry (and a link's target) is recorded.
+    fn entries(&self, p: &Path, record: bool) -> Result<Vec<(String, Kind)>> {
+        tally!(self, listings);
+        let rd = fs::read_dir(self.real(p)).map_err(|source| Error::Io {
+            path: p.to_path_buf(),
             source,
         })?;
         let mut out = Vec::new();
         for e in rd {
             let e = e.map_err(|source| Error::Io {
-                path: p.clone(),
+                path: p.to_path_buf(),
                 source,
             })?;
             if out.len() >= MAX_DIR_ENTRIES {
                 return Err(Error::TooLarge {
-                    path: p,
+                    path: p.to_path_buf(),
                     limit: MAX_DIR_ENTRIES,
                 });
             }
@@ -303,18 +425,89 @@ impl FsRoot {
                 source,
             })?;
             let kind = kind_of(&ft);
-            let at = p.join(&name);
-            if kind == Kind::Link {
-                if let Ok(t) = fs::read_link(self.real(&at)) {
-                    self.note_link(&at, &t);
+            if record && self.trace.is_some() {
+                let at = p.join(&name);
+                if kind == Kind::Link {
+                    if let Ok(t) = fs::read_link(self.real(&at)) {
+                        self.note_link(&at, &t);
+                    }
+                } else {
+                    self.note_seen(&at, kind);
                 }
-            } else {
-                self.note_seen(&at, kind);
             }
             out.push((name, kind));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Some(out))
+        Ok(out)
+    }
+
+    /// A [`Dir`] for the link-free directory `path` (as [`FsRoot::resolve`] gave it):
+    /// listed once, nothing recorded. When listing fails, reads through it resolve
+    /// each path as the path-based reads do.
+    pub fn dir(&self, path: PathBuf) -> Dir {
+        let entries = self.entries(&path, false).ok();
+        Dir { path, entries }
+    }
+
+    /// [`FsRoot::read_bytes`] of `dir/name`.
+    pub fn read_bytes_in(
+        &self,
+        dir: &Dir,
+        name: &str,
+        limit: usize,
+        strict: bool,
+    ) -> Result<Option<Vec<u8>>> {
+        match dir.entry(name) {
+            Entry::Absent => Ok(None),
+            Entry::Plain(k) => self
+                .read_resolved(dir.path.join(name), k, limit, strict)
+                .map(Some),
+            Entry::Link | Entry::Unlisted => self.read_bytes(&dir.path.join(name), limit, strict),
+        }
+    }
+
+    /// [`FsRoot::read_text`] of `dir/name`.
+    pub fn read_text_in(&self, dir: &Dir, name: &str, limit: usize) -> Result<Option<String>> {
+        match dir.entry(name) {
+            Entry::Absent => Ok(None),
+            Entry::Plain(k) => {
+                let p = dir.path.join(name);
+                let b = self.read_resolved(p.clone(), k, limit, true)?;
+                text_of(Some(b), &p)
+            }
+            Entry::Link | Entry::Unlisted => self.read_text(&dir.path.join(name), limit),
+        }
+    }
+
+    /// [`FsRoot::probe`] of `dir/name`.
+    pub fn probe_in(&self, dir: &Dir, name: &str) -> Result<Option<Kind>> {
+        match dir.entry(name) {
+            Entry::Absent => Ok(None),
+            Entry::Plain(k) => {
+                self.note_seen(&dir.path.join(name), k);
+                Ok(Some(k))
+            }
+            Entry::Link | Entry::Unlisted => self.probe(&dir.path.join(name)),
+        }
+    }
+
+    /// [`FsRoot::read_link`] of `dir/name`.
+    pub fn read_link_in(&self, dir: &Dir, name: &str) -> Result<Option<PathBuf>> {
+        match dir.entry(name) {
+            Entry::Absent | Entry::Plain(_) => Ok(None),
+            Entry::Link => self.link_target(dir.path.join(name)).map(Some),
+            Entry::Unlisted => self.read_link(&dir.path.join(name)),
+        }
+    }
+}
+
+/// Bytes as UTF-8 text; the error names `rel`.
+fn text_of(b: Option<Vec<u8>>, rel: &Path) -> Result<Option<String>> {
+    match b {
+        None => Ok(None),
+        Some(b) => String::from_utf8(b).map(Some).map_err(|_| Error::NotUtf8 {
+            path: rel.to_path_buf(),
+        }),
     }
 }
 
@@ -435,6 +628,96 @@ mod tests {
         let tr = r.take_trace().unwrap();
         assert_eq!(tr.links[Path::new("a/rel")], Path::new("../a/b"));
         assert_eq!(tr.files[Path::new("a/b/f")], b"hello\n");
+    }
+
+    /// Reads through a listed [`Dir`] give what reads of `dir/name` give (values,
+    /// errors, and what is recorded) for every kind of entry, listed or not.
+    #[test]
+    fn reads_through_a_listing_are_path_reads() {
+        let t = tree();
+        let d = t.path().join("d");
+        fs::create_dir(&d).unwrap();
+        fs::write(d.join("f"), b" 0x10de\n").unwrap();
+        fs::write(d.join("bad"), [0xff, 0xfe]).unwrap();
+        fs::write(d.join("big"), vec![b'x'; 100]).unwrap();
+        fs::create_dir(d.join("sub")).unwrap();
+        symlink("f", d.join("to_f")).unwrap();
+        symlink("../a/b", d.join("to_dir")).unwrap();
+        symlink("../a/b/f", d.join("to_file")).unwrap();
+        symlink("nowhere", d.join("dangling")).unwrap();
+        symlink("../../../../etc", d.join("escape")).unwrap();
+        symlink("../loop1", d.join("loop")).unwrap();
+        let ok = std::process::Command::new("mkfifo")
+            .arg(d.join("fifo"))
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "mkfifo (coreutils) is needed for this test");
+        let names = [
+            "f", "bad", "big", "sub", "to_f", "to_dir", "to_file", "dangling", "escape", "loop",
+            "fifo", "absent",
+        ];
+        let dbg = |r: &dyn std::fmt::Debug| format!("{r:?}");
+        for listed in [true, false] {
+            let by_path = FsRoot::new(t.path(), true).unwrap();
+            let by_dir = FsRoot::new(t.path(), true).unwrap();
+            let (p, _) = by_dir.resolve(Path::new("d")).unwrap().unwrap();
+            by_path.resolve(Path::new("d")).unwrap();
+            let mut dir = by_dir.dir(p);
+            if !listed {
+                dir.entries = None;
+            }
+            for n in names {
+                let rel = Path::new("d").join(n);
+                assert_eq!(
+                    dbg(&by_dir.read_bytes_in(&dir, n, 10, true)),
+                    dbg(&by_path.read_bytes(&rel, 10, true)),
+                    "{n}"
+                );
+                assert_eq!(
+                    dbg(&by_dir.read_bytes_in(&dir, n, 10, false)),
+                    dbg(&by_path.read_bytes(&rel, 10, false)),
+                    "{n}"
+                );
+                assert_eq!(
+                    dbg(&by_dir.read_text_in(&dir, n, 64)),
+                    dbg(&by_path.read_text(&rel, 64)),
+                    "{n}"
+                );
+                assert_eq!(
+                    dbg(&by_dir.probe_in(&dir, n)),
+                    dbg(&by_path.probe(&rel)),
+                    "{n}"
+                );
+                assert_eq!(
+                    dbg(&by_dir.read_link_in(&dir, n)),
+                    dbg(&by_path.read_link(&rel)),
+                    "{n}"
+                );
+            }
+            let (a, b) = (by_dir.take_trace().unwrap(), by_path.take_trace().unwrap());
+            assert_eq!(a.links, b.links, "listed: {listed}");
+            assert_eq!(a.files, b.files, "listed: {listed}");
+            assert_eq!(a.seen, b.seen, "listed: {listed}");
+        }
+    }
+
+    /// A listed directory costs no system call for an absent name and no lstat
+    /// for a regular file.
+    #[test]
+    fn listed_reads_skip_lstat() {
+        let t = tree();
+        let r = FsRoot::new(t.path(), false).unwrap();
+        let (p, _) = r.resolve(Path::new("a/b")).unwrap().unwrap();
+        let dir = r.dir(p);
+        let before = r.ops.get();
+        assert!(r.read_text_in(&dir, "nothing", 10).unwrap().is_none());
+        assert!(r.probe_in(&dir, "nothing").unwrap().is_none());
+        assert_eq!(r.read_text_in(&dir, "f", 10).unwrap().unwrap(), "hello\n");
+        let after = r.ops.get();
+        assert_eq!(after.stats, before.stats);
+        assert_eq!(after.opens, before.opens + 1);
+        assert_eq!(after.total(), before.total() + 1);
     }
 
     mod proptests {

@@ -56,6 +56,7 @@ mod model;
 pub mod reset;
 pub mod snapshot;
 mod spec;
+mod topology;
 pub mod verdict;
 
 pub use error::{Error, Result};

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::facts::ConfigFacts;
-use crate::fsroot::{FsRoot, Kind, Trace, BIG_TEXT_LIMIT, TEXT_LIMIT};
+use crate::fsroot::{Dir, FsRoot, Kind, Trace, BIG_TEXT_LIMIT, TEXT_LIMIT};
 use crate::model::*;
 use passthru_pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
 use std::collections::BTreeMap;
@@ -12,10 +12,60 @@ use std::path::{Path, PathBuf};
 const CONFIG_LIMIT: usize = 4096;
 /// At most this many `resource` lines are kept.
 const MAX_RESOURCES: usize = 64;
+/// The Resizable BAR attributes of BARs 0-5.
+const RESIZE_ATTRS: [&str; 6] = [
+    "resource0_resize",
+    "resource1_resize",
+    "resource2_resize",
+    "resource3_resize",
+    "resource4_resize",
+    "resource5_resize",
+];
 
 struct Loader {
     fs: FsRoot,
     notes: Vec<Note>,
+}
+
+/// Where a fact is read: a path relative to the root, or an entry of a listed
+/// device directory (no `lstat` per attribute, see [`Dir`]). Both read the same
+/// file and name the same path in notes.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Path(&'a Path),
+    In(&'a Dir, &'a str),
+}
+
+impl<'a> From<&'a Path> for At<'a> {
+    fn from(p: &'a Path) -> At<'a> {
+        At::Path(p)
+    }
+}
+
+impl<'a> From<&'a PathBuf> for At<'a> {
+    fn from(p: &'a PathBuf) -> At<'a> {
+        At::Path(p)
+    }
+}
+
+impl At<'_> {
+    /// The path (relative to the root) for notes.
+    fn path(self) -> PathBuf {
+        match self {
+            At::Path(p) => p.to_path_buf(),
+            At::In(d, n) => d.path().join(n),
+        }
+    }
+}
+
+/// `s` without surrounding white space, reusing its buffer when nothing is cut.
+fn trim_owned(s: String) -> String {
+    let t = s.trim();
+    if t.len() == s.len() {
+        s
+    } else {
+        t.to_string()
+    }
 }
 
 impl Loader {
@@ -26,65 +76,94 @@ impl Loader {
         });
     }
 
+    /// A note for a failed read at `at`: the error and its sources.
+    fn note_err(&mut self, at: At<'_>, e: &Error) {
+        let msg = error_chain(e);
+        self.note(at.path(), msg);
+    }
+
+    fn read_bytes<'a>(&mut self, at: impl Into<At<'a>>, limit: usize) -> Option<Vec<u8>> {
+        let at = at.into();
+        let r = match at {
+            At::Path(p) => self.fs.read_bytes(p, limit, false),
+            At::In(d, n) => self.fs.read_bytes_in(d, n, limit, false),
+        };
+        r.unwrap_or_else(|e| {
+            self.note_err(at, &e);
+            None
+        })
+    }
+
     /// A text fact: absent when missing; unreadable or garbage gives a note and `None`.
-    fn text(&mut self, rel: &Path, limit: usize) -> Option<String> {
-        match self.fs.read_text(rel, limit) {
-            Ok(v) => v,
-            Err(e) => {
-                let msg = error_chain(&e);
-                self.note(rel, msg);
-                None
-            }
-        }
+    fn text<'a>(&mut self, at: impl Into<At<'a>>, limit: usize) -> Option<String> {
+        let at = at.into();
+        let r = match at {
+            At::Path(p) => self.fs.read_text(p, limit),
+            At::In(d, n) => self.fs.read_text_in(d, n, limit),
+        };
+        r.unwrap_or_else(|e| {
+            self.note_err(at, &e);
+            None
+        })
     }
 
-    fn trimmed(&mut self, rel: &Path) -> Option<String> {
-        self.text(rel, TEXT_LIMIT).map(|s| s.trim().to_string())
+    fn trimmed<'a>(&mut self, at: impl Into<At<'a>>) -> Option<String> {
+        self.text(at, TEXT_LIMIT).map(trim_owned)
     }
 
-    fn parsed<T>(
+    fn parsed<'a, T>(
         &mut self,
-        rel: &Path,
+        at: impl Into<At<'a>>,
         expected: &'static str,
         f: impl FnOnce(&str) -> Option<T>,
     ) -> Option<T> {
-        let s = self.trimmed(rel)?;
+        let at = at.into();
+        let s = self.trimmed(at)?;
         match f(&s) {
             Some(v) => Some(v),
             None => {
+                let path = at.path();
                 let e = Error::Garbage {
-                    path: rel.to_path_buf(),
+                    path: path.clone(),
                     content: s.chars().take(64).collect(),
                     expected,
                 };
-                self.note(rel, e.to_string());
+                self.note(path, e.to_string());
                 None
             }
         }
     }
 
-    fn hex(&mut self, rel: &Path) -> Option<u32> {
-        self.parsed(rel, "a hex number like 0x1002", parse_hex)
+    fn hex<'a>(&mut self, at: impl Into<At<'a>>) -> Option<u32> {
+        self.parsed(at, "a hex number like 0x1002", parse_hex)
     }
 
-    fn link_name(&mut self, rel: &Path) -> Option<String> {
-        match self.fs.read_link(rel) {
+    fn link_name<'a>(&mut self, at: impl Into<At<'a>>) -> Option<String> {
+        let at = at.into();
+        let r = match at {
+            At::Path(p) => self.fs.read_link(p),
+            At::In(d, n) => self.fs.read_link_in(d, n),
+        };
+        match r {
             Ok(Some(t)) => t.file_name().and_then(|n| n.to_str()).map(str::to_string),
             Ok(None) => None,
             Err(e) => {
-                let msg = error_chain(&e);
-                self.note(rel, msg);
+                self.note_err(at, &e);
                 None
             }
         }
     }
 
-    fn exists(&mut self, rel: &Path) -> bool {
-        match self.fs.probe(rel) {
+    fn exists<'a>(&mut self, at: impl Into<At<'a>>) -> bool {
+        let at = at.into();
+        let r = match at {
+            At::Path(p) => self.fs.probe(p),
+            At::In(d, n) => self.fs.probe_in(d, n),
+        };
+        match r {
             Ok(k) => k.is_some(),
             Err(e) => {
-                let msg = error_chain(&e);
-                self.note(rel, msg);
+                self.note_err(at, &e);
                 false
             }
         }
@@ -94,8 +173,7 @@ impl Loader {
         match self.fs.list(rel) {
             Ok(v) => v.unwrap_or_default(),
             Err(e) => {
-                let msg = error_chain(&e);
-                self.note(rel, msg);
+                self.note_err(At::Path(rel), &e);
                 Vec::new()
             }
         }
@@ -156,8 +234,7 @@ impl Host {
         let Some(d) = self.device(bdf) else {
             return Vec::new();
         };
-        self.devices
-            .values()
+        self.scan()
             .filter(|o| {
                 o.bdf != bdf
                     && o.root_bus == d.root_bus
@@ -169,22 +246,46 @@ impl Host {
 
     /// Every device below bridge `bdf` (at any depth).
     pub fn below(&self, bdf: Bdf) -> Vec<&Device> {
-        self.devices
-            .values()
-            .filter(|o| o.upstream.contains(&bdf))
-            .collect()
+        self.scan().filter(|o| o.upstream.contains(&bdf)).collect()
     }
 
     /// The functions of `bdf`'s slot other than `bdf` itself.
     pub fn slot_siblings(&self, bdf: Bdf) -> Vec<&Device> {
+        // Addresses order by domain, bus, device, function: a slot is one key range.
+        let s = bdf.slot();
+        let first = Bdf {
+            domain: s.domain,
+            bus: s.bus,
+            device: s.device,
+            function: 0,
+        };
+        let last = Bdf {
+            function: u8::MAX,
+            ..first
+        };
         self.devices
-            .values()
-            .filter(|o| o.bdf != bdf && o.bdf.slot() == bdf.slot())
+            .range(first..=last)
+            .map(|(_, o)| o)
+            .filter(|o| o.bdf != bdf)
             .collect()
+    }
+
+    /// Every device, in address order: what a question about all devices walks
+    /// (counted in test builds, so tests can pin how often a check walks them all).
+    pub(crate) fn scan(&self) -> std::collections::btree_map::Values<'_, Bdf, Device> {
+        #[cfg(test)]
+        crate::model::SCANS.with(|c| c.set(c.get() + 1));
+        self.devices.values()
     }
 }
 
 pub(crate) fn load_inner(root: &Path, record: bool) -> Result<(Host, Option<Trace>)> {
+    let (host, fs) = load_fs(root, record)?;
+    Ok((host, fs.take_trace()))
+}
+
+/// Load, keeping the reader (its trace, and in tests its tally of operations).
+fn load_fs(root: &Path, record: bool) -> Result<(Host, FsRoot)> {
     let fs = FsRoot::new(root, record)?;
     let mut l = Loader {
         fs,
@@ -323,7 +424,7 @@ pub(crate) fn load_inner(root: &Path, record: bool) -> Result<(Host, Option<Trac
         boot,
         notes: l.notes,
     };
-    Ok((host, l.fs.take_trace()))
+    Ok((host, l.fs))
 }
 
 fn cpu_vendor_of(cpuinfo: &str) -> CpuVendor {
@@ -361,22 +462,19 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path) -> Option<Device> {
     // The chain: sys/devices/pciDDDD:BB/<bdf>/<bdf>/...
     let mut root_bus = String::new();
     let mut chain: Vec<Bdf> = Vec::new();
-    let comps: Vec<String> = dir
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    if comps.len() >= 3 && comps[0] == "sys" && comps[1] == "devices" {
-        root_bus = comps[2].clone();
-        for c in &comps[3..] {
-            if let Ok(b) = c.parse::<Bdf>() {
-                chain.push(b);
-            }
+    let mut comps = dir.components().map(|c| c.as_os_str());
+    let under_devices =
+        comps.next().is_some_and(|c| c == "sys") && comps.next().is_some_and(|c| c == "devices");
+    match comps.next().filter(|_| under_devices) {
+        Some(top) => {
+            root_bus = top.to_string_lossy().into_owned();
+            // A component that is not UTF-8 is no address (as its lossy form would not be).
+            chain.extend(comps.filter_map(|c| c.to_str()?.parse::<Bdf>().ok()));
         }
-    } else {
-        l.note(
+        None => l.note(
             &dir,
             "device directory is not under sys/devices: bridge chain unknown",
-        );
+        ),
     }
     match chain.pop() {
         Some(last) if last == bdf => {}
@@ -389,25 +487,20 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path) -> Option<Device> {
         }
     }
 
+    // Every attribute is read through one listing of the directory.
+    let dd = l.fs.dir(dir);
+    let d = &dd;
     // Config space (binary; bounded at 4096 bytes).
-    let cfg_path = dir.join("config");
-    let config = match l.fs.read_bytes(&cfg_path, CONFIG_LIMIT, false) {
-        Ok(v) => v,
-        Err(e) => {
-            let msg = error_chain(&e);
-            l.note(&cfg_path, msg);
-            None
-        }
-    };
+    let config = l.read_bytes(At::In(d, "config"), CONFIG_LIMIT);
     let facts = config.as_deref().and_then(ConfigFacts::decode);
     match config.as_deref().map(<[u8]>::len) {
         None => {}
         Some(n) if n < 64 => l.note(
-            &cfg_path,
+            d.path().join("config"),
             format!("truncated: {n} bytes, less than the 64-byte header; config facts unknown"),
         ),
         Some(64) => l.note(
-            &cfg_path,
+            d.path().join("config"),
             "only 64 bytes (read as non-root?): capabilities, FLR, PM and ACS unknown",
         ),
         Some(_) => {}
@@ -421,19 +514,19 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path) -> Option<Device> {
     };
 
     let vendor = l
-        .hex(&dir.join("vendor"))
+        .hex(At::In(d, "vendor"))
         .and_then(|v| u16::try_from(v).ok())
         .or_else(|| cfg16(0));
     let device = l
-        .hex(&dir.join("device"))
+        .hex(At::In(d, "device"))
         .and_then(|v| u16::try_from(v).ok())
         .or_else(|| cfg16(2));
     let (Some(vendor), Some(device)) = (vendor, device) else {
-        l.note(&dir, "no readable vendor/device id: device ignored");
+        l.note(d.path(), "no readable vendor/device id: device ignored");
         return None;
     };
     let class = l
-        .hex(&dir.join("class"))
+        .hex(At::In(d, "class"))
         .filter(|v| *v <= 0xff_ffff)
         .map(ClassCode::from_u32)
         .or_else(|| {
@@ -444,28 +537,28 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path) -> Option<Device> {
         })
         .unwrap_or(ClassCode::from_u32(0));
     let revision = l
-        .hex(&dir.join("revision"))
+        .hex(At::In(d, "revision"))
         .and_then(|v| u8::try_from(v).ok())
         .or_else(|| config.as_deref().filter(|b| b.len() >= 64).map(|b| b[8]));
     let subsystem_vendor = l
-        .hex(&dir.join("subsystem_vendor"))
+        .hex(At::In(d, "subsystem_vendor"))
         .and_then(|v| u16::try_from(v).ok())
         .map(VendorId);
     let subsystem_device = l
-        .hex(&dir.join("subsystem_device"))
+        .hex(At::In(d, "subsystem_device"))
         .and_then(|v| u16::try_from(v).ok())
         .map(DeviceId);
 
-    let driver = l.link_name(&dir.join("driver"));
+    let driver = l.link_name(At::In(d, "driver"));
     let driver_override = l
-        .trimmed(&dir.join("driver_override"))
+        .trimmed(At::In(d, "driver_override"))
         .filter(|s| !s.is_empty() && s != "(null)");
-    let iommu_group = match l.link_name(&dir.join("iommu_group")) {
+    let iommu_group = match l.link_name(At::In(d, "iommu_group")) {
         Some(n) => match n.parse::<GroupId>() {
             Ok(g) => Some(g),
             Err(_) => {
                 l.note(
-                    dir.join("iommu_group"),
+                    d.path().join("iommu_group"),
                     format!("links to {n:?}, not a group number"),
                 );
                 None
@@ -474,28 +567,30 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path) -> Option<Device> {
         None => None,
     };
     let reset_method = l
-        .trimmed(&dir.join("reset_method"))
+        .trimmed(At::In(d, "reset_method"))
         .map(|s| s.split_whitespace().map(str::to_string).collect());
-    let boot_vga = l.parsed(&dir.join("boot_vga"), "0 or 1", parse_bool01);
-    let sriov_totalvfs = l.parsed(&dir.join("sriov_totalvfs"), "a number", |s| s.parse().ok());
-    let sriov_numvfs = l.parsed(&dir.join("sriov_numvfs"), "a number", |s| s.parse().ok());
+    let boot_vga = l.parsed(At::In(d, "boot_vga"), "0 or 1", parse_bool01);
+    let sriov_totalvfs = l.parsed(At::In(d, "sriov_totalvfs"), "a number", |s| s.parse().ok());
+    let sriov_numvfs = l.parsed(At::In(d, "sriov_numvfs"), "a number", |s| s.parse().ok());
     let physfn = l
-        .link_name(&dir.join("physfn"))
+        .link_name(At::In(d, "physfn"))
         .and_then(|n| n.parse::<Bdf>().ok());
-    let rom = l.exists(&dir.join("rom"));
+    let rom = l.exists(At::In(d, "rom"));
     let mut rebar = Vec::new();
-    for i in 0u8..6 {
-        if l.exists(&dir.join(format!("resource{i}_resize"))) {
+    for (i, name) in (0u8..).zip(RESIZE_ATTRS) {
+        if l.exists(At::In(d, name)) {
             rebar.push(i);
         }
     }
-    let numa_node = l.parsed(&dir.join("numa_node"), "a number", |s| s.parse().ok());
-    let d3cold_allowed = l.parsed(&dir.join("d3cold_allowed"), "0 or 1", parse_bool01);
-    let power_state = l.trimmed(&dir.join("power_state"));
-    let resources = match l.text(&dir.join("resource"), TEXT_LIMIT) {
-        Some(t) => parse_resources(l, &dir.join("resource"), &t),
+    let numa_node = l.parsed(At::In(d, "numa_node"), "a number", |s| s.parse().ok());
+    let d3cold_allowed = l.parsed(At::In(d, "d3cold_allowed"), "0 or 1", parse_bool01);
+    let power_state = l.trimmed(At::In(d, "power_state"));
+    let resources = match l.text(At::In(d, "resource"), TEXT_LIMIT) {
+        Some(t) => parse_resources(l, At::In(d, "resource"), &t),
         None => Vec::new(),
     };
+
+    let dir = dd.into_path();
 
     Some(Device {
         bdf,
@@ -527,7 +622,7 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path) -> Option<Device> {
     })
 }
 
-fn parse_resources(l: &mut Loader, path: &Path, text: &str) -> Vec<Resource> {
+fn parse_resources(l: &mut Loader, at: At<'_>, text: &str) -> Vec<Resource> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().take(MAX_RESOURCES) {
         let v: Vec<Option<u64>> = line
@@ -550,7 +645,7 @@ fn parse_resources(l: &mut Loader, path: &Path, text: &str) -> Vec<Resource> {
             }
             _ => {
                 l.note(
-                    path,
+                    at.path(),
                     format!("line {}: not three hex numbers: ignored", i + 1),
                 );
             }
@@ -611,4 +706,57 @@ fn unquote(v: &str) -> &str {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::Fixture;
+    use crate::fsroot::Ops;
+
+    /// Load `Fixture::many_gpus(n)` (3n devices: root port, GPU, HDMI audio, one
+    /// group each; a new PCI domain every 248 root ports).
+    fn load_many(n: usize, record: bool) -> (Host, FsRoot) {
+        let dir = tempfile::tempdir().unwrap();
+        Fixture::many_gpus(n).write(dir.path()).unwrap();
+        let (host, fs) = load_fs(dir.path(), record).unwrap();
+        assert_eq!(host.devices.len(), 3 * n);
+        assert!(host.notes.is_empty(), "{:?}", host.notes);
+        (host, fs)
+    }
+
+    /// The loader's work is linear in the device count: each device costs the
+    /// same fixed number of file-system operations (resolve its link, list its
+    /// directory once, open each attribute it has, read its links, its group)
+    /// whatever the host's size; nothing is found by scanning other devices.
+    #[test]
+    fn loading_costs_the_same_per_device_at_any_size() {
+        let ops = |n| load_many(n, false).1.ops.get();
+        let (o20, o40, o140) = (ops(20), ops(40), ops(140));
+        let d1 = o40.total() - o20.total();
+        let d2 = o140.total() - o40.total();
+        // 20 more GPU blocks, then 100 more: exactly 5 times the extra work.
+        assert_eq!(d2, 5 * d1, "{o20:?} {o40:?} {o140:?}");
+        // Per device (3 per block): one listing of its directory and one of its
+        // group's, no lstat per attribute (absent ones cost nothing), two lstats
+        // for its link and three for its group, one open per attribute present.
+        let per = |f: fn(&Ops) -> usize| (f(&o40) - f(&o20)) as f64 / 60.0;
+        assert_eq!(per(|o| o.listings), 2.0, "{o20:?} {o40:?}");
+        assert!(per(|o| o.stats) <= 5.0, "{o20:?} {o40:?}");
+        assert!(per(|o| o.readlinks) <= 3.0, "{o20:?} {o40:?}");
+        assert!(d1 as f64 / 60.0 <= 25.0, "{o20:?} {o40:?}");
+    }
+
+    /// No file is read twice: every open is a distinct file of the trace.
+    #[test]
+    fn every_file_is_read_once() {
+        let (host, fs) = load_many(40, true);
+        let opens = fs.ops.get().opens;
+        let trace = fs.take_trace().unwrap();
+        assert_eq!(opens, trace.files.len());
+        // Every device's config space is among them.
+        for d in host.devices.values() {
+            assert!(trace.files.contains_key(&d.sysfs_path.join("config")));
+        }
+    }
 }

@@ -325,6 +325,12 @@ pub struct Host {
     pub notes: Vec<Note>,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Walks over every device of a host ([`Host::scan`]) on this thread (test builds).
+    pub(crate) static SCANS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 fn ser_devices<S: serde::Serializer>(m: &BTreeMap<Bdf, Device>, s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(m.values())
 }

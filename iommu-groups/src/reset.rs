@@ -5,6 +5,7 @@
 
 use crate::model::ser;
 use crate::model::{Device, GroupId, Host};
+use crate::topology::Around;
 use passthru_pci_ids::{Bdf, VendorId};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -116,12 +117,22 @@ pub fn quirk_no_pm_reset(d: &Device) -> bool {
     d.vendor == VendorId::AMD_ATI && d.class.is_vga() && !d.on_root_bus()
 }
 
-fn has_subordinate(host: &Host, d: &Device) -> bool {
-    d.is_bridge() || host.devices.values().any(|o| o.parent() == Some(d.bdf))
+fn has_subordinate<'h>(around: &impl Around<'h>, d: &Device) -> bool {
+    d.is_bridge() || around.has_children(d.bdf)
 }
 
 /// Analyse the resets of `d` on `host`.
 pub fn analyse(host: &Host, d: &Device) -> ResetAnalysis {
+    analyse_with(host, &host, d)
+}
+
+/// [`analyse`], asking `around` (the host's scans, or a [`Topology`](crate::topology::Topology)
+/// built once for many devices) about neighbours.
+pub(crate) fn analyse_with<'h>(
+    host: &'h Host,
+    around: &impl Around<'h>,
+    d: &Device,
+) -> ResetAnalysis {
     let mut methods = Vec::new();
     let mut unavailable = Vec::new();
     let mut no = |m: ResetMethod, why: String| unavailable.push(ResetReason { method: m, why });
@@ -204,13 +215,13 @@ pub fn analyse(host: &Host, d: &Device) -> ResetAnalysis {
 
     // bus: not on a root bus, no subordinate bus, parent bridge exists, no
     // NO_BUS_RESET quirk, and alone on its bus.
-    let peers = host.bus_peers(d.bdf);
+    let peers = around.bus_peers(d);
     if d.on_root_bus() {
         no(
             ResetMethod::Bus,
             "on a root bus: no parent bridge to reset".into(),
         );
-    } else if has_subordinate(host, d) {
+    } else if has_subordinate(around, d) {
         no(ResetMethod::Bus, "a bridge with a subordinate bus".into());
     } else if quirk_no_bus_reset(d) {
         no(ResetMethod::Bus, "the kernel's NO_BUS_RESET quirk".into());
@@ -231,7 +242,7 @@ pub fn analyse(host: &Host, d: &Device) -> ResetAnalysis {
     }
     methods.sort();
 
-    let (hot_reset, hot_reset_blocked) = match hot_reset(host, d) {
+    let (hot_reset, hot_reset_blocked) = match hot_reset(host, around, d) {
         Ok(h) => (Some(h), None),
         Err(why) => (None, Some(why)),
     };
@@ -246,7 +257,7 @@ pub fn analyse(host: &Host, d: &Device) -> ResetAnalysis {
 
 /// VFIO hot reset of the parent bus: needs a parent bridge, and no device on the
 /// bus or below it (nor the bridge) with NO_BUS_RESET (`pci_bus_resettable`).
-fn hot_reset(host: &Host, d: &Device) -> Result<HotReset, String> {
+fn hot_reset<'h>(host: &'h Host, around: &impl Around<'h>, d: &Device) -> Result<HotReset, String> {
     let Some(bridge) = d.parent() else {
         return Err("on a root bus: no bridge to reset".into());
     };
@@ -255,7 +266,7 @@ fn hot_reset(host: &Host, d: &Device) -> Result<HotReset, String> {
             return Err(format!("bridge {bridge} has the NO_BUS_RESET quirk"));
         }
     }
-    let affected = host.below(bridge);
+    let affected = around.below(bridge);
     if let Some(q) = affected.iter().find(|o| quirk_no_bus_reset(o)) {
         return Err(format!(
             "{} below bridge {bridge} has the NO_BUS_RESET quirk",

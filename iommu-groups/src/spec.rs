@@ -52,8 +52,7 @@ impl Host {
     /// An error when nothing matches.
     pub fn resolve(&self, spec: &DeviceSpec) -> Result<Vec<Bdf>> {
         let v: Vec<Bdf> = self
-            .devices
-            .values()
+            .scan()
             .filter(|d| match spec {
                 DeviceSpec::Bdf(b) => d.bdf == *b,
                 DeviceSpec::Slot(s) => d.bdf.slot() == *s,
@@ -102,8 +101,7 @@ impl Host {
 
     /// Every display-class (03xx) device: what `check` looks at by default.
     pub fn display_devices(&self) -> Vec<Bdf> {
-        self.devices
-            .values()
+        self.scan()
             .filter(|d| d.class.is_display())
             .map(|d| d.bdf)
             .collect()

@@ -6,6 +6,7 @@ use crate::facts::PortType;
 use crate::model::{ser, CpuVendor, Device, GroupId, Host};
 use crate::reset::{self, ResetAnalysis, ResetMethod};
 use crate::spec::DeviceSpec;
+use crate::topology::{Around, Topology};
 use passthru_pci_ids::{Bdf, VendorId};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -195,11 +196,17 @@ pub fn check(host: &Host, specs: &[DeviceSpec]) -> Result<Report> {
 pub fn check_bdfs(host: &Host, bdfs: &[Bdf]) -> Report {
     let request = host.with_companions(bdfs);
     let set: BTreeSet<Bdf> = request.iter().copied().collect();
-    let devices = request
-        .iter()
-        .filter_map(|b| host.device(*b))
-        .map(|d| check_device(host, d, &set))
-        .collect();
+    // One index for every device checked, instead of scans of the host per device.
+    let devices = if request.is_empty() {
+        Vec::new()
+    } else {
+        let topo = Topology::new(host);
+        request
+            .iter()
+            .filter_map(|b| host.device(*b))
+            .map(|d| check_device_with(host, &topo, d, &set))
+            .collect()
+    };
     Report {
         host: host_summary(host),
         devices,
@@ -223,6 +230,16 @@ fn bdf_list<'a>(it: impl IntoIterator<Item = &'a Bdf>) -> String {
 
 /// Check one device against a request set.
 pub fn check_device(host: &Host, d: &Device, request: &BTreeSet<Bdf>) -> DeviceReport {
+    check_device_with(host, &host, d, request)
+}
+
+/// [`check_device`], asking `around` about neighbours.
+fn check_device_with<'h>(
+    host: &'h Host,
+    around: &impl Around<'h>,
+    d: &Device,
+    request: &BTreeSet<Bdf>,
+) -> DeviceReport {
     let mut f: Vec<Finding> = Vec::new();
     let mut add = |code, severity, message: String, evidence: Vec<String>| {
         f.push(Finding {
@@ -307,7 +324,7 @@ pub fn check_device(host: &Host, d: &Device, request: &BTreeSet<Bdf>) -> DeviceR
     }
 
     // resets
-    let ra = reset::analyse(host, d);
+    let ra = reset::analyse_with(host, around, d);
     no_reset(&ra, d, request, &mut add);
     reset_bug(d, &mut add);
 
@@ -776,6 +793,88 @@ fn acs_missing(host: &Host, d: &Device, add: &mut Add<'_>) {
                 )],
             ),
             Some(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::Fixture;
+    use crate::model::SCANS;
+
+    fn scans_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+        SCANS.with(|c| c.set(0));
+        let v = f();
+        (v, SCANS.with(|c| c.get()))
+    }
+
+    /// `many_gpus(n)` loaded, then copied into `domains` PCI domains in memory
+    /// (3 x n x domains devices, the groups renumbered): a big host without
+    /// writing a big tree.
+    fn big_host(n: usize, domains: u16) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        Fixture::many_gpus(n).write(dir.path()).unwrap();
+        let one = Host::load(dir.path()).unwrap();
+        let mut host = one.clone();
+        host.devices.clear();
+        host.groups.clear();
+        let stride = one.groups.keys().max().map_or(0, |m| m + 1);
+        let at = |b: Bdf, k: u16| Bdf { domain: k, ..b };
+        for k in 0..domains {
+            for d in one.devices.values() {
+                let mut c = d.clone();
+                c.bdf = at(d.bdf, k);
+                c.upstream = d.upstream.iter().map(|b| at(*b, k)).collect();
+                c.root_bus = format!("pci{k:04x}:00");
+                c.sysfs_path = d
+                    .sysfs_path
+                    .to_string_lossy()
+                    .replace("0000:", &format!("{k:04x}:"))
+                    .into();
+                c.iommu_group = d.iommu_group.map(|g| g + u32::from(k) * stride);
+                host.devices.insert(c.bdf, c);
+            }
+            for g in one.groups.values() {
+                let id = g.id + u32::from(k) * stride;
+                let devices = g.devices.iter().map(|b| at(*b, k)).collect();
+                host.groups.insert(
+                    id,
+                    crate::Group {
+                        id,
+                        devices,
+                        domain_type: g.domain_type.clone(),
+                    },
+                );
+            }
+        }
+        host
+    }
+
+    /// `check` over every GPU walks the host's devices a fixed number of times
+    /// (finding the GPUs, building the index), not once per checked device: its
+    /// work is linear in the host's size. 2,100 devices, 700 GPUs with audio; the
+    /// indexed check reports exactly what per-device scans report.
+    #[test]
+    fn check_walks_the_devices_a_fixed_number_of_times() {
+        let host = big_host(50, 14);
+        assert_eq!(host.devices.len(), 2100);
+        let (report, scans) = scans_during(|| check(&host, &[]).unwrap());
+        assert_eq!(report.devices.len(), 1400);
+        assert!(scans <= 2, "{scans} walks over every device");
+        // Named devices: one walk per spec to resolve it, plus the index.
+        let specs: Vec<DeviceSpec> = ["0000:01:00", "1002:ab28", "0003:02:00.0"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let (named, scans) = scans_during(|| check(&host, &specs).unwrap());
+        assert_eq!(named.devices.len(), 700 + 2);
+        assert!(scans <= specs.len() + 1, "{scans} walks over every device");
+        // The same findings as the scanning, per-device path.
+        let set: BTreeSet<Bdf> = report.devices.iter().map(|d| d.bdf).collect();
+        for r in report.devices.iter().step_by(97) {
+            let d = host.device(r.bdf).unwrap();
+            assert_eq!(*r, check_device(&host, d, &set));
         }
     }
 }
