@@ -450,15 +450,16 @@ fn scan(text: &str, var: &str) -> Result<Scan, (usize, String)> {
     Ok(out)
 }
 
-/// Whether a word may start at `i` for the shell: the byte before it, looking through
-/// backslash-newline continuations (which join physical lines into one word), is not
-/// part of a name.
+/// Whether a shell word starts at `i`: the byte before it, looking through
+/// backslash-newline continuations (which join physical lines into one word), is a
+/// blank or an operator. Anything else (`=`, `,`, a letter) means `i` is inside a word,
+/// such as another variable's value: `X=GRUB_CMDLINE_LINUX=a` assigns only `X`.
 fn starts_word(b: &[u8], i: usize) -> bool {
     let mut p = i;
     while p >= 2 && b[p - 1] == b'\n' && b[p - 2] == b'\\' {
         p -= 2;
     }
-    p == 0 || !(b[p - 1].is_ascii_alphanumeric() || b[p - 1] == b'_')
+    p == 0 || b" \t\n;&|()<>".contains(&b[p - 1])
 }
 
 /// The effective kernel tokens of [`VAR`]: its last assignment, with self-references
@@ -971,6 +972,38 @@ mod tests {
             "true abc\\\nGRUB_CMDLINE_LINUX_DEFAULT=y\n",
         ] {
             assert_eq!(current_tokens(t).unwrap(), Vec::<String>::new(), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_inside_another_value_is_not_an_assignment() {
+        // Found by fuzzing: `GRUB_CMDLINE_LINUX=` inside the unquoted value of
+        // GRUB_CMDLINE_LINUX_DEFAULT was taken for a mid-line assignment (an error), and
+        // quoting the value on edit made GRUB_CMDLINE_LINUX readable: the edit changed
+        // how another variable reads. sh assigns only the first name of each word.
+        let t = "GRUB_CMDLINE_LINUX_DEFAULT=GRUB_CMDLINE_LINUX=S5\n";
+        assert_eq!(
+            tokens_of(t, "GRUB_CMDLINE_LINUX").unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(current_tokens(t).unwrap(), ["GRUB_CMDLINE_LINUX=S5"]);
+        let m = merge(t, &["iommu=pt"], &[]);
+        assert_eq!(
+            tokens_of(&m, "GRUB_CMDLINE_LINUX").unwrap(),
+            Vec::<String>::new()
+        );
+        for t in [
+            "GRUB_X=a,GRUB_CMDLINE_LINUX_DEFAULT=b\n",
+            "A=\\\nGRUB_CMDLINE_LINUX_DEFAULT=c\n",
+        ] {
+            assert_eq!(current_tokens(t).unwrap(), Vec::<String>::new(), "{t:?}");
+        }
+        // A word that does start there still is one, and is refused.
+        for t in [
+            "GRUB_X=a;GRUB_CMDLINE_LINUX_DEFAULT=b\n",
+            "GRUB_X=a\tGRUB_CMDLINE_LINUX_DEFAULT=b\n",
+        ] {
+            assert!(current_tokens(t).is_err(), "{t:?}");
         }
     }
 

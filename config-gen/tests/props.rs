@@ -309,6 +309,7 @@ proptest! {
         text in prop::collection::vec(
             prop_oneof![
                 Just("GRUB_CMDLINE_LINUX_DEFAULT=".to_string()),
+                Just("GRUB_CMDLINE_LINUX=".to_string()),
                 Just("export ".to_string()),
                 Just(grub::COMMENT_PREFIX.to_string()),
                 Just(format!("\n{}x\n", grub::COMMENT_PREFIX)),
