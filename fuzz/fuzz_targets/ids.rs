@@ -1,9 +1,11 @@
-//! Identifier parsers (`Bdf`, `Slot`, `VendorId`, `DeviceId`, `ClassCode`): any string
+//! Identifier parsers (`Bdf`, `Slot`, `VendorId`, `DeviceId`, `ClassCode`, and the
+//! CLI's `DeviceSpec` from iommu-groups): any string
 //! parses without panicking, and whatever parses displays in canonical form and parses
 //! back to the same value (display is a fixed point).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use passthru_iommu_groups::DeviceSpec;
 use passthru_pci_ids::{Bdf, ClassCode, DeviceId, Slot, VendorId};
 use std::fmt::Display;
 use std::str::FromStr;
@@ -37,6 +39,8 @@ fuzz_target!(|data: &[u8]| {
     check::<VendorId>(&s);
     check::<DeviceId>(&s);
     check::<ClassCode>(&s);
+    // The CLI's device argument (iommu-groups): BDF, slot or vendor:device.
+    check::<DeviceSpec>(&s);
     // A Bdf always carries a Slot that displays as the Bdf's prefix.
     if let Ok(bdf) = s.parse::<Bdf>() {
         assert!(
