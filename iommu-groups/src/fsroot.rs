@@ -118,6 +118,8 @@ macro_rules! tally {
 #[derive(Debug)]
 pub(crate) struct Dir {
     path: PathBuf,
+    /// `path` under the root directory: what is opened.
+    real: PathBuf,
     /// Sorted entry names and kinds; `None` when listing failed (then every read resolves).
     entries: Option<Vec<(String, Kind)>>,
 }
@@ -232,19 +234,19 @@ impl FsRoot {
                 // A file in the middle of a path: nothing below it.
                 return Ok(None);
             }
-            let next = cur.join(&c);
-            if self.known_dirs.borrow().contains(&next) {
+            // `cur` becomes the next path; a link puts it back to its parent.
+            cur.push(&c);
+            if self.known_dirs.borrow().contains(&cur) {
                 depth += 1;
-                cur = next;
                 kind = Kind::Dir;
                 continue;
             }
             tally!(self, stats);
-            let md = match fs::symlink_metadata(self.real(&next)) {
+            let md = match fs::symlink_metadata(self.real(&cur)) {
                 Ok(md) => md,
                 Err(e) if is_absent(&e) => return Ok(None),
                 Err(source) => {
-                    return Err(Error::Io { path: next, source });
+                    return Err(Error::Io { path: cur, source });
                 }
             };
             let k = kind_of(&md.file_type());
@@ -256,11 +258,12 @@ impl FsRoot {
                     });
                 }
                 tally!(self, readlinks);
-                let target = fs::read_link(self.real(&next)).map_err(|source| Error::Io {
-                    path: next.clone(),
+                let target = fs::read_link(self.real(&cur)).map_err(|source| Error::Io {
+                    path: cur.clone(),
                     source,
                 })?;
-                self.note_link(&next, &target);
+                self.note_link(&cur, &target);
+                cur.pop();
                 if target.is_absolute() {
                     cur = PathBuf::new();
                     depth = 0;
@@ -280,9 +283,8 @@ impl FsRoot {
                 });
             }
             if k == Kind::Dir {
-                self.known_dirs.borrow_mut().insert(next.clone());
+                self.known_dirs.borrow_mut().insert(cur.clone());
             }
-            cur = next;
             kind = k;
         }
         Ok(Some((cur, kind)))
@@ -334,20 +336,30 @@ impl FsRoot {
         let Some((p, k)) = self.resolve(rel)? else {
             return Ok(None);
         };
-        self.read_resolved(p, k, limit, strict).map(Some)
+        self.read_file(&|| p.clone(), &self.real(&p), k, limit, strict)
+            .map(Some)
     }
 
-    /// Read the link-free path `p`, whose kind is `k` (only a regular file is opened).
-    fn read_resolved(&self, p: PathBuf, k: Kind, limit: usize, strict: bool) -> Result<Vec<u8>> {
+    /// Read a file of kind `k` (only a regular file is opened) at `real` (the
+    /// root joined); `rel` builds its link-free path under the root, for errors
+    /// and the trace only.
+    fn read_file(
+        &self,
+        rel: &dyn Fn() -> PathBuf,
+        real: &Path,
+        k: Kind,
+        limit: usize,
+        strict: bool,
+    ) -> Result<Vec<u8>> {
         if k != Kind::File {
             return Err(Error::Io {
-                path: p,
+                path: rel(),
                 source: std::io::Error::other("not a regular file"),
             });
         }
         tally!(self, opens);
-        let f = fs::File::open(self.real(&p)).map_err(|source| Error::Io {
-            path: p.clone(),
+        let f = fs::File::open(real).map_err(|source| Error::Io {
+            path: rel(),
             source,
         })?;
         let mut scratch = self.scratch.borrow_mut();
@@ -358,13 +370,10 @@ impl FsRoot {
         let read = f.take(limit as u64 + 1).read_to_end(&mut scratch);
         let buf = match read {
             Err(source) => Err(Error::Io {
-                path: p.clone(),
+                path: rel(),
                 source,
             }),
-            Ok(_) if scratch.len() > limit && strict => Err(Error::TooLarge {
-                path: p.clone(),
-                limit,
-            }),
+            Ok(_) if scratch.len() > limit && strict => Err(Error::TooLarge { path: rel(), limit }),
             Ok(_) => Ok(scratch[..scratch.len().min(limit)].to_vec()),
         };
         if scratch.capacity() > SCRATCH_KEEP {
@@ -374,7 +383,7 @@ impl FsRoot {
         drop(scratch);
         let buf = buf?;
         if let Some(t) = &self.trace {
-            t.borrow_mut().files.insert(p, buf.clone());
+            t.borrow_mut().files.insert(rel(), buf.clone());
         }
         Ok(buf)
     }
@@ -446,7 +455,12 @@ impl FsRoot {
     /// each path as the path-based reads do.
     pub fn dir(&self, path: PathBuf) -> Dir {
         let entries = self.entries(&path, false).ok();
-        Dir { path, entries }
+        let real = self.real(&path);
+        Dir {
+            path,
+            real,
+            entries,
+        }
     }
 
     /// [`FsRoot::read_bytes`] of `dir/name`.
@@ -460,7 +474,13 @@ impl FsRoot {
         match dir.entry(name) {
             Entry::Absent => Ok(None),
             Entry::Plain(k) => self
-                .read_resolved(dir.path.join(name), k, limit, strict)
+                .read_file(
+                    &|| dir.path.join(name),
+                    &dir.real.join(name),
+                    k,
+                    limit,
+                    strict,
+                )
                 .map(Some),
             Entry::Link | Entry::Unlisted => self.read_bytes(&dir.path.join(name), limit, strict),
         }
@@ -471,9 +491,11 @@ impl FsRoot {
         match dir.entry(name) {
             Entry::Absent => Ok(None),
             Entry::Plain(k) => {
-                let p = dir.path.join(name);
-                let b = self.read_resolved(p.clone(), k, limit, true)?;
-                text_of(Some(b), &p)
+                let rel = || dir.path.join(name);
+                let b = self.read_file(&rel, &dir.real.join(name), k, limit, true)?;
+                String::from_utf8(b)
+                    .map(Some)
+                    .map_err(|_| Error::NotUtf8 { path: rel() })
             }
             Entry::Link | Entry::Unlisted => self.read_text(&dir.path.join(name), limit),
         }
@@ -484,7 +506,9 @@ impl FsRoot {
         match dir.entry(name) {
             Entry::Absent => Ok(None),
             Entry::Plain(k) => {
-                self.note_seen(&dir.path.join(name), k);
+                if self.trace.is_some() {
+                    self.note_seen(&dir.path.join(name), k);
+                }
                 Ok(Some(k))
             }
             Entry::Link | Entry::Unlisted => self.probe(&dir.path.join(name)),

@@ -625,25 +625,18 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path) -> Option<Device> {
 fn parse_resources(l: &mut Loader, at: At<'_>, text: &str) -> Vec<Resource> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().take(MAX_RESOURCES) {
-        let v: Vec<Option<u64>> = line
-            .split_whitespace()
-            .map(|w| {
-                w.strip_prefix("0x")
-                    .and_then(|h| u64::from_str_radix(h, 16).ok())
-            })
-            .collect();
-        match v.as_slice() {
-            [Some(start), Some(end), Some(flags)] => {
-                if *start != 0 || *end != 0 || *flags != 0 {
+        match three_hex(line) {
+            Some([start, end, flags]) => {
+                if start != 0 || end != 0 || flags != 0 {
                     out.push(Resource {
                         index: i as u8,
-                        start: *start,
-                        end: *end,
-                        flags: *flags,
+                        start,
+                        end,
+                        flags,
                     });
                 }
             }
-            _ => {
+            None => {
                 l.note(
                     at.path(),
                     format!("line {}: not three hex numbers: ignored", i + 1),
@@ -652,6 +645,33 @@ fn parse_resources(l: &mut Loader, at: At<'_>, text: &str) -> Vec<Resource> {
         }
     }
     out
+}
+
+/// Exactly three white-space separated `0x` hex numbers (white space as
+/// [`char::is_whitespace`]), without collecting the words.
+fn three_hex(line: &str) -> Option<[u64; 3]> {
+    let mut v = [0u64; 3];
+    let mut n = 0;
+    let mut word = |w: &str| -> Option<()> {
+        let x = w
+            .strip_prefix("0x")
+            .and_then(|h| u64::from_str_radix(h, 16).ok())?;
+        *v.get_mut(n)? = x;
+        n += 1;
+        Some(())
+    };
+    if line.is_ascii() {
+        // The ASCII characters `char::is_whitespace` accepts, byte by byte.
+        let ws = |c: char| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r');
+        for w in line.split(ws).filter(|w| !w.is_empty()) {
+            word(w)?;
+        }
+    } else {
+        for w in line.split_whitespace() {
+            word(w)?;
+        }
+    }
+    (n == 3).then_some(v)
 }
 
 fn load_boot(l: &mut Loader) -> BootSetup {
@@ -745,6 +765,51 @@ mod tests {
         assert!(per(|o| o.stats) <= 5.0, "{o20:?} {o40:?}");
         assert!(per(|o| o.readlinks) <= 3.0, "{o20:?} {o40:?}");
         assert!(d1 as f64 / 60.0 <= 25.0, "{o20:?} {o40:?}");
+    }
+
+    /// `three_hex` accepts exactly what splitting on white space and parsing
+    /// every word accepts.
+    #[test]
+    fn three_hex_is_the_split_and_parse_rule() {
+        let reference = |line: &str| -> Option<[u64; 3]> {
+            let v: Vec<Option<u64>> = line
+                .split_whitespace()
+                .map(|w| {
+                    w.strip_prefix("0x")
+                        .and_then(|h| u64::from_str_radix(h, 16).ok())
+                })
+                .collect();
+            match v.as_slice() {
+                [Some(a), Some(b), Some(c)] => Some([*a, *b, *c]),
+                _ => None,
+            }
+        };
+        let words = [
+            "0x0",
+            "0xff",
+            "0x+1",
+            "0x",
+            "ff",
+            "0xfffffffffffffffff",
+            "x",
+            "",
+        ];
+        let seps = [" ", "\t", "\x0b", "\x0c", "\u{a0}", "\u{3000}", "  "];
+        for a in words {
+            for b in words {
+                for s in seps {
+                    for t in seps {
+                        for tail in ["", " 0x1", "\u{2003}", " \r"] {
+                            let line = format!("{a}{s}{b}{t}0x10{tail}");
+                            assert_eq!(three_hex(&line), reference(&line), "{line:?}");
+                        }
+                    }
+                }
+            }
+        }
+        proptest::proptest!(|(line in "[0x1 \t\x0b\u{a0}\u{85}a-f+]{0,40}")| {
+            proptest::prop_assert_eq!(three_hex(&line), reference(&line));
+        });
     }
 
     /// No file is read twice: every open is a distinct file of the trace.
