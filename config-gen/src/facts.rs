@@ -159,8 +159,8 @@ pub fn read_devices(root: &Path) -> Result<Vec<DeviceFacts>> {
     Ok(out)
 }
 
-/// The files [`crate::generate`] reads: the ones it edits plus modprobe.d, modules-load.d
-/// and the Proxmox VM configs.
+/// The files [`crate::generate`] reads: the ones it edits plus modprobe.d, modules-load.d,
+/// the Proxmox VM configs and GRUB's drop-ins (`/etc/default/grub.d/*.cfg`).
 pub fn read_files(root: &Path) -> Result<BTreeMap<String, String>> {
     let mut paths: Vec<String> = [
         host::GRUB_DEFAULT,
@@ -177,15 +177,16 @@ pub fn read_files(root: &Path) -> Result<BTreeMap<String, String>> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    for dir in [
-        "/etc/modprobe.d",
-        "/etc/modules-load.d",
-        "/etc/pve/qemu-server",
+    for (dir, suffix) in [
+        ("/etc/modprobe.d", ".conf"),
+        ("/etc/modules-load.d", ".conf"),
+        ("/etc/pve/qemu-server", ".conf"),
+        (host::GRUB_DROPIN_DIR, ".cfg"),
     ] {
         if let Some(Ok(rd)) = confined(root, dir).map(fs::read_dir) {
             for e in rd.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();
-                if n.ends_with(".conf") {
+                if n.ends_with(suffix) {
                     paths.push(format!("{dir}/{n}"));
                 }
             }

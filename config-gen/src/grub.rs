@@ -490,6 +490,16 @@ pub fn tokens_of(text: &str, var: &str) -> Result<Vec<String>, (usize, String)> 
     Ok(cur)
 }
 
+/// Whether every assignment of `var` in `text` keeps the value it had before, through a
+/// `$var` or `${var}` token (`X="$X more"`): a file sourced after another then extends
+/// that file's value instead of replacing it. `true` when `text` does not assign `var`.
+pub fn extends_previous(text: &str, var: &str) -> Result<bool, EditError> {
+    let selfref = [format!("${var}"), format!("${{{var}}}")];
+    Ok(assignments(text, var)?
+        .iter()
+        .all(|a| a.word.tokens().0.iter().any(|t| selfref.contains(&t.text))))
+}
+
 /// The tokens written literally in the last assignment of [`VAR`]: the only ones
 /// [`edit`] can remove.
 pub fn editable_tokens(text: &str) -> Result<Vec<String>, (usize, String)> {

@@ -37,6 +37,9 @@ use std::collections::BTreeSet;
 
 /// `/etc/default/grub`.
 pub const GRUB_DEFAULT: &str = "/etc/default/grub";
+/// Drop-ins Debian's and Ubuntu's `grub-mkconfig` sources after [`GRUB_DEFAULT`]
+/// (`*.cfg`; Ubuntu cloud images set `GRUB_CMDLINE_LINUX_DEFAULT` in one).
+pub const GRUB_DROPIN_DIR: &str = "/etc/default/grub.d";
 /// `/etc/kernel/cmdline` (systemd-boot, proxmox-boot-tool).
 pub const KERNEL_CMDLINE: &str = "/etc/kernel/cmdline";
 /// kernelstub's configuration (read only; changed through `kernelstub`).
@@ -116,6 +119,26 @@ pub fn competing_modules(d: &DeviceFacts) -> Vec<String> {
     let mut seen = BTreeSet::new();
     m.retain(|x| seen.insert(x.clone()));
     m
+}
+
+/// A `/etc/default/grub.d/*.cfg` that assigns `GRUB_CMDLINE_LINUX_DEFAULT` without
+/// extending the value it had replaces what passthru writes to `/etc/default/grub`:
+/// say so (the drop-in is the user's, left alone).
+fn grub_dropin_warnings(facts: &HostFacts, w: &mut Vec<Warning>) {
+    let prefix = format!("{GRUB_DROPIN_DIR}/");
+    for (path, text) in facts.files.range(prefix.clone()..) {
+        if !path.starts_with(&prefix) {
+            break;
+        }
+        if !path.ends_with(".cfg") {
+            continue;
+        }
+        match grub::extends_previous(text, grub::VAR) {
+            Ok(true) => {}
+            Ok(false) => w.push(Warning::new("grub-dropin-override", format!("{path} sets {} and grub-mkconfig (Debian, Ubuntu) reads it after {GRUB_DEFAULT}: the parameters written there would not reach the kernel; add them to {path} by hand, or make it extend the value (\"${} ...\")", grub::VAR, grub::VAR))),
+            Err(e) => w.push(Warning::new("grub-dropin-override", format!("{path}:{}: {} (grub-mkconfig reads it after {GRUB_DEFAULT} and it may replace {}: check it by hand)", text[..e.0.min(text.len())].matches('\n').count() + 1, e.1, grub::VAR))),
+        }
+    }
 }
 
 /// The current kernel command line tokens held by `bootloader`'s file, and the file's path.
@@ -317,6 +340,7 @@ pub fn plan(
             let text = old.map_or("", String::as_str);
             let new = grub::edit(text, &planned, &comments).map_err(|e| grub::to_error(GRUB_DEFAULT, text, e))?;
             hp.files.push(FileChange::new(GRUB_DEFAULT, old.cloned(), new));
+            grub_dropin_warnings(facts, &mut hp.warnings);
             hp.commands.push(match facts.grub_flavor {
                 GrubFlavor::UpdateGrub => "update-grub".into(),
                 GrubFlavor::Grub2Mkconfig => "grub2-mkconfig -o /boot/grub2/grub.cfg".into(),

@@ -508,3 +508,68 @@ fn bls_entries_are_updated_with_grubby() {
         .iter()
         .any(|c| c.starts_with("grubby")));
 }
+
+#[test]
+fn a_grub_dropin_that_replaces_the_value_is_flagged() {
+    // Debian's and Ubuntu's grub-mkconfig source /etc/default/grub.d/*.cfg after
+    // /etc/default/grub (Ubuntu cloud images set GRUB_CMDLINE_LINUX_DEFAULT there): the
+    // edit to /etc/default/grub would then never reach the kernel.
+    let mut f = facts(CpuVendor::Amd, "6.8.12");
+    let dropin = "/etc/default/grub.d/50-cloudimg-settings.cfg";
+    f.files.insert(
+        dropin.into(),
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty1 console=ttyS0\"\n".into(),
+    );
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    let w = p
+        .warnings
+        .iter()
+        .find(|w| w.code == "grub-dropin-override")
+        .expect("flagged");
+    assert!(w.message.starts_with(dropin), "{}", w.message);
+    // The drop-in is the user's: never among the files written.
+    assert!(file(&p, dropin).is_none());
+    // Extending the value keeps what /etc/default/grub set: nothing to say. Other
+    // variables and other suffixes are not its business.
+    for (path, text) in [
+        (
+            dropin,
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT console=ttyS0\"\n",
+        ),
+        (
+            dropin,
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"${GRUB_CMDLINE_LINUX_DEFAULT} a\"\nGRUB_TIMEOUT=1\n",
+        ),
+        (dropin, "GRUB_CMDLINE_LINUX=\"console=ttyS0\"\n"),
+        (
+            "/etc/default/grub.d/old.cfg.bak",
+            "GRUB_CMDLINE_LINUX_DEFAULT=x\n",
+        ),
+    ] {
+        let mut g = facts(CpuVendor::Amd, "6.8.12");
+        g.files.insert(path.into(), text.into());
+        let p = generate(&g, &req(&["05:00"])).unwrap();
+        assert!(
+            !codes(&p).contains(&"grub-dropin-override"),
+            "{path}: {text:?}"
+        );
+    }
+    // A drop-in passthru cannot read is flagged with its line.
+    let mut g = facts(CpuVendor::Amd, "6.8.12");
+    g.files.insert(
+        dropin.into(),
+        "A=1\nGRUB_CMDLINE_LINUX_DEFAULT=\"x\n".into(),
+    );
+    let p = generate(&g, &req(&["05:00"])).unwrap();
+    let w = p
+        .warnings
+        .iter()
+        .find(|w| w.code == "grub-dropin-override")
+        .expect("flagged");
+    assert!(
+        w.message
+            .starts_with(&format!("{dropin}:2: unterminated double quote")),
+        "{}",
+        w.message
+    );
+}
