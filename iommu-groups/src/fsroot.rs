@@ -206,8 +206,22 @@ impl FsRoot {
     /// Resolve `rel` (relative to the root) to a link-free path under the root.
     /// `Ok(None)` when some component does not exist.
     pub fn resolve(&self, rel: &Path) -> Result<Option<(PathBuf, Kind)>> {
+        self.resolve_hinted(rel, false)
+    }
+
+    /// [`FsRoot::resolve`] of `rel` whose last component a listing just showed
+    /// to be a symbolic link: its `lstat` is skipped (should reading the link
+    /// fail, `rel` is resolved afresh).
+    pub fn resolve_listed_link(&self, rel: &Path) -> Result<Option<(PathBuf, Kind)>> {
+        self.resolve_hinted(rel, true)
+    }
+
+    fn resolve_hinted(&self, rel: &Path, last_is_link: bool) -> Result<Option<(PathBuf, Kind)>> {
         let mut pending: VecDeque<OsString> = VecDeque::new();
         push_components(&mut pending, rel);
+        // Link targets go to the front: `rel`'s last component is the one popped
+        // when nothing is left, until it has been expanded.
+        let mut hint = last_is_link;
         let mut cur = PathBuf::new();
         let mut depth = 0usize;
         let mut links = 0usize;
@@ -241,15 +255,19 @@ impl FsRoot {
                 kind = Kind::Dir;
                 continue;
             }
-            tally!(self, stats);
-            let md = match fs::symlink_metadata(self.real(&cur)) {
-                Ok(md) => md,
-                Err(e) if is_absent(&e) => return Ok(None),
-                Err(source) => {
-                    return Err(Error::Io { path: cur, source });
+            let listed_link = hint && pending.is_empty();
+            let k = if listed_link {
+                Kind::Link
+            } else {
+                tally!(self, stats);
+                match fs::symlink_metadata(self.real(&cur)) {
+                    Ok(md) => kind_of(&md.file_type()),
+                    Err(e) if is_absent(&e) => return Ok(None),
+                    Err(source) => {
+                        return Err(Error::Io { path: cur, source });
+                    }
                 }
             };
-            let k = kind_of(&md.file_type());
             if k == Kind::Link {
                 links += 1;
                 if links > MAX_LINKS {
@@ -258,10 +276,18 @@ impl FsRoot {
                     });
                 }
                 tally!(self, readlinks);
-                let target = fs::read_link(self.real(&cur)).map_err(|source| Error::Io {
-                    path: cur.clone(),
-                    source,
-                })?;
+                let target = match fs::read_link(self.real(&cur)) {
+                    Ok(t) => t,
+                    // Changed since it was listed: walk it as if unlisted.
+                    Err(_) if listed_link => return self.resolve_hinted(rel, false),
+                    Err(source) => {
+                        return Err(Error::Io {
+                            path: cur.clone(),
+                            source,
+                        })
+                    }
+                };
+                hint &= !listed_link;
                 self.note_link(&cur, &target);
                 cur.pop();
                 if target.is_absolute() {
@@ -724,6 +750,40 @@ mod tests {
             assert_eq!(a.files, b.files, "listed: {listed}");
             assert_eq!(a.seen, b.seen, "listed: {listed}");
         }
+    }
+
+    /// Resolving a path whose last component was listed as a link gives what
+    /// plain resolution gives (escapes, loops, dangling links included), one
+    /// `lstat` fewer; a "link" that is not one falls back to plain resolution.
+    #[test]
+    fn listed_link_resolution_is_resolution() {
+        let t = tree();
+        fs::write(t.path().join("plain"), b"x").unwrap();
+        let dbg = |r: &dyn std::fmt::Debug| format!("{r:?}");
+        for rel in [
+            "a/rel", "abs", "a/escape", "loop1", "dangling", "a/rel/f", "plain",
+        ] {
+            let (a, b) = (
+                FsRoot::new(t.path(), true).unwrap(),
+                FsRoot::new(t.path(), true).unwrap(),
+            );
+            let rel = Path::new(rel);
+            assert_eq!(
+                dbg(&a.resolve_listed_link(rel)),
+                dbg(&b.resolve(rel)),
+                "{}",
+                rel.display()
+            );
+            let (ta, tb) = (a.take_trace().unwrap(), b.take_trace().unwrap());
+            assert_eq!(ta.links, tb.links, "{}", rel.display());
+            assert_eq!(ta.seen, tb.seen, "{}", rel.display());
+        }
+        let r = FsRoot::new(t.path(), false).unwrap();
+        r.resolve_listed_link(Path::new("a/rel")).unwrap();
+        let listed = r.ops.get();
+        let r = FsRoot::new(t.path(), false).unwrap();
+        r.resolve(Path::new("a/rel")).unwrap();
+        assert_eq!(listed.stats + 1, r.ops.get().stats);
     }
 
     /// A listed directory costs no system call for an absent name and no lstat
