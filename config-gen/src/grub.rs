@@ -422,7 +422,9 @@ fn scan(text: &str, var: &str) -> Result<Scan, (usize, String)> {
                     let w = parse_word(text, i)?;
                     i = w.end.max(i + 1);
                 }
-                b'#' if i == 0 || b[i - 1].is_ascii_whitespace() => {
+                // A comment starts a word (after a blank or an operator), as in sh: not
+                // after a form feed or a carriage return, which sh keeps in the word.
+                b'#' if starts_word(b, i) => {
                     while i < b.len() && b[i] != b'\n' {
                         i += 1;
                     }
@@ -1014,6 +1016,27 @@ mod tests {
             "GRUB_X=a\tGRUB_CMDLINE_LINUX_DEFAULT=b\n",
         ] {
             assert!(current_tokens(t).is_err(), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn a_comment_starts_only_where_sh_starts_a_word() {
+        // Found by fuzzing: `#` after a form feed was taken for a comment, hiding an
+        // unterminated quote from this variable's scan while GRUB_TIMEOUT's value ran
+        // into it; a quote in an appended comment line then closed it, so the edit
+        // changed how GRUB_TIMEOUT reads. sh itself fails on such a file: so does
+        // passthru now, for every variable.
+        let t = "GRUB_TIMEOUT=5\x0c#\"x\n";
+        assert!(tokens_of(t, "GRUB_TIMEOUT").is_err());
+        let e = current_tokens(t).unwrap_err();
+        assert!(e.1.contains("unterminated double quote"), "{}", e.1);
+        // After a blank, an operator, or a blank continued onto the next line: a comment.
+        for t in [
+            "A=1 #\"\nGRUB_CMDLINE_LINUX_DEFAULT=x\n",
+            "A=1;#\"\nGRUB_CMDLINE_LINUX_DEFAULT=x\n",
+            "A=1 \\\n#\"\nGRUB_CMDLINE_LINUX_DEFAULT=x\n",
+        ] {
+            assert_eq!(current_tokens(t).unwrap(), ["x"], "{t:?}");
         }
     }
 

@@ -310,10 +310,11 @@ proptest! {
             prop_oneof![
                 Just("GRUB_CMDLINE_LINUX_DEFAULT=".to_string()),
                 Just("GRUB_CMDLINE_LINUX=".to_string()),
+                Just("GRUB_TIMEOUT=".to_string()),
                 Just("export ".to_string()),
                 Just(grub::COMMENT_PREFIX.to_string()),
                 Just(format!("\n{}x\n", grub::COMMENT_PREFIX)),
-                prop::sample::select(vec!["\"", "'", "\\", "$", "${", "}", "$(", ")", "`", "#", ";", " ", "\n", "\t", "é", "\r", "quiet", " quiet"]).prop_map(String::from),
+                prop::sample::select(vec!["\"", "'", "\\", "$", "${", "}", "$(", ")", "`", "#", ";", " ", "\n", "\t", "é", "\r", "\x0c", "quiet", " quiet"]).prop_map(String::from),
                 "[a-z=]{0,4}",
             ],
             0..40,
@@ -329,7 +330,8 @@ proptest! {
             }
             let ed = ParamEdit { add: add.clone(), remove };
             let planned = cmdline::plan(&cur, &ed);
-            let comments = ["x: y".to_string()];
+            // A quote in a comment line must not close anything the file left open.
+            let comments = ["x: y".to_string(), "q: \"".to_string()];
             if let Ok(merged) = grub::edit(&text, &planned, &comments) {
                 let now = grub::current_tokens(&merged);
                 prop_assert!(now.is_ok(), "edited file no longer parses: {:?} -> {:?}", text, merged);
@@ -341,7 +343,9 @@ proptest! {
                 if editable == cur {
                     prop_assert_eq!(&now, &expected(&cur, &planned), "{:?} -> {:?}", text, merged);
                 }
-                prop_assert_eq!(grub::tokens_of(&merged, "GRUB_CMDLINE_LINUX").ok(), grub::tokens_of(&text, "GRUB_CMDLINE_LINUX").ok());
+                for var in ["GRUB_CMDLINE_LINUX", "GRUB_TIMEOUT"] {
+                    prop_assert_eq!(grub::tokens_of(&merged, var).ok(), grub::tokens_of(&text, var).ok(), "{} changed: {:?} -> {:?}", var, text, merged);
+                }
                 let again = cmdline::plan(&now, &ed);
                 prop_assert!(again.add.is_empty(), "second plan adds {:?}: {:?}", again.add, merged);
                 if again.remove.is_empty() {
