@@ -20,6 +20,17 @@
 //! [`Host::request`] (what `check` checks: matches plus companions, default every GPU),
 //! [`Host::bus_peers`], [`Host::below`], [`Host::slot_siblings`].
 //!
+//! # Cost
+//!
+//! Loading is linear in the number of devices: each device directory is listed
+//! once and only the attributes present are opened, each file once (no `lstat`
+//! per attribute, no lookup that walks other devices). [`check`] indexes the
+//! topology (bus peers, children, devices below each bridge) once per report,
+//! so checking every GPU of a host is linear too. The lookups above
+//! ([`Host::bus_peers`], [`Host::below`]) walk every device per call: right for
+//! one question, not for one question per device. Unit tests pin the file-system
+//! operations per device and the walks per check.
+//!
 //! # Verdicts
 //!
 //! [`check`] (or [`check_bdfs`]) gives a [`Report`]: per device a [`Verdict`] and
