@@ -112,11 +112,20 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(g.id, 2);
             assert!(g.devices.contains(&gpu) && g.devices.len() == 1, "{g:?}");
             let resource_len = attrs[12].len();
-            assert!(d.resources.len() <= resource_len / 2 + 1, "{} resources", d.resources.len());
+            assert!(
+                d.resources.len() <= resource_len / 2 + 1,
+                "{} resources",
+                d.resources.len()
+            );
             for r in &d.resources {
                 let _ = r.size();
             }
-            let _ = (d.parent(), d.on_root_bus(), d.is_bridge(), d.is_any_bridge());
+            let _ = (
+                d.parent(),
+                d.on_root_bus(),
+                d.is_bridge(),
+                d.is_any_bridge(),
+            );
             let _ = d.is_vfio_bound();
         }
     }
@@ -132,7 +141,10 @@ fuzz_target!(|data: &[u8]| {
     );
 
     let report = check_bdfs(&host, &[gpu]);
-    assert_eq!(report.devices.len(), usize::from(host.device(gpu).is_some()));
+    assert_eq!(
+        report.devices.len(),
+        usize::from(host.device(gpu).is_some())
+    );
     let _ = report.worst();
     serde_json::to_string(&report).expect("report serializes");
     serde_json::to_string(&host).expect("host serializes");
