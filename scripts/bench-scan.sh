@@ -12,7 +12,8 @@
 #   BENCH_HOSTS      where the trees are generated (target/bench-hosts)
 #   BENCH_SIZES      sizes to compare              ("100 1000 10000")
 #   BENCH_ROUNDS     alternation rounds per size   (10; 5 for N >= 10,000)
-#   PASSTHRU_BIN     passthru binary to measure    (built: cargo build --release)
+#   BENCH_TREE       head: build a clean export of HEAD (default); worktree: this checkout
+#   PASSTHRU_BIN     passthru binary to measure    (default: the one built here)
 #   BENCH_CRITERION  0 skips the criterion split   (1)
 #   BENCH_REPORT_ONLY=1  only print the table from the results in BENCH_OUT
 #
@@ -47,21 +48,46 @@ mkdir -p "$OUT" "$HOSTS"
 if [[ ${BENCH_REPORT_ONLY:-0} != 1 ]]; then
 rm -f "$OUT"/hf-*.json "$OUT"/rss-*.txt "$OUT"/load-*
 
-# Binaries: passthru frozen into $OUT so a rebuild during the run changes nothing.
+# Binaries, built once per run and frozen into $OUT: by default from a clean
+# export of the committed HEAD (other sessions edit this checkout), so the numbers
+# belong to one commit; BENCH_TREE=worktree builds the working tree instead.
 echo "bench-scan: building (release)" >&2
-cargo build --quiet --release -p passthru-bench --bin gen-host
-GEN=$REPO/target/release/gen-host
-if [[ -z ${PASSTHRU_BIN:-} ]]; then
-    cargo build --quiet --release -p passthru --bin passthru
-    PASSTHRU_BIN=$REPO/target/release/passthru
+if [[ ${BENCH_TREE:-head} == worktree ]]; then
+    SRC=$REPO
+    BUILD_TARGET=$REPO/target
+    REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [[ -n $(git status --porcelain -- src iommu-groups pci-ids 2>/dev/null) ]]; then
+        REV="$REV+uncommitted changes in src/ iommu-groups/ pci-ids/"
+    fi
+else
+    SRC=$OUT/src
+    BUILD_TARGET=$OUT/target
+    REV="$(git rev-parse --short HEAD) (a clean export of that commit)"
+    rm -rf "$SRC"
+    mkdir -p "$SRC"
+    git archive HEAD | tar -x -C "$SRC"
+    # Cargo.lock is not committed: pin the versions this checkout resolved.
+    if [[ -f $REPO/Cargo.lock ]]; then
+        cp "$REPO/Cargo.lock" "$SRC/Cargo.lock"
+    fi
 fi
+(cd "$SRC" && CARGO_TARGET_DIR=$BUILD_TARGET cargo build --quiet --release \
+    -p passthru-bench --bin gen-host -p passthru --bin passthru) || die "build failed"
+BENCH_EXE=$(cd "$SRC" && CARGO_TARGET_DIR=$BUILD_TARGET cargo bench --quiet --no-run \
+    --message-format=json -p passthru-bench --bench check_gpus |
+    python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "check_gpus":
+        print(m["executable"])') || die "building the criterion bench failed"
+[[ -x $BENCH_EXE ]] || die "no criterion bench executable"
+cp "$BUILD_TARGET/release/gen-host" "$OUT/gen-host"
+cp "$BENCH_EXE" "$OUT/check_gpus-bench"
+GEN=$OUT/gen-host
+PASSTHRU_BIN=${PASSTHRU_BIN:-$BUILD_TARGET/release/passthru}
 [[ -x $PASSTHRU_BIN ]] || die "no passthru binary at $PASSTHRU_BIN"
 cp "$PASSTHRU_BIN" "$OUT/passthru"
 P=$OUT/passthru
-REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git status --porcelain -- src iommu-groups pci-ids 2>/dev/null) ]]; then
-    REV="$REV+uncommitted changes in src/ iommu-groups/ pci-ids/"
-fi
 
 # Trees: regenerated when missing or when gen-host changed.
 GEN_SUM=$(sha256sum "$GEN" | cut -d' ' -f1)
@@ -169,15 +195,12 @@ if [[ " $SIZES " == *" 1000 "* ]]; then
         if [[ " $SIZES " == *" 10000 "* ]]; then
             large=$HOSTS/10000
         fi
-        PASSTHRU_BENCH_ROOT=$C1000 PASSTHRU_BENCH_ROOT_LARGE=$large cargo bench --quiet -p passthru-bench --bench check_gpus \
+        (cd "$SRC/bench" && CRITERION_HOME=$REPO/target/criterion PASSTHRU_BENCH_ROOT=$C1000 \
+            PASSTHRU_BENCH_ROOT_LARGE=$large "$OUT/check_gpus-bench" --bench) \
             >"$OUT/criterion.txt" 2>&1 || die "criterion bench failed (see $OUT/criterion.txt)"
     fi
 fi
 load >"$OUT/load-end"
-if [[ -d $HOSTS/.stale ]]; then
-    echo "bench-scan: deleting stale trees in $HOSTS/.stale" >&2
-    rm -rf "$HOSTS/.stale"
-fi
 echo "$REV" >"$OUT/rev"
 fi # BENCH_REPORT_ONLY
 
@@ -274,7 +297,8 @@ if c:
     print(f"Tree N = 1,000; `passthru check --json --root R` with no device named checks every "
           f"display device and its companion functions ({nd} functions reported). "
           f"Whole process: `hyperfine -N -i --warmup 2 --runs 30`. Split: criterion "
-          f"(`PASSTHRU_BENCH_ROOT=$PWD/target/bench-hosts/1000 cargo bench -p passthru-bench --bench check_gpus`, absolute path), in process, "
+          f"(`PASSTHRU_BENCH_ROOT=$PWD/target/bench-hosts/1000 cargo bench -p passthru-bench --bench check_gpus`, absolute path; "
+          f"the script builds it with passthru from the same commit), in process, "
           f"median of the per-iteration estimate with its 95% confidence interval.")
     print()
     print("| what | command / function | median | spread | CPU user+sys, mean | runs | max RSS | load before → after |")
@@ -315,3 +339,8 @@ if c:
             print(f" Analysis N = 1,000 → 10,000: {ests['large'] / ests['analysis_check']:.0f}x.", end="")
         print()
 EOF
+
+if [[ -d $HOSTS/.stale ]]; then
+    echo "bench-scan: deleting stale trees in $HOSTS/.stale" >&2
+    rm -rf "$HOSTS/.stale"
+fi
