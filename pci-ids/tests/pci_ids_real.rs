@@ -90,7 +90,10 @@ fn real_database_parses_and_index_covers_every_line() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "indexes 1.4 MB of text; the parser's own tests run under Miri")]
+#[cfg_attr(
+    miri,
+    ignore = "indexes 1.4 MB of text; the parser's own tests run under Miri"
+)]
 fn scenario_devices_have_names() {
     // DOMAIN.md's story: the four functions the user passed through.
     let db = real();
