@@ -186,7 +186,7 @@ impl FsRoot {
     }
 
     fn real(&self, rel: &Path) -> PathBuf {
-        self.dir.join(rel)
+        join(&self.dir, rel)
     }
 
     fn note_link(&self, rel: &Path, target: &Path) {
@@ -502,7 +502,7 @@ impl FsRoot {
             Entry::Plain(k) => self
                 .read_file(
                     &|| dir.path.join(name),
-                    &dir.real.join(name),
+                    &join(&dir.real, Path::new(name)),
                     k,
                     limit,
                     strict,
@@ -518,7 +518,7 @@ impl FsRoot {
             Entry::Absent => Ok(None),
             Entry::Plain(k) => {
                 let rel = || dir.path.join(name);
-                let b = self.read_file(&rel, &dir.real.join(name), k, limit, true)?;
+                let b = self.read_file(&rel, &join(&dir.real, Path::new(name)), k, limit, true)?;
                 String::from_utf8(b)
                     .map(Some)
                     .map_err(|_| Error::NotUtf8 { path: rel() })
@@ -559,6 +559,14 @@ fn text_of(b: Option<Vec<u8>>, rel: &Path) -> Result<Option<String>> {
             path: rel.to_path_buf(),
         }),
     }
+}
+
+/// `a.join(b)` for a relative `b` in one allocation (`Path::join` copies, then grows).
+fn join(a: &Path, b: &Path) -> PathBuf {
+    let mut p = PathBuf::with_capacity(a.as_os_str().len() + 1 + b.as_os_str().len());
+    p.push(a);
+    p.push(b);
+    p
 }
 
 fn is_absent(e: &std::io::Error) -> bool {

@@ -669,9 +669,10 @@ fn three_hex(line: &str) -> Option<[u64; 3]> {
     };
     if line.is_ascii() {
         // The ASCII characters `char::is_whitespace` accepts, byte by byte.
-        let ws = |c: char| matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r');
-        for w in line.split(ws).filter(|w| !w.is_empty()) {
-            word(w)?;
+        let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+        for w in line.as_bytes().split(ws).filter(|w| !w.is_empty()) {
+            // ASCII, so always UTF-8.
+            word(std::str::from_utf8(w).ok()?)?;
         }
     } else {
         for w in line.split_whitespace() {
