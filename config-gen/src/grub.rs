@@ -549,6 +549,90 @@ fn safe_unquoted(raw: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || b"_-.,:=+/@%".contains(&b))
 }
 
+/// The assignment's line (from its start to the end of its value) with the tokens
+/// marked in `removed` cut out and `add` appended. `take_gaps`: take one blank next to
+/// each removed token along with it (else leave the blanks, a safe fallback: see
+/// [`edit`]).
+fn cut_and_append(
+    text: &str,
+    a: &Assignment,
+    toks: &[Tok],
+    removed: &[bool],
+    add: &[String],
+    take_gaps: bool,
+) -> Result<String, EditError> {
+    let chars = &a.word.chars;
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    for (k, t) in toks.iter().enumerate() {
+        if !removed[k] {
+            continue;
+        }
+        let seg = chars[t.first].seg;
+        if chars[t.first..=t.last].iter().any(|d| d.seg != seg) {
+            return Err((
+                chars[t.first].start,
+                format!("{:?} spans several quoted parts; remove it by hand", t.text),
+            ));
+        }
+        // Take the whitespace before it when a kept token precedes it (and the gap is in
+        // the same quoted part), else the whitespace after it. A cut spans raw text of
+        // this one quoted part only: it starts and ends at decoded characters of the part
+        // (the token and its gap), never at the neighbour token, whose end or start may
+        // sit in another part with a quote in between that must stay.
+        let gap_same = |from: usize, to: usize| chars[from..to].iter().all(|d| d.seg == seg);
+        let (cs, ce) = if !take_gaps {
+            (chars[t.first].start, chars[t.last].end)
+        } else if k > 0
+            && removed[..k].iter().any(|r| !r)
+            && gap_same(toks[k - 1].last + 1, t.first)
+        {
+            (chars[toks[k - 1].last + 1].start, chars[t.last].end)
+        } else if let Some(n) = toks.get(k + 1).filter(|n| gap_same(t.last + 1, n.first)) {
+            (chars[t.first].start, chars[n.first - 1].end)
+        } else {
+            (chars[t.first].start, chars[t.last].end)
+        };
+        cuts.push((cs, ce));
+    }
+    let mut body = String::with_capacity(text.len() + 128);
+    let mut pos = a.line_start;
+    for &(s, e) in &cuts {
+        // Cuts of neighbouring removed tokens may overlap (both took the space between).
+        if e <= pos {
+            continue;
+        }
+        body.push_str(&text[pos..s.max(pos)]);
+        pos = e;
+    }
+    body.push_str(&text[pos..a.word.end]);
+    // Re-parse the shortened assignment to append after it.
+    let mut line = body;
+    if !add.is_empty() {
+        let off = line
+            .find(&format!("{VAR}="))
+            .map(|p| p + VAR.len() + 1)
+            .unwrap_or(0);
+        let w = parse_word(&line, off)?;
+        let joined = add.join(" ");
+        let sep = match w.chars.last() {
+            Some(d) if !d.c.is_whitespace() || d.opaque => " ",
+            _ => "",
+        };
+        match w.segs.last() {
+            Some(s) if s.kind != SegKind::Unquoted => {
+                line.insert_str(s.end - 1, &format!("{sep}{joined}"));
+            }
+            None => line.insert_str(w.end, &format!("\"{joined}\"")),
+            Some(s) if w.segs.len() == 1 && safe_unquoted(&line[s.start..s.end]) => {
+                let raw = line[s.start..s.end].to_string();
+                line.replace_range(s.start..s.end, &format!("\"{raw}{sep}{joined}\""));
+            }
+            Some(_) => line.insert_str(w.end, &format!("\"{sep}{joined}\"")),
+        }
+    }
+    Ok(line)
+}
+
 /// Merge `planned` into the last assignment of `text` and refresh the passthru comment
 /// lines above it (`comments`: one line each, without the prefix). When the variable is
 /// not assigned, an assignment is appended at the end of the file.
@@ -602,82 +686,48 @@ pub fn edit(text: &str, planned: &Planned, comments: &[String]) -> Result<String
                     .any(|r| cmdline::same_token(r, &t.text))
         })
         .collect();
-    let chars = &a.word.chars;
-    let mut cuts: Vec<(usize, usize)> = Vec::new();
-    for (k, t) in toks.iter().enumerate() {
-        if !removed[k] {
-            continue;
-        }
-        let seg = chars[t.first].seg;
-        if chars[t.first..=t.last].iter().any(|d| d.seg != seg) {
-            return Err((
-                chars[t.first].start,
-                format!("{:?} spans several quoted parts; remove it by hand", t.text),
-            ));
-        }
-        // Take the whitespace before it when a kept token precedes it (and the gap is in
-        // the same quoted part), else the whitespace after it. A cut spans raw text of
-        // this one quoted part only: it starts and ends at decoded characters of the part
-        // (the token and its gap), never at the neighbour token, whose end or start may
-        // sit in another part with a quote in between that must stay.
-        let gap_same = |from: usize, to: usize| chars[from..to].iter().all(|d| d.seg == seg);
-        let (cs, ce) = if k > 0
-            && removed[..k].iter().any(|r| !r)
-            && gap_same(toks[k - 1].last + 1, t.first)
-        {
-            (chars[toks[k - 1].last + 1].start, chars[t.last].end)
-        } else if let Some(n) = toks.get(k + 1).filter(|n| gap_same(t.last + 1, n.first)) {
-            (chars[t.first].start, chars[n.first - 1].end)
-        } else {
-            (chars[t.first].start, chars[t.last].end)
-        };
-        cuts.push((cs, ce));
-    }
-    let mut body = String::with_capacity(text.len() + 128);
-    let mut pos = a.line_start;
-    for &(s, e) in &cuts {
-        // Cuts of neighbouring removed tokens may overlap (both took the space between).
-        if e <= pos {
-            continue;
-        }
-        body.push_str(&text[pos..s.max(pos)]);
-        pos = e;
-    }
-    body.push_str(&text[pos..a.word.end]);
-    let rest = &text[a.word.end..];
-    // Re-parse the shortened assignment to append after it.
-    let mut line = body;
-    if !planned.add.is_empty() {
-        let off = line
-            .find(&format!("{VAR}="))
-            .map(|p| p + VAR.len() + 1)
-            .unwrap_or(0);
-        let w = parse_word(&line, off)?;
-        let joined = planned.add.join(" ");
-        let sep = match w.chars.last() {
-            Some(d) if !d.c.is_whitespace() || d.opaque => " ",
-            _ => "",
-        };
-        match w.segs.last() {
-            Some(s) if s.kind != SegKind::Unquoted => {
-                line.insert_str(s.end - 1, &format!("{sep}{joined}"));
-            }
-            None => line.insert_str(w.end, &format!("\"{joined}\"")),
-            Some(s) if w.segs.len() == 1 && safe_unquoted(&line[s.start..s.end]) => {
-                let raw = line[s.start..s.end].to_string();
-                line.replace_range(s.start..s.end, &format!("\"{raw}{sep}{joined}\""));
-            }
-            Some(_) => line.insert_str(w.end, &format!("\"{sep}{joined}\"")),
-        }
-    }
-    // 2. Comment lines right above the assignment: drop old passthru ones, write new.
+    // 1-2. Cut, append, and check that the value reads as planned: every kept character
+    // must decode as before. A cut joins the raw text on its two sides, which can change
+    // how the character before it reads (a literal `\` inside double quotes that would
+    // now escape the closing quote: `"quiet \ splash"` without `splash`); cutting the
+    // tokens alone (their blanks stay) never joins a character to a quote or an escape.
+    let want: Vec<&str> = toks
+        .iter()
+        .zip(&removed)
+        .filter(|(_, r)| !**r)
+        .map(|(t, _)| t.text.as_str())
+        .chain(planned.add.iter().map(String::as_str))
+        .collect();
     let head = sc.comment_block_start(text, a.line_start);
-    let mut out = String::with_capacity(text.len() + 256);
-    out.push_str(&text[..head]);
-    push_comments(&mut out, comments);
-    out.push_str(&line);
-    out.push_str(rest);
-    Ok(out)
+    let rest = &text[a.word.end..];
+    let reads_as_planned = |out: &str| {
+        scan(out, VAR).is_ok_and(|sc| {
+            sc.assigns.last().is_some_and(|a| {
+                a.word
+                    .tokens()
+                    .0
+                    .iter()
+                    .map(|t| t.text.as_str())
+                    .eq(want.iter().copied())
+            })
+        })
+    };
+    for take_gaps in [true, false] {
+        let line = cut_and_append(text, a, &toks, &removed, &planned.add, take_gaps)?;
+        // Comment lines right above the assignment: drop old passthru ones, write new.
+        let mut out = String::with_capacity(text.len() + 256);
+        out.push_str(&text[..head]);
+        push_comments(&mut out, comments);
+        out.push_str(&line);
+        out.push_str(rest);
+        if reads_as_planned(&out) {
+            return Ok(out);
+        }
+    }
+    Err((
+        a.word.start,
+        "the edited value would not read as planned (quotes, escapes or a carriage return next to a removed parameter); edit it by hand".into(),
+    ))
 }
 
 #[cfg(test)]
@@ -931,6 +981,36 @@ mod tests {
             let m = merge(&out, &["iommu=pt"], &[]);
             assert_eq!(current_tokens(&m).unwrap(), ["quiet", "iommu=pt"], "{m}");
         }
+    }
+
+    #[test]
+    fn removing_a_token_never_changes_how_its_neighbours_read() {
+        // Found by fuzzing: inside double quotes `\ ` is a literal backslash; taking the
+        // blank before `splash` put it against the closing quote, which it then escaped
+        // (`"quiet \"`: an unterminated double quote). The blanks stay instead.
+        let t = "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet \\ splash\"\nGRUB_TIMEOUT=5\n";
+        assert_eq!(current_tokens(t).unwrap(), ["quiet", "\\", "splash"]);
+        let out = merge(t, &[], &["splash"]);
+        assert_eq!(
+            out,
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet \\ \"\nGRUB_TIMEOUT=5\n"
+        );
+        assert_eq!(current_tokens(&out).unwrap(), ["quiet", "\\"]);
+        // Whatever the cut, the output must read as planned or the edit is refused: a
+        // value ending in a carriage return would leave one before the newline.
+        let t = "GRUB_CMDLINE_LINUX_DEFAULT=a\r\n";
+        assert!(current_tokens(t).is_err(), "CRLF is refused up front");
+        let t = "GRUB_CMDLINE_LINUX_DEFAULT=\ra\n";
+        assert_eq!(current_tokens(t).unwrap(), ["a"]);
+        let p = plan(
+            &current_tokens(t).unwrap(),
+            &ParamEdit {
+                add: vec![],
+                remove: vec!["a".into()],
+            },
+        );
+        let e = edit(t, &p, &[]).unwrap_err();
+        assert!(e.1.contains("would not read as planned"), "{}", e.1);
     }
 
     #[test]
