@@ -59,13 +59,15 @@ fuzz_target!(|data: &[u8]| {
     let _ = current_value(text);
     let editable =
         editable_tokens(text).expect("editable_tokens fails where current_tokens did not");
-    let mut ed = ParamEdit::default();
-    ed.add = inp
-        .add
-        .iter()
-        .filter(|a| check_token(a).is_ok())
-        .cloned()
-        .collect();
+    let mut ed = ParamEdit {
+        add: inp
+            .add
+            .iter()
+            .filter(|a| check_token(a).is_ok())
+            .cloned()
+            .collect(),
+        remove: Vec::new(),
+    };
     if !editable.is_empty() {
         for &i in &inp.remove_idx {
             ed.remove
