@@ -59,14 +59,11 @@ fn bdf(bus: u8, device: u8, function: u8) -> Bdf {
     Bdf::new(0, bus, device, function).unwrap()
 }
 
+/// What the generator promises for one device: (parent bridge, driver, IOMMU group).
+type Expected = BTreeMap<Bdf, (Option<Bdf>, Option<String>, Option<u32>)>;
+
 /// Build the fixture and the expected (devices -> (parent, driver, group)) map.
-fn build(
-    ports: &[Port],
-    root_funcs: &[Func],
-) -> (
-    Fixture,
-    BTreeMap<Bdf, (Option<Bdf>, Option<String>, Option<u32>)>,
-) {
+fn build(ports: &[Port], root_funcs: &[Func]) -> (Fixture, Expected) {
     let mut fx = Fixture::new(CpuVendor::Amd, IommuKind::Amd);
     let mut want = BTreeMap::new();
     let endpoint = |at: Bdf, f: &Func, parent: Option<Bdf>| {
