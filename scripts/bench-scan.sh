@@ -254,7 +254,7 @@ print("Machine: %d CPUs (`nproc`), %s, Linux %s; passthru %s. Load average (1, 5
       "at start %s, at end %s (shared machine: other jobs were compiling)." % (
           os.cpu_count(), cpu_model(), platform.release(), rev, load0, load1))
 print()
-print("Trees: `target/release/gen-host N target/bench-hosts/N` (bench/). Commands, stdout to "
+print("Trees: `gen-host N target/bench-hosts/N` (bench/, built by the script). Commands, stdout to "
       "/dev/null, `hyperfine -N`, the two commands alternated (rounds of a few runs each, order "
       "swapped every round, runs pooled):")
 print()
