@@ -9,3 +9,8 @@ pub use passthru_config_gen as config_gen;
 pub use passthru_iommu_groups as iommu_groups;
 pub use passthru_pci_ids as pci_ids;
 pub use passthru_vfio_core as vfio_core;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
