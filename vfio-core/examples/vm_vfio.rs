@@ -553,9 +553,10 @@ fn test_iommufd(t: &mut Tally, bdf: Bdf, has_reset: bool) {
         return;
     };
     let pt = t.must(dev.attach_ioas(&ioas), "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+    // Real 6.12: the kernel answers the id of the HW page table it made for the IOAS.
     t.check(
-        pt == Some(ioas.id()),
-        &format!("attached to IOAS {} (pt {pt:?})", ioas.id()),
+        pt.is_some_and(|p| p != 0),
+        &format!("attached to IOAS {}: hwpt {pt:?}", ioas.id()),
     );
     let ranges = t.must(
         ioas.refresh_ranges().map(|r| r.to_vec()),

@@ -371,7 +371,8 @@ impl<'s, S: VfioSys + ?Sized> Device<'s, S> {
             .map_err(self.err("VFIO_DEVICE_BIND_IOMMUFD"))
     }
 
-    /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` to an IOAS.
+    /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` to an IOAS; returns the id of the hardware page
+    /// table the kernel attached (one it made for the IOAS: not the IOAS id).
     #[doc(alias = "VFIO_DEVICE_ATTACH_IOMMUFD_PT")]
     pub fn attach_ioas(&self, ioas: &Ioas<'_, '_, S>) -> Result<u32> {
         self.sys
