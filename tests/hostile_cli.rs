@@ -183,3 +183,69 @@ fn live_sysfs_read_as_non_root_says_config_is_short() {
         );
     }
 }
+
+/// Issue 7 "Hostile input": a `config` of 0, 1, 63, 65, 255 and 4097 bytes, all-ones
+/// config space (a device that fell off the bus), capability pointers into the header,
+/// past the end and to themselves. Each run ends (timeout), exits 0 or 1 with a report
+/// that still names the device (its ids come from the sysfs attributes), and a length
+/// the kernel never produces is named on stderr with the path it was read from.
+#[test]
+fn hostile_config_spaces_give_a_report_and_a_note() {
+    let good = {
+        let (_t, root) = small_root();
+        let dev = fs::canonicalize(root.join("sys/bus/pci/devices/0000:01:00.0")).unwrap();
+        fs::read(dev.join("config")).unwrap()
+    };
+    assert!(good.len() >= 256, "fixture config is {} bytes", good.len());
+    let mut cases: Vec<(String, Vec<u8>)> = [0usize, 1, 63, 65, 255, 4097]
+        .iter()
+        .map(|&n| {
+            let mut b = good.clone();
+            b.resize(n, 0);
+            (format!("{n} bytes"), b)
+        })
+        .collect();
+    cases.push(("all ones".into(), vec![0xff; 256]));
+    let with_cap_ptr = |p: u8, at: Option<(usize, u8)>| {
+        let mut b = good[..256].to_vec();
+        b[0x06] |= 0x10; // Status: capabilities list
+        b[0x34] = p;
+        if let Some((off, next)) = at {
+            b[off] = 0x01; // PM
+            b[off + 1] = next;
+        }
+        b
+    };
+    cases.push((
+        "cap pointer into the header".into(),
+        with_cap_ptr(0x10, None),
+    ));
+    cases.push(("cap pointer past the end".into(), with_cap_ptr(0xff, None)));
+    cases.push((
+        "self-pointing capability".into(),
+        with_cap_ptr(0x40, Some((0x40, 0x40))),
+    ));
+    for (what, bytes) in cases {
+        let (_t, root) = small_root();
+        let dev = fs::canonicalize(root.join("sys/bus/pci/devices/0000:01:00.0")).unwrap();
+        fs::write(dev.join("config"), &bytes).unwrap();
+        for args in [&["check", "--json", "01:00.0"][..], &["list", "--json"][..]] {
+            let o = passthru(&root, args);
+            assert!(o.code == 0 || o.code == 1, "{what} {args:?}: {}", o.stderr);
+            assert!(!o.stderr.contains("panicked"), "{what}: {}", o.stderr);
+            let v: serde_json::Value = serde_json::from_str(&o.stdout)
+                .unwrap_or_else(|e| panic!("{what} {args:?}: {e}: {}", o.stdout));
+            assert!(
+                o.stdout.contains("0000:01:00.0"),
+                "{what} {args:?}: device missing: {v}"
+            );
+            if ![256usize, 4096].contains(&bytes.len()) {
+                assert!(
+                    o.stderr.contains("config"),
+                    "{what}: the short/odd config is not named: {}",
+                    o.stderr
+                );
+            }
+        }
+    }
+}

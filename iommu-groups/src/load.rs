@@ -498,10 +498,10 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<De
     let dd = l.fs.dir(dir);
     let d = &dd;
     // Config space (binary; bounded at 4096 bytes).
-    let config = l.read_bytes(At::In(d, "config"), CONFIG_LIMIT);
-    let facts = config.as_deref().and_then(ConfigFacts::decode);
+    // One byte past the limit, so an oversized file is noticed rather than cut silently.
+    let mut config = l.read_bytes(At::In(d, "config"), CONFIG_LIMIT + 1);
     match config.as_deref().map(<[u8]>::len) {
-        None => {}
+        None | Some(256) | Some(4096) => {}
         Some(n) if n < 64 => l.note(
             d.path().join("config"),
             format!("truncated: {n} bytes, less than the 64-byte header; config facts unknown"),
@@ -510,8 +510,24 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<De
             d.path().join("config"),
             "only 64 bytes (read as non-root?): capabilities, FLR, PM and ACS unknown",
         ),
-        Some(_) => {}
+        Some(n) if n > CONFIG_LIMIT => {
+            l.note(
+                d.path().join("config"),
+                format!("longer than {CONFIG_LIMIT} bytes: only the first {CONFIG_LIMIT} are config space"),
+            );
+            if let Some(b) = config.as_mut() {
+                b.truncate(CONFIG_LIMIT);
+            }
+        }
+        Some(n) => l.note(
+            d.path().join("config"),
+            format!(
+                "unusual length {n} bytes (sysfs gives 64, 256 or 4096): decoded the first {} bytes",
+                if n >= 256 { 256 } else { 64 }
+            ),
+        ),
     }
+    let facts = config.as_deref().and_then(ConfigFacts::decode);
     let cfg16 = |off: usize| -> Option<u16> {
         let b = config.as_deref()?;
         if b.len() < 64 {
