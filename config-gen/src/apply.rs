@@ -357,7 +357,7 @@ pub fn rollback_with(root: &Path, hook: &mut dyn FnMut(Step)) -> Result<RolledBa
             return Err(Error::Syntax {
                 path: mpath.clone(),
                 line: n + 1,
-                message: format!("unsafe path {path:?}"),
+                message: format!("path {path:?} is not absolute or climbs with `..`"),
             });
         }
         entries.push((mode, path.to_string()));

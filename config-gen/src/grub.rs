@@ -163,6 +163,43 @@ fn push_opaque(w: &mut Word, text: &str, a: usize, b: usize, seg: usize) {
     }
 }
 
+/// Push the expansion (`$...` or a backquoted command) starting at `i` as opaque
+/// characters (a lone `$` stays a plain `$`); returns where it ends.
+fn push_expansion(
+    w: &mut Word,
+    text: &str,
+    i: usize,
+    seg: usize,
+) -> Result<usize, (usize, String)> {
+    let e = expansion_end(text, i)?;
+    if e == i + 1 {
+        w.chars.push(DChar {
+            c: '$',
+            start: i,
+            end: e,
+            seg,
+            opaque: false,
+        });
+    } else {
+        push_opaque(w, text, i, e, seg);
+    }
+    Ok(e)
+}
+
+/// Push the one literal character at `i`; returns the byte after it.
+fn push_plain(w: &mut Word, text: &str, i: usize, seg: usize) -> usize {
+    let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
+    let n = ch.len_utf8();
+    w.chars.push(DChar {
+        c: ch,
+        start: i,
+        end: i + n,
+        seg,
+        opaque: false,
+    });
+    i + n
+}
+
 /// Parse one shell word starting at byte `start`.
 fn parse_word(text: &str, start: usize) -> Result<Word, (usize, String)> {
     let b = text.as_bytes();
@@ -203,33 +240,8 @@ fn parse_word(text: &str, start: usize) -> Result<Word, (usize, String)> {
                             i += 2;
                         }
                         b'\\' if b.get(i + 1) == Some(&b'\n') => i += 2,
-                        b'$' | b'`' => {
-                            let e = expansion_end(text, i)?;
-                            if e == i + 1 {
-                                w.chars.push(DChar {
-                                    c: '$',
-                                    start: i,
-                                    end: e,
-                                    seg,
-                                    opaque: false,
-                                });
-                            } else {
-                                push_opaque(&mut w, text, i, e, seg);
-                            }
-                            i = e;
-                        }
-                        _ => {
-                            let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
-                            let n = ch.len_utf8();
-                            w.chars.push(DChar {
-                                c: ch,
-                                start: i,
-                                end: i + n,
-                                seg,
-                                opaque: false,
-                            });
-                            i += n;
-                        }
+                        b'$' | b'`' => i = push_expansion(&mut w, text, i, seg)?,
+                        _ => i = push_plain(&mut w, text, i, seg),
                     }
                 }
                 w.segs.push(Seg {
@@ -284,33 +296,8 @@ fn parse_word(text: &str, start: usize) -> Result<Word, (usize, String)> {
                             });
                             i = e;
                         }
-                        b'$' | b'`' => {
-                            let e = expansion_end(text, i)?;
-                            if e == i + 1 {
-                                w.chars.push(DChar {
-                                    c: '$',
-                                    start: i,
-                                    end: e,
-                                    seg,
-                                    opaque: false,
-                                });
-                            } else {
-                                push_opaque(&mut w, text, i, e, seg);
-                            }
-                            i = e;
-                        }
-                        _ => {
-                            let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
-                            let n = ch.len_utf8();
-                            w.chars.push(DChar {
-                                c: ch,
-                                start: i,
-                                end: i + n,
-                                seg,
-                                opaque: false,
-                            });
-                            i += n;
-                        }
+                        b'$' | b'`' => i = push_expansion(&mut w, text, i, seg)?,
+                        _ => i = push_plain(&mut w, text, i, seg),
                     }
                 }
                 w.segs.push(Seg {
