@@ -13,6 +13,9 @@
 #   --out DIR     receives console.log (the serial log), results.txt ("NAME RC" lines),
 #                 and out/ (the guest's /out: NAME.log per test plus whatever tests wrote)
 #
+# Environment: PT_VM_MEM guest memory in MiB (default 1024), PT_VM_TIMEOUT (default 240),
+# PT_VM_CMDLINE extra kernel parameters.
+#
 # Exit status: 0 when the guest ran every test and each returned 0; 1 otherwise (boot
 # failure, setup failure, timeout, missing results, a failed test), with the serial log
 # printed. The guest is killed at the timeout; temporary files are removed on every exit.
@@ -139,7 +142,7 @@ start=$SECONDS
 set +e
 timeout --kill-after=5 "$timeout_s" qemu-system-x86_64 \
 	-nodefaults -display none -no-user-config -no-reboot \
-	-machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp 1 -m 1024 \
+	-machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp 1 -m "${PT_VM_MEM:-1024}" \
 	"${iommu_dev[@]}" \
 	"${QEMU_DEVICES[@]}" \
 	-kernel "$vmlinuz" -initrd "$work/initrd.cpio" \
