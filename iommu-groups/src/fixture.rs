@@ -441,6 +441,18 @@ impl Fixture {
                 w.file(&format!("{ds}/subsystem_device"), format!("0x{sd:04x}\n"))?;
                 w.file(&format!("{ds}/class"), format!("0x{:06x}\n", c.to_u32()))?;
                 w.file(&format!("{ds}/revision"), format!("0x{r:02x}\n"))?;
+                let c = c.to_u32();
+                w.file(
+                    &format!("{ds}/modalias"),
+                    format!(
+                        "pci:v{:08X}d{:08X}sv{sv:08X}sd{sd:08X}bc{:02X}sc{:02X}i{:02X}\n",
+                        v.0,
+                        i.0,
+                        c >> 16,
+                        (c >> 8) & 0xff,
+                        c & 0xff
+                    ),
+                )?;
             }
             w.file(&format!("{ds}/config"), &d.config)?;
             let lines = if d.config.get(0x0e).is_some_and(|h| h & 0x7f == 1) {

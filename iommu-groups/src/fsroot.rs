@@ -4,11 +4,13 @@
 //! a snapshot can copy exactly that.
 
 use crate::error::{Error, Result};
-use std::cell::RefCell;
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// At most this many symbolic links are followed while resolving one path (as Linux' 40).
@@ -23,6 +25,8 @@ pub(crate) const TEXT_LIMIT: usize = 64 * 1024;
 pub(crate) const BIG_TEXT_LIMIT: usize = 4 * 1024 * 1024;
 /// The read buffer starts this large (a page-sized attribute, a 4 KiB config space fits).
 const SCRATCH_HINT: usize = 8 * 1024;
+/// A one-call read ([`FsRoot::read_text_fast`]) asks for this much (one page).
+const SMALL_READ: usize = 4096;
 /// The read buffer is dropped after a file that made it grow past this.
 const SCRATCH_KEEP: usize = 64 * 1024;
 
@@ -69,6 +73,9 @@ pub(crate) struct FsRoot {
     known_dirs: RefCell<HashSet<PathBuf>>,
     /// Reused read buffer: a file is read into it, then copied out at its exact size.
     scratch: RefCell<Vec<u8>>,
+    /// The root directory as an `O_PATH` descriptor, for the one-call reads
+    /// ([`FsRoot::open_dir_fast`]); `None` inside when it cannot be opened.
+    root_fd: OnceCell<Option<OwnedFd>>,
     /// File-system operations done so far (tests pin the loader's work per device).
     #[cfg(test)]
     pub(crate) ops: std::cell::Cell<Ops>,
@@ -159,6 +166,36 @@ impl Dir {
     }
 }
 
+/// The answer of a read through a [`FastDir`].
+#[derive(Debug)]
+pub(crate) enum Fast<T> {
+    /// Read.
+    Got(T),
+    /// Not there (for a link: not there, or not a link).
+    Absent,
+    /// Not answerable in one call (the name is a symbolic link): read it by path,
+    /// which resolves links inside the root and gives the precise answer.
+    Slow,
+}
+
+/// A directory the kernel resolved beneath the root in one call (`openat2` with
+/// `RESOLVE_BENEATH`: relative links followed, none leaving the root, no
+/// absolute or magic links). Reads through it open one name each, relative to
+/// its descriptor, so the kernel walks one path component, not the whole path.
+#[derive(Debug)]
+pub(crate) struct FastDir {
+    fd: OwnedFd,
+    /// The path as asked (it may run through links), relative to the root: for notes.
+    rel: PathBuf,
+}
+
+impl FastDir {
+    /// The path as asked, relative to the root.
+    pub fn rel(&self) -> &Path {
+        &self.rel
+    }
+}
+
 impl FsRoot {
     pub fn new(dir: &Path, record: bool) -> Result<FsRoot> {
         let md = fs::metadata(dir).map_err(|source| Error::Root {
@@ -176,6 +213,7 @@ impl FsRoot {
             trace: record.then(|| RefCell::new(Trace::default())),
             known_dirs: RefCell::new(HashSet::new()),
             scratch: RefCell::new(Vec::new()),
+            root_fd: OnceCell::new(),
             #[cfg(test)]
             ops: std::cell::Cell::new(Ops::default()),
         })
@@ -547,6 +585,127 @@ impl FsRoot {
             Entry::Absent | Entry::Plain(_) => Ok(None),
             Entry::Link => self.link_target(dir.path.join(name)).map(Some),
             Entry::Unlisted => self.read_link(&dir.path.join(name)),
+        }
+    }
+    /// The root as an `O_PATH` directory descriptor, opened on first use.
+    fn root_fd(&self) -> Option<&OwnedFd> {
+        self.root_fd
+            .get_or_init(|| {
+                rustix::fs::openat(
+                    rustix::fs::CWD,
+                    &self.dir,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .ok()
+            })
+            .as_ref()
+    }
+
+    /// Open directory `rel` (relative to the root) with the kernel resolving it
+    /// beneath the root, in one call. `None` whenever that does not simply work
+    /// (absent, an absolute or escaping link, not a directory, a kernel without
+    /// `openat2`, or while recording a snapshot, which must see every link): the
+    /// caller then resolves `rel` by path, which gives the precise answer or note.
+    pub fn open_dir_fast(&self, rel: &Path) -> Option<FastDir> {
+        if self.trace.is_some() {
+            return None;
+        }
+        let root = self.root_fd()?;
+        tally!(self, stats);
+        let fd = rustix::fs::openat2(
+            root,
+            rel,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        )
+        .ok()?;
+        Some(FastDir {
+            fd,
+            rel: rel.to_path_buf(),
+        })
+    }
+
+    /// Read the UTF-8 text file `name` of `dir` (at most `limit` bytes; longer is an
+    /// error), without following a link (a link answers [`Fast::Slow`]): anything
+    /// but a regular file is refused unopened, with the same error as a path read
+    /// gives, and the open is `O_NONBLOCK` besides.
+    ///
+    /// One `read`: a regular file returns less than asked only at its end, and a
+    /// sysfs attribute hands over its whole value in the first read, so a short
+    /// read is the whole file, without a second read to see the end. A file
+    /// that fills the page-sized buffer answers [`Fast::Slow`] (read it by path).
+    pub fn read_text_fast(&self, dir: &FastDir, name: &str, limit: usize) -> Result<Fast<String>> {
+        let rel = || dir.rel.join(name);
+        let io = |e: rustix::io::Errno| Error::Io {
+            path: rel(),
+            source: e.into(),
+        };
+        // The kind first, so a FIFO or device node is never opened (opening one
+        // can have effects); then the open refuses a link swapped in meanwhile.
+        tally!(self, stats);
+        match rustix::fs::statat(&dir.fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+                FileType::RegularFile => {}
+                FileType::Symlink => return Ok(Fast::Slow),
+                _ => {
+                    return Err(Error::Io {
+                        path: rel(),
+                        source: std::io::Error::other("not a regular file"),
+                    })
+                }
+            },
+            Err(rustix::io::Errno::NOENT) => return Ok(Fast::Absent),
+            Err(e) => return Err(io(e)),
+        }
+        tally!(self, opens);
+        let fd = match rustix::fs::openat(
+            &dir.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(Fast::Absent),
+            Err(rustix::io::Errno::LOOP) => return Ok(Fast::Slow),
+            Err(e) => return Err(io(e)),
+        };
+        let mut buf = vec![0u8; limit.min(SMALL_READ) + 1];
+        let n = loop {
+            match rustix::io::read(fd.as_fd(), &mut buf[..]) {
+                Ok(n) => break n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(io(e)),
+            }
+        };
+        if n == buf.len() && n <= limit {
+            // A full page: the file may go on. Read it by path, the bounded way
+            // (rare: attributes are short).
+            return Ok(Fast::Slow);
+        }
+        if n > limit {
+            return Err(Error::TooLarge { path: rel(), limit });
+        }
+        buf.truncate(n);
+        String::from_utf8(buf)
+            .map(Fast::Got)
+            .map_err(|_| Error::NotUtf8 { path: rel() })
+    }
+
+    /// The target of the symbolic link `name` in `dir` ([`Fast::Absent`] when
+    /// absent or not a link), in one `readlinkat`.
+    pub fn link_target_fast(&self, dir: &FastDir, name: &str) -> Result<Fast<PathBuf>> {
+        tally!(self, readlinks);
+        match rustix::fs::readlinkat(&dir.fd, name, Vec::new()) {
+            Ok(t) => Ok(Fast::Got(PathBuf::from(
+                <OsString as std::os::unix::ffi::OsStringExt>::from_vec(t.into_bytes()),
+            ))),
+            Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::INVAL) => Ok(Fast::Absent),
+            Err(e) => Err(Error::Io {
+                path: dir.rel.join(name),
+                source: e.into(),
+            }),
         }
     }
 }

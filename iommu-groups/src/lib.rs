@@ -15,6 +15,9 @@
 //! `sys/bus/pci/devices` is an error: anything else missing, unreadable or garbled
 //! is an absent fact plus a [`Note`].
 //!
+//! [`Inventory::load`] reads only what a listing shows (ids, class, driver,
+//! group) with the fewest file-system operations: `passthru list`.
+//!
 //! Lookups: [`Host::device`], [`Host::group_of`], [`Host::resolve`] (a
 //! [`DeviceSpec`]: BDF, slot or `vendor:device`), [`Host::with_companions`],
 //! [`Host::request`] (what `check` checks: matches plus companions, default every GPU),
@@ -62,6 +65,7 @@ mod error;
 pub mod facts;
 pub mod fixture;
 mod fsroot;
+mod inventory;
 mod load;
 mod model;
 pub mod reset;
@@ -72,6 +76,7 @@ pub mod verdict;
 
 pub use error::{Error, Result};
 pub use facts::ConfigFacts;
+pub use inventory::{Inventory, ListedDevice};
 pub use model::{
     BootSetup, ConfFile, CpuVendor, Device, Group, GroupId, Host, IommuState, Note, Resource,
 };

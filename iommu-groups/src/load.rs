@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::facts::ConfigFacts;
-use crate::fsroot::{Dir, FsRoot, Kind, Trace, BIG_TEXT_LIMIT, TEXT_LIMIT};
+use crate::fsroot::{Dir, Fast, FastDir, FsRoot, Kind, Trace, BIG_TEXT_LIMIT, TEXT_LIMIT};
 use crate::model::*;
 use passthru_pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
 use std::collections::BTreeMap;
@@ -22,18 +22,21 @@ const RESIZE_ATTRS: [&str; 6] = [
     "resource5_resize",
 ];
 
-struct Loader {
-    fs: FsRoot,
-    notes: Vec<Note>,
+pub(crate) struct Loader {
+    pub(crate) fs: FsRoot,
+    pub(crate) notes: Vec<Note>,
 }
 
 /// Where a fact is read: a path relative to the root, or an entry of a listed
 /// device directory (no `lstat` per attribute, see [`Dir`]). Both read the same
 /// file and name the same path in notes.
+/// Or an entry of a directory opened in one call (see [`FastDir`]), named in
+/// notes by the path as asked.
 #[derive(Clone, Copy)]
-enum At<'a> {
+pub(crate) enum At<'a> {
     Path(&'a Path),
     In(&'a Dir, &'a str),
+    Fast(&'a FastDir, &'a str),
 }
 
 impl<'a> From<&'a Path> for At<'a> {
@@ -54,6 +57,7 @@ impl At<'_> {
         match self {
             At::Path(p) => p.to_path_buf(),
             At::In(d, n) => d.path().join(n),
+            At::Fast(d, n) => d.rel().join(n),
         }
     }
 }
@@ -69,7 +73,7 @@ fn trim_owned(s: String) -> String {
 }
 
 impl Loader {
-    fn note(&mut self, path: impl Into<PathBuf>, message: impl Into<String>) {
+    pub(crate) fn note(&mut self, path: impl Into<PathBuf>, message: impl Into<String>) {
         self.notes.push(Note {
             path: path.into(),
             message: message.into(),
@@ -82,11 +86,16 @@ impl Loader {
         self.note(at.path(), msg);
     }
 
-    fn read_bytes<'a>(&mut self, at: impl Into<At<'a>>, limit: usize) -> Option<Vec<u8>> {
+    pub(crate) fn read_bytes<'a>(
+        &mut self,
+        at: impl Into<At<'a>>,
+        limit: usize,
+    ) -> Option<Vec<u8>> {
         let at = at.into();
         let r = match at {
             At::Path(p) => self.fs.read_bytes(p, limit, false),
             At::In(d, n) => self.fs.read_bytes_in(d, n, limit, false),
+            At::Fast(..) => self.fs.read_bytes(&at.path(), limit, false),
         };
         r.unwrap_or_else(|e| {
             self.note_err(at, &e);
@@ -95,11 +104,17 @@ impl Loader {
     }
 
     /// A text fact: absent when missing; unreadable or garbage gives a note and `None`.
-    fn text<'a>(&mut self, at: impl Into<At<'a>>, limit: usize) -> Option<String> {
+    pub(crate) fn text<'a>(&mut self, at: impl Into<At<'a>>, limit: usize) -> Option<String> {
         let at = at.into();
         let r = match at {
             At::Path(p) => self.fs.read_text(p, limit),
             At::In(d, n) => self.fs.read_text_in(d, n, limit),
+            At::Fast(d, n) => match self.fs.read_text_fast(d, n, limit) {
+                Ok(Fast::Got(t)) => Ok(Some(t)),
+                Ok(Fast::Absent) => Ok(None),
+                Ok(Fast::Slow) => self.fs.read_text(&at.path(), limit),
+                Err(e) => Err(e),
+            },
         };
         r.unwrap_or_else(|e| {
             self.note_err(at, &e);
@@ -107,11 +122,11 @@ impl Loader {
         })
     }
 
-    fn trimmed<'a>(&mut self, at: impl Into<At<'a>>) -> Option<String> {
+    pub(crate) fn trimmed<'a>(&mut self, at: impl Into<At<'a>>) -> Option<String> {
         self.text(at, TEXT_LIMIT).map(trim_owned)
     }
 
-    fn parsed<'a, T>(
+    pub(crate) fn parsed<'a, T>(
         &mut self,
         at: impl Into<At<'a>>,
         expected: &'static str,
@@ -134,15 +149,21 @@ impl Loader {
         }
     }
 
-    fn hex<'a>(&mut self, at: impl Into<At<'a>>) -> Option<u32> {
+    pub(crate) fn hex<'a>(&mut self, at: impl Into<At<'a>>) -> Option<u32> {
         self.parsed(at, "a hex number like 0x1002", parse_hex)
     }
 
-    fn link_name<'a>(&mut self, at: impl Into<At<'a>>) -> Option<String> {
+    pub(crate) fn link_name<'a>(&mut self, at: impl Into<At<'a>>) -> Option<String> {
         let at = at.into();
         let r = match at {
             At::Path(p) => self.fs.read_link(p),
             At::In(d, n) => self.fs.read_link_in(d, n),
+            At::Fast(d, n) => match self.fs.link_target_fast(d, n) {
+                Ok(Fast::Got(t)) => Ok(Some(t)),
+                Ok(Fast::Absent) => Ok(None),
+                Ok(Fast::Slow) => self.fs.read_link(&at.path()),
+                Err(e) => Err(e),
+            },
         };
         match r {
             Ok(Some(t)) => t.file_name().and_then(|n| n.to_str()).map(str::to_string),
@@ -154,11 +175,12 @@ impl Loader {
         }
     }
 
-    fn exists<'a>(&mut self, at: impl Into<At<'a>>) -> bool {
+    pub(crate) fn exists<'a>(&mut self, at: impl Into<At<'a>>) -> bool {
         let at = at.into();
         let r = match at {
             At::Path(p) => self.fs.probe(p),
             At::In(d, n) => self.fs.probe_in(d, n),
+            At::Fast(..) => self.fs.probe(&at.path()),
         };
         match r {
             Ok(k) => k.is_some(),
@@ -169,7 +191,7 @@ impl Loader {
         }
     }
 
-    fn list(&mut self, rel: &Path) -> Vec<(String, Kind)> {
+    pub(crate) fn list(&mut self, rel: &Path) -> Vec<(String, Kind)> {
         match self.fs.list(rel) {
             Ok(v) => v.unwrap_or_default(),
             Err(e) => {
@@ -291,46 +313,26 @@ fn load_fs(root: &Path, record: bool) -> Result<(Host, FsRoot)> {
         fs,
         notes: Vec::new(),
     };
-    let bus_dir = Path::new("sys/bus/pci/devices");
-    let entries = match l.fs.list(bus_dir)? {
-        Some(v) => v,
-        None => {
-            return Err(Error::NoPciBus {
-                path: root.join(bus_dir),
-            })
-        }
-    };
+    let entries = pci_entries(&mut l, root)?;
     let mut devices = BTreeMap::new();
-    for (name, kind) in entries {
-        let Ok(bdf) = name.parse::<Bdf>() else {
-            l.note(bus_dir.join(&name), "not a PCI address: ignored");
-            continue;
-        };
-        if let Some(d) = load_device(&mut l, bdf, &bus_dir.join(&name), kind) {
+    for (bdf, link, kind) in entries {
+        if let Some(d) = load_device(&mut l, bdf, &link, kind) {
             devices.insert(bdf, d);
         }
     }
 
     // IOMMU groups.
     let mut groups = BTreeMap::new();
-    let gdir = Path::new("sys/kernel/iommu_groups");
-    for (name, _) in l.list(gdir) {
-        let Ok(id) = name.parse::<GroupId>() else {
-            l.note(gdir.join(&name), "not a group number: ignored");
-            continue;
-        };
+    for (id, dir) in group_dirs(&mut l) {
         let mut members = Vec::new();
-        for (dn, _) in l.list(&gdir.join(&name).join("devices")) {
+        for (dn, _) in l.list(&dir.join("devices")) {
             match dn.parse::<Bdf>() {
                 Ok(b) => members.push(b),
-                Err(_) => l.note(
-                    gdir.join(&name).join("devices").join(&dn),
-                    "not a PCI address: ignored",
-                ),
+                Err(_) => l.note(dir.join("devices").join(&dn), "not a PCI address: ignored"),
             }
         }
         members.sort();
-        let domain_type = l.trimmed(&gdir.join(&name).join("type"));
+        let domain_type = l.trimmed(&dir.join("type"));
         groups.insert(
             id,
             Group {
@@ -360,19 +362,7 @@ fn load_fs(root: &Path, record: bool) -> Result<(Host, FsRoot)> {
         }
     }
 
-    let units = l
-        .list(Path::new("sys/class/iommu"))
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    let iommu = IommuState {
-        units,
-        groups_present: !groups.is_empty(),
-        dmar_table: l.exists(Path::new("sys/firmware/acpi/tables/DMAR")),
-        ivrs_table: l.exists(Path::new("sys/firmware/acpi/tables/IVRS")),
-        vfio_container: l.exists(Path::new("dev/vfio/vfio")),
-        iommufd: l.exists(Path::new("dev/iommu")),
-    };
+    let iommu = iommu_state(&mut l, !groups.is_empty());
 
     let cpu_vendor = match l
         .fs
@@ -427,6 +417,116 @@ fn load_fs(root: &Path, record: bool) -> Result<(Host, FsRoot)> {
     Ok((host, l.fs))
 }
 
+/// The entries of `sys/bus/pci/devices` that are PCI addresses, with their
+/// paths and kinds (a note for any other name). No such directory: an error.
+pub(crate) fn pci_entries(l: &mut Loader, root: &Path) -> Result<Vec<(Bdf, PathBuf, Kind)>> {
+    let bus_dir = Path::new("sys/bus/pci/devices");
+    let Some(entries) = l.fs.list(bus_dir)? else {
+        return Err(Error::NoPciBus {
+            path: root.join(bus_dir),
+        });
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for (name, kind) in entries {
+        match name.parse::<Bdf>() {
+            Ok(bdf) => out.push((bdf, bus_dir.join(&name), kind)),
+            Err(_) => l.note(bus_dir.join(&name), "not a PCI address: ignored"),
+        }
+    }
+    Ok(out)
+}
+
+/// The groups of `sys/kernel/iommu_groups`: number and directory (a note for
+/// any other name).
+pub(crate) fn group_dirs(l: &mut Loader) -> Vec<(GroupId, PathBuf)> {
+    let gdir = Path::new("sys/kernel/iommu_groups");
+    let mut out = Vec::new();
+    for (name, _) in l.list(gdir) {
+        match name.parse::<GroupId>() {
+            Ok(id) => out.push((id, gdir.join(&name))),
+            Err(_) => l.note(gdir.join(&name), "not a group number: ignored"),
+        }
+    }
+    out
+}
+
+/// Whether and how the IOMMU is on: its units, the ACPI tables, the VFIO nodes.
+pub(crate) fn iommu_state(l: &mut Loader, groups_present: bool) -> IommuState {
+    let units = l
+        .list(Path::new("sys/class/iommu"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    IommuState {
+        units,
+        groups_present,
+        dmar_table: l.exists(Path::new("sys/firmware/acpi/tables/DMAR")),
+        ivrs_table: l.exists(Path::new("sys/firmware/acpi/tables/IVRS")),
+        vfio_container: l.exists(Path::new("dev/vfio/vfio")),
+        iommufd: l.exists(Path::new("dev/iommu")),
+    }
+}
+
+/// The group number a device's `iommu_group` link names (a note when it names
+/// something else).
+pub(crate) fn group_link(l: &mut Loader, at: At<'_>) -> Option<GroupId> {
+    let n = l.link_name(at)?;
+    match n.parse::<GroupId>() {
+        Ok(g) => Some(g),
+        Err(_) => {
+            l.note(at.path(), format!("links to {n:?}, not a group number"));
+            None
+        }
+    }
+}
+
+/// A 16-bit id: the attribute's value, else the config header's at `off`.
+pub(crate) fn id16(attr: Option<u32>, config: Option<&[u8]>, off: usize) -> Option<u16> {
+    attr.and_then(|v| u16::try_from(v).ok()).or_else(|| {
+        let b = config.filter(|b| b.len() >= 64)?;
+        Some(u16::from_le_bytes([b[off], b[off + 1]]))
+    })
+}
+
+/// The class code: the attribute's value, else the config header's (zero when neither).
+pub(crate) fn class_code(attr: Option<u32>, config: Option<&[u8]>) -> ClassCode {
+    attr.filter(|v| *v <= 0xff_ffff)
+        .map(ClassCode::from_u32)
+        .or_else(|| {
+            let b = config.filter(|b| b.len() >= 64)?;
+            Some(ClassCode::from_u32(
+                u32::from(b[0x0b]) << 16 | u32::from(b[0x0a]) << 8 | u32::from(b[0x09]),
+            ))
+        })
+        .unwrap_or(ClassCode::from_u32(0))
+}
+
+/// The device directory an entry of `sys/bus/pci/devices` leads to (resolved
+/// inside the root, link-free), or a note saying why the device is ignored.
+pub(crate) fn device_dir(l: &mut Loader, link: &Path, listed: Kind) -> Option<PathBuf> {
+    let resolved = if listed == Kind::Link {
+        l.fs.resolve_listed_link(link)
+    } else {
+        l.fs.resolve(link)
+    };
+    match resolved {
+        Ok(Some((dir, Kind::Dir))) => Some(dir),
+        Ok(Some(_)) => {
+            l.note(link, "not a directory: device ignored");
+            None
+        }
+        Ok(None) => {
+            l.note(link, "dangling link: device ignored");
+            None
+        }
+        Err(e) => {
+            let msg = format!("{}: device ignored", error_chain(&e));
+            l.note(link, msg);
+            None
+        }
+    }
+}
+
 fn cpu_vendor_of(cpuinfo: &str) -> CpuVendor {
     for line in cpuinfo.lines() {
         if let Some((k, v)) = line.split_once(':') {
@@ -445,27 +545,7 @@ fn cpu_vendor_of(cpuinfo: &str) -> CpuVendor {
 /// Load the device `bdf` from `link`, an entry of `sys/bus/pci/devices` that the
 /// listing showed as `listed` (normally a symbolic link).
 fn load_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<Device> {
-    let resolved = if listed == Kind::Link {
-        l.fs.resolve_listed_link(link)
-    } else {
-        l.fs.resolve(link)
-    };
-    let (dir, kind) = match resolved {
-        Ok(Some(x)) => x,
-        Ok(None) => {
-            l.note(link, "dangling link: device ignored");
-            return None;
-        }
-        Err(e) => {
-            let msg = format!("{}: device ignored", error_chain(&e));
-            l.note(link, msg);
-            return None;
-        }
-    };
-    if kind != Kind::Dir {
-        l.note(link, "not a directory: device ignored");
-        return None;
-    }
+    let dir = device_dir(l, link, listed)?;
     // The chain: sys/devices/pciDDDD:BB/<bdf>/<bdf>/...
     let mut root_bus = String::new();
     let mut chain: Vec<Bdf> = Vec::new();
@@ -528,37 +608,14 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<De
         ),
     }
     let facts = config.as_deref().and_then(ConfigFacts::decode);
-    let cfg16 = |off: usize| -> Option<u16> {
-        let b = config.as_deref()?;
-        if b.len() < 64 {
-            return None;
-        }
-        Some(u16::from_le_bytes([b[off], b[off + 1]]))
-    };
-
-    let vendor = l
-        .hex(At::In(d, "vendor"))
-        .and_then(|v| u16::try_from(v).ok())
-        .or_else(|| cfg16(0));
-    let device = l
-        .hex(At::In(d, "device"))
-        .and_then(|v| u16::try_from(v).ok())
-        .or_else(|| cfg16(2));
+    let cfg = config.as_deref();
+    let vendor = id16(l.hex(At::In(d, "vendor")), cfg, 0);
+    let device = id16(l.hex(At::In(d, "device")), cfg, 2);
     let (Some(vendor), Some(device)) = (vendor, device) else {
         l.note(d.path(), "no readable vendor/device id: device ignored");
         return None;
     };
-    let class = l
-        .hex(At::In(d, "class"))
-        .filter(|v| *v <= 0xff_ffff)
-        .map(ClassCode::from_u32)
-        .or_else(|| {
-            let b = config.as_deref().filter(|b| b.len() >= 64)?;
-            Some(ClassCode::from_u32(
-                u32::from(b[0x0b]) << 16 | u32::from(b[0x0a]) << 8 | u32::from(b[0x09]),
-            ))
-        })
-        .unwrap_or(ClassCode::from_u32(0));
+    let class = class_code(l.hex(At::In(d, "class")), cfg);
     let revision = l
         .hex(At::In(d, "revision"))
         .and_then(|v| u8::try_from(v).ok())
@@ -576,19 +633,7 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<De
     let driver_override = l
         .trimmed(At::In(d, "driver_override"))
         .filter(|s| !s.is_empty() && s != "(null)");
-    let iommu_group = match l.link_name(At::In(d, "iommu_group")) {
-        Some(n) => match n.parse::<GroupId>() {
-            Ok(g) => Some(g),
-            Err(_) => {
-                l.note(
-                    d.path().join("iommu_group"),
-                    format!("links to {n:?}, not a group number"),
-                );
-                None
-            }
-        },
-        None => None,
-    };
+    let iommu_group = group_link(l, At::In(d, "iommu_group"));
     let reset_method = l
         .trimmed(At::In(d, "reset_method"))
         .map(|s| s.split_whitespace().map(str::to_string).collect());

@@ -4,7 +4,7 @@ use super::check::report_style::{pad, Style};
 use super::Global;
 use anyhow::Context;
 use clap::Args;
-use passthru_iommu_groups::{Device, Host};
+use passthru_iommu_groups::{Host, Inventory, ListedDevice, Note};
 use serde::Serialize;
 use std::process::ExitCode;
 
@@ -42,13 +42,18 @@ struct DevOut {
 pub(super) fn load_host(g: &Global) -> anyhow::Result<Host> {
     let host = Host::load(&g.root)
         .with_context(|| format!("reading the host under {}", g.root.display()))?;
+    print_notes(&host.notes);
+    Ok(host)
+}
+
+/// Print the loader's notes to stderr.
+fn print_notes(notes: &[Note]) {
     // A non-root reader gets 64-byte config files for every device: say it once.
-    let short = host
-        .notes
+    let short = notes
         .iter()
         .filter(|n| n.message.starts_with("only 64 bytes"))
         .count();
-    for n in &host.notes {
+    for n in notes {
         if short > 1 && n.message.starts_with("only 64 bytes") {
             continue;
         }
@@ -60,15 +65,18 @@ pub(super) fn load_host(g: &Global) -> anyhow::Result<Host> {
              FLR, PM reset and ACS unknown"
         );
     }
-    Ok(host)
 }
 
 /// Run `passthru list`.
+///
+/// Reads only what it prints ([`Inventory`]): ids, class, driver and group.
 pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
-    let host = load_host(g)?;
+    let host = Inventory::load(&g.root)
+        .with_context(|| format!("reading the host under {}", g.root.display()))?;
+    print_notes(&host.notes);
     let db = list_names::load(&g.root);
     let idx = list_names::index(db.as_ref());
-    let dev_out = |d: &Device| DevOut {
+    let dev_out = |d: &ListedDevice| DevOut {
         bdf: d.bdf.to_string(),
         vendor_id: d.vendor.to_string(),
         device_id: d.device.to_string(),
@@ -78,13 +86,12 @@ pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
     };
     let groups: Vec<GroupOut> = host
         .groups
-        .values()
-        .map(|gr| GroupOut {
-            id: gr.id,
-            devices: gr
-                .devices
+        .iter()
+        .map(|(id, members)| GroupOut {
+            id: *id,
+            devices: members
                 .iter()
-                .filter_map(|b| host.device(*b))
+                .filter_map(|b| host.devices.get(b))
                 .map(dev_out)
                 .collect(),
         })
