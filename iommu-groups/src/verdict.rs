@@ -292,13 +292,25 @@ fn check_device_with<'h>(
                         })
                         .collect::<Vec<_>>()
                         .join(", ");
+                    // Only other functions of this card: the fix is to ask for the card.
+                    let slot = d.bdf.slot();
+                    let advice = if outside.iter().all(|p| p.bdf.slot() == slot) {
+                        format!(
+                            "They are the other functions of the same card: check and pass the \
+                             whole slot (`passthru check {slot}`; Proxmox `hostpci0: {slot}`), \
+                             every function bound to vfio-pci."
+                        )
+                    } else {
+                        "Pass those devices too (bound to vfio-pci), or move the card to a slot \
+                         with its own group (a CPU-attached slot, or a port with ACS)."
+                            .to_string()
+                    };
                     add(
                         Code::GroupShared,
                         Severity::Fail,
                         format!(
                             "IOMMU group {} also holds {list}: a group goes to one guest as a whole. \
-                             Pass those devices too (bound to vfio-pci), or move the card to a slot \
-                             with its own group (a CPU-attached slot, or a port with ACS).",
+                             {advice}",
                             g.id
                         ),
                         vec![format!(

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use passthru_iommu_groups::{check_bdfs, reset, Code, Host, Severity, Verdict};
+use passthru_iommu_groups::{check, check_bdfs, reset, Code, DeviceSpec, Host, Severity, Verdict};
 use passthru_pci_ids::Bdf;
 
 const RUNS: [&str; 2] = ["tcg-amd", "tcg-intel"];
@@ -229,5 +229,45 @@ fn bridge_hot_reset_is_a_warning_only_when_every_affected_device_is_requested() 
             "{run}"
         );
         assert_eq!(sev(&[b("05:01.0")]), Some(Severity::Fail), "{run}");
+    }
+}
+
+/// A group is the unit of assignment (DOMAIN.md): on a real 6.12 guest's tree
+/// (VGA at 01:00.0 and HD audio at 01:00.1 in one group), the audio function
+/// asked for alone fails `group-shared`, and the advice is the slot form rather
+/// than moving the card; asked for as the slot, the group rule passes.
+#[test]
+fn audio_function_alone_is_told_to_ask_for_the_slot() {
+    for root in ["vm-intel-vga-audio", "vm-amd-vga-audio"] {
+        let host = Host::load(repo().join("tests/fixtures").join(root)).unwrap();
+        let one = |spec: &str| check(&host, &[spec.parse::<DeviceSpec>().unwrap()]).unwrap();
+        let r = one("01:00.1");
+        let f = r.devices[0]
+            .findings
+            .iter()
+            .find(|f| f.code == Code::GroupShared)
+            .unwrap_or_else(|| panic!("{root}: no group-shared: {:?}", r.devices[0].findings));
+        assert_eq!(f.severity, Severity::Fail);
+        assert!(f.message.contains("same card"), "{root}: {}", f.message);
+        assert!(
+            f.message.contains("passthru check 0000:01:00`"),
+            "{root}: {}",
+            f.message
+        );
+        assert!(
+            !f.message.contains("move the card"),
+            "{root}: {}",
+            f.message
+        );
+        let r = one("01:00");
+        assert_eq!(r.devices.len(), 2, "{root}");
+        for d in &r.devices {
+            assert!(
+                d.findings.iter().all(|f| f.code != Code::GroupShared),
+                "{root} {}: {:?}",
+                d.bdf,
+                d.findings
+            );
+        }
     }
 }
