@@ -11,12 +11,14 @@
 //! panics; the GPU is in the model, in group 2 and alone in it (or, without readable
 //! ids, left out with a note naming it); its resources are
 //! bounded by the bytes of the `resource` file; `check_bdfs` returns one report for it
-//! and the report serializes; a snapshot of the tree loads to the same model.
+//! and the report serializes; a snapshot of the tree loads to the same model; the
+//! listing's `Inventory::load` (its one-call reads of the same attribute files) agrees
+//! with the model on every device's ids, class, driver and group.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use passthru_iommu_groups::fixture::{Fixture, FixtureDevice, IommuKind};
-use passthru_iommu_groups::{check_bdfs, snapshot, CpuVendor, Host};
+use passthru_iommu_groups::{check_bdfs, snapshot, CpuVendor, Host, Inventory};
 use passthru_pci_ids::Bdf;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -139,6 +141,21 @@ fuzz_target!(|data: &[u8]| {
         host.boot.softdeps_on_vfio(),
         host.boot.blacklisted(),
     );
+
+    let inv = Inventory::load(&root).unwrap_or_else(|e| panic!("inventory failed: {e}"));
+    assert_eq!(
+        inv.devices.keys().collect::<Vec<_>>(),
+        host.devices.keys().collect::<Vec<_>>()
+    );
+    for (b, l) in &inv.devices {
+        let d = &host.devices[b];
+        assert_eq!(
+            (l.vendor, l.device, l.class, &l.driver, l.iommu_group),
+            (d.vendor, d.device, d.class, &d.driver, d.iommu_group),
+            "{b}: the inventory and the model disagree"
+        );
+    }
+    assert_eq!(inv.iommu, host.iommu);
 
     let report = check_bdfs(&host, &[gpu]);
     assert_eq!(

@@ -320,6 +320,19 @@ mod tests {
         proptest::proptest!(|(s in "pci:[vdsbci0-9A-Fa-f\n]{0,60}")| {
             let _ = parse_modalias(&s);
         });
+        // What the kernel writes, parsed back.
+        proptest::proptest!(|(v: u16, d: u16, sv: u16, sd: u16, c in 0u32..=0xff_ffff)| {
+            let s = format!(
+                "pci:v{v:08X}d{d:08X}sv{sv:08X}sd{sd:08X}bc{:02X}sc{:02X}i{:02X}\n",
+                c >> 16,
+                (c >> 8) & 0xff,
+                c & 0xff
+            );
+            proptest::prop_assert_eq!(
+                parse_modalias(&s),
+                Some((VendorId(v), DeviceId(d), ClassCode::from_u32(c)))
+            );
+        });
     }
 
     /// scenario-amd written to a temporary root, and the path of its first device.
