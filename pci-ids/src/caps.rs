@@ -388,14 +388,76 @@ pub struct ExtCapability {
     pub next: u16,
 }
 
+/// What both walks keep and check: where the current pointer was read, how many
+/// headers were taken, which 4-byte slots were visited (a bit each).
+#[derive(Debug, Clone)]
+struct Bounds<const W: usize> {
+    from: u16,
+    count: usize,
+    visited: [u64; W],
+}
+
+impl<const W: usize> Bounds<W> {
+    fn new(from: u16) -> Self {
+        Bounds {
+            from,
+            count: 0,
+            visited: [0; W],
+        }
+    }
+
+    /// Check pointer `p` of a list whose headers start at `base` and are `size`
+    /// bytes long, in a buffer of `len` bytes, at most `max` headers: its offset and
+    /// its visited slot, or the walk error.
+    #[inline]
+    fn check(
+        &self,
+        p: u16,
+        base: u16,
+        size: usize,
+        len: usize,
+        max: usize,
+    ) -> Result<(usize, usize), WalkError> {
+        let from = self.from;
+        if p < base {
+            return Err(WalkError::PointerInHeader { from, pointer: p });
+        }
+        if p & 3 != 0 {
+            return Err(WalkError::Misaligned { from, pointer: p });
+        }
+        let at = usize::from(p);
+        if at + size > len {
+            return Err(WalkError::OutOfRange {
+                from,
+                pointer: p,
+                len,
+            });
+        }
+        // Standard: < 48 (p <= 0xfc); extended: < 960 (p <= 0xffc).
+        let slot = (at - usize::from(base)) / 4;
+        if self.visited[slot / 64] & (1u64 << (slot % 64)) != 0 {
+            return Err(WalkError::Loop { from, pointer: p });
+        }
+        if self.count >= max {
+            return Err(WalkError::TooMany { from });
+        }
+        Ok((at, slot))
+    }
+
+    /// Take the header in `slot`.
+    #[inline]
+    fn take(&mut self, slot: usize) {
+        self.visited[slot / 64] |= 1u64 << (slot % 64);
+        self.count += 1;
+    }
+}
+
 /// Walk of the standard capability list; see the module docs for its bounds.
 #[derive(Debug, Clone)]
 pub struct Capabilities<'a> {
     buf: &'a [u8],
     next: u16,
-    from: u16,
-    count: usize,
-    visited: u64,
+    bounds: Bounds<1>,
     done: bool,
 }
 
@@ -406,9 +468,7 @@ impl<'a> Capabilities<'a> {
         Capabilities {
             buf: config,
             next: pointer.map_or(0, u16::from),
-            from: 0x34,
-            count: 0,
-            visited: 0,
+            bounds: Bounds::new(0x34),
             done: pointer.is_none(),
         }
     }
@@ -418,48 +478,22 @@ impl Iterator for Capabilities<'_> {
     type Item = Result<Capability, WalkError>;
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let (from, p) = (self.from, self.next);
-        if p == 0 {
+        let p = self.next;
+        if self.done || p == 0 {
             self.done = true;
             return None;
         }
-        let fail = |s: &mut Self, e| {
-            s.done = true;
-            Some(Err(e))
+        let (at, slot) = match self.bounds.check(p, 0x40, 2, self.buf.len(), MAX_STD_CAPS) {
+            Ok(x) => x,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
         };
-        if p < 0x40 {
-            return fail(self, WalkError::PointerInHeader { from, pointer: p });
-        }
-        if p & 3 != 0 {
-            return fail(self, WalkError::Misaligned { from, pointer: p });
-        }
-        let at = usize::from(p);
-        if at + 2 > self.buf.len() {
-            let len = self.buf.len();
-            return fail(
-                self,
-                WalkError::OutOfRange {
-                    from,
-                    pointer: p,
-                    len,
-                },
-            );
-        }
-        let slot = (at - 0x40) / 4; // 0..48 since p <= 0xfc (a u8)
-        if self.visited & (1u64 << slot) != 0 {
-            return fail(self, WalkError::Loop { from, pointer: p });
-        }
-        if self.count >= MAX_STD_CAPS {
-            return fail(self, WalkError::TooMany { from });
-        }
-        self.visited |= 1u64 << slot;
-        self.count += 1;
+        self.bounds.take(slot);
         let id = self.buf[at];
         let next = self.buf[at + 1];
-        self.from = p + 1;
+        self.bounds.from = p + 1;
         self.next = u16::from(next);
         Some(Ok(Capability {
             id: CapabilityId::from(id),
@@ -478,9 +512,7 @@ impl Iterator for Capabilities<'_> {
 pub struct ExtCapabilities<'a> {
     buf: &'a [u8],
     next: u16,
-    from: u16,
-    count: usize,
-    visited: [u64; 15],
+    bounds: Bounds<15>,
     done: bool,
 }
 
@@ -495,9 +527,7 @@ impl<'a> ExtCapabilities<'a> {
         ExtCapabilities {
             buf: config,
             next: 0x100,
-            from: 0x100,
-            count: 0,
-            visited: [0; 15],
+            bounds: Bounds::new(0x100),
             done,
         }
     }
@@ -507,44 +537,18 @@ impl Iterator for ExtCapabilities<'_> {
     type Item = Result<ExtCapability, WalkError>;
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let (from, p) = (self.from, self.next);
-        if p == 0 {
+        let p = self.next;
+        if self.done || p == 0 {
             self.done = true;
             return None;
         }
-        let fail = |s: &mut Self, e| {
-            s.done = true;
-            Some(Err(e))
+        let (at, slot) = match self.bounds.check(p, 0x100, 4, self.buf.len(), MAX_EXT_CAPS) {
+            Ok(x) => x,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
         };
-        if p < 0x100 {
-            return fail(self, WalkError::PointerInHeader { from, pointer: p });
-        }
-        if p & 3 != 0 {
-            return fail(self, WalkError::Misaligned { from, pointer: p });
-        }
-        let at = usize::from(p);
-        if at + 4 > self.buf.len() {
-            let len = self.buf.len();
-            return fail(
-                self,
-                WalkError::OutOfRange {
-                    from,
-                    pointer: p,
-                    len,
-                },
-            );
-        }
-        let slot = (at - 0x100) / 4; // < 960 since p <= 0xffc
-        let (w, b) = (slot / 64, slot % 64);
-        if self.visited[w] & (1u64 << b) != 0 {
-            return fail(self, WalkError::Loop { from, pointer: p });
-        }
-        if self.count >= MAX_EXT_CAPS {
-            return fail(self, WalkError::TooMany { from });
-        }
         let h = u32::from_le_bytes([
             self.buf[at],
             self.buf[at + 1],
@@ -555,10 +559,9 @@ impl Iterator for ExtCapabilities<'_> {
             self.done = true;
             return None;
         }
-        self.visited[w] |= 1u64 << b;
-        self.count += 1;
+        self.bounds.take(slot);
         let next = (h >> 20) as u16;
-        self.from = p;
+        self.bounds.from = p;
         self.next = next;
         Some(Ok(ExtCapability {
             id: ExtCapabilityId::from(h as u16),
