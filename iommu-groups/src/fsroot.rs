@@ -129,6 +129,9 @@ pub(crate) struct Dir {
     real: PathBuf,
     /// Sorted entry names and kinds; `None` when listing failed (then every read resolves).
     entries: Option<Vec<(String, Kind)>>,
+    /// The directory, open (when the kernel could open it beneath the root without
+    /// following a link): files in it are opened relative to it.
+    fd: Option<OwnedFd>,
 }
 
 /// What a [`Dir`]'s listing says about one name.
@@ -400,45 +403,53 @@ impl FsRoot {
         let Some((p, k)) = self.resolve(rel)? else {
             return Ok(None);
         };
-        self.read_file(&|| p.clone(), &self.real(&p), k, limit, strict)
+        self.read_file(&|| p.clone(), &self.real(&p), None, k, limit, strict)
             .map(Some)
     }
 
     /// Read a file of kind `k` (only a regular file is opened) at `real` (the
-    /// root joined); `rel` builds its link-free path under the root, for errors
-    /// and the trace only.
+    /// root joined), or as `name` in the open directory `at` (one path component
+    /// for the kernel to walk; a link swapped in since the listing is refused);
+    /// `rel` builds its link-free path under the root, for errors and the trace only.
+    ///
+    /// Bounded: at most `limit + 1` bytes are read (the extra byte tells a longer
+    /// file). Outside `proc/` a read that returns less than asked is the end of the
+    /// file: a regular file reads short only at its end and a sysfs attribute
+    /// hands over its whole value in one read, so most files take one `read`.
+    /// procfs' seq files hand out a page at a time, so under `proc/` the reading
+    /// goes on until a read returns nothing.
     fn read_file(
         &self,
         rel: &dyn Fn() -> PathBuf,
         real: &Path,
+        at: Option<(&OwnedFd, &str)>,
         k: Kind,
         limit: usize,
         strict: bool,
     ) -> Result<Vec<u8>> {
-        if k != Kind::File {
-            return Err(Error::Io {
-                path: rel(),
-                source: std::io::Error::other("not a regular file"),
-            });
-        }
-        tally!(self, opens);
-        let f = fs::File::open(real).map_err(|source| Error::Io {
+        let io = |source: std::io::Error| Error::Io {
             path: rel(),
             source,
-        })?;
+        };
+        if k != Kind::File {
+            return Err(io(std::io::Error::other("not a regular file")));
+        }
+        tally!(self, opens);
+        let mut f = match at {
+            Some((dir, name)) => rustix::fs::openat(dir, name, READ_FLAGS, Mode::empty())
+                .map(fs::File::from)
+                .map_err(|e| io(e.into()))?,
+            None => fs::File::open(real).map_err(io)?,
+        };
+        let to_eof = rel().starts_with("proc");
         let mut scratch = self.scratch.borrow_mut();
-        scratch.clear();
-        // Room for a whole attribute or config space plus the byte that tells a
-        // longer file, so most files take one read and the read that sees the end.
-        scratch.reserve(limit.min(SCRATCH_HINT) + 1);
-        let read = f.take(limit as u64 + 1).read_to_end(&mut scratch);
+        let read = bounded_read(&mut f, &mut scratch, limit + 1, to_eof);
         let buf = match read {
-            Err(source) => Err(Error::Io {
-                path: rel(),
-                source,
-            }),
-            Ok(_) if scratch.len() > limit && strict => Err(Error::TooLarge { path: rel(), limit }),
-            Ok(_) => Ok(scratch[..scratch.len().min(limit)].to_vec()),
+            Err(source) => Err(io(source)),
+            Ok(()) if scratch.len() > limit && strict => {
+                Err(Error::TooLarge { path: rel(), limit })
+            }
+            Ok(()) => Ok(scratch[..scratch.len().min(limit)].to_vec()),
         };
         if scratch.capacity() > SCRATCH_KEEP {
             // A big file (cpuinfo, an /etc file): do not hold its size for the whole load.
@@ -518,13 +529,78 @@ impl FsRoot {
     /// listed once, nothing recorded. When listing fails, reads through it resolve
     /// each path as the path-based reads do.
     pub fn dir(&self, path: PathBuf) -> Dir {
-        let entries = self.entries(&path, false).ok();
         let real = self.real(&path);
+        // `path` is link-free: open it beneath the root following no link at all,
+        // and list it through that descriptor.
+        if let Some(fd) = self.open_beneath(
+            &path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            ResolveFlags::NO_SYMLINKS,
+        ) {
+            if let Ok(entries) = self.entries_of(&fd, &path) {
+                return Dir {
+                    path,
+                    real,
+                    entries: Some(entries),
+                    fd: Some(fd),
+                };
+            }
+        }
+        let entries = self.entries(&path, false).ok();
         Dir {
             path,
             real,
             entries,
+            fd: None,
         }
+    }
+
+    /// The sorted entries of the open directory `fd` (at `p`, for errors), with
+    /// [`FsRoot::entries`]' rules: `.` and `..` and names that are not UTF-8 left
+    /// out, at most [`MAX_DIR_ENTRIES`].
+    fn entries_of(&self, fd: &OwnedFd, p: &Path) -> Result<Vec<(String, Kind)>> {
+        tally!(self, listings);
+        let io = |e: rustix::io::Errno| Error::Io {
+            path: p.to_path_buf(),
+            source: e.into(),
+        };
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 8192];
+        let mut it = rustix::fs::RawDir::new(fd, &mut buf);
+        let mut out = Vec::new();
+        while let Some(e) = it.next() {
+            let e = e.map_err(io)?;
+            let name = e.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            if out.len() >= MAX_DIR_ENTRIES {
+                return Err(Error::TooLarge {
+                    path: p.to_path_buf(),
+                    limit: MAX_DIR_ENTRIES,
+                });
+            }
+            let Ok(name) = std::str::from_utf8(name) else {
+                continue;
+            };
+            let ft = match e.file_type() {
+                // A file system that does not fill in the type: ask.
+                FileType::Unknown => {
+                    rustix::fs::statat(fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                        .map(|st| FileType::from_raw_mode(st.st_mode))
+                        .map_err(io)?
+                }
+                t => t,
+            };
+            let kind = match ft {
+                FileType::RegularFile => Kind::File,
+                FileType::Directory => Kind::Dir,
+                FileType::Symlink => Kind::Link,
+                _ => Kind::Other,
+            };
+            out.push((name.to_string(), kind));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// [`FsRoot::read_bytes`] of `dir/name`.
@@ -541,6 +617,7 @@ impl FsRoot {
                 .read_file(
                     &|| dir.path.join(name),
                     &join(&dir.real, Path::new(name)),
+                    dir.fd.as_ref().map(|fd| (fd, name)),
                     k,
                     limit,
                     strict,
@@ -556,7 +633,9 @@ impl FsRoot {
             Entry::Absent => Ok(None),
             Entry::Plain(k) => {
                 let rel = || dir.path.join(name);
-                let b = self.read_file(&rel, &join(&dir.real, Path::new(name)), k, limit, true)?;
+                let at = dir.fd.as_ref().map(|fd| (fd, name));
+                let b =
+                    self.read_file(&rel, &join(&dir.real, Path::new(name)), at, k, limit, true)?;
                 String::from_utf8(b)
                     .map(Some)
                     .map_err(|_| Error::NotUtf8 { path: rel() })
@@ -611,20 +690,30 @@ impl FsRoot {
         if self.trace.is_some() {
             return None;
         }
-        let root = self.root_fd()?;
         tally!(self, stats);
-        let fd = rustix::fs::openat2(
-            root,
+        let fd = self.open_beneath(
             rel,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-        )
-        .ok()?;
+            ResolveFlags::NO_MAGICLINKS,
+        )?;
         Some(FastDir {
             fd,
             rel: rel.to_path_buf(),
         })
+    }
+
+    /// `openat2(root, rel, flags, RESOLVE_BENEATH | resolve)`: `None` on any error
+    /// (the caller takes the path road, which gives the precise answer).
+    fn open_beneath(&self, rel: &Path, flags: OFlags, resolve: ResolveFlags) -> Option<OwnedFd> {
+        let root = self.root_fd()?;
+        rustix::fs::openat2(
+            root,
+            rel,
+            flags,
+            Mode::empty(),
+            ResolveFlags::BENEATH | resolve,
+        )
+        .ok()
     }
 
     /// Read the UTF-8 text file `name` of `dir` (at most `limit` bytes; longer is an
@@ -710,6 +799,51 @@ impl FsRoot {
     }
 }
 
+/// How a file is opened relative to a directory: never through a link, never
+/// blocking, never becoming the controlling terminal.
+const READ_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NOCTTY);
+
+/// Read at most `cap` bytes of `f` into `buf` (cleared first). Stops at a read
+/// that returns nothing, at `cap`, or (unless `to_eof`) at a read that returns
+/// less than it was asked for (see [`FsRoot::read_file`]).
+fn bounded_read(
+    f: &mut impl Read,
+    buf: &mut Vec<u8>,
+    cap: usize,
+    to_eof: bool,
+) -> std::io::Result<()> {
+    buf.clear();
+    let mut total = 0;
+    loop {
+        if total == buf.len() {
+            let grown = cap.min((2 * total).max(SCRATCH_HINT + 1));
+            if grown == total {
+                break;
+            }
+            buf.resize(grown, 0);
+        }
+        let asked = buf.len() - total;
+        let n = match f.read(&mut buf[total..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                buf.truncate(total);
+                return Err(e);
+            }
+        };
+        total += n;
+        if n == 0 || (n < asked && !to_eof) {
+            break;
+        }
+    }
+    buf.truncate(total);
+    Ok(())
+}
+
 /// Bytes as UTF-8 text; the error names `rel`.
 fn text_of(b: Option<Vec<u8>>, rel: &Path) -> Result<Option<String>> {
     match b {
@@ -750,6 +884,61 @@ fn push_components(out: &mut VecDeque<OsString>, p: &Path) {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    /// A reader that hands out at most `chunk` bytes per read (as procfs' seq
+    /// files hand out a page), once interrupted.
+    struct Chunky {
+        data: Vec<u8>,
+        at: usize,
+        chunk: usize,
+        interrupted: bool,
+    }
+
+    impl Read for Chunky {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if !self.interrupted {
+                self.interrupted = true;
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            let n = out.len().min(self.chunk).min(self.data.len() - self.at);
+            out[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn bounded_read_stops_at_a_short_read_except_under_proc() {
+        let data: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+        let chunky = |chunk| Chunky {
+            data: data.clone(),
+            at: 0,
+            chunk,
+            interrupted: false,
+        };
+        let mut buf = Vec::new();
+        // A seq file handing out 4 KiB a time: read to the end when told to.
+        bounded_read(&mut chunky(4096), &mut buf, 64 * 1024, true).unwrap();
+        assert_eq!(buf, data);
+        // Otherwise the first short read is the whole file (sysfs, regular files).
+        bounded_read(&mut chunky(4096), &mut buf, 64 * 1024, false).unwrap();
+        assert_eq!(buf, data[..4096]);
+        // Whole in one read: one read, the whole file.
+        bounded_read(&mut chunky(usize::MAX), &mut buf, 64 * 1024, false).unwrap();
+        assert_eq!(buf, data);
+        // Never more than the cap, either way.
+        for to_eof in [false, true] {
+            for chunk in [1, 7, 4096, usize::MAX] {
+                bounded_read(&mut chunky(chunk), &mut buf, 10_001, to_eof).unwrap();
+                let want = if to_eof || chunk == usize::MAX {
+                    10_001
+                } else {
+                    chunk
+                };
+                assert_eq!(buf, data[..want], "chunk {chunk} to_eof {to_eof}");
+            }
+        }
+    }
 
     fn tree() -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
