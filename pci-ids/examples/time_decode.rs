@@ -1,33 +1,12 @@
 //! Quick min-of-N timing of a full decode, passthru vs pcics, for iterating on
 //! performance without criterion: `cargo run --release --example time_decode`.
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use common::{ours, theirs};
 use passthru_pci_ids::ConfigSpace;
 use std::hint::black_box;
 use std::time::Instant;
-
-fn ours(bytes: &[u8]) -> usize {
-    let c = ConfigSpace::new_checked(bytes).unwrap();
-    black_box((c.vendor_id(), c.device_id(), c.class_code(), c.command()));
-    black_box((
-        c.status(),
-        c.header_type(),
-        c.subsystem_id(),
-        c.expansion_rom(),
-    ));
-    black_box((c.bridge_buses(), c.bridge_control(), c.interrupt_pin()));
-    let mut n = 0;
-    for (_, bar) in c.bars() {
-        black_box(bar);
-    }
-    for cap in c.capabilities() {
-        black_box(cap.unwrap().decode(bytes));
-        n += 1;
-    }
-    for cap in c.extended_capabilities() {
-        black_box(cap.unwrap().decode(bytes));
-        n += 1;
-    }
-    n
-}
 
 fn walk_only(bytes: &[u8]) -> usize {
     let c = ConfigSpace::new_checked(bytes).unwrap();
@@ -48,23 +27,6 @@ fn header_only(bytes: &[u8]) -> usize {
         black_box(bar);
     }
     0
-}
-
-fn theirs(bytes: &[u8]) -> usize {
-    let header = pcics::Header::try_from(&bytes[..pcics::DDR_OFFSET]).unwrap();
-    let mut n = 0;
-    for cap in pcics::Capabilities::new(&bytes[pcics::DDR_OFFSET..pcics::ECS_OFFSET], &header) {
-        black_box(&cap);
-        n += 1;
-    }
-    if bytes.len() > pcics::ECS_OFFSET {
-        for cap in pcics::ExtendedCapabilities::new(&bytes[pcics::ECS_OFFSET..]) {
-            black_box(&cap);
-            n += 1;
-        }
-    }
-    black_box(header);
-    n
 }
 
 fn min_ns(f: impl Fn() -> usize) -> f64 {
