@@ -1,7 +1,10 @@
 //! The `passthru` command-line tool: parses flags, calls the layers, prints.
 //!
 //! Exit status: 0 when no checked device fails, 1 when one fails, 2 on usage or
-//! input errors (clap's own usage errors exit 2 as well).
+//! input errors (clap's own usage errors exit 2 as well); 141 (as a SIGPIPE would
+//! give) when standard output is closed before the output is written, quietly,
+//! after every guard has been dropped (a device bound for `verify --bind` is
+//! given back first).
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -13,6 +16,7 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,
+        Err(e) if cli::is_broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("passthru: {e:#}");
             ExitCode::from(2)

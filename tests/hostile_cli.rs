@@ -258,3 +258,36 @@ fn hostile_config_spaces_give_a_report_and_a_note() {
         }
     }
 }
+
+/// `passthru list | head`: the reader goes away before the output is written. The
+/// command ends quietly with status 141 (as a SIGPIPE would give), never a panic,
+/// for every printing command in both output forms.
+#[test]
+fn closed_stdout_ends_quietly_with_141() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    // 1,200 functions: far more output than a pipe holds.
+    Fixture::many_gpus(400).write(dir.path()).unwrap();
+    for args in [
+        &["list"][..],
+        &["list", "--json"],
+        &["check"],
+        &["check", "--json"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_passthru"))
+            .arg("--root")
+            .arg(dir.path())
+            .args(args)
+            .env("PASSTHRU_PCI_IDS", pci_ids())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone
+        let o = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+}

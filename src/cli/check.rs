@@ -36,7 +36,7 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     };
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(code);
     }
 
@@ -54,19 +54,20 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
         Verdict::Pass => st.pass(&pad("PASS", 4)),
     };
     let print_finding = |f: &Finding| {
-        println!(
+        outln!(
             "  {}  {}  {}",
             sev(f.severity),
             pad(f.code.name(), 18),
             f.message
-        );
+        )?;
         for e in &f.evidence {
-            println!("        {}", st.dim(&format!("- {e}")));
+            outln!("        {}", st.dim(&format!("- {e}")))?;
         }
+        std::io::Result::Ok(())
     };
 
     let h = &report.host;
-    println!(
+    outln!(
         "{} {} CPU, IOMMU {}{}, kernel {}",
         st.bold("Host:"),
         match h.cpu_vendor {
@@ -85,21 +86,21 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
             format!(" ({})", host.iommu.units.join(", "))
         },
         h.kernel.as_deref().unwrap_or("unknown"),
-    );
+    )?;
     if let Some(c) = &h.cmdline {
-        println!("  cmdline: {c}");
+        outln!("  cmdline: {c}")?;
     }
     for f in &h.findings {
-        print_finding(f);
+        print_finding(f)?;
     }
-    println!();
+    outln!()?;
     if report.devices.is_empty() {
-        println!(
+        outln!(
             "No display device (class 03xx) found: name the devices to check, e.g. `passthru check 0b:00`."
-        );
+        )?;
         return Ok(code);
     }
-    println!(
+    outln!(
         "{}",
         st.bold(&format!(
             "{}  {}  {}  {}  {}  VERDICT",
@@ -109,7 +110,7 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
             pad("GROUP", 5),
             pad("RESET", 12)
         ))
-    );
+    )?;
     for d in &report.devices {
         let dev = host.device(d.bdf);
         let name = dev
@@ -122,7 +123,7 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
             .map(|m| m.name())
             .collect::<Vec<_>>()
             .join(",");
-        println!(
+        outln!(
             "{}  {}  {}  {}  {}  {}",
             d.bdf,
             pad(&format!("{}:{}", d.vendor_id, d.device_id), 9),
@@ -130,15 +131,17 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
             pad(&d.iommu_group.map_or("-".to_string(), |x| x.to_string()), 5),
             pad(if resets.is_empty() { "none" } else { &resets }, 12),
             verdict(d.verdict)
-        );
+        )?;
     }
     for d in &report.devices {
         if d.findings.is_empty() {
             continue;
         }
-        println!();
-        println!("{} {}", st.bold(&d.bdf.to_string()), verdict(d.verdict));
-        d.findings.iter().for_each(print_finding);
+        outln!()?;
+        outln!("{} {}", st.bold(&d.bdf.to_string()), verdict(d.verdict))?;
+        for f in &d.findings {
+            print_finding(f)?;
+        }
     }
     Ok(code)
 }

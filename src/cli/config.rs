@@ -219,14 +219,14 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
         let r = apply::rollback(root)?;
         if g.json {
             let v = serde_json::json!({"rollback": {"backup": r.backup, "restored": r.restored, "removed": r.removed}});
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?)?;
         } else {
-            println!("Rolled back from {}", r.backup.display());
+            outln!("Rolled back from {}", r.backup.display())?;
             for p in &r.restored {
-                println!("  restored {p}");
+                outln!("  restored {p}")?;
             }
             for p in &r.removed {
-                println!("  removed {p} (it did not exist before)");
+                outln!("  removed {p} (it did not exist before)")?;
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -256,9 +256,9 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
         None
     };
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        outln!("{}", serde_json::to_string_pretty(&plan)?)?;
     } else {
-        print!("{}", report(&plan, applied.as_ref(), !a.apply));
+        out!("{}", report(&plan, applied.as_ref(), !a.apply))?;
     }
     if a.run_commands && !run_commands(&plan.commands)? {
         return Ok(ExitCode::from(1));

@@ -56,7 +56,7 @@ pub fn run(g: &Global, a: &DecodeArgs) -> anyhow::Result<ExitCode> {
         .collect();
     if g.json {
         let out = json!({ "devices": decoded });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
         let mut s = String::new();
         for (i, d) in decoded.iter().enumerate() {
@@ -65,7 +65,7 @@ pub fn run(g: &Global, a: &DecodeArgs) -> anyhow::Result<ExitCode> {
             }
             human(&mut s, d);
         }
-        print!("{s}");
+        out!("{s}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -115,12 +115,12 @@ pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
         ungrouped,
     };
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let st = Style::detect();
     if host.iommu.active() {
-        println!(
+        outln!(
             "IOMMU {}: {} groups{}",
             st.pass("enabled"),
             out.groups.len(),
@@ -129,15 +129,15 @@ pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
             } else {
                 format!(" ({})", host.iommu.units.join(", "))
             }
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "IOMMU {}: no groups (run `passthru check` for what to enable)",
             st.fail("disabled")
-        );
+        )?;
     }
     let line = |d: &DevOut| {
-        println!(
+        outln!(
             "  {}  {}  {}:{}  {}  {}",
             d.bdf,
             d.class,
@@ -152,19 +152,23 @@ pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
         )
     };
     for gr in &out.groups {
-        println!("{}", st.bold(&format!("IOMMU group {}", gr.id)));
-        gr.devices.iter().for_each(line);
+        outln!("{}", st.bold(&format!("IOMMU group {}", gr.id)))?;
+        for d in &gr.devices {
+            line(d)?;
+        }
     }
     if !out.ungrouped.is_empty() {
-        println!(
+        outln!(
             "{}",
             st.bold(if host.iommu.active() {
                 "No IOMMU group"
             } else {
                 "Devices"
             })
-        );
-        out.ungrouped.iter().for_each(line);
+        )?;
+        for d in &out.ungrouped {
+            line(d)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -66,12 +66,12 @@ pub fn run(g: &Global, a: &SnapshotArgs) -> anyhow::Result<ExitCode> {
             bytes: st.bytes,
             notes,
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
         for n in &notes {
             eprintln!("passthru: note: {n}");
         }
-        println!(
+        outln!(
             "wrote {} files ({} bytes), {} links and {} directories/markers to {}: {} devices, {} IOMMU groups",
             st.files,
             st.bytes,
@@ -80,8 +80,8 @@ pub fn run(g: &Global, a: &SnapshotArgs) -> anyhow::Result<ExitCode> {
             a.out_dir.display(),
             host.devices.len(),
             host.groups.len()
-        );
-        println!("replay with: passthru --root {} check", a.out_dir.display());
+        )?;
+        outln!("replay with: passthru --root {} check", a.out_dir.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }

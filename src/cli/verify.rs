@@ -62,9 +62,9 @@ pub fn run(g: &Global, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let report = verify::verify(&RealSys::new(), &SysfsRoot::new(&g.root), &opts)
         .with_context(|| format!("verify {bdf}"))?;
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", human(&report));
+        out!("{}", human(&report))?;
     }
     Ok(if report.passed() {
         ExitCode::SUCCESS
