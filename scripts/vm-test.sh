@@ -243,18 +243,72 @@ run_all() {
 
 run_all stock "$topologies"
 
+# ---- no-IOMMU mode --------------------------------------------------------------------
+# One guest with no IOMMU at all and vfio's unsafe no-IOMMU mode (run-guest.sh --iommu
+# none: /dev/vfio/noiommu-N). It needs CONFIG_VFIO_NOIOMMU, which only the iommufd kernel
+# has. Plan: smoke, the kernel's groups, list/check/verify (compare-noiommu.sh holds their
+# JSON to no-IOMMU answers), vm_vfio's no-IOMMU checks. Every planned step counts.
+run_noiommu() {
+	local topo=rootports tag=noiommu-rootports
+	local out=$outroot/$tag plan=$outroot/$tag.plan rc=0 name _cmd r line
+	mkdir -p "$out"
+	{
+		echo "smoke pt-smoke"
+		echo "kernel-view pt-kernel-view"
+		echo "cli-list pt-cli list"
+		echo "cli-check pt-cli check"
+		echo "cli-verify pt-cli verify"
+		echo "cli-snapshot pt-cli snapshot"
+		echo "vfio-core vm_vfio \$VFIO_BIND"
+	} >"$plan"
+	if ((!have_passthru || !have_vm_vfio)); then
+		log "FAIL: $tag needs passthru and vm_vfio"
+		record "$tag/not-run" FAIL
+		return
+	fi
+	tests/vm/run-guest.sh --kernel iommufd --iommu none --topology "$topo" --out "$out" --plan "$plan" \
+		--bin "$PT_VM_TARGET/vfio-oracle" --bin "$bindir/passthru" --bin "$bindir/examples/vm_vfio" \
+		>"$outroot/$tag.log" 2>&1 || rc=$?
+	cat "$outroot/$tag.log" >&2
+	while read -r name _cmd; do
+		r=$(awk -v n="$name" '$1 == n {print $2}' "$out/results.txt" 2>/dev/null)
+		if [[ $r == 0 ]]; then record "$tag/$name" ok; else record "$tag/$name" FAIL; fi
+	done <"$plan"
+	((rc == 0)) || [[ -s $out/results.txt ]] || record "$tag/guest" FAIL
+	while IFS= read -r line; do
+		echo "$line" | grep -v '^@@CMP' >&2 || true
+		if [[ $line =~ ^@@CMP\ ([^ ]+)\ (ok|FAIL)$ ]]; then
+			log "  ${BASH_REMATCH[2]} $tag/${BASH_REMATCH[1]}"
+			record "$tag/${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+		fi
+	done < <(tests/vm/compare-noiommu.sh "$out/out" "$bindir/passthru")
+	if [[ ${PT_VM_UPDATE_FIXTURES:-0} == 1 ]]; then
+		if [[ -d $out/out/snapshot && $(cat "$out/out/cli/snapshot.rc") == 0 ]]; then
+			rm -rf "tests/fixtures/vm-$tag"
+			cp -a "$out/out/snapshot" "tests/fixtures/vm-$tag"
+			log "fixture tests/fixtures/vm-$tag updated"
+		else
+			log "FAIL: no snapshot to update tests/fixtures/vm-$tag from"
+			record "$tag/fixture" FAIL
+		fi
+	fi
+}
+
 # ---- iommufd kernel -------------------------------------------------------------------
 if [[ ${PT_VM_IOMMUFD:-1} == 1 ]]; then
 	if tests/vm/build-iommufd-kernel.sh; then
 		record build/iommufd-kernel ok
 		run_all iommufd "${PT_VM_IOMMUFD_TOPOLOGIES:-$topologies}"
+		run_noiommu
 	else
 		log "FAIL: the iommufd kernel does not build"
 		record build/iommufd-kernel FAIL
+		record noiommu/not-run FAIL
 	fi
 else
-	log "FAIL: PT_VM_IOMMUFD=0: the iommufd runs were not done"
+	log "FAIL: PT_VM_IOMMUFD=0: the iommufd runs (and the no-IOMMU guest, which needs that kernel) were not done"
 	record iommufd/not-run FAIL
+	record noiommu/not-run FAIL
 fi
 
 # ---- summary --------------------------------------------------------------------------

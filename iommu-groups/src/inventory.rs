@@ -25,7 +25,8 @@
 use crate::error::Result;
 use crate::fsroot::{FsRoot, Kind};
 use crate::load::{
-    class_code, device_dir, group_dirs, group_link, id16, iommu_state, pci_entries, At, Loader,
+    class_code, device_dir, group_dirs, group_is_noiommu, group_link, id16, iommu_state,
+    pci_entries, At, Loader,
 };
 use crate::model::{GroupId, IommuState, Note};
 use passthru_pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
@@ -89,17 +90,25 @@ fn load_fs(root: &Path) -> Result<(Inventory, FsRoot)> {
                 devices.insert(bdf, d);
             }
         }
-        let mut groups: BTreeMap<GroupId, Vec<Bdf>> = group_dirs(&mut l)
-            .into_iter()
-            .map(|(id, _)| (id, Vec::new()))
-            .collect();
+        let dirs = group_dirs(&mut l);
+        // An IOMMU stands behind the groups unless every one is VFIO's no-IOMMU
+        // kind: usually the first group's absent `name` settles it.
+        let mut iommu_groups = false;
+        for (_, dir) in &dirs {
+            if !group_is_noiommu(&mut l, dir) {
+                iommu_groups = true;
+                break;
+            }
+        }
+        let mut groups: BTreeMap<GroupId, Vec<Bdf>> =
+            dirs.into_iter().map(|(id, _)| (id, Vec::new())).collect();
         // Devices are visited in address order, so each group's list is sorted.
         for d in devices.values() {
             if let Some(members) = d.iommu_group.and_then(|g| groups.get_mut(&g)) {
                 members.push(d.bdf);
             }
         }
-        let iommu = iommu_state(&mut l, !groups.is_empty());
+        let iommu = iommu_state(&mut l, iommu_groups);
         let inv = Inventory {
             iommu,
             groups,

@@ -79,6 +79,7 @@ pub use facts::ConfigFacts;
 pub use inventory::{Inventory, ListedDevice};
 pub use model::{
     BootSetup, ConfFile, CpuVendor, Device, Group, GroupId, Host, IommuState, Note, Resource,
+    NOIOMMU_GROUP_NAME,
 };
 pub use reset::{ResetAnalysis, ResetMethod};
 pub use snapshot::{snapshot, SnapshotStats};

@@ -45,7 +45,8 @@ pub enum CpuVendor {
 pub struct IommuState {
     /// Entries of `sys/class/iommu` (`dmar0`, `ivhd0`, ...).
     pub units: Vec<String>,
-    /// Whether `sys/kernel/iommu_groups` holds any group.
+    /// Whether `sys/kernel/iommu_groups` holds any group an IOMMU stands behind
+    /// (VFIO's no-IOMMU groups do not count).
     pub groups_present: bool,
     /// `sys/firmware/acpi/tables/DMAR` exists (Intel VT-d enabled by firmware).
     pub dmar_table: bool,
@@ -75,7 +76,15 @@ pub struct Group {
     /// Its default domain type (`type`: `DMA`, `DMA-FQ`, `identity`, `blocked`), when readable.
     #[serde(rename = "type")]
     pub domain_type: Option<String>,
+    /// A group VFIO made up in its unsafe no-IOMMU mode (`name` is
+    /// [`NOIOMMU_GROUP_NAME`]): no IOMMU stands behind it, its devices' DMA is not
+    /// isolated.
+    pub noiommu: bool,
 }
+
+/// The `name` VFIO gives the groups it makes in no-IOMMU mode
+/// (`vfio.enable_unsafe_noiommu_mode=1`), for devices without an IOMMU group.
+pub const NOIOMMU_GROUP_NAME: &str = "vfio-noiommu";
 
 /// One line of the sysfs `resource` file: a BAR, ROM or bridge window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::facts::PortType;
-use crate::model::{ser, CpuVendor, Device, GroupId, Host};
+use crate::model::{ser, CpuVendor, Device, GroupId, Host, NOIOMMU_GROUP_NAME};
 use crate::reset::{self, ResetAnalysis, ResetMethod};
 use crate::spec::DeviceSpec;
 use crate::topology::{Around, Topology};
@@ -434,10 +434,47 @@ fn short_slot(b: Bdf) -> String {
 }
 
 fn iommu_off(host: &Host) -> (String, Vec<String>) {
-    let mut ev = vec![
+    let noiommu: Vec<String> = host
+        .groups
+        .values()
+        .filter(|g| g.noiommu)
+        .map(|g| g.id.to_string())
+        .collect();
+    let ev = vec![
         "sys/class/iommu: no entries".to_string(),
-        "sys/kernel/iommu_groups: no groups".to_string(),
+        if noiommu.is_empty() {
+            "sys/kernel/iommu_groups: no groups".to_string()
+        } else {
+            format!(
+                "sys/kernel/iommu_groups: only groups named {NOIOMMU_GROUP_NAME} ({})",
+                noiommu.join(", ")
+            )
+        },
     ];
+    let (msg, ev) = iommu_off_advice(host, ev);
+    if noiommu.is_empty() {
+        return (msg, ev);
+    }
+    // DOMAIN.md: VFIO's no-IOMMU mode lets userspace drive a device with no DMA
+    // isolation (the kernel taints itself); it is no substitute for an IOMMU.
+    let mut advice = msg.chars();
+    let advice = advice
+        .next()
+        .map(|c| c.to_uppercase().chain(advice).collect::<String>())
+        .unwrap_or_default();
+    (
+        format!(
+            "VFIO's unsafe no-IOMMU mode is on (vfio.enable_unsafe_noiommu_mode=1, groups \
+             {}): the device can be driven from userspace but its DMA is not isolated, so it \
+             cannot be given to a VM safely. {advice}",
+            noiommu.join(", ")
+        ),
+        ev,
+    )
+}
+
+/// Why no IOMMU is active and what to do, by CPU vendor.
+fn iommu_off_advice(host: &Host, mut ev: Vec<String>) -> (String, Vec<String>) {
     let cmd = |p: &str| cmdline_has(host, p);
     let msg = match host.cpu_vendor {
         CpuVendor::Intel => {
@@ -856,6 +893,7 @@ mod tests {
                         id,
                         devices,
                         domain_type: g.domain_type.clone(),
+                        noiommu: g.noiommu,
                     },
                 );
             }

@@ -5,7 +5,9 @@
 mod common;
 
 use common::*;
-use passthru_iommu_groups::{check, check_bdfs, reset, Code, DeviceSpec, Host, Severity, Verdict};
+use passthru_iommu_groups::{
+    check, check_bdfs, reset, Code, DeviceSpec, Host, Inventory, Severity, Verdict,
+};
 use passthru_pci_ids::Bdf;
 
 const RUNS: [&str; 2] = ["tcg-amd", "tcg-intel"];
@@ -269,5 +271,43 @@ fn audio_function_alone_is_told_to_ask_for_the_slot() {
                 d.findings
             );
         }
+    }
+}
+
+/// VFIO's no-IOMMU mode (a real 6.12 guest without an IOMMU, booted with
+/// `vfio.enable_unsafe_noiommu_mode=1`, both NVMe and e1000e on vfio-pci): the kernel
+/// makes groups named `vfio-noiommu`, which are no IOMMU. The model sees the groups,
+/// marks them, and calls the IOMMU off; `check` fails `iommu-off` naming the mode;
+/// the inventory (`list`) agrees.
+#[test]
+fn noiommu_groups_are_not_an_iommu() {
+    let root = repo().join("tests/fixtures/vm-noiommu-rootports");
+    let host = Host::load(&root).unwrap();
+    assert!(host.notes.is_empty(), "{:?}", host.notes);
+    assert_eq!(host.groups.len(), 2);
+    assert!(host.groups.values().all(|g| g.noiommu), "{:?}", host.groups);
+    assert!(host.iommu.units.is_empty());
+    assert!(!host.iommu.groups_present);
+    assert!(!host.iommu.active());
+    let inv = Inventory::load(&root).unwrap();
+    assert_eq!(inv.iommu, host.iommu);
+    assert_eq!(inv.groups.len(), 2);
+    for spec in ["01:00.0", "02:00.0"] {
+        let r = check(&host, &[spec.parse::<DeviceSpec>().unwrap()]).unwrap();
+        assert_eq!(r.devices[0].verdict, Verdict::Fail, "{spec}");
+        let off = r
+            .host
+            .findings
+            .iter()
+            .chain(&r.devices[0].findings)
+            .find(|f| f.code == Code::IommuOff)
+            .unwrap_or_else(|| panic!("{spec}: no iommu-off"));
+        assert_eq!(off.severity, Severity::Fail);
+        assert!(off.message.contains("no-IOMMU mode"), "{}", off.message);
+        assert!(
+            off.evidence.iter().any(|e| e.contains("vfio-noiommu")),
+            "{:?}",
+            off.evidence
+        );
     }
 }

@@ -130,6 +130,14 @@ pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
                 format!(" ({})", host.iommu.units.join(", "))
             }
         )?;
+    } else if !out.groups.is_empty() {
+        // Only VFIO's no-IOMMU groups (an IOMMU would have made the state active).
+        outln!(
+            "IOMMU {}: {} VFIO no-IOMMU groups (vfio.enable_unsafe_noiommu_mode): no DMA \
+             isolation (run `passthru check` for what to enable)",
+            st.fail("disabled"),
+            out.groups.len()
+        )?;
     } else {
         outln!(
             "IOMMU {}: no groups (run `passthru check` for what to enable)",

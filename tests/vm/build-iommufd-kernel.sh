@@ -1,18 +1,27 @@
 #!/bin/bash
 # Build (once) the guest kernel for the iommufd runs: Debian's linux-source-6.12 with
 # x86_64_defconfig plus IOMMUFD, VFIO_DEVICE_CDEV, the legacy VFIO container, vfio-pci,
-# the Intel/AMD IOMMU drivers with interrupt remapping, and 9p, all built in (no modules).
-# Cached in PT_CACHE/iommufd-kernel/ (bzImage, config, source); rebuilt only when missing.
+# VFIO_NOIOMMU (Debian's stock kernel lacks it; the no-IOMMU guest boots this one), the
+# Intel/AMD IOMMU drivers with interrupt remapping, and 9p, all built in (no modules).
+# Cached in PT_CACHE/iommufd-kernel/ (bzImage, config, source, options); rebuilt only when
+# missing or built with another option list.
 # About 8 minutes on 2 idle cores; runs under `nice -n 19`.
 set -euo pipefail
 # shellcheck source=tests/vm/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 dest=$PT_CACHE/iommufd-kernel
-if [[ -f $dest/.complete && -f $dest/bzImage ]]; then
+opts=(
+	IOMMU_SUPPORT IOMMU_API IOMMUFD VFIO VFIO_GROUP VFIO_CONTAINER VFIO_IOMMU_TYPE1
+	VFIO_DEVICE_CDEV VFIO_PCI_CORE VFIO_PCI VFIO_PCI_MMAP VFIO_PCI_INTX IRQ_BYPASS_MANAGER
+	VFIO_NOIOMMU INTEL_IOMMU AMD_IOMMU IRQ_REMAP PCI_IOV PCIEPORTBUS E1000E
+	NET_9P NET_9P_VIRTIO 9P_FS VIRTIO_PCI DEVTMPFS BLK_DEV_INITRD SERIAL_8250_CONSOLE
+)
+if [[ -f $dest/.complete && -f $dest/bzImage && $(cat "$dest/options" 2>/dev/null) == "${opts[*]}" ]]; then
 	log "iommufd kernel cached in $dest ($(cat "$dest/source"))"
 	exit 0
 fi
+[[ ! -f $dest/.complete ]] || log "the cached iommufd kernel was built with other options; rebuilding"
 
 # Build tools (Debian packages), installed when missing.
 pkgs=(make gcc bc bison flex libelf-dev libssl-dev xz-utils)
@@ -44,12 +53,6 @@ tar -xJf "$tarball" -C "$work"
 src=$(find "$work" -maxdepth 1 -type d -name 'linux-source-6.12*' | head -n1)
 [[ -n $src ]] || die "source tree not found after unpacking $tarball"
 
-opts=(
-	IOMMU_SUPPORT IOMMU_API IOMMUFD VFIO VFIO_GROUP VFIO_CONTAINER VFIO_IOMMU_TYPE1
-	VFIO_DEVICE_CDEV VFIO_PCI_CORE VFIO_PCI VFIO_PCI_MMAP VFIO_PCI_INTX IRQ_BYPASS_MANAGER
-	INTEL_IOMMU AMD_IOMMU IRQ_REMAP PCI_IOV PCIEPORTBUS E1000E
-	NET_9P NET_9P_VIRTIO 9P_FS VIRTIO_PCI DEVTMPFS BLK_DEV_INITRD SERIAL_8250_CONSOLE
-)
 log "configuring $(basename "$src"): x86_64_defconfig + ${opts[*]}"
 (
 	cd "$src"
@@ -75,5 +78,6 @@ mkdir -p "$dest"
 cp "$src/arch/x86/boot/bzImage" "$dest/bzImage"
 cp "$src/.config" "$dest/config"
 basename "$src" >"$dest/source"
+echo "${opts[*]}" >"$dest/options"
 touch "$dest/.complete"
 log "iommufd kernel cached in $dest"

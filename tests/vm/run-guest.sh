@@ -2,13 +2,15 @@
 # Boot one QEMU TCG guest with an emulated IOMMU and one named topology, run a test plan
 # in it, and bring the results back.
 #
-# usage: tests/vm/run-guest.sh --iommu intel|amd --topology NAME --out DIR
+# usage: tests/vm/run-guest.sh --iommu intel|amd|none --topology NAME --out DIR
 #            [--kernel stock|iommufd] [--plan FILE] [--bin PATH]... [--timeout SECONDS]
 #
 #   --plan FILE   lines "NAME COMMAND..." run in order by the guest's /init (in /out,
 #                 as root, with the topology's devices already bound); default: the
 #                 smoke test only. COMMAND sees PATH=/pt/bin:/bin and the variables of
-#                 /pt/topology.sh (TOPOLOGY, IOMMU, VFIO_BIND, HOST_BIND, EXPECT_*).
+#                 /pt/topology.sh (TOPOLOGY, IOMMU, VFIO_BIND, HOST_BIND, EXPECT_*,
+#                 MODULE_PARAMS, SRIOV_NUMVFS, SRIOV_VF_RESET, VF_TOKEN).
+#   --iommu none  no emulated IOMMU; vfio.enable_unsafe_noiommu_mode=1 (no-IOMMU mode)
 #   --bin PATH    a static binary or script copied to /pt/bin/ (repeatable)
 #   --out DIR     receives console.log (the serial log), results.txt ("NAME RC" lines),
 #                 and out/ (the guest's /out: NAME.log per test plus whatever tests wrote)
@@ -34,7 +36,7 @@ while (($#)); do
 	--plan) plan=$2 && shift 2 ;;
 	--bin) bins+=("$2") && shift 2 ;;
 	--timeout) timeout_s=$2 && shift 2 ;;
-	*) echo "usage: $0 --iommu intel|amd --topology NAME --out DIR [--kernel stock|iommufd] [--plan FILE] [--bin PATH]... [--timeout S]" >&2 && exit 2 ;;
+	*) echo "usage: $0 --iommu intel|amd|none --topology NAME --out DIR [--kernel stock|iommufd] [--plan FILE] [--bin PATH]... [--timeout S]" >&2 && exit 2 ;;
 	esac
 done
 [[ -n $iommu && -n $topology && -n $out ]] || die "--iommu, --topology and --out are required"
@@ -69,14 +71,24 @@ amd)
 	iommu_dev=(-device amd-iommu,intremap=on)
 	iommu_cmdline=""
 	;;
-*) die "unknown iommu '$iommu' (intel or amd)" ;;
+none)
+	# No IOMMU at all: vfio's unsafe no-IOMMU mode gives each vfio-pci device a
+	# /dev/vfio/noiommu-N group (needs CONFIG_VFIO_NOIOMMU: the iommufd kernel has it,
+	# Debian's stock 6.12 does not).
+	iommu_dev=()
+	iommu_cmdline=""
+	;;
+*) die "unknown iommu '$iommu' (intel, amd or none)" ;;
 esac
 
 # The topology: QEMU_DEVICES (array), VFIO_BIND, HOST_BIND, EXPECT_GROUPS, EXPECT_IDS.
 QEMU_DEVICES=() VFIO_BIND="" HOST_BIND="" EXPECT_GROUPS="" EXPECT_IDS="" EXPECT_RESET=""
+MODULE_PARAMS="" SRIOV_NUMVFS="" SRIOV_VF_RESET="" VF_TOKEN=""
 # shellcheck source=/dev/null
 source "$topo_file"
 ((${#QEMU_DEVICES[@]})) || die "topology $topology defines no QEMU_DEVICES"
+[[ $iommu != none ]] || MODULE_PARAMS="$MODULE_PARAMS vfio.enable_unsafe_noiommu_mode=1"
+MODULE_PARAMS=${MODULE_PARAMS# }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pt-vm.XXXXXX")
 qemu_pid=""
@@ -114,7 +126,10 @@ mkdir -p "$over/pt/bin"
 	printf 'TOPOLOGY=%q\nIOMMU=%q\nKERNEL=%q\n' "$topology" "$iommu" "$kernel"
 	printf 'VFIO_BIND=%q\nHOST_BIND=%q\n' "$VFIO_BIND" "$HOST_BIND"
 	printf 'EXPECT_GROUPS=%q\nEXPECT_IDS=%q\nEXPECT_RESET=%q\n' "$EXPECT_GROUPS" "$EXPECT_IDS" "$EXPECT_RESET"
+	printf 'MODULE_PARAMS=%q\nSRIOV_NUMVFS=%q\nSRIOV_VF_RESET=%q\nVF_TOKEN=%q\n' \
+		"$MODULE_PARAMS" "$SRIOV_NUMVFS" "$SRIOV_VF_RESET" "$VF_TOKEN"
 	echo "export TOPOLOGY IOMMU KERNEL VFIO_BIND HOST_BIND EXPECT_GROUPS EXPECT_IDS EXPECT_RESET"
+	echo "export MODULE_PARAMS SRIOV_NUMVFS SRIOV_VF_RESET VF_TOKEN"
 } >"$over/pt/topology.sh"
 cp "$PT_VM_DIR"/guest/tests/* "$over/pt/bin/"
 if [[ -n $plan ]]; then
@@ -143,10 +158,10 @@ set +e
 timeout --kill-after=5 "$timeout_s" qemu-system-x86_64 \
 	-nodefaults -display none -no-user-config -no-reboot \
 	-machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp 1 -m "${PT_VM_MEM:-1024}" \
-	"${iommu_dev[@]}" \
+	${iommu_dev[@]+"${iommu_dev[@]}"} \
 	"${QEMU_DEVICES[@]}" \
 	-kernel "$vmlinuz" -initrd "$work/initrd.cpio" \
-	-append "console=ttyS0 loglevel=4 panic=-1 no_timer_check rdinit=/init $iommu_cmdline ${PT_VM_CMDLINE:-}" \
+	-append "console=ttyS0 loglevel=4 panic=-1 no_timer_check rdinit=/init $iommu_cmdline $MODULE_PARAMS ${PT_VM_CMDLINE:-}" \
 	-serial "file:$console" -serial "file:$data" &
 qemu_pid=$!
 wait "$qemu_pid"

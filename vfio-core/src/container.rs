@@ -183,6 +183,17 @@ impl<'s, S: VfioSys + ?Sized> Container<'s, S> {
         })
     }
 
+    /// The container as a DMA space without asking `VFIO_IOMMU_GET_INFO`: no IOVA ranges
+    /// known, 4 KiB pages. For an IOMMU backend that does not answer GET_INFO, such as
+    /// vfio-noiommu (`VFIO_NOIOMMU_IOMMU`), so a mapping attempt reaches the kernel and
+    /// gets its own answer (vfio-noiommu refuses `VFIO_IOMMU_MAP_DMA` with `ENOTTY`).
+    pub fn dma_space_without_info(&self) -> Type1Space<'_, 's, S> {
+        Type1Space {
+            container: self,
+            info: IommuInfo::default(),
+        }
+    }
+
     /// `VFIO_IOMMU_UNMAP_DMA` with `VFIO_DMA_UNMAP_FLAG_ALL`: drop every mapping.
     #[doc(alias = "VFIO_IOMMU_UNMAP_DMA")]
     pub fn unmap_all(&self) -> Result<u64> {

@@ -350,8 +350,11 @@ impl<'s, S: VfioSys + ?Sized> Device<'s, S> {
     /// Set the VF token of an SR-IOV PF (`VFIO_DEVICE_FEATURE_PCI_VF_TOKEN`, SET).
     #[doc(alias = "VFIO_DEVICE_FEATURE")]
     pub fn set_vf_token(&self, uuid: [u8; 16]) -> Result<()> {
+        // include/uapi/linux/vfio.h: VFIO_DEVICE_FEATURE_SET (1 << 17),
+        // VFIO_DEVICE_FEATURE_PCI_VF_TOKEN (0). (1 is MIGRATION: a 6.12 kernel answers
+        // that with ENOTTY on a device without migration support.)
         const SET: u32 = 1 << 17;
-        const PCI_VF_TOKEN: u32 = 1;
+        const PCI_VF_TOKEN: u32 = 0;
         let mut data = uuid;
         self.sys
             .device_feature(self.fd, SET | PCI_VF_TOKEN, &mut data)

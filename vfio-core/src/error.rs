@@ -224,7 +224,7 @@ pub(crate) fn hint(op: &str, e: &io::Error) -> Option<&'static str> {
         }
         ("VFIO_GROUP_GET_DEVICE_FD", libc::ENODEV) => "no such device in this group",
         ("VFIO_GROUP_GET_DEVICE_FD", libc::EACCES) | ("VFIO_DEVICE_BIND_IOMMUFD", libc::EACCES) => {
-            "an SR-IOV VF whose PF is held by vfio-pci: a VF token (UUID) is required"
+            "an SR-IOV VF whose PF is held by vfio-pci (or that PF while one of its VFs is open): the PF's VF token (UUID) is required, and the one given (if any) is not it"
         }
         ("VFIO_IOMMU_MAP_DMA", libc::EEXIST) | ("IOMMU_IOAS_MAP", libc::EEXIST) => {
             "the IOVA range overlaps an existing mapping"
@@ -240,12 +240,19 @@ pub(crate) fn hint(op: &str, e: &io::Error) -> Option<&'static str> {
             "no bus or slot reset: the device is on a root bus or its bus cannot be reset"
         }
         ("VFIO_DEVICE_PCI_HOT_RESET", libc::EINVAL) => {
-            "not every affected group was passed, or a group is not owned"
+            "not every affected group was passed, a group is not owned, or an SR-IOV VF is on the bus (vfio-pci resets no bus holding VFs)"
         }
         ("VFIO_DEVICE_PCI_HOT_RESET", libc::ENOTTY) => {
             "the bridge refused the secondary bus reset (link not active: check the port's link speed)"
         }
         ("VFIO_DEVICE_PCI_HOT_RESET", libc::EPERM) => "an affected device is not owned by this process",
+        // drivers/vfio/container.c vfio_noiommu_ioctl: everything but CHECK_EXTENSION.
+        ("VFIO_IOMMU_MAP_DMA", libc::ENOTTY) | ("VFIO_IOMMU_GET_INFO", libc::ENOTTY) => {
+            "the container's IOMMU backend maps no DMA: in no-IOMMU mode (vfio-noiommu) the device reaches all memory untranslated"
+        }
+        ("VFIO_SET_IOMMU", libc::ENODEV) => {
+            "no IOMMU backend accepts this container's groups (a no-IOMMU group takes only VFIO_NOIOMMU_IOMMU)"
+        }
         ("VFIO_SET_IOMMU", libc::EBUSY) => "the container already has an IOMMU",
         ("VFIO_SET_IOMMU", libc::EINVAL) => "no group is attached to the container",
         (_, libc::EPERM) | (_, libc::EACCES) => "permission denied: run as root",

@@ -138,6 +138,38 @@ pub fn read_config(root: &Path, bdf: Bdf) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Whether `group` is a no-IOMMU group (`vfio.enable_unsafe_noiommu_mode=1`): vfio made
+/// it for a device without an IOMMU, names it `vfio-noiommu` in sysfs
+/// (drivers/vfio/group.c `vfio_noiommu_group_alloc`) and its node is
+/// `/dev/vfio/noiommu-N` instead of `/dev/vfio/N`.
+pub fn is_noiommu_group(root: &Path, group: u32) -> bool {
+    let name = root
+        .join("sys/kernel/iommu_groups")
+        .join(group.to_string())
+        .join("name");
+    fs::read_to_string(name).is_ok_and(|n| n.trim() == "vfio-noiommu")
+        || root.join(format!("dev/vfio/noiommu-{group}")).exists()
+}
+
+/// The PF of an SR-IOV VF (its sysfs `physfn` link); `None` for any other device.
+pub fn physfn(root: &Path, bdf: Bdf) -> Option<Bdf> {
+    link_name(&device_dir(root, bdf).join("physfn"))
+        .ok()
+        .flatten()
+        .and_then(|n| n.parse().ok())
+}
+
+/// Vendor and device id from the sysfs `vendor`/`device` attribute files. For an SR-IOV
+/// VF these are the kernel's (PF vendor, VF device id), while its config space reads
+/// 0xffff for both, as the SR-IOV specification has it.
+pub fn sysfs_ids(root: &Path, bdf: Bdf) -> Option<(u16, u16)> {
+    let read = |f: &str| {
+        let t = fs::read_to_string(device_dir(root, bdf).join(f)).ok()?;
+        u16::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok()
+    };
+    Some((read("vendor")?, read("device")?))
+}
+
 #[cfg(test)]
 pub(crate) mod fixture {
     //! Fixture sysfs trees shaped like tests/data/captures/tcg-amd (devices.txt,

@@ -16,7 +16,7 @@ use serde::Serialize;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::bind::{self, BindGuard, PciSysfs};
-use crate::container::Container;
+use crate::container::{Container, Extension};
 use crate::device::Device;
 use crate::dma::{find_iova, DmaMapping, DmaSpace};
 use crate::error::{Blocker, Error, Result};
@@ -254,10 +254,13 @@ where
 
     let cdev = host::vfio_cdev(root, opts.bdf);
     let iommu_node = root.join("dev/iommu");
+    // A no-IOMMU group has no device cdev (drivers/vfio/vfio.h vfio_device_add): the
+    // container API is the only way in.
+    let noiommu = host::is_noiommu_group(root, group);
     let use_iommufd = match opts.api {
         ApiChoice::Container => false,
         ApiChoice::Iommufd => true,
-        ApiChoice::Auto => cdev.is_some() && iommu_node.exists(),
+        ApiChoice::Auto => !noiommu && cdev.is_some() && iommu_node.exists(),
     };
     let mut done = false;
     if use_iommufd {
@@ -284,7 +287,12 @@ where
     }
     if !done {
         r.api = Api::Container;
-        if let Err(e) = run_container(sys, opts, group, &mut r) {
+        let res = if noiommu {
+            run_noiommu(sys, opts, group, &mut r)
+        } else {
+            run_container(sys, opts, group, &mut r)
+        };
+        if let Err(e) = res {
             let code = match &e {
                 Error::GroupNotViable { .. } => "group-not-viable",
                 Error::GroupBusy { .. } => "group-busy",
@@ -405,6 +413,17 @@ fn config_test<S: VfioSys + ?Sized>(
             return;
         }
     };
+    let mut sys = sys;
+    // An SR-IOV VF's config space reads 0xffff as vendor and device id (the SR-IOV
+    // specification), while vfio-pci shows the PF's vendor and the VF device id
+    // (drivers/vfio/pci/vfio_pci_config.c vfio_config_init): compare those with the
+    // kernel's sysfs vendor/device files instead.
+    if sys.get(0..4) == Some(&[0xff; 4][..]) && host::physfn(root, bdf).is_some() {
+        if let Some((v, d)) = host::sysfs_ids(root, bdf) {
+            sys[0..2].copy_from_slice(&v.to_le_bytes());
+            sys[2..4].copy_from_slice(&d.to_le_bytes());
+        }
+    }
     let mut diffs = Vec::new();
     for (name, range) in ID_FIELDS {
         if let (Some(a), Some(b)) = (via.get(range.clone()), sys.get(range.clone())) {
@@ -424,12 +443,21 @@ fn config_test<S: VfioSys + ?Sized>(
     }
 }
 
+/// What [`reset_facts`] learnt: the groups a hot reset touches, and whether the kernel
+/// would perform it at all.
+struct HotReset {
+    groups: BTreeSet<u32>,
+    usable: bool,
+}
+
 fn reset_facts<S: VfioSys + ?Sized>(
     dev: &Device<'_, S>,
+    root: &Path,
     legacy: bool,
     r: &mut VerifyReport,
-) -> BTreeSet<u32> {
+) -> HotReset {
     let mut groups = BTreeSet::new();
+    let mut usable = false;
     match dev.info() {
         Ok(i) => {
             r.reset.device_reset = i.flags.contains(DeviceFlags::RESET);
@@ -446,18 +474,51 @@ fn reset_facts<S: VfioSys + ?Sized>(
     match dev.hot_reset_info() {
         Ok(h) => {
             r.reset.hot_reset_devices = h.devices.iter().map(|d| d.bdf.to_string()).collect();
+            // vfio-pci gives every SR-IOV VF a reset set of its own
+            // (drivers/vfio/pci/vfio_pci_core.c vfio_pci_core_register_device), and a bus
+            // reset needs every device of the bus in one set (vfio_pci_dev_set_resettable):
+            // with a VF on the bus the kernel refuses the hot reset with EINVAL, whatever
+            // groups are passed (seen on 6.12 with QEMU's nvme PF and two VFs).
+            let vfs: Vec<String> = h
+                .devices
+                .iter()
+                .filter(|d| host::physfn(root, d.bdf).is_some())
+                .map(|d| d.bdf.to_string())
+                .collect();
+            usable = !h.devices.is_empty() && vfs.is_empty();
+            if !vfs.is_empty() {
+                r.add(
+                    Severity::Warn,
+                    "hot-reset-sriov",
+                    format!(
+                        "the bus holds SR-IOV VF(s) {}: vfio-pci keeps each VF in a reset set of its own, so it refuses this hot reset (VFIO_DEVICE_PCI_HOT_RESET: EINVAL) whatever groups are passed",
+                        vfs.join(", ")
+                    ),
+                );
+            }
             if legacy {
                 groups = h.devices.iter().map(|d| d.group_or_devid).collect();
                 let g: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-                r.add(
-                    Severity::Info,
-                    "hot-reset-scope",
-                    format!(
-                        "a hot reset would reset {} in IOMMU group(s) {}",
-                        r.reset.hot_reset_devices.join(", "),
-                        g.join(", ")
-                    ),
+                let mut msg = format!(
+                    "a hot reset would reset {} in IOMMU group(s) {}",
+                    r.reset.hot_reset_devices.join(", "),
+                    g.join(", ")
                 );
+                // The groups besides the device's own: VFIO_DEVICE_PCI_HOT_RESET needs an
+                // fd of each (else EINVAL), so the VMM must own them too.
+                let others: Vec<String> = h
+                    .devices
+                    .iter()
+                    .filter(|d| Some(d.group_or_devid) != r.group)
+                    .map(|d| format!("group {} ({})", d.group_or_devid, d.bdf))
+                    .collect();
+                if !others.is_empty() {
+                    msg.push_str(&format!(
+                        "; besides this device's group it touches {}: the VMM must hold those groups too (pass them through, or open them) to hot reset",
+                        others.join(", ")
+                    ));
+                }
+                r.add(Severity::Info, "hot-reset-scope", msg);
             } else {
                 r.add(
                     Severity::Info,
@@ -474,7 +535,7 @@ fn reset_facts<S: VfioSys + ?Sized>(
         }
         Err(e) => r.add(Severity::Warn, "hot-reset-info", error_chain(&e)),
     }
-    if !r.reset.device_reset && r.reset.hot_reset_devices.is_empty() {
+    if !r.reset.device_reset && !usable {
         r.add(
             Severity::Warn,
             "no-reset",
@@ -487,7 +548,7 @@ fn reset_facts<S: VfioSys + ?Sized>(
             "no per-device reset: the VMM must hot reset the bus, which needs every affected group",
         );
     }
-    groups
+    HotReset { groups, usable }
 }
 
 fn check_back<S: VfioSys + ?Sized>(
@@ -539,14 +600,84 @@ fn run_container<S: VfioSys + ?Sized>(
         .map(|x| [x.start, x.end])
         .collect();
     dma_test(&space, r);
+    device_checks(sys, opts, &container, &group, false, r)
+}
 
+/// No-IOMMU mode (`vfio.enable_unsafe_noiommu_mode=1`): the group node is
+/// `/dev/vfio/noiommu-N` and the container's only backend is vfio-noiommu. The device
+/// opens and its config space reads, but nothing translates or isolates its DMA, so the
+/// report fails with `no-iommu` and `dma_map` carries the kernel's refusal of a mapping.
+fn run_noiommu<S: VfioSys + ?Sized>(
+    sys: &S,
+    opts: &VerifyOptions,
+    group_id: u32,
+    r: &mut VerifyReport,
+) -> Result<()> {
+    let root = opts.root.as_path();
+    r.dma_map = "not attempted: no-IOMMU mode has no DMA translation".into();
+    r.add(
+        Severity::Fail,
+        "no-iommu",
+        format!(
+            "IOMMU group {group_id} is a no-IOMMU group (vfio.enable_unsafe_noiommu_mode=1, node /dev/vfio/noiommu-{group_id}): \
+             no IOMMU isolates the device's DMA, so it can read and write all host memory; \
+             VFIO maps no DMA for it and no VMM can assign it to a guest. \
+             Enable the IOMMU (VT-d/AMD-Vi in firmware, intel_iommu=on on Intel) and leave no-IOMMU mode off"
+        ),
+    );
+    let container = Container::open(sys, &root.join("dev/vfio/vfio"))?;
+    container.require_api_version()?;
+    let mut group = Group::open_noiommu(sys, root, group_id)?;
+    let st = group.status()?;
+    r.viable = st.viable;
+    if !st.viable {
+        return group.require_viable(root).map(|_| ());
+    }
+    group.set_container(&container)?;
+    container.set_iommu(Extension::NoIommu)?;
+    // Ask the kernel anyway, so the report carries its own answer (vfio-noiommu:
+    // ENOTTY for VFIO_IOMMU_MAP_DMA, drivers/vfio/container.c vfio_noiommu_ioctl).
+    let space = container.dma_space_without_info();
+    let size = TEST_DMA_SIZE;
+    match GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), size as usize)]) {
+        Ok(mem) => {
+            if let Some(region) = mem.iter().next() {
+                r.dma_map = match DmaMapping::map_region(&space, region, TEST_DMA_MIN_IOVA, true)
+                    .and_then(|m| m.unmap())
+                {
+                    Ok(_) => {
+                        "accepted by the no-IOMMU backend, which translates and isolates nothing"
+                            .into()
+                    }
+                    Err(e) => format!("refused: {}", error_chain(&e)),
+                };
+            }
+        }
+        Err(e) => r.dma_map = format!("not attempted: cannot allocate a test buffer: {e}"),
+    }
+    device_checks(sys, opts, &container, &group, true, r)
+}
+
+/// Open the device from its (attached) group, read its config space through VFIO, state
+/// the reset facts, and with `--reset` perform the reset.
+fn device_checks<S: VfioSys + ?Sized>(
+    sys: &S,
+    opts: &VerifyOptions,
+    container: &Container<'_, S>,
+    group: &Group<'_, S>,
+    noiommu: bool,
+    r: &mut VerifyReport,
+) -> Result<()> {
+    let root = opts.root.as_path();
+    let group_id = group.id();
     let name = opts.bdf.to_string();
     let dev = match &opts.vf_token {
         Some(t) => group.device_with_token(&name, t)?,
         None => group.device(&name)?,
     };
     config_test(&dev, root, opts.bdf, r);
-    let groups = reset_facts(&dev, true, r);
+    let hot = reset_facts(&dev, root, true, r);
+    let groups = hot.groups;
     if opts.reset {
         if r.reset.device_reset {
             match dev.reset() {
@@ -556,14 +687,19 @@ fn run_container<S: VfioSys + ?Sized>(
                     r.fail("reset-failed", &e);
                 }
             }
-        } else if !r.reset.hot_reset_devices.is_empty() {
+        } else if hot.usable {
             // Every affected group must be owned: open the others into this container.
             let mut others = Vec::new();
             let mut problem = None;
             for &g in groups.iter().filter(|&&g| g != group_id) {
-                let res = Group::open(sys, root, g).and_then(|mut og| {
+                let open = if noiommu {
+                    Group::open_noiommu(sys, root, g)
+                } else {
+                    Group::open(sys, root, g)
+                };
+                let res = open.and_then(|mut og| {
                     og.require_viable(root)?;
-                    og.set_container(&container)?;
+                    og.set_container(container)?;
                     Ok(og)
                 });
                 match res {
@@ -578,7 +714,7 @@ fn run_container<S: VfioSys + ?Sized>(
                 r.reset.performed = Some(error_chain(&e));
                 r.fail("reset-failed", &e);
             } else {
-                let mut all: Vec<&Group<'_, S>> = vec![&group];
+                let mut all: Vec<&Group<'_, S>> = vec![group];
                 all.extend(others.iter());
                 match dev.hot_reset(&all) {
                     Ok(()) => check_back(&dev, opts.bdf, "VFIO_DEVICE_PCI_HOT_RESET", r),
@@ -643,8 +779,26 @@ fn run_iommufd<S: VfioSys + ?Sized>(
         &root.join("dev/vfio/devices").join(cdev),
         &opts.bdf.to_string(),
     )?;
+    // A kernel without VFIO_DEVICE_BIND_FLAG_TOKEN refuses any bind flag with EINVAL
+    // (6.12 drivers/vfio/device_cdev.c vfio_df_ioctl_bind_iommufd: `bind.flags` must be
+    // 0); such a kernel checks VF tokens only on the group path (vfio_pci_core_match),
+    // so bind without it and say so.
+    let bound = match dev.bind_iommufd(&iommufd, token) {
+        Err(e) if token.is_some() && e.errno() == Some(libc::EINVAL) => {
+            r.add(
+                Severity::Warn,
+                "vf-token-ignored",
+                format!(
+                    "this kernel's VFIO_DEVICE_BIND_IOMMUFD takes no VF token ({}): bound without it; in cdev mode such a kernel does not check VF tokens",
+                    error_chain(&e)
+                ),
+            );
+            dev.bind_iommufd(&iommufd, None)
+        }
+        other => other,
+    };
     // In cdev mode the kernel checks group viability at bind.
-    dev.bind_iommufd(&iommufd, token).map_err(|e| {
+    bound.map_err(|e| {
         if e.errno() == Some(libc::EPERM) || e.errno() == Some(libc::EBUSY) {
             Error::GroupNotViable {
                 group: group_id,
@@ -664,11 +818,11 @@ fn run_iommufd<S: VfioSys + ?Sized>(
         .collect();
     dma_test(&ioas, r);
     config_test(&dev, root, opts.bdf, r);
-    reset_facts(&dev, false, r);
+    let hot = reset_facts(&dev, root, false, r);
     if opts.reset {
         let res = if r.reset.device_reset {
             dev.reset().map(|_| "VFIO_DEVICE_RESET")
-        } else if !r.reset.hot_reset_devices.is_empty() {
+        } else if hot.usable {
             dev.hot_reset_cdev().map(|_| "VFIO_DEVICE_PCI_HOT_RESET")
         } else {
             r.reset.performed = Some("no reset available".into());

@@ -40,6 +40,12 @@ struct Knobs {
     device_fd_errno: Option<i32>,
     bind_iommufd_errno: Option<i32>,
     dead_after_reset: bool,
+    /// No-IOMMU mode: only `/dev/vfio/noiommu-N` exists, the container takes only
+    /// VFIO_NOIOMMU_IOMMU, and vfio-noiommu answers ENOTTY to GET_INFO and MAP_DMA
+    /// (drivers/vfio/container.c vfio_noiommu_ioctl).
+    noiommu: bool,
+    /// VFIO_DEVICE_BIND_IOMMUFD refuses the VF-token flag (6.12: flags must be 0).
+    bind_token_einval: bool,
 }
 
 impl Default for Knobs {
@@ -57,6 +63,8 @@ impl Default for Knobs {
             device_fd_errno: None,
             bind_iommufd_errno: None,
             dead_after_reset: false,
+            noiommu: false,
+            bind_token_einval: false,
         }
     }
 }
@@ -91,6 +99,9 @@ fn mock(k: Knobs, books: Shared) -> MockVfioSys {
             if let Some(errno) = k2.group_open_errno {
                 return Err(e(errno));
             }
+            if k2.noiommu != s.contains("dev/vfio/noiommu-") {
+                return Err(e(libc::ENOENT));
+            }
             "group"
         } else {
             return Err(e(libc::ENOENT));
@@ -115,30 +126,43 @@ fn mock(k: Knobs, books: Shared) -> MockVfioSys {
     m.expect_check_extension()
         .returning(|_, x| Ok(matches!(x, 1 | 3 | 9) as i32));
     let b = books.clone();
+    let k2 = k.clone();
     m.expect_set_iommu().returning(move |_, t| {
         let bk = b.lock().unwrap();
         if bk.attached.is_empty() {
             return Err(e(libc::EINVAL));
         }
-        assert_eq!(t, 3, "TYPE1v2 chosen");
-        Ok(())
-    });
-    // The kernel fills argsz with what it needs and copies caps only when they fit.
-    m.expect_iommu_get_info().returning(|_, buf: &mut [u8]| {
-        let full = testdata::iommu_info_amd();
-        if buf.len() < full.len() {
-            buf[..4].copy_from_slice(&(full.len() as u32).to_ne_bytes());
-            buf[4..24].copy_from_slice(&full[4..24]);
-            buf[16..20].copy_from_slice(&0u32.to_ne_bytes());
+        if k2.noiommu {
+            assert_eq!(t, 8, "VFIO_NOIOMMU_IOMMU chosen for a no-IOMMU group");
         } else {
-            buf[..full.len()].copy_from_slice(&full);
+            assert_eq!(t, 3, "TYPE1v2 chosen");
         }
         Ok(())
     });
+    // The kernel fills argsz with what it needs and copies caps only when they fit.
+    let k2 = k.clone();
+    m.expect_iommu_get_info()
+        .returning(move |_, buf: &mut [u8]| {
+            if k2.noiommu {
+                return Err(e(libc::ENOTTY));
+            }
+            let full = testdata::iommu_info_amd();
+            if buf.len() < full.len() {
+                buf[..4].copy_from_slice(&(full.len() as u32).to_ne_bytes());
+                buf[4..24].copy_from_slice(&full[4..24]);
+                buf[16..20].copy_from_slice(&0u32.to_ne_bytes());
+            } else {
+                buf[..full.len()].copy_from_slice(&full);
+            }
+            Ok(())
+        });
     let b = books.clone();
     let k2 = k.clone();
     m.expect_iommu_map_dma().returning(move |_, req| {
         let mut bk = b.lock().unwrap();
+        if k2.noiommu {
+            return Err(e(libc::ENOTTY));
+        }
         if let Some(errno) = k2.map_errno {
             return Err(e(errno));
         }
@@ -307,7 +331,8 @@ fn mock(k: Knobs, books: Shared) -> MockVfioSys {
         });
     let k2 = k.clone();
     m.expect_device_bind_iommufd()
-        .returning(move |_, _, _| match k2.bind_iommufd_errno {
+        .returning(move |_, _, token| match k2.bind_iommufd_errno {
+            _ if k2.bind_token_einval && token.is_some() => Err(e(libc::EINVAL)),
             Some(errno) => Err(e(errno)),
             None => Ok(1),
         });
@@ -693,9 +718,14 @@ fn hot_reset_across_two_groups_passes_both_fds() {
     };
     let (r, b) = run(k, |o| o.reset = true, t.path());
     assert_eq!(r.reset.performed.as_deref(), Some("ok"), "{:?}", r.findings);
-    assert!(finding(&r, "hot-reset-scope")
-        .message
-        .contains("group(s) 16, 17"));
+    let scope = &finding(&r, "hot-reset-scope").message;
+    assert!(scope.contains("group(s) 16, 17"), "{scope}");
+    // The other group is named with its device; the device's own group is not "other".
+    assert!(
+        scope.contains("besides this device's group it touches group 17 (0000:07:00.0)"),
+        "{scope}"
+    );
+    assert!(!scope.contains("group 16 ("), "{scope}");
     assert!(b
         .lock()
         .unwrap()
@@ -1157,12 +1187,15 @@ fn device_with_token_passes_the_token_in_the_name() {
     assert_eq!(d.fd(), Fd(9));
 }
 
+// include/uapi/linux/vfio.h: VFIO_DEVICE_FEATURE_SET is 1 << 17 and
+// VFIO_DEVICE_FEATURE_PCI_VF_TOKEN is feature 0 (feature 1, MIGRATION, is what 6.12
+// answered ENOTTY to when this sent 1).
 #[test]
 fn set_vf_token_sends_the_uuid_with_feature_set() {
     let mut m = MockVfioSys::new();
     m.expect_close().returning(|_| Ok(()));
     m.expect_device_feature()
-        .withf(|_, flags, data: &[u8]| *flags == (1 << 17 | 1) && data == [0xab; 16])
+        .withf(|_, flags, data: &[u8]| *flags == 1 << 17 && data == [0xab; 16])
         .times(1)
         .returning(|_, _, _| Ok(0));
     let d = Device::from_fd(&m, Fd(5), "0000:0c:00.0".into());
@@ -1226,4 +1259,182 @@ fn mmap_of_a_mappable_region_reads_volatile_and_config_is_refused() {
     assert_eq!(map.read_u32(0x4000), None, "past the end");
     let e = d.mmap_region(7).unwrap_err();
     assert_eq!(e.errno(), Some(libc::EINVAL));
+}
+
+// A hot reset confined to the device's own group names no other group.
+#[test]
+fn hot_reset_scope_in_one_group_names_no_other_group() {
+    let t = root_amd();
+    let (r, b) = run(Knobs::default(), |_| {}, t.path());
+    let scope = &finding(&r, "hot-reset-scope").message;
+    assert!(scope.contains("group(s) 16"), "{scope}");
+    assert!(!scope.contains("besides"), "{scope}");
+    assert_clean(&b);
+}
+
+/// `root_amd` with 06:00.0 as an SR-IOV VF: a `physfn` link and the VF's sysfs config
+/// space, whose vendor and device ids read 0xffff (seen on QEMU 7.2's nvme VF in a 6.12
+/// guest: `ff ff ff ff 00 00 10 00 02 02 08 01`).
+fn root_vf(physfn: bool) -> tempfile::TempDir {
+    let t = root_amd();
+    let dev = t.path().join("sys/bus/pci/devices/0000:06:00.0");
+    let mut cfg = CFG_06_SYSFS.to_vec();
+    cfg[0..4].fill(0xff);
+    std::fs::write(dev.join("config"), cfg).unwrap();
+    if physfn {
+        crate::host::fixture::add(t.path(), "0000:05:00.0", 15, Some("vfio-pci"));
+        std::os::unix::fs::symlink("../0000:05:00.0", dev.join("physfn")).unwrap();
+    }
+    t
+}
+
+// vfio-pci shows a VF's vendor and device id (drivers/vfio/pci/vfio_pci_config.c), its
+// sysfs config space 0xffff: the VF's ids are compared with sysfs vendor/device.
+#[test]
+fn vf_config_ids_are_compared_with_the_sysfs_id_files() {
+    let t = root_vf(true);
+    let (r, b) = run(Knobs::default(), |_| {}, t.path());
+    assert!(!codes(&r).contains(&"config-mismatch"), "{:?}", r.findings);
+    assert!(finding(&r, "config-read").message.contains("matches sysfs"));
+    assert!(r.passed(), "{:?}", r.findings);
+    assert_clean(&b);
+}
+
+// The same 0xffff ids on a device that is not a VF are a real mismatch.
+#[test]
+fn all_ones_ids_on_a_device_that_is_not_a_vf_are_a_mismatch() {
+    let t = root_vf(false);
+    let (r, b) = run(Knobs::default(), |_| {}, t.path());
+    assert!(finding(&r, "config-mismatch").message.contains("vendor id"));
+    assert!(!r.passed());
+    assert_clean(&b);
+}
+
+fn root_noiommu() -> tempfile::TempDir {
+    let t = root_amd();
+    std::fs::write(
+        t.path().join("sys/kernel/iommu_groups/16/name"),
+        "vfio-noiommu\n",
+    )
+    .unwrap();
+    t
+}
+
+// No-IOMMU mode (vfio.enable_unsafe_noiommu_mode=1): the group is opened as
+// /dev/vfio/noiommu-16, the container gets VFIO_NOIOMMU_IOMMU, the kernel's refusal of
+// MAP_DMA (ENOTTY) is the dma_map answer, and the report fails with no-iommu: no DMA
+// isolation. Before, verify opened /dev/vfio/16 (absent) and said only "vfio-unavailable".
+#[test]
+fn noiommu_group_fails_saying_there_is_no_dma_isolation() {
+    let t = root_noiommu();
+    let k = Knobs {
+        noiommu: true,
+        ..Knobs::default()
+    };
+    let (r, b) = run(k, |o| o.api = ApiChoice::Auto, t.path());
+    assert_eq!(r.api, Api::Container);
+    assert_eq!(r.group, Some(16));
+    assert!(r.viable);
+    assert!(r.dma_map.starts_with("refused"), "{}", r.dma_map);
+    assert!(r.dma_map.contains("no-IOMMU mode"), "{}", r.dma_map);
+    assert_ne!(r.dma_map, "ok");
+    assert!(r.iova_ranges.is_empty());
+    let f = finding(&r, "no-iommu");
+    assert_eq!(f.severity, Severity::Fail);
+    assert!(
+        f.message.contains("no IOMMU isolates the device's DMA"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("/dev/vfio/noiommu-16"), "{}", f.message);
+    assert!(!codes(&r).contains(&"vfio-unavailable"), "{:?}", r.findings);
+    // The device itself still opens: config space and reset facts are reported.
+    assert!(finding(&r, "config-read").message.contains("matches sysfs"));
+    assert!(r.reset.device_reset);
+    assert!(!r.passed());
+    let bk = b.lock().unwrap();
+    assert!(!bk.log.iter().any(|l| l.starts_with("map")), "{:?}", bk.log);
+    drop(bk);
+    assert_clean(&b);
+}
+
+// The node alone (no sysfs name file) is enough to recognise a no-IOMMU group.
+#[test]
+fn noiommu_node_alone_selects_the_noiommu_path() {
+    let t = root_amd();
+    std::fs::write(t.path().join("dev/vfio/noiommu-16"), "").unwrap();
+    let k = Knobs {
+        noiommu: true,
+        ..Knobs::default()
+    };
+    let (r, b) = run(k, |_| {}, t.path());
+    assert_eq!(finding(&r, "no-iommu").severity, Severity::Fail);
+    assert!(r.dma_map.starts_with("refused"), "{}", r.dma_map);
+    assert_clean(&b);
+}
+
+// 6.12 (device_cdev.c vfio_df_ioctl_bind_iommufd) refuses the VF-token bind flag with
+// EINVAL: verify binds again without it, says so, and stays on iommufd.
+#[test]
+fn iommufd_bind_without_token_support_binds_again_without_the_token() {
+    let t = root_amd();
+    with_iommufd(&t);
+    let k = Knobs {
+        bind_token_einval: true,
+        ..Knobs::default()
+    };
+    let (r, b) = run(
+        k,
+        |o| {
+            o.api = ApiChoice::Auto;
+            o.vf_token = Some("5b3c8a2e-0f1d-4c6b-9a7e-3d2f1e0c9b8a".into());
+        },
+        t.path(),
+    );
+    assert_eq!(r.api, Api::Iommufd, "{:?}", r.findings);
+    let f = finding(&r, "vf-token-ignored");
+    assert_eq!(f.severity, Severity::Warn);
+    assert!(
+        f.message.contains("VFIO_DEVICE_BIND_IOMMUFD"),
+        "{}",
+        f.message
+    );
+    assert!(r.passed(), "{:?}", r.findings);
+    assert_eq!(r.dma_map, "ok");
+    assert_clean(&b);
+}
+
+// 6.12 with QEMU's nvme PF and two VFs: the hot-reset info lists the PF and the VFs,
+// but vfio-pci gives each VF a reset set of its own, so PCI_HOT_RESET is EINVAL whatever
+// groups are passed. verify keeps the kernel's list, says the reset is refused, and
+// never attempts it.
+#[test]
+fn hot_reset_with_an_sriov_vf_on_the_bus_is_reported_unusable_and_not_attempted() {
+    let t = root_vf(true);
+    let k = Knobs {
+        dev_flags: 0x2,
+        ..Knobs::default()
+    };
+    let (r, b) = run(k.clone(), |_| {}, t.path());
+    assert_eq!(r.reset.hot_reset_devices, ["0000:06:00.0", "0000:06:00.1"]);
+    let f = finding(&r, "hot-reset-sriov");
+    assert_eq!(f.severity, Severity::Warn);
+    assert!(f.message.contains("0000:06:00.0"), "{}", f.message);
+    assert!(f.message.contains("EINVAL"), "{}", f.message);
+    assert!(codes(&r).contains(&"no-reset"), "{:?}", r.findings);
+    assert!(!codes(&r).contains(&"hot-reset-only"), "{:?}", r.findings);
+    assert!(r.passed(), "{:?}", r.findings);
+    assert_clean(&b);
+
+    let (r, b) = run(k, |o| o.reset = true, t.path());
+    assert_eq!(r.reset.performed.as_deref(), Some("no reset available"));
+    assert!(!r.passed());
+    let bk = b.lock().unwrap();
+    assert!(
+        !bk.log.iter().any(|l| l.starts_with("hot_reset")),
+        "{:?}",
+        bk.log
+    );
+    drop(bk);
+    assert_clean(&b);
 }

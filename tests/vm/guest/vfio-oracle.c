@@ -5,6 +5,9 @@
  * vfio-core cannot hide itself by being on both sides of a comparison.
  *
  * usage: vfio-oracle BDF...   (each device already bound to vfio-pci)
+ * With VF_TOKEN=UUID in the environment, SR-IOV PFs (sysfs sriov_totalvfs) and VFs
+ * (sysfs physfn) are opened as "BDF vf_token=UUID": vfio-pci refuses a VF without its
+ * PF's token (EACCES), and the PF's open with a token sets it while no VF is open.
  * output per device:
  *   BDF group=N viable=0|1 reset=0|1|- hot_reset=G:BDF,G:BDF...|E<errno name>|-
  * "reset" is VFIO_DEVICE_GET_INFO's RESET flag, "hot_reset" the device list of
@@ -49,6 +52,25 @@ static int group_of(const char *bdf)
 	return atoi(basename(target));
 }
 
+/* The device name for VFIO_GROUP_GET_DEVICE_FD: the BDF, plus the VF token for an SR-IOV
+ * PF or VF when VF_TOKEN is set. */
+static void device_name(const char *bdf, char *name, size_t len)
+{
+	const char *token = getenv("VF_TOKEN");
+	char path[256];
+
+	snprintf(name, len, "%s", bdf);
+	if (!token || !*token)
+		return;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/physfn", bdf);
+	if (access(path, F_OK) != 0) {
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/sriov_totalvfs", bdf);
+		if (access(path, F_OK) != 0)
+			return;
+	}
+	snprintf(name, len, "%s vf_token=%s", bdf, token);
+}
+
 static void print_hot_reset(int dev)
 {
 	struct vfio_pci_hot_reset_info probe = { .argsz = sizeof(probe) };
@@ -90,7 +112,7 @@ static int one(const char *bdf)
 {
 	struct vfio_group_status status = { .argsz = sizeof(status) };
 	struct vfio_device_info info = { .argsz = sizeof(info) };
-	char path[64];
+	char path[64], name[128];
 	int container = -1, group = -1, dev = -1, rc = 1;
 	int g = group_of(bdf);
 
@@ -119,7 +141,8 @@ static int one(const char *bdf)
 		printf(" set_container=E%s", errname(errno));
 		goto out;
 	}
-	dev = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, bdf);
+	device_name(bdf, name, sizeof(name));
+	dev = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, name);
 	if (dev < 0) {
 		printf(" device_fd=E%s", errname(errno));
 		goto out;
