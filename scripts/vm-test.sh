@@ -125,6 +125,17 @@ else
 	log "FAIL: vfio-core/examples/vm_vfio.rs does not exist; vfio-core's real-kernel tests cannot run"
 	record build/vm_vfio FAIL
 fi
+# The DMA benchmark's two programs (scripts/bench-dma.sh times them); here a small
+# correctness run in the rootports guests.
+have_dma_bench=0
+log "building the DMA benchmark programs (static C and vfio-core's dma_bench example)"
+if gcc -static -O2 -Wall -Wextra -Werror -o "$PT_VM_TARGET/dma-bench" tests/vm/guest/dma-bench.c &&
+	static_cargo -p passthru-vfio-core --example dma_bench; then
+	have_dma_bench=1
+	record build/dma-bench ok
+else
+	record build/dma-bench FAIL
+fi
 
 # ---- one guest ------------------------------------------------------------------------
 # run_one KERNEL IOMMU TOPOLOGY
@@ -147,10 +158,15 @@ run_one() {
 		if ((have_vm_vfio)); then
 			echo "vfio-core vm_vfio \$VFIO_BIND"
 		fi
+		if ((have_dma_bench)) && [[ $topo == rootports && $iommu != none ]]; then
+			echo "dma-bench-raw dma-bench --size 64M --chunk 4K"
+			echo "dma-bench-passthru dma_bench --size 64M --chunk 4K"
+		fi
 	} >"$plan"
 	local bins=(--bin "$PT_VM_TARGET/vfio-oracle")
 	((have_passthru)) && bins+=(--bin "$bindir/passthru")
 	((have_vm_vfio)) && bins+=(--bin "$bindir/examples/vm_vfio")
+	((have_dma_bench)) && bins+=(--bin "$PT_VM_TARGET/dma-bench" --bin "$bindir/examples/dma_bench")
 	local rc=0
 	tests/vm/run-guest.sh --kernel "$kernel" --iommu "$iommu" --topology "$topo" \
 		--out "$out" --plan "$plan" "${bins[@]}" || rc=$?

@@ -1,0 +1,341 @@
+//! DMA map/unmap timing through vfio-core's safe API, for issue 8 item 5: run as root
+//! inside a QEMU guest (tests/vm) with the device bound to vfio-pci. Its raw-ioctl
+//! anchor is `tests/vm/guest/dma-bench.c` (same setup, buffer, chunks and IOVAs);
+//! `scripts/bench-dma.sh` runs both, alternating, and prints the table.
+//!
+//! usage: dma_bench [--size BYTES] [--chunk BYTES] [--overhead] [BDF]
+//!   (sizes accept a K, M or G suffix; defaults 1G and 4K; BDF defaults to the first of
+//!   `$VFIO_BIND`)
+//!
+//! Outside the timed region: container and group set up as `vm_vfio` does (type1v2),
+//! the IOVA found with `find_iova` in the container's reported ranges (2 MiB aligned,
+//! at or above 2 MiB), a buffer of SIZE bytes allocated 2 MiB aligned and touched page
+//! by page, and the storage for the guards written. Timed (`Instant`, CLOCK_MONOTONIC):
+//! - map: SIZE/CHUNK `DmaMapping::map_buffer` calls over `chunks_mut(CHUNK)`, IOVAs
+//!   consecutive from the one found, each guard kept;
+//! - unmap: `DmaMapping::unmap` of every guard, each checked to have unmapped CHUNK.
+//!
+//! Then it checks that a fresh map of the first chunk at the same IOVA succeeds (so the
+//! unmaps really unmapped) and prints one line:
+//!
+//! `dma-bench impl=passthru chunk=C size=S iova=0x.. map_ns=N unmap_ns=N calls=N remap=ok`
+//!
+//! `--overhead` times the layers instead (see [`overhead`]): guards over a space that
+//! makes no ioctl, and `VFIO_IOMMU_UNMAP_DMA` through the DMA space where nothing is
+//! mapped; one line `dma-bench impl=passthru mode=overhead ...`.
+//!
+//! Any failure prints `dma-bench impl=passthru FAIL <what>: <ioctl and errno>` on
+//! stderr and exits 1.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use passthru_pci_ids::Bdf;
+use passthru_vfio_core::container::{Container, Extension};
+use passthru_vfio_core::dma::{find_iova, DmaMapping, DmaSpace};
+use passthru_vfio_core::group::Group;
+use passthru_vfio_core::sys::{DmaMapRequest, IovaRange};
+use passthru_vfio_core::verify::error_chain;
+use passthru_vfio_core::{host, Error, RealSys};
+
+/// IOVA and buffer alignment: 2 MiB, the larger chunk, for both chunk sizes.
+const ALIGN: u64 = 2 << 20;
+
+struct Args {
+    size: u64,
+    chunk: u64,
+    bdf: Bdf,
+    overhead: bool,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, mul) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 1 << 20),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| format!("bad size {s:?}"))
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut size = 1u64 << 30;
+    let mut chunk = 4096u64;
+    let mut bdf = None;
+    let mut overhead = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--size" => size = parse_size(&it.next().ok_or("--size needs a value")?)?,
+            "--chunk" => chunk = parse_size(&it.next().ok_or("--chunk needs a value")?)?,
+            "--overhead" => overhead = true,
+            _ if bdf.is_none() => bdf = Some(a),
+            _ => return Err(format!("unexpected argument {a:?}")),
+        }
+    }
+    let bdf = match bdf {
+        Some(b) => b,
+        None => std::env::var("VFIO_BIND")
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .ok_or("no BDF given (argv or $VFIO_BIND)")?
+            .to_owned(),
+    };
+    let bdf = bdf
+        .parse::<Bdf>()
+        .map_err(|e| format!("{bdf}: not a PCI address: {e}"))?;
+    if chunk == 0 || !chunk.is_multiple_of(4096) || size == 0 || !size.is_multiple_of(chunk) {
+        return Err(format!(
+            "size {size} must be a non-zero multiple of chunk {chunk}, itself a multiple of 4096"
+        ));
+    }
+    Ok(Args {
+        size,
+        chunk,
+        bdf,
+        overhead,
+    })
+}
+
+/// The error chain with the errno named (`errno EEXIST (17)`), as the C side prints it.
+fn describe(e: &Error) -> String {
+    let name = match e.errno() {
+        Some(libc::EPERM) => "EPERM",
+        Some(libc::ENOENT) => "ENOENT",
+        Some(libc::EBADF) => "EBADF",
+        Some(libc::ENOMEM) => "ENOMEM",
+        Some(libc::EFAULT) => "EFAULT",
+        Some(libc::EBUSY) => "EBUSY",
+        Some(libc::EEXIST) => "EEXIST",
+        Some(libc::ENODEV) => "ENODEV",
+        Some(libc::EINVAL) => "EINVAL",
+        Some(libc::ENOSPC) => "ENOSPC",
+        Some(libc::ENOTTY) => "ENOTTY",
+        Some(_) => "errno",
+        None => return error_chain(e),
+    };
+    format!(
+        "{} [errno {name} ({})]",
+        error_chain(e),
+        e.errno().unwrap_or(0)
+    )
+}
+
+fn ctx(what: &str) -> impl Fn(Error) -> String + '_ {
+    move |e| format!("{what}: {}", describe(&e))
+}
+
+/// Checks like the real space but makes no ioctl: what the guards cost by themselves.
+struct NoIoctl<'r> {
+    ranges: &'r [IovaRange],
+    page: u64,
+}
+
+impl DmaSpace for NoIoctl<'_> {
+    fn iova_ranges(&self) -> &[IovaRange] {
+        self.ranges
+    }
+    fn page_size(&self) -> u64 {
+        self.page
+    }
+    fn map(&self, req: &DmaMapRequest) -> passthru_vfio_core::Result<()> {
+        std::hint::black_box(req);
+        Ok(())
+    }
+    fn unmap(&self, _iova: u64, size: u64) -> passthru_vfio_core::Result<u64> {
+        Ok(std::hint::black_box(size))
+    }
+}
+
+/// `--overhead`: the layers' own cost, per call, in the same guest. Guards mapped and
+/// unmapped over [`NoIoctl`] (no system call), and `VFIO_IOMMU_UNMAP_DMA` through the
+/// container's DMA space on IOVAs where nothing is mapped (the kernel returns at once
+/// with 0 bytes), to compare with the C program's `--overhead` raw ioctl loop.
+fn overhead<D: DmaSpace>(
+    space: &D,
+    buf: &mut [u8],
+    iova: u64,
+    chunk: u64,
+) -> Result<String, String> {
+    let calls = buf.len() as u64 / chunk;
+    let noop = NoIoctl {
+        ranges: space.iova_ranges(),
+        page: space.page_size(),
+    };
+    // Written before timing, as in the benchmark.
+    let mut slots = Vec::new();
+    slots.resize_with(calls as usize, || None);
+    let t0 = Instant::now();
+    for ((i, c), slot) in buf
+        .chunks_mut(chunk as usize)
+        .enumerate()
+        .zip(slots.iter_mut())
+    {
+        let m = DmaMapping::map_buffer(&noop, c, iova + i as u64 * chunk)
+            .map_err(|e| format!("guard over no ioctl #{i}: {}", describe(&e)))?;
+        *slot = Some(m);
+    }
+    let map_ns = t0.elapsed().as_nanos();
+    let t1 = Instant::now();
+    for slot in slots.iter_mut() {
+        if let Some(m) = slot.take() {
+            m.unmap()
+                .map_err(|e| format!("guard over no ioctl: {}", describe(&e)))?;
+        }
+    }
+    let unmap_ns = t1.elapsed().as_nanos();
+    let t2 = Instant::now();
+    for i in 0..calls {
+        let at = iova + i * chunk;
+        match space.unmap(at, chunk) {
+            Ok(0) => {}
+            Ok(n) => return Err(format!("UNMAP_DMA of nothing at {at:#x} unmapped {n:#x}")),
+            Err(e) => return Err(format!("VFIO_IOMMU_UNMAP_DMA at {at:#x}: {}", describe(&e))),
+        }
+    }
+    let empty_ns = t2.elapsed().as_nanos();
+    Ok(format!(
+        "dma-bench impl=passthru mode=overhead chunk={chunk} calls={calls} \
+         noioctl_map_ns={map_ns} noioctl_unmap_ns={unmap_ns} unmap_empty_ns={empty_ns}"
+    ))
+}
+
+fn run(a: &Args) -> Result<String, String> {
+    let sys = RealSys::new();
+    let root = Path::new("/");
+    let calls = a.size / a.chunk;
+    let gid = host::iommu_group(root, a.bdf).map_err(ctx("iommu group from sysfs"))?;
+    let container =
+        Container::open(&sys, Path::new("/dev/vfio/vfio")).map_err(ctx("open /dev/vfio/vfio"))?;
+    let mut group = Group::open(&sys, root, gid).map_err(ctx("open the group"))?;
+    group
+        .require_viable(root)
+        .map_err(ctx("VFIO_GROUP_GET_STATUS"))?;
+    group
+        .set_container(&container)
+        .map_err(ctx("VFIO_GROUP_SET_CONTAINER"))?;
+    container
+        .set_iommu(Extension::Type1v2)
+        .map_err(ctx("VFIO_SET_IOMMU TYPE1v2"))?;
+    let space = container.dma_space().map_err(ctx("VFIO_IOMMU_GET_INFO"))?;
+    if let Some(avail) = space.info().dma_avail {
+        // One more for the re-map check.
+        if u64::from(avail) <= calls {
+            return Err(format!(
+                "the container accepts {avail} mappings, {calls} + 1 needed: raise \
+                 /sys/module/vfio_iommu_type1/parameters/dma_entry_limit"
+            ));
+        }
+    }
+    // No ranges reported: nothing to check against (as `check_iova`), start at 2 MiB.
+    let iova = if space.iova_ranges().is_empty() {
+        Some(ALIGN)
+    } else {
+        find_iova(space.iova_ranges(), ALIGN, a.size, ALIGN)
+    };
+    let iova = iova.ok_or_else(|| {
+        format!(
+            "no {:#x}-byte IOVA span in the ranges {:x?}",
+            a.size,
+            space.iova_ranges()
+        )
+    })?;
+
+    // The buffer: 2 MiB aligned (as the C side), every page touched before timing.
+    let size = usize::try_from(a.size).map_err(|_| "size too large")?;
+    let chunk = usize::try_from(a.chunk).map_err(|_| "chunk too large")?;
+    let align = ALIGN as usize;
+    let mut backing = vec![0u8; size + align];
+    let off = (align - backing.as_ptr() as usize % align) % align;
+    let buf = &mut backing[off..off + size];
+    for page in buf.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    std::hint::black_box(&mut *buf);
+    if a.overhead {
+        return overhead(&space, buf, iova, a.chunk);
+    }
+    // Storage for the guards, written once before timing as the buffer is (a fresh
+    // 8 MiB Vec would otherwise take its page faults inside the timed loop).
+    let mut maps: Vec<Option<DmaMapping<'_, _>>> = Vec::new();
+    maps.resize_with(calls as usize, || None);
+
+    let mut mapped = 0u64;
+    let t0 = Instant::now();
+    for ((i, c), slot) in buf.chunks_mut(chunk).enumerate().zip(maps.iter_mut()) {
+        let at = iova + i as u64 * a.chunk;
+        let m = DmaMapping::map_buffer(&space, c, at)
+            .map_err(|e| format!("VFIO_IOMMU_MAP_DMA #{i} at {at:#x}: {}", describe(&e)))?;
+        *slot = Some(m);
+        mapped += 1;
+    }
+    let map_ns = t0.elapsed().as_nanos();
+
+    let t1 = Instant::now();
+    for (i, slot) in maps.iter_mut().enumerate() {
+        let m = slot
+            .take()
+            .ok_or_else(|| format!("chunk {i} was never mapped"))?;
+        let at = m.iova();
+        let n = m
+            .unmap()
+            .map_err(|e| format!("VFIO_IOMMU_UNMAP_DMA #{i} at {at:#x}: {}", describe(&e)))?;
+        if n != a.chunk {
+            return Err(format!(
+                "VFIO_IOMMU_UNMAP_DMA #{i} at {at:#x} unmapped {n:#x} bytes, not {:#x}",
+                a.chunk
+            ));
+        }
+    }
+    let unmap_ns = t1.elapsed().as_nanos();
+    // The storage is freed outside the timed region, as it was allocated.
+    drop(maps);
+
+    if mapped != calls {
+        return Err(format!("{mapped} map calls, expected {calls}"));
+    }
+    // The first chunk's IOVA is free again: a fresh map there succeeds.
+    let m = DmaMapping::map_buffer(&space, &mut buf[..chunk], iova).map_err(|e| {
+        format!(
+            "re-map of chunk 0 at {iova:#x} after unmap (VFIO_IOMMU_MAP_DMA): {}",
+            describe(&e)
+        )
+    })?;
+    match m.unmap() {
+        Ok(n) if n == a.chunk => {}
+        Ok(n) => return Err(format!("re-map check: unmap returned {n:#x}")),
+        Err(e) => {
+            return Err(format!(
+                "re-map check: VFIO_IOMMU_UNMAP_DMA: {}",
+                describe(&e)
+            ))
+        }
+    }
+    drop(space);
+    drop(group);
+    drop(container);
+    Ok(format!(
+        "dma-bench impl=passthru chunk={} size={} iova={iova:#x} map_ns={map_ns} \
+         unmap_ns={unmap_ns} calls={mapped} remap=ok",
+        a.chunk, a.size
+    ))
+}
+
+fn main() -> ExitCode {
+    let result = parse_args().and_then(|a| run(&a));
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dma-bench impl=passthru FAIL {e}");
+            ExitCode::from(1)
+        }
+    }
+}
