@@ -76,7 +76,7 @@ pub struct Group {
     /// Its default domain type (`type`: `DMA`, `DMA-FQ`, `identity`, `blocked`), when readable.
     #[serde(rename = "type")]
     pub domain_type: Option<String>,
-    /// A group VFIO made up in its unsafe no-IOMMU mode (`name` is
+    /// A group VFIO made up in its no-IOMMU mode (`name` is
     /// [`NOIOMMU_GROUP_NAME`]): no IOMMU stands behind it, its devices' DMA is not
     /// isolated.
     pub noiommu: bool,

@@ -464,7 +464,7 @@ fn iommu_off(host: &Host) -> (String, Vec<String>) {
         .unwrap_or_default();
     (
         format!(
-            "VFIO's unsafe no-IOMMU mode is on (vfio.enable_unsafe_noiommu_mode=1, groups \
+            "VFIO's no-IOMMU mode is on (vfio.enable_unsafe_noiommu_mode=1, groups \
              {}): the device can be driven from userspace but its DMA is not isolated, so it \
              cannot be given to a VM safely. {advice}",
             noiommu.join(", ")
