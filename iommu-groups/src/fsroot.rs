@@ -441,7 +441,10 @@ impl FsRoot {
                 .map_err(|e| io(e.into()))?,
             None => fs::File::open(real).map_err(io)?,
         };
-        let to_eof = rel().starts_with("proc");
+        // Under `proc/`, from `real` (the root joined): no path is built per file.
+        let to_eof = real
+            .strip_prefix(&self.dir)
+            .is_ok_and(|r| r.starts_with("proc"));
         let mut scratch = self.scratch.borrow_mut();
         let read = bounded_read(&mut f, &mut scratch, limit + 1, to_eof);
         let buf = match read {

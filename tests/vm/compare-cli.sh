@@ -27,16 +27,6 @@ host_passthru=$2
 kgroups=$dir/kernel/groups.txt
 kvfio=$dir/kernel/vfio.txt
 
-result() { # NAME OK(0/1) [MESSAGE...]
-	local name=$1 ok=$2
-	shift 2
-	if ((ok == 0)); then
-		echo "@@CMP $name ok"
-	else
-		echo "@@CMP $name FAIL"
-		printf '    %s\n' "$@"
-	fi
-}
 
 # "GROUP BDF" pairs a JSON document states, wherever they are: objects with a bdf and an
 # iommu_group, or group objects with an id and a devices list (of BDFs or of objects).
@@ -50,7 +40,6 @@ json_pairs() {
 		| ($a + $b) | unique[]' "$1"
 }
 
-rc_of() { cat "$dir/cli/$1.rc" 2>/dev/null || echo missing; }
 
 # list-groups
 if [[ $(rc_of list) != 0 ]]; then

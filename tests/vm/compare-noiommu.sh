@@ -24,17 +24,6 @@ dir=$1
 host_passthru=$2
 kgroups=$dir/kernel/groups.txt
 
-result() { # NAME OK(0/1) [MESSAGE...]
-	local name=$1 ok=$2
-	shift 2
-	if ((ok == 0)); then
-		echo "@@CMP $name ok"
-	else
-		echo "@@CMP $name FAIL"
-		printf '    %s\n' "$@"
-	fi
-}
-rc_of() { cat "$dir/cli/$1.rc" 2>/dev/null || echo missing; }
 
 # noiommu-list
 msgs=()

@@ -48,3 +48,19 @@ stock_kernel_dir() {
 	[[ -n $d && -f $d/vmlinuz && -f $d/.complete ]] || die "no stock kernel under $PT_CACHE/kernel (run tests/vm/fetch-kernel.sh)"
 	echo "$d"
 }
+
+# For the host-side compare scripts (compare-cli.sh, compare-noiommu.sh): one
+# "@@CMP NAME ok|FAIL" line per check, the messages under a failure; and the exit status
+# a guest CLI run recorded (cli/NAME.rc under $dir, the guest's /out).
+result() { # NAME OK(0/1) [MESSAGE...]
+	local name=$1 ok=$2
+	shift 2
+	if ((ok == 0)); then
+		echo "@@CMP $name ok"
+	else
+		echo "@@CMP $name FAIL"
+		printf '    %s\n' "$@"
+	fi
+}
+# shellcheck disable=SC2154 # $dir: set by the compare script that sources this file
+rc_of() { cat "$dir/cli/$1.rc" 2>/dev/null || echo missing; }

@@ -575,6 +575,25 @@ fn check_back<S: VfioSys + ?Sized>(
     }
 }
 
+/// The group's status into the report; a viable group joins `container` (`true`), a
+/// non-viable one gives the error naming its blockers (or `false` should it have become
+/// viable meanwhile).
+fn join_container<S: VfioSys + ?Sized>(
+    container: &Container<'_, S>,
+    group: &mut Group<'_, S>,
+    root: &Path,
+    r: &mut VerifyReport,
+) -> Result<bool> {
+    let st = group.status()?;
+    r.viable = st.viable;
+    if !st.viable {
+        group.require_viable(root)?;
+        return Ok(false);
+    }
+    group.set_container(container)?;
+    Ok(true)
+}
+
 fn run_container<S: VfioSys + ?Sized>(
     sys: &S,
     opts: &VerifyOptions,
@@ -586,12 +605,9 @@ fn run_container<S: VfioSys + ?Sized>(
     container.require_api_version()?;
     let iommu = container.best_iommu()?;
     let mut group = Group::open(sys, root, group_id)?;
-    let st = group.status()?;
-    r.viable = st.viable;
-    if !st.viable {
-        return group.require_viable(root).map(|_| ());
+    if !join_container(&container, &mut group, root, r)? {
+        return Ok(());
     }
-    group.set_container(&container)?;
     container.set_iommu(iommu)?;
     let space = container.dma_space()?;
     r.iova_ranges = space
@@ -628,12 +644,9 @@ fn run_noiommu<S: VfioSys + ?Sized>(
     let container = Container::open(sys, &root.join("dev/vfio/vfio"))?;
     container.require_api_version()?;
     let mut group = Group::open_noiommu(sys, root, group_id)?;
-    let st = group.status()?;
-    r.viable = st.viable;
-    if !st.viable {
-        return group.require_viable(root).map(|_| ());
+    if !join_container(&container, &mut group, root, r)? {
+        return Ok(());
     }
-    group.set_container(&container)?;
     container.set_iommu(Extension::NoIommu)?;
     // Ask the kernel anyway, so the report carries its own answer (vfio-noiommu:
     // ENOTTY for VFIO_IOMMU_MAP_DMA, drivers/vfio/container.c vfio_noiommu_ioctl).
