@@ -12,13 +12,14 @@
 //! ids, left out with a note naming it); its resources are
 //! bounded by the bytes of the `resource` file; `check_bdfs` returns one report for it
 //! and the report serializes; a snapshot of the tree loads to the same model; the
-//! listing's `Inventory::load` (its one-call reads of the same attribute files) agrees
-//! with the model on every device's ids, class, driver and group.
+//! inventory stage (`Host::load_stage`, the listing's one-call reads of the same
+//! attribute files) agrees with the full stage on every device's ids, class, driver and
+//! group.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use passthru_iommu_groups::fixture::{Fixture, FixtureDevice, IommuKind};
-use passthru_iommu_groups::{check_bdfs, snapshot, CpuVendor, Host, Inventory};
+use passthru_iommu_groups::{check_bdfs, snapshot, CpuVendor, Host, Stage};
 use passthru_pci_ids::Bdf;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -142,7 +143,8 @@ fuzz_target!(|data: &[u8]| {
         host.boot.blacklisted(),
     );
 
-    let inv = Inventory::load(&root).unwrap_or_else(|e| panic!("inventory failed: {e}"));
+    let inv = Host::load_stage(&root, Stage::Inventory)
+        .unwrap_or_else(|e| panic!("inventory failed: {e}"));
     assert_eq!(
         inv.devices.keys().collect::<Vec<_>>(),
         host.devices.keys().collect::<Vec<_>>()
@@ -152,7 +154,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(
             (l.vendor, l.device, l.class, &l.driver, l.iommu_group),
             (d.vendor, d.device, d.class, &d.driver, d.iommu_group),
-            "{b}: the inventory and the model disagree"
+            "{b}: the inventory and full stages disagree"
         );
     }
     assert_eq!(inv.iommu, host.iommu);

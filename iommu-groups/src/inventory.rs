@@ -1,132 +1,43 @@
-//! [`Inventory::load`]: the devices and groups a listing shows (ids, class,
-//! driver, IOMMU group), read with as few file-system operations as that takes.
+//! The inventory stage of [`Host::load_stage`](crate::Host::load_stage): the
+//! devices and groups a listing shows (ids, class, driver, IOMMU group), read with
+//! as few file-system operations as that takes.
 //!
-//! [`Host::load`](crate::Host::load) reads everything a verdict may need (about
-//! fifteen attributes and the config space of every device, each group's
-//! directory). A listing needs five facts per device, so the inventory reads
-//! just those: `modalias` (the kernel's vendor, device and class in one file;
-//! `vendor`, `device` and `class` where a tree lacks it: the kernel's values,
-//! which for an SR-IOV VF differ from its config space), and the `driver` and
-//! `iommu_group` links. Each device directory is opened once by the kernel's confined lookup
-//! (`openat2` with `RESOLVE_BENEATH`), and every attribute is opened relative to
-//! it: the kernel walks one path component per attribute instead of the whole
-//! path, and a short file is read in one `read`. Anything that lookup cannot
-//! answer in one call (an absolute or escaping link, a link in place of an
-//! attribute, a kernel without `openat2`) is read the way `Host::load` reads it,
-//! with the same notes. A missing id attribute falls back to the config header,
-//! as in `Host::load`.
+//! The full stage reads everything a verdict may need (about fifteen attributes
+//! and the config space of every device, each group's directory). A listing needs
+//! five facts per device, so this stage reads just those: `modalias` (the kernel's
+//! vendor, device and class in one file; `vendor`, `device` and `class` where a
+//! tree lacks it: the kernel's values, which for an SR-IOV VF differ from its
+//! config space), and the `driver` and `iommu_group` links. Each device directory
+//! is opened through [`Root::open_dir`](crate::sysfs::Root::open_dir), which lets
+//! the kernel resolve it beneath the root in one call where it can. A missing id
+//! attribute falls back to the config header, as in the full stage.
 //!
 //! Group membership comes from each device's `iommu_group` link; the groups
 //! themselves are the numbers listed in `sys/kernel/iommu_groups`. The kernel
 //! creates the link and the group's entry together, so on a live system or a
-//! snapshot both sides agree; where a hand-made tree makes them disagree,
-//! `Host::load` (and `passthru check`) note it.
+//! snapshot both sides agree; where a hand-made tree makes them disagree, the
+//! full stage (and `passthru check`) note it.
 
-use crate::error::Result;
-use crate::fsroot::{FsRoot, Kind};
-use crate::load::{
-    class_code, device_dir, group_dirs, group_is_noiommu, group_link, id16, iommu_state,
-    pci_entries, At, Loader,
-};
-use crate::model::{GroupId, IommuState, Note};
+use crate::load::{class_code, device_dir, group_link, id16, At, Loader};
+use crate::model::{Device, GroupId};
+use crate::sysfs::Kind;
 use passthru_pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Largest config space (the fallback for missing ids reads the header of it).
 const CONFIG_LIMIT: usize = 4096;
 
-/// One PCI function as a listing shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedDevice {
-    /// Address.
-    pub bdf: Bdf,
-    /// Vendor id (`vendor`, else the config header).
-    pub vendor: VendorId,
-    /// Device id (`device`, else the config header).
-    pub device: DeviceId,
-    /// Class code (`class`, else the config header; zero when neither).
-    pub class: ClassCode,
-    /// Bound driver (the `driver` link's name).
-    pub driver: Option<String>,
-    /// IOMMU group (the `iommu_group` link's number).
-    pub iommu_group: Option<GroupId>,
-}
-
-/// The devices and groups under a root, with the IOMMU state: what
-/// `passthru list` prints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inventory {
-    /// IOMMU state, as in [`Host::iommu`](crate::Host::iommu).
-    pub iommu: IommuState,
-    /// Every group listed in `sys/kernel/iommu_groups`, with the devices whose
-    /// `iommu_group` link names it (sorted).
-    pub groups: BTreeMap<GroupId, Vec<Bdf>>,
-    /// Every device, by address.
-    pub devices: BTreeMap<Bdf, ListedDevice>,
-    /// What could not be read or made sense of (as in [`Host::notes`](crate::Host::notes)).
-    pub notes: Vec<Note>,
-}
-
-impl Inventory {
-    /// Read the inventory under `root` (`/` for the live machine, a snapshot or a
-    /// fixture tree). Errors as [`Host::load`](crate::Host::load): only an
-    /// unusable root or one without `sys/bus/pci/devices`.
-    pub fn load(root: impl AsRef<Path>) -> Result<Inventory> {
-        Ok(load_fs(root.as_ref())?.0)
-    }
-}
-
-/// Load, keeping the reader (in tests, its tally of operations).
-fn load_fs(root: &Path) -> Result<(Inventory, FsRoot)> {
-    {
-        let mut l = Loader {
-            fs: FsRoot::new(root, false)?,
-            notes: Vec::new(),
-        };
-        let mut devices = BTreeMap::new();
-        for (bdf, link, kind) in pci_entries(&mut l, root)? {
-            if let Some(d) = listed_device(&mut l, bdf, &link, kind) {
-                devices.insert(bdf, d);
-            }
+/// One device: its directory opened through the root's quickest road, else
+/// resolved by path (with the full stage's notes for a dangling or escaping link).
+pub(crate) fn listed_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<Device> {
+    let dir = match l.fs.open_dir_beneath(link) {
+        Some(d) => d,
+        None => {
+            let real = device_dir(l, link, listed)?;
+            l.fs.listed_dir(real)
         }
-        let dirs = group_dirs(&mut l);
-        // An IOMMU stands behind the groups unless every one is VFIO's no-IOMMU
-        // kind: usually the first group's absent `name` settles it.
-        let mut iommu_groups = false;
-        for (_, dir) in &dirs {
-            if !group_is_noiommu(&mut l, dir) {
-                iommu_groups = true;
-                break;
-            }
-        }
-        let mut groups: BTreeMap<GroupId, Vec<Bdf>> =
-            dirs.into_iter().map(|(id, _)| (id, Vec::new())).collect();
-        // Devices are visited in address order, so each group's list is sorted.
-        for d in devices.values() {
-            if let Some(members) = d.iommu_group.and_then(|g| groups.get_mut(&g)) {
-                members.push(d.bdf);
-            }
-        }
-        let iommu = iommu_state(&mut l, iommu_groups);
-        let inv = Inventory {
-            iommu,
-            groups,
-            devices,
-            notes: l.notes,
-        };
-        Ok((inv, l.fs))
-    }
-}
-
-/// One device: through its directory opened in one call, else by path.
-fn listed_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<ListedDevice> {
-    if let Some(fd) = l.fs.open_dir_fast(link) {
-        return read_device(l, bdf, |n| At::Fast(&fd, n), || link.to_path_buf());
-    }
-    let dir = device_dir(l, link, listed)?;
-    let dd = l.fs.dir(dir);
-    read_device(l, bdf, |n| At::In(&dd, n), || dd.path().to_path_buf())
+    };
+    read_device(l, bdf, &dir)
 }
 
 /// Vendor, device and class from a `modalias` value, exactly the kernel's
@@ -161,83 +72,96 @@ pub fn parse_modalias(s: &str) -> Option<(VendorId, DeviceId, ClassCode)> {
     ))
 }
 
-/// The five facts, reading attribute `n` at `at(n)`; `dir()` names the device
-/// directory in notes. The ids and class come from `modalias` when it is there
-/// (one file instead of three; the kernel writes it from the same values as
-/// `vendor`, `device` and `class`), else from those attributes.
-fn read_device<'a>(
-    l: &mut Loader,
-    bdf: Bdf,
-    at: impl Fn(&'a str) -> At<'a>,
-    dir: impl Fn() -> std::path::PathBuf,
-) -> Option<ListedDevice> {
-    if let Some((vendor, device, class)) =
-        l.parsed(at("modalias"), "pci:v…d…sv…sd…bc…sc…i…", parse_modalias)
-    {
-        return Some(ListedDevice {
-            bdf,
-            vendor,
-            device,
-            class,
-            driver: l.link_name(at("driver")),
-            iommu_group: group_link(l, at("iommu_group")),
-        });
-    }
-    let vendor = l.hex(at("vendor"));
-    let device = l.hex(at("device"));
-    let class = l.hex(at("class"));
-    // The config header only when an attribute is missing or garbled.
-    let ids_ok = |v: Option<u32>| v.is_some_and(|v| v <= 0xffff);
-    let config = if ids_ok(vendor) && ids_ok(device) && class.is_some_and(|c| c <= 0xff_ffff) {
-        None
-    } else {
-        l.read_bytes(at("config"), CONFIG_LIMIT)
-    };
-    let cfg = config.as_deref();
-    let (Some(vendor), Some(device)) = (id16(vendor, cfg, 0), id16(device, cfg, 2)) else {
-        l.note(dir(), "no readable vendor/device id: device ignored");
-        return None;
-    };
-    let class = class_code(class, cfg);
+/// The five facts of the device in `dir`. The ids and class come from `modalias`
+/// when it is there (one file instead of three; the kernel writes it from the same
+/// values as `vendor`, `device` and `class`), else from those attributes.
+fn read_device(l: &mut Loader, bdf: Bdf, dir: &crate::sysfs::Dir) -> Option<Device> {
+    let at = |n| At::In(dir, n);
+    let (vendor, device, class) =
+        match l.parsed(at("modalias"), "pci:v…d…sv…sd…bc…sc…i…", parse_modalias) {
+            Some(ids) => ids,
+            None => {
+                let vendor = l.hex(at("vendor"));
+                let device = l.hex(at("device"));
+                let class = l.hex(at("class"));
+                // The config header only when an attribute is missing or garbled.
+                let ids_ok = |v: Option<u32>| v.is_some_and(|v| v <= 0xffff);
+                let config =
+                    if ids_ok(vendor) && ids_ok(device) && class.is_some_and(|c| c <= 0xff_ffff) {
+                        None
+                    } else {
+                        l.read_bytes(at("config"), CONFIG_LIMIT)
+                    };
+                let cfg = config.as_deref();
+                let (Some(vendor), Some(device)) = (id16(vendor, cfg, 0), id16(device, cfg, 2))
+                else {
+                    l.note(dir.path(), "no readable vendor/device id: device ignored");
+                    return None;
+                };
+                (VendorId(vendor), DeviceId(device), class_code(class, cfg))
+            }
+        };
     let driver = l.link_name(at("driver"));
-    let iommu_group = group_link(l, at("iommu_group"));
-    Some(ListedDevice {
+    let iommu_group: Option<GroupId> = group_link(l, at("iommu_group"));
+    Some(Device::listed(
         bdf,
-        vendor: VendorId(vendor),
-        device: DeviceId(device),
+        dir.path().to_path_buf(),
+        vendor,
+        device,
         class,
         driver,
         iommu_group,
-    })
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fixture::{self, Fixture};
-    use crate::Host;
+    use crate::load::load_fs;
+    use crate::model::{Host, Note, Stage};
+    use std::collections::BTreeMap;
     use std::fs;
     use std::path::PathBuf;
 
-    /// The inventory is `Host::load`'s model cut to what a listing shows.
+    struct Inventory;
+    impl Inventory {
+        fn load(root: &Path) -> crate::Result<Host> {
+            Host::load_stage(root, Stage::Inventory)
+        }
+    }
+
+    /// What a listing shows of a device.
+    fn listed(
+        d: &Device,
+    ) -> (
+        Bdf,
+        VendorId,
+        DeviceId,
+        ClassCode,
+        Option<String>,
+        Option<GroupId>,
+    ) {
+        (
+            d.bdf,
+            d.vendor,
+            d.device,
+            d.class,
+            d.driver.clone(),
+            d.iommu_group,
+        )
+    }
+
+    /// The two stages read the listing's facts alike: `modalias` (inventory) and the
+    /// id attributes (full stage) give the same ids, the quick directory road and
+    /// the listed one the same links, and hostile entries the same notes.
     fn assert_agrees(root: &Path) {
         let host = Host::load(root).unwrap();
         let inv = Inventory::load(root).unwrap();
         let what = root.display();
         assert_eq!(inv.iommu, host.iommu, "{what}");
-        let want: Vec<ListedDevice> = host
-            .devices
-            .values()
-            .map(|d| ListedDevice {
-                bdf: d.bdf,
-                vendor: d.vendor,
-                device: d.device,
-                class: d.class,
-                driver: d.driver.clone(),
-                iommu_group: d.iommu_group,
-            })
-            .collect();
-        let got: Vec<ListedDevice> = inv.devices.values().cloned().collect();
+        let want: Vec<_> = host.devices.values().map(listed).collect();
+        let got: Vec<_> = inv.devices.values().map(listed).collect();
         assert_eq!(got, want, "{what}");
         let want_groups: BTreeMap<GroupId, Vec<Bdf>> = host
             .groups
@@ -252,7 +176,19 @@ mod tests {
                 (g.id, m)
             })
             .collect();
-        assert_eq!(inv.groups, want_groups, "{what}");
+        let got_groups: BTreeMap<GroupId, Vec<Bdf>> = inv
+            .groups
+            .values()
+            .map(|g| (g.id, g.devices.clone()))
+            .collect();
+        assert_eq!(got_groups, want_groups, "{what}");
+        let noiommu = |h: &Host| {
+            h.groups
+                .values()
+                .map(|g| (g.id, g.noiommu))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(noiommu(&inv), noiommu(&host), "{what}");
         // A tree Host::load reads without a note reads without one here too
         // (`modalias`, which only the inventory reads, aside).
         if host.notes.is_empty() {
@@ -270,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn agrees_with_host_load_on_every_fixture_root() {
+    fn stages_agree_on_every_fixture_root() {
         let mut roots = 0;
         for e in fs::read_dir(fixtures_dir()).unwrap() {
             let p = e.unwrap().path();
@@ -369,7 +305,7 @@ mod tests {
         std::os::unix::fs::symlink("/class-elsewhere", dev.join("class")).unwrap();
         assert_agrees(dir.path());
         let after = Inventory::load(dir.path()).unwrap();
-        let first = |i: &Inventory| i.devices.values().next().unwrap().class;
+        let first = |i: &Host| i.devices.values().next().unwrap().class;
         assert_ne!(first(&before), first(&after));
         assert_eq!(first(&after), ClassCode::from_u32(0x0c0330));
 
@@ -441,21 +377,23 @@ mod tests {
     }
 
     /// Per device: one confined open of its directory, one `fstatat` and one
-    /// open of `modalias`, two link reads; no listing. Linear in the device
-    /// count, and far below `Host::load`'s work.
+    /// open of `modalias`, two link reads; no listing; and per group two `lstat`s
+    /// (its directory, and the `name` only VFIO's no-IOMMU groups have). Linear in
+    /// the device count, and far below the full stage's work.
     #[test]
-    fn costs_five_operations_per_device() {
+    fn costs_five_operations_per_device_and_two_per_group() {
         let ops = |n: usize| {
             let dir = tempfile::tempdir().unwrap();
             Fixture::many_gpus(n).write(dir.path()).unwrap();
-            let (inv, fs) = load_fs(dir.path()).unwrap();
+            let (inv, fs) = load_fs(dir.path(), false, Stage::Inventory).unwrap();
             assert_eq!(inv.devices.len(), 3 * n);
             assert!(inv.notes.is_empty(), "{:?}", inv.notes);
             fs.ops.get()
         };
         let (a, b) = (ops(20), ops(40));
-        let per = |f: fn(&crate::fsroot::Ops) -> usize| (f(&b) - f(&a)) as f64 / 60.0;
-        assert_eq!(per(|o| o.stats), 2.0, "{a:?} {b:?}");
+        let per = |f: fn(&crate::sysfs::Ops) -> usize| (f(&b) - f(&a)) as f64 / 60.0;
+        // many_gpus: one group per device.
+        assert_eq!(per(|o| o.stats), 4.0, "{a:?} {b:?}");
         assert_eq!(per(|o| o.opens), 1.0, "{a:?} {b:?}");
         assert_eq!(per(|o| o.readlinks), 2.0, "{a:?} {b:?}");
         // One listing per group directory is not made: groups come from the links.

@@ -15,8 +15,11 @@
 //! `sys/bus/pci/devices` is an error: anything else missing, unreadable or garbled
 //! is an absent fact plus a [`Note`].
 //!
-//! [`Inventory::load`] reads only what a listing shows (ids, class, driver,
-//! group) with the fewest file-system operations: `passthru list`.
+//! [`Host::load_stage`] with [`Stage::Inventory`] reads only what a listing shows
+//! (ids, class, driver, group) with the fewest file-system operations: `passthru
+//! list`. Both stages are one loader over one confined file-system layer,
+//! [`sysfs::Root`], which every other reader of the host (config-gen, vfio-core)
+//! uses too.
 //!
 //! Lookups: [`Host::device`], [`Host::group_of`], [`Host::resolve`] (a
 //! [`DeviceSpec`]: BDF, slot or `vendor:device`), [`Host::with_companions`],
@@ -64,22 +67,22 @@
 mod error;
 pub mod facts;
 pub mod fixture;
-mod fsroot;
 mod inventory;
 mod load;
 mod model;
 pub mod reset;
 pub mod snapshot;
 mod spec;
+pub mod sysfs;
 mod topology;
 pub mod verdict;
 
 pub use error::{Error, Result};
 pub use facts::ConfigFacts;
-pub use inventory::{Inventory, ListedDevice};
+pub use inventory::parse_modalias;
 pub use model::{
     BootSetup, ConfFile, CpuVendor, Device, Group, GroupId, Host, IommuState, Note, Resource,
-    NOIOMMU_GROUP_NAME,
+    Stage, NOIOMMU_GROUP_NAME,
 };
 pub use reset::{ResetAnalysis, ResetMethod};
 pub use snapshot::{snapshot, SnapshotStats};

@@ -2,8 +2,8 @@
 
 use crate::error::{Error, Result};
 use crate::facts::ConfigFacts;
-use crate::fsroot::{Dir, Fast, FastDir, FsRoot, Kind, Trace, BIG_TEXT_LIMIT, TEXT_LIMIT};
 use crate::model::*;
+use crate::sysfs::{Dir, Kind, Root, Trace, BIG_TEXT_LIMIT, TEXT_LIMIT};
 use passthru_pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,20 +23,17 @@ const RESIZE_ATTRS: [&str; 6] = [
 ];
 
 pub(crate) struct Loader {
-    pub(crate) fs: FsRoot,
+    pub(crate) fs: Root,
     pub(crate) notes: Vec<Note>,
 }
 
-/// Where a fact is read: a path relative to the root, or an entry of a listed
-/// device directory (no `lstat` per attribute, see [`Dir`]). Both read the same
-/// file and name the same path in notes.
-/// Or an entry of a directory opened in one call (see [`FastDir`]), named in
-/// notes by the path as asked.
+/// Where a fact is read: a path relative to the root, or a name in an opened
+/// directory (fewer system calls, see [`Dir`]). Both read the same file and name
+/// the same path in notes.
 #[derive(Clone, Copy)]
 pub(crate) enum At<'a> {
     Path(&'a Path),
     In(&'a Dir, &'a str),
-    Fast(&'a FastDir, &'a str),
 }
 
 impl<'a> From<&'a Path> for At<'a> {
@@ -57,7 +54,6 @@ impl At<'_> {
         match self {
             At::Path(p) => p.to_path_buf(),
             At::In(d, n) => d.path().join(n),
-            At::Fast(d, n) => d.rel().join(n),
         }
     }
 }
@@ -93,9 +89,8 @@ impl Loader {
     ) -> Option<Vec<u8>> {
         let at = at.into();
         let r = match at {
-            At::Path(p) => self.fs.read_bytes(p, limit, false),
-            At::In(d, n) => self.fs.read_bytes_in(d, n, limit, false),
-            At::Fast(..) => self.fs.read_bytes(&at.path(), limit, false),
+            At::Path(p) => self.fs.read_bytes_bounded(p, limit, false),
+            At::In(d, n) => self.fs.read_bytes_in_bounded(d, n, limit, false),
         };
         r.unwrap_or_else(|e| {
             self.note_err(at, &e);
@@ -109,12 +104,6 @@ impl Loader {
         let r = match at {
             At::Path(p) => self.fs.read_text(p, limit),
             At::In(d, n) => self.fs.read_text_in(d, n, limit),
-            At::Fast(d, n) => match self.fs.read_text_fast(d, n, limit) {
-                Ok(Fast::Got(t)) => Ok(Some(t)),
-                Ok(Fast::Absent) => Ok(None),
-                Ok(Fast::Slow) => self.fs.read_text(&at.path(), limit),
-                Err(e) => Err(e),
-            },
         };
         r.unwrap_or_else(|e| {
             self.note_err(at, &e);
@@ -158,12 +147,6 @@ impl Loader {
         let r = match at {
             At::Path(p) => self.fs.read_link(p),
             At::In(d, n) => self.fs.read_link_in(d, n),
-            At::Fast(d, n) => match self.fs.link_target_fast(d, n) {
-                Ok(Fast::Got(t)) => Ok(Some(t)),
-                Ok(Fast::Absent) => Ok(None),
-                Ok(Fast::Slow) => self.fs.read_link(&at.path()),
-                Err(e) => Err(e),
-            },
         };
         match r {
             Ok(Some(t)) => t.file_name().and_then(|n| n.to_str()).map(str::to_string),
@@ -178,9 +161,8 @@ impl Loader {
     pub(crate) fn exists<'a>(&mut self, at: impl Into<At<'a>>) -> bool {
         let at = at.into();
         let r = match at {
-            At::Path(p) => self.fs.probe(p),
-            At::In(d, n) => self.fs.probe_in(d, n),
-            At::Fast(..) => self.fs.probe(&at.path()),
+            At::Path(p) => self.fs.kind(p),
+            At::In(d, n) => self.fs.kind_in(d, n),
         };
         match r {
             Ok(k) => k.is_some(),
@@ -237,7 +219,16 @@ impl Host {
     /// every other missing, unreadable or garbled attribute becomes an absent fact
     /// and a [`Note`] in [`Host::notes`].
     pub fn load(root: impl AsRef<Path>) -> Result<Host> {
-        Ok(load_inner(root.as_ref(), false)?.0)
+        Host::load_stage(root, Stage::Full)
+    }
+
+    /// Read only as much as `stage` needs: [`Stage::Inventory`] is what a listing
+    /// prints, with a few system calls per device (`passthru list`).
+    ///
+    /// # Errors
+    /// As [`Host::load`].
+    pub fn load_stage(root: impl AsRef<Path>, stage: Stage) -> Result<Host> {
+        Ok(load_fs(root.as_ref(), false, stage)?.0)
     }
 
     /// A device by address.
@@ -302,13 +293,13 @@ impl Host {
 }
 
 pub(crate) fn load_inner(root: &Path, record: bool) -> Result<(Host, Option<Trace>)> {
-    let (host, fs) = load_fs(root, record)?;
+    let (host, fs) = load_fs(root, record, Stage::Full)?;
     Ok((host, fs.take_trace()))
 }
 
 /// Load, keeping the reader (its trace, and in tests its tally of operations).
-fn load_fs(root: &Path, record: bool) -> Result<(Host, FsRoot)> {
-    let fs = FsRoot::new(root, record)?;
+pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, Root)> {
+    let fs = Root::with_recorder(root, record)?;
     let mut l = Loader {
         fs,
         notes: Vec::new(),
@@ -316,9 +307,16 @@ fn load_fs(root: &Path, record: bool) -> Result<(Host, FsRoot)> {
     let entries = pci_entries(&mut l, root)?;
     let mut devices = BTreeMap::new();
     for (bdf, link, kind) in entries {
-        if let Some(d) = load_device(&mut l, bdf, &link, kind) {
+        let d = match stage {
+            Stage::Inventory => crate::inventory::listed_device(&mut l, bdf, &link, kind),
+            Stage::Full => load_device(&mut l, bdf, &link, kind),
+        };
+        if let Some(d) = d {
             devices.insert(bdf, d);
         }
+    }
+    if stage == Stage::Inventory {
+        return Ok((inventory_host(&mut l, devices), l.fs));
     }
 
     // IOMMU groups.
@@ -368,7 +366,7 @@ fn load_fs(root: &Path, record: bool) -> Result<(Host, FsRoot)> {
 
     let cpu_vendor = match l
         .fs
-        .read_bytes(Path::new("proc/cpuinfo"), BIG_TEXT_LIMIT, false)
+        .read_bytes_bounded(Path::new("proc/cpuinfo"), BIG_TEXT_LIMIT, false)
     {
         Ok(Some(b)) => cpu_vendor_of(&String::from_utf8_lossy(&b)),
         Ok(None) => CpuVendor::Other,
@@ -404,6 +402,7 @@ fn load_fs(root: &Path, record: bool) -> Result<(Host, FsRoot)> {
     let boot = load_boot(&mut l);
 
     let host = Host {
+        stage: Stage::Full,
         devices,
         groups,
         iommu,
@@ -417,6 +416,44 @@ fn load_fs(root: &Path, record: bool) -> Result<(Host, FsRoot)> {
         notes: l.notes,
     };
     Ok((host, l.fs))
+}
+
+/// The inventory stage's host: groups from the devices' links, the IOMMU state.
+fn inventory_host(l: &mut Loader, devices: BTreeMap<Bdf, Device>) -> Host {
+    let mut groups = BTreeMap::new();
+    for (id, dir) in group_dirs(l) {
+        let noiommu = group_is_noiommu(l, &dir);
+        groups.insert(
+            id,
+            Group {
+                id,
+                devices: Vec::new(),
+                domain_type: None,
+                noiommu,
+            },
+        );
+    }
+    // Devices are visited in address order, so each group's list is sorted.
+    for d in devices.values() {
+        if let Some(g) = d.iommu_group.and_then(|g| groups.get_mut(&g)) {
+            g.devices.push(d.bdf);
+        }
+    }
+    let iommu = iommu_state(l, groups.values().any(|g| !g.noiommu));
+    Host {
+        stage: Stage::Inventory,
+        devices,
+        groups,
+        iommu,
+        cpu_vendor: CpuVendor::Other,
+        kernel: None,
+        cmdline: None,
+        modules: None,
+        sys_module: Vec::new(),
+        vfio_pci_params: BTreeMap::new(),
+        boot: BootSetup::default(),
+        notes: std::mem::take(&mut l.notes),
+    }
 }
 
 /// The entries of `sys/bus/pci/devices` that are PCI addresses, with their
@@ -583,7 +620,7 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<De
     }
 
     // Every attribute is read through one listing of the directory.
-    let dd = l.fs.dir(dir);
+    let dd = l.fs.listed_dir(dir);
     let d = &dd;
     // Config space (binary; bounded at 4096 bytes).
     // One byte past the limit, so an oversized file is noticed rather than cut silently.
@@ -809,14 +846,14 @@ fn unquote(v: &str) -> &str {
 mod tests {
     use super::*;
     use crate::fixture::Fixture;
-    use crate::fsroot::Ops;
+    use crate::sysfs::Ops;
 
     /// Load `Fixture::many_gpus(n)` (3n devices: root port, GPU, HDMI audio, one
     /// group each; a new PCI domain every 248 root ports).
-    fn load_many(n: usize, record: bool) -> (Host, FsRoot) {
+    fn load_many(n: usize, record: bool) -> (Host, Root) {
         let dir = tempfile::tempdir().unwrap();
         Fixture::many_gpus(n).write(dir.path()).unwrap();
-        let (host, fs) = load_fs(dir.path(), record).unwrap();
+        let (host, fs) = load_fs(dir.path(), record, Stage::Full).unwrap();
         assert_eq!(host.devices.len(), 3 * n);
         assert!(host.notes.is_empty(), "{:?}", host.notes);
         (host, fs)

@@ -177,6 +177,47 @@ pub struct Device {
 }
 
 impl Device {
+    /// A device as the inventory stage reads it: ids, class, driver and group; every
+    /// other fact absent.
+    pub(crate) fn listed(
+        bdf: Bdf,
+        sysfs_path: PathBuf,
+        vendor: VendorId,
+        device: DeviceId,
+        class: ClassCode,
+        driver: Option<String>,
+        iommu_group: Option<GroupId>,
+    ) -> Device {
+        Device {
+            bdf,
+            sysfs_path,
+            root_bus: String::new(),
+            upstream: Vec::new(),
+            vendor,
+            device,
+            subsystem_vendor: None,
+            subsystem_device: None,
+            class,
+            revision: None,
+            driver,
+            driver_override: None,
+            iommu_group,
+            reset_method: None,
+            boot_vga: None,
+            sriov_totalvfs: None,
+            sriov_numvfs: None,
+            physfn: None,
+            rom: false,
+            rebar: Vec::new(),
+            numa_node: None,
+            d3cold_allowed: None,
+            power_state: None,
+            resources: Vec::new(),
+            config: None,
+            facts: None,
+        }
+    }
+
     /// The parent bridge, `None` on a root bus.
     pub fn parent(&self) -> Option<Bdf> {
         self.upstream.last().copied()
@@ -303,11 +344,28 @@ pub struct Note {
     pub message: String,
 }
 
+/// How much of the host a load read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Stage {
+    /// What a listing prints: each device's ids, class, driver and group, the
+    /// groups' members and no-IOMMU mark, and the IOMMU state. Every other fact of a
+    /// [`Device`] and [`Group`] is absent, and the host-wide facts (kernel, command
+    /// line, CPU, modules, boot setup) are not read.
+    Inventory,
+    /// Everything the model holds.
+    Full,
+}
+
 /// The host: PCI devices, IOMMU groups and state, kernel and boot setup.
 ///
-/// Built by [`Host::load`](crate::Host::load) from a root directory.
+/// Built by [`Host::load`](crate::Host::load) (everything) or
+/// [`Host::load_stage`](crate::Host::load_stage) from a root directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Host {
+    /// What was read.
+    pub stage: Stage,
     /// PCI devices by address.
     #[serde(serialize_with = "ser_devices")]
     pub devices: BTreeMap<Bdf, Device>,

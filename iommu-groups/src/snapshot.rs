@@ -8,9 +8,9 @@
 //! directories). Files the loader could not read are not copied.
 
 use crate::error::{Error, Result};
-use crate::fsroot::{Kind, Trace};
 use crate::load::load_inner;
 use crate::model::Host;
+use crate::sysfs::{Kind, Trace};
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;

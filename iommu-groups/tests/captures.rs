@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use passthru_iommu_groups::{
-    check, check_bdfs, reset, Code, DeviceSpec, Host, Inventory, Severity, Verdict,
+    check, check_bdfs, reset, Code, DeviceSpec, Host, Severity, Stage, Verdict,
 };
 use passthru_pci_ids::Bdf;
 
@@ -289,9 +289,10 @@ fn noiommu_groups_are_not_an_iommu() {
     assert!(host.iommu.units.is_empty());
     assert!(!host.iommu.groups_present);
     assert!(!host.iommu.active());
-    let inv = Inventory::load(&root).unwrap();
+    let inv = Host::load_stage(&root, Stage::Inventory).unwrap();
     assert_eq!(inv.iommu, host.iommu);
     assert_eq!(inv.groups.len(), 2);
+    assert!(inv.groups.values().all(|g| g.noiommu), "{:?}", inv.groups);
     for spec in ["01:00.0", "02:00.0"] {
         let r = check(&host, &[spec.parse::<DeviceSpec>().unwrap()]).unwrap();
         assert_eq!(r.devices[0].verdict, Verdict::Fail, "{spec}");

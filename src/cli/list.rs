@@ -4,7 +4,7 @@ use super::check::report_style::{pad, Style};
 use super::Global;
 use anyhow::Context;
 use clap::Args;
-use passthru_iommu_groups::{Host, Inventory, ListedDevice, Note};
+use passthru_iommu_groups::{Device, Host, Note, Stage};
 use serde::Serialize;
 use std::process::ExitCode;
 
@@ -69,14 +69,15 @@ fn print_notes(notes: &[Note]) {
 
 /// Run `passthru list`.
 ///
-/// Reads only what it prints ([`Inventory`]): ids, class, driver and group.
+/// Reads only what it prints (the host model's [`Stage::Inventory`]): ids, class,
+/// driver and group.
 pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
-    let host = Inventory::load(&g.root)
+    let host = Host::load_stage(&g.root, Stage::Inventory)
         .with_context(|| format!("reading the host under {}", g.root.display()))?;
     print_notes(&host.notes);
     let db = list_names::load(&g.root);
     let idx = list_names::index(db.as_ref());
-    let dev_out = |d: &ListedDevice| DevOut {
+    let dev_out = |d: &Device| DevOut {
         bdf: d.bdf.to_string(),
         vendor_id: d.vendor.to_string(),
         device_id: d.device.to_string(),
@@ -87,9 +88,10 @@ pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
     let groups: Vec<GroupOut> = host
         .groups
         .iter()
-        .map(|(id, members)| GroupOut {
+        .map(|(id, group)| GroupOut {
             id: *id,
-            devices: members
+            devices: group
+                .devices
                 .iter()
                 .filter_map(|b| host.devices.get(b))
                 .map(dev_out)

@@ -1,7 +1,32 @@
-//! Reading files under a root directory, with symbolic links resolved inside the
-//! root (an absolute target means "from the root", as in a chroot) and never
-//! followed out of it; every read bounded; optionally recording what was read so
-//! a snapshot can copy exactly that.
+//! The one confined file-system layer: every read of the host (sysfs, procfs,
+//! `/etc`, `/boot`, `/dev`) and every place a writer resolves a path goes through a
+//! [`Root`].
+//!
+//! Symbolic links are resolved inside the root (an absolute target means "from the
+//! root", as in a chroot) and never followed out of it; `..` never climbs above it;
+//! every read is bounded; only regular files are opened (a FIFO or device node is
+//! refused unopened); and a root can record what was read so a snapshot copies
+//! exactly that.
+//!
+//! Two roads lead to a file, chosen inside [`Root`]: a directory the kernel can
+//! open beneath the root in one call (`openat2` with `RESOLVE_BENEATH`) is read one
+//! name at a time relative to its descriptor; anything else (an absolute or escaping
+//! link, a kernel without `openat2`, a recording root) is resolved component by
+//! component. Both give the same answers and name the same paths in errors.
+//!
+//! ```
+//! use passthru_iommu_groups::sysfs::Root;
+//! use std::path::Path;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+//! std::fs::write(dir.path().join("etc/hostname"), "box\n").unwrap();
+//! // An absolute link counts from the root, never from the real `/`.
+//! std::os::unix::fs::symlink("/etc/hostname", dir.path().join("name")).unwrap();
+//! let root = Root::new(dir.path()).unwrap();
+//! assert_eq!(root.read_text(Path::new("name"), 4096).unwrap().as_deref(), Some("box\n"));
+//! assert_eq!(root.read_text(Path::new("etc/absent"), 4096).unwrap(), None);
+//! ```
 
 use crate::error::{Error, Result};
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
@@ -25,15 +50,18 @@ pub(crate) const TEXT_LIMIT: usize = 64 * 1024;
 pub(crate) const BIG_TEXT_LIMIT: usize = 4 * 1024 * 1024;
 /// The read buffer starts this large (a page-sized attribute, a 4 KiB config space fits).
 const SCRATCH_HINT: usize = 8 * 1024;
-/// A one-call read ([`FsRoot::read_text_fast`]) asks for this much (one page).
+/// A one-call read ([`Root::read_text_fast`]) asks for this much (one page).
 const SMALL_READ: usize = 4096;
 /// The read buffer is dropped after a file that made it grow past this.
 const SCRATCH_KEEP: usize = 64 * 1024;
 
 /// What a path names once resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+#[non_exhaustive]
+pub enum Kind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
     /// A symbolic link (only seen in listings; resolution follows links).
     Link,
@@ -64,9 +92,10 @@ pub(crate) struct Trace {
     pub seen: BTreeMap<PathBuf, Kind>,
 }
 
-/// A root directory and an optional recorder.
+/// A root directory (`/` live, a snapshot or a fixture tree) read confined, with
+/// an optional recorder.
 #[derive(Debug)]
-pub(crate) struct FsRoot {
+pub struct Root {
     dir: PathBuf,
     trace: Option<RefCell<Trace>>,
     /// Link-free directories already checked (saves re-walking shared prefixes).
@@ -74,7 +103,7 @@ pub(crate) struct FsRoot {
     /// Reused read buffer: a file is read into it, then copied out at its exact size.
     scratch: RefCell<Vec<u8>>,
     /// The root directory as an `O_PATH` descriptor, for the one-call reads
-    /// ([`FsRoot::open_dir_fast`]); `None` inside when it cannot be opened.
+    /// ([`Root::open_dir_fast`]); `None` inside when it cannot be opened.
     root_fd: OnceCell<Option<OwnedFd>>,
     /// File-system operations done so far (tests pin the loader's work per device).
     #[cfg(test)]
@@ -123,7 +152,7 @@ macro_rules! tally {
 /// a symbolic link (or any name when the directory could not be listed) falls
 /// back to resolving the path.
 #[derive(Debug)]
-pub(crate) struct Dir {
+struct Listed {
     path: PathBuf,
     /// `path` under the root directory: what is opened.
     real: PathBuf,
@@ -134,7 +163,7 @@ pub(crate) struct Dir {
     fd: Option<OwnedFd>,
 }
 
-/// What a [`Dir`]'s listing says about one name.
+/// What a [`Listed`]'s listing says about one name.
 enum Entry {
     /// Not in the listing: absent.
     Absent,
@@ -146,17 +175,7 @@ enum Entry {
     Unlisted,
 }
 
-impl Dir {
-    /// Its path (relative to the root, link-free).
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Its path, owned.
-    pub fn into_path(self) -> PathBuf {
-        self.path
-    }
-
+impl Listed {
     fn entry(&self, name: &str) -> Entry {
         let Some(v) = &self.entries else {
             return Entry::Unlisted;
@@ -169,9 +188,9 @@ impl Dir {
     }
 }
 
-/// The answer of a read through a [`FastDir`].
+/// The answer of a read through a [`Beneath`].
 #[derive(Debug)]
-pub(crate) enum Fast<T> {
+enum Fast<T> {
     /// Read.
     Got(T),
     /// Not there (for a link: not there, or not a link).
@@ -186,21 +205,62 @@ pub(crate) enum Fast<T> {
 /// absolute or magic links). Reads through it open one name each, relative to
 /// its descriptor, so the kernel walks one path component, not the whole path.
 #[derive(Debug)]
-pub(crate) struct FastDir {
+struct Beneath {
     fd: OwnedFd,
     /// The path as asked (it may run through links), relative to the root: for notes.
     rel: PathBuf,
 }
 
-impl FastDir {
-    /// The path as asked, relative to the root.
-    pub fn rel(&self) -> &Path {
-        &self.rel
+/// A directory opened for reading several names in it ([`Root::open_dir`]): the
+/// reads through it ([`Root::read_text_in`], ...) give what reads of `dir/name`
+/// by path give, with fewer system calls.
+#[derive(Debug)]
+pub struct Dir {
+    road: Road,
+}
+
+/// How a [`Dir`] was opened.
+#[derive(Debug)]
+enum Road {
+    /// Resolved by path and listed once.
+    Listed(Listed),
+    /// Opened beneath the root in one call.
+    Beneath(Beneath),
+}
+
+impl Dir {
+    /// Its path relative to the root: link-free when it was resolved component by
+    /// component, as asked when the kernel opened it beneath the root.
+    pub fn path(&self) -> &Path {
+        match &self.road {
+            Road::Listed(d) => &d.path,
+            Road::Beneath(d) => &d.rel,
+        }
+    }
+
+    /// Its path, owned (see [`Dir::path`]).
+    pub fn into_path(self) -> PathBuf {
+        match self.road {
+            Road::Listed(d) => d.path,
+            Road::Beneath(d) => d.rel,
+        }
     }
 }
 
-impl FsRoot {
-    pub fn new(dir: &Path, record: bool) -> Result<FsRoot> {
+impl Root {
+    /// Read under `dir`. Errors when `dir` is not a usable directory.
+    pub fn new(dir: impl AsRef<Path>) -> Result<Root> {
+        Root::with_recorder(dir.as_ref(), false)
+    }
+
+    /// The root directory as given.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A root that, with `record`, remembers every path it resolved, listed or read
+    /// (for [`crate::snapshot()`]).
+    pub(crate) fn with_recorder(dir: &Path, record: bool) -> Result<Root> {
         let md = fs::metadata(dir).map_err(|source| Error::Root {
             path: dir.to_path_buf(),
             source,
@@ -211,7 +271,7 @@ impl FsRoot {
                 source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
             });
         }
-        Ok(FsRoot {
+        Ok(Root {
             dir: dir.to_path_buf(),
             trace: record.then(|| RefCell::new(Trace::default())),
             known_dirs: RefCell::new(HashSet::new()),
@@ -222,7 +282,7 @@ impl FsRoot {
         })
     }
 
-    pub fn take_trace(&self) -> Option<Trace> {
+    pub(crate) fn take_trace(&self) -> Option<Trace> {
         self.trace.as_ref().map(|t| t.take())
     }
 
@@ -246,14 +306,17 @@ impl FsRoot {
 
     /// Resolve `rel` (relative to the root) to a link-free path under the root.
     /// `Ok(None)` when some component does not exist.
+    ///
+    /// # Errors
+    /// A link that leads out of the root, a loop, or an I/O error other than absence.
     pub fn resolve(&self, rel: &Path) -> Result<Option<(PathBuf, Kind)>> {
         self.resolve_hinted(rel, false)
     }
 
-    /// [`FsRoot::resolve`] of `rel` whose last component a listing just showed
+    /// [`Root::resolve`] of `rel` whose last component a listing just showed
     /// to be a symbolic link: its `lstat` is skipped (should reading the link
     /// fail, `rel` is resolved afresh).
-    pub fn resolve_listed_link(&self, rel: &Path) -> Result<Option<(PathBuf, Kind)>> {
+    pub(crate) fn resolve_listed_link(&self, rel: &Path) -> Result<Option<(PathBuf, Kind)>> {
         self.resolve_hinted(rel, true)
     }
 
@@ -358,7 +421,10 @@ impl FsRoot {
     }
 
     /// Whether `rel` exists (after resolution) and what it is; records it.
-    pub fn probe(&self, rel: &Path) -> Result<Option<Kind>> {
+    ///
+    /// # Errors
+    /// As [`Root::resolve`].
+    pub fn kind(&self, rel: &Path) -> Result<Option<Kind>> {
         Ok(self.resolve(rel)?.map(|(p, k)| {
             self.note_seen(&p, k);
             k
@@ -367,6 +433,9 @@ impl FsRoot {
 
     /// The final link target of `rel` when `rel` itself is a symbolic link (not resolved).
     /// `Ok(None)` when absent or not a link. Its parent is resolved inside the root.
+    ///
+    /// # Errors
+    /// As [`Root::resolve`] for the parent, or reading the link failed.
     pub fn read_link(&self, rel: &Path) -> Result<Option<PathBuf>> {
         let (parent, name) = match (rel.parent(), rel.file_name()) {
             (Some(p), Some(n)) => (p, n),
@@ -397,9 +466,22 @@ impl FsRoot {
         Ok(target)
     }
 
+    /// Read the regular file `rel`, at most `limit` bytes. `Ok(None)` when absent.
+    ///
+    /// # Errors
+    /// As [`Root::resolve`]; not a regular file (never opened); longer than `limit`; I/O.
+    pub fn read_bytes(&self, rel: &Path, limit: usize) -> Result<Option<Vec<u8>>> {
+        self.read_bytes_bounded(rel, limit, true)
+    }
+
     /// Read at most `limit` bytes of the regular file `rel`. `Ok(None)` when absent.
     /// With `strict`, a longer file is an error; otherwise it is cut at `limit`.
-    pub fn read_bytes(&self, rel: &Path, limit: usize, strict: bool) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read_bytes_bounded(
+        &self,
+        rel: &Path,
+        limit: usize,
+        strict: bool,
+    ) -> Result<Option<Vec<u8>>> {
         let Some((p, k)) = self.resolve(rel)? else {
             return Ok(None);
         };
@@ -467,12 +549,18 @@ impl FsRoot {
     }
 
     /// Read a UTF-8 text file of at most `limit` bytes. `Ok(None)` when absent.
+    ///
+    /// # Errors
+    /// As [`Root::read_bytes`], or the file is not UTF-8.
     pub fn read_text(&self, rel: &Path, limit: usize) -> Result<Option<String>> {
-        text_of(self.read_bytes(rel, limit, true)?, rel)
+        text_of(self.read_bytes(rel, limit)?, rel)
     }
 
     /// The entries of directory `rel` (names that are not UTF-8 are skipped), sorted.
     /// `Ok(None)` when absent. Symbolic links among them are recorded.
+    ///
+    /// # Errors
+    /// As [`Root::resolve`]; more than 65,536 entries; I/O.
     pub fn list(&self, rel: &Path) -> Result<Option<Vec<(String, Kind)>>> {
         let Some((p, k)) = self.resolve(rel)? else {
             return Ok(None);
@@ -528,10 +616,92 @@ impl FsRoot {
         Ok(out)
     }
 
-    /// A [`Dir`] for the link-free directory `path` (as [`FsRoot::resolve`] gave it):
+    /// A [`Dir`] for the link-free directory `path` (as [`Root::resolve`] gave it):
     /// listed once, nothing recorded. When listing fails, reads through it resolve
     /// each path as the path-based reads do.
-    pub fn dir(&self, path: PathBuf) -> Dir {
+    pub(crate) fn listed_dir(&self, path: PathBuf) -> Dir {
+        Dir {
+            road: Road::Listed(self.listed(path)),
+        }
+    }
+
+    /// Open directory `rel` for reads of several names in it: beneath the root in
+    /// one call where the kernel can, else resolved by path and listed.
+    /// `Ok(None)` when absent or not a directory.
+    ///
+    /// # Errors
+    /// As [`Root::resolve`].
+    pub fn open_dir(&self, rel: &Path) -> Result<Option<Dir>> {
+        if let Some(b) = self.open_dir_fast(rel) {
+            return Ok(Some(Dir {
+                road: Road::Beneath(b),
+            }));
+        }
+        Ok(match self.resolve(rel)? {
+            Some((p, Kind::Dir)) => Some(self.listed_dir(p)),
+            _ => None,
+        })
+    }
+
+    /// `rel` opened beneath the root in one call, or `None` when that does not
+    /// simply work (the caller then resolves it by path, for the precise note).
+    pub(crate) fn open_dir_beneath(&self, rel: &Path) -> Option<Dir> {
+        self.open_dir_fast(rel).map(|b| Dir {
+            road: Road::Beneath(b),
+        })
+    }
+
+    /// Where writing the system path `rel` lands on the real file system: its
+    /// existing part resolved inside the root (links followed as if the root were
+    /// `/`, never out of it), the part that does not exist yet appended as given.
+    ///
+    /// # Errors
+    /// A `.` or `..` component in `rel`; as [`Root::resolve`]; an existing
+    /// component that is not a directory where the path goes on below it.
+    pub fn host_path(&self, rel: &Path) -> Result<PathBuf> {
+        use std::path::Component;
+        if rel
+            .components()
+            .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
+        {
+            return Err(Error::Escape {
+                path: rel.to_path_buf(),
+            });
+        }
+        let mut tail: Vec<&std::ffi::OsStr> = Vec::new();
+        let mut head = rel;
+        loop {
+            match self.resolve(head)? {
+                Some((p, k)) => {
+                    if !tail.is_empty() && k != Kind::Dir {
+                        return Err(Error::Io {
+                            path: p,
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::NotADirectory,
+                                "not a directory",
+                            ),
+                        });
+                    }
+                    let mut out = self.real(&p);
+                    out.extend(tail.iter().rev());
+                    return Ok(out);
+                }
+                None => match (head.parent(), head.file_name()) {
+                    (Some(parent), Some(name)) => {
+                        tail.push(name);
+                        head = parent;
+                    }
+                    _ => {
+                        let mut out = self.dir.clone();
+                        out.extend(tail.iter().rev());
+                        return Ok(out);
+                    }
+                },
+            }
+        }
+    }
+
+    fn listed(&self, path: PathBuf) -> Listed {
         let real = self.real(&path);
         // `path` is link-free: open it beneath the root following no link at all,
         // and list it through that descriptor.
@@ -541,7 +711,7 @@ impl FsRoot {
             ResolveFlags::NO_SYMLINKS,
         ) {
             if let Ok(entries) = self.entries_of(&fd, &path) {
-                return Dir {
+                return Listed {
                     path,
                     real,
                     entries: Some(entries),
@@ -550,7 +720,7 @@ impl FsRoot {
             }
         }
         let entries = self.entries(&path, false).ok();
-        Dir {
+        Listed {
             path,
             real,
             entries,
@@ -559,7 +729,7 @@ impl FsRoot {
     }
 
     /// The sorted entries of the open directory `fd` (at `p`, for errors), with
-    /// [`FsRoot::entries`]' rules: `.` and `..` and names that are not UTF-8 left
+    /// [`Root::entries`]' rules: `.` and `..` and names that are not UTF-8 left
     /// out, at most [`MAX_DIR_ENTRIES`].
     fn entries_of(&self, fd: &OwnedFd, p: &Path) -> Result<Vec<(String, Kind)>> {
         tally!(self, listings);
@@ -606,14 +776,26 @@ impl FsRoot {
         Ok(out)
     }
 
-    /// [`FsRoot::read_bytes`] of `dir/name`.
-    pub fn read_bytes_in(
+    /// [`Root::read_bytes`] of `dir/name`.
+    ///
+    /// # Errors
+    /// As [`Root::read_bytes`].
+    pub fn read_bytes_in(&self, dir: &Dir, name: &str, limit: usize) -> Result<Option<Vec<u8>>> {
+        self.read_bytes_in_bounded(dir, name, limit, true)
+    }
+
+    /// [`Root::read_bytes_bounded`] of `dir/name`.
+    pub(crate) fn read_bytes_in_bounded(
         &self,
         dir: &Dir,
         name: &str,
         limit: usize,
         strict: bool,
     ) -> Result<Option<Vec<u8>>> {
+        let dir = match &dir.road {
+            Road::Listed(d) => d,
+            Road::Beneath(d) => return self.read_bytes_bounded(&d.rel.join(name), limit, strict),
+        };
         match dir.entry(name) {
             Entry::Absent => Ok(None),
             Entry::Plain(k) => self
@@ -626,12 +808,27 @@ impl FsRoot {
                     strict,
                 )
                 .map(Some),
-            Entry::Link | Entry::Unlisted => self.read_bytes(&dir.path.join(name), limit, strict),
+            Entry::Link | Entry::Unlisted => {
+                self.read_bytes_bounded(&dir.path.join(name), limit, strict)
+            }
         }
     }
 
-    /// [`FsRoot::read_text`] of `dir/name`.
+    /// [`Root::read_text`] of `dir/name`.
+    ///
+    /// # Errors
+    /// As [`Root::read_text`].
     pub fn read_text_in(&self, dir: &Dir, name: &str, limit: usize) -> Result<Option<String>> {
+        let dir = match &dir.road {
+            Road::Listed(d) => d,
+            Road::Beneath(d) => {
+                return match self.read_text_fast(d, name, limit)? {
+                    Fast::Got(t) => Ok(Some(t)),
+                    Fast::Absent => Ok(None),
+                    Fast::Slow => self.read_text(&d.rel.join(name), limit),
+                }
+            }
+        };
         match dir.entry(name) {
             Entry::Absent => Ok(None),
             Entry::Plain(k) => {
@@ -647,8 +844,15 @@ impl FsRoot {
         }
     }
 
-    /// [`FsRoot::probe`] of `dir/name`.
-    pub fn probe_in(&self, dir: &Dir, name: &str) -> Result<Option<Kind>> {
+    /// [`Root::kind`] of `dir/name`.
+    ///
+    /// # Errors
+    /// As [`Root::kind`].
+    pub fn kind_in(&self, dir: &Dir, name: &str) -> Result<Option<Kind>> {
+        let dir = match &dir.road {
+            Road::Listed(d) => d,
+            Road::Beneath(d) => return self.kind(&d.rel.join(name)),
+        };
         match dir.entry(name) {
             Entry::Absent => Ok(None),
             Entry::Plain(k) => {
@@ -657,12 +861,25 @@ impl FsRoot {
                 }
                 Ok(Some(k))
             }
-            Entry::Link | Entry::Unlisted => self.probe(&dir.path.join(name)),
+            Entry::Link | Entry::Unlisted => self.kind(&dir.path.join(name)),
         }
     }
 
-    /// [`FsRoot::read_link`] of `dir/name`.
+    /// [`Root::read_link`] of `dir/name`.
+    ///
+    /// # Errors
+    /// As [`Root::read_link`].
     pub fn read_link_in(&self, dir: &Dir, name: &str) -> Result<Option<PathBuf>> {
+        let dir = match &dir.road {
+            Road::Listed(d) => d,
+            Road::Beneath(d) => {
+                return match self.link_target_fast(d, name)? {
+                    Fast::Got(t) => Ok(Some(t)),
+                    Fast::Absent => Ok(None),
+                    Fast::Slow => self.read_link(&d.rel.join(name)),
+                }
+            }
+        };
         match dir.entry(name) {
             Entry::Absent | Entry::Plain(_) => Ok(None),
             Entry::Link => self.link_target(dir.path.join(name)).map(Some),
@@ -689,7 +906,7 @@ impl FsRoot {
     /// (absent, an absolute or escaping link, not a directory, a kernel without
     /// `openat2`, or while recording a snapshot, which must see every link): the
     /// caller then resolves `rel` by path, which gives the precise answer or note.
-    pub fn open_dir_fast(&self, rel: &Path) -> Option<FastDir> {
+    fn open_dir_fast(&self, rel: &Path) -> Option<Beneath> {
         if self.trace.is_some() {
             return None;
         }
@@ -699,7 +916,7 @@ impl FsRoot {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             ResolveFlags::NO_MAGICLINKS,
         )?;
-        Some(FastDir {
+        Some(Beneath {
             fd,
             rel: rel.to_path_buf(),
         })
@@ -728,7 +945,7 @@ impl FsRoot {
     /// sysfs attribute hands over its whole value in the first read, so a short
     /// read is the whole file, without a second read to see the end. A file
     /// that fills the page-sized buffer answers [`Fast::Slow`] (read it by path).
-    pub fn read_text_fast(&self, dir: &FastDir, name: &str, limit: usize) -> Result<Fast<String>> {
+    fn read_text_fast(&self, dir: &Beneath, name: &str, limit: usize) -> Result<Fast<String>> {
         let rel = || dir.rel.join(name);
         let io = |e: rustix::io::Errno| Error::Io {
             path: rel(),
@@ -787,7 +1004,7 @@ impl FsRoot {
 
     /// The target of the symbolic link `name` in `dir` ([`Fast::Absent`] when
     /// absent or not a link), in one `readlinkat`.
-    pub fn link_target_fast(&self, dir: &FastDir, name: &str) -> Result<Fast<PathBuf>> {
+    fn link_target_fast(&self, dir: &Beneath, name: &str) -> Result<Fast<PathBuf>> {
         tally!(self, readlinks);
         match rustix::fs::readlinkat(&dir.fd, name, Vec::new()) {
             Ok(t) => Ok(Fast::Got(PathBuf::from(
@@ -812,7 +1029,7 @@ const READ_FLAGS: OFlags = OFlags::RDONLY
 
 /// Read at most `cap` bytes of `f` into `buf` (cleared first). Stops at a read
 /// that returns nothing, at `cap`, or (unless `to_eof`) at a read that returns
-/// less than it was asked for (see [`FsRoot::read_file`]).
+/// less than it was asked for (see [`Root::read_file`]).
 fn bounded_read(
     f: &mut impl Read,
     buf: &mut Vec<u8>,
@@ -959,7 +1176,7 @@ mod tests {
     #[test]
     fn relative_and_absolute_links_stay_inside() {
         let t = tree();
-        let r = FsRoot::new(t.path(), false).unwrap();
+        let r = Root::with_recorder(t.path(), false).unwrap();
         let (p, k) = r.resolve(Path::new("a/rel/f")).unwrap().unwrap();
         assert_eq!(p, Path::new("a/b/f"));
         assert_eq!(k, Kind::File);
@@ -971,7 +1188,7 @@ mod tests {
     #[test]
     fn escaping_link_is_an_error_naming_the_path() {
         let t = tree();
-        let r = FsRoot::new(t.path(), false).unwrap();
+        let r = Root::with_recorder(t.path(), false).unwrap();
         let e = r.resolve(Path::new("a/escape/passwd")).unwrap_err();
         assert!(matches!(e, Error::Escape { ref path } if path == Path::new("a/escape/passwd")));
     }
@@ -979,7 +1196,7 @@ mod tests {
     #[test]
     fn link_loop_ends_with_an_error() {
         let t = tree();
-        let r = FsRoot::new(t.path(), false).unwrap();
+        let r = Root::with_recorder(t.path(), false).unwrap();
         assert!(matches!(
             r.resolve(Path::new("loop1/x")),
             Err(Error::SymlinkLoop { .. })
@@ -989,7 +1206,7 @@ mod tests {
     #[test]
     fn dangling_link_is_absent() {
         let t = tree();
-        let r = FsRoot::new(t.path(), false).unwrap();
+        let r = Root::with_recorder(t.path(), false).unwrap();
         assert!(r.resolve(Path::new("dangling")).unwrap().is_none());
         assert!(r.read_text(Path::new("dangling"), 10).unwrap().is_none());
     }
@@ -998,13 +1215,13 @@ mod tests {
     fn reads_are_bounded() {
         let t = tree();
         fs::write(t.path().join("big"), vec![b'x'; 100]).unwrap();
-        let r = FsRoot::new(t.path(), false).unwrap();
+        let r = Root::with_recorder(t.path(), false).unwrap();
         assert!(matches!(
             r.read_text(Path::new("big"), 10),
             Err(Error::TooLarge { limit: 10, .. })
         ));
         assert_eq!(
-            r.read_bytes(Path::new("big"), 10, false)
+            r.read_bytes_bounded(Path::new("big"), 10, false)
                 .unwrap()
                 .unwrap()
                 .len(),
@@ -1022,7 +1239,7 @@ mod tests {
             .map(|s| s.success())
             .unwrap_or(false);
         assert!(ok, "mkfifo (coreutils) is needed for this test");
-        let r = FsRoot::new(t.path(), false).unwrap();
+        let r = Root::with_recorder(t.path(), false).unwrap();
         assert!(matches!(
             r.read_text(Path::new("fifo"), 10),
             Err(Error::Io { .. })
@@ -1032,14 +1249,14 @@ mod tests {
     #[test]
     fn recording_keeps_links_and_bytes() {
         let t = tree();
-        let r = FsRoot::new(t.path(), true).unwrap();
+        let r = Root::with_recorder(t.path(), true).unwrap();
         r.read_text(Path::new("a/rel/f"), 100).unwrap();
         let tr = r.take_trace().unwrap();
         assert_eq!(tr.links[Path::new("a/rel")], Path::new("../a/b"));
         assert_eq!(tr.files[Path::new("a/b/f")], b"hello\n");
     }
 
-    /// Reads through a listed [`Dir`] give what reads of `dir/name` give (values,
+    /// Reads through a listed [`Listed`] give what reads of `dir/name` give (values,
     /// errors, and what is recorded) for every kind of entry, listed or not.
     #[test]
     fn reads_through_a_listing_are_path_reads() {
@@ -1067,47 +1284,61 @@ mod tests {
             "fifo", "absent",
         ];
         let dbg = |r: &dyn std::fmt::Debug| format!("{r:?}");
-        for listed in [true, false] {
-            let by_path = FsRoot::new(t.path(), true).unwrap();
-            let by_dir = FsRoot::new(t.path(), true).unwrap();
-            let (p, _) = by_dir.resolve(Path::new("d")).unwrap().unwrap();
+        // Three roads: listed, unlisted (listing failed), and opened beneath the
+        // root in one call (which a recording root never takes).
+        for road in ["listed", "unlisted", "beneath"] {
+            let record = road != "beneath";
+            let by_path = Root::with_recorder(t.path(), record).unwrap();
+            let by_dir = Root::with_recorder(t.path(), record).unwrap();
             by_path.resolve(Path::new("d")).unwrap();
-            let mut dir = by_dir.dir(p);
-            if !listed {
-                dir.entries = None;
-            }
+            let dir = if road == "beneath" {
+                let d = by_dir.open_dir(Path::new("d")).unwrap().unwrap();
+                assert!(matches!(d.road, Road::Beneath(_)), "openat2 road taken");
+                d
+            } else {
+                let (p, _) = by_dir.resolve(Path::new("d")).unwrap().unwrap();
+                let mut l = by_dir.listed(p);
+                if road == "unlisted" {
+                    l.entries = None;
+                }
+                Dir {
+                    road: Road::Listed(l),
+                }
+            };
             for n in names {
                 let rel = Path::new("d").join(n);
                 assert_eq!(
-                    dbg(&by_dir.read_bytes_in(&dir, n, 10, true)),
-                    dbg(&by_path.read_bytes(&rel, 10, true)),
-                    "{n}"
+                    dbg(&by_dir.read_bytes_in(&dir, n, 10)),
+                    dbg(&by_path.read_bytes(&rel, 10)),
+                    "{road} {n}"
                 );
                 assert_eq!(
-                    dbg(&by_dir.read_bytes_in(&dir, n, 10, false)),
-                    dbg(&by_path.read_bytes(&rel, 10, false)),
-                    "{n}"
+                    dbg(&by_dir.read_bytes_in_bounded(&dir, n, 10, false)),
+                    dbg(&by_path.read_bytes_bounded(&rel, 10, false)),
+                    "{road} {n}"
                 );
                 assert_eq!(
                     dbg(&by_dir.read_text_in(&dir, n, 64)),
                     dbg(&by_path.read_text(&rel, 64)),
-                    "{n}"
+                    "{road} {n}"
                 );
                 assert_eq!(
-                    dbg(&by_dir.probe_in(&dir, n)),
-                    dbg(&by_path.probe(&rel)),
-                    "{n}"
+                    dbg(&by_dir.kind_in(&dir, n)),
+                    dbg(&by_path.kind(&rel)),
+                    "{road} {n}"
                 );
                 assert_eq!(
                     dbg(&by_dir.read_link_in(&dir, n)),
                     dbg(&by_path.read_link(&rel)),
-                    "{n}"
+                    "{road} {n}"
                 );
             }
-            let (a, b) = (by_dir.take_trace().unwrap(), by_path.take_trace().unwrap());
-            assert_eq!(a.links, b.links, "listed: {listed}");
-            assert_eq!(a.files, b.files, "listed: {listed}");
-            assert_eq!(a.seen, b.seen, "listed: {listed}");
+            if record {
+                let (a, b) = (by_dir.take_trace().unwrap(), by_path.take_trace().unwrap());
+                assert_eq!(a.links, b.links, "{road}");
+                assert_eq!(a.files, b.files, "{road}");
+                assert_eq!(a.seen, b.seen, "{road}");
+            }
         }
     }
 
@@ -1123,8 +1354,8 @@ mod tests {
             "a/rel", "abs", "a/escape", "loop1", "dangling", "a/rel/f", "plain",
         ] {
             let (a, b) = (
-                FsRoot::new(t.path(), true).unwrap(),
-                FsRoot::new(t.path(), true).unwrap(),
+                Root::with_recorder(t.path(), true).unwrap(),
+                Root::with_recorder(t.path(), true).unwrap(),
             );
             let rel = Path::new(rel);
             assert_eq!(
@@ -1137,10 +1368,10 @@ mod tests {
             assert_eq!(ta.links, tb.links, "{}", rel.display());
             assert_eq!(ta.seen, tb.seen, "{}", rel.display());
         }
-        let r = FsRoot::new(t.path(), false).unwrap();
+        let r = Root::with_recorder(t.path(), false).unwrap();
         r.resolve_listed_link(Path::new("a/rel")).unwrap();
         let listed = r.ops.get();
-        let r = FsRoot::new(t.path(), false).unwrap();
+        let r = Root::with_recorder(t.path(), false).unwrap();
         r.resolve(Path::new("a/rel")).unwrap();
         assert_eq!(listed.stats + 1, r.ops.get().stats);
     }
@@ -1150,12 +1381,12 @@ mod tests {
     #[test]
     fn listed_reads_skip_lstat() {
         let t = tree();
-        let r = FsRoot::new(t.path(), false).unwrap();
+        let r = Root::with_recorder(t.path(), false).unwrap();
         let (p, _) = r.resolve(Path::new("a/b")).unwrap().unwrap();
-        let dir = r.dir(p);
+        let dir = r.listed_dir(p);
         let before = r.ops.get();
         assert!(r.read_text_in(&dir, "nothing", 10).unwrap().is_none());
-        assert!(r.probe_in(&dir, "nothing").unwrap().is_none());
+        assert!(r.kind_in(&dir, "nothing").unwrap().is_none());
         assert_eq!(r.read_text_in(&dir, "f", 10).unwrap().unwrap(), "hello\n");
         let after = r.ops.get();
         assert_eq!(after.stats, before.stats);
@@ -1220,7 +1451,7 @@ mod tests {
                         Node::Link(target) => { symlink(target.join("/"), &p).ok(); }
                     }
                 }
-                let r = FsRoot::new(&root, false).unwrap();
+                let r = Root::with_recorder(&root, false).unwrap();
                 let q: PathBuf = query.iter().collect();
                 let ours = r.resolve(&q);
                 let real_root = fs::canonicalize(&root).unwrap();
