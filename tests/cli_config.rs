@@ -274,7 +274,7 @@ fn run_scenario(s: Scenario) {
         .collect();
     assert_eq!(before, after_dry, "a dry run must not write");
 
-    // JSON: the shape.
+    // JSON: the shape, plus how the boot tools were chosen.
     let mut args = s.args.clone();
     args.push("--json");
     let (code, out, err) = passthru(r, &args);
@@ -283,8 +283,19 @@ fn run_scenario(s: Scenario) {
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        ["commands", "files", "guest", "kernel_params", "warnings"]
+        [
+            "commands",
+            "detected",
+            "files",
+            "guest",
+            "kernel_params",
+            "warnings"
+        ]
     );
+    for d in v["detected"].as_array().unwrap() {
+        let keys: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["evidence", "value", "what"]);
+    }
     for f in v["files"].as_array().unwrap() {
         let keys: Vec<&str> = f.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(keys, ["content", "diff", "path"]);

@@ -67,23 +67,29 @@ pub fn under(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
 }
 
+/// Where the system path `path` lands under `root`: resolved by the host model's
+/// confined layer (symbolic links followed as if `root` were `/`, never out of it).
+fn confined(root: &Path, path: &str) -> Result<PathBuf> {
+    let werr = |e: passthru_iommu_groups::Error| Error::Write {
+        path: under(root, path),
+        source: std::io::Error::other(e.to_string()),
+    };
+    passthru_iommu_groups::sysfs::Root::new(root)
+        .and_then(|r| r.host_path(Path::new(path.trim_start_matches('/'))))
+        .map_err(werr)
+}
+
 /// The backup directory, resolved inside `root` like every target.
 fn backup_base(root: &Path) -> Result<PathBuf> {
-    crate::facts::confined(root, BACKUP_DIR).ok_or_else(|| Error::Write {
-        path: root.join(BACKUP_DIR),
-        source: std::io::Error::other("too many levels of symbolic links"),
-    })
+    confined(root, BACKUP_DIR)
 }
 
 /// Where writing the system path `path` lands: its directory resolved inside `root`
-/// (symbolic links followed as if `root` were `/`, never out of it), then its name.
+/// (symbolic links followed as if `root` were `/`, never out of it), then its name
+/// (the file itself is replaced by a rename, never written through a link).
 fn target_of(root: &Path, path: &str) -> Result<PathBuf> {
     let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-    let resolved = crate::facts::confined(root, dir).ok_or_else(|| Error::Write {
-        path: under(root, dir),
-        source: std::io::Error::other("too many levels of symbolic links"),
-    })?;
-    Ok(resolved.join(name))
+    Ok(confined(root, dir)?.join(name))
 }
 
 fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {

@@ -27,6 +27,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A configuration file exists but could not be read: passthru does not write
+    /// over what it could not read back.
+    #[error("{path}: {reason}: passthru does not write configuration it could not read; make it a readable text file or remove it")]
+    Unreadable {
+        /// The file (system path).
+        path: PathBuf,
+        /// Why it could not be read.
+        reason: String,
+    },
     /// A configuration file has a shape passthru refuses to edit.
     #[error("{path}:{line}: {message}")]
     Syntax {

@@ -8,9 +8,9 @@
 //! touches, the commands to run afterwards, guest snippets and warnings. [`apply`]
 //! writes a plan atomically with backups; [`apply::rollback`] undoes the last one.
 //!
-//! [`facts::from_host`] fills [`HostFacts`] from `passthru-iommu-groups`' host model and
-//! the configuration files under a root (symbolic links resolved inside it, see
-//! [`facts::confined`]); [`verdicts::warnings`] carries that crate's preflight findings
+//! [`facts::from_host`] derives [`HostFacts`] from `passthru-iommu-groups`' host model,
+//! which read the devices, the configuration files and the boot tools once, confined
+//! under its root; [`verdicts::warnings`] carries that crate's preflight findings
 //! (reset bug, missing reset, shared group, ...) into the plan.
 //!
 //! Files passthru shares with the user are edited in two ways only: the one kernel
@@ -44,8 +44,8 @@ pub mod verdicts;
 
 pub use error::{Error, Result};
 pub use model::{
-    Bootloader, CpuVendor, DeviceFacts, GrubFlavor, GuestKind, HostFacts, Initramfs, KernelVersion,
-    Request, Warning,
+    Bootloader, CpuVendor, Detection, DeviceFacts, GrubFlavor, GuestKind, HostFacts, Initramfs,
+    KernelVersion, Request, Warning,
 };
 
 use passthru_pci_ids::Slot;
@@ -117,6 +117,8 @@ pub struct Plan {
     pub guest: BTreeMap<GuestKind, String>,
     /// Warnings (verdicts first, then the generator's own).
     pub warnings: Vec<Warning>,
+    /// How the bootloader, its update command and the initramfs tool were chosen.
+    pub detected: Vec<model::Detection>,
     /// Why each passthru kernel parameter is wanted (present already or added now).
     #[serde(skip)]
     pub param_reasons: Vec<host::WantedParam>,
@@ -222,6 +224,7 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
         commands: hp.commands,
         guest: guest_out,
         warnings: uniq,
+        detected: facts.detected.clone(),
         param_reasons: hp.wanted,
         all_files: hp.files,
     })

@@ -10,17 +10,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-/// The CPU vendor, which decides the IOMMU driver (Intel VT-d or AMD-Vi).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub enum CpuVendor {
-    /// `GenuineIntel`.
-    Intel,
-    /// `AuthenticAMD` (or `HygonGenuine`, which uses the AMD IOMMU driver).
-    Amd,
-    /// Anything else or unknown.
-    Other,
-}
+/// The CPU vendor, which decides the IOMMU driver (Intel VT-d or AMD-Vi): the host
+/// model's own type.
+pub use passthru_iommu_groups::CpuVendor;
 
 /// A kernel release as `uname -r` prints it, reduced to major.minor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -169,6 +161,29 @@ impl Warning {
     }
 }
 
+/// A choice made from what the host shows, with the evidence it rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Detection {
+    /// What was chosen: `bootloader`, `grub-update`, `initramfs`.
+    pub what: &'static str,
+    /// The value chosen (`grub`, `update-grub`, `initramfs-tools`, ...).
+    pub value: String,
+    /// The file or os-release field it rests on (system paths).
+    pub evidence: String,
+}
+
+impl Detection {
+    /// Build a detection.
+    pub fn new(what: &'static str, value: &str, evidence: String) -> Detection {
+        Detection {
+            what,
+            value: value.to_string(),
+            evidence,
+        }
+    }
+}
+
 /// Facts about the host (what was read under the root).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostFacts {
@@ -195,6 +210,8 @@ pub struct HostFacts {
     /// Current content of the configuration files passthru reads or edits, keyed by
     /// system path (`/etc/default/grub`); absent files are absent keys.
     pub files: BTreeMap<String, String>,
+    /// How the bootloader, its update command and the initramfs tool were chosen.
+    pub detected: Vec<Detection>,
 }
 
 /// Which devices to configure and how.

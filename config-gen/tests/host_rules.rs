@@ -66,6 +66,7 @@ fn facts(cpu: CpuVendor, kernel: &str) -> HostFacts {
         ],
         findings: Vec::new(),
         files,
+        detected: Vec::new(),
     }
 }
 

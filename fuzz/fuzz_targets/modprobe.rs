@@ -11,7 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use passthru_config_gen::block::{find, outside, put, BEGIN, END};
-use passthru_iommu_groups::{BootSetup, ConfFile};
+use passthru_iommu_groups::BootSetup;
 
 /// The input: `text \0 body`, so that a plain modprobe.d file is a valid seed; the
 /// body's lines go into the managed block.
@@ -43,13 +43,10 @@ fuzz_target!(|data: &[u8]| {
     let text = inp.text.as_str();
 
     // Readers of existing files.
-    let setup = BootSetup {
-        modprobe_d: vec![ConfFile {
-            path: "etc/modprobe.d/fuzz.conf".into(),
-            text: text.to_string(),
-        }],
-        ..Default::default()
-    };
+    let mut setup = BootSetup::default();
+    setup
+        .files
+        .insert("/etc/modprobe.d/fuzz.conf".into(), text.to_string());
     let lower = text.to_ascii_lowercase();
     for id in setup.vfio_pci_ids() {
         assert!(lower.contains(&id), "id {id:?} not in the text");

@@ -64,6 +64,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod boot;
 mod error;
 pub mod facts;
 pub mod fixture;
@@ -81,8 +82,8 @@ pub use error::{Error, Result};
 pub use facts::ConfigFacts;
 pub use inventory::parse_modalias;
 pub use model::{
-    BootSetup, ConfFile, CpuVendor, Device, Group, GroupId, Host, IommuState, Note, Resource,
-    Stage, NOIOMMU_GROUP_NAME,
+    BootSetup, CpuVendor, Device, Group, GroupId, Host, IommuState, Note, Resource, Stage,
+    NOIOMMU_GROUP_NAME,
 };
 pub use reset::{ResetAnalysis, ResetMethod};
 pub use snapshot::{snapshot, SnapshotStats};

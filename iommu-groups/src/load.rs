@@ -399,7 +399,7 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
             }
         }
     }
-    let boot = load_boot(&mut l);
+    let boot = load_boot(&mut l, kernel.as_deref());
 
     let host = Host {
         stage: Stage::Full,
@@ -788,58 +788,75 @@ fn three_hex(line: &str) -> Option<[u64; 3]> {
     (n == 3).then_some(v)
 }
 
-fn load_boot(l: &mut Loader) -> BootSetup {
+/// `path` (a system path, `/etc/...`) relative to the root.
+fn rel(path: &str) -> &Path {
+    Path::new(path.trim_start_matches('/'))
+}
+
+/// A boot setup file: its text, or why it exists but cannot be read.
+fn boot_file(l: &mut Loader, b: &mut BootSetup, path: &str) {
+    match l.fs.read_text(rel(path), BIG_TEXT_LIMIT) {
+        Ok(Some(t)) => {
+            b.files.insert(path.to_string(), t);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let msg = error_chain(&e);
+            l.note(rel(path), msg.clone());
+            b.unreadable.insert(path.to_string(), msg);
+        }
+    }
+}
+
+fn load_boot(l: &mut Loader, kernel: Option<&str>) -> BootSetup {
     let mut b = BootSetup::default();
-    if let Some(t) = l.text(Path::new("etc/os-release"), TEXT_LIMIT) {
-        for line in t.lines() {
-            if let Some((k, v)) = line.split_once('=') {
-                b.os_release
-                    .insert(k.trim().to_string(), unquote(v.trim()).to_string());
+    for path in [crate::boot::OS_RELEASE, crate::boot::OS_RELEASE_FALLBACK] {
+        if let Some(t) = l.text(rel(path), TEXT_LIMIT) {
+            b.os_release = t.lines().filter_map(crate::boot::os_release_line).collect();
+            b.os_release_path = Some(path.to_string());
+            break;
+        }
+    }
+    for path in crate::boot::PROBED {
+        if l.exists(rel(path)) {
+            b.present.insert(path.to_string());
+        }
+    }
+    b.proxmox = b.has("/etc/pve") || b.has("/usr/bin/pveversion");
+    for path in crate::boot::FILES {
+        boot_file(l, &mut b, path);
+    }
+    for (dir, suffix) in crate::boot::DIRS {
+        for (n, k) in l.list(rel(dir)) {
+            if n.ends_with(suffix) && k != Kind::Dir {
+                boot_file(l, &mut b, &format!("{dir}/{n}"));
             }
         }
     }
-    b.proxmox = l.exists(Path::new("etc/pve")) | l.exists(Path::new("usr/bin/pveversion"));
-    b.grub_default = l.text(Path::new("etc/default/grub"), BIG_TEXT_LIMIT);
-    if let Some(t) = &b.grub_default {
-        for line in t.lines() {
-            let line = line.trim();
-            if let Some(v) = line.strip_prefix("GRUB_CMDLINE_LINUX_DEFAULT=") {
-                b.grub_cmdline_linux_default = Some(unquote(v).to_string());
-            } else if let Some(v) = line.strip_prefix("GRUB_CMDLINE_LINUX=") {
-                b.grub_cmdline_linux = Some(unquote(v).to_string());
-            }
+    if let Some(release) = kernel.filter(|r| !r.contains('/') && !r.is_empty()) {
+        let path = format!("/boot/config-{release}");
+        // Only the options that matter are kept, and recorded for a snapshot.
+        let keep = |t: &str| -> String {
+            t.lines()
+                .filter(|line| {
+                    crate::boot::kernel_config_line(line)
+                        .is_some_and(|(k, _)| crate::boot::KERNEL_CONFIG_KEYS.contains(&k))
+                })
+                .map(|line| format!("{}\n", line.trim()))
+                .collect()
+        };
+        if let Some(t) = l.text(rel(&path), BIG_TEXT_LIMIT) {
+            let kept = keep(&t);
+            l.fs.record_as(rel(&path), kept.as_bytes());
+            b.kernel_config = kept
+                .lines()
+                .filter_map(crate::boot::kernel_config_line)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            b.kernel_config_path = Some(path);
         }
     }
-    b.kernel_cmdline = l.text(Path::new("etc/kernel/cmdline"), TEXT_LIMIT);
-    b.modprobe_d = conf_dir(l, Path::new("etc/modprobe.d"));
-    b.modules = l.text(Path::new("etc/modules"), BIG_TEXT_LIMIT);
-    b.mkinitcpio = l.text(Path::new("etc/mkinitcpio.conf"), BIG_TEXT_LIMIT);
-    b.dracut_conf_d = conf_dir(l, Path::new("etc/dracut.conf.d"));
     b
-}
-
-fn conf_dir(l: &mut Loader, dir: &Path) -> Vec<ConfFile> {
-    let mut out = Vec::new();
-    for (n, k) in l.list(dir) {
-        if !n.ends_with(".conf") || k == Kind::Dir || k == Kind::Other {
-            continue;
-        }
-        let p = dir.join(&n);
-        if let Some(text) = l.text(&p, BIG_TEXT_LIMIT) {
-            out.push(ConfFile { path: p, text });
-        }
-    }
-    out
-}
-
-fn unquote(v: &str) -> &str {
-    let v = v.trim();
-    for q in ['"', '\''] {
-        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
-            return &v[1..v.len() - 1];
-        }
-    }
-    v
 }
 
 #[cfg(test)]

@@ -282,6 +282,16 @@ impl Root {
         })
     }
 
+    /// Record `bytes` as what was read of the file `rel` (whose link-free path the
+    /// trace already holds): a snapshot then copies only what the model kept.
+    pub(crate) fn record_as(&self, rel: &Path, bytes: &[u8]) {
+        let Some(t) = &self.trace else { return };
+        let Ok(Some((p, Kind::File))) = self.resolve(rel) else {
+            return;
+        };
+        t.borrow_mut().files.insert(p, bytes.to_vec());
+    }
+
     pub(crate) fn take_trace(&self) -> Option<Trace> {
         self.trace.as_ref().map(|t| t.take())
     }

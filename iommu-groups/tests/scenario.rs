@@ -64,10 +64,12 @@ fn host_facts_of_the_scenario() {
     assert_eq!(h.cpu_vendor, CpuVendor::Amd);
     assert!(h.iommu.active() && h.iommu.ivrs_table && !h.iommu.dmar_table);
     assert!(h.boot.proxmox);
-    assert_eq!(
-        h.boot.grub_cmdline_linux_default.as_deref(),
-        Some("quiet amd_iommu=on pcie_acs_override=downstream,multifunction video=efifb:off")
-    );
+    assert!(h.boot.file("/etc/default/grub").is_some_and(|t| t.contains(
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet amd_iommu=on pcie_acs_override=downstream,multifunction video=efifb:off\""
+    )));
+    assert_eq!(h.boot.os_release["ID"], "debian");
+    assert!(h.boot.has("/usr/bin/pveversion"));
+    assert!(h.boot.unreadable.is_empty(), "{:?}", h.boot.unreadable);
     assert_eq!(
         h.boot.vfio_pci_ids(),
         ["10de:1187", "10de:0e0a", "1002:7300", "1002:aae8"]

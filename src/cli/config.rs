@@ -167,6 +167,12 @@ fn report(plan: &Plan, applied: Option<&apply::Applied>, dry_run: bool) -> Strin
     for c in &plan.commands {
         s.push_str(&format!("  {c}\n"));
     }
+    for d in &plan.detected {
+        s.push_str(&format!(
+            "  ({}: {}, because {})\n",
+            d.what, d.value, d.evidence
+        ));
+    }
     for (kind, text) in &plan.guest {
         s.push_str(&format!("\nGuest: {kind}\n{text}"));
     }
@@ -237,7 +243,7 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
     // The host model (confined reads of sysfs/procfs) and the configuration files.
     let host = Host::load(root)
         .with_context(|| format!("loading the host model under {}", root.display()))?;
-    let mut facts = facts::from_host(root, &host)
+    let mut facts = facts::from_host(&host)
         .with_context(|| format!("reading the configuration under {}", root.display()))?;
     let req = request(a, &facts)?;
     // The preflight verdicts for every requested function, carried as warnings.
