@@ -1,12 +1,14 @@
-//! The little of sysfs that VFIO use needs: a device's group, driver, group peers,
-//! cdev name and config bytes, read under a root directory (`/` live, a fixture tree
-//! in tests). Kept behind these functions so the iommu-groups host model can replace
-//! them without touching callers.
+//! The live sysfs state VFIO use needs between loads of the host model: a device's
+//! group, driver, group peers, cdev name and config bytes, as they are right now
+//! (after a bind, say). Every read goes through the host model's confined layer
+//! ([`passthru_iommu_groups::sysfs::Root`]): links resolved inside the root, bounded
+//! reads, only regular files opened. Discovery itself (which group, which peers,
+//! which drivers) comes from the host model ([`passthru_iommu_groups::Host`]).
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use passthru_iommu_groups::sysfs::Root;
 use passthru_pci_ids::Bdf;
 
 use crate::error::{Blocker, Error, Result};
@@ -16,70 +18,88 @@ pub const CONFIG_MAX: usize = 4096;
 
 /// `ROOT/sys/bus/pci/devices/BDF`.
 pub fn device_dir(root: &Path, bdf: Bdf) -> PathBuf {
-    root.join("sys/bus/pci/devices").join(bdf.to_string())
+    root.join(device_rel(bdf))
+}
+
+/// `sys/bus/pci/devices/BDF`, relative to the root.
+fn device_rel(bdf: Bdf) -> PathBuf {
+    Path::new("sys/bus/pci/devices").join(bdf.to_string())
 }
 
 /// `ROOT/sys/kernel/iommu_groups/N/devices`.
 pub fn group_devices_dir(root: &Path, group: u32) -> PathBuf {
-    root.join("sys/kernel/iommu_groups")
-        .join(group.to_string())
-        .join("devices")
+    root.join(group_rel(group)).join("devices")
 }
 
-fn link_name(path: &Path) -> io::Result<Option<String>> {
-    match fs::read_link(path) {
-        Ok(t) => Ok(t.file_name().map(|n| n.to_string_lossy().into_owned())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+fn group_rel(group: u32) -> PathBuf {
+    Path::new("sys/kernel/iommu_groups").join(group.to_string())
+}
+
+/// The I/O error behind a confined-read error (its own message when there is none).
+fn io_of(e: passthru_iommu_groups::Error) -> io::Error {
+    match e {
+        passthru_iommu_groups::Error::Io { source, .. } => source,
+        other => io::Error::other(other.to_string()),
     }
+}
+
+/// Run `f` on a confined reader of `root`; errors name `root.join(rel)`.
+fn with_root<T>(
+    root: &Path,
+    rel: &Path,
+    f: impl FnOnce(&Root) -> std::result::Result<T, passthru_iommu_groups::Error>,
+) -> Result<T> {
+    Root::new(root)
+        .and_then(|r| f(&r))
+        .map_err(|e| Error::Sysfs {
+            path: root.join(rel),
+            source: io_of(e),
+        })
+}
+
+/// The last component of the link `rel`'s target (`None` when absent or not a link).
+fn link_name(root: &Path, rel: &Path) -> Result<Option<String>> {
+    with_root(root, rel, |r| r.read_link(rel))
+        .map(|t| t.and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned())))
 }
 
 /// Fail with [`Error::NoDevice`] when the device is not in sysfs.
 pub fn require_device(root: &Path, bdf: Bdf) -> Result<()> {
-    let dir = device_dir(root, bdf);
-    if dir.exists() {
-        Ok(())
-    } else {
-        Err(Error::NoDevice { bdf, path: dir })
+    let rel = device_rel(bdf);
+    match with_root(root, &rel, |r| r.kind(&rel)) {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(Error::NoDevice {
+            bdf,
+            path: device_dir(root, bdf),
+        }),
     }
 }
 
 /// The device's IOMMU group id.
 pub fn iommu_group(root: &Path, bdf: Bdf) -> Result<u32> {
-    let path = device_dir(root, bdf).join("iommu_group");
-    let name = link_name(&path).map_err(|source| Error::Sysfs {
-        path: path.clone(),
-        source,
-    })?;
-    match name.and_then(|n| n.parse().ok()) {
+    let rel = device_rel(bdf).join("iommu_group");
+    match link_name(root, &rel)?.and_then(|n| n.parse().ok()) {
         Some(g) => Ok(g),
-        None => Err(Error::NoGroup { bdf, path }),
+        None => Err(Error::NoGroup {
+            bdf,
+            path: root.join(rel),
+        }),
     }
 }
 
 /// The device's driver (`None` when unbound).
 pub fn driver(root: &Path, bdf: Bdf) -> Result<Option<String>> {
-    let path = device_dir(root, bdf).join("driver");
-    link_name(&path).map_err(|source| Error::Sysfs { path, source })
+    link_name(root, &device_rel(bdf).join("driver"))
 }
 
 /// The devices of a group, sorted.
 pub fn group_devices(root: &Path, group: u32) -> Result<Vec<Bdf>> {
-    let dir = group_devices_dir(root, group);
-    let rd = fs::read_dir(&dir).map_err(|source| Error::Sysfs {
-        path: dir.clone(),
-        source,
+    let rel = group_rel(group).join("devices");
+    let entries = with_root(root, &rel, |r| r.list(&rel))?.ok_or_else(|| Error::Sysfs {
+        path: root.join(&rel),
+        source: io::Error::from(io::ErrorKind::NotFound),
     })?;
-    let mut out = Vec::new();
-    for e in rd {
-        let e = e.map_err(|source| Error::Sysfs {
-            path: dir.clone(),
-            source,
-        })?;
-        if let Some(b) = e.file_name().to_str().and_then(|s| s.parse().ok()) {
-            out.push(b);
-        }
-    }
+    let mut out: Vec<Bdf> = entries.iter().filter_map(|(n, _)| n.parse().ok()).collect();
     out.sort();
     Ok(out)
 }
@@ -112,30 +132,22 @@ pub fn blockers(root: &Path, group: u32) -> Result<Vec<Blocker>> {
 
 /// The device's VFIO cdev name (`vfio0`), when the kernel made one.
 pub fn vfio_cdev(root: &Path, bdf: Bdf) -> Option<String> {
-    let dir = device_dir(root, bdf).join("vfio-dev");
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-        .filter(|n| n.starts_with("vfio"))
-        .collect();
-    names.sort();
-    names.into_iter().next()
+    let rel = device_rel(bdf).join("vfio-dev");
+    let entries = with_root(root, &rel, |r| r.list(&rel)).ok()??;
+    // Listed sorted by name.
+    entries
+        .into_iter()
+        .map(|(n, _)| n)
+        .find(|n| n.starts_with("vfio"))
 }
 
 /// The sysfs `config` bytes (at most 4096).
 pub fn read_config(root: &Path, bdf: Bdf) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let path = device_dir(root, bdf).join("config");
-    let f = fs::File::open(&path).map_err(|source| Error::Sysfs {
-        path: path.clone(),
-        source,
-    })?;
-    let mut buf = Vec::with_capacity(CONFIG_MAX);
-    f.take(CONFIG_MAX as u64)
-        .read_to_end(&mut buf)
-        .map_err(|source| Error::Sysfs { path, source })?;
-    Ok(buf)
+    let rel = device_rel(bdf).join("config");
+    with_root(root, &rel, |r| r.read_bytes(&rel, CONFIG_MAX))?.ok_or_else(|| Error::Sysfs {
+        path: root.join(&rel),
+        source: io::Error::from(io::ErrorKind::NotFound),
+    })
 }
 
 /// Whether `group` is a no-IOMMU group (`vfio.enable_unsafe_noiommu_mode=1`): vfio made
@@ -143,17 +155,21 @@ pub fn read_config(root: &Path, bdf: Bdf) -> Result<Vec<u8>> {
 /// (drivers/vfio/group.c `vfio_noiommu_group_alloc`) and its node is
 /// `/dev/vfio/noiommu-N` instead of `/dev/vfio/N`.
 pub fn is_noiommu_group(root: &Path, group: u32) -> bool {
-    let name = root
-        .join("sys/kernel/iommu_groups")
-        .join(group.to_string())
-        .join("name");
-    fs::read_to_string(name).is_ok_and(|n| n.trim() == "vfio-noiommu")
-        || root.join(format!("dev/vfio/noiommu-{group}")).exists()
+    let name = group_rel(group).join("name");
+    let node = PathBuf::from(format!("dev/vfio/noiommu-{group}"));
+    let Ok(r) = Root::new(root) else {
+        return false;
+    };
+    r.read_text(&name, 256)
+        .ok()
+        .flatten()
+        .is_some_and(|n| n.trim() == passthru_iommu_groups::NOIOMMU_GROUP_NAME)
+        || r.kind(&node).ok().flatten().is_some()
 }
 
 /// The PF of an SR-IOV VF (its sysfs `physfn` link); `None` for any other device.
 pub fn physfn(root: &Path, bdf: Bdf) -> Option<Bdf> {
-    link_name(&device_dir(root, bdf).join("physfn"))
+    link_name(root, &device_rel(bdf).join("physfn"))
         .ok()
         .flatten()
         .and_then(|n| n.parse().ok())
@@ -163,8 +179,9 @@ pub fn physfn(root: &Path, bdf: Bdf) -> Option<Bdf> {
 /// VF these are the kernel's (PF vendor, VF device id), while its config space reads
 /// 0xffff for both, as the SR-IOV specification has it.
 pub fn sysfs_ids(root: &Path, bdf: Bdf) -> Option<(u16, u16)> {
+    let r = Root::new(root).ok()?;
     let read = |f: &str| {
-        let t = fs::read_to_string(device_dir(root, bdf).join(f)).ok()?;
+        let t = r.read_text(&device_rel(bdf).join(f), 64).ok()??;
         u16::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok()
     };
     Some((read("vendor")?, read("device")?))
@@ -259,6 +276,22 @@ mod tests {
         let e = iommu_group(t.path(), "01:00.0".parse().unwrap()).unwrap_err();
         assert!(matches!(e, Error::NoGroup { .. }), "{e}");
         assert!(e.to_string().contains("iommu_group"), "{e}");
+    }
+
+    /// Reads are confined: an absolute link counts from the root, never from the
+    /// machine's own `/`.
+    #[test]
+    fn links_never_leave_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        fixture::amd(t.path());
+        let dev = t.path().join("sys/devices/pci0000:00/0000:06:00.0");
+        std::os::unix::fs::symlink("/etc/passwd", dev.join("config")).unwrap();
+        let b: Bdf = "06:00.0".parse().unwrap();
+        let e = read_config(t.path(), b).unwrap_err();
+        assert!(e.to_string().contains("config"), "{e}");
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        std::fs::write(t.path().join("etc/passwd"), [0x86, 0x80, 0xd3, 0x10]).unwrap();
+        assert_eq!(read_config(t.path(), b).unwrap(), [0x86, 0x80, 0xd3, 0x10]);
     }
 
     #[test]
