@@ -112,7 +112,7 @@ fuzz_target!(|data: &[u8]| {
         ),
         Some(d) => {
             let g = host.group_of(gpu).expect("the GPU has no group");
-            assert_eq!(g.id, 2);
+            assert_eq!(g.id.0, 2);
             assert!(g.devices.contains(&gpu) && g.devices.len() == 1, "{g:?}");
             let resource_len = attrs[12].len();
             assert!(

@@ -8,49 +8,8 @@ use passthru_pci_ids::caps::{CapabilityId, ExtCapabilityId};
 use passthru_pci_ids::ConfigSpace;
 use serde::Serialize;
 
-/// PCIe Device/Port Type (PCIe Capabilities register bits 7:4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum PortType {
-    /// 0: PCI Express Endpoint.
-    Endpoint,
-    /// 1: Legacy PCI Express Endpoint.
-    LegacyEndpoint,
-    /// 4: Root Port of a Root Complex.
-    RootPort,
-    /// 5: Upstream Port of a switch.
-    UpstreamPort,
-    /// 6: Downstream Port of a switch.
-    DownstreamPort,
-    /// 7: PCI Express to PCI/PCI-X bridge.
-    PcieToPciBridge,
-    /// 8: PCI/PCI-X to PCI Express bridge.
-    PciToPcieBridge,
-    /// 9: Root Complex Integrated Endpoint.
-    RcIntegratedEndpoint,
-    /// 10: Root Complex Event Collector.
-    RcEventCollector,
-    /// Any other value.
-    Unknown(u8),
-}
-
-impl From<u8> for PortType {
-    fn from(v: u8) -> PortType {
-        match v {
-            0 => PortType::Endpoint,
-            1 => PortType::LegacyEndpoint,
-            4 => PortType::RootPort,
-            5 => PortType::UpstreamPort,
-            6 => PortType::DownstreamPort,
-            7 => PortType::PcieToPciBridge,
-            8 => PortType::PciToPcieBridge,
-            9 => PortType::RcIntegratedEndpoint,
-            10 => PortType::RcEventCollector,
-            x => PortType::Unknown(x),
-        }
-    }
-}
+/// PCIe Device/Port Type (PCIe Capabilities register bits 7:4): the decoder's own type.
+pub use passthru_pci_ids::caps::PortType;
 
 /// What the PCI Express capability says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -148,7 +107,7 @@ impl ConfigFacts {
                 let p = passthru_pci_ids::caps::PciExpress::parse(cfg.as_bytes(), off).ok()?;
                 Some(PcieFacts {
                     offset: off as u8,
-                    port_type: PortType::from(u8::from(p.port_type)),
+                    port_type: p.port_type,
                     flr: p.flr,
                 })
             });
@@ -274,5 +233,17 @@ mod tests {
         let f = ConfigFacts::decode(&b).unwrap();
         assert_eq!(f.pcie.unwrap().port_type, PortType::RootPort);
         assert!(f.acs.is_some());
+    }
+
+    /// The port type's JSON: the kebab-case name, an unnamed value as `{"unknown": raw}`.
+    #[test]
+    fn port_type_json() {
+        let j = |p: PortType| serde_json::to_string(&p).unwrap();
+        assert_eq!(j(PortType::RootPort), r#""root-port""#);
+        assert_eq!(
+            j(PortType::RcIntegratedEndpoint),
+            r#""rc-integrated-endpoint""#
+        );
+        assert_eq!(j(PortType::from(3)), r#"{"unknown":3}"#);
     }
 }

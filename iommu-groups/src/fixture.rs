@@ -23,7 +23,7 @@
 //!     .write(dir.path())
 //!     .unwrap();
 //! let host = Host::load(dir.path()).unwrap();
-//! assert_eq!(host.group_of("01:00.0".parse().unwrap()).unwrap().id, 2);
+//! assert_eq!(host.group_of("01:00.0".parse().unwrap()).unwrap().id.0, 2);
 //! ```
 
 use crate::error::{Error, Result};

@@ -353,7 +353,7 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
                         path: d.sysfs_path.join("iommu_group"),
                         message: format!(
                             "links to group {} but sys/kernel/iommu_groups/{} lists the device",
-                            d.iommu_group.unwrap_or_default(),
+                            d.iommu_group.map_or(0, |g| g.0),
                             g.id
                         ),
                     });

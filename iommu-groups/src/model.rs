@@ -25,8 +25,44 @@ pub(crate) mod ser {
     }
 }
 
-/// An IOMMU group number (`/sys/kernel/iommu_groups/N`).
-pub type GroupId = u32;
+/// An IOMMU group number (`/sys/kernel/iommu_groups/N`, `/dev/vfio/N`).
+///
+/// Its `Debug` is the bare number, as in the kernel's own messages.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct GroupId(pub u32);
+
+impl std::fmt::Debug for GroupId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Display for GroupId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for GroupId {
+    type Err = std::num::ParseIntError;
+    /// A group number as sysfs names it: decimal digits.
+    fn from_str(s: &str) -> Result<GroupId, Self::Err> {
+        s.parse().map(GroupId)
+    }
+}
+
+impl From<u32> for GroupId {
+    fn from(v: u32) -> GroupId {
+        GroupId(v)
+    }
+}
+
+impl From<GroupId> for u32 {
+    fn from(g: GroupId) -> u32 {
+        g.0
+    }
+}
 
 /// The CPU vendor, from `/proc/cpuinfo`'s `vendor_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -868,7 +868,7 @@ mod tests {
         let mut host = one.clone();
         host.devices.clear();
         host.groups.clear();
-        let stride = one.groups.keys().max().map_or(0, |m| m + 1);
+        let stride = one.groups.keys().max().map_or(0, |m| m.0 + 1);
         let at = |b: Bdf, k: u16| Bdf { domain: k, ..b };
         for k in 0..domains {
             for d in one.devices.values() {
@@ -881,11 +881,11 @@ mod tests {
                     .to_string_lossy()
                     .replace("0000:", &format!("{k:04x}:"))
                     .into();
-                c.iommu_group = d.iommu_group.map(|g| g + u32::from(k) * stride);
+                c.iommu_group = d.iommu_group.map(|g| GroupId(g.0 + u32::from(k) * stride));
                 host.devices.insert(c.bdf, c);
             }
             for g in one.groups.values() {
-                let id = g.id + u32::from(k) * stride;
+                let id = GroupId(g.id.0 + u32::from(k) * stride);
                 let devices = g.devices.iter().map(|b| at(*b, k)).collect();
                 host.groups.insert(
                     id,

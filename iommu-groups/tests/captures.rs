@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use passthru_iommu_groups::{
-    check, check_bdfs, reset, Code, DeviceSpec, Host, Severity, Stage, Verdict,
+    check, check_bdfs, reset, Code, DeviceSpec, GroupId, Host, Severity, Stage, Verdict,
 };
 use passthru_pci_ids::Bdf;
 
@@ -105,7 +105,7 @@ fn hot_reset_affected_set_matches_kernel_hot_reset_info() {
                     let mut want: Vec<Bdf> = deps.iter().map(|d| d.1).collect();
                     want.sort();
                     assert_eq!(h.affected, want, "{run} {}", a.bdf);
-                    let mut groups: Vec<u32> = deps.iter().map(|d| d.0).collect();
+                    let mut groups: Vec<GroupId> = deps.iter().map(|d| GroupId(d.0)).collect();
                     groups.sort();
                     groups.dedup();
                     assert_eq!(h.groups, groups, "{run} {}", a.bdf);
@@ -200,11 +200,17 @@ fn acs_missing_on_switch_downstream_port_not_root_port() {
 fn groups_and_types_as_the_kernel_made_them() {
     let (_d, amd) = load("tcg-amd");
     assert!(amd.device(b("00:01.0")).unwrap().iommu_group.is_none());
-    assert_eq!(amd.groups[&16].devices, vec![b("06:00.0"), b("06:00.1")]);
-    assert_eq!(amd.groups[&16].domain_type.as_deref(), Some("DMA"));
+    assert_eq!(
+        amd.groups[&GroupId(16)].devices,
+        vec![b("06:00.0"), b("06:00.1")]
+    );
+    assert_eq!(amd.groups[&GroupId(16)].domain_type.as_deref(), Some("DMA"));
     assert_eq!(amd.iommu.units, vec!["ivhd0".to_string()]);
     let (_d, intel) = load("tcg-intel");
-    assert_eq!(intel.groups[&14].domain_type.as_deref(), Some("identity"));
+    assert_eq!(
+        intel.groups[&GroupId(14)].domain_type.as_deref(),
+        Some("identity")
+    );
     // 09:00.0 sits below the switch: root port 00:07.0 (intel 00:07.0 too), upstream, downstream.
     let chain = &amd.device(b("09:00.0")).unwrap().upstream;
     assert_eq!(chain, &vec![b("00:07.0"), b("07:00.0"), b("08:00.0")]);

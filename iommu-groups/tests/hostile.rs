@@ -230,7 +230,7 @@ fn bad_group_links_and_names_are_notes() {
     assert!(note_for(&h, "iommu_groups/banana").contains("not a group number"));
     assert!(note_for(&h, "not-a-bdf").contains("not a PCI address"));
     // Group 3 still lists the device, so it keeps its group.
-    assert_eq!(h.device(b("00:02.0")).unwrap().iommu_group, Some(3));
+    assert_eq!(h.device(b("00:02.0")).unwrap().iommu_group, Some(3.into()));
 }
 
 #[test]

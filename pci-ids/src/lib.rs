@@ -53,6 +53,8 @@ pub mod config;
 pub mod db;
 pub mod dump;
 pub mod ids;
+#[cfg(feature = "serde")]
+mod ser;
 
 pub use config::{ConfigError, ConfigSpace};
 pub use ids::{Bdf, ClassCode, DeviceId, IdError, Slot, VendorId};

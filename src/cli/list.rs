@@ -89,7 +89,7 @@ pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
         .groups
         .iter()
         .map(|(id, group)| GroupOut {
-            id: *id,
+            id: id.0,
             devices: group
                 .devices
                 .iter()

@@ -202,7 +202,7 @@ where
         reset: ResetReport::default(),
         findings: Vec::new(),
     };
-    let Some(group) = device.iommu_group else {
+    let Some(group) = device.iommu_group.map(u32::from) else {
         let e = Error::NoGroup {
             bdf: opts.bdf,
             path: host::device_dir(root, opts.bdf).join("iommu_group"),
@@ -314,7 +314,7 @@ where
 
 /// Devices of `group` on drivers that keep it from being viable, from the host model.
 fn model_blockers(model: &Host, group: u32) -> Vec<Blocker> {
-    let Some(g) = model.groups.get(&group) else {
+    let Some(g) = model.groups.get(&group.into()) else {
         return Vec::new();
     };
     g.devices
