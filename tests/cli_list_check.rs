@@ -125,7 +125,15 @@ fn golden_list_and_check_json_on_every_fixture() {
         }
         let l = passthru(root, &["list", "--json"]);
         assert_eq!(l.code, 0, "{name} list: {}", l.stderr);
-        compare(&golden(name, "list.json"), &l.stdout);
+        // The names came from $PASSTHRU_PCI_IDS, whose path is this checkout's.
+        let mut v: serde_json::Value = serde_json::from_str(&l.stdout).unwrap();
+        let src = v.as_object_mut().unwrap().remove("pci_ids").unwrap();
+        assert_eq!(src["from"], "env", "{name}");
+        assert_eq!(src["path"], pci_ids().display().to_string(), "{name}");
+        compare(
+            &golden(name, "list.json"),
+            &serde_json::to_string_pretty(&v).unwrap(),
+        );
 
         let args = check_args(name);
         let mut argv = vec!["check", "--json"];
@@ -159,7 +167,8 @@ fn json_keys_are_the_issues() {
         k.sort();
         k
     };
-    assert_eq!(keys(&l), ["groups", "iommu", "ungrouped"]);
+    assert_eq!(keys(&l), ["groups", "iommu", "pci_ids", "ungrouped"]);
+    assert_eq!(keys(&l["pci_ids"]), ["from", "path"]);
     assert_eq!(l["iommu"], "enabled");
     assert_eq!(keys(&l["groups"][0]), ["devices", "id"]);
     assert_eq!(

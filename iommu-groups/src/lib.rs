@@ -86,6 +86,6 @@ pub use model::{
     NOIOMMU_GROUP_NAME,
 };
 pub use reset::{ResetAnalysis, ResetMethod};
-pub use snapshot::{snapshot, SnapshotStats};
+pub use snapshot::{snapshot, SnapshotInfo, SnapshotStats};
 pub use spec::DeviceSpec;
 pub use verdict::{check, check_bdfs, Code, DeviceReport, Finding, Report, Severity, Verdict};

@@ -315,8 +315,13 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
             devices.insert(bdf, d);
         }
     }
+    let snapshot = l
+        .text(Path::new(crate::snapshot::MARKER), TEXT_LIMIT)
+        .and_then(|t| crate::snapshot::SnapshotInfo::parse(&t));
     if stage == Stage::Inventory {
-        return Ok((inventory_host(&mut l, devices), l.fs));
+        let mut host = inventory_host(&mut l, devices);
+        host.snapshot = snapshot;
+        return Ok((host, l.fs));
     }
 
     // IOMMU groups.
@@ -414,6 +419,7 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
         vfio_pci_params,
         boot,
         notes: l.notes,
+        snapshot,
     };
     Ok((host, l.fs))
 }
@@ -453,6 +459,7 @@ fn inventory_host(l: &mut Loader, devices: BTreeMap<Bdf, Device>) -> Host {
         vfio_pci_params: BTreeMap::new(),
         boot: BootSetup::default(),
         notes: std::mem::take(&mut l.notes),
+        snapshot: None,
     }
 }
 

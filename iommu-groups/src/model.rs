@@ -337,6 +337,22 @@ pub struct Host {
     pub boot: BootSetup,
     /// What could not be read (absent facts), in reading order.
     pub notes: Vec<Note>,
+    /// How the tree was taken, when it is a snapshot that says so.
+    pub snapshot: Option<crate::snapshot::SnapshotInfo>,
+}
+
+impl Host {
+    /// What to do about facts a non-root reader cannot see: run as root, or, for a
+    /// snapshot taken without root, take the snapshot again as root.
+    pub fn root_advice(&self) -> &'static str {
+        match &self.snapshot {
+            Some(s) if !s.as_root => {
+                "this snapshot was taken without root privileges, so these facts are partial: \
+                 take it again as root"
+            }
+            _ => "run passthru as root",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -26,10 +26,59 @@ pub struct SnapshotStats {
     pub others: usize,
     /// Bytes of file content.
     pub bytes: u64,
+    /// Taken with root privileges (as the source snapshot says, for a snapshot of
+    /// a snapshot); without them the facts are partial.
+    pub as_root: bool,
+}
+
+/// The file a snapshot writes at its top, saying how it was taken (`key=value` lines).
+pub const MARKER: &str = "passthru-snapshot";
+
+/// How a snapshot was taken, as its [`MARKER`] file says.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct SnapshotInfo {
+    /// Taken with root privileges. Without them the kernel shows only the first 64
+    /// bytes of each config space (no capabilities: FLR, PM, ACS unknown), hides
+    /// other users' open files, and some `/etc` files may be unreadable.
+    pub as_root: bool,
+    /// The passthru version that took it.
+    pub version: String,
+}
+
+impl SnapshotInfo {
+    /// The marker's text.
+    fn to_text(&self) -> String {
+        format!(
+            "# written by passthru snapshot: how this snapshot was taken\nas_root={}\nversion={}\n",
+            if self.as_root { "yes" } else { "no" },
+            self.version
+        )
+    }
+
+    /// Parse a marker's text; `None` when it is not one.
+    pub(crate) fn parse(text: &str) -> Option<SnapshotInfo> {
+        let mut as_root = None;
+        let mut version = String::new();
+        for line in text.lines() {
+            match line.split_once('=') {
+                Some(("as_root", "yes")) => as_root = Some(true),
+                Some(("as_root", "no")) => as_root = Some(false),
+                Some(("version", v)) => version = v.to_string(),
+                _ => {}
+            }
+        }
+        Some(SnapshotInfo {
+            as_root: as_root?,
+            version,
+        })
+    }
 }
 
 /// Load the host under `root` and copy what was read into `out` (which must not
-/// exist or be an empty directory). Returns the model as loaded and what was written.
+/// exist or be an empty directory), with a [`MARKER`] saying whether it was taken
+/// as root. Returns the model as the snapshot holds it (as loaded, with
+/// [`Host::snapshot`] saying how it was taken) and what was written.
 pub fn snapshot(root: &Path, out: &Path) -> Result<(Host, SnapshotStats)> {
     match fs::read_dir(out) {
         Ok(mut rd) => {
@@ -51,9 +100,24 @@ pub fn snapshot(root: &Path, out: &Path) -> Result<(Host, SnapshotStats)> {
             })
         }
     }
-    let (host, trace) = load_inner(root, true)?;
-    let trace = trace.unwrap_or_default();
-    let stats = write_trace(&trace, out)?;
+    let (mut host, trace) = load_inner(root, true)?;
+    let mut trace = trace.unwrap_or_default();
+    // A snapshot of a snapshot: its own marker replaces the old one.
+    trace.files.remove(Path::new(MARKER));
+    let mut stats = write_trace(&trace, out)?;
+    // Whether the facts are whole: as the source snapshot says, else who we are.
+    let as_root = host
+        .snapshot
+        .as_ref()
+        .map_or(rustix::process::geteuid().is_root(), |s| s.as_root);
+    let info = SnapshotInfo {
+        as_root,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let marker = out.join(MARKER);
+    fs::write(&marker, info.to_text()).map_err(werr(&marker))?;
+    stats.as_root = as_root;
+    host.snapshot = Some(info);
     Ok((host, stats))
 }
 

@@ -337,7 +337,7 @@ fn check_device_with<'h>(
 
     // resets
     let ra = reset::analyse_with(host, around, d);
-    no_reset(&ra, d, request, &mut add);
+    no_reset(host, &ra, d, request, &mut add);
     reset_bug(d, &mut add);
 
     // host-driver
@@ -545,7 +545,13 @@ fn iommu_off_advice(host: &Host, mut ev: Vec<String>) -> (String, Vec<String>) {
 
 type Add<'a> = dyn FnMut(Code, Severity, String, Vec<String>) + 'a;
 
-fn no_reset(ra: &ResetAnalysis, d: &Device, request: &BTreeSet<Bdf>, add: &mut Add<'_>) {
+fn no_reset(
+    host: &Host,
+    ra: &ResetAnalysis,
+    d: &Device,
+    request: &BTreeSet<Bdf>,
+    add: &mut Add<'_>,
+) {
     let mut ev: Vec<String> = ra
         .unavailable
         .iter()
@@ -565,9 +571,11 @@ fn no_reset(ra: &ResetAnalysis, d: &Device, request: &BTreeSet<Bdf>, add: &mut A
         add(
             Code::NoReset,
             Severity::Warn,
-            "cannot tell whether the device has FLR or PM reset: config space is only readable \
-             past 64 bytes as root; run passthru as root"
-                .into(),
+            format!(
+                "cannot tell whether the device has FLR or PM reset: config space is only \
+                 readable past 64 bytes as root; {}",
+                host.root_advice()
+            ),
             ev,
         );
         return;
@@ -808,7 +816,8 @@ fn acs_missing(host: &Host, d: &Device, add: &mut Add<'_>) {
                 Severity::Info,
                 format!(
                     "cannot tell whether downstream port {b} isolates with ACS: its extended config \
-                     space is not readable (run as root)"
+                     space is not readable ({})",
+                    host.root_advice()
                 ),
                 vec![format!("{path}: {} bytes", facts.len)],
             );

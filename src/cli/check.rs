@@ -41,8 +41,8 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
     }
 
     let st = Style::detect();
-    let db = list_names::load(&g.root);
-    let idx = list_names::index(db.as_ref());
+    let names = list_names::load(&g.root);
+    let idx = list_names::index(names.db.as_ref());
     let sev = |s: Severity| match s {
         Severity::Fail => st.fail("FAIL"),
         Severity::Warn => st.warn("warn"),

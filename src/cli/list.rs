@@ -20,6 +20,8 @@ struct ListOut {
     iommu: &'static str,
     groups: Vec<GroupOut>,
     ungrouped: Vec<DevOut>,
+    /// Which pci.ids database gave the names.
+    pci_ids: list_names::NamesSource,
 }
 
 #[derive(Serialize)]
@@ -42,12 +44,13 @@ struct DevOut {
 pub(super) fn load_host(g: &Global) -> anyhow::Result<Host> {
     let host = Host::load(&g.root)
         .with_context(|| format!("reading the host under {}", g.root.display()))?;
-    print_notes(&host.notes);
+    print_notes(&host);
     Ok(host)
 }
 
 /// Print the loader's notes to stderr.
-fn print_notes(notes: &[Note]) {
+fn print_notes(host: &Host) {
+    let notes: &[Note] = &host.notes;
     // A non-root reader gets 64-byte config files for every device: say it once.
     let short = notes
         .iter()
@@ -61,8 +64,9 @@ fn print_notes(notes: &[Note]) {
     }
     if short > 1 {
         eprintln!(
-            "passthru: note: {short} devices: config readable only to 64 bytes (run as root): \
-             FLR, PM reset and ACS unknown"
+            "passthru: note: {short} devices: config readable only to 64 bytes ({}): \
+             FLR, PM reset and ACS unknown",
+            host.root_advice()
         );
     }
 }
@@ -74,9 +78,9 @@ fn print_notes(notes: &[Note]) {
 pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
     let host = Host::load_stage(&g.root, Stage::Inventory)
         .with_context(|| format!("reading the host under {}", g.root.display()))?;
-    print_notes(&host.notes);
-    let db = list_names::load(&g.root);
-    let idx = list_names::index(db.as_ref());
+    print_notes(&host);
+    let names = list_names::load(&g.root);
+    let idx = list_names::index(names.db.as_ref());
     let dev_out = |d: &Device| DevOut {
         bdf: d.bdf.to_string(),
         vendor_id: d.vendor.to_string(),
@@ -115,6 +119,7 @@ pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
         },
         groups,
         ungrouped,
+        pci_ids: names.source.clone(),
     };
     if g.json {
         outln!("{}", serde_json::to_string_pretty(&out)?)?;

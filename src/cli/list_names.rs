@@ -1,34 +1,92 @@
-//! Names from `pci.ids` for human and JSON output: `$PASSTHRU_PCI_IDS` when set,
-//! else the database under `--root` (`usr/share/misc/pci.ids`, then
-//! `usr/share/hwdata/pci.ids`). Only the root's own database is used, so a
-//! snapshot (which carries the database it was taken with) replays the same names.
+//! Names from `pci.ids` for human and JSON output: `$PASSTHRU_PCI_IDS` when set, else
+//! the database under `--root` (`usr/share/misc/pci.ids`, then
+//! `usr/share/hwdata/pci.ids`, found through the host model's confined layer), else,
+//! for a tree that has none (a fixture, a snapshot taken without one), this machine's
+//! own. A snapshot carries the database it was taken with, so it replays the same
+//! names; which database was used is said in `--json` output.
 
+use passthru_iommu_groups::sysfs::{Kind, Root};
 use passthru_pci_ids::db::{Database, PciIdsIndex, ENV_VAR};
 use passthru_pci_ids::{DeviceId, VendorId};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-/// Where a root keeps its `pci.ids` (relative paths), in lookup order.
-pub const ROOT_PATHS: [&str; 2] = ["usr/share/misc/pci.ids", "usr/share/hwdata/pci.ids"];
+/// Where a root keeps its `pci.ids` (system paths), in lookup order.
+pub const DB_PATHS: [&str; 2] = ["/usr/share/misc/pci.ids", "/usr/share/hwdata/pci.ids"];
 
-/// The `pci.ids` file under `root`, if any.
-pub fn root_db_path(root: &Path) -> Option<PathBuf> {
-    ROOT_PATHS
-        .iter()
-        .map(|p| root.join(p))
-        .find(|p| p.is_file())
+/// The database used for names, and where it came from.
+pub struct Names {
+    /// The database, when one was found and read.
+    pub db: Option<Database>,
+    /// Where it came from (for `--json`).
+    pub source: NamesSource,
 }
 
-/// Find a `pci.ids` database; `None` (names unknown) when there is none or it is unreadable.
-pub fn load(root: &Path) -> Option<Database> {
-    let res = match std::env::var_os(ENV_VAR).filter(|v| !v.is_empty()) {
-        Some(p) => Database::load(PathBuf::from(p)),
-        None => Database::load(root_db_path(root)?),
+/// Where the names came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct NamesSource {
+    /// `env` ($PASSTHRU_PCI_IDS), `root` (the tree's own), `machine` (this machine's,
+    /// the tree has none) or `none`.
+    pub from: &'static str,
+    /// The database's path: as given for `env`, else a system path.
+    pub path: Option<String>,
+}
+
+/// The `pci.ids` under `root` (its real path and its system path), if any.
+pub fn root_db_path(root: &Path) -> Option<(PathBuf, &'static str)> {
+    let r = Root::new(root).ok()?;
+    DB_PATHS.iter().find_map(|p| {
+        let rel = Path::new(p.trim_start_matches('/'));
+        match r.resolve(rel) {
+            Ok(Some((real, Kind::File))) => Some((root.join(real), *p)),
+            _ => None,
+        }
+    })
+}
+
+/// Find a `pci.ids` database; names are unknown when there is none or it is unreadable.
+pub fn load(root: &Path) -> Names {
+    let (res, source) = match std::env::var_os(ENV_VAR).filter(|v| !v.is_empty()) {
+        Some(p) => {
+            let path = PathBuf::from(p);
+            let from = NamesSource {
+                from: "env",
+                path: Some(path.display().to_string()),
+            };
+            (Database::load(path), from)
+        }
+        None => {
+            let own = root_db_path(root).map(|(real, sys)| (real, sys, "root"));
+            let found = own.or_else(|| {
+                (root != Path::new("/"))
+                    .then(|| root_db_path(Path::new("/")))
+                    .flatten()
+                    .map(|(real, sys)| (real, sys, "machine"))
+            });
+            let Some((real, sys, from)) = found else {
+                return Names {
+                    db: None,
+                    source: NamesSource {
+                        from: "none",
+                        path: None,
+                    },
+                };
+            };
+            let from = NamesSource {
+                from,
+                path: Some(sys.to_string()),
+            };
+            (Database::load(real), from)
+        }
     };
     match res {
-        Ok(db) => Some(db),
+        Ok(db) => Names {
+            db: Some(db),
+            source,
+        },
         Err(e) => {
             eprintln!("passthru: note: device names unavailable: {e}");
-            None
+            Names { db: None, source }
         }
     }
 }

@@ -26,6 +26,8 @@ struct SnapOut {
     links: usize,
     others: usize,
     bytes: u64,
+    /// Taken with root privileges (else the facts are partial).
+    as_root: bool,
     notes: Vec<String>,
 }
 
@@ -39,17 +41,16 @@ pub fn run(g: &Global, a: &SnapshotArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     // The names `list`/`check` print come from the root's pci.ids: carry it along.
-    if let Some(src) = super::list::list_names::root_db_path(&g.root) {
-        if let Ok(rel) = src.strip_prefix(&g.root) {
-            let dst = a.out_dir.join(rel);
-            if let Some(parent) = dst.parent() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("creating {}", parent.display()))?;
-            }
-            std::fs::copy(&src, &dst)
-                .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+    if let Some((src, sys)) = super::list::list_names::root_db_path(&g.root) {
+        let dst = a.out_dir.join(sys.trim_start_matches('/'));
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
+        std::fs::copy(&src, &dst)
+            .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
     }
+    let as_root = st.as_root;
     let notes: Vec<String> = host
         .notes
         .iter()
@@ -64,6 +65,7 @@ pub fn run(g: &Global, a: &SnapshotArgs) -> anyhow::Result<ExitCode> {
             links: st.links,
             others: st.others,
             bytes: st.bytes,
+            as_root,
             notes,
         };
         outln!("{}", serde_json::to_string_pretty(&out)?)?;
@@ -81,6 +83,14 @@ pub fn run(g: &Global, a: &SnapshotArgs) -> anyhow::Result<ExitCode> {
             host.devices.len(),
             host.groups.len()
         )?;
+        if !as_root {
+            outln!(
+                "taken without root privileges: config spaces past 64 bytes (FLR, PM, ACS) and \
+                 other users' open files were not visible, so the facts are partial (the \
+                 snapshot's {} file says so); take it again as root for a whole picture",
+                passthru_iommu_groups::snapshot::MARKER
+            )?;
+        }
         outln!("replay with: passthru --root {} check", a.out_dir.display())?;
     }
     Ok(ExitCode::SUCCESS)

@@ -43,6 +43,25 @@ pub struct VerifyArgs {
     pub vf_token: Option<String>,
 }
 
+/// Name files as system paths (`/sys/bus/pci/...`) whatever the root, so a
+/// snapshot's report reads as the live one.
+fn system_paths(r: &mut verify::VerifyReport, root: &std::path::Path) {
+    let prefix = root.display().to_string();
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        return;
+    }
+    let fix = |s: &mut String| {
+        if s.contains(prefix) {
+            *s = s.replace(&format!("{prefix}/"), "/");
+        }
+    };
+    fix(&mut r.dma_map);
+    for f in &mut r.findings {
+        fix(&mut f.message);
+    }
+}
+
 /// Run `passthru verify`.
 pub fn run(g: &Global, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let bdf: Bdf = a
@@ -59,8 +78,9 @@ pub fn run(g: &Global, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
         ApiArg::Container => ApiChoice::Container,
         ApiArg::Iommufd => ApiChoice::Iommufd,
     };
-    let report = verify::verify(&RealSys::new(), &SysfsRoot::new(&g.root), &opts)
+    let mut report = verify::verify(&RealSys::new(), &SysfsRoot::new(&g.root), &opts)
         .with_context(|| format!("verify {bdf}"))?;
+    system_paths(&mut report, &g.root);
     if g.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
