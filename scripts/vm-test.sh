@@ -152,6 +152,7 @@ run_one() {
 		if ((have_passthru)); then
 			echo "cli-list pt-cli list"
 			echo "cli-check pt-cli check"
+			echo "cli-config pt-cli config"
 			echo "cli-snapshot pt-cli snapshot"
 			echo "cli-verify pt-cli verify"
 		fi
@@ -273,6 +274,7 @@ run_noiommu() {
 		echo "kernel-view pt-kernel-view"
 		echo "cli-list pt-cli list"
 		echo "cli-check pt-cli check"
+		echo "cli-config pt-cli config"
 		echo "cli-verify pt-cli verify"
 		echo "cli-snapshot pt-cli snapshot"
 		echo "vfio-core vm_vfio \$VFIO_BIND"

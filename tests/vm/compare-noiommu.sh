@@ -100,11 +100,7 @@ elif [[ $(rc_of list) != 0 ]]; then
 else
 	replay=$(mktemp "${TMPDIR:-/tmp}/pt-replay.XXXXXX")
 	trap 'rm -f "$replay"' EXIT
-	if ! "$host_passthru" --root "$dir/snapshot" list --json >"$replay" 2>/dev/null; then
-		msgs+=("passthru --root SNAPSHOT list failed")
-	elif ! d=$(diff <(jq -S . "$dir/cli/list.json") <(jq -S . "$replay")); then
-		msgs+=("the snapshot lists differently from the guest:" "$d")
-	fi
+	mapfile -t -O "${#msgs[@]}" msgs < <(replay_snapshot "$host_passthru")
 	for f in "$dir"/cli/check-*.json; do
 		[[ -e $f ]] || continue
 		bdf=$(basename "$f" .json)

@@ -64,3 +64,32 @@ result() { # NAME OK(0/1) [MESSAGE...]
 }
 # shellcheck disable=SC2154 # $dir: set by the compare script that sources this file
 rc_of() { cat "$dir/cli/$1.rc" 2>/dev/null || echo missing; }
+
+# Replay every CLI output the guest kept (cli/list, cli/check-BDF, cli/config-BDF) with
+# HOST_PASSTHRU on the guest's snapshot: each must print byte for byte what the guest's
+# live run printed, with the same exit status. Echoes one message per difference.
+replay_snapshot() { # HOST_PASSTHRU
+	local host_passthru=$1 f name out rc want
+	out=$(mktemp "${TMPDIR:-/tmp}/pt-replay.XXXXXX")
+	for f in "$dir"/cli/list.json "$dir"/cli/check-*.json "$dir"/cli/config-*.json; do
+		[[ -e $f ]] || continue
+		name=$(basename "$f" .json)
+		case $name in
+		list) set -- list --json ;;
+		check-*) set -- check --json "${name#check-}" ;;
+		config-*)
+			local bdf=${name#config-}
+			set -- config --json "${bdf%.*}"
+			;;
+		esac
+		"$host_passthru" --root "$dir/snapshot" "$@" >"$out" 2>/dev/null
+		rc=$?
+		want=$(rc_of "$name")
+		[[ $rc == "$want" ]] || echo "passthru $* on the snapshot exited $rc, $want in the guest"
+		if ! cmp -s "$f" "$out"; then
+			echo "passthru $* on the snapshot prints differently from the guest:"
+			diff "$f" "$out" | head -n 20
+		fi
+	done
+	rm -f "$out"
+}

@@ -132,6 +132,10 @@ mkdir -p "$over/pt/bin"
 	echo "export MODULE_PARAMS SRIOV_NUMVFS SRIOV_VF_RESET VF_TOKEN"
 } >"$over/pt/topology.sh"
 cp "$PT_VM_DIR"/guest/tests/* "$over/pt/bin/"
+# Names for the guest's `passthru list` (the fixtures' pci.ids subset): a snapshot
+# carries it, so the host's replay prints the same names.
+mkdir -p "$over/usr/share/misc"
+cp "$PT_REPO/tests/fixtures/pci.ids" "$over/usr/share/misc/pci.ids"
 if [[ -n $plan ]]; then
 	[[ -f $plan ]] || die "plan $plan not found"
 	cp "$plan" "$over/pt/plan"
