@@ -44,6 +44,21 @@ pub(crate) fn listed_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind)
 /// format (`pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X`, from the kernel's
 /// own `vendor`, `device` and `class`); `None` for anything else.
 pub fn parse_modalias(s: &str) -> Option<(VendorId, DeviceId, ClassCode)> {
+    parse_modalias_ids(s).map(|i| (i.vendor, i.device, i.class))
+}
+
+/// A device's ids as the kernel states them (`modalias`, else the id attributes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ids {
+    pub vendor: VendorId,
+    pub device: DeviceId,
+    pub class: ClassCode,
+    pub subsystem_vendor: Option<VendorId>,
+    pub subsystem_device: Option<DeviceId>,
+}
+
+/// Every id of a `modalias` value (see [`parse_modalias`]).
+fn parse_modalias_ids(s: &str) -> Option<Ids> {
     let s = s.strip_suffix('\n').unwrap_or(s);
     let mut rest = s.strip_prefix("pci:")?;
     let mut field = |tag: &str, digits: usize| -> Option<u32> {
@@ -60,55 +75,79 @@ pub fn parse_modalias(s: &str) -> Option<(VendorId, DeviceId, ClassCode)> {
     };
     let v = u16::try_from(field("v", 8)?).ok()?;
     let d = u16::try_from(field("d", 8)?).ok()?;
-    let (_sv, _sd) = (field("sv", 8)?, field("sd", 8)?);
+    let sv = u16::try_from(field("sv", 8)?).ok()?;
+    let sd = u16::try_from(field("sd", 8)?).ok()?;
     let (bc, sc, pi) = (field("bc", 2)?, field("sc", 2)?, field("i", 2)?);
     if !rest.is_empty() {
         return None;
     }
-    Some((
-        VendorId(v),
-        DeviceId(d),
-        ClassCode::from_u32(bc << 16 | sc << 8 | pi),
-    ))
+    Some(Ids {
+        vendor: VendorId(v),
+        device: DeviceId(d),
+        class: ClassCode::from_u32(bc << 16 | sc << 8 | pi),
+        subsystem_vendor: Some(VendorId(sv)),
+        subsystem_device: Some(DeviceId(sd)),
+    })
 }
 
-/// The five facts of the device in `dir`. The ids and class come from `modalias`
-/// when it is there (one file instead of three; the kernel writes it from the same
-/// values as `vendor`, `device` and `class`), else from those attributes.
-fn read_device(l: &mut Loader, bdf: Bdf, dir: &crate::sysfs::Dir) -> Option<Device> {
+/// The ids of the device in `dir`, the one way both stages read them: `modalias`
+/// (one file instead of five; the kernel writes it from the same values as `vendor`,
+/// `device`, `subsystem_*` and `class`), else those attributes, each missing one
+/// from the config header `config()` gives (read only when needed). `None`, with a
+/// note, when no vendor/device id is readable.
+pub(crate) fn read_ids(
+    l: &mut Loader,
+    dir: &crate::sysfs::Dir,
+    config: impl FnOnce(&mut Loader) -> Option<Vec<u8>>,
+) -> Option<Ids> {
     let at = |n| At::In(dir, n);
-    let (vendor, device, class) =
-        match l.parsed(at("modalias"), "pci:v…d…sv…sd…bc…sc…i…", parse_modalias) {
-            Some(ids) => ids,
-            None => {
-                let vendor = l.hex(at("vendor"));
-                let device = l.hex(at("device"));
-                let class = l.hex(at("class"));
-                // The config header only when an attribute is missing or garbled.
-                let ids_ok = |v: Option<u32>| v.is_some_and(|v| v <= 0xffff);
-                let config =
-                    if ids_ok(vendor) && ids_ok(device) && class.is_some_and(|c| c <= 0xff_ffff) {
-                        None
-                    } else {
-                        l.read_bytes(at("config"), CONFIG_LIMIT)
-                    };
-                let cfg = config.as_deref();
-                let (Some(vendor), Some(device)) = (id16(vendor, cfg, 0), id16(device, cfg, 2))
-                else {
-                    l.note(dir.path(), "no readable vendor/device id: device ignored");
-                    return None;
-                };
-                (VendorId(vendor), DeviceId(device), class_code(class, cfg))
-            }
-        };
-    let driver = l.link_name(at("driver"));
-    let iommu_group: Option<GroupId> = group_link(l, at("iommu_group"));
+    if let Some(ids) = l.parsed(at("modalias"), "pci:v…d…sv…sd…bc…sc…i…", parse_modalias_ids)
+    {
+        return Some(ids);
+    }
+    let vendor = l.hex(at("vendor"));
+    let device = l.hex(at("device"));
+    let class = l.hex(at("class"));
+    let subsystem_vendor = l
+        .hex(at("subsystem_vendor"))
+        .and_then(|v| u16::try_from(v).ok());
+    let subsystem_device = l
+        .hex(at("subsystem_device"))
+        .and_then(|v| u16::try_from(v).ok());
+    // The config header only when an attribute is missing or garbled.
+    let ids_ok = |v: Option<u32>| v.is_some_and(|v| v <= 0xffff);
+    let config = if ids_ok(vendor) && ids_ok(device) && class.is_some_and(|c| c <= 0xff_ffff) {
+        None
+    } else {
+        config(l)
+    };
+    let cfg = config.as_deref();
+    let (Some(vendor), Some(device)) = (id16(vendor, cfg, 0), id16(device, cfg, 2)) else {
+        l.note(dir.path(), "no readable vendor/device id: device ignored");
+        return None;
+    };
+    Some(Ids {
+        vendor: VendorId(vendor),
+        device: DeviceId(device),
+        class: class_code(class, cfg),
+        subsystem_vendor: subsystem_vendor.map(VendorId),
+        subsystem_device: subsystem_device.map(DeviceId),
+    })
+}
+
+/// The five facts of the device in `dir`.
+fn read_device(l: &mut Loader, bdf: Bdf, dir: &crate::sysfs::Dir) -> Option<Device> {
+    let ids = read_ids(l, dir, |l| {
+        l.read_bytes(At::In(dir, "config"), CONFIG_LIMIT)
+    })?;
+    let driver = l.link_name(At::In(dir, "driver"));
+    let iommu_group: Option<GroupId> = group_link(l, At::In(dir, "iommu_group"));
     Some(Device::listed(
         bdf,
         dir.path().to_path_buf(),
-        vendor,
-        device,
-        class,
+        ids.vendor,
+        ids.device,
+        ids.class,
         driver,
         iommu_group,
     ))

@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::facts::ConfigFacts;
 use crate::model::*;
 use crate::sysfs::{Dir, Kind, Root, Trace, BIG_TEXT_LIMIT, TEXT_LIMIT};
-use passthru_pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
+use passthru_pci_ids::{Bdf, ClassCode};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -661,25 +661,17 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<De
     }
     let facts = config.as_deref().and_then(ConfigFacts::decode);
     let cfg = config.as_deref();
-    let vendor = id16(l.hex(At::In(d, "vendor")), cfg, 0);
-    let device = id16(l.hex(At::In(d, "device")), cfg, 2);
-    let (Some(vendor), Some(device)) = (vendor, device) else {
-        l.note(d.path(), "no readable vendor/device id: device ignored");
-        return None;
-    };
-    let class = class_code(l.hex(At::In(d, "class")), cfg);
+    let crate::inventory::Ids {
+        vendor,
+        device,
+        class,
+        subsystem_vendor,
+        subsystem_device,
+    } = crate::inventory::read_ids(l, d, |_| cfg.map(<[u8]>::to_vec))?;
     let revision = l
         .hex(At::In(d, "revision"))
         .and_then(|v| u8::try_from(v).ok())
         .or_else(|| config.as_deref().filter(|b| b.len() >= 64).map(|b| b[8]));
-    let subsystem_vendor = l
-        .hex(At::In(d, "subsystem_vendor"))
-        .and_then(|v| u16::try_from(v).ok())
-        .map(VendorId);
-    let subsystem_device = l
-        .hex(At::In(d, "subsystem_device"))
-        .and_then(|v| u16::try_from(v).ok())
-        .map(DeviceId);
 
     let driver = l.link_name(At::In(d, "driver"));
     let driver_override = l
@@ -717,8 +709,8 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<De
         sysfs_path: dir,
         root_bus,
         upstream: chain,
-        vendor: VendorId(vendor),
-        device: DeviceId(device),
+        vendor,
+        device,
         subsystem_vendor,
         subsystem_device,
         class,

@@ -164,6 +164,8 @@ fn non_root_64_byte_config_says_reset_is_unknown() {
 fn non_utf8_and_garbage_attributes_fall_back_with_notes() {
     let (_t, root) = base();
     let d = dev_dir(&root, "0000:00:02.0");
+    // A garbled modalias: noted, and the id attributes are read instead.
+    fs::write(d.join("modalias"), "pci:v0000XXXX\n").unwrap();
     fs::write(d.join("vendor"), [0xff, 0xfe, 0x00, 0x80]).unwrap();
     fs::write(d.join("class"), "hello world\n").unwrap();
     fs::write(d.join("numa_node"), "many\n").unwrap();
@@ -175,6 +177,7 @@ fn non_utf8_and_garbage_attributes_fall_back_with_notes() {
     assert_eq!(dev.class.to_u32(), 0x030000);
     assert!(dev.numa_node.is_none());
     assert!(dev.resources.is_empty());
+    assert!(note_for(&h, "00:02.0/modalias").contains("pci:v0000XXXX"));
     assert!(note_for(&h, "00:02.0/vendor").contains("not UTF-8"));
     assert!(note_for(&h, "00:02.0/class").contains("hello world"));
     assert!(note_for(&h, "00:02.0/resource").contains("line 1"));
