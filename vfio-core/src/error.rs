@@ -255,6 +255,16 @@ pub(crate) fn hint(op: &str, e: &io::Error) -> Option<&'static str> {
         }
         ("VFIO_SET_IOMMU", libc::EBUSY) => "the container already has an IOMMU",
         ("VFIO_SET_IOMMU", libc::EINVAL) => "no group is attached to the container",
+        // drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl: no handler for MSI
+        // and MSI-X mask/unmask, nor for INTx masking through an eventfd.
+        ("VFIO_DEVICE_SET_IRQS", libc::ENOTTY) => {
+            "this action is not supported on this index (vfio-pci masks and unmasks only INTx), or the VfioSys in use does not implement VFIO_DEVICE_SET_IRQS"
+        }
+        // vfio_pci_set_intx_trigger / vfio_pci_set_msi_trigger and the bounds checks of
+        // vfio_set_irqs_validate_and_prepare (drivers/vfio/vfio_main.c).
+        ("VFIO_DEVICE_SET_IRQS", libc::EINVAL) => {
+            "vectors past the count VFIO_DEVICE_GET_IRQ_INFO reports, another interrupt index is enabled (disable it first), MSI/MSI-X resized while on, INTx with start other than 0 or count other than 1, or a file descriptor that is not an eventfd"
+        }
         (_, libc::EPERM) | (_, libc::EACCES) => "permission denied: run as root",
         (_, libc::ENOTTY) => "not a VFIO node: is the root a snapshot or fixture tree?",
         _ => return None,

@@ -35,12 +35,12 @@ pub mod verify;
 
 pub use bind::{BindGuard, PciSysfs, SysfsRoot};
 pub use container::{Container, Extension, Extensions, Type1Space};
-pub use device::{Device, IrqFlags, IrqInfo};
+pub use device::{Device, IrqFlags, IrqIndex, IrqInfo};
 pub use dma::{DmaMapping, DmaSpace};
 pub use error::{Blocker, Error, Result};
 pub use group::{Group, GroupFlags, GroupStatus};
 pub use iommufd::{Ioas, Iommufd};
-pub use sys::{Fd, IovaRange, RealSys, VfioSys};
+pub use sys::{EventFd, Fd, IovaRange, IrqAction, IrqData, IrqSet, RealSys, VfioSys};
 pub use verify::{
     verify, Api, ApiChoice, Finding, ResetReport, Severity, VerifyOptions, VerifyReport,
 };

@@ -28,7 +28,8 @@
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +68,194 @@ pub struct RawIrqInfo {
     pub flags: u32,
     /// Number of vectors.
     pub count: u32,
+}
+
+/// What a `VFIO_DEVICE_SET_IRQS` call does (`VFIO_IRQ_SET_ACTION_*`, include/uapi/linux/vfio.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IrqAction {
+    /// `VFIO_IRQ_SET_ACTION_MASK` (1 << 3).
+    Mask,
+    /// `VFIO_IRQ_SET_ACTION_UNMASK` (1 << 4).
+    Unmask,
+    /// `VFIO_IRQ_SET_ACTION_TRIGGER` (1 << 5).
+    Trigger,
+}
+
+impl IrqAction {
+    /// The flag bit.
+    pub fn flag(self) -> u32 {
+        match self {
+            IrqAction::Mask => b::VFIO_IRQ_SET_ACTION_MASK,
+            IrqAction::Unmask => b::VFIO_IRQ_SET_ACTION_UNMASK,
+            IrqAction::Trigger => b::VFIO_IRQ_SET_ACTION_TRIGGER,
+        }
+    }
+}
+
+/// The payload of a `VFIO_DEVICE_SET_IRQS` call (`VFIO_IRQ_SET_DATA_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IrqData {
+    /// `VFIO_IRQ_SET_DATA_NONE`: no array; the action applies to `count` vectors.
+    None,
+    /// `VFIO_IRQ_SET_DATA_BOOL`: one byte per vector, the action applies where it is set.
+    Bool(Vec<bool>),
+    /// `VFIO_IRQ_SET_DATA_EVENTFD`: one `__s32` per vector; `-1` detaches that vector.
+    /// The numbers are eventfds borrowed for the call the [`IrqSet`] is passed to.
+    Eventfds(Vec<i32>),
+}
+
+/// A `VFIO_DEVICE_SET_IRQS` request (`struct vfio_irq_set`).
+///
+/// Only this crate builds one, from [`BorrowedFd`]s that stay borrowed for the whole
+/// [`VfioSys::device_set_irqs`] call it is passed to: an implementation may hand the
+/// eventfd numbers to the kernel during that call (and must not keep them after it).
+#[derive(Debug, PartialEq, Eq)]
+pub struct IrqSet {
+    index: u32,
+    start: u32,
+    count: u32,
+    action: IrqAction,
+    data: IrqData,
+}
+
+/// Size of `struct vfio_irq_set` without its data array: five `__u32`
+/// (argsz, flags, index, start, count), include/uapi/linux/vfio.h.
+pub const IRQ_SET_HEADER_LEN: usize = 20;
+
+impl IrqSet {
+    /// An action with no data on `count` vectors from `start`.
+    pub(crate) fn none(index: u32, start: u32, count: u32, action: IrqAction) -> Self {
+        IrqSet {
+            index,
+            start,
+            count,
+            action,
+            data: IrqData::None,
+        }
+    }
+
+    /// An action with one eventfd (or `None`: `-1`) per vector from `start`.
+    pub(crate) fn eventfds(
+        index: u32,
+        start: u32,
+        action: IrqAction,
+        fds: &[Option<BorrowedFd<'_>>],
+    ) -> io::Result<Self> {
+        let count =
+            u32::try_from(fds.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let raw = fds
+            .iter()
+            .map(|f| f.as_ref().map_or(-1, |f| f.as_raw_fd()))
+            .collect();
+        Ok(IrqSet {
+            index,
+            start,
+            count,
+            action,
+            data: IrqData::Eventfds(raw),
+        })
+    }
+
+    /// The IRQ index (vfio-pci: 0 INTx, 1 MSI, 2 MSI-X, 3 ERR, 4 REQ).
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+    /// First vector.
+    pub fn start(&self) -> u32 {
+        self.start
+    }
+    /// Number of vectors (0 with [`IrqData::None`] and [`IrqAction::Trigger`]: disable).
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+    /// The action.
+    pub fn action(&self) -> IrqAction {
+        self.action
+    }
+    /// The payload.
+    pub fn data(&self) -> &IrqData {
+        &self.data
+    }
+
+    /// `flags`: one `VFIO_IRQ_SET_DATA_*` bit and one `VFIO_IRQ_SET_ACTION_*` bit.
+    pub fn flags(&self) -> u32 {
+        let data = match self.data {
+            IrqData::None => b::VFIO_IRQ_SET_DATA_NONE,
+            IrqData::Bool(_) => b::VFIO_IRQ_SET_DATA_BOOL,
+            IrqData::Eventfds(_) => b::VFIO_IRQ_SET_DATA_EVENTFD,
+        };
+        data | self.action.flag()
+    }
+
+    /// The bytes of `struct vfio_irq_set` the kernel reads: the header with
+    /// `argsz` = the whole length, then the data array (`__u8` per vector for
+    /// bools, `__s32` per vector for eventfds), native-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(IRQ_SET_HEADER_LEN + 4 * self.count as usize);
+        v.extend_from_slice(&[0; 4]);
+        for x in [self.flags(), self.index, self.start, self.count] {
+            v.extend_from_slice(&x.to_ne_bytes());
+        }
+        match &self.data {
+            IrqData::None => {}
+            IrqData::Bool(b) => v.extend(b.iter().map(|&x| u8::from(x))),
+            IrqData::Eventfds(fds) => {
+                for fd in fds {
+                    v.extend_from_slice(&fd.to_ne_bytes());
+                }
+            }
+        }
+        let argsz = v.len() as u32;
+        v[..4].copy_from_slice(&argsz.to_ne_bytes());
+        v
+    }
+}
+
+/// A non-blocking, close-on-exec eventfd (`eventfd(2)`) to wire interrupts to.
+#[derive(Debug)]
+pub struct EventFd(OwnedFd);
+
+impl EventFd {
+    /// `eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)`.
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: eventfd takes no pointers; it returns a new descriptor or -1.
+        let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        // SAFETY: `fd` was just returned by eventfd and belongs to nothing else.
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Read and reset the counter: how many times it was signalled since the last read
+    /// (`Ok(0)` when it was not: the read would block).
+    pub fn read(&self) -> io::Result<u64> {
+        let mut b = [0u8; 8];
+        match (&std::fs::File::from(self.0.try_clone()?)).read(&mut b) {
+            Ok(8) => Ok(u64::from_ne_bytes(b)),
+            Ok(_) => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Add `n` to the counter (signal it).
+    pub fn write(&self, n: u64) -> io::Result<()> {
+        (&std::fs::File::from(self.0.try_clone()?)).write_all(&n.to_ne_bytes())
+    }
+}
+
+impl AsFd for EventFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsRawFd for EventFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+fn enotty() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOTTY)
 }
 
 /// A DMA map request: host virtual address, IOVA, size and direction.
@@ -158,6 +347,14 @@ pub trait VfioSys {
     fn device_get_region_info(&self, device: Fd, index: u32, buf: &mut [u8]) -> io::Result<()>;
     /// `VFIO_DEVICE_GET_IRQ_INFO` of irq `index`.
     fn device_get_irq_info(&self, device: Fd, index: u32) -> io::Result<RawIrqInfo>;
+    /// `VFIO_DEVICE_SET_IRQS` with the request's bytes ([`IrqSet::to_bytes`]).
+    ///
+    /// Provided: answers `ENOTTY`, as a kernel without the ioctl would (see the trait's
+    /// stability rule).
+    fn device_set_irqs(&self, device: Fd, req: &IrqSet) -> io::Result<()> {
+        let _ = (device, req);
+        Err(enotty())
+    }
     /// `VFIO_DEVICE_RESET`.
     fn device_reset(&self, device: Fd) -> io::Result<()>;
     /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO` into `buf`.
@@ -219,6 +416,8 @@ pub mod nr {
     pub const VFIO_DEVICE_GET_REGION_INFO: u64 = io(108);
     /// `VFIO_DEVICE_GET_IRQ_INFO`.
     pub const VFIO_DEVICE_GET_IRQ_INFO: u64 = io(109);
+    /// `VFIO_DEVICE_SET_IRQS`.
+    pub const VFIO_DEVICE_SET_IRQS: u64 = io(110);
     /// `VFIO_DEVICE_RESET`.
     pub const VFIO_DEVICE_RESET: u64 = io(111);
     /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`.
@@ -604,6 +803,14 @@ impl VfioSys for RealSys {
         })
     }
 
+    fn device_set_irqs(&self, device: Fd, req: &IrqSet) -> io::Result<()> {
+        // The eventfds in `req` stay borrowed by the caller for this call, so they are
+        // open during it; the kernel takes its own reference to each (eventfd_ctx_fdget).
+        let mut buf = req.to_bytes();
+        self.ioctl_buf(device, nr::VFIO_DEVICE_SET_IRQS, &mut buf)
+            .map(|_| ())
+    }
+
     fn device_reset(&self, device: Fd) -> io::Result<()> {
         self.ioctl_val(device, nr::VFIO_DEVICE_RESET, 0).map(|_| ())
     }
@@ -774,6 +981,30 @@ mod tests {
         assert_eq!(nr::VFIO_GROUP_GET_STATUS, 0x3b67);
         assert_eq!(nr::VFIO_DEVICE_PCI_HOT_RESET, 0x3b71);
         assert_eq!(nr::IOMMU_IOAS_ALLOC, 0x3b81);
+        // VFIO_DEVICE_SET_IRQS: _IO(VFIO_TYPE, VFIO_BASE + 10).
+        assert_eq!(nr::VFIO_DEVICE_SET_IRQS, 0x3b6e);
+    }
+
+    // RealSys hands SET_IRQS to the kernel only on its own fds; a regular file answers
+    // ENOTTY (not a VFIO device), a forged fd EBADF.
+    #[test]
+    fn real_sys_set_irqs_reaches_the_kernel_only_on_its_fds() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, [0u8; 4]).unwrap();
+        let s = RealSys::new();
+        let fd = s.open(&p).unwrap();
+        let e = EventFd::new().unwrap();
+        let req = IrqSet::eventfds(2, 0, IrqAction::Trigger, &[Some(e.as_fd())]).unwrap();
+        assert_eq!(
+            s.device_set_irqs(fd, &req).unwrap_err().raw_os_error(),
+            Some(libc::ENOTTY)
+        );
+        assert_eq!(
+            s.device_set_irqs(Fd(0), &req).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
+        s.close(fd).unwrap();
     }
 
     // Sizes from include/uapi/linux/iommufd.h.
