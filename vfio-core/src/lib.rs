@@ -40,6 +40,8 @@ pub use dma::{DmaMapping, DmaSpace};
 pub use error::{Blocker, Error, Result};
 pub use group::{Group, GroupFlags, GroupStatus};
 pub use iommufd::{Ioas, Iommufd};
+#[cfg(feature = "testing")]
+pub use sys::MockVfioSys;
 pub use sys::{EventFd, Fd, IovaRange, IrqAction, IrqData, IrqSet, RealSys, VfioSys};
 pub use verify::{
     verify, Api, ApiChoice, Finding, ResetReport, Severity, VerifyOptions, VerifyReport,

@@ -308,7 +308,20 @@ impl DmaMapRequest {
 /// Errors are the kernel's `errno` as [`io::Error`]; buffer-taking calls write
 /// `argsz = buf.len()` into the buffer's first four bytes before the call, and the
 /// kernel's answer (including a header filled on `ENOSPC`) is left in the buffer.
-#[cfg_attr(test, mockall::automock)]
+///
+/// # Stability: how the seam grows
+///
+/// The methods of the first release are required. Every kernel call added later is a
+/// *provided* method whose default answers `ENOTTY`, the errno of a kernel that lacks
+/// the ioctl ([`VfioSys::device_set_irqs`] is the first). So an implementation written
+/// against an older release keeps compiling, and the wrappers report the call as
+/// unsupported, as an older kernel would. Requests that carry host pointers or file
+/// descriptors ([`DmaMapRequest`], [`IrqSet`]) are built only by this crate, so an
+/// implementation may pass them to the kernel as they are.
+///
+/// With the `testing` feature, `MockVfioSys` (a [mockall] mock of this trait) is
+/// public, for downstream tests of code built on the wrappers.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait VfioSys {
     /// `open(path, O_RDWR | O_CLOEXEC)`.
     fn open(&self, path: &Path) -> io::Result<Fd>;

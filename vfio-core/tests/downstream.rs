@@ -1,0 +1,154 @@
+//! vfio-core as a downstream crate sees it: an implementation of the seam written
+//! against the first release (required methods only), and the `testing` mock.
+
+use std::io;
+use std::path::Path;
+
+use passthru_vfio_core::sys::{DmaMapRequest, IovaRangesAnswer, RawIrqInfo};
+use passthru_vfio_core::{Device, EventFd, Fd, IovaRange, IrqIndex, IrqSet, MockVfioSys, VfioSys};
+use std::os::fd::AsFd;
+use vm_memory::MmapRegion;
+
+/// Answers every call it knows with `ENODEV`; opens hand out fd 7.
+struct FirstRelease;
+
+fn nodev<T>() -> io::Result<T> {
+    Err(io::Error::from_raw_os_error(libc::ENODEV))
+}
+
+impl VfioSys for FirstRelease {
+    fn open(&self, _: &Path) -> io::Result<Fd> {
+        Ok(Fd(7))
+    }
+    fn close(&self, _: Fd) -> io::Result<()> {
+        Ok(())
+    }
+    fn pread(&self, _: Fd, _: &mut [u8], _: u64) -> io::Result<usize> {
+        nodev()
+    }
+    fn pwrite(&self, _: Fd, _: &[u8], _: u64) -> io::Result<usize> {
+        nodev()
+    }
+    fn mmap(&self, _: Fd, _: u64, _: usize, _: bool) -> io::Result<MmapRegion<()>> {
+        nodev()
+    }
+    fn get_api_version(&self, _: Fd) -> io::Result<i32> {
+        nodev()
+    }
+    fn check_extension(&self, _: Fd, _: u32) -> io::Result<i32> {
+        nodev()
+    }
+    fn set_iommu(&self, _: Fd, _: u32) -> io::Result<()> {
+        nodev()
+    }
+    fn iommu_get_info(&self, _: Fd, _: &mut [u8]) -> io::Result<()> {
+        nodev()
+    }
+    fn iommu_map_dma(&self, _: Fd, _: &DmaMapRequest) -> io::Result<()> {
+        nodev()
+    }
+    fn iommu_unmap_dma(&self, _: Fd, _: u64, _: u64, _: u32) -> io::Result<u64> {
+        nodev()
+    }
+    fn group_get_status(&self, _: Fd) -> io::Result<u32> {
+        nodev()
+    }
+    fn group_set_container(&self, _: Fd, _: Fd) -> io::Result<()> {
+        nodev()
+    }
+    fn group_unset_container(&self, _: Fd) -> io::Result<()> {
+        nodev()
+    }
+    fn group_get_device_fd(&self, _: Fd, _: &str) -> io::Result<Fd> {
+        nodev()
+    }
+    fn device_get_info(&self, _: Fd, _: &mut [u8]) -> io::Result<()> {
+        nodev()
+    }
+    fn device_get_region_info(&self, _: Fd, _: u32, _: &mut [u8]) -> io::Result<()> {
+        nodev()
+    }
+    fn device_get_irq_info(&self, _: Fd, _: u32) -> io::Result<RawIrqInfo> {
+        nodev()
+    }
+    fn device_reset(&self, _: Fd) -> io::Result<()> {
+        nodev()
+    }
+    fn device_get_pci_hot_reset_info(&self, _: Fd, _: &mut [u8]) -> io::Result<()> {
+        nodev()
+    }
+    fn device_pci_hot_reset(&self, _: Fd, _: &[Fd]) -> io::Result<()> {
+        nodev()
+    }
+    fn device_feature(&self, _: Fd, _: u32, _: &mut [u8]) -> io::Result<i32> {
+        nodev()
+    }
+    fn device_bind_iommufd(&self, _: Fd, _: Fd, _: Option<[u8; 16]>) -> io::Result<u32> {
+        nodev()
+    }
+    fn device_attach_iommufd_pt(&self, _: Fd, _: u32) -> io::Result<u32> {
+        nodev()
+    }
+    fn iommufd_ioas_alloc(&self, _: Fd) -> io::Result<u32> {
+        nodev()
+    }
+    fn iommufd_destroy(&self, _: Fd, _: u32) -> io::Result<()> {
+        nodev()
+    }
+    fn iommufd_ioas_iova_ranges(
+        &self,
+        _: Fd,
+        _: u32,
+        _: &mut [IovaRange],
+    ) -> io::Result<IovaRangesAnswer> {
+        nodev()
+    }
+    fn iommufd_ioas_map(&self, _: Fd, _: u32, _: &DmaMapRequest) -> io::Result<()> {
+        nodev()
+    }
+    fn iommufd_ioas_unmap(&self, _: Fd, _: u32, _: u64, _: u64) -> io::Result<u64> {
+        nodev()
+    }
+}
+
+// A call added after the first release reaches such an implementation as ENOTTY.
+#[test]
+fn an_implementation_of_the_first_release_answers_set_irqs_with_enotty() {
+    let sys = FirstRelease;
+    let dev =
+        Device::open_cdev(&sys, Path::new("/dev/vfio/devices/vfio0"), "0000:06:00.0").unwrap();
+    let e = EventFd::new().unwrap();
+    let err = dev.enable_msix(&[Some(e.as_fd())]).unwrap_err();
+    assert_eq!(err.errno(), Some(libc::ENOTTY));
+    assert!(
+        err.to_string()
+            .contains("does not implement VFIO_DEVICE_SET_IRQS"),
+        "{err}"
+    );
+}
+
+// The `testing` mock, driven from outside the crate.
+#[test]
+fn the_testing_mock_drives_the_wrappers_from_outside() {
+    let mut m = MockVfioSys::new();
+    m.expect_open().returning(|_| Ok(Fd(11)));
+    m.expect_close().times(1).returning(|_| Ok(()));
+    m.expect_device_get_irq_info()
+        .withf(|fd, index| *fd == Fd(11) && *index == 2)
+        .returning(|_, _| {
+            Ok(RawIrqInfo {
+                flags: 0x9, // EVENTFD | NORESIZE, as vfio-pci reports MSI-X
+                count: 5,
+            })
+        });
+    m.expect_device_set_irqs()
+        .withf(|_, req: &IrqSet| req.index() == 2 && req.count() == 5)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let dev = Device::open_cdev(&m, Path::new("/dev/vfio/devices/vfio0"), "0000:06:00.0").unwrap();
+    let info = dev.irq_info(IrqIndex::Msix.raw()).unwrap();
+    assert!(info.eventfd() && info.noresize() && !info.maskable());
+    let fds: Vec<EventFd> = (0..info.count).map(|_| EventFd::new().unwrap()).collect();
+    let borrowed: Vec<_> = fds.iter().map(|f| Some(f.as_fd())).collect();
+    dev.enable_msix(&borrowed).unwrap();
+}
