@@ -7,6 +7,7 @@ use passthru_pci_ids::Bdf;
 use passthru_vfio_core::verify::{self, ApiChoice, Severity, VerifyOptions, VerifyReport};
 use passthru_vfio_core::{RealSys, SysfsRoot};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Which VFIO API to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,7 +60,8 @@ pub fn run(g: &Global, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
         ApiArg::Container => ApiChoice::Container,
         ApiArg::Iommufd => ApiChoice::Iommufd,
     };
-    let report = verify::verify(&RealSys::new(), &SysfsRoot::new(&g.root), &opts)
+    let sys = Arc::new(RealSys::new());
+    let report = verify::verify(&sys, &SysfsRoot::new(&g.root), &opts)
         .with_context(|| format!("verify {bdf}"))?;
     if g.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;

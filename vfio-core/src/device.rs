@@ -1,17 +1,19 @@
 //! A VFIO device fd: info, regions, IRQs, config space, reset and hot reset.
 
-use std::cell::OnceCell;
-use std::os::fd::BorrowedFd;
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use bitflags::bitflags;
 use vm_memory::{MmapRegion, VolatileMemory};
 
 use crate::error::{Error, Result};
 use crate::group::Group;
+use crate::handle::Handle;
 use crate::info::{self, DeviceInfo, HotResetInfo, RegionInfo};
 use crate::iommufd::{Ioas, Iommufd};
-use crate::sys::{Fd, IrqAction, IrqSet, VfioSys};
+use crate::sys::{Fd, IrqAction, IrqSet, RealSys, VfioSys};
 
 /// Region index of PCI config space (`VFIO_PCI_CONFIG_REGION_INDEX`).
 pub const CONFIG_REGION: u32 = 7;
@@ -98,72 +100,181 @@ impl IrqInfo {
     }
 }
 
-/// A region (or sparse area of one) mmapped from the device; unmapped on drop.
+/// One mmapped area of a region (the whole region, or one sparse-mmap area of it);
+/// unmapped on drop.
 #[derive(Debug)]
-pub struct RegionMap {
+pub struct MappedArea {
     map: MmapRegion<()>,
-    /// Region index.
-    pub index: u32,
-    /// Offset of this mapping within the region.
-    pub region_offset: u64,
+    region_offset: u64,
 }
 
-impl RegionMap {
-    /// Length of the mapping.
+impl MappedArea {
+    /// Offset of this area within the region.
+    pub fn region_offset(&self) -> u64 {
+        self.region_offset
+    }
+
+    /// Length of the area.
     pub fn len(&self) -> usize {
         self.map.size()
     }
 
-    /// Whether the mapping is empty (never, for a mapping that succeeded).
+    /// Whether the area is empty (never, for a mapping that succeeded).
     pub fn is_empty(&self) -> bool {
         self.map.size() == 0
     }
 
-    /// A volatile 32-bit read at `offset` within the mapping (`None` past the end).
-    pub fn read_u32(&self, offset: usize) -> Option<u32> {
-        self.map.get_ref::<u32>(offset).ok().map(|r| r.load())
+    /// Host address of the area's first byte: what a VMM gives KVM as the
+    /// `userspace_addr` of a memory slot, so the guest reaches the BAR directly. Valid
+    /// while this area (its [`RegionMap`]) lives.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_ptr()
+    }
+
+    /// The area as vm-memory's mmapped region (volatile access).
+    pub fn mmap(&self) -> &MmapRegion<()> {
+        &self.map
     }
 }
 
-/// An open device; closed on drop.
+/// A region's mmappable areas, all mapped; unmapped on drop.
 #[derive(Debug)]
-pub struct Device<'s, S: VfioSys + ?Sized> {
-    sys: &'s S,
-    fd: Fd,
-    name: String,
-    config: OnceCell<RegionInfo>,
+pub struct RegionMap {
+    areas: Vec<MappedArea>,
+    /// Region index.
+    pub index: u32,
 }
 
-impl<'s, S: VfioSys + ?Sized> Device<'s, S> {
-    pub(crate) fn from_fd(sys: &'s S, fd: Fd, name: String) -> Self {
+impl RegionMap {
+    /// The mapped areas, by region offset (one for a region without sparse areas).
+    pub fn areas(&self) -> &[MappedArea] {
+        &self.areas
+    }
+
+    /// Total bytes mapped.
+    pub fn len(&self) -> usize {
+        self.areas.iter().map(MappedArea::len).sum()
+    }
+
+    /// Whether nothing is mapped (never, for a mapping that succeeded).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The area holding `len` bytes at region offset `offset`, and the offset within it.
+    fn find(&self, offset: u64, len: usize) -> Option<(&MappedArea, usize)> {
+        self.areas.iter().find_map(|a| {
+            let at = usize::try_from(offset.checked_sub(a.region_offset)?).ok()?;
+            (at.checked_add(len)? <= a.len()).then_some((a, at))
+        })
+    }
+
+    /// A volatile 32-bit read at region offset `offset` (`None` outside the mapped
+    /// areas, e.g. in the MSI-X table hole of a sparse BAR).
+    pub fn read_u32(&self, offset: u64) -> Option<u32> {
+        let (a, at) = self.find(offset, 4)?;
+        a.map.get_ref::<u32>(at).ok().map(|r| r.load())
+    }
+
+    /// A volatile 32-bit write at region offset `offset` (`None` outside the mapped areas
+    /// or when the region is not writable).
+    pub fn write_u32(&self, offset: u64, value: u32) -> Option<()> {
+        let (a, at) = self.find(offset, 4)?;
+        a.map.get_ref::<u32>(at).ok().map(|r| r.store(value))
+    }
+
+    /// Volatile copy of `buf.len()` bytes from region offset `offset` (`None` unless they
+    /// lie inside one mapped area).
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Option<()> {
+        let (a, at) = self.find(offset, buf.len())?;
+        a.map.get_slice(at, buf.len()).ok()?.copy_to(buf);
+        Some(())
+    }
+
+    /// Volatile copy of `data` to region offset `offset` (`None` unless it lies inside
+    /// one mapped area).
+    pub fn write(&self, offset: u64, data: &[u8]) -> Option<()> {
+        let (a, at) = self.find(offset, data.len())?;
+        a.map.get_slice(at, data.len()).ok()?.copy_from(data);
+        Some(())
+    }
+}
+
+/// An open device; closed when the last clone drops. Clones share the fd and the
+/// cached region information; `Send + Sync` when the seam is.
+#[derive(Debug)]
+pub struct Device<S: VfioSys + ?Sized = RealSys> {
+    inner: Arc<DeviceInner<S>>,
+}
+
+#[derive(Debug)]
+struct DeviceInner<S: VfioSys + ?Sized> {
+    // Dropped first: the device fd closes before the group it came from may be unset.
+    handle: Handle<S>,
+    name: String,
+    regions: Mutex<BTreeMap<u32, RegionInfo>>,
+    _group: Option<Group<S>>,
+}
+
+impl<S: VfioSys + ?Sized> Clone for Device<S> {
+    fn clone(&self) -> Self {
         Device {
-            sys,
-            fd,
-            name,
-            config: OnceCell::new(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S: VfioSys + ?Sized> Device<S> {
+    pub(crate) fn from_fd(sys: &Arc<S>, fd: Fd, name: String, group: Option<Group<S>>) -> Self {
+        Device {
+            inner: Arc::new(DeviceInner {
+                handle: Handle::new(sys, fd, format!("device {name}")),
+                name,
+                regions: Mutex::new(BTreeMap::new()),
+                _group: group,
+            }),
         }
     }
 
     /// Open a device cdev (`ROOT/dev/vfio/devices/vfioX`) for use with iommufd.
-    pub fn open_cdev(sys: &'s S, path: &Path, name: &str) -> Result<Self> {
+    pub fn open_cdev(sys: &Arc<S>, path: &Path, name: &str) -> Result<Self> {
         let fd = sys
             .open(path)
             .map_err(|e| Error::open(path.to_path_buf(), e))?;
-        Ok(Device::from_fd(sys, fd, name.to_owned()))
+        Ok(Device::from_fd(sys, fd, name.to_owned(), None))
+    }
+
+    /// A device fd opened elsewhere (a cdev or `VFIO_GROUP_GET_DEVICE_FD` answer passed
+    /// by libvirt, Kata or a parent process), owned from now on; `name` is its BDF.
+    pub fn from_owned_fd(sys: &Arc<S>, fd: OwnedFd, name: &str) -> Result<Self> {
+        let fd = sys
+            .adopt_fd(fd)
+            .map_err(|e| Error::ioctl("adopt fd", format!("device {name}"), e))?;
+        Ok(Device::from_fd(sys, fd, name.to_owned(), None))
+    }
+
+    fn sys(&self) -> &Arc<S> {
+        &self.inner.handle.sys
     }
 
     /// The device's name (its BDF).
     pub fn name(&self) -> &str {
-        &self.name
+        &self.inner.name
     }
 
     /// The device fd.
     pub fn fd(&self) -> Fd {
-        self.fd
+        self.inner.handle.fd
+    }
+
+    /// A duplicate of the device fd, owned by the caller (for KVM's VFIO device in
+    /// cdev mode).
+    pub fn try_clone_fd(&self) -> Result<OwnedFd> {
+        self.inner.handle.dup()
     }
 
     fn target(&self) -> String {
-        format!("device {}", self.name)
+        self.inner.handle.target.clone()
     }
 
     fn err(&self, op: &'static str) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -204,26 +315,39 @@ impl<'s, S: VfioSys + ?Sized> Device<'s, S> {
     #[doc(alias = "VFIO_DEVICE_GET_INFO")]
     pub fn info(&self) -> Result<DeviceInfo> {
         let buf = self.sized("VFIO_DEVICE_GET_INFO", info::DEVICE_INFO_LEN, |b| {
-            self.sys.device_get_info(self.fd, b)
+            self.sys().device_get_info(self.fd(), b)
         })?;
         info::parse_device_info(&buf).map_err(self.malformed("VFIO_DEVICE_GET_INFO"))
     }
 
-    /// `VFIO_DEVICE_GET_REGION_INFO` with its capabilities (sparse mmap, MSI-X, type).
+    /// `VFIO_DEVICE_GET_REGION_INFO` with its capabilities (sparse mmap, MSI-X, type),
+    /// asked once per region and cached (a region's layout is fixed while the device
+    /// is open).
     #[doc(alias = "VFIO_DEVICE_GET_REGION_INFO")]
     pub fn region_info(&self, index: u32) -> Result<RegionInfo> {
+        if let Some(r) = self.regions().get(&index) {
+            return Ok(r.clone());
+        }
         let buf = self.sized("VFIO_DEVICE_GET_REGION_INFO", info::REGION_INFO_LEN, |b| {
-            self.sys.device_get_region_info(self.fd, index, b)
+            self.sys().device_get_region_info(self.fd(), index, b)
         })?;
-        info::parse_region_info(&buf).map_err(self.malformed("VFIO_DEVICE_GET_REGION_INFO"))
+        let r =
+            info::parse_region_info(&buf).map_err(self.malformed("VFIO_DEVICE_GET_REGION_INFO"))?;
+        self.regions().insert(index, r.clone());
+        Ok(r)
+    }
+
+    fn regions(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, RegionInfo>> {
+        // Inserts only: a poisoned cache is still a consistent cache.
+        self.inner.regions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `VFIO_DEVICE_GET_IRQ_INFO`.
     #[doc(alias = "VFIO_DEVICE_GET_IRQ_INFO")]
     pub fn irq_info(&self, index: u32) -> Result<IrqInfo> {
         let raw = self
-            .sys
-            .device_get_irq_info(self.fd, index)
+            .sys()
+            .device_get_irq_info(self.fd(), index)
             .map_err(self.err("VFIO_DEVICE_GET_IRQ_INFO"))?;
         Ok(IrqInfo {
             index,
@@ -234,10 +358,10 @@ impl<'s, S: VfioSys + ?Sized> Device<'s, S> {
 
     /// `VFIO_DEVICE_SET_IRQS` with `req`; errors name the index.
     fn set_irqs(&self, req: &IrqSet) -> Result<()> {
-        self.sys.device_set_irqs(self.fd, req).map_err(|e| {
+        self.sys().device_set_irqs(self.fd(), req).map_err(|e| {
             Error::ioctl(
                 "VFIO_DEVICE_SET_IRQS",
-                format!("device {} irq index {}", self.name, req.index()),
+                format!("device {} irq index {}", self.name(), req.index()),
                 e,
             )
         })
@@ -330,76 +454,76 @@ impl<'s, S: VfioSys + ?Sized> Device<'s, S> {
         self.set_irq_eventfds(IrqIndex::Msix, 0, fds)
     }
 
-    fn config_region(&self) -> Result<&RegionInfo> {
-        if let Some(r) = self.config.get() {
-            return Ok(r);
-        }
-        let r = self.region_info(CONFIG_REGION)?;
-        Ok(self.config.get_or_init(|| r))
-    }
-
-    /// Read config space through the VFIO config region (`pread`); returns bytes read
-    /// (short at the end of the region).
-    pub fn read_config(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        let r = self.config_region()?;
-        let avail = r.size.saturating_sub(offset);
-        let n = buf.len().min(usize::try_from(avail).unwrap_or(usize::MAX));
-        if n == 0 {
-            return Ok(0);
-        }
-        let at = r.offset.checked_add(offset).ok_or_else(|| {
-            Error::ioctl(
-                "pread",
-                self.target(),
-                std::io::Error::from_raw_os_error(libc::EINVAL),
-            )
-        })?;
-        self.sys
-            .pread(self.fd, &mut buf[..n], at)
-            .map_err(|e| Error::ioctl("pread", format!("config region of device {}", self.name), e))
-    }
-
-    /// Write config space through the VFIO config region (`pwrite`).
-    pub fn write_config(&self, offset: u64, data: &[u8]) -> Result<usize> {
-        let r = self.config_region()?;
-        let at = r.offset.checked_add(offset).ok_or_else(|| {
-            Error::ioctl(
-                "pwrite",
-                self.target(),
-                std::io::Error::from_raw_os_error(libc::EINVAL),
-            )
-        })?;
-        self.sys.pwrite(self.fd, data, at).map_err(|e| {
-            Error::ioctl(
-                "pwrite",
-                format!("config region of device {}", self.name),
-                e,
-            )
-        })
-    }
-
-    /// Read any region (BAR, ROM) through the device fd (`pread`); short at its end.
-    pub fn read_region(&self, index: u32, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    /// The file offset of `len` bytes at `offset` in region `index`, and how many of
+    /// them the region holds (short at its end).
+    fn span(&self, index: u32, offset: u64, len: usize, op: &'static str) -> Result<(u64, usize)> {
         let r = self.region_info(index)?;
         let avail = r.size.saturating_sub(offset);
-        let n = buf.len().min(usize::try_from(avail).unwrap_or(usize::MAX));
-        if n == 0 {
-            return Ok(0);
-        }
+        let n = len.min(usize::try_from(avail).unwrap_or(usize::MAX));
         let at = r.offset.checked_add(offset).ok_or_else(|| {
             Error::ioctl(
-                "pread",
-                self.target(),
+                op,
+                self.region_target(index),
                 std::io::Error::from_raw_os_error(libc::EINVAL),
             )
         })?;
-        self.sys.pread(self.fd, &mut buf[..n], at).map_err(|e| {
-            Error::ioctl(
-                "pread",
-                format!("region {index} of device {}", self.name),
-                e,
-            )
-        })
+        Ok((at, n))
+    }
+
+    fn region_target(&self, index: u32) -> String {
+        if index == CONFIG_REGION {
+            format!("config region of device {}", self.name())
+        } else {
+            format!("region {index} of device {}", self.name())
+        }
+    }
+
+    /// Read region `index` (BAR, ROM, config, device-specific) through the device fd
+    /// (`pread`), any size: repeated until `buf` is full or the region ends; returns the
+    /// bytes read (short at the region's end).
+    pub fn read_region(&self, index: u32, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let (at, n) = self.span(index, offset, buf.len(), "pread")?;
+        let mut done = 0;
+        while done < n {
+            let got = self
+                .sys()
+                .pread(self.fd(), &mut buf[done..n], at + done as u64)
+                .map_err(|e| Error::ioctl("pread", self.region_target(index), e))?;
+            if got == 0 {
+                break;
+            }
+            done += got;
+        }
+        Ok(done)
+    }
+
+    /// Write region `index` through the device fd (`pwrite`), any size: repeated until
+    /// all of `data` is written or the region ends; returns the bytes written.
+    pub fn write_region(&self, index: u32, offset: u64, data: &[u8]) -> Result<usize> {
+        let (at, n) = self.span(index, offset, data.len(), "pwrite")?;
+        let mut done = 0;
+        while done < n {
+            let put = self
+                .sys()
+                .pwrite(self.fd(), &data[done..n], at + done as u64)
+                .map_err(|e| Error::ioctl("pwrite", self.region_target(index), e))?;
+            if put == 0 {
+                break;
+            }
+            done += put;
+        }
+        Ok(done)
+    }
+
+    /// Read config space through the VFIO config region; returns bytes read (short at
+    /// the end of the region).
+    pub fn read_config(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.read_region(CONFIG_REGION, offset, buf)
+    }
+
+    /// Write config space through the VFIO config region.
+    pub fn write_config(&self, offset: u64, data: &[u8]) -> Result<usize> {
+        self.write_region(CONFIG_REGION, offset, data)
     }
 
     /// The vendor id read through VFIO (0xffff: the device does not answer).
@@ -412,43 +536,58 @@ impl<'s, S: VfioSys + ?Sized> Device<'s, S> {
         Ok(u16::from_le_bytes(b))
     }
 
-    /// mmap region `index` (needs `VFIO_REGION_INFO_FLAG_MMAP`): the whole region, or its
-    /// first sparse-mmap area when the kernel lists areas (the rest may not be mapped).
+    /// mmap region `index` (needs `VFIO_REGION_INFO_FLAG_MMAP`): the whole region, or
+    /// every sparse-mmap area the kernel lists (a BAR holding the MSI-X table has a hole
+    /// there, which stays reachable through [`Device::read_region`]).
     pub fn mmap_region(&self, index: u32) -> Result<RegionMap> {
         let r = self.region_info(index)?;
         let einval = || {
             Error::ioctl(
                 "mmap",
-                format!("region {index} of device {}", self.name),
+                self.region_target(index),
                 std::io::Error::from_raw_os_error(libc::EINVAL),
             )
         };
         if !r.flags.contains(info::RegionFlags::MMAP) || r.size == 0 {
             return Err(einval());
         }
-        let (off, len) = match r.sparse_mmap.as_deref() {
-            Some([first, ..]) => (first.offset, first.size),
-            Some([]) => return Err(einval()),
-            None => (0, r.size),
+        let spans: Vec<(u64, u64)> = match r.sparse_mmap.as_deref() {
+            Some(areas) => areas
+                .iter()
+                .filter(|a| a.size > 0)
+                .map(|a| (a.offset, a.size))
+                .collect(),
+            None => vec![(0, r.size)],
         };
-        let at = r.offset.checked_add(off).ok_or_else(einval)?;
-        let len = usize::try_from(len).map_err(|_| einval())?;
+        if spans.is_empty() {
+            return Err(einval());
+        }
         let writable = r.flags.contains(info::RegionFlags::WRITE);
-        let map = self.sys.mmap(self.fd, at, len, writable).map_err(|e| {
-            Error::ioctl("mmap", format!("region {index} of device {}", self.name), e)
-        })?;
-        Ok(RegionMap {
-            map,
-            index,
-            region_offset: off,
-        })
+        let mut areas = Vec::with_capacity(spans.len());
+        for (off, len) in spans {
+            if off.checked_add(len).is_none_or(|end| end > r.size) {
+                return Err(einval());
+            }
+            let at = r.offset.checked_add(off).ok_or_else(einval)?;
+            let len = usize::try_from(len).map_err(|_| einval())?;
+            let map = self
+                .sys()
+                .mmap(self.fd(), at, len, writable)
+                .map_err(|e| Error::ioctl("mmap", self.region_target(index), e))?;
+            areas.push(MappedArea {
+                map,
+                region_offset: off,
+            });
+        }
+        areas.sort_by_key(|a| a.region_offset);
+        Ok(RegionMap { areas, index })
     }
 
     /// `VFIO_DEVICE_RESET`, returning the kernel's error (`EINVAL` without the RESET flag).
     #[doc(alias = "VFIO_DEVICE_RESET")]
     pub fn reset(&self) -> Result<()> {
-        self.sys
-            .device_reset(self.fd)
+        self.sys()
+            .device_reset(self.fd())
             .map_err(self.err("VFIO_DEVICE_RESET"))
     }
 
@@ -461,7 +600,10 @@ impl<'s, S: VfioSys + ?Sized> Device<'s, S> {
         let mut len = info::HOT_RESET_INFO_LEN;
         for _ in 0..4 {
             let mut buf = vec![0u8; len];
-            match self.sys.device_get_pci_hot_reset_info(self.fd, &mut buf) {
+            match self
+                .sys()
+                .device_get_pci_hot_reset_info(self.fd(), &mut buf)
+            {
                 Ok(()) => return info::parse_hot_reset_info(&buf).map_err(self.malformed(OP)),
                 Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
                     let h = info::parse_hot_reset_info(&buf).map_err(self.malformed(OP))?;
@@ -485,17 +627,17 @@ impl<'s, S: VfioSys + ?Sized> Device<'s, S> {
 
     /// `VFIO_DEVICE_PCI_HOT_RESET` with every affected group (legacy mode).
     #[doc(alias = "VFIO_DEVICE_PCI_HOT_RESET")]
-    pub fn hot_reset(&self, groups: &[&Group<'_, S>]) -> Result<()> {
+    pub fn hot_reset(&self, groups: &[&Group<S>]) -> Result<()> {
         let fds: Vec<Fd> = groups.iter().map(|g| g.fd()).collect();
-        self.sys
-            .device_pci_hot_reset(self.fd, &fds)
+        self.sys()
+            .device_pci_hot_reset(self.fd(), &fds)
             .map_err(self.err("VFIO_DEVICE_PCI_HOT_RESET"))
     }
 
     /// `VFIO_DEVICE_PCI_HOT_RESET` in cdev mode: no group fds, ownership via iommufd.
     pub fn hot_reset_cdev(&self) -> Result<()> {
-        self.sys
-            .device_pci_hot_reset(self.fd, &[])
+        self.sys()
+            .device_pci_hot_reset(self.fd(), &[])
             .map_err(self.err("VFIO_DEVICE_PCI_HOT_RESET"))
     }
 
@@ -508,37 +650,33 @@ impl<'s, S: VfioSys + ?Sized> Device<'s, S> {
         const SET: u32 = 1 << 17;
         const PCI_VF_TOKEN: u32 = 0;
         let mut data = uuid;
-        self.sys
-            .device_feature(self.fd, SET | PCI_VF_TOKEN, &mut data)
+        self.sys()
+            .device_feature(self.fd(), SET | PCI_VF_TOKEN, &mut data)
             .map(|_| ())
             .map_err(self.err("VFIO_DEVICE_FEATURE"))
     }
 
     /// `VFIO_DEVICE_BIND_IOMMUFD` (cdev mode); returns the iommufd device id.
     #[doc(alias = "VFIO_DEVICE_BIND_IOMMUFD")]
-    pub fn bind_iommufd(
-        &self,
-        iommufd: &Iommufd<'_, S>,
-        vf_token: Option<[u8; 16]>,
-    ) -> Result<u32> {
-        self.sys
-            .device_bind_iommufd(self.fd, iommufd.fd(), vf_token)
+    pub fn bind_iommufd(&self, iommufd: &Iommufd<S>, vf_token: Option<[u8; 16]>) -> Result<u32> {
+        self.sys()
+            .device_bind_iommufd(self.fd(), iommufd.fd(), vf_token)
             .map_err(self.err("VFIO_DEVICE_BIND_IOMMUFD"))
     }
 
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` to an IOAS; returns the id of the hardware page
     /// table the kernel attached (one it made for the IOAS: not the IOAS id).
     #[doc(alias = "VFIO_DEVICE_ATTACH_IOMMUFD_PT")]
-    pub fn attach_ioas(&self, ioas: &Ioas<'_, '_, S>) -> Result<u32> {
-        self.sys
-            .device_attach_iommufd_pt(self.fd, ioas.id())
+    pub fn attach_ioas(&self, ioas: &Ioas<S>) -> Result<u32> {
+        self.sys()
+            .device_attach_iommufd_pt(self.fd(), ioas.id())
             .map_err(self.err("VFIO_DEVICE_ATTACH_IOMMUFD_PT"))
     }
 }
 
-impl<S: VfioSys + ?Sized> Drop for Device<'_, S> {
-    fn drop(&mut self) {
-        let _ = self.sys.close(self.fd);
+impl<S: VfioSys + ?Sized> AsRawFd for Device<S> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd().0
     }
 }
 
@@ -598,7 +736,7 @@ mod irq_tests {
     #[test]
     fn msix_enable_with_three_eventfds_and_a_hole() {
         let (m, seen) = device(|_, _| Ok(()));
-        let dev = Device::from_fd(&m, Fd(9), "0000:06:00.0".into());
+        let dev = Device::from_fd(&Arc::new(m), Fd(9), "0000:06:00.0".into(), None);
         let (a, c) = (EventFd::new().unwrap(), EventFd::new().unwrap());
         dev.enable_msix(&[Some(a.as_fd()), None, Some(c.as_fd())])
             .unwrap();
@@ -617,7 +755,7 @@ mod irq_tests {
     #[test]
     fn msi_vector_update_uses_start_and_count_of_the_slice() {
         let (m, seen) = device(|_, _| Ok(()));
-        let dev = Device::from_fd(&m, Fd(9), "0000:06:00.0".into());
+        let dev = Device::from_fd(&Arc::new(m), Fd(9), "0000:06:00.0".into(), None);
         let e = EventFd::new().unwrap();
         dev.set_irq_eventfds(IrqIndex::Msi, 5, &[Some(e.as_fd())])
             .unwrap();
@@ -628,7 +766,7 @@ mod irq_tests {
     #[test]
     fn disable_is_data_none_trigger_with_count_zero() {
         let (m, seen) = device(|_, _| Ok(()));
-        let dev = Device::from_fd(&m, Fd(9), "0000:06:00.0".into());
+        let dev = Device::from_fd(&Arc::new(m), Fd(9), "0000:06:00.0".into(), None);
         dev.disable_irq(IrqIndex::Msix).unwrap();
         dev.disable_irq(IrqIndex::Intx).unwrap();
         assert_eq!(
@@ -643,7 +781,7 @@ mod irq_tests {
     #[test]
     fn intx_with_resample_sets_trigger_then_unmask_eventfd() {
         let (m, seen) = device(|_, _| Ok(()));
-        let dev = Device::from_fd(&m, Fd(9), "0000:06:00.0".into());
+        let dev = Device::from_fd(&Arc::new(m), Fd(9), "0000:06:00.0".into(), None);
         let (t, r) = (EventFd::new().unwrap(), EventFd::new().unwrap());
         dev.enable_intx(t.as_fd(), Some(r.as_fd())).unwrap();
         dev.mask_irq(IrqIndex::Intx, 0, 1).unwrap();
@@ -676,7 +814,7 @@ mod irq_tests {
                 Ok(())
             }
         });
-        let dev = Device::from_fd(&m, Fd(9), "0000:06:00.0".into());
+        let dev = Device::from_fd(&Arc::new(m), Fd(9), "0000:06:00.0".into(), None);
         let e = dev.mask_irq(IrqIndex::Msix, 0, 1).unwrap_err();
         assert_eq!(e.errno(), Some(libc::ENOTTY));
         let msg = e.to_string();
@@ -697,7 +835,7 @@ mod irq_tests {
                 Ok(())
             }
         });
-        let dev = Device::from_fd(&m, Fd(9), "0000:06:00.0".into());
+        let dev = Device::from_fd(&Arc::new(m), Fd(9), "0000:06:00.0".into(), None);
         let (t, r) = (EventFd::new().unwrap(), EventFd::new().unwrap());
         assert!(dev.enable_intx(t.as_fd(), Some(r.as_fd())).is_err());
         let seen = seen.lock().unwrap();

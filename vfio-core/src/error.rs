@@ -131,6 +131,22 @@ pub enum Error {
         /// The page size.
         page: u64,
     },
+    /// A DMA mapping was refused before the ioctl: it overlaps one the space owns.
+    #[error("IOVA {iova:#x}+{size:#x} overlaps the mapping at {:#x}+{:#x}", mapped.0, mapped.1)]
+    IovaInUse {
+        /// Requested IOVA.
+        iova: u64,
+        /// Requested size.
+        size: u64,
+        /// The owned mapping in the way: (IOVA, size).
+        mapped: (u64, u64),
+    },
+    /// No owned mapping starts at this IOVA.
+    #[error("no DMA mapping of this space starts at IOVA {iova:#x}")]
+    NotMapped {
+        /// The IOVA asked for.
+        iova: u64,
+    },
     /// No IOVA range can hold the requested size.
     #[error(
         "no usable IOVA range holds {size:#x} bytes (ranges {})",

@@ -1,9 +1,11 @@
 //! The kernel seam: every VFIO and iommufd open, ioctl, pread, pwrite and close.
 //!
-//! [`VfioSys`] is one narrow trait at the syscall level, one method per kernel call,
-//! required methods only, so tests substitute a mock and downstream crates can supply
-//! their own implementation. [`RealSys`] is the implementation over the running kernel
-//! and holds every `unsafe` block of the workspace.
+//! [`VfioSys`] is one narrow trait at the syscall level, one method per kernel call, so
+//! tests substitute a mock and downstream crates can supply their own implementation
+//! (calls added later are provided methods: see the trait's stability rule).
+//! [`RealSys`] is the implementation over the running kernel and holds every `unsafe`
+//! block of the workspace, with the `unsafe` traits the DMA API rests on
+//! ([`TrustedVfioSys`], [`DmaMemory`]) and the raw mapping call ([`map_raw`]).
 //!
 //! # What [`RealSys`] trusts the kernel to do
 //!
@@ -17,10 +19,10 @@
 //! - `mmap` of a device region either fails or maps `len` bytes that stay valid until
 //!   unmapped (vm-memory's `MmapRegion` unmaps on drop and reads them volatile).
 //! - `VFIO_IOMMU_MAP_DMA` / `IOMMU_IOAS_MAP` pin the pages they map: nothing in this
-//!   process is freed under the device. Whether the device may write memory that Rust
-//!   code still uses is the caller's contract; only this crate can build a
-//!   [`DmaMapRequest`], and it does so only from memory borrowed by a
-//!   [`crate::dma::DmaMapping`] guard for as long as the mapping lives.
+//!   process is freed under the device, and an unmap that answers success leaves no
+//!   part of the range mapped. Only this crate builds a [`DmaMapRequest`]: from
+//!   [`DmaMemory`] that a DMA space owns until the kernel has unmapped it, or from the
+//!   address the caller of the `unsafe` [`map_raw`] vouches for.
 //! - A file descriptor returned by `open` or `VFIO_GROUP_GET_DEVICE_FD` is owned by
 //!   the caller until passed to [`VfioSys::close`]; the wrappers close each exactly once.
 #![allow(unsafe_code)]
@@ -33,14 +35,25 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawF
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use vfio_bindings::bindings::vfio as b;
 use vm_memory::{FileOffset, MmapRegion};
 
 /// A raw file descriptor handed out by a [`VfioSys`]; the safe wrappers own and close it.
+///
+/// A plain number, not a borrow: anyone holding it can pass it back to the seam (and
+/// [`VfioSys::close`] it), so it promises nothing about the file staying open. To hand
+/// a handle's file to another API (KVM's `KVM_DEV_VFIO_FILE_ADD`, a child process) use
+/// the handle's `try_clone_fd`, a duplicate [`OwnedFd`] that stays valid on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fd(pub i32);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
 
 /// One IOVA range, both ends inclusive (`vfio_iova_range`, `iommu_iova_range`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -260,8 +273,9 @@ fn enotty() -> io::Error {
 
 /// A DMA map request: host virtual address, IOVA, size and direction.
 ///
-/// Only this crate builds one, from memory that a [`crate::dma::DmaMapping`]
-/// borrows for the whole life of the mapping; implementors of [`VfioSys`] read it.
+/// Only this crate builds one, from [`DmaMemory`] a DMA space owns for the whole life
+/// of the mapping (or for [`map_raw`], whose caller vouches for the memory);
+/// implementors of [`VfioSys`] read it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct DmaMapRequest {
     vaddr: u64,
@@ -319,8 +333,9 @@ impl DmaMapRequest {
 /// descriptors ([`DmaMapRequest`], [`IrqSet`]) are built only by this crate, so an
 /// implementation may pass them to the kernel as they are.
 ///
-/// With the `testing` feature, `MockVfioSys` (a [mockall] mock of this trait) is
-/// public, for downstream tests of code built on the wrappers.
+/// With the `testing` feature, `MockVfioSys` (a mockall mock of this trait) is public,
+/// for downstream tests of code built on the wrappers, and so is a fake kernel,
+/// `testing::FakeVfio`, that the owned DMA mappings accept.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait VfioSys {
     /// `open(path, O_RDWR | O_CLOEXEC)`.
@@ -368,6 +383,22 @@ pub trait VfioSys {
         let _ = (device, req);
         Err(enotty())
     }
+    /// Take ownership of a VFIO or iommufd file opened elsewhere (passed by libvirt,
+    /// Kata or a parent process) and return the [`Fd`] this implementation knows it by.
+    ///
+    /// Provided: answers `ENOTTY` (and closes `fd`).
+    fn adopt_fd(&self, fd: OwnedFd) -> io::Result<Fd> {
+        drop(fd);
+        Err(enotty())
+    }
+    /// A duplicate (`F_DUPFD_CLOEXEC`) of one of this implementation's fds, owned by
+    /// the caller.
+    ///
+    /// Provided: answers `ENOTTY`.
+    fn dup_fd(&self, fd: Fd) -> io::Result<OwnedFd> {
+        let _ = fd;
+        Err(enotty())
+    }
     /// `VFIO_DEVICE_RESET`.
     fn device_reset(&self, device: Fd) -> io::Result<()>;
     /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO` into `buf`.
@@ -402,6 +433,161 @@ pub trait VfioSys {
     /// `IOMMU_IOAS_UNMAP`; returns the length unmapped.
     fn iommufd_ioas_unmap(&self, iommufd: Fd, ioas: u32, iova: u64, length: u64)
         -> io::Result<u64>;
+}
+
+/// A [`VfioSys`] whose answers about DMA mappings are true: the owned-mapping API
+/// ([`crate::dma::OwnedDma`]) frees memory only on its word.
+///
+/// # Safety
+///
+/// Implementors promise that `iommu_map_dma` / `iommufd_ioas_map` answering `Err` left
+/// nothing mapped, and that `iommu_unmap_dma` / `iommufd_ioas_unmap` answering `Ok`
+/// left no part of the requested range mapped for any device: after that answer the
+/// memory may be freed. [`RealSys`] keeps the promise because the kernel does (type1:
+/// `vfio_dma_do_unmap` removes every mapping overlapping the range or fails; iommufd:
+/// `iopt_unmap_iova_range` likewise). A safe [`VfioSys`] implementation cannot be
+/// trusted this way, since it can forward a map to [`RealSys`] and then answer an
+/// unmap with `Ok` without making it.
+pub unsafe trait TrustedVfioSys: VfioSys {}
+
+// SAFETY: RealSys issues the ioctls as asked and reports the kernel's answer, and the
+// kernel's map/unmap answers are as the trait requires (see above).
+unsafe impl TrustedVfioSys for RealSys {}
+
+// SAFETY: test builds of this crate only (the `testing` feature's public mock is not
+// trusted: a downstream test could forward its calls to RealSys). The crate's own tests
+// never reach the kernel through the mock, so nothing it "maps" is mapped.
+#[cfg(test)]
+unsafe impl TrustedVfioSys for MockVfioSys {}
+
+// SAFETY: FakeVfio reaches no kernel: nothing it answers about is mapped for any
+// device, so freeing memory on its word is always sound.
+#[cfg(any(test, feature = "testing"))]
+unsafe impl TrustedVfioSys for crate::testing::FakeVfio {}
+
+/// Memory a device may be given for DMA, owned (or shared through an [`Arc`]) by the
+/// value: the owned-mapping API moves it into the DMA space and drops it only after
+/// the kernel has unmapped it.
+///
+/// # Safety
+///
+/// Implementors promise that:
+/// - `[dma_ptr(), dma_ptr() + dma_len())` is memory mapped in this process, valid for
+///   reads and writes, that stays mapped at that address for as long as the value (or,
+///   for shared memory, any clone of it) lives, whatever is done with the value (moved,
+///   swapped): it is unmapped or freed only by the value's drop;
+/// - every call returns the same pointer and length;
+/// - no safe code holds a Rust reference (`&[u8]`, `&mut [u8]`) to it: it is reached only
+///   through raw pointers or volatile accesses, since the device may write it at any time.
+///
+/// vm-memory's [`MmapRegion`] and [`vm_memory::GuestRegionMmap`] keep these promises
+/// (they own an mmap, unmap it on drop, and hand out only volatile accesses), as does an
+/// [`Arc`] or [`Box`] of memory that does, and a [`DmaRange`] of one.
+pub unsafe trait DmaMemory: Send + Sync + 'static {
+    /// Host address of the first byte.
+    fn dma_ptr(&self) -> *mut u8;
+    /// Length in bytes.
+    fn dma_len(&self) -> usize;
+}
+
+// SAFETY: an MmapRegion owns its mapping (safe constructors) or was built with the
+// unsafe `build_raw`, whose caller promised the memory outlives it; it is unmapped only
+// on drop, its pointer and size are fixed at construction, and it gives out only
+// volatile slices and raw pointers.
+unsafe impl<B: vm_memory::bitmap::Bitmap + Send + Sync + 'static> DmaMemory for MmapRegion<B> {
+    fn dma_ptr(&self) -> *mut u8 {
+        self.as_ptr()
+    }
+    fn dma_len(&self) -> usize {
+        self.size()
+    }
+}
+
+// SAFETY: a GuestRegionMmap is an MmapRegion plus a guest address (see above).
+unsafe impl<B: vm_memory::bitmap::Bitmap + Send + Sync + 'static> DmaMemory
+    for vm_memory::GuestRegionMmap<B>
+{
+    fn dma_ptr(&self) -> *mut u8 {
+        self.as_ptr()
+    }
+    fn dma_len(&self) -> usize {
+        self.size()
+    }
+}
+
+// SAFETY: the Arc keeps the memory alive while any clone lives; it forwards to `T`.
+unsafe impl<T: DmaMemory + ?Sized> DmaMemory for Arc<T> {
+    fn dma_ptr(&self) -> *mut u8 {
+        (**self).dma_ptr()
+    }
+    fn dma_len(&self) -> usize {
+        (**self).dma_len()
+    }
+}
+
+// SAFETY: the Box owns `T`, and moving the Box does not move `T`'s memory.
+unsafe impl<T: DmaMemory + ?Sized> DmaMemory for Box<T> {
+    fn dma_ptr(&self) -> *mut u8 {
+        (**self).dma_ptr()
+    }
+    fn dma_len(&self) -> usize {
+        (**self).dma_len()
+    }
+}
+
+/// A sub-range of shared DMA memory (a part of a guest region, a chunk of a buffer),
+/// keeping the whole memory alive.
+#[derive(Debug)]
+pub struct DmaRange<M: DmaMemory> {
+    mem: Arc<M>,
+    offset: usize,
+    len: usize,
+}
+
+impl<M: DmaMemory> DmaRange<M> {
+    /// `len` bytes of `mem` from `offset`; `None` when that is not inside `mem`.
+    pub fn new(mem: Arc<M>, offset: usize, len: usize) -> Option<Self> {
+        let end = offset.checked_add(len)?;
+        (end <= mem.dma_len()).then_some(DmaRange { mem, offset, len })
+    }
+
+    /// The whole memory.
+    pub fn memory(&self) -> &Arc<M> {
+        &self.mem
+    }
+}
+
+// SAFETY: `offset + len <= mem.dma_len()` (checked in `new`), so the range lies inside
+// memory that the Arc keeps valid (M's promises).
+unsafe impl<M: DmaMemory> DmaMemory for DmaRange<M> {
+    fn dma_ptr(&self) -> *mut u8 {
+        self.mem.dma_ptr().wrapping_add(self.offset)
+    }
+    fn dma_len(&self) -> usize {
+        self.len
+    }
+}
+
+/// Map `size` bytes at host address `vaddr` for the device at `iova`, outside the
+/// owned-mapping API: nothing keeps the memory alive, and nothing unmaps it on drop
+/// (unmap it with [`crate::dma::DmaSpace::unmap_raw`]). Alignment and the IOVA ranges
+/// are checked as for owned mappings.
+///
+/// # Safety
+///
+/// The caller promises that `[vaddr, vaddr + size)` is memory of this process that stays
+/// mapped and is not freed or reused until the kernel has unmapped this IOVA range (by
+/// `unmap_raw`, by dropping the space, or by closing the container or iommufd), and that
+/// the device writing it at any time (when `writable`) does not break what Rust code
+/// assumes about it: no `&`/`&mut` reference to it is used meanwhile.
+pub unsafe fn map_raw<D: crate::dma::DmaSpace + ?Sized>(
+    space: &D,
+    vaddr: u64,
+    iova: u64,
+    size: u64,
+    writable: bool,
+) -> crate::Result<()> {
+    crate::dma::map_checked(space, vaddr, iova, size, writable)
 }
 
 /// ioctl numbers: every VFIO and iommufd ioctl is `_IO(';', nr)` (include/uapi/linux/vfio.h, iommufd.h).
@@ -814,6 +1000,20 @@ impl VfioSys for RealSys {
             flags: info.flags,
             count: info.count,
         })
+    }
+
+    fn adopt_fd(&self, fd: OwnedFd) -> io::Result<Fd> {
+        let raw = fd.into_raw_fd();
+        self.adopt(raw);
+        Ok(Fd(raw))
+    }
+
+    fn dup_fd(&self, fd: Fd) -> io::Result<OwnedFd> {
+        let fd = self.mine(fd)?;
+        // SAFETY: `fd` is one this RealSys opened (or adopted) and has not closed; the
+        // borrow ends with this statement, and the duplicate is a new descriptor.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd.0) };
+        borrowed.try_clone_to_owned()
     }
 
     fn device_set_irqs(&self, device: Fd, req: &IrqSet) -> io::Result<()> {

@@ -1,11 +1,17 @@
 //! vfio-core as a downstream crate sees it: an implementation of the seam written
-//! against the first release (required methods only), and the `testing` mock.
+//! against the first release (required methods only), the `testing` mock, and the
+//! `testing` fake kernel under a VMM-shaped struct.
 
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 use passthru_vfio_core::sys::{DmaMapRequest, IovaRangesAnswer, RawIrqInfo};
-use passthru_vfio_core::{Device, EventFd, Fd, IovaRange, IrqIndex, IrqSet, MockVfioSys, VfioSys};
+use passthru_vfio_core::testing::FakeVfio;
+use passthru_vfio_core::{
+    Container, Device, EventFd, Extension, Fd, Group, Iommufd, IovaRange, IrqIndex, IrqSet,
+    MockVfioSys, OwnedDma, VfioSys,
+};
 use std::os::fd::AsFd;
 use vm_memory::MmapRegion;
 
@@ -114,7 +120,7 @@ impl VfioSys for FirstRelease {
 // A call added after the first release reaches such an implementation as ENOTTY.
 #[test]
 fn an_implementation_of_the_first_release_answers_set_irqs_with_enotty() {
-    let sys = FirstRelease;
+    let sys = Arc::new(FirstRelease);
     let dev =
         Device::open_cdev(&sys, Path::new("/dev/vfio/devices/vfio0"), "0000:06:00.0").unwrap();
     let e = EventFd::new().unwrap();
@@ -145,10 +151,80 @@ fn the_testing_mock_drives_the_wrappers_from_outside() {
         .withf(|_, req: &IrqSet| req.index() == 2 && req.count() == 5)
         .times(1)
         .returning(|_, _| Ok(()));
+    let m = Arc::new(m);
     let dev = Device::open_cdev(&m, Path::new("/dev/vfio/devices/vfio0"), "0000:06:00.0").unwrap();
     let info = dev.irq_info(IrqIndex::Msix.raw()).unwrap();
     assert!(info.eventfd() && info.noresize() && !info.maskable());
     let fds: Vec<EventFd> = (0..info.count).map(|_| EventFd::new().unwrap()).collect();
     let borrowed: Vec<_> = fds.iter().map(|f| Some(f.as_fd())).collect();
     dev.enable_msix(&borrowed).unwrap();
+}
+
+/// What a VMM keeps: the handles and the DMA space owning its mappings, in one struct
+/// (it compiles because nothing borrows), shared across threads.
+struct Vmm {
+    _container: Container<FakeVfio>,
+    _group: Group<FakeVfio>,
+    device: Device<FakeVfio>,
+    dma: passthru_vfio_core::Type1Space<FakeVfio>,
+}
+
+fn assert_send_sync<T: Send + Sync>(_: &T) {}
+
+#[test]
+fn a_vmm_struct_owns_handles_and_mappings_and_drops_them_clean() {
+    let sys = Arc::new(FakeVfio::new());
+    let guest = Arc::new(vm_memory::MmapRegion::<()>::new(0x10000).unwrap());
+    {
+        let container = Container::open(&sys, Path::new("/dev/vfio/vfio")).unwrap();
+        let group = Group::open(&sys, Path::new("/"), 16).unwrap();
+        group.set_container(&container).unwrap();
+        container.set_iommu(Extension::Type1v2).unwrap();
+        let vmm = Vmm {
+            dma: container.dma_space().unwrap(),
+            device: group.device("0000:06:00.0").unwrap(),
+            _group: group,
+            _container: container,
+        };
+        assert_send_sync(&vmm);
+        vmm.dma.map(guest.clone(), 0x100000, true).unwrap();
+        let part = passthru_vfio_core::DmaRange::new(guest.clone(), 0, 0x1000).unwrap();
+        vmm.dma.map(part, 0x400000, false).unwrap();
+        assert_eq!(sys.mapped(), [(0x100000, 0x10000), (0x400000, 0x1000)]);
+        // Another thread wires MSI-X through a clone of the device.
+        let dev = vmm.device.clone();
+        std::thread::spawn(move || {
+            let e = EventFd::new().unwrap();
+            dev.enable_msix(&[Some(e.as_fd())]).unwrap();
+        })
+        .join()
+        .unwrap();
+        assert_eq!(sys.irq_sets().len(), 1);
+        assert_eq!(Arc::strong_count(&guest), 3);
+        drop(vmm);
+    }
+    // Every mapping unmapped before its memory was released; every fd closed.
+    assert!(sys.mapped().is_empty());
+    assert_eq!(Arc::strong_count(&guest), 1);
+    assert_eq!(sys.open_fds(), 0);
+}
+
+#[test]
+fn iommufd_ioas_owns_its_mappings_too() {
+    let sys = Arc::new(FakeVfio::new());
+    let iommufd = Iommufd::open(&sys, Path::new("/dev/iommu")).unwrap();
+    let ioas = iommufd.alloc_ioas().unwrap();
+    let dev =
+        Device::open_cdev(&sys, Path::new("/dev/vfio/devices/vfio0"), "0000:06:00.0").unwrap();
+    dev.bind_iommufd(&iommufd, None).unwrap();
+    dev.attach_ioas(&ioas).unwrap();
+    let buf = vm_memory::MmapRegion::<()>::new(0x2000).unwrap();
+    ioas.map(buf, 0x200000, true).unwrap();
+    assert_eq!(ioas.mapped(), [(0x200000, 0x2000)]);
+    drop(iommufd); // the IOAS keeps the iommufd open
+    assert_eq!(sys.mapped(), [(0x200000, 0x2000)]);
+    drop(ioas);
+    assert!(sys.mapped().is_empty());
+    drop(dev);
+    assert_eq!(sys.open_fds(), 0);
 }
