@@ -91,11 +91,8 @@ impl<S: VfioSys + ?Sized> Container<S> {
     /// now on; `label` names it in errors (e.g. its path).
     pub fn from_owned_fd(sys: &Arc<S>, fd: OwnedFd, label: &str) -> Result<Self> {
         let target = format!("container {label}");
-        let fd = sys
-            .adopt_fd(fd)
-            .map_err(|e| Error::ioctl("adopt fd", target.clone(), e))?;
         Ok(Container {
-            inner: Arc::new(Handle::new(sys, fd, target)),
+            inner: Arc::new(Handle::new(sys, Handle::adopt(sys, fd, &target)?, target)),
             path: Path::new(label).into(),
         })
     }

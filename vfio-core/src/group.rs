@@ -87,9 +87,7 @@ impl<S: VfioSys + ?Sized> Group<S> {
     /// A group opened elsewhere (passed by libvirt or a parent process), owned from now
     /// on. It is not unset from any container it was in when this handle drops.
     pub fn from_owned_fd(sys: &Arc<S>, fd: OwnedFd, id: u32) -> Result<Self> {
-        let fd = sys
-            .adopt_fd(fd)
-            .map_err(|e| Error::ioctl("adopt fd", format!("group {id}"), e))?;
+        let fd = Handle::adopt(sys, fd, &format!("group {id}"))?;
         Ok(Self::new(
             sys,
             fd,

@@ -24,6 +24,12 @@ impl<S: VfioSys + ?Sized> Handle<S> {
         }
     }
 
+    /// Hand an fd opened elsewhere to the seam, which owns it from then on.
+    pub(crate) fn adopt(sys: &Arc<S>, fd: OwnedFd, target: &str) -> Result<Fd> {
+        sys.adopt_fd(fd)
+            .map_err(|e| Error::ioctl("adopt fd", target.to_owned(), e))
+    }
+
     /// A duplicate of the fd, owned by the caller.
     pub(crate) fn dup(&self) -> Result<OwnedFd> {
         self.sys

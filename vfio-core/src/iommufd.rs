@@ -39,9 +39,7 @@ impl<S: VfioSys + ?Sized> Iommufd<S> {
     /// now on; `label` names it in errors.
     pub fn from_owned_fd(sys: &Arc<S>, fd: OwnedFd, label: &str) -> Result<Self> {
         let target = format!("iommufd {label}");
-        let fd = sys
-            .adopt_fd(fd)
-            .map_err(|e| Error::ioctl("adopt fd", target.clone(), e))?;
+        let fd = Handle::adopt(sys, fd, &target)?;
         Ok(Iommufd {
             inner: Arc::new(Handle::new(sys, fd, target)),
         })
