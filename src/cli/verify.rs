@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use passthru_pci_ids::Bdf;
 use passthru_vfio_core::verify::{self, ApiChoice, Severity, VerifyOptions, VerifyReport};
-use passthru_vfio_core::{RealSys, SysfsRoot};
+use passthru_vfio_core::{bind, RealSys, SysfsRoot};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -61,8 +61,18 @@ pub fn run(g: &Global, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
         ApiArg::Iommufd => ApiChoice::Iommufd,
     };
     let sys = Arc::new(RealSys::new());
-    let report = verify::verify(&sys, &SysfsRoot::new(&g.root), &opts)
-        .with_context(|| format!("verify {bdf}"))?;
+    let result = verify::verify(&sys, &SysfsRoot::new(&g.root), &opts);
+    // Guards dropped without a log of their own (none in verify today) record failed
+    // driver restores here; the library prints nothing, so the CLI says it.
+    for f in bind::take_restore_failures() {
+        eprintln!(
+            "passthru: could not restore the driver of {}: {}",
+            f.bdf,
+            verify::error_chain(&f.error)
+        );
+    }
+    let mut report = result.with_context(|| format!("verify {bdf}"))?;
+    advise(&mut report);
     if g.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
@@ -73,6 +83,21 @@ pub fn run(g: &Global, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The CLI's own advice on findings the library words without command-line flags.
+fn advise(r: &mut VerifyReport) {
+    for f in &mut r.findings {
+        match f.code {
+            "not-vfio-pci" => f
+                .message
+                .push_str("; rerun with --bind to bind it temporarily"),
+            "group-not-viable" => f.message.push_str(
+                "; `passthru verify --bind --bind-group` binds the group's devices for the check",
+            ),
+            _ => {}
+        }
+    }
 }
 
 fn human(r: &VerifyReport) -> String {
@@ -123,4 +148,45 @@ fn human(r: &VerifyReport) -> String {
     }
     let _ = writeln!(s, "verdict: {}", if r.passed() { "pass" } else { "FAIL" });
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use passthru_vfio_core::verify::{Api, Finding, ResetReport};
+
+    fn report(codes: &[&'static str]) -> VerifyReport {
+        VerifyReport {
+            bdf: "0000:0b:00.0".into(),
+            api: Api::Container,
+            group: Some(20),
+            viable: false,
+            dma_map: "not attempted".into(),
+            iova_ranges: Vec::new(),
+            reset: ResetReport::default(),
+            findings: codes
+                .iter()
+                .map(|&code| Finding {
+                    code,
+                    severity: Severity::Fail,
+                    message: "from the library".into(),
+                })
+                .collect(),
+        }
+    }
+
+    // The flags live in the CLI's advice, not in vfio-core's messages.
+    #[test]
+    fn flag_advice_is_added_by_the_cli_to_the_two_findings_it_fixes() {
+        let mut r = report(&["not-vfio-pci", "group-not-viable", "dma-map"]);
+        advise(&mut r);
+        let m: Vec<&str> = r.findings.iter().map(|f| f.message.as_str()).collect();
+        assert!(
+            m[0].ends_with("rerun with --bind to bind it temporarily"),
+            "{}",
+            m[0]
+        );
+        assert!(m[1].contains("--bind --bind-group"), "{}", m[1]);
+        assert_eq!(m[2], "from the library");
+    }
 }

@@ -74,7 +74,7 @@ pub enum Error {
         source: io::Error,
     },
     /// The group is not viable: a device of it is bound to a host driver.
-    #[error("IOMMU group {group} is not viable: {}; bind every device of the group to vfio-pci (or unbind it), e.g. with `passthru verify --bind --bind-group`, or pass the whole group through", blockers_text(blockers))]
+    #[error("IOMMU group {group} is not viable: {}; bind every device of the group to vfio-pci (or unbind it), or pass the whole group through", blockers_text(blockers))]
     GroupNotViable {
         /// Group id.
         group: u32,
@@ -193,7 +193,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// The device is not bound to vfio-pci and binding was not requested.
-    #[error("{bdf} is bound to {}, not vfio-pci: rerun with --bind to bind it temporarily", driver.as_deref().unwrap_or("no driver"))]
+    #[error("{bdf} is bound to {}, not vfio-pci: it must be bound to vfio-pci first (VerifyOptions::bind binds it for the check and restores the driver)", driver.as_deref().unwrap_or("no driver"))]
     NotVfioPci {
         /// The device.
         bdf: Bdf,

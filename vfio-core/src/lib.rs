@@ -38,7 +38,7 @@ pub mod sys;
 pub mod testing;
 pub mod verify;
 
-pub use bind::{BindGuard, PciSysfs, SysfsRoot};
+pub use bind::{BindGuard, PciSysfs, RestoreFailure, RestoreLog, SysfsRoot};
 pub use container::{Container, Extension, Extensions, Type1Space};
 pub use device::{Device, IrqFlags, IrqIndex, IrqInfo, MappedArea, RegionMap};
 pub use dma::{DmaMemory, DmaRange, DmaSpace, OwnedDma};

@@ -16,7 +16,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use vm_memory::MmapRegion;
 
-use crate::bind::{self, BindGuard, PciSysfs};
+use crate::bind::{self, BindGuard, PciSysfs, RestoreLog};
 use crate::container::{Container, Extension};
 use crate::device::Device;
 use crate::dma::{find_iova, DmaSpace, OwnedDma};
@@ -216,7 +216,9 @@ where
     r.viable = blockers.is_empty();
     let driver = device.driver.clone();
 
-    // Bind the device (and blocking peers) when asked; the guards restore on drop.
+    // Bind the device (and blocking peers) when asked; the guards restore on drop, and a
+    // restore failing there (a bind that half failed) is logged for the report.
+    let restore_log = RestoreLog::new();
     let mut guards: Vec<BindGuard<F>> = Vec::new();
     let mut todo = Vec::new();
     if driver.as_deref() != Some(bind::VFIO_PCI) {
@@ -235,7 +237,7 @@ where
         todo.extend(blockers.iter().map(|b| b.bdf).filter(|b| *b != opts.bdf));
     }
     if !todo.is_empty() {
-        match bind::bind_all(sysfs, &todo) {
+        match bind::bind_all(sysfs, &todo, &restore_log) {
             Ok(g) => {
                 let names: Vec<String> = todo.iter().map(|b| b.to_string()).collect();
                 r.add(
@@ -248,6 +250,7 @@ where
             Err(e) => {
                 r.dma_map = "not attempted: binding to vfio-pci failed".into();
                 r.fail("bind-failed", &e);
+                restore_findings(&restore_log, &mut r);
                 return Ok(r);
             }
         }
@@ -310,7 +313,15 @@ where
             r.fail("restore-failed", &e);
         }
     }
+    restore_findings(&restore_log, &mut r);
     Ok(r)
+}
+
+/// Restores that failed while guards were dropped, as `restore-failed` findings.
+fn restore_findings(log: &RestoreLog, r: &mut VerifyReport) {
+    for f in log.take() {
+        r.fail("restore-failed", &f.error);
+    }
 }
 
 /// Devices of `group` on drivers that keep it from being viable, from the host model.
