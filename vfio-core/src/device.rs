@@ -54,6 +54,12 @@ pub enum IrqIndex {
     Other(u32),
 }
 
+impl From<IrqIndex> for u32 {
+    fn from(i: IrqIndex) -> u32 {
+        i.raw()
+    }
+}
+
 impl IrqIndex {
     /// The raw index.
     pub fn raw(self) -> u32 {

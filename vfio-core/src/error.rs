@@ -281,6 +281,9 @@ pub(crate) fn hint(op: &str, e: &io::Error) -> Option<&'static str> {
         ("VFIO_DEVICE_SET_IRQS", libc::EINVAL) => {
             "vectors past the count VFIO_DEVICE_GET_IRQ_INFO reports, another interrupt index is enabled (disable it first), MSI/MSI-X resized while on, INTx with start other than 0 or count other than 1, or a file descriptor that is not an eventfd"
         }
+        ("adopt fd", libc::ENOTTY) | ("F_DUPFD_CLOEXEC", libc::ENOTTY) => {
+            "the VfioSys in use does not implement this call (RealSys does)"
+        }
         (_, libc::EPERM) | (_, libc::EACCES) => "permission denied: run as root",
         (_, libc::ENOTTY) => "not a VFIO node: is the root a snapshot or fixture tree?",
         _ => return None,

@@ -441,13 +441,16 @@ pub trait VfioSys {
 /// # Safety
 ///
 /// Implementors promise that `iommu_map_dma` / `iommufd_ioas_map` answering `Err` left
-/// nothing mapped, and that `iommu_unmap_dma` / `iommufd_ioas_unmap` answering `Ok`
-/// left no part of the requested range mapped for any device: after that answer the
-/// memory may be freed. [`RealSys`] keeps the promise because the kernel does (type1:
-/// `vfio_dma_do_unmap` removes every mapping overlapping the range or fails; iommufd:
-/// `iopt_unmap_iova_range` likewise). A safe [`VfioSys`] implementation cannot be
-/// trusted this way, since it can forward a map to [`RealSys`] and then answer an
-/// unmap with `Ok` without making it.
+/// nothing mapped, and that `iommu_unmap_dma` / `iommufd_ioas_unmap` of exactly the
+/// range of an earlier successful map answering `Ok` left none of that map's memory
+/// mapped for any device: after that answer the memory may be freed. [`RealSys`] keeps
+/// the promise because the kernel does (drivers/vfio/vfio_iommu_type1.c
+/// `vfio_dma_do_unmap`: v2 removes every mapping inside the range and refuses to bisect
+/// one; v1 removes a mapping whose first IOVA the range covers, never part of one;
+/// drivers/iommu/iommufd/io_pagetable.c `iopt_unmap_iova_range` removes the areas
+/// inside the range and fails on one it would cut). A safe [`VfioSys`] implementation
+/// cannot be trusted this way, since it can forward a map to [`RealSys`] and then
+/// answer an unmap with `Ok` without making it.
 pub unsafe trait TrustedVfioSys: VfioSys {}
 
 // SAFETY: RealSys issues the ioctls as asked and reports the kernel's answer, and the
