@@ -100,7 +100,9 @@ impl IrqInfo {
         self.flags.contains(IrqFlags::AUTOMASKED)
     }
     /// The vector count cannot change while enabled: to add vectors, disable and
-    /// enable again (`VFIO_IRQ_INFO_NORESIZE`: MSI and MSI-X in vfio-pci).
+    /// enable again (`VFIO_IRQ_INFO_NORESIZE`). vfio-pci sets it for MSI, ERR and REQ,
+    /// and for MSI-X only where the platform cannot allocate MSI-X vectors dynamically:
+    /// a 6.12 guest reported MSI-X with `EVENTFD` alone (tests/data/captures/tcg-amd).
     pub fn noresize(&self) -> bool {
         self.flags.contains(IrqFlags::NORESIZE)
     }
@@ -381,8 +383,9 @@ impl<S: VfioSys + ?Sized> Device<S> {
     /// When the index is off, the kernel enables it with `start + fds.len()` vectors
     /// (MSI/MSI-X; INTx takes exactly `start` 0 and one fd); when it is already on, the
     /// kernel swaps the eventfds of those vectors only (drivers/vfio/pci/vfio_pci_intrs.c,
-    /// `vfio_pci_set_msi_trigger`). MSI/MSI-X cannot grow while on (`NORESIZE`): disable
-    /// first. Another index being on is `EINVAL`.
+    /// `vfio_pci_set_msi_trigger`); vectors past the enabled count are added only when
+    /// the index is not [`IrqInfo::noresize`] (else disable first). Another index being
+    /// on is `EINVAL`.
     #[doc(alias = "VFIO_DEVICE_SET_IRQS")]
     pub fn set_irq_eventfds(
         &self,

@@ -211,26 +211,17 @@ impl VfioSys for FakeVfio {
     }
     fn device_get_irq_info(&self, device: Fd, index: u32) -> io::Result<RawIrqInfo> {
         self.check(device)?;
-        // vfio-pci: INTx EVENTFD|MASKABLE|AUTOMASKED, MSI/MSI-X EVENTFD|NORESIZE.
-        match index {
-            0 => Ok(RawIrqInfo {
-                flags: 0x7,
-                count: 1,
-            }),
-            1 => Ok(RawIrqInfo {
-                flags: 0x9,
-                count: 1,
-            }),
-            2 => Ok(RawIrqInfo {
-                flags: 0x9,
-                count: 5,
-            }),
-            3 | 4 => Ok(RawIrqInfo {
-                flags: 0x1,
-                count: 1,
-            }),
-            _ => errno(libc::EINVAL),
-        }
+        // As a 6.12 guest's vfio-pci answered for an e1000e
+        // (tests/data/captures/tcg-amd/vfiotest-0000:01:00.0.txt): INTx 0x7
+        // (EVENTFD | MASKABLE | AUTOMASKED), MSI 0x9 (EVENTFD | NORESIZE), MSI-X 0x1 with
+        // 5 vectors (dynamic MSI-X: no NORESIZE), ERR and REQ 0x9.
+        let (flags, count) = match index {
+            0 => (0x7, 1),
+            1 | 3 | 4 => (0x9, 1),
+            2 => (0x1, 5),
+            _ => return errno(libc::EINVAL),
+        };
+        Ok(RawIrqInfo { flags, count })
     }
     fn device_set_irqs(&self, device: Fd, req: &IrqSet) -> io::Result<()> {
         self.check(device)?;

@@ -143,7 +143,9 @@ fn the_testing_mock_drives_the_wrappers_from_outside() {
         .withf(|fd, index| *fd == Fd(11) && *index == 2)
         .returning(|_, _| {
             Ok(RawIrqInfo {
-                flags: 0x9, // EVENTFD | NORESIZE, as vfio-pci reports MSI-X
+                // EVENTFD only: a 6.12 guest's vfio-pci with dynamic MSI-X
+                // (tests/data/captures/tcg-amd/vfiotest-0000:01:00.0.txt).
+                flags: 0x1,
                 count: 5,
             })
         });
@@ -154,7 +156,7 @@ fn the_testing_mock_drives_the_wrappers_from_outside() {
     let m = Arc::new(m);
     let dev = Device::open_cdev(&m, Path::new("/dev/vfio/devices/vfio0"), "0000:06:00.0").unwrap();
     let info = dev.irq_info(IrqIndex::Msix.raw()).unwrap();
-    assert!(info.eventfd() && info.noresize() && !info.maskable());
+    assert!(info.eventfd() && !info.noresize() && !info.maskable());
     let fds: Vec<EventFd> = (0..info.count).map(|_| EventFd::new().unwrap()).collect();
     let borrowed: Vec<_> = fds.iter().map(|f| Some(f.as_fd())).collect();
     dev.enable_msix(&borrowed).unwrap();
