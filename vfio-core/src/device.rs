@@ -410,6 +410,20 @@ impl<S: VfioSys + ?Sized> Device<S> {
         self.set_irqs(&IrqSet::none(index.raw(), start, count, IrqAction::Trigger))
     }
 
+    /// Apply `action` to the vectors from `start` whose flag in `which` is set
+    /// (`DATA_BOOL`, one byte per vector): e.g. signal a chosen subset of MSI-X vectors.
+    pub fn irq_action_where(
+        &self,
+        index: IrqIndex,
+        start: u32,
+        action: IrqAction,
+        which: &[bool],
+    ) -> Result<()> {
+        let req = IrqSet::bools(index.raw(), start, action, which)
+            .map_err(|e| Error::ioctl("VFIO_DEVICE_SET_IRQS", self.target(), e))?;
+        self.set_irqs(&req)
+    }
+
     /// Mask vectors `start..start + count` (`DATA_NONE | ACTION_MASK`). vfio-pci masks
     /// only INTx (start 0, count 1); for MSI and MSI-X it answers `ENOTTY`
     /// (vfio_pci_intrs.c has no mask handler for them), so check
@@ -817,6 +831,22 @@ mod irq_tests {
                 words(20, DATA_NONE | ACTION_TRIGGER, 0, 0, 1, &[]),
             ]
         );
+    }
+
+    // DATA_BOOL: one __u8 per vector after the header, argsz not padded.
+    #[test]
+    fn bool_data_is_one_byte_per_vector() {
+        let (m, seen) = device(|_, _| Ok(()));
+        let dev = Device::from_fd(&Arc::new(m), Fd(9), "0000:06:00.0".into(), None);
+        dev.irq_action_where(IrqIndex::Msix, 1, IrqAction::Trigger, &[true, false, true])
+            .unwrap();
+        // argsz 20 + 3; flags VFIO_IRQ_SET_DATA_BOOL (1 << 1) | ACTION_TRIGGER; index 2.
+        let mut want = Vec::new();
+        for w in [23u32, (1 << 1) | ACTION_TRIGGER, 2, 1, 3] {
+            want.extend_from_slice(&w.to_ne_bytes());
+        }
+        want.extend_from_slice(&[1, 0, 1]);
+        assert_eq!(seen.lock().unwrap()[..], [want]);
     }
 
     // vfio_pci_set_irqs_ioctl has no MASK/UNMASK handler for MSI and MSI-X: ENOTTY.

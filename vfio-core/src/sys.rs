@@ -169,6 +169,24 @@ impl IrqSet {
         })
     }
 
+    /// An action on the vectors from `start` whose flag is set (one byte each).
+    pub(crate) fn bools(
+        index: u32,
+        start: u32,
+        action: IrqAction,
+        flags: &[bool],
+    ) -> io::Result<Self> {
+        let count =
+            u32::try_from(flags.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        Ok(IrqSet {
+            index,
+            start,
+            count,
+            action,
+            data: IrqData::Bool(flags.to_vec()),
+        })
+    }
+
     /// The IRQ index (vfio-pci: 0 INTx, 1 MSI, 2 MSI-X, 3 ERR, 4 REQ).
     pub fn index(&self) -> u32 {
         self.index
