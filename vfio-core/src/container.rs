@@ -2,10 +2,11 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::dma::{sealed, DmaSpace, Mappings};
 use crate::error::{Error, Result};
+use crate::group::{Group, GroupInner};
 use crate::handle::Handle;
 use crate::info::{self, IommuInfo};
 use crate::sys::{DmaMapRequest, Fd, IovaRange, RealSys, VfioSys};
@@ -60,13 +61,19 @@ pub struct Extensions {
 pub struct Container<S: VfioSys + ?Sized = RealSys> {
     inner: Arc<Handle<S>>,
     path: Arc<Path>,
+    groups: GroupList<S>,
 }
+
+/// The groups set into a container (shared by its clones), held weakly: a group holds
+/// its container, not the other way round.
+type GroupList<S> = Arc<Mutex<Vec<Weak<GroupInner<S>>>>>;
 
 impl<S: VfioSys + ?Sized> Clone for Container<S> {
     fn clone(&self) -> Self {
         Container {
             inner: self.inner.clone(),
             path: self.path.clone(),
+            groups: self.groups.clone(),
         }
     }
 }
@@ -84,6 +91,7 @@ impl<S: VfioSys + ?Sized> Container<S> {
                 format!("container {}", path.display()),
             )),
             path: path.into(),
+            groups: GroupList::default(),
         })
     }
 
@@ -94,11 +102,39 @@ impl<S: VfioSys + ?Sized> Container<S> {
         Ok(Container {
             inner: Arc::new(Handle::new(sys, Handle::adopt(sys, fd, &target)?, target)),
             path: Path::new(label).into(),
+            groups: GroupList::default(),
         })
     }
 
     fn target(&self) -> &str {
         &self.inner.target
+    }
+
+    fn group_list(&self) -> std::sync::MutexGuard<'_, Vec<Weak<GroupInner<S>>>> {
+        // Pushes and retains only: a poisoned list is still a consistent list.
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Note a group set into this container (by [`Group::set_container`]).
+    pub(crate) fn add_group(&self, group: Weak<GroupInner<S>>) {
+        let mut list = self.group_list();
+        list.retain(|g| g.strong_count() > 0);
+        list.push(group);
+    }
+
+    /// Forget a group unset from this container.
+    pub(crate) fn remove_group(&self, group: &Weak<GroupInner<S>>) {
+        self.group_list()
+            .retain(|g| g.strong_count() > 0 && !g.ptr_eq(group));
+    }
+
+    /// The groups in the container now.
+    fn attached_groups(&self) -> Vec<Group<S>> {
+        self.group_list()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(Group::from_inner)
+            .collect()
     }
 
     fn path(&self) -> PathBuf {
@@ -213,11 +249,13 @@ impl<S: VfioSys + ?Sized> Container<S> {
     }
 
     /// Query the IOMMU and return the container as a DMA space (after `set_iommu`).
-    /// The space owns its mappings and unmaps them when it drops.
+    /// The space owns its mappings and unmaps them when it drops; it keeps the groups
+    /// now in the container open until then.
     pub fn dma_space(&self) -> Result<Type1Space<S>> {
         let info = self.iommu_info()?;
         Ok(Type1Space {
             container: self.clone(),
+            _groups: self.attached_groups(),
             info,
             table: Mappings::default(),
         })
@@ -230,6 +268,7 @@ impl<S: VfioSys + ?Sized> Container<S> {
     pub fn dma_space_without_info(&self) -> Type1Space<S> {
         Type1Space {
             container: self.clone(),
+            _groups: self.attached_groups(),
             info: IommuInfo::default(),
             table: Mappings::default(),
         }
@@ -257,6 +296,12 @@ impl<S: VfioSys + ?Sized> AsRawFd for Container<S> {
 #[derive(Debug)]
 pub struct Type1Space<S: VfioSys + ?Sized = RealSys> {
     container: Container<S>,
+    /// The groups in the container when the space was made, kept open (and so in the
+    /// container) until the space has unmapped what it owns: the last group leaving a
+    /// container takes its IOMMU away (the kernel unmaps everything), after which the
+    /// space's unmaps fail and its memory would be leaked, whatever order a VMM drops
+    /// its handles in.
+    _groups: Vec<Group<S>>,
     info: IommuInfo,
     table: Mappings,
 }

@@ -45,7 +45,7 @@ pub struct Group<S: VfioSys + ?Sized = RealSys> {
 }
 
 #[derive(Debug)]
-struct GroupInner<S: VfioSys + ?Sized> {
+pub(crate) struct GroupInner<S: VfioSys + ?Sized> {
     handle: Handle<S>,
     id: u32,
     path: PathBuf,
@@ -94,6 +94,10 @@ impl<S: VfioSys + ?Sized> Group<S> {
             id,
             PathBuf::from(format!("dev/vfio/{id}")),
         ))
+    }
+
+    pub(crate) fn from_inner(inner: Arc<GroupInner<S>>) -> Self {
+        Group { inner }
     }
 
     fn new(sys: &Arc<S>, fd: Fd, id: u32, path: PathBuf) -> Self {
@@ -178,6 +182,7 @@ impl<S: VfioSys + ?Sized> Group<S> {
         self.sys()
             .group_set_container(self.fd(), container.fd())
             .map_err(|e| Error::ioctl("VFIO_GROUP_SET_CONTAINER", self.target(), e))?;
+        container.add_group(Arc::downgrade(&self.inner));
         *slot = Some(container.clone());
         Ok(())
     }
@@ -189,7 +194,9 @@ impl<S: VfioSys + ?Sized> Group<S> {
         self.sys()
             .group_unset_container(self.fd())
             .map_err(|e| Error::ioctl("VFIO_GROUP_UNSET_CONTAINER", self.target(), e))?;
-        *slot = None;
+        if let Some(c) = slot.take() {
+            c.remove_group(&Arc::downgrade(&self.inner));
+        }
         Ok(())
     }
 

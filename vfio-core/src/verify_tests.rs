@@ -1501,3 +1501,71 @@ fn hot_reset_with_an_sriov_vf_on_the_bus_is_reported_unusable_and_not_attempted(
     drop(bk);
     assert_clean(&b);
 }
+
+// The kernel takes a container's IOMMU away when its last group leaves
+// (drivers/vfio/container.c vfio_group_detach_container: the type1 driver's
+// detach_group unmaps and unpins everything), after which VFIO_IOMMU_UNMAP_DMA fails.
+// A VMM dropping its group handle before its DMA space must not leak the space's
+// memory: the space keeps the container's groups in until it has unmapped.
+#[test]
+fn a_space_keeps_its_groups_in_the_container_until_it_has_unmapped() {
+    let attached = Arc::new(Mutex::new(false));
+    let mut m = MockVfioSys::new();
+    let next = Arc::new(Mutex::new(2));
+    m.expect_open().returning(move |_| {
+        let mut n = next.lock().unwrap();
+        *n += 1;
+        Ok(Fd(*n))
+    });
+    m.expect_close().returning(|_| Ok(()));
+    let a = attached.clone();
+    m.expect_group_set_container().returning(move |_, _| {
+        *a.lock().unwrap() = true;
+        Ok(())
+    });
+    let a = attached.clone();
+    m.expect_group_unset_container().returning(move |_| {
+        *a.lock().unwrap() = false;
+        Ok(())
+    });
+    m.expect_set_iommu().returning(|_, _| Ok(()));
+    m.expect_iommu_get_info().returning(|_, buf: &mut [u8]| {
+        let full = testdata::iommu_info_amd();
+        if buf.len() < full.len() {
+            buf[..4].copy_from_slice(&(full.len() as u32).to_ne_bytes());
+        } else {
+            buf[..full.len()].copy_from_slice(&full);
+        }
+        Ok(())
+    });
+    m.expect_iommu_map_dma().returning(|_, _| Ok(()));
+    let a = attached.clone();
+    m.expect_iommu_unmap_dma().returning(move |_, _, size, _| {
+        if *a.lock().unwrap() {
+            Ok(size)
+        } else {
+            Err(e(libc::EINVAL))
+        }
+    });
+    let m = Arc::new(m);
+    let mem = Arc::new(vm_memory::MmapRegion::<()>::new(0x1000).unwrap());
+    {
+        let container = Container::open(&m, Path::new("/dev/vfio/vfio")).unwrap();
+        let group = Group::open(&m, Path::new("/"), 16).unwrap();
+        group.set_container(&container).unwrap();
+        container.set_iommu(Extension::Type1v2).unwrap();
+        let space = container.dma_space().unwrap();
+        space.map(mem.clone(), 0x100000, true).unwrap();
+        // The handles go first, the space last.
+        drop(group);
+        drop(container);
+        assert!(*attached.lock().unwrap(), "the space keeps the group in");
+        drop(space);
+    }
+    assert!(!*attached.lock().unwrap(), "unset once the space is gone");
+    assert_eq!(
+        Arc::strong_count(&mem),
+        1,
+        "unmapped and released, not leaked"
+    );
+}
