@@ -1365,6 +1365,8 @@ fn test_noiommu(t: &mut Tally, bdf: Bdf) {
             && via[8..12] == cfg[8..12],
         &format!("config through VFIO equals sysfs ({:02x?})", &via[0..12]),
     );
+    // The space holds the group (and so the container) until it goes.
+    drop(space);
     drop(dev);
     drop(group);
     drop(container);
