@@ -3,7 +3,7 @@
 # TCG guest of the VM harness (tests/vm), and the markdown table for BENCHMARKS.md.
 #
 # Builds, static as scripts/vm-test.sh does (CARGO_TARGET_DIR=target/vm):
-#   vfio-core/examples/dma_bench.rs   the safe API (DmaMapping::map_buffer guards), release
+#   vfio-core/examples/dma_bench.rs   the safe API (owned mappings, OwnedDma::map), release
 #   tests/vm/guest/dma-bench.c        plain VFIO_IOMMU_MAP_DMA / UNMAP_DMA loops, gcc -O2
 # boots ONE guest per IOMMU (topology rootports: the nvme at 01:00.0 on vfio-pci, alone in
 # its group) whose plan runs both programs ROUNDS times per chunk size (2 MiB, 4 KiB),

@@ -9,35 +9,42 @@
 //!
 //! Outside the timed region: container and group set up as `vm_vfio` does (type1v2),
 //! the IOVA found with `find_iova` in the container's reported ranges (2 MiB aligned,
-//! at or above 2 MiB), a buffer of SIZE bytes allocated 2 MiB aligned and touched page
-//! by page, and the storage for the guards written. Timed (`Instant`, CLOCK_MONOTONIC):
-//! - map: SIZE/CHUNK `DmaMapping::map_buffer` calls over `chunks_mut(CHUNK)`, IOVAs
-//!   consecutive from the one found, each guard kept;
-//! - unmap: `DmaMapping::unmap` of every guard, each checked to have unmapped CHUNK.
+//! at or above 2 MiB), a buffer of SIZE bytes (an anonymous mmap shared through an
+//! `Arc`) 2 MiB aligned and touched page by page, and one `DmaRange` per CHUNK of it
+//! made. Timed (`Instant`, CLOCK_MONOTONIC):
+//! - map: SIZE/CHUNK `OwnedDma::map` calls, each moving its chunk into the space, IOVAs
+//!   consecutive from the one found;
+//! - unmap: `OwnedDma::unmap` of every IOVA, each giving back a chunk of CHUNK bytes.
 //!
 //! Then it checks that a fresh map of the first chunk at the same IOVA succeeds (so the
 //! unmaps really unmapped) and prints one line:
 //!
 //! `dma-bench impl=passthru chunk=C size=S iova=0x.. map_ns=N unmap_ns=N calls=N remap=ok`
 //!
-//! `--overhead` times the layers instead (see [`overhead`]): guards over a space that
-//! makes no ioctl, and `VFIO_IOMMU_UNMAP_DMA` through the DMA space where nothing is
-//! mapped; one line `dma-bench impl=passthru mode=overhead ...`.
+//! `--overhead` times the layers instead (see [`overhead`]): owned mappings over the
+//! `testing` fake kernel (no system call; the fake keeps a table of its own, so this is
+//! an upper bound of the layers' cost), and `VFIO_IOMMU_UNMAP_DMA` through the DMA space
+//! where nothing is mapped; one line `dma-bench impl=passthru mode=overhead ...`.
 //!
 //! Any failure prints `dma-bench impl=passthru FAIL <what>: <ioctl and errno>` on
 //! stderr and exits 1.
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use passthru_pci_ids::Bdf;
 use passthru_vfio_core::container::{Container, Extension};
-use passthru_vfio_core::dma::{find_iova, DmaMapping, DmaSpace};
+use passthru_vfio_core::dma::{find_iova, DmaRange, DmaSpace, OwnedDma};
 use passthru_vfio_core::group::Group;
-use passthru_vfio_core::sys::{DmaMapRequest, IovaRange};
+use passthru_vfio_core::testing::FakeVfio;
 use passthru_vfio_core::verify::error_chain;
-use passthru_vfio_core::{host, Error, RealSys};
+use passthru_vfio_core::{host, DmaMemory, Error, RealSys};
+use vm_memory::{MmapRegion, VolatileMemory};
+
+/// One chunk of the shared buffer.
+type Chunk = DmaRange<MmapRegion<()>>;
 
 /// IOVA and buffer alignment: 2 MiB, the larger chunk, for both chunk sizes.
 const ALIGN: u64 = 2 << 20;
@@ -130,69 +137,75 @@ fn ctx(what: &str) -> impl Fn(Error) -> String + '_ {
     move |e| format!("{what}: {}", describe(&e))
 }
 
-/// Checks like the real space but makes no ioctl: what the guards cost by themselves.
-struct NoIoctl<'r> {
-    ranges: &'r [IovaRange],
-    page: u64,
+/// The chunks of `buf` from `off`, `calls` of `chunk` bytes, made before timing.
+fn chunks(buf: &Arc<MmapRegion<()>>, off: usize, chunk: usize, calls: u64) -> Vec<Option<Chunk>> {
+    (0..calls as usize)
+        .map(|i| DmaRange::new(buf.clone(), off + i * chunk, chunk))
+        .collect()
 }
 
-impl DmaSpace for NoIoctl<'_> {
-    fn iova_ranges(&self) -> &[IovaRange] {
-        self.ranges
-    }
-    fn page_size(&self) -> u64 {
-        self.page
-    }
-    fn map(&self, req: &DmaMapRequest) -> passthru_vfio_core::Result<()> {
-        std::hint::black_box(req);
-        Ok(())
-    }
-    fn unmap(&self, _iova: u64, size: u64) -> passthru_vfio_core::Result<u64> {
-        Ok(std::hint::black_box(size))
-    }
-}
-
-/// `--overhead`: the layers' own cost, per call, in the same guest. Guards mapped and
-/// unmapped over [`NoIoctl`] (no system call), and `VFIO_IOMMU_UNMAP_DMA` through the
-/// container's DMA space on IOVAs where nothing is mapped (the kernel returns at once
-/// with 0 bytes), to compare with the C program's `--overhead` raw ioctl loop.
-fn overhead<D: DmaSpace>(
+/// Map every chunk at consecutive IOVAs from `iova`, then unmap them; the two times.
+fn map_unmap<D: OwnedDma>(
     space: &D,
-    buf: &mut [u8],
+    mut parts: Vec<Option<Chunk>>,
     iova: u64,
     chunk: u64,
-) -> Result<String, String> {
-    let calls = buf.len() as u64 / chunk;
-    let noop = NoIoctl {
-        ranges: space.iova_ranges(),
-        page: space.page_size(),
-    };
-    // Written before timing, as in the benchmark.
-    let mut slots = Vec::new();
-    slots.resize_with(calls as usize, || None);
+    what: &str,
+) -> Result<(u128, u128), String> {
     let t0 = Instant::now();
-    for ((i, c), slot) in buf
-        .chunks_mut(chunk as usize)
-        .enumerate()
-        .zip(slots.iter_mut())
-    {
-        let m = DmaMapping::map_buffer(&noop, c, iova + i as u64 * chunk)
-            .map_err(|e| format!("guard over no ioctl #{i}: {}", describe(&e)))?;
-        *slot = Some(m);
+    for (i, slot) in parts.iter_mut().enumerate() {
+        let at = iova + i as u64 * chunk;
+        let part = slot.take().ok_or_else(|| format!("chunk {i} is missing"))?;
+        space
+            .map(part, at, true)
+            .map_err(|e| format!("{what} map #{i} at {at:#x}: {}", describe(&e)))?;
     }
     let map_ns = t0.elapsed().as_nanos();
     let t1 = Instant::now();
-    for slot in slots.iter_mut() {
-        if let Some(m) = slot.take() {
-            m.unmap()
-                .map_err(|e| format!("guard over no ioctl: {}", describe(&e)))?;
+    for i in 0..parts.len() {
+        let at = iova + i as u64 * chunk;
+        let back = space
+            .unmap(at)
+            .map_err(|e| format!("{what} unmap #{i} at {at:#x}: {}", describe(&e)))?;
+        if back.dma_len() as u64 != chunk {
+            return Err(format!(
+                "{what} unmap #{i} at {at:#x} gave back {:#x} bytes, not {chunk:#x}",
+                back.dma_len()
+            ));
         }
     }
     let unmap_ns = t1.elapsed().as_nanos();
+    Ok((map_ns, unmap_ns))
+}
+
+/// `--overhead`: the layers' own cost, per call, in the same guest. Owned mappings made
+/// and unmapped over the `testing` fake kernel (no system call), and
+/// `VFIO_IOMMU_UNMAP_DMA` through the container's DMA space on IOVAs where nothing is
+/// mapped (the kernel returns at once with 0 bytes), to compare with the C program's
+/// `--overhead` raw ioctl loop.
+fn overhead<D: DmaSpace>(
+    space: &D,
+    buf: &Arc<MmapRegion<()>>,
+    off: usize,
+    iova: u64,
+    chunk: u64,
+    calls: u64,
+) -> Result<String, String> {
+    let fake = Arc::new(FakeVfio::new());
+    let root = Path::new("/");
+    let container = Container::open(&fake, Path::new("/dev/vfio/vfio")).map_err(ctx("fake"))?;
+    let group = Group::open(&fake, root, 0).map_err(ctx("fake"))?;
+    group.set_container(&container).map_err(ctx("fake"))?;
+    container
+        .set_iommu(Extension::Type1v2)
+        .map_err(ctx("fake"))?;
+    let noop = container.dma_space().map_err(ctx("fake"))?;
+    let parts = chunks(buf, off, chunk as usize, calls);
+    let (map_ns, unmap_ns) = map_unmap(&noop, parts, iova, chunk, "over the fake kernel")?;
     let t2 = Instant::now();
     for i in 0..calls {
         let at = iova + i * chunk;
-        match space.unmap(at, chunk) {
+        match space.unmap_raw(at, chunk) {
             Ok(0) => {}
             Ok(n) => return Err(format!("UNMAP_DMA of nothing at {at:#x} unmapped {n:#x}")),
             Err(e) => return Err(format!("VFIO_IOMMU_UNMAP_DMA at {at:#x}: {}", describe(&e))),
@@ -206,13 +219,13 @@ fn overhead<D: DmaSpace>(
 }
 
 fn run(a: &Args) -> Result<String, String> {
-    let sys = RealSys::new();
+    let sys = Arc::new(RealSys::new());
     let root = Path::new("/");
     let calls = a.size / a.chunk;
     let gid = host::iommu_group(root, a.bdf).map_err(ctx("iommu group from sysfs"))?;
     let container =
         Container::open(&sys, Path::new("/dev/vfio/vfio")).map_err(ctx("open /dev/vfio/vfio"))?;
-    let mut group = Group::open(&sys, root, gid).map_err(ctx("open the group"))?;
+    let group = Group::open(&sys, root, gid).map_err(ctx("open the group"))?;
     group
         .require_viable(root)
         .map_err(ctx("VFIO_GROUP_GET_STATUS"))?;
@@ -233,82 +246,49 @@ fn run(a: &Args) -> Result<String, String> {
         }
     }
     // No ranges reported: nothing to check against (as `check_iova`), start at 2 MiB.
-    let iova = if space.iova_ranges().is_empty() {
+    let ranges = space.iova_ranges();
+    let iova = if ranges.is_empty() {
         Some(ALIGN)
     } else {
-        find_iova(space.iova_ranges(), ALIGN, a.size, ALIGN)
+        find_iova(&ranges, ALIGN, a.size, ALIGN)
     };
-    let iova = iova.ok_or_else(|| {
-        format!(
-            "no {:#x}-byte IOVA span in the ranges {:x?}",
-            a.size,
-            space.iova_ranges()
-        )
-    })?;
+    let iova =
+        iova.ok_or_else(|| format!("no {:#x}-byte IOVA span in the ranges {ranges:x?}", a.size))?;
 
     // The buffer: 2 MiB aligned (as the C side), every page touched before timing.
     let size = usize::try_from(a.size).map_err(|_| "size too large")?;
     let chunk = usize::try_from(a.chunk).map_err(|_| "chunk too large")?;
     let align = ALIGN as usize;
-    let mut backing = vec![0u8; size + align];
-    let off = (align - backing.as_ptr() as usize % align) % align;
-    let buf = &mut backing[off..off + size];
-    for page in buf.chunks_mut(4096) {
-        page[0] = 1;
+    let buf = MmapRegion::<()>::new(size + align).map_err(|e| format!("buffer: {e}"))?;
+    let buf = Arc::new(buf);
+    let off = (align - buf.as_ptr() as usize % align) % align;
+    for page in (0..size).step_by(4096) {
+        buf.get_ref::<u8>(off + page)
+            .map_err(|e| format!("buffer: {e}"))?
+            .store(1);
     }
-    std::hint::black_box(&mut *buf);
     if a.overhead {
-        return overhead(&space, buf, iova, a.chunk);
+        return overhead(&space, &buf, off, iova, a.chunk, calls);
     }
-    // Storage for the guards, written once before timing as the buffer is (a fresh
-    // 8 MiB Vec would otherwise take its page faults inside the timed loop).
-    let mut maps: Vec<Option<DmaMapping<'_, _>>> = Vec::new();
-    maps.resize_with(calls as usize, || None);
-
-    let mut mapped = 0u64;
-    let t0 = Instant::now();
-    for ((i, c), slot) in buf.chunks_mut(chunk).enumerate().zip(maps.iter_mut()) {
-        let at = iova + i as u64 * a.chunk;
-        let m = DmaMapping::map_buffer(&space, c, at)
-            .map_err(|e| format!("VFIO_IOMMU_MAP_DMA #{i} at {at:#x}: {}", describe(&e)))?;
-        *slot = Some(m);
-        mapped += 1;
-    }
-    let map_ns = t0.elapsed().as_nanos();
-
-    let t1 = Instant::now();
-    for (i, slot) in maps.iter_mut().enumerate() {
-        let m = slot
-            .take()
-            .ok_or_else(|| format!("chunk {i} was never mapped"))?;
-        let at = m.iova();
-        let n = m
-            .unmap()
-            .map_err(|e| format!("VFIO_IOMMU_UNMAP_DMA #{i} at {at:#x}: {}", describe(&e)))?;
-        if n != a.chunk {
-            return Err(format!(
-                "VFIO_IOMMU_UNMAP_DMA #{i} at {at:#x} unmapped {n:#x} bytes, not {:#x}",
-                a.chunk
-            ));
-        }
-    }
-    let unmap_ns = t1.elapsed().as_nanos();
-    // The storage is freed outside the timed region, as it was allocated.
-    drop(maps);
+    // The chunks, made once before timing as the buffer is.
+    let parts = chunks(&buf, off, chunk, calls);
+    let mapped = parts.iter().flatten().count() as u64;
+    let (map_ns, unmap_ns) = map_unmap(&space, parts, iova, a.chunk, "VFIO_IOMMU_MAP_DMA")?;
 
     if mapped != calls {
         return Err(format!("{mapped} map calls, expected {calls}"));
     }
     // The first chunk's IOVA is free again: a fresh map there succeeds.
-    let m = DmaMapping::map_buffer(&space, &mut buf[..chunk], iova).map_err(|e| {
+    let first = DmaRange::new(buf.clone(), off, chunk).ok_or("chunk 0 outside the buffer")?;
+    space.map(first, iova, true).map_err(|e| {
         format!(
             "re-map of chunk 0 at {iova:#x} after unmap (VFIO_IOMMU_MAP_DMA): {}",
             describe(&e)
         )
     })?;
-    match m.unmap() {
-        Ok(n) if n == a.chunk => {}
-        Ok(n) => return Err(format!("re-map check: unmap returned {n:#x}")),
+    match space.unmap(iova) {
+        Ok(back) if back.dma_len() == chunk => {}
+        Ok(back) => return Err(format!("re-map check: gave back {:#x}", back.dma_len())),
         Err(e) => {
             return Err(format!(
                 "re-map check: VFIO_IOMMU_UNMAP_DMA: {}",

@@ -5,6 +5,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use passthru_pci_ids::Bdf;
 
@@ -101,6 +102,47 @@ impl PciSysfs for SysfsRoot {
 /// The driver VFIO needs.
 pub const VFIO_PCI: &str = "vfio-pci";
 
+/// A driver restore that failed while a [`BindGuard`] was dropped (drop cannot return
+/// it; [`BindGuard::restore`] returns it instead).
+#[derive(Debug)]
+pub struct RestoreFailure {
+    /// The device left on the wrong driver (or none).
+    pub bdf: Bdf,
+    /// What went wrong.
+    pub error: Error,
+}
+
+/// Where dropped [`BindGuard`]s record failed restores: the guard's own log when it
+/// was given one ([`BindGuard::with_log`]), else a process-wide one read with
+/// [`take_restore_failures`]. The library prints nothing.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreLog(Arc<Mutex<Vec<RestoreFailure>>>);
+
+impl RestoreLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        RestoreLog::default()
+    }
+
+    fn push(&self, f: RestoreFailure) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(f);
+    }
+
+    /// The failures recorded so far, oldest first; the log is left empty.
+    pub fn take(&self) -> Vec<RestoreFailure> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// The process-wide log of guards dropped without a log of their own.
+static UNLOGGED: Mutex<Vec<RestoreFailure>> = Mutex::new(Vec::new());
+
+/// Failed restores of dropped guards that had no [`RestoreLog`], oldest first; a
+/// program binding devices should read these before it exits and report them.
+pub fn take_restore_failures() -> Vec<RestoreFailure> {
+    std::mem::take(&mut *UNLOGGED.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
 /// A device bound to vfio-pci for as long as the guard lives.
 #[derive(Debug)]
 #[must_use = "dropping the guard rebinds the original driver at once"]
@@ -110,12 +152,23 @@ pub struct BindGuard<'a, F: PciSysfs + ?Sized> {
     original: Option<String>,
     original_override: Option<String>,
     changed: bool,
+    log: Option<RestoreLog>,
 }
 
 impl<'a, F: PciSysfs + ?Sized> BindGuard<'a, F> {
     /// Bind `bdf` to vfio-pci (nothing to do, and nothing to restore, when it is
     /// already there). On any failure the original driver is restored before returning.
     pub fn bind(sysfs: &'a F, bdf: Bdf) -> Result<Self> {
+        Self::bind_with(sysfs, bdf, None)
+    }
+
+    /// [`BindGuard::bind`] whose guard records a failed restore in `log`, including
+    /// the restore after a failed bind.
+    pub fn bind_logged(sysfs: &'a F, bdf: Bdf, log: &RestoreLog) -> Result<Self> {
+        Self::bind_with(sysfs, bdf, Some(log.clone()))
+    }
+
+    fn bind_with(sysfs: &'a F, bdf: Bdf, log: Option<RestoreLog>) -> Result<Self> {
         let original = sysfs.driver(bdf)?;
         let original_override = sysfs.driver_override(bdf)?;
         let mut guard = BindGuard {
@@ -124,6 +177,7 @@ impl<'a, F: PciSysfs + ?Sized> BindGuard<'a, F> {
             original,
             original_override,
             changed: false,
+            log,
         };
         if guard.original.as_deref() == Some(VFIO_PCI) {
             return Ok(guard);
@@ -145,6 +199,12 @@ impl<'a, F: PciSysfs + ?Sized> BindGuard<'a, F> {
         }
         Ok(guard)
         // On every `?` above, `guard` drops and restores.
+    }
+
+    /// Record a failed restore on drop in `log` (instead of the process-wide log).
+    pub fn with_log(mut self, log: &RestoreLog) -> Self {
+        self.log = Some(log.clone());
+        self
     }
 
     /// The driver the device had before.
@@ -203,11 +263,15 @@ impl<'a, F: PciSysfs + ?Sized> BindGuard<'a, F> {
 impl<F: PciSysfs + ?Sized> Drop for BindGuard<'_, F> {
     fn drop(&mut self) {
         if self.changed {
-            if let Err(e) = self.restore_inner() {
-                eprintln!(
-                    "passthru: could not restore the driver of {}: {e}",
-                    self.bdf
-                );
+            if let Err(error) = self.restore_inner() {
+                let f = RestoreFailure {
+                    bdf: self.bdf,
+                    error,
+                };
+                match &self.log {
+                    Some(log) => log.push(f),
+                    None => UNLOGGED.lock().unwrap_or_else(|p| p.into_inner()).push(f),
+                }
             }
             self.changed = false;
         }
@@ -215,14 +279,16 @@ impl<F: PciSysfs + ?Sized> Drop for BindGuard<'_, F> {
 }
 
 /// Bind several devices (a device and its group peers); restored in reverse order on
-/// drop. On failure the ones already bound are restored.
+/// drop. On failure the ones already bound are restored. Every guard records a failed
+/// restore on drop in `log`.
 pub fn bind_all<'a, F: PciSysfs + ?Sized>(
     sysfs: &'a F,
     bdfs: &[Bdf],
+    log: &RestoreLog,
 ) -> Result<Vec<BindGuard<'a, F>>> {
     let mut out: Vec<BindGuard<'a, F>> = Vec::new();
     for &b in bdfs {
-        match BindGuard::bind(sysfs, b) {
+        match BindGuard::bind_logged(sysfs, b, log) {
             Ok(g) => out.push(g),
             Err(e) => {
                 while let Some(g) = out.pop() {
@@ -443,8 +509,31 @@ mod tests {
             .insert(b, Some("snd_hda_intel".into()));
         k.native.insert(b, "snd_hda_intel".into());
         k.refuse.push("vfio-pci".into());
-        assert!(bind_all(&k, &[a, b]).is_err());
+        assert!(bind_all(&k, &[a, b], &RestoreLog::new()).is_err());
         assert_eq!(k.driver(a).unwrap().as_deref(), Some("amdgpu"));
         assert_eq!(k.driver(b).unwrap().as_deref(), Some("snd_hda_intel"));
+    }
+
+    /// A kernel whose restore fails: the original driver refuses to bind back.
+    #[test]
+    fn a_restore_failing_on_drop_is_logged_not_printed() {
+        let mut k = FakeKernel::with(gpu(), Some("amdgpu"));
+        let log = RestoreLog::new();
+        let g = BindGuard::bind(&k, gpu()).unwrap().with_log(&log);
+        assert!(g.changed());
+        drop(g);
+        assert!(log.take().is_empty(), "restored cleanly");
+        k.native.clear();
+        k.refuse.push("amdgpu".into());
+        drop(BindGuard::bind(&k, gpu()).unwrap().with_log(&log));
+        let failures = log.take();
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].bdf, gpu());
+        assert!(
+            matches!(failures[0].error, Error::BindState { .. }),
+            "{}",
+            failures[0].error
+        );
+        assert!(log.take().is_empty(), "take empties the log");
     }
 }

@@ -1,11 +1,15 @@
 //! The legacy container (`/dev/vfio/vfio`) and its type1 IOMMU.
 
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 
-use crate::dma::DmaSpace;
+use crate::dma::{sealed, DmaSpace, Mappings};
 use crate::error::{Error, Result};
+use crate::group::{Group, GroupInner};
+use crate::handle::Handle;
 use crate::info::{self, IommuInfo};
-use crate::sys::{DmaMapRequest, Fd, IovaRange, VfioSys};
+use crate::sys::{DmaMapRequest, Fd, IovaRange, RealSys, VfioSys};
 
 /// `VFIO_CHECK_EXTENSION` arguments (include/uapi/linux/vfio.h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,46 +53,115 @@ pub struct Extensions {
     pub unmap_all: bool,
 }
 
-/// An open container; closed on drop.
+/// An open container; closed when the last clone drops (clones share one fd).
+///
+/// `Send + Sync` when the seam is: a VMM keeps it in its own structs, next to the
+/// [`Type1Space`] that owns the DMA mappings.
 #[derive(Debug)]
-pub struct Container<'s, S: VfioSys + ?Sized> {
-    sys: &'s S,
-    fd: Fd,
-    path: PathBuf,
+pub struct Container<S: VfioSys + ?Sized = RealSys> {
+    inner: Arc<Handle<S>>,
+    path: Arc<Path>,
+    groups: GroupList<S>,
 }
 
-impl<'s, S: VfioSys + ?Sized> Container<'s, S> {
+/// The groups set into a container (shared by its clones), held weakly: a group holds
+/// its container, not the other way round.
+type GroupList<S> = Arc<Mutex<Vec<Weak<GroupInner<S>>>>>;
+
+impl<S: VfioSys + ?Sized> Clone for Container<S> {
+    fn clone(&self) -> Self {
+        Container {
+            inner: self.inner.clone(),
+            path: self.path.clone(),
+            groups: self.groups.clone(),
+        }
+    }
+}
+
+impl<S: VfioSys + ?Sized> Container<S> {
     /// Open the container node (`ROOT/dev/vfio/vfio`).
-    pub fn open(sys: &'s S, path: &Path) -> Result<Self> {
+    pub fn open(sys: &Arc<S>, path: &Path) -> Result<Self> {
         let fd = sys
             .open(path)
             .map_err(|e| Error::open(path.to_path_buf(), e))?;
         Ok(Container {
-            sys,
-            fd,
-            path: path.to_path_buf(),
+            inner: Arc::new(Handle::new(
+                sys,
+                fd,
+                format!("container {}", path.display()),
+            )),
+            path: path.into(),
+            groups: GroupList::default(),
         })
     }
 
-    fn target(&self) -> String {
-        format!("container {}", self.path.display())
+    /// A container opened elsewhere (passed by libvirt or a parent process), owned from
+    /// now on; `label` names it in errors (e.g. its path).
+    pub fn from_owned_fd(sys: &Arc<S>, fd: OwnedFd, label: &str) -> Result<Self> {
+        let target = format!("container {label}");
+        Ok(Container {
+            inner: Arc::new(Handle::new(sys, Handle::adopt(sys, fd, &target)?, target)),
+            path: Path::new(label).into(),
+            groups: GroupList::default(),
+        })
+    }
+
+    fn target(&self) -> &str {
+        &self.inner.target
+    }
+
+    fn group_list(&self) -> std::sync::MutexGuard<'_, Vec<Weak<GroupInner<S>>>> {
+        // Pushes and retains only: a poisoned list is still a consistent list.
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Note a group set into this container (by [`Group::set_container`]).
+    pub(crate) fn add_group(&self, group: Weak<GroupInner<S>>) {
+        let mut list = self.group_list();
+        list.retain(|g| g.strong_count() > 0);
+        list.push(group);
+    }
+
+    /// Forget a group unset from this container.
+    pub(crate) fn remove_group(&self, group: &Weak<GroupInner<S>>) {
+        self.group_list()
+            .retain(|g| g.strong_count() > 0 && !g.ptr_eq(group));
+    }
+
+    /// The groups in the container now.
+    fn attached_groups(&self) -> Vec<Group<S>> {
+        self.group_list()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(Group::from_inner)
+            .collect()
+    }
+
+    fn path(&self) -> PathBuf {
+        self.path.to_path_buf()
     }
 
     /// The container's fd.
     pub fn fd(&self) -> Fd {
-        self.fd
+        self.inner.fd
+    }
+
+    /// A duplicate of the container's fd, owned by the caller.
+    pub fn try_clone_fd(&self) -> Result<OwnedFd> {
+        self.inner.dup()
     }
 
     /// The system interface.
-    pub fn sys(&self) -> &'s S {
-        self.sys
+    pub fn sys(&self) -> &Arc<S> {
+        &self.inner.sys
     }
 
     /// `VFIO_GET_API_VERSION`.
     #[doc(alias = "VFIO_GET_API_VERSION")]
     pub fn api_version(&self) -> Result<i32> {
-        self.sys
-            .get_api_version(self.fd)
+        self.inner
+            .sys
+            .get_api_version(self.fd())
             .map_err(|e| Error::ioctl("VFIO_GET_API_VERSION", self.target(), e))
     }
 
@@ -97,7 +170,7 @@ impl<'s, S: VfioSys + ?Sized> Container<'s, S> {
         match self.api_version()? {
             0 => Ok(()),
             found => Err(Error::ApiVersion {
-                path: self.path.clone(),
+                path: self.path(),
                 found,
             }),
         }
@@ -106,8 +179,9 @@ impl<'s, S: VfioSys + ?Sized> Container<'s, S> {
     /// `VFIO_CHECK_EXTENSION`.
     #[doc(alias = "VFIO_CHECK_EXTENSION")]
     pub fn check_extension(&self, ext: Extension) -> Result<bool> {
-        self.sys
-            .check_extension(self.fd, ext.raw())
+        self.inner
+            .sys
+            .check_extension(self.fd(), ext.raw())
             .map(|v| v > 0)
             .map_err(|e| Error::ioctl("VFIO_CHECK_EXTENSION", self.target(), e))
     }
@@ -130,17 +204,16 @@ impl<'s, S: VfioSys + ?Sized> Container<'s, S> {
         } else if x.type1 {
             Ok(Extension::Type1)
         } else {
-            Err(Error::NoIommuBackend {
-                path: self.path.clone(),
-            })
+            Err(Error::NoIommuBackend { path: self.path() })
         }
     }
 
     /// `VFIO_SET_IOMMU` (needs a group attached first).
     #[doc(alias = "VFIO_SET_IOMMU")]
     pub fn set_iommu(&self, ext: Extension) -> Result<()> {
-        self.sys
-            .set_iommu(self.fd, ext.raw())
+        self.inner
+            .sys
+            .set_iommu(self.fd(), ext.raw())
             .map_err(|e| Error::ioctl("VFIO_SET_IOMMU", self.target(), e))
     }
 
@@ -150,8 +223,9 @@ impl<'s, S: VfioSys + ?Sized> Container<'s, S> {
         let mut len = info::IOMMU_INFO_LEN;
         for _ in 0..4 {
             let mut buf = vec![0u8; len];
-            self.sys
-                .iommu_get_info(self.fd, &mut buf)
+            self.inner
+                .sys
+                .iommu_get_info(self.fd(), &mut buf)
                 .map_err(|e| Error::ioctl("VFIO_IOMMU_GET_INFO", self.target(), e))?;
             let need = info::argsz(&buf).unwrap_or(0) as usize;
             if need > len && need <= 1 << 20 {
@@ -160,13 +234,13 @@ impl<'s, S: VfioSys + ?Sized> Container<'s, S> {
             }
             return info::parse_iommu_info(&buf).map_err(|source| Error::Malformed {
                 op: "VFIO_IOMMU_GET_INFO",
-                target: self.target(),
+                target: self.target().to_owned(),
                 source,
             });
         }
         Err(Error::Malformed {
             op: "VFIO_IOMMU_GET_INFO",
-            target: self.target(),
+            target: self.target().to_owned(),
             source: info::ParseError {
                 kind: info::ParseErrorKind::Truncated,
                 offset: 0,
@@ -175,11 +249,15 @@ impl<'s, S: VfioSys + ?Sized> Container<'s, S> {
     }
 
     /// Query the IOMMU and return the container as a DMA space (after `set_iommu`).
-    pub fn dma_space(&self) -> Result<Type1Space<'_, 's, S>> {
+    /// The space owns its mappings and unmaps them when it drops; it keeps the groups
+    /// now in the container open until then.
+    pub fn dma_space(&self) -> Result<Type1Space<S>> {
         let info = self.iommu_info()?;
         Ok(Type1Space {
-            container: self,
+            container: self.clone(),
+            _groups: self.attached_groups(),
             info,
+            table: Mappings::default(),
         })
     }
 
@@ -187,59 +265,91 @@ impl<'s, S: VfioSys + ?Sized> Container<'s, S> {
     /// known, 4 KiB pages. For an IOMMU backend that does not answer GET_INFO, such as
     /// vfio-noiommu (`VFIO_NOIOMMU_IOMMU`), so a mapping attempt reaches the kernel and
     /// gets its own answer (vfio-noiommu refuses `VFIO_IOMMU_MAP_DMA` with `ENOTTY`).
-    pub fn dma_space_without_info(&self) -> Type1Space<'_, 's, S> {
+    pub fn dma_space_without_info(&self) -> Type1Space<S> {
         Type1Space {
-            container: self,
+            container: self.clone(),
+            _groups: self.attached_groups(),
             info: IommuInfo::default(),
+            table: Mappings::default(),
         }
     }
 
-    /// `VFIO_IOMMU_UNMAP_DMA` with `VFIO_DMA_UNMAP_FLAG_ALL`: drop every mapping.
+    /// `VFIO_IOMMU_UNMAP_DMA` with `VFIO_DMA_UNMAP_FLAG_ALL`: drop every mapping. Memory
+    /// owned by a [`Type1Space`] stays alive until that space gives it back or drops.
     #[doc(alias = "VFIO_IOMMU_UNMAP_DMA")]
     pub fn unmap_all(&self) -> Result<u64> {
-        self.sys
-            .iommu_unmap_dma(self.fd, 0, 0, 1 << 1)
+        self.inner
+            .sys
+            .iommu_unmap_dma(self.fd(), 0, 0, 1 << 1)
             .map_err(|e| Error::ioctl("VFIO_IOMMU_UNMAP_DMA", self.target(), e))
     }
 }
 
-impl<S: VfioSys + ?Sized> Drop for Container<'_, S> {
-    fn drop(&mut self) {
-        let _ = self.sys.close(self.fd);
+impl<S: VfioSys + ?Sized> AsRawFd for Container<S> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd().0
     }
 }
 
-/// A container with its IOMMU set: a [`DmaSpace`] with the kernel's IOVA ranges.
+/// A container with its IOMMU set: a [`DmaSpace`] with the kernel's IOVA ranges, owning
+/// its mappings by IOVA and unmapping them when it drops.
 #[derive(Debug)]
-pub struct Type1Space<'c, 's, S: VfioSys + ?Sized> {
-    container: &'c Container<'s, S>,
+pub struct Type1Space<S: VfioSys + ?Sized = RealSys> {
+    container: Container<S>,
+    /// The groups in the container when the space was made, kept open (and so in the
+    /// container) until the space has unmapped what it owns: the last group leaving a
+    /// container takes its IOMMU away (the kernel unmaps everything), after which the
+    /// space's unmaps fail and its memory would be leaked, whatever order a VMM drops
+    /// its handles in.
+    _groups: Vec<Group<S>>,
     info: IommuInfo,
+    table: Mappings,
 }
 
-impl<S: VfioSys + ?Sized> Type1Space<'_, '_, S> {
+impl<S: VfioSys + ?Sized> Type1Space<S> {
     /// The IOMMU info read when this space was made.
     pub fn info(&self) -> &IommuInfo {
         &self.info
     }
+
+    /// The container.
+    pub fn container(&self) -> &Container<S> {
+        &self.container
+    }
 }
 
-impl<S: VfioSys + ?Sized> DmaSpace for Type1Space<'_, '_, S> {
-    fn iova_ranges(&self) -> &[IovaRange] {
-        &self.info.iova_ranges
+impl<S: VfioSys + ?Sized> sealed::Space for Type1Space<S> {
+    type Sys = S;
+    fn kernel_map(&self, req: &DmaMapRequest) -> Result<()> {
+        let c = &self.container;
+        c.inner
+            .sys
+            .iommu_map_dma(c.fd(), req)
+            .map_err(|e| Error::ioctl("VFIO_IOMMU_MAP_DMA", c.target(), e))
+    }
+    fn kernel_unmap(&self, iova: u64, size: u64) -> Result<u64> {
+        let c = &self.container;
+        c.inner
+            .sys
+            .iommu_unmap_dma(c.fd(), iova, size, 0)
+            .map_err(|e| Error::ioctl("VFIO_IOMMU_UNMAP_DMA", c.target(), e))
+    }
+    fn table(&self) -> &Mappings {
+        &self.table
+    }
+}
+
+impl<S: VfioSys + ?Sized> DmaSpace for Type1Space<S> {
+    fn iova_ranges(&self) -> Vec<IovaRange> {
+        self.info.iova_ranges.clone()
     }
     fn page_size(&self) -> u64 {
         self.info.min_page_size()
     }
-    fn map(&self, req: &DmaMapRequest) -> Result<()> {
-        self.container
-            .sys
-            .iommu_map_dma(self.container.fd, req)
-            .map_err(|e| Error::ioctl("VFIO_IOMMU_MAP_DMA", self.container.target(), e))
-    }
-    fn unmap(&self, iova: u64, size: u64) -> Result<u64> {
-        self.container
-            .sys
-            .iommu_unmap_dma(self.container.fd, iova, size, 0)
-            .map_err(|e| Error::ioctl("VFIO_IOMMU_UNMAP_DMA", self.container.target(), e))
+}
+
+impl<S: VfioSys + ?Sized> Drop for Type1Space<S> {
+    fn drop(&mut self) {
+        self.table.release_all(&*self);
     }
 }

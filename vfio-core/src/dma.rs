@@ -1,27 +1,208 @@
-//! DMA mappings as guards: a mapping borrows the memory it maps and unmaps on drop,
-//! so safe code cannot touch (or free) memory the device may still write.
+//! DMA spaces and the mappings they own.
 //!
-//! Every request is checked before the ioctl: vaddr, IOVA and size aligned to the
-//! IOMMU page size, and the whole IOVA span inside one of the ranges the kernel
-//! reported (the MSI window and reserved regions are holes between them).
+//! A DMA space is a type1 container ([`crate::Type1Space`]) or an iommufd IOAS
+//! ([`crate::Ioas`]). Its safe mappings ([`OwnedDma::map`]) take ownership of the memory
+//! they map (a value implementing [`DmaMemory`], or an [`Arc`](std::sync::Arc) of one),
+//! keyed by IOVA; the memory is given back ([`OwnedDma::unmap`]) or dropped (when the
+//! space drops) only after the kernel has unmapped it, and leaked when the kernel refuses
+//! to unmap. So no safe sequence (forgetting or leaking the space, swapping spaces, a
+//! hand-written memory type) leaves freed or foreign memory mapped for the device.
+//! Mapping arbitrary host addresses is [`map_raw`], an `unsafe fn`.
+//!
+//! The holes this closes, as compile errors:
+//!
+//! Memory borrowed from the caller cannot be mapped (it could be freed while mapped):
+//! ```compile_fail,E0277
+//! # use passthru_vfio_core::{dma::OwnedDma, RealSys, Type1Space};
+//! fn map_a_borrow(space: &Type1Space<RealSys>, buf: &'static mut [u8]) {
+//!     space.map(buf, 0x100000, true).unwrap();
+//! }
+//! ```
+//! Memory moved into a mapping cannot be used, forgotten or dropped afterwards:
+//! ```compile_fail,E0382
+//! # use passthru_vfio_core::{dma::OwnedDma, RealSys, Type1Space};
+//! # use vm_memory::MmapRegion;
+//! fn forget_then_drop(space: &Type1Space<RealSys>) {
+//!     let buf = MmapRegion::<()>::new(0x1000).unwrap();
+//!     space.map(buf, 0x100000, true).unwrap();
+//!     drop(buf);
+//! }
+//! ```
+//! A `GuestMemoryRegion` implementation (whose `get_host_address` and `len` safe code
+//! can make up) is not mappable memory; only [`DmaMemory`], an `unsafe trait`, is:
+//! ```compile_fail,E0277
+//! # use passthru_vfio_core::{dma::OwnedDma, RealSys, Type1Space};
+//! fn map_any_region<R: vm_memory::GuestMemoryRegion + Send + Sync + 'static>(
+//!     space: &Type1Space<RealSys>,
+//!     region: R,
+//! ) {
+//!     space.map(region, 0x100000, true).unwrap();
+//! }
+//! ```
+//! A [`VfioSys`] written in safe code could answer an unmap it never
+//! made; the owned mappings need a [`TrustedVfioSys`]:
+//! ```compile_fail,E0599
+//! # use passthru_vfio_core::{dma::OwnedDma, Type1Space, VfioSys};
+//! # use vm_memory::MmapRegion;
+//! fn map_on_any_sys<S: VfioSys>(space: &Type1Space<S>) {
+//!     space.map(MmapRegion::<()>::new(0x1000).unwrap(), 0x100000, true).unwrap();
+//! }
+//! ```
+//! The same code with memory the space may own, on the real kernel, compiles:
+//! ```no_run
+//! # use passthru_vfio_core::{dma::OwnedDma, RealSys, Type1Space};
+//! # use std::sync::Arc;
+//! # use vm_memory::MmapRegion;
+//! fn map_owned(space: &Type1Space<RealSys>) {
+//!     let buf = Arc::new(MmapRegion::<()>::new(0x1000).unwrap());
+//!     space.map(buf.clone(), 0x100000, true).unwrap();
+//!     // `buf` is still usable through volatile accesses; the memory lives until the
+//!     // mapping is gone and the last Arc drops.
+//!     let back = space.unmap(0x100000).unwrap();
+//!     drop(back);
+//! }
+//! ```
 
-use std::marker::PhantomData;
-
-use vm_memory::{GuestMemoryRegion, MemoryRegionAddress};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::sys::{DmaMapRequest, IovaRange};
+pub use crate::sys::{map_raw, DmaMemory, DmaRange};
+use crate::sys::{DmaMapRequest, IovaRange, TrustedVfioSys, VfioSys};
 
-/// An IOMMU address space that can map DMA: a type1 container or an iommufd IOAS.
-pub trait DmaSpace {
+pub(crate) mod sealed {
+    use super::*;
+
+    /// The kernel calls of a DMA space, reachable only inside this crate.
+    pub trait Space {
+        /// The seam the space's calls go through.
+        type Sys: VfioSys + ?Sized;
+        /// `VFIO_IOMMU_MAP_DMA` / `IOMMU_IOAS_MAP`.
+        fn kernel_map(&self, req: &DmaMapRequest) -> Result<()>;
+        /// `VFIO_IOMMU_UNMAP_DMA` / `IOMMU_IOAS_UNMAP`; the size unmapped.
+        fn kernel_unmap(&self, iova: u64, size: u64) -> Result<u64>;
+        /// The owned mappings.
+        fn table(&self) -> &Mappings;
+    }
+}
+
+/// An IOMMU address space that can map DMA: a type1 container ([`crate::Type1Space`])
+/// or an iommufd IOAS ([`crate::Ioas`]). Sealed: the owned mappings trust its answers.
+pub trait DmaSpace: sealed::Space {
     /// The usable IOVA ranges (empty: the kernel reported none, nothing is checked).
-    fn iova_ranges(&self) -> &[IovaRange];
+    fn iova_ranges(&self) -> Vec<IovaRange>;
     /// The smallest IOMMU page size.
     fn page_size(&self) -> u64;
-    /// The raw map call (`VFIO_IOMMU_MAP_DMA` / `IOMMU_IOAS_MAP`).
-    fn map(&self, req: &DmaMapRequest) -> Result<()>;
-    /// The raw unmap call; returns the size unmapped.
-    fn unmap(&self, iova: u64, size: u64) -> Result<u64>;
+    /// Unmap `[iova, iova + size)` in the kernel, whatever mapped it; returns the size
+    /// unmapped. Safe: memory an owned mapping holds stays alive (it is dropped only
+    /// when its own unmap succeeds, which then finds nothing left to unmap).
+    fn unmap_raw(&self, iova: u64, size: u64) -> Result<u64> {
+        self.kernel_unmap(iova, size)
+    }
+}
+
+/// Owned mappings by IOVA: (size, memory).
+type Table = BTreeMap<u64, (u64, Box<dyn DmaMemory>)>;
+
+/// The mappings a space owns, by IOVA.
+#[derive(Default)]
+pub struct Mappings {
+    map: Mutex<Table>,
+}
+
+impl std::fmt::Debug for Mappings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.list()).finish()
+    }
+}
+
+impl Mappings {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        // A panic while holding the lock cannot leave the map inconsistent (every
+        // change is one insert or remove), so a poisoned lock is used as it is.
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn list(&self) -> Vec<(u64, u64)> {
+        self.lock().iter().map(|(&i, (s, _))| (i, *s)).collect()
+    }
+
+    /// Unmap everything in the kernel; memory whose unmap fails is leaked, never freed.
+    pub(crate) fn release_all(&self, space: &(impl sealed::Space + ?Sized)) {
+        let all = std::mem::take(&mut *self.lock());
+        for (iova, (size, mem)) in all {
+            if space.kernel_unmap(iova, size).is_err() {
+                std::mem::forget(mem);
+            }
+        }
+    }
+}
+
+/// The safe, owning mappings of a [`DmaSpace`] over a [`TrustedVfioSys`].
+pub trait OwnedDma: DmaSpace {
+    /// Map `mem` for the device at `iova` (read, and write when `writable`), taking
+    /// ownership of it until [`OwnedDma::unmap`] gives it back or the space drops.
+    /// Checked first: the host address, IOVA and size are page aligned, the IOVA span
+    /// lies inside one reported range, and it overlaps no mapping the space owns. On
+    /// error `mem` is dropped (nothing was mapped); keep an `Arc` clone to keep it.
+    fn map<M: DmaMemory>(&self, mem: M, iova: u64, writable: bool) -> Result<()> {
+        let size = mem.dma_len() as u64;
+        let vaddr = mem.dma_ptr() as u64;
+        let mut table = self.table().lock();
+        let end = iova.saturating_add(size);
+        if let Some((&at, &(len, _))) = table.range(..end).next_back() {
+            if at.saturating_add(len) > iova {
+                return Err(Error::IovaInUse {
+                    iova,
+                    size,
+                    mapped: (at, len),
+                });
+            }
+        }
+        map_checked(self, vaddr, iova, size, writable)?;
+        table.insert(iova, (size, Box::new(mem)));
+        Ok(())
+    }
+
+    /// Unmap the mapping made at `iova` and give its memory back (as the box it was
+    /// kept in). When the kernel refuses, the mapping and its memory stay.
+    fn unmap(&self, iova: u64) -> Result<Box<dyn DmaMemory>> {
+        let mut table = self.table().lock();
+        let Some(&(size, _)) = table.get(&iova) else {
+            return Err(Error::NotMapped { iova });
+        };
+        self.kernel_unmap(iova, size)?;
+        let (_, mem) = table.remove(&iova).ok_or(Error::NotMapped { iova })?;
+        Ok(mem)
+    }
+
+    /// The owned mappings: (IOVA, size), by IOVA.
+    fn mapped(&self) -> Vec<(u64, u64)> {
+        self.table().list()
+    }
+}
+
+impl<D: DmaSpace + ?Sized> OwnedDma for D where D::Sys: TrustedVfioSys {}
+
+/// Check a request and make it: page alignment of all three numbers, the IOVA ranges.
+/// Crate-only: the caller answers for the memory at `vaddr`.
+pub(crate) fn map_checked<D: DmaSpace + ?Sized>(
+    space: &D,
+    vaddr: u64,
+    iova: u64,
+    size: u64,
+    writable: bool,
+) -> Result<()> {
+    let page = space.page_size();
+    check_iova(&space.iova_ranges(), page, iova, size)?;
+    if !vaddr.is_multiple_of(page.max(1)) {
+        return Err(Error::Unaligned {
+            what: "vaddr",
+            value: vaddr,
+            page,
+        });
+    }
+    space.kernel_map(&DmaMapRequest::new(vaddr, iova, size, true, writable))
 }
 
 /// Check alignment and that `[iova, iova + size)` lies inside one reported range.
@@ -74,97 +255,11 @@ pub fn find_iova(ranges: &[IovaRange], page: u64, size: u64, min: u64) -> Option
     best
 }
 
-/// A live DMA mapping. Holds the borrow of its memory; unmaps on drop.
-#[derive(Debug)]
-#[must_use = "dropping the mapping unmaps it at once"]
-pub struct DmaMapping<'a, D: DmaSpace + ?Sized> {
-    space: &'a D,
-    iova: u64,
-    size: u64,
-    live: bool,
-    _mem: PhantomData<&'a mut [u8]>,
-}
-
-impl<'a, D: DmaSpace + ?Sized> DmaMapping<'a, D> {
-    fn map_raw(space: &'a D, vaddr: u64, iova: u64, size: u64, write: bool) -> Result<Self> {
-        let page = space.page_size();
-        check_iova(space.iova_ranges(), page, iova, size)?;
-        if !vaddr.is_multiple_of(page.max(1)) {
-            return Err(Error::Unaligned {
-                what: "vaddr",
-                value: vaddr,
-                page,
-            });
-        }
-        space.map(&DmaMapRequest::new(vaddr, iova, size, true, write))?;
-        Ok(DmaMapping {
-            space,
-            iova,
-            size,
-            live: true,
-            _mem: PhantomData,
-        })
-    }
-
-    /// Map a buffer read/write for the device at `iova`. The buffer stays mutably
-    /// borrowed until the mapping is dropped. It must be page aligned.
-    pub fn map_buffer(space: &'a D, buf: &'a mut [u8], iova: u64) -> Result<Self> {
-        Self::map_raw(space, buf.as_mut_ptr() as u64, iova, buf.len() as u64, true)
-    }
-
-    /// Map a buffer read-only for the device (the device may read, never write).
-    pub fn map_buffer_readonly(space: &'a D, buf: &'a [u8], iova: u64) -> Result<Self> {
-        Self::map_raw(space, buf.as_ptr() as u64, iova, buf.len() as u64, false)
-    }
-
-    /// Map a whole guest memory region (vm-memory) at `iova`; `writable` lets the
-    /// device write it. Guest memory is accessed with volatile operations, so it
-    /// stays shared while mapped, as in a VMM.
-    pub fn map_region<R: GuestMemoryRegion>(
-        space: &'a D,
-        region: &'a R,
-        iova: u64,
-        writable: bool,
-    ) -> Result<Self> {
-        let host = region
-            .get_host_address(MemoryRegionAddress(0))
-            .map_err(|_| Error::Unaligned {
-                what: "vaddr",
-                value: 0,
-                page: space.page_size(),
-            })?;
-        Self::map_raw(space, host as u64, iova, region.len(), writable)
-    }
-
-    /// The IOVA.
-    pub fn iova(&self) -> u64 {
-        self.iova
-    }
-
-    /// The size.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Unmap now and return the kernel's answer (drop ignores it).
-    pub fn unmap(mut self) -> Result<u64> {
-        self.live = false;
-        self.space.unmap(self.iova, self.size)
-    }
-}
-
-impl<D: DmaSpace + ?Sized> Drop for DmaMapping<'_, D> {
-    fn drop(&mut self) {
-        if self.live {
-            let _ = self.space.unmap(self.iova, self.size);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
+    use std::sync::Arc;
+    use vm_memory::MmapRegion;
 
     /// tcg-amd/vfiotest-0000:06:00.0.txt IOVA ranges.
     fn amd_ranges() -> Vec<IovaRange> {
@@ -186,17 +281,28 @@ mod tests {
 
     struct Rec {
         ranges: Vec<IovaRange>,
-        calls: RefCell<Vec<String>>,
+        calls: Mutex<Vec<String>>,
+        unmap_fails: bool,
+        table: Mappings,
     }
-    impl DmaSpace for Rec {
-        fn iova_ranges(&self) -> &[IovaRange] {
-            &self.ranges
+    impl Rec {
+        fn new() -> Self {
+            Rec {
+                ranges: amd_ranges(),
+                calls: Mutex::default(),
+                unmap_fails: false,
+                table: Mappings::default(),
+            }
         }
-        fn page_size(&self) -> u64 {
-            4096
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
         }
-        fn map(&self, r: &DmaMapRequest) -> Result<()> {
-            self.calls.borrow_mut().push(format!(
+    }
+    impl sealed::Space for Rec {
+        // The crate's test mock: trusted in test builds, so OwnedDma applies.
+        type Sys = crate::sys::MockVfioSys;
+        fn kernel_map(&self, r: &DmaMapRequest) -> Result<()> {
+            self.calls.lock().unwrap().push(format!(
                 "map {:#x} {:#x} w={}",
                 r.iova(),
                 r.size(),
@@ -204,12 +310,36 @@ mod tests {
             ));
             Ok(())
         }
-        fn unmap(&self, iova: u64, size: u64) -> Result<u64> {
+        fn kernel_unmap(&self, iova: u64, size: u64) -> Result<u64> {
             self.calls
-                .borrow_mut()
+                .lock()
+                .unwrap()
                 .push(format!("unmap {iova:#x} {size:#x}"));
+            if self.unmap_fails {
+                return Err(Error::NotMapped { iova });
+            }
             Ok(size)
         }
+        fn table(&self) -> &Mappings {
+            &self.table
+        }
+    }
+    impl DmaSpace for Rec {
+        fn iova_ranges(&self) -> Vec<IovaRange> {
+            self.ranges.clone()
+        }
+        fn page_size(&self) -> u64 {
+            4096
+        }
+    }
+    impl Drop for Rec {
+        fn drop(&mut self) {
+            self.table.release_all(&*self);
+        }
+    }
+
+    fn region(len: usize) -> Arc<MmapRegion<()>> {
+        Arc::new(MmapRegion::new(len).unwrap())
     }
 
     // The real kernel answered EINVAL to MAP_DMA at 0xfee00000 (the MSI window, a hole
@@ -289,43 +419,108 @@ mod tests {
     }
 
     #[test]
-    fn guard_unmaps_on_drop_and_explicit_unmap_reports() {
-        let space = Rec {
-            ranges: amd_ranges(),
-            calls: RefCell::new(vec![]),
-        };
-        let mem =
-            vm_memory::GuestMemoryMmap::<()>::from_ranges(&[(vm_memory::GuestAddress(0), 0x4000)])
-                .unwrap();
-        let region = vm_memory::GuestMemoryBackend::iter(&mem).next().unwrap();
-        {
-            let _m = DmaMapping::map_region(&space, region, 0x100000, false).unwrap();
-        }
-        let m = DmaMapping::map_region(&space, region, 0x200000, true).unwrap();
-        assert_eq!(m.unmap().unwrap(), 0x4000);
-        assert_eq!(
-            *space.calls.borrow(),
-            [
-                "map 0x100000 0x4000 w=false",
-                "unmap 0x100000 0x4000",
-                "map 0x200000 0x4000 w=true",
-                "unmap 0x200000 0x4000"
-            ]
-        );
+    fn the_space_owns_the_memory_until_the_kernel_has_unmapped_it() {
+        let space = Rec::new();
+        let mem = region(0x4000);
+        space.map(mem.clone(), 0x100000, false).unwrap();
+        assert_eq!(Arc::strong_count(&mem), 2, "the space holds a clone");
+        assert_eq!(space.mapped(), [(0x100000, 0x4000)]);
+        let back = space.unmap(0x100000).unwrap();
+        assert_eq!(back.dma_ptr(), mem.as_ptr());
+        drop(back);
+        assert_eq!(Arc::strong_count(&mem), 1);
+        space.map(mem.clone(), 0x200000, true).unwrap();
+        drop(space);
+        assert_eq!(Arc::strong_count(&mem), 1, "dropping the space released it");
     }
 
     #[test]
-    fn unaligned_buffer_is_refused_before_the_ioctl() {
-        let space = Rec {
-            ranges: amd_ranges(),
-            calls: RefCell::new(vec![]),
+    fn dropping_the_space_unmaps_every_mapping_before_releasing_memory() {
+        let space = Rec::new();
+        let (a, b) = (region(0x1000), region(0x2000));
+        space.map(a.clone(), 0x100000, true).unwrap();
+        space.map(b.clone(), 0x300000, false).unwrap();
+        let calls = {
+            let space = space;
+            let calls = &space.calls;
+            let before = calls.lock().unwrap().len();
+            drop(std::mem::take(&mut *calls.lock().unwrap()));
+            assert_eq!(before, 2);
+            space.table.release_all(&space);
+            space.calls()
         };
-        let mut v = vec![0u8; 8192 + 1];
-        // Pick a start that is certainly not page aligned.
-        let off = usize::from((v.as_ptr() as usize).is_multiple_of(4096));
-        let e = DmaMapping::map_buffer(&space, &mut v[off..off + 4096], 0x100000);
+        assert_eq!(calls, ["unmap 0x100000 0x1000", "unmap 0x300000 0x2000"]);
+        assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (1, 1));
+    }
+
+    // The kernel refusing an unmap means the device may still reach the memory: it is
+    // leaked (never freed), not dropped.
+    #[test]
+    fn memory_whose_unmap_fails_is_leaked_never_freed() {
+        let mut space = Rec::new();
+        space.unmap_fails = true;
+        let mem = region(0x1000);
+        space.map(mem.clone(), 0x100000, true).unwrap();
+        assert!(space.unmap(0x100000).is_err());
+        assert_eq!(space.mapped(), [(0x100000, 0x1000)], "still owned");
+        drop(space);
+        assert_eq!(Arc::strong_count(&mem), 2, "the space's clone was leaked");
+    }
+
+    #[test]
+    fn overlapping_an_owned_mapping_is_refused_before_the_ioctl() {
+        let space = Rec::new();
+        space.map(region(0x2000), 0x100000, true).unwrap();
+        for iova in [0xff000, 0x100000, 0x101000] {
+            let e = space.map(region(0x2000), iova, true).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::IovaInUse {
+                        mapped: (0x100000, 0x2000),
+                        ..
+                    }
+                ),
+                "{iova:#x}: {e}"
+            );
+        }
+        // Adjacent on either side is fine.
+        space.map(region(0x1000), 0xff000, true).unwrap();
+        space.map(region(0x1000), 0x102000, true).unwrap();
+        assert_eq!(
+            space
+                .calls()
+                .iter()
+                .filter(|c| c.starts_with("map"))
+                .count(),
+            3
+        );
+        assert!(matches!(
+            space.unmap(0x101000),
+            Err(Error::NotMapped { iova: 0x101000 })
+        ));
+    }
+
+    #[test]
+    fn unaligned_memory_is_refused_before_the_ioctl() {
+        let space = Rec::new();
+        let part = DmaRange::new(region(0x3000), 1, 0x1000).unwrap();
+        let e = space.map(part, 0x100000, true);
         assert!(matches!(e, Err(Error::Unaligned { what: "vaddr", .. })));
-        assert!(space.calls.borrow().is_empty());
+        assert!(DmaRange::new(region(0x1000), 0x800, 0x1000).is_none());
+        assert!(space.calls().is_empty());
+        assert!(space.mapped().is_empty());
+    }
+
+    // A range of shared memory maps the right address and keeps the whole alive.
+    #[test]
+    fn dma_range_maps_its_part_and_keeps_the_whole_alive() {
+        let space = Rec::new();
+        let whole = region(0x4000);
+        let part = DmaRange::new(whole.clone(), 0x2000, 0x2000).unwrap();
+        assert_eq!(part.dma_ptr(), whole.as_ptr().wrapping_add(0x2000));
+        space.map(part, 0x100000, true).unwrap();
+        assert_eq!(Arc::strong_count(&whole), 2);
     }
 
     proptest::proptest! {

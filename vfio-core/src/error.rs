@@ -74,7 +74,7 @@ pub enum Error {
         source: io::Error,
     },
     /// The group is not viable: a device of it is bound to a host driver.
-    #[error("IOMMU group {group} is not viable: {}; bind every device of the group to vfio-pci (or unbind it), e.g. with `passthru verify --bind --bind-group`, or pass the whole group through", blockers_text(blockers))]
+    #[error("IOMMU group {group} is not viable: {}; bind every device of the group to vfio-pci (or unbind it), or pass the whole group through", blockers_text(blockers))]
     GroupNotViable {
         /// Group id.
         group: u32,
@@ -131,6 +131,22 @@ pub enum Error {
         /// The page size.
         page: u64,
     },
+    /// A DMA mapping was refused before the ioctl: it overlaps one the space owns.
+    #[error("IOVA {iova:#x}+{size:#x} overlaps the mapping at {:#x}+{:#x}", mapped.0, mapped.1)]
+    IovaInUse {
+        /// Requested IOVA.
+        iova: u64,
+        /// Requested size.
+        size: u64,
+        /// The owned mapping in the way: (IOVA, size).
+        mapped: (u64, u64),
+    },
+    /// No owned mapping starts at this IOVA.
+    #[error("no DMA mapping of this space starts at IOVA {iova:#x}")]
+    NotMapped {
+        /// The IOVA asked for.
+        iova: u64,
+    },
     /// No IOVA range can hold the requested size.
     #[error(
         "no usable IOVA range holds {size:#x} bytes (ranges {})",
@@ -177,7 +193,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// The device is not bound to vfio-pci and binding was not requested.
-    #[error("{bdf} is bound to {}, not vfio-pci: rerun with --bind to bind it temporarily", driver.as_deref().unwrap_or("no driver"))]
+    #[error("{bdf} is bound to {}, not vfio-pci: it must be bound to vfio-pci first (VerifyOptions::bind binds it for the check and restores the driver)", driver.as_deref().unwrap_or("no driver"))]
     NotVfioPci {
         /// The device.
         bdf: Bdf,
@@ -255,6 +271,19 @@ pub(crate) fn hint(op: &str, e: &io::Error) -> Option<&'static str> {
         }
         ("VFIO_SET_IOMMU", libc::EBUSY) => "the container already has an IOMMU",
         ("VFIO_SET_IOMMU", libc::EINVAL) => "no group is attached to the container",
+        // drivers/vfio/pci/vfio_pci_intrs.c vfio_pci_set_irqs_ioctl: no handler for MSI
+        // and MSI-X mask/unmask, nor for INTx masking through an eventfd.
+        ("VFIO_DEVICE_SET_IRQS", libc::ENOTTY) => {
+            "this action is not supported on this index (vfio-pci masks and unmasks only INTx), or the VfioSys in use does not implement VFIO_DEVICE_SET_IRQS"
+        }
+        // vfio_pci_set_intx_trigger / vfio_pci_set_msi_trigger and the bounds checks of
+        // vfio_set_irqs_validate_and_prepare (drivers/vfio/vfio_main.c).
+        ("VFIO_DEVICE_SET_IRQS", libc::EINVAL) => {
+            "vectors past the count VFIO_DEVICE_GET_IRQ_INFO reports, another interrupt index is enabled (disable it first), MSI/MSI-X resized while on, INTx with start other than 0 or count other than 1, or a file descriptor that is not an eventfd"
+        }
+        ("adopt fd", libc::ENOTTY) | ("F_DUPFD_CLOEXEC", libc::ENOTTY) => {
+            "the VfioSys in use does not implement this call (RealSys does)"
+        }
         (_, libc::EPERM) | (_, libc::EACCES) => "permission denied: run as root",
         (_, libc::ENOTTY) => "not a VFIO node: is the root a snapshot or fixture tree?",
         _ => return None,

@@ -1,14 +1,17 @@
 //! An IOMMU group node (`/dev/vfio/N` or `/dev/vfio/noiommu-N`).
 
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bitflags::bitflags;
 
 use crate::container::Container;
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::handle::Handle;
 use crate::host;
-use crate::sys::{Fd, VfioSys};
+use crate::sys::{Fd, RealSys, VfioSys};
 
 bitflags! {
     /// `VFIO_GROUP_FLAGS_*` (unknown bits kept).
@@ -34,36 +37,44 @@ pub struct GroupStatus {
     pub flags: GroupFlags,
 }
 
-/// An open group; unset from its container (when this handle set it) and closed on drop.
+/// An open group; unset from its container (when this handle set it) and closed when
+/// the last clone (and the last device opened from it) drops.
 #[derive(Debug)]
-pub struct Group<'s, S: VfioSys + ?Sized> {
-    sys: &'s S,
-    fd: Fd,
-    id: u32,
-    path: PathBuf,
-    attached: bool,
+pub struct Group<S: VfioSys + ?Sized = RealSys> {
+    inner: Arc<GroupInner<S>>,
 }
 
-impl<'s, S: VfioSys + ?Sized> Group<'s, S> {
+#[derive(Debug)]
+pub(crate) struct GroupInner<S: VfioSys + ?Sized> {
+    handle: Handle<S>,
+    id: u32,
+    path: PathBuf,
+    /// The container this handle set, kept open while the group is in it.
+    container: Mutex<Option<Container<S>>>,
+}
+
+impl<S: VfioSys + ?Sized> Clone for Group<S> {
+    fn clone(&self) -> Self {
+        Group {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S: VfioSys + ?Sized> Group<S> {
     /// Open `ROOT/dev/vfio/N`; `EBUSY` (already open elsewhere) is [`Error::GroupBusy`].
-    pub fn open(sys: &'s S, root: &Path, id: u32) -> Result<Self> {
+    pub fn open(sys: &Arc<S>, root: &Path, id: u32) -> Result<Self> {
         Self::open_path(sys, root.join(format!("dev/vfio/{id}")), id)
     }
 
     /// Open `ROOT/dev/vfio/noiommu-N` (no-IOMMU mode).
-    pub fn open_noiommu(sys: &'s S, root: &Path, id: u32) -> Result<Self> {
+    pub fn open_noiommu(sys: &Arc<S>, root: &Path, id: u32) -> Result<Self> {
         Self::open_path(sys, root.join(format!("dev/vfio/noiommu-{id}")), id)
     }
 
-    fn open_path(sys: &'s S, path: PathBuf, id: u32) -> Result<Self> {
+    fn open_path(sys: &Arc<S>, path: PathBuf, id: u32) -> Result<Self> {
         match sys.open(&path) {
-            Ok(fd) => Ok(Group {
-                sys,
-                fd,
-                id,
-                path,
-                attached: false,
-            }),
+            Ok(fd) => Ok(Self::new(sys, fd, id, path)),
             Err(source) if source.raw_os_error() == Some(libc::EBUSY) => Err(Error::GroupBusy {
                 group: id,
                 path,
@@ -73,31 +84,75 @@ impl<'s, S: VfioSys + ?Sized> Group<'s, S> {
         }
     }
 
+    /// A group opened elsewhere (passed by libvirt or a parent process), owned from now
+    /// on. It is not unset from any container it was in when this handle drops.
+    pub fn from_owned_fd(sys: &Arc<S>, fd: OwnedFd, id: u32) -> Result<Self> {
+        let fd = Handle::adopt(sys, fd, &format!("group {id}"))?;
+        Ok(Self::new(
+            sys,
+            fd,
+            id,
+            PathBuf::from(format!("dev/vfio/{id}")),
+        ))
+    }
+
+    pub(crate) fn from_inner(inner: Arc<GroupInner<S>>) -> Self {
+        Group { inner }
+    }
+
+    fn new(sys: &Arc<S>, fd: Fd, id: u32, path: PathBuf) -> Self {
+        Group {
+            inner: Arc::new(GroupInner {
+                handle: Handle::new(sys, fd, format!("group {id}")),
+                id,
+                path,
+                container: Mutex::new(None),
+            }),
+        }
+    }
+
+    fn sys(&self) -> &Arc<S> {
+        &self.inner.handle.sys
+    }
+
     /// Group id.
     pub fn id(&self) -> u32 {
-        self.id
+        self.inner.id
     }
 
     /// The node opened.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
     /// The group's fd (for hot reset).
     pub fn fd(&self) -> Fd {
-        self.fd
+        self.inner.handle.fd
     }
 
-    fn target(&self) -> String {
-        format!("group {}", self.id)
+    /// A duplicate of the group's fd, owned by the caller (for KVM's VFIO device).
+    pub fn try_clone_fd(&self) -> Result<OwnedFd> {
+        self.inner.handle.dup()
+    }
+
+    fn target(&self) -> &str {
+        &self.inner.handle.target
+    }
+
+    fn container_slot(&self) -> std::sync::MutexGuard<'_, Option<Container<S>>> {
+        // One assignment at a time: a poisoned lock holds a consistent value.
+        self.inner
+            .container
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// `VFIO_GROUP_GET_STATUS`.
     #[doc(alias = "VFIO_GROUP_GET_STATUS")]
     pub fn status(&self) -> Result<GroupStatus> {
         let raw = self
-            .sys
-            .group_get_status(self.fd)
+            .sys()
+            .group_get_status(self.fd())
             .map_err(|e| Error::ioctl("VFIO_GROUP_GET_STATUS", self.target(), e))?;
         let flags = GroupFlags::from_bits_retain(raw);
         Ok(GroupStatus {
@@ -115,63 +170,82 @@ impl<'s, S: VfioSys + ?Sized> Group<'s, S> {
             return Ok(st);
         }
         Err(Error::GroupNotViable {
-            group: self.id,
-            blockers: host::blockers(root, self.id).unwrap_or_default(),
+            group: self.id(),
+            blockers: host::blockers(root, self.id()).unwrap_or_default(),
         })
     }
 
-    /// `VFIO_GROUP_SET_CONTAINER`.
+    /// `VFIO_GROUP_SET_CONTAINER`; the group keeps the container open while in it.
     #[doc(alias = "VFIO_GROUP_SET_CONTAINER")]
-    pub fn set_container(&mut self, container: &Container<'_, S>) -> Result<()> {
-        self.sys
-            .group_set_container(self.fd, container.fd())
+    pub fn set_container(&self, container: &Container<S>) -> Result<()> {
+        let mut slot = self.container_slot();
+        self.sys()
+            .group_set_container(self.fd(), container.fd())
             .map_err(|e| Error::ioctl("VFIO_GROUP_SET_CONTAINER", self.target(), e))?;
-        self.attached = true;
+        container.add_group(Arc::downgrade(&self.inner));
+        *slot = Some(container.clone());
         Ok(())
     }
 
     /// `VFIO_GROUP_UNSET_CONTAINER`.
     #[doc(alias = "VFIO_GROUP_UNSET_CONTAINER")]
-    pub fn unset_container(&mut self) -> Result<()> {
-        self.sys
-            .group_unset_container(self.fd)
+    pub fn unset_container(&self) -> Result<()> {
+        let mut slot = self.container_slot();
+        self.sys()
+            .group_unset_container(self.fd())
             .map_err(|e| Error::ioctl("VFIO_GROUP_UNSET_CONTAINER", self.target(), e))?;
-        self.attached = false;
+        if let Some(c) = slot.take() {
+            c.remove_group(&Arc::downgrade(&self.inner));
+        }
         Ok(())
     }
 
-    /// `VFIO_GROUP_GET_DEVICE_FD` for a device by name (its BDF).
+    /// `VFIO_GROUP_GET_DEVICE_FD` for a device by name (its BDF). The device keeps the
+    /// group handle alive.
     #[doc(alias = "VFIO_GROUP_GET_DEVICE_FD")]
-    pub fn device(&self, name: &str) -> Result<Device<'s, S>> {
-        let fd = self.sys.group_get_device_fd(self.fd, name).map_err(|e| {
-            Error::ioctl(
-                "VFIO_GROUP_GET_DEVICE_FD",
-                format!("group {} device {name}", self.id),
-                e,
-            )
-        })?;
-        Ok(Device::from_fd(self.sys, fd, name.to_owned()))
+    pub fn device(&self, name: &str) -> Result<Device<S>> {
+        self.get_device(name, name)
     }
 
     /// `VFIO_GROUP_GET_DEVICE_FD` for an SR-IOV VF whose PF set a VF token.
-    pub fn device_with_token(&self, name: &str, token: &str) -> Result<Device<'s, S>> {
-        let full = format!("{name} vf_token={token}");
-        let fd = self.sys.group_get_device_fd(self.fd, &full).map_err(|e| {
-            Error::ioctl(
-                "VFIO_GROUP_GET_DEVICE_FD",
-                format!("group {} device {name}", self.id),
-                e,
-            )
-        })?;
-        Ok(Device::from_fd(self.sys, fd, name.to_owned()))
+    pub fn device_with_token(&self, name: &str, token: &str) -> Result<Device<S>> {
+        self.get_device(name, &format!("{name} vf_token={token}"))
+    }
+
+    fn get_device(&self, name: &str, request: &str) -> Result<Device<S>> {
+        let fd = self
+            .sys()
+            .group_get_device_fd(self.fd(), request)
+            .map_err(|e| {
+                Error::ioctl(
+                    "VFIO_GROUP_GET_DEVICE_FD",
+                    format!("group {} device {name}", self.id()),
+                    e,
+                )
+            })?;
+        Ok(Device::from_fd(
+            self.sys(),
+            fd,
+            name.to_owned(),
+            Some(self.clone()),
+        ))
     }
 }
 
-impl<S: VfioSys + ?Sized> Drop for Group<'_, S> {
+impl<S: VfioSys + ?Sized> AsRawFd for Group<S> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd().0
+    }
+}
+
+impl<S: VfioSys + ?Sized> Drop for GroupInner<S> {
     fn drop(&mut self) {
-        if self.attached {
-            let _ = self.sys.group_unset_container(self.fd);
+        let slot = self.container.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(container) = slot.take() {
+            let _ = self.handle.sys.group_unset_container(self.handle.fd);
+            drop(container);
         }
-        let _ = self.sys.close(self.fd);
+        // The handle closes the fd after this; the container clone dropped above closes
+        // the container's fd once nothing else holds it.
     }
 }

@@ -601,6 +601,25 @@ pub(crate) mod testdata {
         v
     }
 
+    /// [`region_bar3_msix`] with a sparse-mmap capability (id 1, version 1) in place of
+    /// the MSI-X one: areas [0, 0x1000) and [0x3000, 0x4000), the shape vfio-pci gives a
+    /// BAR around an MSI-X table that may not be mapped (vfio_pci_core.c, the sparse cap
+    /// of VFIO_DEVICE_GET_REGION_INFO).
+    pub fn region_bar3_sparse() -> Vec<u8> {
+        let mut v = region_bar3_msix();
+        v.truncate(32);
+        cap(&mut v, 1, 1, 0);
+        push32(&mut v, 2);
+        push32(&mut v, 0);
+        for (o, s) in [(0u64, 0x1000u64), (0x3000, 0x1000)] {
+            push64(&mut v, o);
+            push64(&mut v, s);
+        }
+        let len = v.len() as u32;
+        v[..4].copy_from_slice(&len.to_ne_bytes());
+        v
+    }
+
     /// Hot-reset info of 0000:06:00.0: `dep dev group=16 0000:06:00.0`, `dep dev group=16 0000:06:00.1`.
     pub fn hot_reset_06() -> Vec<u8> {
         let mut v = Vec::new();
@@ -736,20 +755,7 @@ mod tests {
 
     #[test]
     fn sparse_mmap_areas_are_decoded() {
-        let mut b = region_bar3_msix();
-        b.truncate(32);
-        b.extend_from_slice(&1u16.to_ne_bytes());
-        b.extend_from_slice(&1u16.to_ne_bytes());
-        b.extend_from_slice(&0u32.to_ne_bytes());
-        b.extend_from_slice(&2u32.to_ne_bytes());
-        b.extend_from_slice(&0u32.to_ne_bytes());
-        for (o, s) in [(0u64, 0x1000u64), (0x3000, 0x1000)] {
-            b.extend_from_slice(&o.to_ne_bytes());
-            b.extend_from_slice(&s.to_ne_bytes());
-        }
-        let len = b.len() as u32;
-        b[..4].copy_from_slice(&len.to_ne_bytes());
-        let r = parse_region_info(&b).unwrap();
+        let r = parse_region_info(&region_bar3_sparse()).unwrap();
         assert_eq!(
             r.sparse_mmap.unwrap(),
             vec![

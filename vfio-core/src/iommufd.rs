@@ -1,88 +1,123 @@
 //! iommufd (`/dev/iommu`) and its IO address spaces.
 
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
 
-use crate::dma::DmaSpace;
+use crate::dma::{sealed, DmaSpace, Mappings};
 use crate::error::{Error, Result};
-use crate::sys::{DmaMapRequest, Fd, IovaRange, VfioSys};
+use crate::handle::Handle;
+use crate::sys::{DmaMapRequest, Fd, IovaRange, RealSys, VfioSys};
 
-/// An open `/dev/iommu`; closed on drop.
+/// An open `/dev/iommu`; closed when the last clone (and the last IOAS made from it)
+/// drops. `Send + Sync` when the seam is.
 #[derive(Debug)]
-pub struct Iommufd<'s, S: VfioSys + ?Sized> {
-    sys: &'s S,
-    fd: Fd,
-    path: PathBuf,
+pub struct Iommufd<S: VfioSys + ?Sized = RealSys> {
+    inner: Arc<Handle<S>>,
 }
 
-impl<'s, S: VfioSys + ?Sized> Iommufd<'s, S> {
+impl<S: VfioSys + ?Sized> Clone for Iommufd<S> {
+    fn clone(&self) -> Self {
+        Iommufd {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S: VfioSys + ?Sized> Iommufd<S> {
     /// Open the iommufd node (`ROOT/dev/iommu`).
-    pub fn open(sys: &'s S, path: &Path) -> Result<Self> {
+    pub fn open(sys: &Arc<S>, path: &Path) -> Result<Self> {
         let fd = sys
             .open(path)
             .map_err(|e| Error::open(path.to_path_buf(), e))?;
         Ok(Iommufd {
-            sys,
-            fd,
-            path: path.to_path_buf(),
+            inner: Arc::new(Handle::new(sys, fd, format!("iommufd {}", path.display()))),
+        })
+    }
+
+    /// An iommufd opened elsewhere (passed by libvirt or a parent process), owned from
+    /// now on; `label` names it in errors.
+    pub fn from_owned_fd(sys: &Arc<S>, fd: OwnedFd, label: &str) -> Result<Self> {
+        let target = format!("iommufd {label}");
+        let fd = Handle::adopt(sys, fd, &target)?;
+        Ok(Iommufd {
+            inner: Arc::new(Handle::new(sys, fd, target)),
         })
     }
 
     /// The fd.
     pub fn fd(&self) -> Fd {
-        self.fd
+        self.inner.fd
     }
 
-    fn target(&self) -> String {
-        format!("iommufd {}", self.path.display())
+    /// A duplicate of the fd, owned by the caller.
+    pub fn try_clone_fd(&self) -> Result<OwnedFd> {
+        self.inner.dup()
+    }
+
+    fn sys(&self) -> &Arc<S> {
+        &self.inner.sys
+    }
+
+    fn target(&self) -> &str {
+        &self.inner.target
     }
 
     /// `IOMMU_IOAS_ALLOC`, then `IOMMU_IOAS_IOVA_RANGES` once a device is attached
     /// (call [`Ioas::refresh_ranges`]).
     #[doc(alias = "IOMMU_IOAS_ALLOC")]
-    pub fn alloc_ioas(&self) -> Result<Ioas<'_, 's, S>> {
+    pub fn alloc_ioas(&self) -> Result<Ioas<S>> {
         let id = self
-            .sys
-            .iommufd_ioas_alloc(self.fd)
+            .sys()
+            .iommufd_ioas_alloc(self.fd())
             .map_err(|e| Error::ioctl("IOMMU_IOAS_ALLOC", self.target(), e))?;
         Ok(Ioas {
-            iommufd: self,
+            iommufd: self.clone(),
             id,
-            ranges: Vec::new(),
-            alignment: 4096,
+            ranges: RwLock::new((Vec::new(), 4096)),
+            table: Mappings::default(),
         })
     }
 }
 
-impl<S: VfioSys + ?Sized> Drop for Iommufd<'_, S> {
-    fn drop(&mut self) {
-        let _ = self.sys.close(self.fd);
+impl<S: VfioSys + ?Sized> AsRawFd for Iommufd<S> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd().0
     }
 }
 
-/// An IO address space; destroyed on drop.
+/// An IO address space: a [`DmaSpace`] owning its mappings by IOVA; they are unmapped
+/// and the IOAS destroyed when it drops.
 #[derive(Debug)]
-pub struct Ioas<'i, 's, S: VfioSys + ?Sized> {
-    iommufd: &'i Iommufd<'s, S>,
+pub struct Ioas<S: VfioSys + ?Sized = RealSys> {
+    iommufd: Iommufd<S>,
     id: u32,
-    ranges: Vec<IovaRange>,
-    alignment: u64,
+    /// The usable ranges and the IOVA alignment, as last asked.
+    ranges: RwLock<(Vec<IovaRange>, u64)>,
+    table: Mappings,
 }
 
-impl<S: VfioSys + ?Sized> Ioas<'_, '_, S> {
+impl<S: VfioSys + ?Sized> Ioas<S> {
     /// The IOAS id.
     pub fn id(&self) -> u32 {
         self.id
     }
 
-    /// `IOMMU_IOAS_IOVA_RANGES`, asking again when the kernel has more ranges.
+    /// The iommufd it lives in.
+    pub fn iommufd(&self) -> &Iommufd<S> {
+        &self.iommufd
+    }
+
+    /// `IOMMU_IOAS_IOVA_RANGES`, asking again when the kernel has more ranges; the
+    /// answer is kept for the mapping checks.
     #[doc(alias = "IOMMU_IOAS_IOVA_RANGES")]
-    pub fn refresh_ranges(&mut self) -> Result<&[IovaRange]> {
-        let f = self.iommufd;
+    pub fn refresh_ranges(&self) -> Result<Vec<IovaRange>> {
+        let f = &self.iommufd;
         let mut out = vec![IovaRange { start: 0, end: 0 }; 8];
         for _ in 0..4 {
             let a = f
-                .sys
-                .iommufd_ioas_iova_ranges(f.fd, self.id, &mut out)
+                .sys()
+                .iommufd_ioas_iova_ranges(f.fd(), self.id, &mut out)
                 .map_err(|e| Error::ioctl("IOMMU_IOAS_IOVA_RANGES", f.target(), e))?;
             let n = a.num_iovas as usize;
             if n > out.len() && n <= 4096 {
@@ -90,9 +125,9 @@ impl<S: VfioSys + ?Sized> Ioas<'_, '_, S> {
                 continue;
             }
             out.truncate(n);
-            self.ranges = out;
-            self.alignment = a.alignment.max(1);
-            return Ok(&self.ranges);
+            let mut r = self.ranges.write().unwrap_or_else(|p| p.into_inner());
+            *r = (out.clone(), a.alignment.max(1));
+            return Ok(out);
         }
         Err(Error::ioctl(
             "IOMMU_IOAS_IOVA_RANGES",
@@ -102,29 +137,46 @@ impl<S: VfioSys + ?Sized> Ioas<'_, '_, S> {
     }
 }
 
-impl<S: VfioSys + ?Sized> DmaSpace for Ioas<'_, '_, S> {
-    fn iova_ranges(&self) -> &[IovaRange] {
-        &self.ranges
-    }
-    fn page_size(&self) -> u64 {
-        self.alignment.max(4096)
-    }
-    fn map(&self, req: &DmaMapRequest) -> Result<()> {
-        let f = self.iommufd;
-        f.sys
-            .iommufd_ioas_map(f.fd, self.id, req)
+impl<S: VfioSys + ?Sized> sealed::Space for Ioas<S> {
+    type Sys = S;
+    fn kernel_map(&self, req: &DmaMapRequest) -> Result<()> {
+        let f = &self.iommufd;
+        f.sys()
+            .iommufd_ioas_map(f.fd(), self.id, req)
             .map_err(|e| Error::ioctl("IOMMU_IOAS_MAP", f.target(), e))
     }
-    fn unmap(&self, iova: u64, size: u64) -> Result<u64> {
-        let f = self.iommufd;
-        f.sys
-            .iommufd_ioas_unmap(f.fd, self.id, iova, size)
+    fn kernel_unmap(&self, iova: u64, size: u64) -> Result<u64> {
+        let f = &self.iommufd;
+        f.sys()
+            .iommufd_ioas_unmap(f.fd(), self.id, iova, size)
             .map_err(|e| Error::ioctl("IOMMU_IOAS_UNMAP", f.target(), e))
+    }
+    fn table(&self) -> &Mappings {
+        &self.table
     }
 }
 
-impl<S: VfioSys + ?Sized> Drop for Ioas<'_, '_, S> {
+impl<S: VfioSys + ?Sized> DmaSpace for Ioas<S> {
+    fn iova_ranges(&self) -> Vec<IovaRange> {
+        self.ranges
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+    fn page_size(&self) -> u64 {
+        self.ranges
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .max(4096)
+    }
+}
+
+impl<S: VfioSys + ?Sized> Drop for Ioas<S> {
     fn drop(&mut self) {
-        let _ = self.iommufd.sys.iommufd_destroy(self.iommufd.fd, self.id);
+        self.table.release_all(&*self);
+        let f = &self.iommufd;
+        let _ = f.sys().iommufd_destroy(f.fd(), self.id);
     }
 }

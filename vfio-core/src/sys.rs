@@ -1,9 +1,11 @@
 //! The kernel seam: every VFIO and iommufd open, ioctl, pread, pwrite and close.
 //!
-//! [`VfioSys`] is one narrow trait at the syscall level, one method per kernel call,
-//! required methods only, so tests substitute a mock and downstream crates can supply
-//! their own implementation. [`RealSys`] is the implementation over the running kernel
-//! and holds every `unsafe` block of the workspace.
+//! [`VfioSys`] is one narrow trait at the syscall level, one method per kernel call, so
+//! tests substitute a mock and downstream crates can supply their own implementation
+//! (calls added later are provided methods: see the trait's stability rule).
+//! [`RealSys`] is the implementation over the running kernel and holds every `unsafe`
+//! block of the workspace, with the `unsafe` traits the DMA API rests on
+//! ([`TrustedVfioSys`], [`DmaMemory`]) and the raw mapping call ([`map_raw`]).
 //!
 //! # What [`RealSys`] trusts the kernel to do
 //!
@@ -17,10 +19,10 @@
 //! - `mmap` of a device region either fails or maps `len` bytes that stay valid until
 //!   unmapped (vm-memory's `MmapRegion` unmaps on drop and reads them volatile).
 //! - `VFIO_IOMMU_MAP_DMA` / `IOMMU_IOAS_MAP` pin the pages they map: nothing in this
-//!   process is freed under the device. Whether the device may write memory that Rust
-//!   code still uses is the caller's contract; only this crate can build a
-//!   [`DmaMapRequest`], and it does so only from memory borrowed by a
-//!   [`crate::dma::DmaMapping`] guard for as long as the mapping lives.
+//!   process is freed under the device, and an unmap that answers success leaves no
+//!   part of the range mapped. Only this crate builds a [`DmaMapRequest`]: from
+//!   [`DmaMemory`] that a DMA space owns until the kernel has unmapped it, or from the
+//!   address the caller of the `unsafe` [`map_raw`] vouches for.
 //! - A file descriptor returned by `open` or `VFIO_GROUP_GET_DEVICE_FD` is owned by
 //!   the caller until passed to [`VfioSys::close`]; the wrappers close each exactly once.
 #![allow(unsafe_code)]
@@ -28,18 +30,30 @@
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use vfio_bindings::bindings::vfio as b;
 use vm_memory::{FileOffset, MmapRegion};
 
 /// A raw file descriptor handed out by a [`VfioSys`]; the safe wrappers own and close it.
+///
+/// A plain number, not a borrow: anyone holding it can pass it back to the seam (and
+/// [`VfioSys::close`] it), so it promises nothing about the file staying open. To hand
+/// a handle's file to another API (KVM's `KVM_DEV_VFIO_FILE_ADD`, a child process) use
+/// the handle's `try_clone_fd`, a duplicate [`OwnedFd`] that stays valid on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fd(pub i32);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
 
 /// One IOVA range, both ends inclusive (`vfio_iova_range`, `iommu_iova_range`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -69,10 +83,217 @@ pub struct RawIrqInfo {
     pub count: u32,
 }
 
+/// What a `VFIO_DEVICE_SET_IRQS` call does (`VFIO_IRQ_SET_ACTION_*`, include/uapi/linux/vfio.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IrqAction {
+    /// `VFIO_IRQ_SET_ACTION_MASK` (1 << 3).
+    Mask,
+    /// `VFIO_IRQ_SET_ACTION_UNMASK` (1 << 4).
+    Unmask,
+    /// `VFIO_IRQ_SET_ACTION_TRIGGER` (1 << 5).
+    Trigger,
+}
+
+impl IrqAction {
+    /// The flag bit.
+    pub fn flag(self) -> u32 {
+        match self {
+            IrqAction::Mask => b::VFIO_IRQ_SET_ACTION_MASK,
+            IrqAction::Unmask => b::VFIO_IRQ_SET_ACTION_UNMASK,
+            IrqAction::Trigger => b::VFIO_IRQ_SET_ACTION_TRIGGER,
+        }
+    }
+}
+
+/// The payload of a `VFIO_DEVICE_SET_IRQS` call (`VFIO_IRQ_SET_DATA_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IrqData {
+    /// `VFIO_IRQ_SET_DATA_NONE`: no array; the action applies to `count` vectors.
+    None,
+    /// `VFIO_IRQ_SET_DATA_BOOL`: one byte per vector, the action applies where it is set.
+    Bool(Vec<bool>),
+    /// `VFIO_IRQ_SET_DATA_EVENTFD`: one `__s32` per vector; `-1` detaches that vector.
+    /// The numbers are eventfds borrowed for the call the [`IrqSet`] is passed to.
+    Eventfds(Vec<i32>),
+}
+
+/// A `VFIO_DEVICE_SET_IRQS` request (`struct vfio_irq_set`).
+///
+/// Only this crate builds one, from [`BorrowedFd`]s that stay borrowed for the whole
+/// [`VfioSys::device_set_irqs`] call it is passed to: an implementation may hand the
+/// eventfd numbers to the kernel during that call (and must not keep them after it).
+#[derive(Debug, PartialEq, Eq)]
+pub struct IrqSet {
+    index: u32,
+    start: u32,
+    count: u32,
+    action: IrqAction,
+    data: IrqData,
+}
+
+/// Size of `struct vfio_irq_set` without its data array: five `__u32`
+/// (argsz, flags, index, start, count), include/uapi/linux/vfio.h.
+pub const IRQ_SET_HEADER_LEN: usize = 20;
+
+impl IrqSet {
+    /// An action with no data on `count` vectors from `start`.
+    pub(crate) fn none(index: u32, start: u32, count: u32, action: IrqAction) -> Self {
+        IrqSet {
+            index,
+            start,
+            count,
+            action,
+            data: IrqData::None,
+        }
+    }
+
+    /// An action with one eventfd (or `None`: `-1`) per vector from `start`.
+    pub(crate) fn eventfds(
+        index: u32,
+        start: u32,
+        action: IrqAction,
+        fds: &[Option<BorrowedFd<'_>>],
+    ) -> io::Result<Self> {
+        let count =
+            u32::try_from(fds.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let raw = fds
+            .iter()
+            .map(|f| f.as_ref().map_or(-1, |f| f.as_raw_fd()))
+            .collect();
+        Ok(IrqSet {
+            index,
+            start,
+            count,
+            action,
+            data: IrqData::Eventfds(raw),
+        })
+    }
+
+    /// An action on the vectors from `start` whose flag is set (one byte each).
+    pub(crate) fn bools(
+        index: u32,
+        start: u32,
+        action: IrqAction,
+        flags: &[bool],
+    ) -> io::Result<Self> {
+        let count =
+            u32::try_from(flags.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        Ok(IrqSet {
+            index,
+            start,
+            count,
+            action,
+            data: IrqData::Bool(flags.to_vec()),
+        })
+    }
+
+    /// The IRQ index (vfio-pci: 0 INTx, 1 MSI, 2 MSI-X, 3 ERR, 4 REQ).
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+    /// First vector.
+    pub fn start(&self) -> u32 {
+        self.start
+    }
+    /// Number of vectors (0 with [`IrqData::None`] and [`IrqAction::Trigger`]: disable).
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+    /// The action.
+    pub fn action(&self) -> IrqAction {
+        self.action
+    }
+    /// The payload.
+    pub fn data(&self) -> &IrqData {
+        &self.data
+    }
+
+    /// `flags`: one `VFIO_IRQ_SET_DATA_*` bit and one `VFIO_IRQ_SET_ACTION_*` bit.
+    pub fn flags(&self) -> u32 {
+        let data = match self.data {
+            IrqData::None => b::VFIO_IRQ_SET_DATA_NONE,
+            IrqData::Bool(_) => b::VFIO_IRQ_SET_DATA_BOOL,
+            IrqData::Eventfds(_) => b::VFIO_IRQ_SET_DATA_EVENTFD,
+        };
+        data | self.action.flag()
+    }
+
+    /// The bytes of `struct vfio_irq_set` the kernel reads: the header with
+    /// `argsz` = the whole length, then the data array (`__u8` per vector for
+    /// bools, `__s32` per vector for eventfds), native-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(IRQ_SET_HEADER_LEN + 4 * self.count as usize);
+        v.extend_from_slice(&[0; 4]);
+        for x in [self.flags(), self.index, self.start, self.count] {
+            v.extend_from_slice(&x.to_ne_bytes());
+        }
+        match &self.data {
+            IrqData::None => {}
+            IrqData::Bool(b) => v.extend(b.iter().map(|&x| u8::from(x))),
+            IrqData::Eventfds(fds) => {
+                for fd in fds {
+                    v.extend_from_slice(&fd.to_ne_bytes());
+                }
+            }
+        }
+        let argsz = v.len() as u32;
+        v[..4].copy_from_slice(&argsz.to_ne_bytes());
+        v
+    }
+}
+
+/// A non-blocking, close-on-exec eventfd (`eventfd(2)`) to wire interrupts to.
+#[derive(Debug)]
+pub struct EventFd(OwnedFd);
+
+impl EventFd {
+    /// `eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)`.
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: eventfd takes no pointers; it returns a new descriptor or -1.
+        let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        // SAFETY: `fd` was just returned by eventfd and belongs to nothing else.
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Read and reset the counter: how many times it was signalled since the last read
+    /// (`Ok(0)` when it was not: the read would block).
+    pub fn read(&self) -> io::Result<u64> {
+        let mut b = [0u8; 8];
+        match (&std::fs::File::from(self.0.try_clone()?)).read(&mut b) {
+            Ok(8) => Ok(u64::from_ne_bytes(b)),
+            Ok(_) => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Add `n` to the counter (signal it).
+    pub fn write(&self, n: u64) -> io::Result<()> {
+        (&std::fs::File::from(self.0.try_clone()?)).write_all(&n.to_ne_bytes())
+    }
+}
+
+impl AsFd for EventFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsRawFd for EventFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+fn enotty() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOTTY)
+}
+
 /// A DMA map request: host virtual address, IOVA, size and direction.
 ///
-/// Only this crate builds one, from memory that a [`crate::dma::DmaMapping`]
-/// borrows for the whole life of the mapping; implementors of [`VfioSys`] read it.
+/// Only this crate builds one, from [`DmaMemory`] a DMA space owns for the whole life
+/// of the mapping (or for [`map_raw`], whose caller vouches for the memory);
+/// implementors of [`VfioSys`] read it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct DmaMapRequest {
     vaddr: u64,
@@ -119,7 +340,21 @@ impl DmaMapRequest {
 /// Errors are the kernel's `errno` as [`io::Error`]; buffer-taking calls write
 /// `argsz = buf.len()` into the buffer's first four bytes before the call, and the
 /// kernel's answer (including a header filled on `ENOSPC`) is left in the buffer.
-#[cfg_attr(test, mockall::automock)]
+///
+/// # Stability: how the seam grows
+///
+/// The methods of the first release are required. Every kernel call added later is a
+/// *provided* method whose default answers `ENOTTY`, the errno of a kernel that lacks
+/// the ioctl ([`VfioSys::device_set_irqs`] is the first). So an implementation written
+/// against an older release keeps compiling, and the wrappers report the call as
+/// unsupported, as an older kernel would. Requests that carry host pointers or file
+/// descriptors ([`DmaMapRequest`], [`IrqSet`]) are built only by this crate, so an
+/// implementation may pass them to the kernel as they are.
+///
+/// With the `testing` feature, `MockVfioSys` (a mockall mock of this trait) is public,
+/// for downstream tests of code built on the wrappers, and so is a fake kernel,
+/// `testing::FakeVfio`, that the owned DMA mappings accept.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait VfioSys {
     /// `open(path, O_RDWR | O_CLOEXEC)`.
     fn open(&self, path: &Path) -> io::Result<Fd>;
@@ -158,6 +393,30 @@ pub trait VfioSys {
     fn device_get_region_info(&self, device: Fd, index: u32, buf: &mut [u8]) -> io::Result<()>;
     /// `VFIO_DEVICE_GET_IRQ_INFO` of irq `index`.
     fn device_get_irq_info(&self, device: Fd, index: u32) -> io::Result<RawIrqInfo>;
+    /// `VFIO_DEVICE_SET_IRQS` with the request's bytes ([`IrqSet::to_bytes`]).
+    ///
+    /// Provided: answers `ENOTTY`, as a kernel without the ioctl would (see the trait's
+    /// stability rule).
+    fn device_set_irqs(&self, device: Fd, req: &IrqSet) -> io::Result<()> {
+        let _ = (device, req);
+        Err(enotty())
+    }
+    /// Take ownership of a VFIO or iommufd file opened elsewhere (passed by libvirt,
+    /// Kata or a parent process) and return the [`Fd`] this implementation knows it by.
+    ///
+    /// Provided: answers `ENOTTY` (and closes `fd`).
+    fn adopt_fd(&self, fd: OwnedFd) -> io::Result<Fd> {
+        drop(fd);
+        Err(enotty())
+    }
+    /// A duplicate (`F_DUPFD_CLOEXEC`) of one of this implementation's fds, owned by
+    /// the caller.
+    ///
+    /// Provided: answers `ENOTTY`.
+    fn dup_fd(&self, fd: Fd) -> io::Result<OwnedFd> {
+        let _ = fd;
+        Err(enotty())
+    }
     /// `VFIO_DEVICE_RESET`.
     fn device_reset(&self, device: Fd) -> io::Result<()>;
     /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO` into `buf`.
@@ -194,6 +453,164 @@ pub trait VfioSys {
         -> io::Result<u64>;
 }
 
+/// A [`VfioSys`] whose answers about DMA mappings are true: the owned-mapping API
+/// ([`crate::dma::OwnedDma`]) frees memory only on its word.
+///
+/// # Safety
+///
+/// Implementors promise that `iommu_map_dma` / `iommufd_ioas_map` answering `Err` left
+/// nothing mapped, and that `iommu_unmap_dma` / `iommufd_ioas_unmap` of exactly the
+/// range of an earlier successful map answering `Ok` left none of that map's memory
+/// mapped for any device: after that answer the memory may be freed. [`RealSys`] keeps
+/// the promise because the kernel does (drivers/vfio/vfio_iommu_type1.c
+/// `vfio_dma_do_unmap`: v2 removes every mapping inside the range and refuses to bisect
+/// one; v1 removes a mapping whose first IOVA the range covers, never part of one;
+/// drivers/iommu/iommufd/io_pagetable.c `iopt_unmap_iova_range` removes the areas
+/// inside the range and fails on one it would cut). A safe [`VfioSys`] implementation
+/// cannot be trusted this way, since it can forward a map to [`RealSys`] and then
+/// answer an unmap with `Ok` without making it.
+pub unsafe trait TrustedVfioSys: VfioSys {}
+
+// SAFETY: RealSys issues the ioctls as asked and reports the kernel's answer, and the
+// kernel's map/unmap answers are as the trait requires (see above).
+unsafe impl TrustedVfioSys for RealSys {}
+
+// SAFETY: test builds of this crate only (the `testing` feature's public mock is not
+// trusted: a downstream test could forward its calls to RealSys). The crate's own tests
+// never reach the kernel through the mock, so nothing it "maps" is mapped.
+#[cfg(test)]
+unsafe impl TrustedVfioSys for MockVfioSys {}
+
+// SAFETY: FakeVfio reaches no kernel: nothing it answers about is mapped for any
+// device, so freeing memory on its word is always sound.
+#[cfg(any(test, feature = "testing"))]
+unsafe impl TrustedVfioSys for crate::testing::FakeVfio {}
+
+/// Memory a device may be given for DMA, owned (or shared through an [`Arc`]) by the
+/// value: the owned-mapping API moves it into the DMA space and drops it only after
+/// the kernel has unmapped it.
+///
+/// # Safety
+///
+/// Implementors promise that:
+/// - `[dma_ptr(), dma_ptr() + dma_len())` is memory mapped in this process, valid for
+///   reads and writes, that stays mapped at that address for as long as the value (or,
+///   for shared memory, any clone of it) lives, whatever is done with the value (moved,
+///   swapped): it is unmapped or freed only by the value's drop;
+/// - every call returns the same pointer and length;
+/// - no safe code holds a Rust reference (`&[u8]`, `&mut [u8]`) to it: it is reached only
+///   through raw pointers or volatile accesses, since the device may write it at any time.
+///
+/// vm-memory's [`MmapRegion`] and [`vm_memory::GuestRegionMmap`] keep these promises
+/// (they own an mmap, unmap it on drop, and hand out only volatile accesses), as does an
+/// [`Arc`] or [`Box`] of memory that does, and a [`DmaRange`] of one.
+pub unsafe trait DmaMemory: Send + Sync + 'static {
+    /// Host address of the first byte.
+    fn dma_ptr(&self) -> *mut u8;
+    /// Length in bytes.
+    fn dma_len(&self) -> usize;
+}
+
+// SAFETY: an MmapRegion owns its mapping (safe constructors) or was built with the
+// unsafe `build_raw`, whose caller promised the memory outlives it; it is unmapped only
+// on drop, its pointer and size are fixed at construction, and it gives out only
+// volatile slices and raw pointers.
+unsafe impl<B: vm_memory::bitmap::Bitmap + Send + Sync + 'static> DmaMemory for MmapRegion<B> {
+    fn dma_ptr(&self) -> *mut u8 {
+        self.as_ptr()
+    }
+    fn dma_len(&self) -> usize {
+        self.size()
+    }
+}
+
+// SAFETY: a GuestRegionMmap is an MmapRegion plus a guest address (see above).
+unsafe impl<B: vm_memory::bitmap::Bitmap + Send + Sync + 'static> DmaMemory
+    for vm_memory::GuestRegionMmap<B>
+{
+    fn dma_ptr(&self) -> *mut u8 {
+        self.as_ptr()
+    }
+    fn dma_len(&self) -> usize {
+        self.size()
+    }
+}
+
+// SAFETY: the Arc keeps the memory alive while any clone lives; it forwards to `T`.
+unsafe impl<T: DmaMemory + ?Sized> DmaMemory for Arc<T> {
+    fn dma_ptr(&self) -> *mut u8 {
+        (**self).dma_ptr()
+    }
+    fn dma_len(&self) -> usize {
+        (**self).dma_len()
+    }
+}
+
+// SAFETY: the Box owns `T`, and moving the Box does not move `T`'s memory.
+unsafe impl<T: DmaMemory + ?Sized> DmaMemory for Box<T> {
+    fn dma_ptr(&self) -> *mut u8 {
+        (**self).dma_ptr()
+    }
+    fn dma_len(&self) -> usize {
+        (**self).dma_len()
+    }
+}
+
+/// A sub-range of shared DMA memory (a part of a guest region, a chunk of a buffer),
+/// keeping the whole memory alive.
+#[derive(Debug)]
+pub struct DmaRange<M: DmaMemory> {
+    mem: Arc<M>,
+    offset: usize,
+    len: usize,
+}
+
+impl<M: DmaMemory> DmaRange<M> {
+    /// `len` bytes of `mem` from `offset`; `None` when that is not inside `mem`.
+    pub fn new(mem: Arc<M>, offset: usize, len: usize) -> Option<Self> {
+        let end = offset.checked_add(len)?;
+        (end <= mem.dma_len()).then_some(DmaRange { mem, offset, len })
+    }
+
+    /// The whole memory.
+    pub fn memory(&self) -> &Arc<M> {
+        &self.mem
+    }
+}
+
+// SAFETY: `offset + len <= mem.dma_len()` (checked in `new`), so the range lies inside
+// memory that the Arc keeps valid (M's promises).
+unsafe impl<M: DmaMemory> DmaMemory for DmaRange<M> {
+    fn dma_ptr(&self) -> *mut u8 {
+        self.mem.dma_ptr().wrapping_add(self.offset)
+    }
+    fn dma_len(&self) -> usize {
+        self.len
+    }
+}
+
+/// Map `size` bytes at host address `vaddr` for the device at `iova`, outside the
+/// owned-mapping API: nothing keeps the memory alive, and nothing unmaps it on drop
+/// (unmap it with [`crate::dma::DmaSpace::unmap_raw`]). Alignment and the IOVA ranges
+/// are checked as for owned mappings.
+///
+/// # Safety
+///
+/// The caller promises that `[vaddr, vaddr + size)` is memory of this process that stays
+/// mapped and is not freed or reused until the kernel has unmapped this IOVA range (by
+/// `unmap_raw`, by dropping the space, or by closing the container or iommufd), and that
+/// the device writing it at any time (when `writable`) does not break what Rust code
+/// assumes about it: no `&`/`&mut` reference to it is used meanwhile.
+pub unsafe fn map_raw<D: crate::dma::DmaSpace + ?Sized>(
+    space: &D,
+    vaddr: u64,
+    iova: u64,
+    size: u64,
+    writable: bool,
+) -> crate::Result<()> {
+    crate::dma::map_checked(space, vaddr, iova, size, writable)
+}
+
 /// ioctl numbers: every VFIO and iommufd ioctl is `_IO(';', nr)` (include/uapi/linux/vfio.h, iommufd.h).
 pub mod nr {
     const fn io(nr: u64) -> u64 {
@@ -219,6 +636,8 @@ pub mod nr {
     pub const VFIO_DEVICE_GET_REGION_INFO: u64 = io(108);
     /// `VFIO_DEVICE_GET_IRQ_INFO`.
     pub const VFIO_DEVICE_GET_IRQ_INFO: u64 = io(109);
+    /// `VFIO_DEVICE_SET_IRQS`.
+    pub const VFIO_DEVICE_SET_IRQS: u64 = io(110);
     /// `VFIO_DEVICE_RESET`.
     pub const VFIO_DEVICE_RESET: u64 = io(111);
     /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`.
@@ -604,6 +1023,28 @@ impl VfioSys for RealSys {
         })
     }
 
+    fn adopt_fd(&self, fd: OwnedFd) -> io::Result<Fd> {
+        let raw = fd.into_raw_fd();
+        self.adopt(raw);
+        Ok(Fd(raw))
+    }
+
+    fn dup_fd(&self, fd: Fd) -> io::Result<OwnedFd> {
+        let fd = self.mine(fd)?;
+        // SAFETY: `fd` is one this RealSys opened (or adopted) and has not closed; the
+        // borrow ends with this statement, and the duplicate is a new descriptor.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd.0) };
+        borrowed.try_clone_to_owned()
+    }
+
+    fn device_set_irqs(&self, device: Fd, req: &IrqSet) -> io::Result<()> {
+        // The eventfds in `req` stay borrowed by the caller for this call, so they are
+        // open during it; the kernel takes its own reference to each (eventfd_ctx_fdget).
+        let mut buf = req.to_bytes();
+        self.ioctl_buf(device, nr::VFIO_DEVICE_SET_IRQS, &mut buf)
+            .map(|_| ())
+    }
+
     fn device_reset(&self, device: Fd) -> io::Result<()> {
         self.ioctl_val(device, nr::VFIO_DEVICE_RESET, 0).map(|_| ())
     }
@@ -774,6 +1215,30 @@ mod tests {
         assert_eq!(nr::VFIO_GROUP_GET_STATUS, 0x3b67);
         assert_eq!(nr::VFIO_DEVICE_PCI_HOT_RESET, 0x3b71);
         assert_eq!(nr::IOMMU_IOAS_ALLOC, 0x3b81);
+        // VFIO_DEVICE_SET_IRQS: _IO(VFIO_TYPE, VFIO_BASE + 10).
+        assert_eq!(nr::VFIO_DEVICE_SET_IRQS, 0x3b6e);
+    }
+
+    // RealSys hands SET_IRQS to the kernel only on its own fds; a regular file answers
+    // ENOTTY (not a VFIO device), a forged fd EBADF.
+    #[test]
+    fn real_sys_set_irqs_reaches_the_kernel_only_on_its_fds() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, [0u8; 4]).unwrap();
+        let s = RealSys::new();
+        let fd = s.open(&p).unwrap();
+        let e = EventFd::new().unwrap();
+        let req = IrqSet::eventfds(2, 0, IrqAction::Trigger, &[Some(e.as_fd())]).unwrap();
+        assert_eq!(
+            s.device_set_irqs(fd, &req).unwrap_err().raw_os_error(),
+            Some(libc::ENOTTY)
+        );
+        assert_eq!(
+            s.device_set_irqs(Fd(0), &req).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
+        s.close(fd).unwrap();
     }
 
     // Sizes from include/uapi/linux/iommufd.h.

@@ -13,18 +13,19 @@ use std::path::{Path, PathBuf};
 use passthru_iommu_groups::Host;
 use passthru_pci_ids::Bdf;
 use serde::Serialize;
-use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use std::sync::Arc;
+use vm_memory::MmapRegion;
 
-use crate::bind::{self, BindGuard, PciSysfs};
+use crate::bind::{self, BindGuard, PciSysfs, RestoreLog};
 use crate::container::{Container, Extension};
 use crate::device::Device;
-use crate::dma::{find_iova, DmaMapping, DmaSpace};
+use crate::dma::{find_iova, DmaSpace, OwnedDma};
 use crate::error::{Blocker, Error, Result};
 use crate::group::Group;
 use crate::host;
 use crate::info::DeviceFlags;
 use crate::iommufd::Iommufd;
-use crate::sys::{IovaRange, VfioSys};
+use crate::sys::{IovaRange, TrustedVfioSys};
 
 /// Which VFIO user API to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -175,9 +176,9 @@ pub const TEST_DMA_MIN_IOVA: u64 = 0x100000;
 
 /// Run the VMM sequence on `opts.bdf`. Returns `Err` only for input errors (no such
 /// device); everything the kernel refuses becomes a finding in the report.
-pub fn verify<S, F>(sys: &S, sysfs: &F, opts: &VerifyOptions) -> Result<VerifyReport>
+pub fn verify<S, F>(sys: &Arc<S>, sysfs: &F, opts: &VerifyOptions) -> Result<VerifyReport>
 where
-    S: VfioSys + ?Sized,
+    S: TrustedVfioSys + ?Sized,
     F: PciSysfs + ?Sized,
 {
     let root = opts.root.as_path();
@@ -215,8 +216,10 @@ where
     r.viable = blockers.is_empty();
     let driver = device.driver.clone();
 
-    // Bind the device (and blocking peers) when asked; the guards restore on drop.
-    let mut guards: Vec<BindGuard<'_, F>> = Vec::new();
+    // Bind the device (and blocking peers) when asked; the guards restore on drop, and a
+    // restore failing there (a bind that half failed) is logged for the report.
+    let restore_log = RestoreLog::new();
+    let mut guards: Vec<BindGuard<F>> = Vec::new();
     let mut todo = Vec::new();
     if driver.as_deref() != Some(bind::VFIO_PCI) {
         if !opts.bind {
@@ -234,7 +237,7 @@ where
         todo.extend(blockers.iter().map(|b| b.bdf).filter(|b| *b != opts.bdf));
     }
     if !todo.is_empty() {
-        match bind::bind_all(sysfs, &todo) {
+        match bind::bind_all(sysfs, &todo, &restore_log) {
             Ok(g) => {
                 let names: Vec<String> = todo.iter().map(|b| b.to_string()).collect();
                 r.add(
@@ -247,6 +250,7 @@ where
             Err(e) => {
                 r.dma_map = "not attempted: binding to vfio-pci failed".into();
                 r.fail("bind-failed", &e);
+                restore_findings(&restore_log, &mut r);
                 return Ok(r);
             }
         }
@@ -309,7 +313,15 @@ where
             r.fail("restore-failed", &e);
         }
     }
+    restore_findings(&restore_log, &mut r);
     Ok(r)
+}
+
+/// Restores that failed while guards were dropped, as `restore-failed` findings.
+fn restore_findings(log: &RestoreLog, r: &mut VerifyReport) {
+    for f in log.take() {
+        r.fail("restore-failed", &f.error);
+    }
 }
 
 /// Devices of `group` on drivers that keep it from being viable, from the host model.
@@ -329,10 +341,10 @@ fn model_blockers(model: &Host, group: u32) -> Vec<Blocker> {
 }
 
 /// Map and unmap a test buffer at the lowest allowed IOVA from 1 MiB.
-fn dma_test<D: DmaSpace + ?Sized>(space: &D, r: &mut VerifyReport) {
+fn dma_test<D: OwnedDma + ?Sized>(space: &D, r: &mut VerifyReport) {
     let page = space.page_size().max(4096);
     let size = TEST_DMA_SIZE.max(page);
-    let ranges: Vec<IovaRange> = space.iova_ranges().to_vec();
+    let ranges: Vec<IovaRange> = space.iova_ranges();
     let iova = if ranges.is_empty() {
         Some(TEST_DMA_MIN_IOVA)
     } else {
@@ -344,25 +356,30 @@ fn dma_test<D: DmaSpace + ?Sized>(space: &D, r: &mut VerifyReport) {
         r.fail("dma-map", &e);
         return;
     };
-    let mem = match GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), size as usize)]) {
-        Ok(m) => m,
-        Err(e) => {
-            r.dma_map = format!("cannot allocate a test buffer: {e}");
-            r.add(Severity::Fail, "dma-map", r.dma_map.clone());
-            return;
-        }
-    };
-    let Some(region) = mem.iter().next() else {
-        r.dma_map = "cannot allocate a test buffer".into();
-        return;
-    };
-    match DmaMapping::map_region(space, region, iova, true).and_then(|m| m.unmap()) {
-        Ok(_) => r.dma_map = "ok".into(),
-        Err(e) => {
+    match map_test_buffer(space, iova, size) {
+        Ok(Ok(())) => r.dma_map = "ok".into(),
+        Ok(Err(e)) => {
             r.dma_map = error_chain(&e);
             r.fail("dma-map", &e);
         }
+        Err(e) => {
+            r.dma_map = format!("cannot allocate a test buffer: {e}");
+            r.add(Severity::Fail, "dma-map", r.dma_map.clone());
+        }
     }
+}
+
+/// Map a fresh anonymous buffer of `size` bytes at `iova` (the space owns it while
+/// mapped), then unmap it; the outer error is the allocation's.
+fn map_test_buffer<D: OwnedDma + ?Sized>(
+    space: &D,
+    iova: u64,
+    size: u64,
+) -> std::result::Result<Result<()>, vm_memory::mmap::MmapRegionError> {
+    let mem = MmapRegion::<()>::new(size as usize)?;
+    Ok(space
+        .map(mem, iova, true)
+        .and_then(|()| space.unmap(iova).map(drop)))
 }
 
 /// Identity fields of a type-0/1 header: vendor, device, revision, class, header type.
@@ -375,8 +392,8 @@ const ID_FIELDS: &[(&str, std::ops::Range<usize>)] = &[
 ];
 
 /// Read config space through VFIO and compare the identity fields with sysfs.
-fn config_test<S: VfioSys + ?Sized>(
-    dev: &Device<'_, S>,
+fn config_test<S: TrustedVfioSys + ?Sized>(
+    dev: &Device<S>,
     root: &Path,
     bdf: Bdf,
     r: &mut VerifyReport,
@@ -450,8 +467,8 @@ struct HotReset {
     usable: bool,
 }
 
-fn reset_facts<S: VfioSys + ?Sized>(
-    dev: &Device<'_, S>,
+fn reset_facts<S: TrustedVfioSys + ?Sized>(
+    dev: &Device<S>,
     root: &Path,
     legacy: bool,
     r: &mut VerifyReport,
@@ -551,8 +568,8 @@ fn reset_facts<S: VfioSys + ?Sized>(
     HotReset { groups, usable }
 }
 
-fn check_back<S: VfioSys + ?Sized>(
-    dev: &Device<'_, S>,
+fn check_back<S: TrustedVfioSys + ?Sized>(
+    dev: &Device<S>,
     bdf: Bdf,
     how: &'static str,
     r: &mut VerifyReport,
@@ -578,9 +595,9 @@ fn check_back<S: VfioSys + ?Sized>(
 /// The group's status into the report; a viable group joins `container` (`true`), a
 /// non-viable one gives the error naming its blockers (or `false` should it have become
 /// viable meanwhile).
-fn join_container<S: VfioSys + ?Sized>(
-    container: &Container<'_, S>,
-    group: &mut Group<'_, S>,
+fn join_container<S: TrustedVfioSys + ?Sized>(
+    container: &Container<S>,
+    group: &Group<S>,
     root: &Path,
     r: &mut VerifyReport,
 ) -> Result<bool> {
@@ -594,8 +611,8 @@ fn join_container<S: VfioSys + ?Sized>(
     Ok(true)
 }
 
-fn run_container<S: VfioSys + ?Sized>(
-    sys: &S,
+fn run_container<S: TrustedVfioSys + ?Sized>(
+    sys: &Arc<S>,
     opts: &VerifyOptions,
     group_id: u32,
     r: &mut VerifyReport,
@@ -604,8 +621,8 @@ fn run_container<S: VfioSys + ?Sized>(
     let container = Container::open(sys, &root.join("dev/vfio/vfio"))?;
     container.require_api_version()?;
     let iommu = container.best_iommu()?;
-    let mut group = Group::open(sys, root, group_id)?;
-    if !join_container(&container, &mut group, root, r)? {
+    let group = Group::open(sys, root, group_id)?;
+    if !join_container(&container, &group, root, r)? {
         return Ok(());
     }
     container.set_iommu(iommu)?;
@@ -623,8 +640,8 @@ fn run_container<S: VfioSys + ?Sized>(
 /// `/dev/vfio/noiommu-N` and the container's only backend is vfio-noiommu. The device
 /// opens and its config space reads, but nothing translates or isolates its DMA, so the
 /// report fails with `no-iommu` and `dma_map` carries the kernel's refusal of a mapping.
-fn run_noiommu<S: VfioSys + ?Sized>(
-    sys: &S,
+fn run_noiommu<S: TrustedVfioSys + ?Sized>(
+    sys: &Arc<S>,
     opts: &VerifyOptions,
     group_id: u32,
     r: &mut VerifyReport,
@@ -643,41 +660,31 @@ fn run_noiommu<S: VfioSys + ?Sized>(
     );
     let container = Container::open(sys, &root.join("dev/vfio/vfio"))?;
     container.require_api_version()?;
-    let mut group = Group::open_noiommu(sys, root, group_id)?;
-    if !join_container(&container, &mut group, root, r)? {
+    let group = Group::open_noiommu(sys, root, group_id)?;
+    if !join_container(&container, &group, root, r)? {
         return Ok(());
     }
     container.set_iommu(Extension::NoIommu)?;
     // Ask the kernel anyway, so the report carries its own answer (vfio-noiommu:
     // ENOTTY for VFIO_IOMMU_MAP_DMA, drivers/vfio/container.c vfio_noiommu_ioctl).
     let space = container.dma_space_without_info();
-    let size = TEST_DMA_SIZE;
-    match GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), size as usize)]) {
-        Ok(mem) => {
-            if let Some(region) = mem.iter().next() {
-                r.dma_map = match DmaMapping::map_region(&space, region, TEST_DMA_MIN_IOVA, true)
-                    .and_then(|m| m.unmap())
-                {
-                    Ok(_) => {
-                        "accepted by the no-IOMMU backend, which translates and isolates nothing"
-                            .into()
-                    }
-                    Err(e) => format!("refused: {}", error_chain(&e)),
-                };
-            }
+    r.dma_map = match map_test_buffer(&space, TEST_DMA_MIN_IOVA, TEST_DMA_SIZE) {
+        Ok(Ok(())) => {
+            "accepted by the no-IOMMU backend, which translates and isolates nothing".into()
         }
-        Err(e) => r.dma_map = format!("not attempted: cannot allocate a test buffer: {e}"),
-    }
+        Ok(Err(e)) => format!("refused: {}", error_chain(&e)),
+        Err(e) => format!("not attempted: cannot allocate a test buffer: {e}"),
+    };
     device_checks(sys, opts, &container, &group, true, r)
 }
 
 /// Open the device from its (attached) group, read its config space through VFIO, state
 /// the reset facts, and with `--reset` perform the reset.
-fn device_checks<S: VfioSys + ?Sized>(
-    sys: &S,
+fn device_checks<S: TrustedVfioSys + ?Sized>(
+    sys: &Arc<S>,
     opts: &VerifyOptions,
-    container: &Container<'_, S>,
-    group: &Group<'_, S>,
+    container: &Container<S>,
+    group: &Group<S>,
     noiommu: bool,
     r: &mut VerifyReport,
 ) -> Result<()> {
@@ -710,7 +717,7 @@ fn device_checks<S: VfioSys + ?Sized>(
                 } else {
                     Group::open(sys, root, g)
                 };
-                let res = open.and_then(|mut og| {
+                let res = open.and_then(|og| {
                     og.require_viable(root)?;
                     og.set_container(container)?;
                     Ok(og)
@@ -727,7 +734,7 @@ fn device_checks<S: VfioSys + ?Sized>(
                 r.reset.performed = Some(error_chain(&e));
                 r.fail("reset-failed", &e);
             } else {
-                let mut all: Vec<&Group<'_, S>> = vec![group];
+                let mut all: Vec<&Group<S>> = vec![group];
                 all.extend(others.iter());
                 match dev.hot_reset(&all) {
                     Ok(()) => check_back(&dev, opts.bdf, "VFIO_DEVICE_PCI_HOT_RESET", r),
@@ -761,8 +768,8 @@ fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
-fn run_iommufd<S: VfioSys + ?Sized>(
-    sys: &S,
+fn run_iommufd<S: TrustedVfioSys + ?Sized>(
+    sys: &Arc<S>,
     opts: &VerifyOptions,
     group_id: u32,
     cdev: Option<&str>,
@@ -786,7 +793,7 @@ fn run_iommufd<S: VfioSys + ?Sized>(
         None => None,
     };
     let iommufd = Iommufd::open(sys, &root.join("dev/iommu"))?;
-    let mut ioas = iommufd.alloc_ioas()?;
+    let ioas = iommufd.alloc_ioas()?;
     let dev = Device::open_cdev(
         sys,
         &root.join("dev/vfio/devices").join(cdev),
