@@ -562,3 +562,165 @@ fn comma_joined_devices_go_to_one_guest() {
     );
     assert_eq!(out.matches("\nmachine: q35\n").count(), 1, "{out}");
 }
+
+/// A copy of a committed fixture root (symbolic links kept as links), so writes never
+/// touch the repository.
+fn fixture_copy(name: &str) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        for e in fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let dst = to.join(e.file_name());
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), &dst).unwrap();
+            } else if ft.is_dir() {
+                fs::create_dir_all(&dst).unwrap();
+                copy(&e.path(), &dst);
+            } else {
+                fs::copy(e.path(), &dst).unwrap();
+            }
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+        d.path(),
+    );
+    d
+}
+
+/// Every `options vfio-pci ... ids=` line of a modprobe.d text.
+fn ids_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            t.first() == Some(&"options")
+                && t.get(1).is_some_and(|m| m.replace('-', "_") == "vfio_pci")
+                && t.iter().any(|o| o.starts_with("ids="))
+        })
+        .collect()
+}
+
+// Issue "Never break a working host", item 1: scenario-amd's own vfio.conf binds
+// 10de:1187,10de:0e0a,1002:7300,1002:aae8; `config 0b:00 --apply` appended a second
+// `options vfio-pci ids=1002:7300,1002:aae8`, and modprobe keeps the last ids=, so the
+// GTX 760 (05:00) would have stopped binding. Now the user's line stays the only one.
+#[test]
+fn apply_never_writes_a_second_ids_line_over_the_users() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let conf = r.join("etc/modprobe.d/vfio.conf");
+    let users = fs::read_to_string(&conf).unwrap();
+    let (code, out, err) = passthru(r, &["config", "0b:00", "--apply"]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    let after = fs::read_to_string(&conf).unwrap();
+    assert!(
+        after.starts_with(&users),
+        "the user's bytes moved:\n{after}"
+    );
+    assert_eq!(
+        ids_lines(&after),
+        vec!["options vfio-pci ids=10de:1187,10de:0e0a,1002:7300,1002:aae8 disable_vga=1"],
+        "{after}"
+    );
+    assert!(!out.contains("would stop binding"), "{out}");
+    // The GTX's functions are still claimed by the one ids= line, and named as such.
+    assert!(
+        after.contains("0000:05:00.0 10de:1187") && after.contains("0000:0b:00.1 1002:aae8"),
+        "{after}"
+    );
+}
+
+// Item 1: a device the user's ids= line does not list is a conflict with the exact fix,
+// and --apply writes nothing (no second ids= either).
+#[test]
+fn an_id_missing_from_the_users_line_is_refused_with_the_fixed_line() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let conf = r.join("etc/modprobe.d/vfio.conf");
+    fs::write(
+        &conf,
+        "options vfio-pci ids=10de:1187,10de:0e0a disable_vga=1\n",
+    )
+    .unwrap();
+    let (code, out, _) = passthru(r, &["config", "0b:00"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("[ids-conflict] /etc/modprobe.d/vfio.conf:1:"),
+        "{out}"
+    );
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--apply"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("it lacks 1002:7300,1002:aae8"), "{err}");
+    assert!(
+        err.contains(
+            "`options vfio-pci ids=10de:1187,10de:0e0a,1002:7300,1002:aae8 disable_vga=1`"
+        ),
+        "{err}"
+    );
+    assert!(
+        !r.join("var/lib/passthru").exists(),
+        "something was written"
+    );
+    assert_eq!(
+        fs::read_to_string(&conf).unwrap(),
+        "options vfio-pci ids=10de:1187,10de:0e0a disable_vga=1\n"
+    );
+}
+
+fn block_ids(text: &str) -> Vec<String> {
+    let inside = text
+        .split_once(passthru_config_gen::block::BEGIN)
+        .map_or("", |(_, b)| b);
+    ids_lines(inside)
+        .iter()
+        .map(|l| {
+            l.split_whitespace()
+                .find_map(|o| o.strip_prefix("ids="))
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+// Item 1: `config 0b:00 --apply` then `config 05:00 --apply` dropped 0b:00 from
+// passthru's own block. Now the block keeps every id it bound; `--remove` takes one out.
+#[test]
+fn a_second_device_is_added_to_the_block_and_remove_takes_one_out() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let conf = r.join("etc/modprobe.d/vfio.conf");
+    fs::remove_file(&conf).unwrap();
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--apply"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        block_ids(&fs::read_to_string(&conf).unwrap()),
+        ["1002:7300,1002:aae8"]
+    );
+    let (code, _, err) = passthru(r, &["config", "05:00", "--apply"]);
+    assert_eq!(code, 0, "{err}");
+    let both = fs::read_to_string(&conf).unwrap();
+    assert_eq!(
+        block_ids(&both),
+        ["1002:7300,1002:aae8,10de:0e0a,10de:1187"],
+        "{both}"
+    );
+    assert!(
+        both.contains("softdep amdgpu pre: vfio-pci"),
+        "0b:00's softdep lost: {both}"
+    );
+    let (code, _, err) = passthru(r, &["config", "--remove", "05:00", "--apply"]);
+    assert_eq!(code, 0, "{err}");
+    let one = fs::read_to_string(&conf).unwrap();
+    assert_eq!(block_ids(&one), ["1002:7300,1002:aae8"], "{one}");
+    assert!(!one.contains("nouveau"), "{one}");
+    // A slot both requested and removed, or absent, is an input error.
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--remove", "0b:00"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("both requested and to be removed"), "{err}");
+    let (code, _, err) = passthru(r, &["config", "--remove", "0c:00"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("0c:00"), "{err}");
+}

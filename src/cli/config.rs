@@ -65,6 +65,10 @@ pub struct ConfigArgs {
     /// Remove this token from the kernel command line (repeatable), e.g. amd_iommu=on.
     #[arg(long = "remove-param", value_name = "TOKEN")]
     pub remove_param: Vec<String>,
+    /// Stop binding this device to vfio-pci (repeatable; BDF, slot or vendor:device):
+    /// its ids leave passthru's ids=, every other device bound before stays.
+    #[arg(long, value_name = "DEVICE", conflicts_with = "rollback")]
+    pub remove: Vec<String>,
 }
 
 /// Resolve one DEVICE word to slots.
@@ -101,7 +105,7 @@ fn resolve(word: &str, facts: &HostFacts) -> anyhow::Result<Vec<Slot>> {
 }
 
 fn request(a: &ConfigArgs, facts: &HostFacts) -> anyhow::Result<Request> {
-    if a.devices.is_empty() {
+    if a.devices.is_empty() && a.remove.is_empty() {
         bail!(
             "name the devices to pass through, e.g. `passthru config 0b:00` (see `passthru check`)"
         );
@@ -113,6 +117,12 @@ fn request(a: &ConfigArgs, facts: &HostFacts) -> anyhow::Result<Request> {
             set.extend(resolve(word, facts)?);
         }
         sets.push(set);
+    }
+    let mut remove = Vec::new();
+    for arg in &a.remove {
+        for word in arg.split(',').filter(|w| !w.is_empty()) {
+            remove.extend(resolve(word, facts).with_context(|| format!("--remove {word}"))?);
+        }
     }
     Ok(Request {
         sets,
@@ -129,6 +139,7 @@ fn request(a: &ConfigArgs, facts: &HostFacts) -> anyhow::Result<Request> {
         blacklist: a.blacklist,
         acs_override: a.acs_override.clone(),
         remove_params: a.remove_param.clone(),
+        remove,
     })
 }
 
@@ -250,6 +261,15 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let verdict_report = check_bdfs(&host, &bdfs);
     facts.findings = verdicts::warnings(&verdict_report);
     let plan = generate(&facts, &req)?;
+    if a.apply {
+        if let Err(e) = plan.check_applicable() {
+            // The plan and its warnings first, so the fix is shown in context.
+            if !g.json {
+                out!("{}", report(&plan, None, false))?;
+            }
+            return Err(e.into());
+        }
+    }
     let applied = if a.apply {
         Some(apply::apply(root, &plan.files)?)
     } else {
