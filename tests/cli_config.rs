@@ -724,3 +724,119 @@ fn a_second_device_is_added_to_the_block_and_remove_takes_one_out() {
     assert_eq!(code, 2);
     assert!(err.contains("0c:00"), "{err}");
 }
+
+// Item 3: `config --rollback` after the user edited /etc/default/grub following an
+// apply silently discarded the edit. Now it refuses, naming the file; --force restores
+// and keeps the user's version in the backup set.
+#[test]
+fn rollback_refuses_to_discard_an_edit_made_after_the_apply() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let grub = r.join("etc/default/grub");
+    let before = fs::read_to_string(&grub).unwrap();
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--apply"]);
+    assert_eq!(code, 0, "{err}");
+    let edited = format!(
+        "{}GRUB_TIMEOUT_STYLE=menu\n",
+        fs::read_to_string(&grub).unwrap()
+    );
+    fs::write(&grub, &edited).unwrap();
+    let (code, out, err) = passthru(r, &["config", "--rollback"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("/etc/default/grub") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(&grub).unwrap(),
+        edited,
+        "the edit was touched"
+    );
+    // Nothing else was rolled back either.
+    assert!(fs::read_to_string(r.join("etc/modprobe.d/vfio.conf"))
+        .unwrap()
+        .contains(passthru_config_gen::block::BEGIN));
+    let (code, out, err) = passthru(r, &["config", "--rollback", "--force", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(fs::read_to_string(&grub).unwrap(), before);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let kept = &v["rollback"]["kept"][0];
+    assert_eq!(kept["path"], "/etc/default/grub", "{v}");
+    assert_eq!(
+        fs::read_to_string(kept["copy"].as_str().unwrap()).unwrap(),
+        edited
+    );
+}
+
+/// Run passthru, killing it after `secs`: a hang is a failure, not a stuck test.
+fn passthru_timed(root: &Path, args: &[&str], secs: u64) -> (i32, String) {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_passthru"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (st.code().unwrap_or(-1), err);
+        }
+        if start.elapsed().as_secs() >= secs {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("passthru {args:?} still running after {secs} s (hung)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+// Item 4: a FIFO at etc/default/grub hung `config` for ever; a directory there was
+// silently "no GRUB". Both are now named, and nothing is written.
+#[test]
+fn fifo_or_directory_at_a_config_path_is_named_never_read() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let grub = r.join("etc/default/grub");
+    fs::remove_file(&grub).unwrap();
+    let st = Command::new("mkfifo").arg(&grub).status().unwrap();
+    assert!(st.success(), "mkfifo (coreutils) is needed");
+    for args in [&["config", "0b:00"][..], &["config", "0b:00", "--apply"]] {
+        let (code, err) = passthru_timed(r, args, 20);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("etc/default/grub") && err.contains("FIFO"),
+            "{err}"
+        );
+    }
+    fs::remove_file(&grub).unwrap();
+    fs::create_dir(&grub).unwrap();
+    let (code, err) = passthru_timed(r, &["config", "0b:00", "--apply"], 20);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("etc/default/grub") && err.contains("a directory"),
+        "{err}"
+    );
+    // A FIFO among the modprobe.d drop-ins is named too.
+    fs::remove_dir(&grub).unwrap();
+    fs::write(&grub, "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n").unwrap();
+    let fifo = r.join("etc/modprobe.d/zz.conf");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let (code, err) = passthru_timed(r, &["config", "0b:00", "--apply"], 20);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("etc/modprobe.d/zz.conf"), "{err}");
+    assert!(!r.join("var/lib/passthru").exists());
+}

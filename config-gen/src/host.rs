@@ -59,6 +59,28 @@ pub const MKINITCPIO_CONF: &str = "/etc/mkinitcpio.conf";
 /// dracut drop-in (dracut only reads `*.conf` there).
 pub const DRACUT_DROPIN: &str = "/etc/dracut.conf.d/vfio.conf";
 
+/// Every single configuration file passthru reads or writes (system paths).
+pub const CONFIG_FILES: &[&str] = &[
+    GRUB_DEFAULT,
+    KERNEL_CMDLINE,
+    KERNELSTUB_CONFIG,
+    ETC_MODULES,
+    INITRAMFS_TOOLS_MODULES,
+    MKINITCPIO_CONF,
+    MKINITCPIO_DROPIN,
+    DRACUT_DROPIN,
+    MODPROBE_VFIO,
+    MODULES_LOAD_VFIO,
+];
+
+/// Drop-in directories passthru reads, with the suffix of the entries it reads.
+pub const CONFIG_DIRS: &[(&str, &str)] = &[
+    ("/etc/modprobe.d", ".conf"),
+    ("/etc/modules-load.d", ".conf"),
+    ("/etc/pve/qemu-server", ".conf"),
+    (GRUB_DROPIN_DIR, ".cfg"),
+];
+
 /// A kernel parameter passthru wants, with the reason written next to it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WantedParam {

@@ -85,7 +85,7 @@ fn crash_rollback_child() {
             std::process::abort();
         }
     };
-    apply::rollback_with(Path::new(&root), &mut hook).unwrap();
+    apply::rollback_with(Path::new(&root), false, &mut hook).unwrap();
 }
 
 #[test]
@@ -95,7 +95,7 @@ fn kill_during_rollback_then_rollback_again_restores_everything() {
     setup(probe.path());
     apply::apply(probe.path(), &changes()).unwrap();
     let mut total = 0;
-    apply::rollback_with(probe.path(), &mut |_| total += 1).unwrap();
+    apply::rollback_with(probe.path(), false, &mut |_| total += 1).unwrap();
     // Two restored files: a temp write and a rename each.
     assert_eq!(total, 4);
     for at in 1..=total {
@@ -128,7 +128,7 @@ fn kill_during_rollback_then_rollback_again_restores_everything() {
                 "step {at}: {p} torn"
             );
         }
-        apply::rollback(root).unwrap();
+        apply::rollback(root, false).unwrap();
         for (p, old, _) in cases() {
             let now = fs::read(apply::under(root, p)).ok();
             assert_eq!(
@@ -151,8 +151,9 @@ fn count_steps() -> usize {
 #[test]
 fn kill_between_any_two_writes_leaves_old_or_new() {
     let total = count_steps();
-    // 2 backups + manifest + 3 targets, each a temp write then a rename.
-    assert_eq!(total, 12);
+    // 3 copies of what is written + 2 backups + manifest + 3 targets, each a temp write
+    // then a rename.
+    assert_eq!(total, 18);
     let exe = std::env::current_exe().unwrap();
     for at in 1..=total {
         let d = tempfile::tempdir().unwrap();
@@ -192,7 +193,7 @@ fn kill_between_any_two_writes_leaves_old_or_new() {
         }
         // Recovery: roll back when a set exists, then everything is old again.
         if backup.is_some() {
-            apply::rollback(root).unwrap();
+            apply::rollback(root, false).unwrap();
             for (p, old, _) in cases() {
                 let now = fs::read(apply::under(root, p)).ok();
                 assert_eq!(

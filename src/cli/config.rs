@@ -14,7 +14,8 @@ use super::Global;
 use anyhow::{bail, Context};
 use clap::Args;
 use passthru_config_gen::{
-    apply, facts, generate, verdicts, Bootloader, GuestKind, HostFacts, Initramfs, Plan, Request,
+    apply, facts, generate, host as cfg_host, verdicts, Bootloader, GuestKind, HostFacts,
+    Initramfs, Plan, Request,
 };
 use passthru_iommu_groups::{check_bdfs, Host};
 use passthru_pci_ids::{Bdf, DeviceId, Slot, VendorId};
@@ -44,9 +45,14 @@ pub struct ConfigArgs {
     /// After writing, run the bootloader and initramfs commands (only with --root /).
     #[arg(long, requires = "apply", conflicts_with = "rollback")]
     pub run_commands: bool,
-    /// Restore the files changed by the last --apply, byte for byte.
+    /// Restore the files changed by the last --apply, byte for byte. Refused when one
+    /// of them changed since that apply, unless --force.
     #[arg(long)]
     pub rollback: bool,
+    /// With --rollback: restore even files edited since the apply (each edited version
+    /// is kept in the backup set first).
+    #[arg(long, requires = "rollback")]
+    pub force: bool,
     /// Give each GPU legacy VGA in the guest (x-vga; SeaBIOS guests). Drops disable_vga=1.
     #[arg(long)]
     pub x_vga: bool,
@@ -227,9 +233,14 @@ fn run_commands(commands: &[String]) -> anyhow::Result<bool> {
 pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let root = g.root.as_path();
     if a.rollback {
-        let r = apply::rollback(root)?;
+        let r = apply::rollback(root, a.force)?;
         if g.json {
-            let v = serde_json::json!({"rollback": {"backup": r.backup, "restored": r.restored, "removed": r.removed}});
+            let kept: Vec<serde_json::Value> = r
+                .kept
+                .iter()
+                .map(|(p, c)| serde_json::json!({"path": p, "copy": c}))
+                .collect();
+            let v = serde_json::json!({"rollback": {"backup": r.backup, "restored": r.restored, "removed": r.removed, "kept": kept}});
             outln!("{}", serde_json::to_string_pretty(&v)?)?;
         } else {
             outln!("Rolled back from {}", r.backup.display())?;
@@ -239,12 +250,21 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
             for p in &r.removed {
                 outln!("  removed {p} (it did not exist before)")?;
             }
+            for (p, c) in &r.kept {
+                outln!(
+                    "  {p} had changed since the apply: that version is kept in {}",
+                    c.display()
+                )?;
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
     if a.run_commands && root != Path::new("/") {
         bail!("--run-commands acts on the running system, not on --root {}: run the commands inside that root yourself", root.display());
     }
+    // A FIFO, socket, device node or directory where a configuration file belongs is
+    // named before anything reads it (a FIFO would block a plain read for ever).
+    apply::check_config_paths(root, cfg_host::CONFIG_FILES, cfg_host::CONFIG_DIRS)?;
     // The host model (confined reads of sysfs/procfs) and the configuration files.
     let host = Host::load(root)
         .with_context(|| format!("loading the host model under {}", root.display()))?;
