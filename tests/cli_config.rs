@@ -840,3 +840,98 @@ fn fifo_or_directory_at_a_config_path_is_named_never_read() {
     assert!(err.contains("etc/modprobe.d/zz.conf"), "{err}");
     assert!(!r.join("var/lib/passthru").exists());
 }
+
+// Item 5: `--remove-param iommu=pt` after an apply printed `= iommu=pt` and left
+// passthru's comment for it behind; removing what passthru adds is now honoured for the
+// optional iommu=pt (comment and token both go) and refused for what it needs.
+#[test]
+fn removing_a_parameter_passthru_added_takes_its_comment_along() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let grub = r.join("etc/default/grub");
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--apply"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(fs::read_to_string(&grub)
+        .unwrap()
+        .contains("# passthru: iommu=pt: "));
+    let (code, out, err) = passthru(
+        r,
+        &["config", "0b:00", "--remove-param", "iommu=pt", "--apply"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("  - iommu=pt  (removal requested)"), "{out}");
+    assert!(!out.contains("= iommu=pt"), "{out}");
+    let text = fs::read_to_string(&grub).unwrap();
+    assert!(!text.contains("iommu=pt"), "orphan left:\n{text}");
+    // The boot-display parameter's comment stays with its token.
+    assert!(text.contains("# passthru: video=efifb:off: "), "{text}");
+    // video=efifb:off is what this request needs: removing it too is refused.
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--remove-param", "video=efifb:off"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot be removed at the same time"), "{err}");
+}
+
+// Item 5: a comment of an earlier run stays while its token stays (config 05:00 after
+// config 0b:00 keeps the boot-display reason for video=efifb:off).
+#[test]
+fn earlier_comments_stay_with_their_tokens() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    fs::remove_file(r.join("etc/modprobe.d/vfio.conf")).unwrap();
+    let grub = r.join("etc/default/grub");
+    assert_eq!(passthru(r, &["config", "0b:00", "--apply"]).0, 0);
+    let once = fs::read_to_string(&grub).unwrap();
+    assert_eq!(passthru(r, &["config", "05:00", "--apply"]).0, 0);
+    assert_eq!(fs::read_to_string(&grub).unwrap(), once);
+}
+
+// Item 5: `--acs-override bogus` was accepted and reported as set although the old
+// value stayed; `--remove-param nonexistent=1` was silent.
+#[test]
+fn acs_override_values_are_checked_and_a_kept_old_value_is_said() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let (code, _, err) = passthru(
+        r,
+        &["config", "0b:00", "--acs-override", "bogus", "--apply"],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("pcie_acs_override=bogus") && err.contains("id:vvvv:dddd"),
+        "{err}"
+    );
+    assert!(!r.join("var/lib/passthru").exists());
+    // The fixture's grub already has pcie_acs_override=downstream,multifunction.
+    let (code, out, err) = passthru(r, &["config", "0b:00", "--acs-override", "multifunction"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("  ! pcie_acs_override=multifunction  (not set: the command line keeps pcie_acs_override=downstream,multifunction"),
+        "{out}"
+    );
+    assert!(!out.contains("= pcie_acs_override=multifunction"), "{out}");
+    // Replacing it takes both flags, and then the new value is added.
+    let (code, out, err) = passthru(
+        r,
+        &[
+            "config",
+            "0b:00",
+            "--acs-override",
+            "multifunction",
+            "--remove-param",
+            "pcie_acs_override=downstream,multifunction",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("  + pcie_acs_override=multifunction"), "{out}");
+    let (code, out, err) = passthru(r, &["config", "0b:00", "--remove-param", "nonexistent=1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "[remove-absent] /etc/default/grub: nonexistent=1 is not on the kernel command line"
+        ),
+        "{out}"
+    );
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--remove-param", "a b"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("\"a b\""), "{err}");
+}

@@ -344,6 +344,7 @@ pub fn plan(
         });
     }
     if let Some(v) = &req.acs_override {
+        cmdline::check_acs_override(v)?;
         if facts.acs_override_patch == Some(true) {
             wanted.push(WantedParam {
                 token: format!("pcie_acs_override={v}"),
@@ -354,11 +355,25 @@ pub fn plan(
             w.push(Warning::new("acs-override-unsupported", "pcie_acs_override was requested but this kernel is not known to carry the out-of-tree ACS override patch (mainline ignores the parameter): not added"));
         }
     }
-    for p in &wanted {
-        cmdline::check_token(&p.token)?;
-    }
     for r in &req.remove_params {
         cmdline::check_token(r)?;
+        // Removing what passthru would add: iommu=pt is optional (the removal wins);
+        // the others are what the request needs, so both at once is refused.
+        if let Some(i) = wanted.iter().position(|p| cmdline::same_token(&p.token, r)) {
+            if wanted[i].token != "iommu=pt" {
+                return Err(Error::Param {
+                    param: r.clone(),
+                    message: format!(
+                        "passthru adds it for this request ({}): it cannot be removed at the same time",
+                        wanted[i].why
+                    ),
+                });
+            }
+            wanted.remove(i);
+        }
+    }
+    for p in &wanted {
+        cmdline::check_token(&p.token)?;
     }
     if bootloader.is_none() {
         w.push(Warning::new("no-bootloader", "no GRUB (/etc/default/grub), systemd-boot (/etc/kernel/cmdline) or kernelstub configuration found: pass --bootloader; kernel parameters are listed but not written"));
@@ -383,6 +398,17 @@ pub fn plan(
             .collect(),
     };
     let mut planned = cmdline::plan(&current, &edit);
+    for r in &req.remove_params {
+        if !planned.remove.iter().any(|x| cmdline::same_token(x, r)) {
+            w.push(Warning::new(
+                "remove-absent",
+                format!(
+                    "{}: {r} is not on the kernel command line: nothing to remove",
+                    cmdline_path.unwrap_or("kernel command line")
+                ),
+            ));
+        }
+    }
     if bootloader == Some(Bootloader::Grub) {
         // Only GRUB_CMDLINE_LINUX_DEFAULT is edited; a token to remove that lives in
         // GRUB_CMDLINE_LINUX stays, with a warning.
@@ -406,11 +432,44 @@ pub fn plan(
             ),
         ));
     }
-    let comments: Vec<String> = wanted
+    let fresh: Vec<(&str, String)> = wanted
         .iter()
         .filter(|p| !planned.conflicts.iter().any(|c| c.ours == p.token))
-        .map(|p| format!("{}: {}", p.token, p.why))
+        .map(|p| (p.token.as_str(), format!("{}: {}", p.token, p.why)))
         .collect();
+    // Comments of earlier runs stay while their token stays on the command line (a
+    // removed token takes its comment along); this run's reasons replace theirs.
+    let previous = match bootloader {
+        Some(Bootloader::Grub) => {
+            let text = facts.files.get(GRUB_DEFAULT).map_or("", String::as_str);
+            grub::current_comments(text).map_err(|e| grub::to_error(GRUB_DEFAULT, text, e))?
+        }
+        _ => Vec::new(),
+    };
+    let stays = |tok: &str| {
+        planned.add.iter().any(|t| cmdline::same_token(t, tok))
+            || current.iter().any(|t| {
+                cmdline::same_token(t, tok)
+                    && !planned.remove.iter().any(|r| cmdline::same_token(r, t))
+            })
+    };
+    let mut comments: Vec<String> = Vec::new();
+    for c in &previous {
+        let tok = c.split_once(": ").map_or(c.as_str(), |(t, _)| t);
+        if let Some((_, line)) = fresh.iter().find(|(t, _)| cmdline::same_token(t, tok)) {
+            comments.push(line.clone());
+        } else if stays(tok) {
+            comments.push(c.clone());
+        }
+    }
+    for (t, line) in &fresh {
+        if !previous
+            .iter()
+            .any(|c| cmdline::same_token(c.split_once(": ").map_or(c.as_str(), |(x, _)| x), t))
+        {
+            comments.push(line.clone());
+        }
+    }
     match bootloader {
         Some(Bootloader::Grub) => {
             let old = facts.files.get(GRUB_DEFAULT);

@@ -128,6 +128,10 @@ pub struct Plan {
     /// that has any (see [`Plan::check_applicable`]).
     #[serde(skip)]
     pub refusals: Vec<Warning>,
+    /// Wanted parameters not added because the command line sets the same parameter
+    /// differently (left as the user has it; also a `param-conflict` warning).
+    #[serde(skip)]
+    pub param_conflicts: Vec<cmdline::Conflict>,
 }
 
 impl Plan {
@@ -269,5 +273,6 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
         param_reasons: hp.wanted,
         all_files: hp.files,
         refusals: hp.refusals,
+        param_conflicts: hp.planned.conflicts.clone(),
     })
 }

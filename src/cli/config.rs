@@ -154,6 +154,13 @@ fn report(plan: &Plan, applied: Option<&apply::Applied>, dry_run: bool) -> Strin
     let mut s = String::new();
     s.push_str("Kernel parameters\n");
     for p in &plan.param_reasons {
+        if let Some(c) = plan.param_conflicts.iter().find(|c| c.ours == p.token) {
+            s.push_str(&format!(
+                "  ! {}  (not set: the command line keeps {}; pass --remove-param {} to replace it)\n",
+                p.token, c.theirs, c.theirs
+            ));
+            continue;
+        }
         let mark = if plan.kernel_params.add.contains(&p.token) {
             "+"
         } else {
