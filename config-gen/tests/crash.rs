@@ -48,6 +48,25 @@ fn setup(root: &Path) {
     }
 }
 
+/// Re-run this test binary as the child test `name` on `root` (passed in `root_var`),
+/// told to abort at step `at`; it must die of SIGABRT there.
+fn run_child(name: &str, root_var: &str, root: &Path, at: usize) {
+    use std::os::unix::process::ExitStatusExt;
+    let st = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(root_var, root)
+        .env("PASSTHRU_CRASH_AT", at.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(
+        st.status.signal(),
+        Some(6),
+        "{name} was meant to abort (SIGABRT) at step {at}: {}{}",
+        String::from_utf8_lossy(&st.stdout),
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
 /// The child: apply, dying at step `PASSTHRU_CRASH_AT`.
 #[test]
 fn crash_child() {
@@ -90,7 +109,6 @@ fn crash_rollback_child() {
 
 #[test]
 fn kill_during_rollback_then_rollback_again_restores_everything() {
-    let exe = std::env::current_exe().unwrap();
     let probe = tempfile::tempdir().unwrap();
     setup(probe.path());
     apply::apply(probe.path(), &changes()).unwrap();
@@ -103,22 +121,11 @@ fn kill_during_rollback_then_rollback_again_restores_everything() {
         let root = d.path();
         setup(root);
         apply::apply(root, &changes()).unwrap();
-        let st = Command::new(&exe)
-            .args([
-                "--exact",
-                "crash_rollback_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("PASSTHRU_CRASH_ROLLBACK_ROOT", root)
-            .env("PASSTHRU_CRASH_AT", at.to_string())
-            .output()
-            .unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            st.status.signal(),
-            Some(6),
-            "rollback child was meant to abort at step {at}"
+        run_child(
+            "crash_rollback_child",
+            "PASSTHRU_CRASH_ROLLBACK_ROOT",
+            root,
+            at,
         );
         for (p, old, new) in cases() {
             let now = fs::read(apply::under(root, p)).ok();
@@ -154,24 +161,11 @@ fn kill_between_any_two_writes_leaves_old_or_new() {
     // 3 copies of what is written + 2 backups + manifest + 3 targets, each a temp write
     // then a rename.
     assert_eq!(total, 18);
-    let exe = std::env::current_exe().unwrap();
     for at in 1..=total {
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
         setup(root);
-        let st = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env("PASSTHRU_CRASH_ROOT", root)
-            .env("PASSTHRU_CRASH_AT", at.to_string())
-            .output()
-            .unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            st.status.signal(),
-            Some(6),
-            "child was meant to abort (SIGABRT) at step {at}: {}",
-            String::from_utf8_lossy(&st.stdout)
-        );
+        run_child("crash_child", "PASSTHRU_CRASH_ROOT", root, at);
         let mut any_new = false;
         for (p, old, new) in cases() {
             let now = fs::read(apply::under(root, p)).ok();
@@ -418,28 +412,10 @@ fn config_apply_on_a_hand_configured_host_keeps_every_user_byte_and_binding() {
 
     // Killed between any two durable steps: the user's bytes and bindings hold; a
     // rollback (when a set exists) gives the exact starting files; a new apply works.
-    let exe = std::env::current_exe().unwrap();
     for at in 1..=total {
         let d = user_host();
         let root = d.path();
-        let st = Command::new(&exe)
-            .args([
-                "--exact",
-                "config_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("PASSTHRU_CONFIG_CRASH_ROOT", root)
-            .env("PASSTHRU_CRASH_AT", at.to_string())
-            .output()
-            .unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            st.status.signal(),
-            Some(6),
-            "child was meant to abort at step {at}: {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
+        run_child("config_crash_child", "PASSTHRU_CONFIG_CRASH_ROOT", root, at);
         let step = format!("killed at step {at}");
         check_user_kept(root, &step);
         if apply::last_backup(root).unwrap().is_some() {
