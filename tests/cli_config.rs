@@ -838,6 +838,24 @@ fn fifo_or_directory_at_a_config_path_is_named_never_read() {
     let (code, err) = passthru_timed(r, &["config", "0b:00", "--apply"], 20);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("etc/modprobe.d/zz.conf"), "{err}");
+    fs::remove_file(&fifo).unwrap();
+    // So are the other files the configuration facts come from (procfs and sysfs
+    // attributes under a snapshot root).
+    let boot_vga = fs::canonicalize(r.join("sys/bus/pci/devices/0000:06:00.0"))
+        .unwrap()
+        .join("boot_vga");
+    let _ = fs::remove_file(&boot_vga);
+    assert!(Command::new("mkfifo")
+        .arg(&boot_vga)
+        .status()
+        .unwrap()
+        .success());
+    let (code, err) = passthru_timed(r, &["config", "0b:00", "--apply"], 20);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("0000:06:00.0/boot_vga") && err.contains("FIFO"),
+        "{err}"
+    );
     assert!(!r.join("var/lib/passthru").exists());
 }
 

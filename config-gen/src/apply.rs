@@ -100,7 +100,7 @@ fn not_regular(path: &Path, ft: &fs::FileType) -> Error {
     Error::Read {
         path: path.to_path_buf(),
         source: std::io::Error::other(format!(
-            "{} where a configuration file belongs: passthru neither reads nor replaces it (remove it or put a regular file there)",
+            "{} where a regular file belongs: passthru neither reads nor replaces it (remove it or put a regular file there)",
             kind_of(ft)
         )),
     }

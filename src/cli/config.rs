@@ -236,6 +236,32 @@ fn run_commands(commands: &[String]) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// The files besides the configuration that `facts::from_host` reads under the root:
+/// the CPU and kernel release, the kernel's build config, and the id, class and
+/// `boot_vga` attributes of every PCI function.
+fn fact_files(root: &Path, kernel: Option<&str>) -> Vec<String> {
+    let mut out = vec![
+        "/proc/cpuinfo".to_string(),
+        "/proc/sys/kernel/osrelease".to_string(),
+    ];
+    out.extend(kernel.map(|k| format!("/boot/config-{k}")));
+    let mut devs: Vec<String> = std::fs::read_dir(root.join("sys/bus/pci/devices"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.parse::<Bdf>().is_ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    devs.sort();
+    for d in devs {
+        for f in ["vendor", "device", "class", "boot_vga"] {
+            out.push(format!("/sys/bus/pci/devices/{d}/{f}"));
+        }
+    }
+    out
+}
+
 /// Run `passthru config`.
 pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let root = g.root.as_path();
@@ -275,6 +301,10 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
     // The host model (confined reads of sysfs/procfs) and the configuration files.
     let host = Host::load(root)
         .with_context(|| format!("loading the host model under {}", root.display()))?;
+    // The other files facts::from_host reads with plain reads: the same check.
+    let others = fact_files(root, host.kernel.as_deref());
+    let others: Vec<&str> = others.iter().map(String::as_str).collect();
+    apply::check_config_paths(root, &others, &[])?;
     let mut facts = facts::from_host(root, &host)
         .with_context(|| format!("reading the configuration under {}", root.display()))?;
     let req = request(a, &facts)?;
