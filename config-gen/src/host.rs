@@ -603,7 +603,31 @@ pub fn plan(
         }
         None => {}
     }
-    if !guests_use_x_vga && !claimed.is_empty() {
+    // What earlier runs chose in passthru's own block stays chosen: a block with ids but
+    // no disable_vga=1 was written for an x-vga guest, and its blacklist lines were asked for.
+    let ours: Vec<&str> = facts
+        .files
+        .get(MODPROBE_VFIO)
+        .and_then(|t| block::find(t).ok().flatten().map(|(a, b)| &t[a..b]))
+        .map(|b| b.lines().collect())
+        .unwrap_or_default();
+    let earlier_x_vga = ours.iter().any(|l| l.starts_with(NO_DISABLE_VGA))
+        || ours.iter().any(|l| vfio_pci_options(l).is_some())
+            && !ours
+                .iter()
+                .any(|l| vfio_pci_options(l).is_some_and(|o| o.contains(&"disable_vga=1")));
+    let earlier_blacklist: BTreeSet<String> = ours
+        .iter()
+        .filter_map(|l| l.strip_prefix("blacklist "))
+        .map(|m| m.trim().to_string())
+        .collect();
+    if !guests_use_x_vga && earlier_x_vga && !claimed.is_empty() {
+        hp.warnings.push(Warning::new("x-vga-kept", format!("{MODPROBE_VFIO}: an earlier run wrote passthru's block without disable_vga=1 (for an x-vga guest): kept that way so that guest keeps its VGA region; pass --x-vga to say so, or remove the block's options lines by hand to get disable_vga=1")));
+    }
+    if (guests_use_x_vga || earlier_x_vga) && !claimed.is_empty() {
+        body.push_str(&format!("{NO_DISABLE_VGA} a guest uses x-vga, which needs the VGA region disable_vga=1 would remove\n"));
+    }
+    if !guests_use_x_vga && !earlier_x_vga && !claimed.is_empty() {
         body.push_str("# disable_vga=1: no generated guest uses x-vga, so vfio-pci opts these GPUs out of VGA arbitration (x-vga would need the VGA region this removes)\n");
         body.push_str("options vfio-pci disable_vga=1\n");
     }
@@ -623,11 +647,12 @@ pub fn plan(
         ));
         body.push_str(&format!("softdep {m} pre: vfio-pci\n"));
     }
-    if req.blacklist {
-        for m in &mods {
-            body.push_str(&format!("# blacklist (requested): {m} is not auto-loaded at all, for every device on this host, not only the passed-through ones\n"));
-            body.push_str(&format!("blacklist {m}\n"));
-        }
+    for m in mods
+        .iter()
+        .filter(|m| req.blacklist || earlier_blacklist.contains(*m))
+    {
+        body.push_str(&format!("# blacklist (requested): {m} is not auto-loaded at all, for every device on this host, not only the passed-through ones\n"));
+        body.push_str(&format!("blacklist {m}\n"));
     }
     hp.files.push(put_block_file(facts, MODPROBE_VFIO, &body)?);
     // Host-side sharers of an id.
@@ -753,6 +778,10 @@ pub fn plan(
     }
     Ok(hp)
 }
+
+/// The comment passthru's modprobe block carries instead of `disable_vga=1` when a guest
+/// uses x-vga (later runs keep that choice).
+const NO_DISABLE_VGA: &str = "# no disable_vga=1:";
 
 /// `vendor:device` as vfio-pci's `ids=` takes it (lower-case hex).
 fn id_of(d: &DeviceFacts) -> String {

@@ -260,7 +260,9 @@ fn disable_vga_only_when_no_guest_uses_x_vga() {
         },
     )
     .unwrap();
-    assert!(!file(&p, MODPROBE_VFIO).unwrap().contains("disable_vga"));
+    assert!(!file(&p, MODPROBE_VFIO)
+        .unwrap()
+        .contains("options vfio-pci disable_vga=1"));
     assert!(p.guest.values().any(|g| g.contains("x-vga")));
 }
 
@@ -464,7 +466,9 @@ fn existing_proxmox_vm_with_x_vga_on_seabios_drops_disable_vga() {
         "machine: q35\nhostpci0: 0000:0b:00,pcie=1,x-vga=1\n[snap1]\nbios: ovmf\n".into(),
     );
     let p = generate(&f, &req(&["0b:00"])).unwrap();
-    assert!(!file(&p, MODPROBE_VFIO).unwrap().contains("disable_vga"));
+    assert!(!file(&p, MODPROBE_VFIO)
+        .unwrap()
+        .contains("options vfio-pci disable_vga=1"));
     assert!(p
         .warnings
         .iter()
@@ -572,4 +576,55 @@ fn a_grub_dropin_that_replaces_the_value_is_flagged() {
         "{}",
         w.message
     );
+}
+
+/// What an earlier run chose in passthru's own block stays: its ids (union with the
+/// request), its blacklist lines and its x-vga (no disable_vga=1); --remove takes ids out.
+#[test]
+fn earlier_runs_choices_in_the_block_are_kept() {
+    let mut f = facts(CpuVendor::Amd, "6.8");
+    let mut first = generate(
+        &f,
+        &Request {
+            x_vga: true,
+            blacklist: true,
+            ..req(&["0b:00"])
+        },
+    )
+    .unwrap();
+    let block = first.all_files.remove(
+        first
+            .all_files
+            .iter()
+            .position(|x| x.path == MODPROBE_VFIO)
+            .unwrap(),
+    );
+    f.files.insert(MODPROBE_VFIO.into(), block.new);
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    let conf = file(&p, MODPROBE_VFIO).unwrap();
+    assert!(
+        conf.contains("\noptions vfio-pci ids=1002:7300,1002:aae8,10de:0e0a,10de:1187\n"),
+        "{conf}"
+    );
+    assert!(!conf.contains("options vfio-pci disable_vga=1"), "{conf}");
+    assert!(codes(&p).contains(&"x-vga-kept"));
+    assert!(conf.contains("\nblacklist amdgpu\n"), "{conf}");
+    // --remove 0b:00: its ids, softdeps and blacklist go; 05:00 stays.
+    f.files.insert(MODPROBE_VFIO.into(), conf.to_string());
+    let p = generate(
+        &f,
+        &Request {
+            sets: Vec::new(),
+            remove: vec!["0b:00".parse().unwrap()],
+            ..Request::default()
+        },
+    )
+    .unwrap();
+    let conf = file(&p, MODPROBE_VFIO).unwrap();
+    assert!(
+        conf.contains("\noptions vfio-pci ids=10de:0e0a,10de:1187\n"),
+        "{conf}"
+    );
+    assert!(!conf.contains("amdgpu"), "{conf}");
+    assert!(p.guest.is_empty());
 }
