@@ -953,3 +953,39 @@ fn acs_override_values_are_checked_and_a_kept_old_value_is_said() {
     assert_eq!(code, 2);
     assert!(err.contains("\"a b\""), "{err}");
 }
+
+// Merging: a line the user put inside passthru's block after an apply would be lost
+// when the block is rewritten; it is named with its fix and nothing is written.
+#[test]
+fn a_line_added_inside_passthrus_block_is_not_overwritten() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let conf = r.join("etc/modprobe.d/vfio.conf");
+    fs::remove_file(&conf).unwrap();
+    assert_eq!(passthru(r, &["config", "0b:00", "--apply"]).0, 0);
+    let text = fs::read_to_string(&conf).unwrap();
+    let edited = text.replace(
+        "# <<< passthru",
+        "options snd_hda_intel power_save=0\n# <<< passthru",
+    );
+    fs::write(&conf, &edited).unwrap();
+    let (code, out, err) = passthru(r, &["config", "05:00", "--apply"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("[block-edited] /etc/modprobe.d/vfio.conf:")
+            && err.contains("`options snd_hda_intel power_save=0` is inside passthru's block"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&conf).unwrap(), edited);
+    // Moved above the block, it is the user's line like any other.
+    let moved = format!(
+        "options snd_hda_intel power_save=0\n{}",
+        edited.replace("options snd_hda_intel power_save=0\n", "")
+    );
+    fs::write(&conf, &moved).unwrap();
+    let (code, _, err) = passthru(r, &["config", "05:00", "--apply"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(fs::read_to_string(&conf)
+        .unwrap()
+        .starts_with("options snd_hda_intel power_save=0\n"));
+}

@@ -434,12 +434,12 @@ pub fn apply_with(
     })
 }
 
-/// The newest complete backup set not yet rolled back.
-pub fn last_backup(root: &Path) -> Result<Option<PathBuf>> {
+/// Every complete backup set not yet rolled back, oldest first.
+fn live_sets(root: &Path) -> Result<Vec<PathBuf>> {
     let base = backup_base(root)?;
     let entries = match fs::read_dir(&base) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => return Err(Error::Read { path: base, source }),
     };
     let mut sets: Vec<PathBuf> = entries
@@ -447,7 +447,57 @@ pub fn last_backup(root: &Path) -> Result<Option<PathBuf>> {
         .filter(|p| !p.to_string_lossy().ends_with(ROLLED_BACK) && p.join("manifest").is_file())
         .collect();
     sets.sort();
-    Ok(sets.pop())
+    Ok(sets)
+}
+
+/// The newest complete backup set not yet rolled back.
+pub fn last_backup(root: &Path) -> Result<Option<PathBuf>> {
+    Ok(live_sets(root)?.pop())
+}
+
+/// The bytes passthru last wrote to the system path `path`: its copy in the newest
+/// complete backup set that has one and was not rolled back (`None`: no such set).
+pub fn last_written(root: &Path, path: &str) -> Result<Option<Vec<u8>>> {
+    for set in live_sets(root)?.iter().rev() {
+        if let Some(b) = read_regular(&set.join(APPLIED).join(path.trim_start_matches('/')))? {
+            return Ok(Some(b));
+        }
+    }
+    Ok(None)
+}
+
+/// Lines the user put inside passthru's managed block (see [`crate::block`]) of a file
+/// about to be rewritten: compared with what passthru last wrote there
+/// ([`last_written`]), each line that is new in the block would be lost by the rewrite.
+/// One `block-edited` warning per such line, naming file and line; nothing when no
+/// backup set holds the file.
+pub fn block_edits(root: &Path, files: &[FileChange]) -> Result<Vec<crate::Warning>> {
+    let mut out = Vec::new();
+    for f in files {
+        let Some(now) = f.old.as_deref() else {
+            continue;
+        };
+        let Ok(Some((a, b))) = crate::block::find(now) else {
+            continue;
+        };
+        let Some(last) = last_written(root, &f.path)? else {
+            continue;
+        };
+        let last = String::from_utf8_lossy(&last);
+        let mut theirs: Vec<&str> = match crate::block::find(&last) {
+            Ok(Some((x, y))) => last[x..y].lines().collect(),
+            _ => Vec::new(),
+        };
+        let first = now[..a].lines().count() + 1;
+        for (i, line) in now[a..b].lines().enumerate() {
+            if let Some(k) = theirs.iter().position(|l| *l == line) {
+                theirs.remove(k);
+                continue;
+            }
+            out.push(crate::Warning::new("block-edited", format!("{}:{}: `{}` is inside passthru's block but passthru did not write it there; the block is rewritten on every run, so it would be lost: move it above the `# >>> passthru` line, then run passthru config again", f.path, first + i, line.trim())));
+        }
+    }
+    Ok(out)
 }
 
 /// Restore the newest backup set byte for byte (files that did not exist are removed),

@@ -317,7 +317,11 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let verdict_report = check_bdfs(&host, &bdfs);
     facts.findings = verdicts::warnings(&verdict_report);
-    let plan = generate(&facts, &req)?;
+    let mut plan = generate(&facts, &req)?;
+    // Lines the user added inside passthru's block since it wrote it: not overwritten.
+    let edits = apply::block_edits(root, &plan.files)?;
+    plan.warnings.extend(edits.iter().cloned());
+    plan.refusals.extend(edits);
     if a.apply {
         if let Err(e) = plan.check_applicable() {
             // The plan and its warnings first, so the fix is shown in context.
