@@ -989,3 +989,21 @@ fn a_line_added_inside_passthrus_block_is_not_overwritten() {
         .unwrap()
         .starts_with("options snd_hda_intel power_save=0\n"));
 }
+
+// Item 1 with --remove: a device the user's own ids= line binds cannot be taken off by
+// passthru without rewriting that line, so it says which line to write instead.
+#[test]
+fn remove_of_a_device_the_users_line_binds_gives_the_line_to_write() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let conf = r.join("etc/modprobe.d/vfio.conf");
+    let users = fs::read_to_string(&conf).unwrap();
+    let (code, _, err) = passthru(r, &["config", "--remove", "05:00", "--apply"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("it still lists 10de:1187,10de:0e0a, which --remove takes off")
+            && err.contains("`options vfio-pci ids=1002:7300,1002:aae8 disable_vga=1`"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&conf).unwrap(), users);
+}

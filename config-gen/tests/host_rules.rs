@@ -628,3 +628,35 @@ fn earlier_runs_choices_in_the_block_are_kept() {
     assert!(!conf.contains("amdgpu"), "{conf}");
     assert!(p.guest.is_empty());
 }
+
+/// --early-ids: a narrower vfio-pci.ids= already on the command line (kernel/params.c
+/// parameq: `-` and `_` alike) is replaced by the union, not left to conflict.
+#[test]
+fn early_ids_token_is_the_union_with_the_one_on_the_command_line() {
+    let mut f = facts(CpuVendor::Amd, "6.8");
+    f.files.insert(
+        "/etc/default/grub".into(),
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet vfio_pci.ids=1002:7300,1002:aae8\"\n".into(),
+    );
+    let p = generate(
+        &f,
+        &Request {
+            early_ids: true,
+            ..req(&["05:00"])
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        p.kernel_params.add,
+        [
+            "iommu=pt",
+            "vfio-pci.ids=1002:7300,1002:aae8,10de:0e0a,10de:1187"
+        ]
+    );
+    assert_eq!(p.kernel_params.remove, ["vfio_pci.ids=1002:7300,1002:aae8"]);
+    let grub = file(&p, "/etc/default/grub").unwrap();
+    assert!(
+        grub.contains("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet iommu=pt vfio-pci.ids=1002:7300,1002:aae8,10de:0e0a,10de:1187\""),
+        "{grub}"
+    );
+}

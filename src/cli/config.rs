@@ -14,7 +14,7 @@ use super::Global;
 use anyhow::{bail, Context};
 use clap::Args;
 use passthru_config_gen::{
-    apply, facts, generate, host as cfg_host, verdicts, Bootloader, GuestKind, HostFacts,
+    apply, cmdline, facts, generate, host as cfg_host, verdicts, Bootloader, GuestKind, HostFacts,
     Initramfs, Plan, Request,
 };
 use passthru_iommu_groups::{check_bdfs, Host};
@@ -169,7 +169,13 @@ fn report(plan: &Plan, applied: Option<&apply::Applied>, dry_run: bool) -> Strin
         s.push_str(&format!("  {mark} {}  ({})\n", p.token, p.why));
     }
     for r in &plan.kernel_params.remove {
-        s.push_str(&format!("  - {r}  (removal requested)\n"));
+        let ids = |t: &String| cmdline::param_name(t) == "vfio_pci.ids";
+        let why = if ids(r) && plan.kernel_params.add.iter().any(ids) {
+            "replaced: the new vfio-pci.ids= keeps every id it had"
+        } else {
+            "removal requested"
+        };
+        s.push_str(&format!("  - {r}  ({why})\n"));
     }
     if plan.param_reasons.is_empty() && plan.kernel_params.remove.is_empty() {
         s.push_str("  (none needed)\n");
