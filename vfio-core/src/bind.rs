@@ -656,6 +656,36 @@ mod tests {
             "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n",
         )
         .unwrap();
+        // A SATA controller: ata1/host0/target0:0:0/0:0:0:0/block/sda, sda1 in swap,
+        // sda2 held by a device-mapper volume.
+        let sata: Bdf = "06:00.0".parse().unwrap();
+        crate::host::fixture::add(r, "0000:06:00.0", 7, Some("ahci"));
+        let sda = dev("0000:06:00.0").join("ata1/host0/target0:0:0/0:0:0:0/block/sda");
+        fs::create_dir_all(sda.join("sda1")).unwrap();
+        fs::create_dir_all(sda.join("sda2/holders/dm-0")).unwrap();
+        symlink(
+            "../../../../../../../../../../class/block",
+            sda.join("subsystem"),
+        )
+        .unwrap();
+        fs::write(sda.join("dev"), "8:0\n").unwrap();
+        for (p, mm) in [("sda1", "8:1"), ("sda2", "8:2")] {
+            fs::write(sda.join(p).join("partition"), "1\n").unwrap();
+            fs::write(sda.join(p).join("dev"), format!("{mm}\n")).unwrap();
+        }
+        fs::create_dir_all(r.join("proc")).unwrap();
+        fs::write(
+            r.join("proc/swaps"),
+            "Filename\tType\tSize\tUsed\tPriority\n/dev/sda1 partition 1048572 0 -2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            in_use(r, sata),
+            [
+                "disk sda: sda1 is in use as swap",
+                "disk sda: sda2 is held by another block device (LVM, RAID, dm)"
+            ]
+        );
         assert_eq!(in_use(r, nic), ["network interface enp4s0 is up"]);
         assert_eq!(in_use(r, ssd), ["disk nvme0n1: nvme0n1p2 is mounted on /"]);
         assert_eq!(in_use(r, gpu()), ["display controller bound to amdgpu"]);
