@@ -148,6 +148,17 @@ pub fn read_regular(path: &Path) -> Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
+/// [`read_regular`] for a configuration file whose symbolic links were already
+/// resolved inside the root ([`crate::facts::confined`]): `/dev/null` there (a masked
+/// file) reads as empty, every other non-regular file is the same error. The read
+/// `facts` should use for every file it reads under a root.
+pub fn read_config_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if is_dev_null(&m) => Ok(Some(Vec::new())),
+        _ => read_regular(path),
+    }
+}
+
 /// Refuse, before anything is read or written, a configuration path under `root` that
 /// holds something other than a regular file: `files` are system paths passthru reads
 /// or writes, `dirs` drop-in directories whose entries ending in the given suffix it
@@ -818,9 +829,19 @@ mod tests {
         fs::write(r.join("etc/modules-load.d"), "").unwrap();
         let e = check_config_paths(r, &[], &[("/etc/modules-load.d", ".conf")]).unwrap_err();
         assert!(chain(&e).contains("where a directory belongs"));
-        // Absent paths are fine; /dev/null (a masked file) is accepted.
+        // Absent paths are fine; /dev/null (a masked file) is accepted and reads empty.
         check_config_paths(r, &["/etc/kernel/cmdline"], &[("/etc/nothing", ".conf")]).unwrap();
         assert!(is_dev_null(&fs::metadata("/dev/null").unwrap()));
+        assert_eq!(
+            read_config_file(Path::new("/dev/null")).unwrap(),
+            Some(Vec::new())
+        );
+        assert!(read_regular(Path::new("/dev/null")).is_err());
+        assert!(
+            read_config_file(&fifo).is_err(),
+            "a directory is not absent"
+        );
+        assert_eq!(read_config_file(&r.join("etc/none")).unwrap(), None);
     }
 
     #[test]
