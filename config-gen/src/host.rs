@@ -19,8 +19,15 @@
 //! - `iommu=pt` optional; `video=efifb:off` only when a requested GPU is the boot display;
 //!   `pcie_acs_override` never by default (only on request, only on a patched kernel, with a
 //!   security warning).
-//! - vfio-pci `ids=` cover every function of each requested slot, sorted and deduplicated;
-//!   `disable_vga=1` only when no guest uses x-vga (the two contradict: no VGA region).
+//! - vfio-pci `ids=` cover every function of each requested slot plus every id bound
+//!   before (passthru's block from earlier runs, the user's own last `ids=` line),
+//!   minus the slots `Request::remove` names; sorted and deduplicated. modprobe keeps
+//!   only the last `ids=` (every `options` line applies, files in name order), so when
+//!   the user has such a line passthru writes none of its own: an id missing from it
+//!   (or one to remove) is a refusal carrying the line to write instead.
+//! - `disable_vga=1` only when no guest uses x-vga (the two contradict: no VGA region);
+//!   a block an earlier run wrote for x-vga keeps it off, and earlier blacklist lines
+//!   stay.
 //! - `softdep <driver> pre: vfio-pci` for each host driver that would claim the devices;
 //!   blacklisting only on request.
 //! - `vfio_virqfd` only before kernel 6.2 (merged into `vfio` since).
