@@ -358,6 +358,13 @@ pub fn apply(root: &Path, files: &[FileChange]) -> Result<Applied> {
     apply_with(root, files, &timestamp(), &mut |_| {})
 }
 
+/// Write `plan`'s files ([`apply`]) unless it has refusals: then nothing is written and
+/// the error lists each conflict with its fix ([`crate::Plan::check_applicable`]).
+pub fn apply_plan(root: &Path, plan: &crate::Plan) -> Result<Applied> {
+    plan.check_applicable()?;
+    apply(root, &plan.files)
+}
+
 /// [`apply`] with an explicit timestamp and a hook called after every durable step
 /// (tests use it to crash at a chosen point).
 pub fn apply_with(

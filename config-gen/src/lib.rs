@@ -124,8 +124,8 @@ pub struct Plan {
     #[serde(skip)]
     pub all_files: Vec<FileChange>,
     /// Conflicts with what the user wrote that passthru will not override: each says
-    /// what to change by hand. Also listed in `warnings`; [`apply`] refuses a plan
-    /// that has any (see [`Plan::check_applicable`]).
+    /// what to change by hand. Also listed in `warnings`; [`apply::apply_plan`]
+    /// refuses a plan that has any (see [`Plan::check_applicable`]).
     #[serde(skip)]
     pub refusals: Vec<Warning>,
     /// Wanted parameters not added because the command line sets the same parameter

@@ -338,7 +338,7 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let applied = if a.apply {
-        Some(apply::apply(root, &plan.files)?)
+        Some(apply::apply_plan(root, &plan)?)
     } else {
         None
     };
