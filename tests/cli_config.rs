@@ -573,3 +573,448 @@ fn comma_joined_devices_go_to_one_guest() {
     );
     assert_eq!(out.matches("\nmachine: q35\n").count(), 1, "{out}");
 }
+
+/// A copy of a committed fixture root (symbolic links kept as links), so writes never
+/// touch the repository.
+fn fixture_copy(name: &str) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        for e in fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let dst = to.join(e.file_name());
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), &dst).unwrap();
+            } else if ft.is_dir() {
+                fs::create_dir_all(&dst).unwrap();
+                copy(&e.path(), &dst);
+            } else {
+                fs::copy(e.path(), &dst).unwrap();
+            }
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+        d.path(),
+    );
+    d
+}
+
+/// Every `options vfio-pci ... ids=` line of a modprobe.d text.
+fn ids_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            t.first() == Some(&"options")
+                && t.get(1).is_some_and(|m| m.replace('-', "_") == "vfio_pci")
+                && t.iter().any(|o| o.starts_with("ids="))
+        })
+        .collect()
+}
+
+// Issue "Never break a working host", item 1: scenario-amd's own vfio.conf binds
+// 10de:1187,10de:0e0a,1002:7300,1002:aae8; `config 0b:00 --apply` appended a second
+// `options vfio-pci ids=1002:7300,1002:aae8`, and modprobe keeps the last ids=, so the
+// GTX 760 (05:00) would have stopped binding. Now the user's line stays the only one.
+#[test]
+fn apply_never_writes_a_second_ids_line_over_the_users() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let conf = r.join("etc/modprobe.d/vfio.conf");
+    let users = fs::read_to_string(&conf).unwrap();
+    let (code, out, err) = passthru(r, &["config", "0b:00", "--apply"]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    let after = fs::read_to_string(&conf).unwrap();
+    assert!(
+        after.starts_with(&users),
+        "the user's bytes moved:\n{after}"
+    );
+    assert_eq!(
+        ids_lines(&after),
+        vec!["options vfio-pci ids=10de:1187,10de:0e0a,1002:7300,1002:aae8 disable_vga=1"],
+        "{after}"
+    );
+    assert!(!out.contains("would stop binding"), "{out}");
+    // The GTX's functions are still claimed by the one ids= line, and named as such.
+    assert!(
+        after.contains("0000:05:00.0 10de:1187") && after.contains("0000:0b:00.1 1002:aae8"),
+        "{after}"
+    );
+}
+
+// Item 1: a device the user's ids= line does not list is a conflict with the exact fix,
+// and --apply writes nothing (no second ids= either).
+#[test]
+fn an_id_missing_from_the_users_line_is_refused_with_the_fixed_line() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let conf = r.join("etc/modprobe.d/vfio.conf");
+    fs::write(
+        &conf,
+        "options vfio-pci ids=10de:1187,10de:0e0a disable_vga=1\n",
+    )
+    .unwrap();
+    let (code, out, _) = passthru(r, &["config", "0b:00"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("[ids-conflict] /etc/modprobe.d/vfio.conf:1:"),
+        "{out}"
+    );
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--apply"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("it lacks 1002:7300,1002:aae8"), "{err}");
+    assert!(
+        err.contains(
+            "`options vfio-pci ids=10de:1187,10de:0e0a,1002:7300,1002:aae8 disable_vga=1`"
+        ),
+        "{err}"
+    );
+    assert!(
+        !r.join("var/lib/passthru").exists(),
+        "something was written"
+    );
+    assert_eq!(
+        fs::read_to_string(&conf).unwrap(),
+        "options vfio-pci ids=10de:1187,10de:0e0a disable_vga=1\n"
+    );
+}
+
+fn block_ids(text: &str) -> Vec<String> {
+    let inside = text
+        .split_once(passthru_config_gen::block::BEGIN)
+        .map_or("", |(_, b)| b);
+    ids_lines(inside)
+        .iter()
+        .map(|l| {
+            l.split_whitespace()
+                .find_map(|o| o.strip_prefix("ids="))
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+// Item 1: `config 0b:00 --apply` then `config 05:00 --apply` dropped 0b:00 from
+// passthru's own block. Now the block keeps every id it bound; `--remove` takes one out.
+#[test]
+fn a_second_device_is_added_to_the_block_and_remove_takes_one_out() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let conf = r.join("etc/modprobe.d/vfio.conf");
+    fs::remove_file(&conf).unwrap();
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--apply"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        block_ids(&fs::read_to_string(&conf).unwrap()),
+        ["1002:7300,1002:aae8"]
+    );
+    let (code, _, err) = passthru(r, &["config", "05:00", "--apply"]);
+    assert_eq!(code, 0, "{err}");
+    let both = fs::read_to_string(&conf).unwrap();
+    assert_eq!(
+        block_ids(&both),
+        ["1002:7300,1002:aae8,10de:0e0a,10de:1187"],
+        "{both}"
+    );
+    assert!(
+        both.contains("softdep amdgpu pre: vfio-pci"),
+        "0b:00's softdep lost: {both}"
+    );
+    let (code, _, err) = passthru(r, &["config", "--remove", "05:00", "--apply"]);
+    assert_eq!(code, 0, "{err}");
+    let one = fs::read_to_string(&conf).unwrap();
+    assert_eq!(block_ids(&one), ["1002:7300,1002:aae8"], "{one}");
+    assert!(!one.contains("nouveau"), "{one}");
+    // A slot both requested and removed, or absent, is an input error.
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--remove", "0b:00"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("both requested and to be removed"), "{err}");
+    let (code, _, err) = passthru(r, &["config", "--remove", "0c:00"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("0c:00"), "{err}");
+}
+
+// Item 3: `config --rollback` after the user edited /etc/default/grub following an
+// apply silently discarded the edit. Now it refuses, naming the file; --force restores
+// and keeps the user's version in the backup set.
+#[test]
+fn rollback_refuses_to_discard_an_edit_made_after_the_apply() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let grub = r.join("etc/default/grub");
+    let before = fs::read_to_string(&grub).unwrap();
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--apply"]);
+    assert_eq!(code, 0, "{err}");
+    let edited = format!(
+        "{}GRUB_TIMEOUT_STYLE=menu\n",
+        fs::read_to_string(&grub).unwrap()
+    );
+    fs::write(&grub, &edited).unwrap();
+    let (code, out, err) = passthru(r, &["config", "--rollback"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("/etc/default/grub") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(&grub).unwrap(),
+        edited,
+        "the edit was touched"
+    );
+    // Nothing else was rolled back either.
+    assert!(fs::read_to_string(r.join("etc/modprobe.d/vfio.conf"))
+        .unwrap()
+        .contains(passthru_config_gen::block::BEGIN));
+    let (code, out, err) = passthru(r, &["config", "--rollback", "--force", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(fs::read_to_string(&grub).unwrap(), before);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let kept = &v["rollback"]["kept"][0];
+    assert_eq!(kept["path"], "/etc/default/grub", "{v}");
+    assert_eq!(
+        fs::read_to_string(kept["copy"].as_str().unwrap()).unwrap(),
+        edited
+    );
+}
+
+/// Run passthru, killing it after `secs`: a hang is a failure, not a stuck test.
+fn passthru_timed(root: &Path, args: &[&str], secs: u64) -> (i32, String) {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_passthru"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (st.code().unwrap_or(-1), err);
+        }
+        if start.elapsed().as_secs() >= secs {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("passthru {args:?} still running after {secs} s (hung)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+// Item 4: a FIFO at etc/default/grub hung `config` for ever; a directory there was
+// silently "no GRUB". Both are now named, and nothing is written.
+#[test]
+fn fifo_or_directory_at_a_config_path_is_named_never_read() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let grub = r.join("etc/default/grub");
+    fs::remove_file(&grub).unwrap();
+    let st = Command::new("mkfifo").arg(&grub).status().unwrap();
+    assert!(st.success(), "mkfifo (coreutils) is needed");
+    for args in [&["config", "0b:00"][..], &["config", "0b:00", "--apply"]] {
+        let (code, err) = passthru_timed(r, args, 20);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("etc/default/grub") && err.contains("FIFO"),
+            "{err}"
+        );
+    }
+    fs::remove_file(&grub).unwrap();
+    fs::create_dir(&grub).unwrap();
+    let (code, err) = passthru_timed(r, &["config", "0b:00", "--apply"], 20);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("etc/default/grub") && err.contains("a directory"),
+        "{err}"
+    );
+    // A FIFO among the modprobe.d drop-ins is named too.
+    fs::remove_dir(&grub).unwrap();
+    fs::write(&grub, "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n").unwrap();
+    let fifo = r.join("etc/modprobe.d/zz.conf");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let (code, err) = passthru_timed(r, &["config", "0b:00", "--apply"], 20);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("etc/modprobe.d/zz.conf"), "{err}");
+    fs::remove_file(&fifo).unwrap();
+    // A sysfs attribute that is a FIFO (under a snapshot root) is never opened: an
+    // absent fact with a note naming it, and the dry run goes on.
+    let boot_vga = fs::canonicalize(r.join("sys/bus/pci/devices/0000:06:00.0"))
+        .unwrap()
+        .join("boot_vga");
+    let _ = fs::remove_file(&boot_vga);
+    assert!(Command::new("mkfifo")
+        .arg(&boot_vga)
+        .status()
+        .unwrap()
+        .success());
+    let (code, err) = passthru_timed(r, &["config", "0b:00"], 20);
+    assert!(code == 0 || code == 1, "{err}");
+    assert!(
+        err.contains("0000:06:00.0/boot_vga") && err.contains("FIFO"),
+        "{err}"
+    );
+    assert!(!r.join("var/lib/passthru").exists());
+}
+
+// Item 5: `--remove-param iommu=pt` after an apply printed `= iommu=pt` and left
+// passthru's comment for it behind; removing what passthru adds is now honoured for the
+// optional iommu=pt (comment and token both go) and refused for what it needs.
+#[test]
+fn removing_a_parameter_passthru_added_takes_its_comment_along() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let grub = r.join("etc/default/grub");
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--apply"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(fs::read_to_string(&grub)
+        .unwrap()
+        .contains("# passthru: iommu=pt: "));
+    let (code, out, err) = passthru(
+        r,
+        &["config", "0b:00", "--remove-param", "iommu=pt", "--apply"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("  - iommu=pt  (removal requested)"), "{out}");
+    assert!(!out.contains("= iommu=pt"), "{out}");
+    let text = fs::read_to_string(&grub).unwrap();
+    assert!(!text.contains("iommu=pt"), "orphan left:\n{text}");
+    // The boot-display parameter's comment stays with its token.
+    assert!(text.contains("# passthru: video=efifb:off: "), "{text}");
+    // video=efifb:off is what this request needs: removing it too is refused.
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--remove-param", "video=efifb:off"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot be removed at the same time"), "{err}");
+}
+
+// Item 5: a comment of an earlier run stays while its token stays (config 05:00 after
+// config 0b:00 keeps the boot-display reason for video=efifb:off).
+#[test]
+fn earlier_comments_stay_with_their_tokens() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    fs::remove_file(r.join("etc/modprobe.d/vfio.conf")).unwrap();
+    let grub = r.join("etc/default/grub");
+    assert_eq!(passthru(r, &["config", "0b:00", "--apply"]).0, 0);
+    let once = fs::read_to_string(&grub).unwrap();
+    assert_eq!(passthru(r, &["config", "05:00", "--apply"]).0, 0);
+    assert_eq!(fs::read_to_string(&grub).unwrap(), once);
+}
+
+// Item 5: `--acs-override bogus` was accepted and reported as set although the old
+// value stayed; `--remove-param nonexistent=1` was silent.
+#[test]
+fn acs_override_values_are_checked_and_a_kept_old_value_is_said() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let (code, _, err) = passthru(
+        r,
+        &["config", "0b:00", "--acs-override", "bogus", "--apply"],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("pcie_acs_override=bogus") && err.contains("id:vvvv:dddd"),
+        "{err}"
+    );
+    assert!(!r.join("var/lib/passthru").exists());
+    // The fixture's grub already has pcie_acs_override=downstream,multifunction.
+    let (code, out, err) = passthru(r, &["config", "0b:00", "--acs-override", "multifunction"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("  ! pcie_acs_override=multifunction  (not set: the command line keeps pcie_acs_override=downstream,multifunction"),
+        "{out}"
+    );
+    assert!(!out.contains("= pcie_acs_override=multifunction"), "{out}");
+    // Replacing it takes both flags, and then the new value is added.
+    let (code, out, err) = passthru(
+        r,
+        &[
+            "config",
+            "0b:00",
+            "--acs-override",
+            "multifunction",
+            "--remove-param",
+            "pcie_acs_override=downstream,multifunction",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("  + pcie_acs_override=multifunction"), "{out}");
+    let (code, out, err) = passthru(r, &["config", "0b:00", "--remove-param", "nonexistent=1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "[remove-absent] /etc/default/grub: nonexistent=1 is not on the kernel command line"
+        ),
+        "{out}"
+    );
+    let (code, _, err) = passthru(r, &["config", "0b:00", "--remove-param", "a b"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("\"a b\""), "{err}");
+}
+
+// Merging: a line the user put inside passthru's block after an apply would be lost
+// when the block is rewritten; it is named with its fix and nothing is written.
+#[test]
+fn a_line_added_inside_passthrus_block_is_not_overwritten() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let conf = r.join("etc/modprobe.d/vfio.conf");
+    fs::remove_file(&conf).unwrap();
+    assert_eq!(passthru(r, &["config", "0b:00", "--apply"]).0, 0);
+    let text = fs::read_to_string(&conf).unwrap();
+    let edited = text.replace(
+        "# <<< passthru",
+        "options snd_hda_intel power_save=0\n# <<< passthru",
+    );
+    fs::write(&conf, &edited).unwrap();
+    let (code, out, err) = passthru(r, &["config", "05:00", "--apply"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("[block-edited] /etc/modprobe.d/vfio.conf:")
+            && err.contains("`options snd_hda_intel power_save=0` is inside passthru's block"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&conf).unwrap(), edited);
+    // Moved above the block, it is the user's line like any other.
+    let moved = format!(
+        "options snd_hda_intel power_save=0\n{}",
+        edited.replace("options snd_hda_intel power_save=0\n", "")
+    );
+    fs::write(&conf, &moved).unwrap();
+    let (code, _, err) = passthru(r, &["config", "05:00", "--apply"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(fs::read_to_string(&conf)
+        .unwrap()
+        .starts_with("options snd_hda_intel power_save=0\n"));
+}
+
+// Item 1 with --remove: a device the user's own ids= line binds cannot be taken off by
+// passthru without rewriting that line, so it says which line to write instead.
+#[test]
+fn remove_of_a_device_the_users_line_binds_gives_the_line_to_write() {
+    let root = fixture_copy("scenario-amd");
+    let r = root.path();
+    let conf = r.join("etc/modprobe.d/vfio.conf");
+    let users = fs::read_to_string(&conf).unwrap();
+    let (code, _, err) = passthru(r, &["config", "--remove", "05:00", "--apply"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("it still lists 10de:1187,10de:0e0a, which --remove takes off")
+            && err.contains("`options vfio-pci ids=1002:7300,1002:aae8 disable_vga=1`"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&conf).unwrap(), users);
+}

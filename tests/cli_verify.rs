@@ -205,3 +205,136 @@ fn real_fixture_root_container_node_is_not_a_vfio_node() {
     assert!(msg.contains("VFIO_GET_API_VERSION"), "{msg}");
     assert!(msg.contains("not a VFIO node"), "{msg}");
 }
+
+/// Every file under `root/sys/bus/pci` a bind would write.
+fn bind_writes(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let bus = root.join("sys/bus/pci");
+    if bus.join("drivers_probe").exists() {
+        out.push(bus.join("drivers_probe"));
+    }
+    for d in std::fs::read_dir(bus.join("drivers")).unwrap().flatten() {
+        for f in ["unbind", "bind"] {
+            if d.path().join(f).exists() {
+                out.push(d.path().join(f));
+            }
+        }
+    }
+    for d in std::fs::read_dir(root.join("sys/devices/pci0000:00"))
+        .unwrap()
+        .flatten()
+    {
+        if d.path().join("driver_override").exists() {
+            out.push(d.path().join("driver_override"));
+        }
+    }
+    out
+}
+
+// Issue "Never break a working host", item 2: `verify 0b:00.0 --bind` under --root
+// wrote driver_override, unbind and drivers_probe into the tree. Binding only means
+// something to the running kernel: refused unless the root is the live /.
+#[test]
+fn bind_under_a_root_that_is_not_the_live_one_is_refused_and_writes_nothing() {
+    let t = amd_root();
+    for args in [
+        &["verify", "0b:00.0", "--bind"][..],
+        &["verify", "0b:00.0", "--bind-group"],
+    ] {
+        let o = passthru(t.path(), args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("is not the live /"), "{err}");
+        assert!(
+            bind_writes(t.path()).is_empty(),
+            "{:?}",
+            bind_writes(t.path())
+        );
+    }
+}
+
+// Item 2: `--bind-group` unbound a NIC peer with no question asked. It now lists the
+// peers it would unbind, and refuses one in use (here an interface that is up, sysfs
+// net/<if>/operstate) unless --force; nothing is written either way under a fixture.
+#[test]
+fn bind_group_lists_peers_and_refuses_one_in_use() {
+    let t = tempfile::tempdir().unwrap();
+    add(t.path(), "0000:0b:00.0", Some(20), Some("virtio-pci"));
+    add(t.path(), "0000:0b:00.1", Some(20), Some("e1000e"));
+    let net = t
+        .path()
+        .join("sys/devices/pci0000:00/0000:0b:00.1/net/enp11s0f1");
+    std::fs::create_dir_all(&net).unwrap();
+    std::fs::write(net.join("operstate"), "up\n").unwrap();
+    std::fs::write(net.join("flags"), "0x1003\n").unwrap();
+    let o = passthru(t.path(), &["verify", "0b:00.0", "--bind-group"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--bind-group unbinds 0000:0b:00.1 from e1000e")
+            && err.contains("network interface enp11s0f1 is up")
+            && err.contains("refusing to unbind peers in use")
+            && err.contains("--force"),
+        "{err}"
+    );
+    assert!(bind_writes(t.path()).is_empty());
+    // --force passes the peer check; the root rule still stops the writes here.
+    let o = passthru(t.path(), &["verify", "0b:00.0", "--bind-group", "--force"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(!err.contains("refusing to unbind"), "{err}");
+    assert!(err.contains("is not the live /"), "{err}");
+    assert!(bind_writes(t.path()).is_empty());
+}
+
+// Item 5: the parse error listed a slot and a vendor:device id as valid DEVICE forms,
+// then refused them. Both now work when they name one function, and say which
+// functions they match when they name several (tcg-amd devices.txt).
+#[test]
+fn device_slot_and_vendor_device_forms_resolve_to_one_function() {
+    for (spec, bdf) in [("00:08", "0000:00:08.0"), ("1af4:1009", "0000:00:1e.0")] {
+        let o = passthru(&tcg_amd(), &["verify", spec, "--json"]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{spec}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(json(&o)["bdf"], bdf, "{spec}");
+    }
+    for (spec, listed) in [
+        ("06:00", "0000:06:00.0, 0000:06:00.1"),
+        ("1af4:1041", "0000:03:00.0, 0000:0b:00.0"),
+    ] {
+        let o = passthru(&tcg_amd(), &["verify", spec]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{spec}: {err}");
+        assert!(err.contains(listed) && err.contains("name one"), "{err}");
+    }
+    let o = passthru(&tcg_amd(), &["verify", "1af4:7777"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no PCI device with id 1af4:7777"));
+}
+
+// Item 5: `--vf-token notauuid` was accepted.
+#[test]
+fn vf_token_must_be_a_uuid() {
+    let o = passthru(&tcg_amd(), &["verify", "06:00.0", "--vf-token", "notauuid"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is not a UUID"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = passthru(
+        &tcg_amd(),
+        &[
+            "verify",
+            "06:00.0",
+            "--vf-token",
+            "2ab74924-c335-45f4-9b16-8569e5b08258",
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "a valid token reaches the check");
+}

@@ -15,7 +15,13 @@
 //!
 //! Symlinked targets are refused: replacing the link with a file would change what
 //! the user set up. A target whose content changed since the plan was made is refused
-//! as well.
+//! as well, and so is anything but a regular file at a target (a FIFO, socket, device
+//! node or directory is named in the error and never opened for reading).
+//!
+//! Each set also keeps the bytes the apply wrote (`applied/...`, before the
+//! manifest). A rollback compares every target with them first: a file changed since
+//! (the user edited it after the apply) is not overwritten unless forced, and then the
+//! user's version is kept in the set (`user/...`) before the saved bytes go back.
 
 use crate::{Error, FileChange, Result};
 use std::fs::{self, File, OpenOptions};
@@ -60,6 +66,79 @@ pub struct RolledBack {
     pub restored: Vec<String>,
     /// System paths removed (they did not exist before the apply).
     pub removed: Vec<String>,
+    /// Files changed since the apply and overwritten on `force`: system path and where
+    /// the changed version was kept.
+    pub kept: Vec<(String, PathBuf)>,
+}
+
+/// Subdirectory of a backup set holding the bytes the apply wrote.
+const APPLIED: &str = "applied";
+/// Subdirectory of a backup set holding files a forced rollback overwrote.
+const USER: &str = "user";
+
+/// What a file type is, in words, for errors about non-regular files.
+fn kind_of(ft: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn not_regular(path: &Path, ft: &fs::FileType) -> Error {
+    Error::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(format!(
+            "{} where a regular file belongs: passthru neither reads nor replaces it (remove it or put a regular file there)",
+            kind_of(ft)
+        )),
+    }
+}
+
+/// Read the regular file at `path` (`None` when absent). Anything else there (a FIFO,
+/// a socket, a device node, a directory, a symbolic link) is an error naming the path
+/// and what it is; it is never opened for reading (the open is non-blocking and does not
+/// follow links, and the opened file is checked again, so a FIFO swapped in meanwhile
+/// cannot hang the read either).
+pub fn read_regular(path: &Path) -> Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let rerr = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => {}
+        Ok(m) => return Err(not_regular(path, &m.file_type())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(rerr(e)),
+    }
+    let mut f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(rerr(e)),
+    };
+    let m = f.metadata().map_err(rerr)?;
+    if !m.file_type().is_file() {
+        return Err(not_regular(path, &m.file_type()));
+    }
+    let mut buf = Vec::with_capacity(m.len() as usize);
+    f.read_to_end(&mut buf).map_err(rerr)?;
+    Ok(Some(buf))
 }
 
 /// `path` (a system path such as `/etc/default/grub`) under `root`, literally.
@@ -191,14 +270,7 @@ pub fn timestamp() -> String {
 }
 
 fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
+    read_regular(path)
 }
 
 /// Write every changed file of `files` under `root`, keeping a backup set. Files whose
@@ -206,6 +278,13 @@ fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
 /// is written at all (no backup set either).
 pub fn apply(root: &Path, files: &[FileChange]) -> Result<Applied> {
     apply_with(root, files, &timestamp(), &mut |_| {})
+}
+
+/// Write `plan`'s files ([`apply`]) unless it has refusals: then nothing is written and
+/// the error lists each conflict with its fix ([`crate::Plan::check_applicable`]).
+pub fn apply_plan(root: &Path, plan: &crate::Plan) -> Result<Applied> {
+    plan.check_applicable()?;
+    apply(root, &plan.files)
 }
 
 /// [`apply`] with an explicit timestamp and a hook called after every durable step
@@ -262,6 +341,12 @@ pub fn apply_with(
         set = base.join(format!("{stamp}-{n:03}"));
     }
     let mut manifest = String::from("# passthru backup set: <existed|absent> <mode> <path>\n");
+    for (f, _, _, mode) in &todo {
+        // What this apply writes, for the rollback to tell a later edit from it.
+        let copy = set.join(APPLIED).join(f.path.trim_start_matches('/'));
+        write_atomic(&copy, f.new.as_bytes(), Some(mode.unwrap_or(0o644)), hook)?;
+        hook(Step::BackupWritten(copy));
+    }
     for (f, _, disk, mode) in &todo {
         match disk {
             Some(bytes) => {
@@ -289,12 +374,12 @@ pub fn apply_with(
     })
 }
 
-/// The newest complete backup set not yet rolled back.
-pub fn last_backup(root: &Path) -> Result<Option<PathBuf>> {
+/// Every complete backup set not yet rolled back, oldest first.
+fn live_sets(root: &Path) -> Result<Vec<PathBuf>> {
     let base = backup_base(root)?;
     let entries = match fs::read_dir(&base) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => return Err(Error::Read { path: base, source }),
     };
     let mut sets: Vec<PathBuf> = entries
@@ -302,19 +387,74 @@ pub fn last_backup(root: &Path) -> Result<Option<PathBuf>> {
         .filter(|p| !p.to_string_lossy().ends_with(ROLLED_BACK) && p.join("manifest").is_file())
         .collect();
     sets.sort();
-    Ok(sets.pop())
+    Ok(sets)
+}
+
+/// The newest complete backup set not yet rolled back.
+pub fn last_backup(root: &Path) -> Result<Option<PathBuf>> {
+    Ok(live_sets(root)?.pop())
+}
+
+/// The bytes passthru last wrote to the system path `path`: its copy in the newest
+/// complete backup set that has one and was not rolled back (`None`: no such set).
+pub fn last_written(root: &Path, path: &str) -> Result<Option<Vec<u8>>> {
+    for set in live_sets(root)?.iter().rev() {
+        if let Some(b) = read_regular(&set.join(APPLIED).join(path.trim_start_matches('/')))? {
+            return Ok(Some(b));
+        }
+    }
+    Ok(None)
+}
+
+/// Lines the user put inside passthru's managed block (see [`crate::block`]) of a file
+/// about to be rewritten: compared with what passthru last wrote there
+/// ([`last_written`]), each line that is new in the block would be lost by the rewrite.
+/// One `block-edited` warning per such line, naming file and line; nothing when no
+/// backup set holds the file.
+pub fn block_edits(root: &Path, files: &[FileChange]) -> Result<Vec<crate::Warning>> {
+    let mut out = Vec::new();
+    for f in files {
+        let Some(now) = f.old.as_deref() else {
+            continue;
+        };
+        let Ok(Some((a, b))) = crate::block::find(now) else {
+            continue;
+        };
+        let Some(last) = last_written(root, &f.path)? else {
+            continue;
+        };
+        let last = String::from_utf8_lossy(&last);
+        let mut theirs: Vec<&str> = match crate::block::find(&last) {
+            Ok(Some((x, y))) => last[x..y].lines().collect(),
+            _ => Vec::new(),
+        };
+        let first = now[..a].lines().count() + 1;
+        for (i, line) in now[a..b].lines().enumerate() {
+            if let Some(k) = theirs.iter().position(|l| *l == line) {
+                theirs.remove(k);
+                continue;
+            }
+            out.push(crate::Warning::new("block-edited", format!("{}:{}: `{}` is inside passthru's block but passthru did not write it there; the block is rewritten on every run, so it would be lost: move it above the `# >>> passthru` line, then run passthru config again", f.path, first + i, line.trim())));
+        }
+    }
+    Ok(out)
 }
 
 /// Restore the newest backup set byte for byte (files that did not exist are removed),
 /// then mark the set rolled back so the next rollback goes one set further back.
-pub fn rollback(root: &Path) -> Result<RolledBack> {
-    rollback_with(root, &mut |_| {})
+///
+/// A file whose content is neither what that apply wrote nor what it replaced was
+/// changed since (by the user): the rollback refuses, naming it, and changes nothing.
+/// With `force` it goes ahead, first keeping the changed version in the set
+/// ([`RolledBack::kept`]).
+pub fn rollback(root: &Path, force: bool) -> Result<RolledBack> {
+    rollback_with(root, force, &mut |_| {})
 }
 
 /// [`rollback`] with a hook called after every durable step. A rollback cut short is
 /// completed by running it again: the set is only marked rolled back at the end, and
 /// restoring a file twice gives the same bytes.
-pub fn rollback_with(root: &Path, hook: &mut dyn FnMut(Step)) -> Result<RolledBack> {
+pub fn rollback_with(root: &Path, force: bool, hook: &mut dyn FnMut(Step)) -> Result<RolledBack> {
     let Some(set) = last_backup(root)? else {
         return Err(Error::Backup {
             path: backup_base(root)?,
@@ -330,6 +470,7 @@ pub fn rollback_with(root: &Path, hook: &mut dyn FnMut(Step)) -> Result<RolledBa
         backup: set.clone(),
         restored: Vec::new(),
         removed: Vec::new(),
+        kept: Vec::new(),
     };
     let mut entries = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -383,6 +524,49 @@ pub fn rollback_with(root: &Path, hook: &mut dyn FnMut(Step)) -> Result<RolledBa
         };
         saved.push(bytes);
     }
+    // Compare every target with what the apply wrote before changing anything.
+    let tracked = set.join(APPLIED).is_dir();
+    let done = PathBuf::from(format!("{}{ROLLED_BACK}", set.display()));
+    let mut edited = Vec::new();
+    for ((_, path), old) in entries.iter().zip(&saved) {
+        let target = target_of(root, path)?;
+        if fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::Request(format!("{} is now a symbolic link; passthru does not replace links: restore it by hand from {}", target.display(), set.join("files").display())));
+        }
+        let now = read_regular(&target)?;
+        if now.as_deref() == old.as_deref() {
+            continue; // already as before (a rollback cut short, or never written)
+        }
+        let applied = read_regular(&set.join(APPLIED).join(path.trim_start_matches('/')))?;
+        if tracked && now.is_some() && now == applied {
+            continue;
+        }
+        edited.push((path.clone(), now));
+    }
+    if !edited.is_empty() && !force {
+        let names: Vec<&str> = edited.iter().map(|(p, _)| p.as_str()).collect();
+        let why = if tracked {
+            "changed since the apply this rollback undoes (edited after passthru wrote it)"
+        } else {
+            "differs from what it was before the apply, and this older backup set keeps no copy of what the apply wrote to tell an edit from it"
+        };
+        return Err(Error::Request(format!(
+            "nothing rolled back: {} {why}; rolling back would discard that edit. Compare with {}, move the edit by hand, or pass --force to restore anyway (the current version is then kept under {})",
+            names.join(", "),
+            set.join(APPLIED).display(),
+            done.join(USER).display()
+        )));
+    }
+    // Forced: keep each changed version before it is overwritten.
+    for (path, now) in &edited {
+        if let Some(bytes) = now {
+            let rel = path.trim_start_matches('/');
+            let copy = set.join(USER).join(rel);
+            write_atomic(&copy, bytes, Some(0o600), hook)?;
+            hook(Step::BackupWritten(copy));
+            out.kept.push((path.clone(), done.join(USER).join(rel)));
+        }
+    }
     for ((mode, path), bytes) in entries.iter().zip(saved) {
         let target = target_of(root, path)?;
         match bytes {
@@ -406,7 +590,6 @@ pub fn rollback_with(root: &Path, hook: &mut dyn FnMut(Step)) -> Result<RolledBa
             }
         }
     }
-    let done = PathBuf::from(format!("{}{ROLLED_BACK}", set.display()));
     fs::rename(&set, &done).map_err(werr(&set))?;
     sync_dir(&backup_base(root)?)?;
     Ok(out)
@@ -415,6 +598,18 @@ pub fn rollback_with(root: &Path, hook: &mut dyn FnMut(Step)) -> Result<RolledBa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error and its sources on one line.
+    fn chain(e: &Error) -> String {
+        let mut s = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(c) = src {
+            s.push_str(": ");
+            s.push_str(&c.to_string());
+            src = c.source();
+        }
+        s
+    }
 
     fn change(path: &str, old: Option<&str>, new: &str) -> FileChange {
         FileChange::new(path, old.map(String::from), new.to_string())
@@ -453,7 +648,7 @@ mod tests {
                 backup: None
             }
         );
-        let r = rollback(d.path()).unwrap();
+        let r = rollback(d.path(), false).unwrap();
         assert_eq!(r.restored, vec!["/etc/default/grub"]);
         assert_eq!(r.removed, vec!["/etc/modprobe.d/vfio.conf"]);
         assert_eq!(fs::read(&t).unwrap(), b"old\n");
@@ -463,7 +658,10 @@ mod tests {
         );
         assert!(!under(d.path(), "/etc/modprobe.d/vfio.conf").exists());
         // Nothing left to roll back.
-        assert!(matches!(rollback(d.path()), Err(Error::Backup { .. })));
+        assert!(matches!(
+            rollback(d.path(), false),
+            Err(Error::Backup { .. })
+        ));
     }
 
     #[test]
@@ -516,10 +714,55 @@ mod tests {
             "x\n"
         );
         assert!(!Path::new("/real/modprobe.d/passthru-test-never-outside.conf").exists());
-        rollback(r).unwrap();
+        rollback(r, false).unwrap();
         assert!(!r
             .join("real/modprobe.d/passthru-test-never-outside.conf")
             .exists());
+    }
+
+    #[test]
+    fn special_files_are_named_and_never_read() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("etc/default")).unwrap();
+        fs::create_dir_all(r.join("etc/modprobe.d")).unwrap();
+        let fifo = r.join("etc/default/grub");
+        // A FIFO: reading it would block for ever without a writer.
+        assert_eq!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .map(|s| s.success())
+                .ok(),
+            Some(true),
+            "mkfifo (coreutils) is needed"
+        );
+        let e = read_regular(&fifo).unwrap_err();
+        assert!(e.to_string().contains("etc/default/grub"), "{e}");
+        assert!(chain(&e).contains("FIFO"), "{}", chain(&e));
+        // apply refuses it before writing anything.
+        let e = apply(r, &[change("/etc/default/grub", None, "x\n")]).unwrap_err();
+        assert!(chain(&e).contains("FIFO"));
+        assert!(!r.join(BACKUP_DIR).exists());
+        assert!(read_regular(Path::new("/dev/null")).is_err());
+        assert_eq!(read_regular(&r.join("etc/none")).unwrap(), None);
+    }
+
+    #[test]
+    fn rollback_refuses_a_file_edited_after_the_apply_unless_forced() {
+        let d = tempfile::tempdir().unwrap();
+        let t = under(d.path(), "/etc/a");
+        fs::create_dir_all(t.parent().unwrap()).unwrap();
+        fs::write(&t, "old\n").unwrap();
+        apply(d.path(), &[change("/etc/a", Some("old\n"), "new\n")]).unwrap();
+        fs::write(&t, "new\nmine\n").unwrap();
+        let e = rollback(d.path(), false).unwrap_err();
+        assert!(e.to_string().contains("/etc/a"), "{e}");
+        assert_eq!(fs::read_to_string(&t).unwrap(), "new\nmine\n");
+        let r = rollback(d.path(), true).unwrap();
+        assert_eq!(fs::read_to_string(&t).unwrap(), "old\n");
+        assert_eq!(r.kept.len(), 1);
+        assert_eq!(fs::read_to_string(&r.kept[0].1).unwrap(), "new\nmine\n");
     }
 
     #[test]

@@ -133,6 +133,47 @@ pub fn check_token(tok: &str) -> crate::Result<()> {
     }
 }
 
+/// Most `id:` entries the ACS override patch keeps (its table has 16 slots and it
+/// refuses the 16th id).
+pub const ACS_OVERRIDE_MAX_IDS: usize = 15;
+
+/// Check a `pcie_acs_override=` value against what the out-of-tree ACS override patch
+/// parses (`pcie_acs_override_setup()` in its drivers/pci/quirks.c hunk, and its
+/// kernel-parameters.txt entry): comma-separated entries, each `downstream`,
+/// `multifunction` or `id:vvvv:dddd` (vendor and device id in hex, at most 4 digits
+/// each, at most [`ACS_OVERRIDE_MAX_IDS`] of them). The patch compares prefixes and
+/// skips what it does not understand with at most a log line; passthru asks for the
+/// exact spellings instead, so a typo is an error here rather than silently nothing.
+pub fn check_acs_override(value: &str) -> crate::Result<()> {
+    let bad = |m: String| {
+        Err(crate::Error::Param {
+            param: format!("pcie_acs_override={value}"),
+            message: m,
+        })
+    };
+    let hex4 = |x: &str| (1..=4).contains(&x.len()) && x.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut ids = 0;
+    for e in value.split(',') {
+        match e {
+            "downstream" | "multifunction" => {}
+            _ => match e.strip_prefix("id:").and_then(|r| r.split_once(':')) {
+                Some((v, d)) if hex4(v) && hex4(d) => ids += 1,
+                _ => {
+                    return bad(format!(
+                        "{e:?} is not an entry the ACS override patch accepts: downstream, multifunction or id:vvvv:dddd (hex), comma-separated"
+                    ))
+                }
+            },
+        }
+    }
+    if ids > ACS_OVERRIDE_MAX_IDS {
+        return bad(format!(
+            "{ids} id: entries; the patch keeps at most {ACS_OVERRIDE_MAX_IDS}"
+        ));
+    }
+    Ok(())
+}
+
 /// Plan `edit` against the tokens already present.
 ///
 /// A wanted token already present (same name after `-`/`_` normalisation, same value)
@@ -361,6 +402,34 @@ mod tests {
     fn open_quote_refuses_append() {
         let p = plan(&["x"], &edit(&["iommu=pt"], &[]));
         assert!(edit_plain("dyndbg=\"x\n", &p).is_err());
+    }
+
+    #[test]
+    fn acs_override_values_are_the_patchs() {
+        for ok in [
+            "downstream",
+            "multifunction",
+            "downstream,multifunction",
+            "id:8086:1539",
+            "downstream,id:10de:1187,id:1002:aae8",
+        ] {
+            assert!(check_acs_override(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "bogus",
+            "downstream,",
+            "Downstream",
+            "id:8086",
+            "id:80861:1539",
+            "id:zzzz:1539",
+            "multifunction downstream",
+        ] {
+            assert!(check_acs_override(bad).is_err(), "{bad:?}");
+        }
+        let many: Vec<String> = (0..16).map(|i| format!("id:8086:{i:04x}")).collect();
+        assert!(check_acs_override(&many[..15].join(",")).is_ok());
+        assert!(check_acs_override(&many.join(",")).is_err());
     }
 
     #[test]

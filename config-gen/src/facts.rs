@@ -359,4 +359,26 @@ mod tests {
             assert!(e.to_string().contains("not a regular file"), "{make}: {e}");
         }
     }
+
+    /// A configuration file masked by a link to /dev/null reads as empty (a FIFO
+    /// stands in for the null device, which a test cannot make; what counts is that
+    /// the link leads to `/dev/null` and that is no regular file).
+    #[test]
+    fn a_file_masked_by_dev_null_reads_empty() {
+        let d = tempfile::tempdir().unwrap();
+        passthru_iommu_groups::fixture::scenario_amd()
+            .write(d.path())
+            .unwrap();
+        std::fs::create_dir_all(d.path().join("dev")).unwrap();
+        let ok = std::process::Command::new("mkfifo")
+            .arg(d.path().join("dev/null"))
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mkfifo (coreutils) is needed for this test");
+        std::os::unix::fs::symlink("/dev/null", d.path().join("etc/modprobe.d/masked.conf"))
+            .unwrap();
+        let host = Host::load(d.path()).unwrap();
+        let f = from_host(&host).unwrap();
+        assert_eq!(f.files["/etc/modprobe.d/masked.conf"], "");
+    }
 }

@@ -522,6 +522,22 @@ pub fn to_error(path: &str, text: &str, e: EditError) -> crate::Error {
     }
 }
 
+/// The passthru comment lines [`edit`] owns right above the last assignment (or at the
+/// end of the file when there is none), without the prefix, in order.
+pub fn current_comments(text: &str) -> Result<Vec<String>, EditError> {
+    let sc = scan(text, VAR)?;
+    let at = sc.assigns.last().map_or(text.len(), |a| a.line_start);
+    if sc.assigns.is_empty() && !sc.ends_at_line_start {
+        return Ok(Vec::new());
+    }
+    let head = sc.comment_block_start(text, at);
+    Ok(text[head..at]
+        .lines()
+        .filter_map(|l| l.strip_prefix(COMMENT_PREFIX))
+        .map(str::to_string)
+        .collect())
+}
+
 /// Append passthru's comment lines (one per entry, each ended by a newline).
 fn push_comments(out: &mut String, comments: &[String]) {
     for c in comments {
@@ -835,6 +851,17 @@ mod tests {
         assert_eq!(
             current_tokens(&m).unwrap(),
             vec!["quiet", "dyndbg=\"file a.c +p\"", "iommu=pt"]
+        );
+    }
+
+    #[test]
+    fn current_comments_are_the_block_above_the_assignment() {
+        let t = "# mine\n# passthru: a: why\n# passthru: b=1: why\nGRUB_CMDLINE_LINUX_DEFAULT=\"a b=1\"\n";
+        assert_eq!(current_comments(t).unwrap(), ["a: why", "b=1: why"]);
+        assert!(
+            current_comments("# passthru: x\n# mine\nGRUB_CMDLINE_LINUX_DEFAULT=\"\"\n")
+                .unwrap()
+                .is_empty()
         );
     }
 

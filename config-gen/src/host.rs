@@ -19,8 +19,15 @@
 //! - `iommu=pt` optional; `video=efifb:off` only when a requested GPU is the boot display;
 //!   `pcie_acs_override` never by default (only on request, only on a patched kernel, with a
 //!   security warning).
-//! - vfio-pci `ids=` cover every function of each requested slot, sorted and deduplicated;
-//!   `disable_vga=1` only when no guest uses x-vga (the two contradict: no VGA region).
+//! - vfio-pci `ids=` cover every function of each requested slot plus every id bound
+//!   before (passthru's block from earlier runs, the user's own last `ids=` line),
+//!   minus the slots `Request::remove` names; sorted and deduplicated. modprobe keeps
+//!   only the last `ids=` (every `options` line applies, files in name order), so when
+//!   the user has such a line passthru writes none of its own: an id missing from it
+//!   (or one to remove) is a refusal carrying the line to write instead.
+//! - `disable_vga=1` only when no guest uses x-vga (the two contradict: no VGA region);
+//!   a block an earlier run wrote for x-vga keeps it off, and earlier blacklist lines
+//!   stay.
 //! - `softdep <driver> pre: vfio-pci` for each host driver that would claim the devices;
 //!   blacklisting only on request.
 //! - `vfio_virqfd` only before kernel 6.2 (merged into `vfio` since).
@@ -81,6 +88,9 @@ pub struct HostPlan {
     pub commands: Vec<String>,
     /// Warnings.
     pub warnings: Vec<Warning>,
+    /// Conflicts with the user's own lines that passthru will not override (each with
+    /// its fix); a plan with any is not applied.
+    pub refusals: Vec<Warning>,
 }
 
 fn describe(d: &DeviceFacts) -> String {
@@ -210,10 +220,15 @@ fn vfio_modules(facts: &HostFacts) -> Vec<(&'static str, &'static str)> {
 }
 
 /// Build the host side of the plan for the expanded device list `devs`.
+///
+/// `removed` are the functions of the slots the request takes off vfio-pci
+/// (`Request::remove`); every other id bound before (passthru's earlier runs, the
+/// user's own `options vfio-pci ids=`) stays bound.
 pub fn plan(
     facts: &HostFacts,
     req: &Request,
     devs: &[&DeviceFacts],
+    removed: &[&DeviceFacts],
     guests_use_x_vga: bool,
 ) -> Result<HostPlan> {
     let mut hp = HostPlan::default();
@@ -254,19 +269,67 @@ pub fn plan(
             why: format!("{} is the boot display (boot_vga=1): keep the EFI framebuffer off it so vfio-pci can claim it", d.bdf),
         });
     }
-    let mut ids: Vec<String> = devs
+    // ---- which ids vfio-pci binds: what binds already, plus the request, minus --remove
+    let bootloader = req.bootloader.or(facts.bootloader);
+    let (current, cmdline_path) = match bootloader {
+        Some(b) => current_cmdline(facts, b)?,
+        None => (Vec::new(), None),
+    };
+    let ids_lines = vfio_ids_lines(facts);
+    let requested: BTreeSet<String> = devs.iter().map(|d| id_of(d)).collect();
+    let removed_ids: BTreeSet<String> = removed
         .iter()
-        .map(|d| format!("{}:{}", d.vendor, d.device))
+        .map(|d| id_of(d))
+        .filter(|i| !requested.contains(i))
         .collect();
-    ids.sort();
-    ids.dedup();
+    let mut need: BTreeSet<String> = requested.clone();
+    // passthru's own earlier runs, and the ids= modprobe uses today (the last line).
+    need.extend(
+        ids_lines
+            .iter()
+            .filter(|l| l.ours)
+            .flat_map(|l| l.ids.iter().cloned()),
+    );
+    let users_line = ids_lines.iter().rfind(|l| !l.ours);
+    if let Some(l) = users_line {
+        need.extend(l.ids.iter().cloned());
+    }
+    let early_tokens: Vec<&String> = current
+        .iter()
+        .filter(|t| cmdline::param_name(t) == "vfio_pci.ids")
+        .collect();
     if req.early_ids {
+        for t in &early_tokens {
+            need.extend(
+                t.split_once('=')
+                    .map_or("", |(_, v)| v)
+                    .split(',')
+                    .filter(|i| !i.is_empty())
+                    .map(str::to_ascii_lowercase),
+            );
+        }
+    }
+    for r in &removed_ids {
+        need.remove(r);
+    }
+    let ids: Vec<String> = need.iter().cloned().collect();
+    let mut replaced_early: Vec<String> = Vec::new();
+    if req.early_ids && !ids.is_empty() {
+        let token = format!("vfio-pci.ids={}", ids.join(","));
+        // The same parameter with fewer ids is replaced by the union (nothing it bound
+        // is dropped, except what --remove names).
+        for t in &early_tokens {
+            if !cmdline::same_token(t, &token) {
+                replaced_early.push((*t).clone());
+            }
+        }
         wanted.push(WantedParam {
-            token: format!("vfio-pci.ids={}", ids.join(",")),
+            token,
             why: "binds the functions to vfio-pci as early as the kernel command line allows (vfio-pci built in or in the initramfs)".into(),
         });
     }
     if let Some(v) = &req.acs_override {
+        cmdline::check_acs_override(v)?;
         if facts.acs_override_patch == Some(true) {
             wanted.push(WantedParam {
                 token: format!("pcie_acs_override={v}"),
@@ -277,20 +340,29 @@ pub fn plan(
             w.push(Warning::new("acs-override-unsupported", "pcie_acs_override was requested but this kernel is not known to carry the out-of-tree ACS override patch (mainline ignores the parameter): not added"));
         }
     }
+    for r in &req.remove_params {
+        cmdline::check_token(r)?;
+        // Removing what passthru would add: iommu=pt is optional (the removal wins);
+        // the others are what the request needs, so both at once is refused.
+        if let Some(i) = wanted.iter().position(|p| cmdline::same_token(&p.token, r)) {
+            if wanted[i].token != "iommu=pt" {
+                return Err(Error::Param {
+                    param: r.clone(),
+                    message: format!(
+                        "passthru adds it for this request ({}): it cannot be removed at the same time",
+                        wanted[i].why
+                    ),
+                });
+            }
+            wanted.remove(i);
+        }
+    }
     for p in &wanted {
         cmdline::check_token(&p.token)?;
     }
-    for r in &req.remove_params {
-        cmdline::check_token(r)?;
+    if bootloader.is_none() {
+        w.push(Warning::new("no-bootloader", "no GRUB (/etc/default/grub), systemd-boot (/etc/kernel/cmdline) or kernelstub configuration found: pass --bootloader; kernel parameters are listed but not written"));
     }
-    let bootloader = req.bootloader.or(facts.bootloader);
-    let (current, cmdline_path) = match bootloader {
-        Some(b) => current_cmdline(facts, b)?,
-        None => {
-            w.push(Warning::new("no-bootloader", "no GRUB (/etc/default/grub), systemd-boot (/etc/kernel/cmdline) or kernelstub configuration found: pass --bootloader; kernel parameters are listed but not written"));
-            (Vec::new(), None)
-        }
-    };
     for t in &current {
         if cmdline::same_token(t, "amd_iommu=on")
             && !req.remove_params.iter().any(|r| cmdline::same_token(r, t))
@@ -303,9 +375,25 @@ pub fn plan(
     }
     let edit = ParamEdit {
         add: wanted.iter().map(|p| p.token.clone()).collect(),
-        remove: req.remove_params.clone(),
+        remove: req
+            .remove_params
+            .iter()
+            .chain(&replaced_early)
+            .cloned()
+            .collect(),
     };
     let mut planned = cmdline::plan(&current, &edit);
+    for r in &req.remove_params {
+        if !planned.remove.iter().any(|x| cmdline::same_token(x, r)) {
+            w.push(Warning::new(
+                "remove-absent",
+                format!(
+                    "{}: {r} is not on the kernel command line: nothing to remove",
+                    cmdline_path.unwrap_or("kernel command line")
+                ),
+            ));
+        }
+    }
     if bootloader == Some(Bootloader::Grub) {
         // Only GRUB_CMDLINE_LINUX_DEFAULT is edited; a token to remove that lives in
         // GRUB_CMDLINE_LINUX stays, with a warning.
@@ -329,11 +417,44 @@ pub fn plan(
             ),
         ));
     }
-    let comments: Vec<String> = wanted
+    let fresh: Vec<(&str, String)> = wanted
         .iter()
         .filter(|p| !planned.conflicts.iter().any(|c| c.ours == p.token))
-        .map(|p| format!("{}: {}", p.token, p.why))
+        .map(|p| (p.token.as_str(), format!("{}: {}", p.token, p.why)))
         .collect();
+    // Comments of earlier runs stay while their token stays on the command line (a
+    // removed token takes its comment along); this run's reasons replace theirs.
+    let previous = match bootloader {
+        Some(Bootloader::Grub) => {
+            let text = facts.files.get(GRUB_DEFAULT).map_or("", String::as_str);
+            grub::current_comments(text).map_err(|e| grub::to_error(GRUB_DEFAULT, text, e))?
+        }
+        _ => Vec::new(),
+    };
+    let stays = |tok: &str| {
+        planned.add.iter().any(|t| cmdline::same_token(t, tok))
+            || current.iter().any(|t| {
+                cmdline::same_token(t, tok)
+                    && !planned.remove.iter().any(|r| cmdline::same_token(r, t))
+            })
+    };
+    let mut comments: Vec<String> = Vec::new();
+    for c in &previous {
+        let tok = c.split_once(": ").map_or(c.as_str(), |(t, _)| t);
+        if let Some((_, line)) = fresh.iter().find(|(t, _)| cmdline::same_token(t, tok)) {
+            comments.push(line.clone());
+        } else if stays(tok) {
+            comments.push(c.clone());
+        }
+    }
+    for (t, line) in &fresh {
+        if !previous
+            .iter()
+            .any(|c| cmdline::same_token(c.split_once(": ").map_or(c.as_str(), |(x, _)| x), t))
+        {
+            comments.push(line.clone());
+        }
+    }
     match bootloader {
         Some(Bootloader::Grub) => {
             let old = facts.files.get(GRUB_DEFAULT);
@@ -396,23 +517,111 @@ pub fn plan(
     hp.planned = planned;
 
     // ---- modprobe.d ----------------------------------------------------------------------
+    // The functions vfio-pci ends up claiming: the requested ones and every function
+    // whose id was bound before and stays (softdeps and comments cover them all). A
+    // host function sharing a requested id is claimed too, and flagged below.
+    let mut claimed: Vec<&DeviceFacts> = devs.to_vec();
+    for h in &facts.devices {
+        let id = id_of(h);
+        if need.contains(&id)
+            && !requested.contains(&id)
+            && !claimed.iter().any(|d| d.bdf == h.bdf)
+            && !removed.iter().any(|d| d.bdf == h.bdf)
+        {
+            claimed.push(h);
+        }
+    }
+    claimed.sort_by_key(|d| d.bdf);
     let mut body = String::new();
-    let list: Vec<String> = devs.iter().map(|d| describe(d)).collect();
-    body.push_str(&format!(
-        "# ids: vfio-pci claims every function of the requested slots ({}); sorted, deduplicated\n",
-        list.join("; ")
-    ));
-    body.push_str(&format!("options vfio-pci ids={}\n", ids.join(",")));
-    if !guests_use_x_vga {
+    // Every claimed function by address, then ids bound for no function on this host.
+    let mut named: Vec<String> = claimed
+        .iter()
+        .filter(|d| need.contains(&id_of(d)))
+        .map(|d| describe(d))
+        .collect();
+    named.extend(
+        ids.iter()
+            .filter(|id| !claimed.iter().any(|d| id_of(d) == **id))
+            .map(|id| format!("{id} (no such function on this host)")),
+    );
+    match users_line {
+        Some(l) => {
+            // Never a second ids= over the user's: modprobe keeps only the last one.
+            let mut missing: Vec<&String> = need.iter().filter(|i| !l.ids.contains(i)).collect();
+            missing.sort();
+            let extra: Vec<&String> = l.ids.iter().filter(|i| removed_ids.contains(*i)).collect();
+            if !missing.is_empty() || !extra.is_empty() {
+                let mut fixed: Vec<String> = l
+                    .ids
+                    .iter()
+                    .filter(|i| !removed_ids.contains(*i))
+                    .cloned()
+                    .collect();
+                fixed.extend(missing.iter().map(|i| (*i).clone()));
+                let mut what = Vec::new();
+                for (list, label, tail) in [
+                    (&missing, "it lacks", ""),
+                    (&extra, "it still lists", ", which --remove takes off"),
+                ] {
+                    if !list.is_empty() {
+                        let l: Vec<&str> = list.iter().map(|i| i.as_str()).collect();
+                        what.push(format!("{label} {}{tail}", l.join(",")));
+                    }
+                }
+                hp.refusals.push(Warning::new("ids-conflict", format!("{}:{}: `{}` is the vfio-pci ids= modprobe uses (the last one wins) and passthru does not write a second ids= over yours; {}: change that line to `{}`, then run passthru config again", l.path, l.line, l.text.trim(), what.join(" and "), l.with_ids(&fixed))));
+            }
+            if !named.is_empty() {
+                body.push_str(&format!(
+                    "# ids: vfio-pci ids= stay on {}:{}, the last ids= modprobe reads (passthru writes no second one): {}\n",
+                    l.path,
+                    l.line,
+                    named.join("; ")
+                ));
+            }
+        }
+        None if !ids.is_empty() => {
+            body.push_str(&format!(
+                "# ids: vfio-pci claims every function of the requested slots and every one bound before ({}); sorted, deduplicated\n",
+                named.join("; ")
+            ));
+            body.push_str(&format!("options vfio-pci ids={}\n", ids.join(",")));
+        }
+        None => {}
+    }
+    // What earlier runs chose in passthru's own block stays chosen: a block with ids but
+    // no disable_vga=1 was written for an x-vga guest, and its blacklist lines were asked for.
+    let ours: Vec<&str> = facts
+        .files
+        .get(MODPROBE_VFIO)
+        .and_then(|t| block::find(t).ok().flatten().map(|(a, b)| &t[a..b]))
+        .map(|b| b.lines().collect())
+        .unwrap_or_default();
+    let earlier_x_vga = ours.iter().any(|l| l.starts_with(NO_DISABLE_VGA))
+        || ours.iter().any(|l| vfio_pci_options(l).is_some())
+            && !ours
+                .iter()
+                .any(|l| vfio_pci_options(l).is_some_and(|o| o.contains(&"disable_vga=1")));
+    let earlier_blacklist: BTreeSet<String> = ours
+        .iter()
+        .filter_map(|l| l.strip_prefix("blacklist "))
+        .map(|m| m.trim().to_string())
+        .collect();
+    if !guests_use_x_vga && earlier_x_vga && !claimed.is_empty() {
+        hp.warnings.push(Warning::new("x-vga-kept", format!("{MODPROBE_VFIO}: an earlier run wrote passthru's block without disable_vga=1 (for an x-vga guest): kept that way so that guest keeps its VGA region; pass --x-vga to say so, or remove the block's options lines by hand to get disable_vga=1")));
+    }
+    if (guests_use_x_vga || earlier_x_vga) && !claimed.is_empty() {
+        body.push_str(&format!("{NO_DISABLE_VGA} a guest uses x-vga, which needs the VGA region disable_vga=1 would remove\n"));
+    }
+    if !guests_use_x_vga && !earlier_x_vga && !claimed.is_empty() {
         body.push_str("# disable_vga=1: no generated guest uses x-vga, so vfio-pci opts these GPUs out of VGA arbitration (x-vga would need the VGA region this removes)\n");
         body.push_str("options vfio-pci disable_vga=1\n");
     }
     let mut mods: BTreeSet<String> = BTreeSet::new();
-    for d in devs {
+    for d in &claimed {
         mods.extend(competing_modules(d));
     }
     for m in &mods {
-        let which: Vec<String> = devs
+        let which: Vec<String> = claimed
             .iter()
             .filter(|d| competing_modules(d).contains(m))
             .map(|d| d.bdf.to_string())
@@ -423,26 +632,41 @@ pub fn plan(
         ));
         body.push_str(&format!("softdep {m} pre: vfio-pci\n"));
     }
-    if req.blacklist {
-        for m in &mods {
-            body.push_str(&format!("# blacklist (requested): {m} is not auto-loaded at all, for every device on this host, not only the passed-through ones\n"));
-            body.push_str(&format!("blacklist {m}\n"));
-        }
+    for m in mods
+        .iter()
+        .filter(|m| req.blacklist || earlier_blacklist.contains(*m))
+    {
+        body.push_str(&format!("# blacklist (requested): {m} is not auto-loaded at all, for every device on this host, not only the passed-through ones\n"));
+        body.push_str(&format!("blacklist {m}\n"));
     }
     hp.files.push(put_block_file(facts, MODPROBE_VFIO, &body)?);
-    // Others' ids= and host-side sharers of an id.
+    // Host-side sharers of an id.
     for h in &facts.devices {
-        if devs.iter().any(|d| d.bdf == h.bdf) {
+        if claimed.iter().any(|d| d.bdf == h.bdf) {
             continue;
         }
-        if devs
-            .iter()
-            .any(|d| d.vendor == h.vendor && d.device == h.device)
-        {
-            hp.warnings.push(Warning::new("id-shared", format!("{} has the same id {}:{} as a requested function: vfio-pci ids= will claim it too", h.bdf, h.vendor, h.device)));
+        if claimed.iter().any(|d| id_of(d) == id_of(h)) {
+            hp.warnings.push(Warning::new("id-shared", format!("{} has the same id {}:{} as a function vfio-pci claims: vfio-pci ids= will claim it too", h.bdf, h.vendor, h.device)));
         }
     }
     let w = &mut hp.warnings;
+    // An earlier user ids= overridden by a later one: what it lists alone does not bind.
+    let last = ids_lines.last();
+    for l in ids_lines.iter().filter(|l| !l.ours) {
+        let Some(eff) = last.filter(|e| (e.path.as_str(), e.line) != (l.path.as_str(), l.line))
+        else {
+            continue;
+        };
+        let lost: Vec<&str> = l
+            .ids
+            .iter()
+            .filter(|i| !eff.ids.contains(i))
+            .map(String::as_str)
+            .collect();
+        if !lost.is_empty() && !eff.ours {
+            w.push(Warning::new("ids-override", format!("{}:{}: this vfio-pci ids= is overridden by {}:{} (modprobe applies every options line, files in name order, and the last ids= wins), so {} listed only here do not bind to vfio-pci: merge the lines by hand", l.path, l.line, eff.path, eff.line, lost.join(","))));
+        }
+    }
     for (path, text) in facts
         .files
         .iter()
@@ -454,30 +678,10 @@ pub fn plan(
             text.lines().enumerate().map(|(i, l)| (i + 1, l)).collect()
         };
         for (n, line) in lines {
-            let toks: Vec<&str> = line.split_whitespace().collect();
-            if toks.first() == Some(&"options")
-                && toks
-                    .get(1)
-                    .is_some_and(|m| m.replace('-', "_") == "vfio_pci")
+            if vfio_pci_options(line).is_some_and(|o| o.contains(&"disable_vga=1"))
+                && guests_use_x_vga
             {
-                for o in &toks[2..] {
-                    if *o == "disable_vga=1" && guests_use_x_vga {
-                        w.push(Warning::new("vga-conflict", format!("{path}:{n}: disable_vga=1 contradicts x-vga (vfio-pci then exposes no VGA region and QEMU refuses x-vga): remove it by hand")));
-                    }
-                    if let Some(v) = o.strip_prefix("ids=") {
-                        let mut theirs: Vec<&str> = v.split(',').collect();
-                        theirs.sort();
-                        theirs.dedup();
-                        let lost: Vec<&str> = theirs
-                            .iter()
-                            .copied()
-                            .filter(|t| !ids.iter().any(|i| i == t))
-                            .collect();
-                        if !lost.is_empty() {
-                            w.push(Warning::new("ids-override", format!("{path}:{n}: another vfio-pci ids= ({v}); modprobe applies every options line (files in name order) and the last ids= wins, so {} listed only there would stop binding to vfio-pci: request those devices too, or merge the lines by hand", lost.join(","))));
-                        }
-                    }
-                }
+                w.push(Warning::new("vga-conflict", format!("{path}:{n}: disable_vga=1 contradicts x-vga (vfio-pci then exposes no VGA region and QEMU refuses x-vga): remove it by hand")));
             }
         }
     }
@@ -558,6 +762,99 @@ pub fn plan(
         None => hp.warnings.push(Warning::new("no-initramfs", "no initramfs-tools, mkinitcpio or dracut found: pass --initramfs; the VFIO modules may then load too late to win over the GPU driver")),
     }
     Ok(hp)
+}
+
+/// The comment passthru's modprobe block carries instead of `disable_vga=1` when a guest
+/// uses x-vga (later runs keep that choice).
+const NO_DISABLE_VGA: &str = "# no disable_vga=1:";
+
+/// `vendor:device` as vfio-pci's `ids=` takes it (lower-case hex).
+fn id_of(d: &DeviceFacts) -> String {
+    format!("{}:{}", d.vendor, d.device).to_ascii_lowercase()
+}
+
+/// The options of an `options vfio-pci ...` (or `vfio_pci`) line, if it is one.
+fn vfio_pci_options(line: &str) -> Option<Vec<&str>> {
+    let toks: Vec<&str> = line.split_whitespace().collect();
+    (toks.first() == Some(&"options")
+        && toks
+            .get(1)
+            .is_some_and(|m| m.replace('-', "_") == "vfio_pci"))
+    .then(|| toks[2..].to_vec())
+}
+
+/// One `options vfio-pci ... ids=...` line of `/etc/modprobe.d`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdsLine {
+    /// The file (system path).
+    pub path: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// The ids it lists, in its order, lower-cased.
+    pub ids: Vec<String>,
+    /// The whole line as written.
+    pub text: String,
+    /// Whether it sits in passthru's own block.
+    pub ours: bool,
+}
+
+impl IdsLine {
+    /// The line with its `ids=` value replaced by `ids` (every other option kept).
+    pub fn with_ids(&self, ids: &[String]) -> String {
+        self.text
+            .split_whitespace()
+            .map(|t| {
+                if t.starts_with("ids=") {
+                    format!("ids={}", ids.join(","))
+                } else {
+                    t.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Every `options vfio-pci ids=` line of `/etc/modprobe.d/*.conf` in the order modprobe
+/// reads them (files by name, then lines): the last one is the one that binds.
+pub fn vfio_ids_lines(facts: &HostFacts) -> Vec<IdsLine> {
+    let mut out = Vec::new();
+    for (path, text) in facts
+        .files
+        .iter()
+        .filter(|(p, _)| p.starts_with("/etc/modprobe.d/") && p.ends_with(".conf"))
+    {
+        let inside = if path == MODPROBE_VFIO {
+            block::find(text).ok().flatten()
+        } else {
+            None
+        };
+        let mut off = 0;
+        for (n, raw) in text.split_inclusive('\n').enumerate() {
+            let ours = inside.is_some_and(|(a, b)| off >= a && off < b);
+            off += raw.len();
+            let line = raw.trim_end_matches(['\n', '\r']);
+            let Some(opts) = vfio_pci_options(line) else {
+                continue;
+            };
+            for o in opts {
+                if let Some(v) = o.strip_prefix("ids=") {
+                    out.push(IdsLine {
+                        path: path.clone(),
+                        line: n + 1,
+                        ids: v
+                            .split(',')
+                            .filter(|i| !i.is_empty())
+                            .map(str::to_ascii_lowercase)
+                            .collect(),
+                        text: line.to_string(),
+                        ours,
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 fn put_block_file(facts: &HostFacts, path: &str, body: &str) -> Result<FileChange> {

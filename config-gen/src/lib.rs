@@ -125,6 +125,15 @@ pub struct Plan {
     /// Every generated file, changed or not (for idempotence reporting).
     #[serde(skip)]
     pub all_files: Vec<FileChange>,
+    /// Conflicts with what the user wrote that passthru will not override: each says
+    /// what to change by hand. Also listed in `warnings`; [`apply::apply_plan`]
+    /// refuses a plan that has any (see [`Plan::check_applicable`]).
+    #[serde(skip)]
+    pub refusals: Vec<Warning>,
+    /// Wanted parameters not added because the command line sets the same parameter
+    /// differently (left as the user has it; also a `param-conflict` warning).
+    #[serde(skip)]
+    pub param_conflicts: Vec<cmdline::Conflict>,
 }
 
 impl Plan {
@@ -132,15 +141,53 @@ impl Plan {
     pub fn is_noop(&self) -> bool {
         self.files.is_empty()
     }
+
+    /// `Ok` when nothing the user wrote stands in the way of writing the plan; else an
+    /// error listing every conflict and its fix.
+    pub fn check_applicable(&self) -> Result<()> {
+        if self.refusals.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = self
+            .refusals
+            .iter()
+            .map(|w| format!("[{}] {}", w.code, w.message))
+            .collect();
+        Err(Error::Request(format!(
+            "nothing written: {} conflict{} with what is already configured:\n  {}",
+            list.len(),
+            if list.len() == 1 { "" } else { "s" },
+            list.join("\n  ")
+        )))
+    }
 }
 
 /// Expand the request's slots to functions and build the plan. Pure: reads nothing
 /// but its arguments.
 pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
-    if req.sets.is_empty() || req.sets.iter().any(Vec::is_empty) {
+    if (req.sets.is_empty() && req.remove.is_empty()) || req.sets.iter().any(Vec::is_empty) {
         return Err(Error::Request(
             "no device requested: name at least one device (BDF, slot or vendor:device)".into(),
         ));
+    }
+    let mut removed: Vec<&DeviceFacts> = Vec::new();
+    for slot in &req.remove {
+        if req.sets.iter().flatten().any(|s| s == slot) {
+            return Err(Error::Request(format!(
+                "{slot} is both requested and to be removed"
+            )));
+        }
+        let fns: Vec<&DeviceFacts> = facts
+            .devices
+            .iter()
+            .filter(|d| d.bdf.slot() == *slot)
+            .collect();
+        if fns.is_empty() {
+            return Err(Error::Request(format!(
+                "--remove {slot}: no PCI device at {slot} on this host"
+            )));
+        }
+        removed.extend(fns);
     }
     let mut seen: Vec<Slot> = Vec::new();
     let mut sets = Vec::new();
@@ -189,7 +236,7 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
                 .guests
                 .iter()
                 .any(|g| matches!(g, GuestKind::Proxmox | GuestKind::Qemu));
-    let hp = host::plan(facts, req, &devs, x_vga_used)?;
+    let hp = host::plan(facts, req, &devs, &removed, x_vga_used)?;
 
     let mut warnings: Vec<Warning> = facts.findings.clone();
     warnings.extend(vm_warnings);
@@ -205,6 +252,7 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
         ));
     }
     warnings.extend(hp.warnings);
+    warnings.extend(hp.refusals.iter().cloned());
     let mut uniq = Vec::new();
     for w in warnings {
         if !uniq.contains(&w) {
@@ -212,7 +260,7 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
         }
     }
     let mut guest_out = BTreeMap::new();
-    for kind in &req.guests {
+    for kind in req.guests.iter().filter(|_| !sets.is_empty()) {
         guest_out.insert(*kind, guest::render(*kind, &sets, req.x_vga));
     }
     Ok(Plan {
@@ -227,5 +275,7 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
         detected: facts.detected.clone(),
         param_reasons: hp.wanted,
         all_files: hp.files,
+        refusals: hp.refusals,
+        param_conflicts: hp.planned.conflicts.clone(),
     })
 }

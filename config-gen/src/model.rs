@@ -237,6 +237,9 @@ pub struct Request {
     pub acs_override: Option<String>,
     /// Kernel parameters to remove (the user's own, on explicit request only).
     pub remove_params: Vec<String>,
+    /// Slots whose functions stop binding to vfio-pci (`config --remove`): their ids
+    /// leave passthru's `ids=`; every other id bound before stays.
+    pub remove: Vec<Slot>,
 }
 
 impl Default for Request {
@@ -252,6 +255,7 @@ impl Default for Request {
             blacklist: false,
             acs_override: None,
             remove_params: Vec::new(),
+            remove: Vec::new(),
         }
     }
 }

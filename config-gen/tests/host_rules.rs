@@ -261,7 +261,9 @@ fn disable_vga_only_when_no_guest_uses_x_vga() {
         },
     )
     .unwrap();
-    assert!(!file(&p, MODPROBE_VFIO).unwrap().contains("disable_vga"));
+    assert!(!file(&p, MODPROBE_VFIO)
+        .unwrap()
+        .contains("options vfio-pci disable_vga=1"));
     assert!(p.guest.values().any(|g| g.contains("x-vga")));
 }
 
@@ -465,7 +467,9 @@ fn existing_proxmox_vm_with_x_vga_on_seabios_drops_disable_vga() {
         "machine: q35\nhostpci0: 0000:0b:00,pcie=1,x-vga=1\n[snap1]\nbios: ovmf\n".into(),
     );
     let p = generate(&f, &req(&["0b:00"])).unwrap();
-    assert!(!file(&p, MODPROBE_VFIO).unwrap().contains("disable_vga"));
+    assert!(!file(&p, MODPROBE_VFIO)
+        .unwrap()
+        .contains("options vfio-pci disable_vga=1"));
     assert!(p
         .warnings
         .iter()
@@ -573,4 +577,247 @@ fn a_grub_dropin_that_replaces_the_value_is_flagged() {
         "{}",
         w.message
     );
+}
+
+/// What an earlier run chose in passthru's own block stays: its ids (union with the
+/// request), its blacklist lines and its x-vga (no disable_vga=1); --remove takes ids out.
+#[test]
+fn earlier_runs_choices_in_the_block_are_kept() {
+    let mut f = facts(CpuVendor::Amd, "6.8");
+    let mut first = generate(
+        &f,
+        &Request {
+            x_vga: true,
+            blacklist: true,
+            ..req(&["0b:00"])
+        },
+    )
+    .unwrap();
+    let block = first.all_files.remove(
+        first
+            .all_files
+            .iter()
+            .position(|x| x.path == MODPROBE_VFIO)
+            .unwrap(),
+    );
+    f.files.insert(MODPROBE_VFIO.into(), block.new);
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    let conf = file(&p, MODPROBE_VFIO).unwrap();
+    assert!(
+        conf.contains("\noptions vfio-pci ids=1002:7300,1002:aae8,10de:0e0a,10de:1187\n"),
+        "{conf}"
+    );
+    assert!(!conf.contains("options vfio-pci disable_vga=1"), "{conf}");
+    assert!(codes(&p).contains(&"x-vga-kept"));
+    assert!(conf.contains("\nblacklist amdgpu\n"), "{conf}");
+    // --remove 0b:00: its ids, softdeps and blacklist go; 05:00 stays.
+    f.files.insert(MODPROBE_VFIO.into(), conf.to_string());
+    let p = generate(
+        &f,
+        &Request {
+            sets: Vec::new(),
+            remove: vec!["0b:00".parse().unwrap()],
+            ..Request::default()
+        },
+    )
+    .unwrap();
+    let conf = file(&p, MODPROBE_VFIO).unwrap();
+    assert!(
+        conf.contains("\noptions vfio-pci ids=10de:0e0a,10de:1187\n"),
+        "{conf}"
+    );
+    assert!(!conf.contains("amdgpu"), "{conf}");
+    assert!(p.guest.is_empty());
+}
+
+/// --early-ids: a narrower vfio-pci.ids= already on the command line (kernel/params.c
+/// parameq: `-` and `_` alike) is replaced by the union, not left to conflict.
+#[test]
+fn early_ids_token_is_the_union_with_the_one_on_the_command_line() {
+    let mut f = facts(CpuVendor::Amd, "6.8");
+    f.files.insert(
+        "/etc/default/grub".into(),
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet vfio_pci.ids=1002:7300,1002:aae8\"\n".into(),
+    );
+    let p = generate(
+        &f,
+        &Request {
+            early_ids: true,
+            ..req(&["05:00"])
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        p.kernel_params.add,
+        [
+            "iommu=pt",
+            "vfio-pci.ids=1002:7300,1002:aae8,10de:0e0a,10de:1187"
+        ]
+    );
+    assert_eq!(p.kernel_params.remove, ["vfio_pci.ids=1002:7300,1002:aae8"]);
+    let grub = file(&p, "/etc/default/grub").unwrap();
+    assert!(
+        grub.contains("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet iommu=pt vfio-pci.ids=1002:7300,1002:aae8,10de:0e0a,10de:1187\""),
+        "{grub}"
+    );
+}
+
+/// Property test of the merge rule over runs: whatever sequence of `config` requests
+/// and `--remove`s is applied, on a host with or without the user's own
+/// `options vfio-pci ids=` line, every id bound before stays bound unless removed,
+/// every requested id becomes bound, the user's bytes stay, passthru never adds an
+/// `ids=` line that would override the user's, and each plan applied once more
+/// changes nothing. "Bound" is read as modprobe does (modprobe.d(5); libkmod applies
+/// every `options` line, files in name order, and vfio-pci's `ids` parameter keeps the
+/// last value).
+mod merge_over_runs {
+    use super::{dev, facts};
+    use passthru_config_gen::{generate, CpuVendor, HostFacts, Request};
+    use passthru_pci_ids::Slot;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    /// Three GPUs with their HDMI audio (ids from the DOMAIN.md host plus an RX 6800 XT).
+    const DEVICES: &[(&str, u16, u16, u32, &str)] = &[
+        ("0000:05:00.0", 0x10de, 0x1187, 0x030000, "nouveau"),
+        ("0000:05:00.1", 0x10de, 0x0e0a, 0x040300, "snd_hda_intel"),
+        ("0000:0b:00.0", 0x1002, 0x7300, 0x030000, "amdgpu"),
+        ("0000:0b:00.1", 0x1002, 0xaae8, 0x040300, "snd_hda_intel"),
+        ("0000:0c:00.0", 0x1002, 0x73bf, 0x030000, "amdgpu"),
+        ("0000:0c:00.1", 0x1002, 0xab28, 0x040300, "snd_hda_intel"),
+    ];
+    const SLOTS: &[&str] = &["05:00", "0b:00", "0c:00"];
+
+    fn ids_of(slot: &str) -> Vec<String> {
+        DEVICES
+            .iter()
+            .filter(|d| d.0.contains(&format!("{slot}.")))
+            .map(|d| format!("{:04x}:{:04x}", d.1, d.2))
+            .collect()
+    }
+
+    fn host(user: &Option<(String, String)>) -> HostFacts {
+        let mut f = facts(CpuVendor::Amd, "6.8.12");
+        f.devices = DEVICES
+            .iter()
+            .map(|d| dev(d.0, d.1, d.2, d.3, d.4, false))
+            .collect();
+        if let Some((path, text)) = user {
+            f.files.insert(path.clone(), text.clone());
+        }
+        f
+    }
+
+    /// (`ids=` lines in modprobe order, the ids the last one binds).
+    fn bound(f: &HostFacts) -> (usize, BTreeSet<String>) {
+        let mut n = 0;
+        let mut last = BTreeSet::new();
+        for (p, text) in &f.files {
+            if !p.starts_with("/etc/modprobe.d/") {
+                continue;
+            }
+            for l in text.lines() {
+                let t: Vec<&str> = l.split_whitespace().collect();
+                if t.len() > 2 && t[0] == "options" && t[1].replace('-', "_") == "vfio_pci" {
+                    if let Some(v) = t[2..].iter().find_map(|o| o.strip_prefix("ids=")) {
+                        n += 1;
+                        last = v.split(',').map(str::to_string).collect();
+                    }
+                }
+            }
+        }
+        (n, last)
+    }
+
+    fn keeps_every_byte(old: &str, new: &str) -> bool {
+        let mut it = new.bytes();
+        old.bytes().all(|b| it.any(|n| n == b))
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Config(Vec<usize>),
+        Remove(usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => prop::sample::subsequence(vec![0usize, 1, 2], 1..=3).prop_map(Step::Config),
+            1 => (0usize..3).prop_map(Step::Remove),
+        ]
+    }
+
+    fn user_file() -> impl Strategy<Value = Option<(String, String)>> {
+        let line = prop::sample::subsequence(vec![0usize, 1, 2], 1..=3).prop_shuffle();
+        prop_oneof![
+            1 => Just(None),
+            2 => (
+                prop::sample::select(vec!["/etc/modprobe.d/vfio.conf", "/etc/modprobe.d/gpu.conf", "/etc/modprobe.d/zz-local.conf"]),
+                line,
+                any::<bool>(),
+            )
+                .prop_map(|(path, slots, extra)| {
+                    let ids: Vec<String> = slots.iter().flat_map(|s| ids_of(SLOTS[*s])).collect();
+                    let mut text = format!("# mine\noptions vfio_pci ids={} disable_vga=1\n", ids.join(","));
+                    if extra {
+                        text.push_str("options snd_hda_intel power_save=0\n");
+                    }
+                    Some((path.to_string(), text))
+                }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn runs_only_ever_add_what_is_asked_and_keep_the_rest(
+            user in user_file(),
+            steps in prop::collection::vec(step(), 1..6),
+        ) {
+            let mut f = host(&user);
+            for s in &steps {
+                let (before_lines, before) = bound(&f);
+                let req = match s {
+                    Step::Config(slots) => Request {
+                        sets: slots.iter().map(|i| vec![SLOTS[*i].parse::<Slot>().unwrap()]).collect(),
+                        ..Request::default()
+                    },
+                    Step::Remove(i) => Request {
+                        remove: vec![SLOTS[*i].parse().unwrap()],
+                        ..Request::default()
+                    },
+                };
+                let plan = generate(&f, &req).unwrap();
+                if !plan.refusals.is_empty() {
+                    // Refused: the user's line must change first; nothing is applied.
+                    prop_assert!(user.is_some(), "a refusal without a user line: {:?}", plan.refusals);
+                    continue;
+                }
+                for c in &plan.all_files {
+                    f.files.insert(c.path.clone(), c.new.clone());
+                }
+                let (lines, after) = bound(&f);
+                let (asked, removed): (Vec<String>, Vec<String>) = match s {
+                    Step::Config(slots) => (slots.iter().flat_map(|i| ids_of(SLOTS[*i])).collect(), Vec::new()),
+                    Step::Remove(i) => (Vec::new(), ids_of(SLOTS[*i])),
+                };
+                for id in before.iter().filter(|i| !removed.contains(i)).chain(&asked) {
+                    prop_assert!(after.contains(id), "{id} not bound after {s:?}: {after:?} (before {before:?})");
+                }
+                for id in &removed {
+                    prop_assert!(!after.contains(id), "{id} still bound after {s:?}");
+                }
+                if let Some((path, text)) = &user {
+                    prop_assert!(keeps_every_byte(text, &f.files[path]), "{path} lost user bytes:\n{}", f.files[path]);
+                    // Never a second ids= line over the user's one.
+                    prop_assert_eq!(lines, before_lines.max(1));
+                } else {
+                    prop_assert!(lines <= 1);
+                }
+                let again = generate(&f, &req).unwrap();
+                prop_assert!(again.is_noop(), "not idempotent after {s:?}: {:?}", again.files);
+            }
+        }
+    }
 }

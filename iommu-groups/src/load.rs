@@ -799,6 +799,12 @@ fn boot_file(l: &mut Loader, b: &mut BootSetup, path: &str) {
             b.files.insert(path.to_string(), t);
         }
         Ok(None) => {}
+        // A link to /dev/null masks a configuration file (modprobe.d(5), systemd's
+        // convention): it reads as empty.
+        Err(_) if matches!(l.fs.resolve(rel(path)), Ok(Some((p, Kind::Other))) if p == Path::new("dev/null")) =>
+        {
+            b.files.insert(path.to_string(), String::new());
+        }
         Err(e) => {
             let msg = error_chain(&e);
             l.note(rel(path), msg.clone());

@@ -524,7 +524,23 @@ impl Root {
             source,
         };
         if k != Kind::File {
-            return Err(io(std::io::Error::other("not a regular file")));
+            let what = match k {
+                Kind::Dir => "a directory",
+                _ => fs::symlink_metadata(real).map_or("not a file", |m| {
+                    use std::os::unix::fs::FileTypeExt;
+                    let ft = m.file_type();
+                    if ft.is_fifo() {
+                        "a FIFO"
+                    } else if ft.is_socket() {
+                        "a socket"
+                    } else if ft.is_char_device() || ft.is_block_device() {
+                        "a device node"
+                    } else {
+                        "not a file"
+                    }
+                }),
+            };
+            return Err(io(not_regular(what)));
         }
         tally!(self, opens);
         let mut f = match at {
@@ -968,11 +984,18 @@ impl Root {
             Ok(st) => match FileType::from_raw_mode(st.st_mode) {
                 FileType::RegularFile => {}
                 FileType::Symlink => return Ok(Fast::Slow),
-                _ => {
+                t => {
+                    let what = match t {
+                        FileType::Directory => "a directory",
+                        FileType::Fifo => "a FIFO",
+                        FileType::Socket => "a socket",
+                        FileType::CharacterDevice | FileType::BlockDevice => "a device node",
+                        _ => "not a file",
+                    };
                     return Err(Error::Io {
                         path: rel(),
-                        source: std::io::Error::other("not a regular file"),
-                    })
+                        source: not_regular(what),
+                    });
                 }
             },
             Err(rustix::io::Errno::NOENT) => return Ok(Fast::Absent),
@@ -1072,6 +1095,11 @@ fn bounded_read(
     }
     buf.truncate(total);
     Ok(())
+}
+
+/// The error for a path that is no regular file: what it is instead.
+fn not_regular(what: &str) -> std::io::Error {
+    std::io::Error::other(format!("not a regular file ({what})"))
 }
 
 /// Bytes as UTF-8 text; the error names `rel`.

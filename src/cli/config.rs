@@ -14,9 +14,10 @@ use super::Global;
 use anyhow::{bail, Context};
 use clap::Args;
 use passthru_config_gen::{
-    apply, facts, generate, verdicts, Bootloader, GuestKind, HostFacts, Initramfs, Plan, Request,
+    apply, cmdline, facts, generate, verdicts, Bootloader, GuestKind, HostFacts, Initramfs, Plan,
+    Request,
 };
-use passthru_iommu_groups::{check_bdfs, Host};
+use passthru_iommu_groups::check_bdfs;
 use passthru_pci_ids::{Bdf, DeviceId, Slot, VendorId};
 use std::path::Path;
 use std::process::ExitCode;
@@ -44,9 +45,14 @@ pub struct ConfigArgs {
     /// After writing, run the bootloader and initramfs commands (only with --root /).
     #[arg(long, requires = "apply", conflicts_with = "rollback")]
     pub run_commands: bool,
-    /// Restore the files changed by the last --apply, byte for byte.
+    /// Restore the files changed by the last --apply, byte for byte. Refused when one
+    /// of them changed since that apply, unless --force.
     #[arg(long)]
     pub rollback: bool,
+    /// With --rollback: restore even files edited since the apply (each edited version
+    /// is kept in the backup set first).
+    #[arg(long, requires = "rollback")]
+    pub force: bool,
     /// Give each GPU legacy VGA in the guest (x-vga; SeaBIOS guests). Drops disable_vga=1.
     #[arg(long)]
     pub x_vga: bool,
@@ -65,6 +71,10 @@ pub struct ConfigArgs {
     /// Remove this token from the kernel command line (repeatable), e.g. amd_iommu=on.
     #[arg(long = "remove-param", value_name = "TOKEN")]
     pub remove_param: Vec<String>,
+    /// Stop binding this device to vfio-pci (repeatable; BDF, slot or vendor:device):
+    /// its ids leave passthru's ids=, every other device bound before stays.
+    #[arg(long, value_name = "DEVICE", conflicts_with = "rollback")]
+    pub remove: Vec<String>,
 }
 
 /// Resolve one DEVICE word to slots.
@@ -101,7 +111,7 @@ fn resolve(word: &str, facts: &HostFacts) -> anyhow::Result<Vec<Slot>> {
 }
 
 fn request(a: &ConfigArgs, facts: &HostFacts) -> anyhow::Result<Request> {
-    if a.devices.is_empty() {
+    if a.devices.is_empty() && a.remove.is_empty() {
         bail!(
             "name the devices to pass through, e.g. `passthru config 0b:00` (see `passthru check`)"
         );
@@ -113,6 +123,12 @@ fn request(a: &ConfigArgs, facts: &HostFacts) -> anyhow::Result<Request> {
             set.extend(resolve(word, facts)?);
         }
         sets.push(set);
+    }
+    let mut remove = Vec::new();
+    for arg in &a.remove {
+        for word in arg.split(',').filter(|w| !w.is_empty()) {
+            remove.extend(resolve(word, facts).with_context(|| format!("--remove {word}"))?);
+        }
     }
     Ok(Request {
         sets,
@@ -129,6 +145,7 @@ fn request(a: &ConfigArgs, facts: &HostFacts) -> anyhow::Result<Request> {
         blacklist: a.blacklist,
         acs_override: a.acs_override.clone(),
         remove_params: a.remove_param.clone(),
+        remove,
     })
 }
 
@@ -137,6 +154,13 @@ fn report(plan: &Plan, applied: Option<&apply::Applied>, dry_run: bool) -> Strin
     let mut s = String::new();
     s.push_str("Kernel parameters\n");
     for p in &plan.param_reasons {
+        if let Some(c) = plan.param_conflicts.iter().find(|c| c.ours == p.token) {
+            s.push_str(&format!(
+                "  ! {}  (not set: the command line keeps {}; pass --remove-param {} to replace it)\n",
+                p.token, c.theirs, c.theirs
+            ));
+            continue;
+        }
         let mark = if plan.kernel_params.add.contains(&p.token) {
             "+"
         } else {
@@ -145,7 +169,13 @@ fn report(plan: &Plan, applied: Option<&apply::Applied>, dry_run: bool) -> Strin
         s.push_str(&format!("  {mark} {}  ({})\n", p.token, p.why));
     }
     for r in &plan.kernel_params.remove {
-        s.push_str(&format!("  - {r}  (removal requested)\n"));
+        let ids = |t: &String| cmdline::param_name(t) == "vfio_pci.ids";
+        let why = if ids(r) && plan.kernel_params.add.iter().any(ids) {
+            "replaced: the new vfio-pci.ids= keeps every id it had"
+        } else {
+            "removal requested"
+        };
+        s.push_str(&format!("  - {r}  ({why})\n"));
     }
     if plan.param_reasons.is_empty() && plan.kernel_params.remove.is_empty() {
         s.push_str("  (none needed)\n");
@@ -222,9 +252,14 @@ fn run_commands(commands: &[String]) -> anyhow::Result<bool> {
 pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let root = g.root.as_path();
     if a.rollback {
-        let r = apply::rollback(root)?;
+        let r = apply::rollback(root, a.force)?;
         if g.json {
-            let v = serde_json::json!({"rollback": {"backup": r.backup, "restored": r.restored, "removed": r.removed}});
+            let kept: Vec<serde_json::Value> = r
+                .kept
+                .iter()
+                .map(|(p, c)| serde_json::json!({"path": p, "copy": c}))
+                .collect();
+            let v = serde_json::json!({"rollback": {"backup": r.backup, "restored": r.restored, "removed": r.removed, "kept": kept}});
             outln!("{}", serde_json::to_string_pretty(&v)?)?;
         } else {
             outln!("Rolled back from {}", r.backup.display())?;
@@ -234,15 +269,22 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
             for p in &r.removed {
                 outln!("  removed {p} (it did not exist before)")?;
             }
+            for (p, c) in &r.kept {
+                outln!(
+                    "  {p} had changed since the apply: that version is kept in {}",
+                    c.display()
+                )?;
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
     if a.run_commands && root != Path::new("/") {
         bail!("--run-commands acts on the running system, not on --root {}: run the commands inside that root yourself", root.display());
     }
-    // The host model (confined reads of sysfs/procfs) and the configuration files.
-    let host = Host::load(root)
-        .with_context(|| format!("loading the host model under {}", root.display()))?;
+    // The host model: sysfs, procfs and the configuration files, read once and confined
+    // (a FIFO, socket, device node or directory is never opened; from_host refuses a
+    // configuration file that exists but could not be read, naming it).
+    let host = super::list::load_host(g)?;
     let mut facts = facts::from_host(&host)
         .with_context(|| format!("reading the configuration under {}", root.display()))?;
     let req = request(a, &facts)?;
@@ -255,9 +297,22 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let verdict_report = check_bdfs(&host, &bdfs);
     facts.findings = verdicts::warnings(&verdict_report);
-    let plan = generate(&facts, &req)?;
+    let mut plan = generate(&facts, &req)?;
+    // Lines the user added inside passthru's block since it wrote it: not overwritten.
+    let edits = apply::block_edits(root, &plan.files)?;
+    plan.warnings.extend(edits.iter().cloned());
+    plan.refusals.extend(edits);
+    if a.apply {
+        if let Err(e) = plan.check_applicable() {
+            // The plan and its warnings first, so the fix is shown in context.
+            if !g.json {
+                out!("{}", report(&plan, None, false))?;
+            }
+            return Err(e.into());
+        }
+    }
     let applied = if a.apply {
-        Some(apply::apply(root, &plan.files)?)
+        Some(apply::apply_plan(root, &plan)?)
     } else {
         None
     };

@@ -1,6 +1,12 @@
 //! Temporarily bind a device to vfio-pci with `driver_override`, and put the original
 //! driver back on drop, on error and on unwind. A device that had a driver is never
 //! left without one: restoring tries `drivers_probe`, then an explicit `bind`.
+//!
+//! Those writes only mean something to a running kernel: [`SysfsRoot`] refuses them
+//! unless its root is the live `/` with sysfs mounted on `/sys` ([`live_root`]), so a
+//! snapshot or fixture tree passed as `--root` is never written to. [`in_use`] says
+//! why a device should not be unbound (a mounted disk, an interface that is up, a
+//! display on its driver).
 
 use std::fs;
 use std::io;
@@ -31,13 +37,50 @@ pub trait PciSysfs {
 #[derive(Debug, Clone)]
 pub struct SysfsRoot {
     root: PathBuf,
+    /// Why writes are refused (`None`: the live root, writes allowed).
+    refuse: Option<String>,
+}
+
+/// `SYSFS_MAGIC` (include/uapi/linux/magic.h): the `f_type` statfs(2) reports for sysfs.
+pub const SYSFS_MAGIC: i128 = 0x6265_6572;
+
+/// `Ok` when `root` is the running system's `/` and `/sys` is a mounted sysfs: the only
+/// place where writing `driver_override`, `unbind` or `drivers_probe` reaches a kernel.
+/// Otherwise a sentence saying why not.
+pub fn live_root(root: &Path) -> std::result::Result<(), String> {
+    match fs::canonicalize(root) {
+        Ok(p) if p == Path::new("/") => {}
+        Ok(p) => {
+            return Err(format!(
+                "{} is not the live / (a snapshot or fixture tree has no kernel behind its sys/)",
+                p.display()
+            ))
+        }
+        Err(e) => return Err(format!("{}: {e}", root.display())),
+    }
+    match rustix::fs::statfs("/sys") {
+        Ok(s) if i128::from(s.f_type) == SYSFS_MAGIC => Ok(()),
+        Ok(_) => Err("/sys is not a mounted sysfs".into()),
+        Err(e) => Err(format!("/sys: {e}")),
+    }
 }
 
 impl SysfsRoot {
-    /// Work under `root` (`/` on a live host).
+    /// Work under `root`. Reads work under any root; writes only when it is the live
+    /// `/` ([`live_root`]), else each write fails naming the reason.
     pub fn new(root: &Path) -> Self {
         SysfsRoot {
             root: root.to_path_buf(),
+            refuse: live_root(root).err(),
+        }
+    }
+
+    /// A root whose writes land in plain files (unit tests of the write paths).
+    #[cfg(test)]
+    fn scratch(root: &Path) -> Self {
+        SysfsRoot {
+            root: root.to_path_buf(),
+            refuse: None,
         }
     }
 
@@ -46,7 +89,129 @@ impl SysfsRoot {
     }
 
     fn write(&self, path: PathBuf, data: &str) -> Result<()> {
+        if let Some(why) = &self.refuse {
+            return Err(Error::Sysfs {
+                path,
+                source: io::Error::other(format!("not written: {why}")),
+            });
+        }
         fs::write(&path, data).map_err(|source| Error::Sysfs { path, source })
+    }
+}
+
+/// Why unbinding `bdf` from its driver would take something away from the host, read
+/// under `root`: each reason is one phrase (empty: nothing seen in use). Looked at: its
+/// network interfaces (`net/*`, up when `flags` has IFF_UP or `operstate` is `up`),
+/// the disks below it (`.../block/*`, in use when a partition or the disk itself is
+/// mounted per `proc/self/mountinfo`, is swap per `proc/swaps`, or has holders such as
+/// LVM or RAID), and a display controller (class 03) bound to a host driver.
+pub fn in_use(root: &Path, bdf: Bdf) -> Vec<String> {
+    let dev = crate::host::device_dir(root, bdf);
+    let read = |p: &Path| fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
+    let mut out = Vec::new();
+    // Network interfaces.
+    if let Ok(rd) = fs::read_dir(dev.join("net")) {
+        let mut names: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for n in names {
+            let d = dev.join("net").join(&n);
+            // include/uapi/linux/if.h: IFF_UP is 0x1.
+            let flags_up = read(&d.join("flags"))
+                .and_then(|f| u32::from_str_radix(f.trim_start_matches("0x"), 16).ok())
+                .is_some_and(|f| f & 0x1 != 0);
+            let oper_up = read(&d.join("operstate")).as_deref() == Some("up");
+            if flags_up || oper_up {
+                out.push(format!("network interface {n} is up"));
+            }
+        }
+    }
+    // Disks below the device (nvme/nvme0/nvme0n1, host0/.../block/sda).
+    let mut disks = Vec::new();
+    find_block_dirs(&dev, 0, &mut disks);
+    disks.sort();
+    if !disks.is_empty() {
+        let mountinfo = read(&root.join("proc/self/mountinfo")).unwrap_or_default();
+        let swaps = read(&root.join("proc/swaps")).unwrap_or_default();
+        for disk in disks {
+            let name = disk
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut parts = vec![disk.clone()];
+            if let Ok(rd) = fs::read_dir(&disk) {
+                parts.extend(
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.join("partition").exists()),
+                );
+            }
+            parts.sort();
+            for p in parts {
+                let pname = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if let Some(mm) = read(&p.join("dev")) {
+                    // proc_pid_mountinfo(5): field 3 is the filesystem's major:minor, 5 the mount point.
+                    for l in mountinfo.lines() {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        if f.get(2) == Some(&mm.as_str()) {
+                            out.push(format!(
+                                "disk {name}: {pname} is mounted on {}",
+                                f.get(4).unwrap_or(&"?")
+                            ));
+                        }
+                    }
+                }
+                if swaps
+                    .lines()
+                    .any(|l| l.split_whitespace().next() == Some(&format!("/dev/{pname}")))
+                {
+                    out.push(format!("disk {name}: {pname} is in use as swap"));
+                }
+                if fs::read_dir(p.join("holders")).is_ok_and(|mut h| h.next().is_some()) {
+                    out.push(format!(
+                        "disk {name}: {pname} is held by another block device (LVM, RAID, dm)"
+                    ));
+                }
+            }
+        }
+    }
+    // A display controller on a host driver drives a screen (or could at any moment).
+    let class = read(&dev.join("class"))
+        .and_then(|c| u32::from_str_radix(c.trim_start_matches("0x"), 16).ok());
+    if class.is_some_and(|c| c >> 16 == 0x03) {
+        if let Ok(Some(d)) = crate::host::driver(root, bdf) {
+            if !crate::host::driver_keeps_viable(Some(&d)) {
+                out.push(format!("display controller bound to {d}"));
+            }
+        }
+    }
+    out
+}
+
+/// Collect the disks below `dir`: directories whose `subsystem` link names `block`
+/// (`.../block/sda` for SCSI and ATA, `nvme/nvme0/nvme0n1` for NVMe), without following
+/// links and a few levels deep; their partitions are found from the disk.
+fn find_block_dirs(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
+    if depth > 8 {
+        return;
+    }
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let p = e.path();
+        let subsystem = fs::read_link(p.join("subsystem")).ok();
+        if subsystem.is_some_and(|l| l.file_name().is_some_and(|n| n == "block")) {
+            out.push(p);
+        } else {
+            find_block_dirs(&p, depth + 1, out);
+        }
     }
 }
 
@@ -477,7 +642,7 @@ mod tests {
         let dev = t.path().join("sys/bus/pci/devices/0000:0b:00.0");
         std::fs::write(dev.join("driver_override"), "(null)\n").unwrap();
         std::fs::create_dir_all(t.path().join("sys/bus/pci/drivers/amdgpu")).unwrap();
-        let s = SysfsRoot::new(t.path());
+        let s = SysfsRoot::scratch(t.path());
         assert_eq!(s.driver(gpu()).unwrap().as_deref(), Some("amdgpu"));
         assert_eq!(s.driver_override(gpu()).unwrap(), None);
         s.set_driver_override(gpu(), Some("vfio-pci")).unwrap();
@@ -497,6 +662,103 @@ mod tests {
                 .contains("driver is amdgpu instead of vfio-pci"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_root_other_than_the_live_one_is_never_written() {
+        let t = tempfile::tempdir().unwrap();
+        crate::host::fixture::add(t.path(), "0000:0b:00.0", 20, Some("amdgpu"));
+        let s = SysfsRoot::new(t.path());
+        let e = s.set_driver_override(gpu(), Some("vfio-pci")).unwrap_err();
+        assert!(
+            crate::verify::error_chain(&e).contains("is not the live /"),
+            "{}",
+            crate::verify::error_chain(&e)
+        );
+        let e = BindGuard::bind(&s, gpu()).unwrap_err();
+        assert!(matches!(e, Error::Sysfs { .. }), "{e}");
+        let dev = t.path().join("sys/bus/pci/devices/0000:0b:00.0");
+        assert!(!dev.join("driver_override").exists());
+        assert!(!t.path().join("sys/bus/pci/drivers_probe").exists());
+        assert!(!t.path().join("sys/bus/pci/drivers/amdgpu/unbind").exists());
+        assert!(live_root(t.path()).is_err());
+    }
+
+    /// sysfs shapes: net/<if>/{flags,operstate} (include/uapi/linux/if.h IFF_UP = 0x1),
+    /// nvme/nvme0/<ns> with a `subsystem` link to the block class and `dev` major:minor,
+    /// partitions marked by a `partition` file; mountinfo field 3 is major:minor.
+    #[test]
+    fn in_use_sees_up_links_mounted_disks_and_bound_displays() {
+        use std::os::unix::fs::symlink;
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        let nic: Bdf = "04:00.0".parse().unwrap();
+        let ssd: Bdf = "01:00.0".parse().unwrap();
+        let idle: Bdf = "05:00.0".parse().unwrap();
+        crate::host::fixture::add(r, "0000:04:00.0", 7, Some("igb"));
+        crate::host::fixture::add(r, "0000:01:00.0", 7, Some("nvme"));
+        crate::host::fixture::add(r, "0000:05:00.0", 7, Some("igb"));
+        crate::host::fixture::add(r, "0000:0b:00.0", 7, Some("amdgpu"));
+        let dev = |b: &str| r.join("sys/devices/pci0000:00").join(b);
+        fs::write(dev("0000:0b:00.0").join("class"), "0x030000\n").unwrap();
+        let net = dev("0000:04:00.0").join("net/enp4s0");
+        fs::create_dir_all(&net).unwrap();
+        fs::write(net.join("flags"), "0x1003\n").unwrap();
+        fs::write(net.join("operstate"), "up\n").unwrap();
+        let down = dev("0000:05:00.0").join("net/enp5s0");
+        fs::create_dir_all(&down).unwrap();
+        fs::write(down.join("flags"), "0x1002\n").unwrap();
+        fs::write(down.join("operstate"), "down\n").unwrap();
+        let ns = dev("0000:01:00.0").join("nvme/nvme0/nvme0n1");
+        fs::create_dir_all(ns.join("nvme0n1p2")).unwrap();
+        fs::create_dir_all(r.join("sys/class/block")).unwrap();
+        symlink("../../../../../../class/block", ns.join("subsystem")).unwrap();
+        fs::write(ns.join("dev"), "259:0\n").unwrap();
+        fs::write(ns.join("nvme0n1p2/partition"), "2\n").unwrap();
+        fs::write(ns.join("nvme0n1p2/dev"), "259:2\n").unwrap();
+        fs::create_dir_all(r.join("proc/self")).unwrap();
+        fs::write(
+            r.join("proc/self/mountinfo"),
+            "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n",
+        )
+        .unwrap();
+        // A SATA controller: ata1/host0/target0:0:0/0:0:0:0/block/sda, sda1 in swap,
+        // sda2 held by a device-mapper volume.
+        let sata: Bdf = "06:00.0".parse().unwrap();
+        crate::host::fixture::add(r, "0000:06:00.0", 7, Some("ahci"));
+        let sda = dev("0000:06:00.0").join("ata1/host0/target0:0:0/0:0:0:0/block/sda");
+        fs::create_dir_all(sda.join("sda1")).unwrap();
+        fs::create_dir_all(sda.join("sda2/holders/dm-0")).unwrap();
+        symlink(
+            "../../../../../../../../../../class/block",
+            sda.join("subsystem"),
+        )
+        .unwrap();
+        fs::write(sda.join("dev"), "8:0\n").unwrap();
+        for (p, mm) in [("sda1", "8:1"), ("sda2", "8:2")] {
+            fs::write(sda.join(p).join("partition"), "1\n").unwrap();
+            fs::write(sda.join(p).join("dev"), format!("{mm}\n")).unwrap();
+        }
+        fs::create_dir_all(r.join("proc")).unwrap();
+        fs::write(
+            r.join("proc/swaps"),
+            "Filename\tType\tSize\tUsed\tPriority\n/dev/sda1 partition 1048572 0 -2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            in_use(r, sata),
+            [
+                "disk sda: sda1 is in use as swap",
+                "disk sda: sda2 is held by another block device (LVM, RAID, dm)"
+            ]
+        );
+        assert_eq!(in_use(r, nic), ["network interface enp4s0 is up"]);
+        assert_eq!(in_use(r, ssd), ["disk nvme0n1: nvme0n1p2 is mounted on /"]);
+        assert_eq!(in_use(r, gpu()), ["display controller bound to amdgpu"]);
+        assert!(in_use(r, idle).is_empty());
+        // Unmounted: the disk is free.
+        fs::write(r.join("proc/self/mountinfo"), "").unwrap();
+        assert!(in_use(r, ssd).is_empty());
     }
 
     #[test]
