@@ -1,5 +1,10 @@
 //! Config-space view: a wrapper over `T: AsRef<[u8]>` that decodes the type 0
-//! (endpoint) and type 1 (PCI-to-PCI bridge) headers.
+//! (endpoint) and type 1 (PCI-to-PCI bridge) headers, and of a CardBus bridge
+//! (type 2) what locates its capabilities, bus numbers, BAR and subsystem ids.
+//!
+//! Which lists exist follows the kernel and lspci, not the buffer's length alone:
+//! the standard list starts at the register [`ConfigSpace::capabilities_register`]
+//! names, and the extended list only when [`ConfigSpace::has_extended_config`].
 //!
 //! # Contract
 //!
@@ -147,7 +152,8 @@ bitflags::bitflags! {
         const IMMEDIATE_READINESS = 1 << 0;
         /// Interrupt Status (INTx asserted).
         const INTERRUPT = 1 << 3;
-        /// Capabilities List: the capabilities pointer at 0x34 is valid.
+        /// Capabilities List: the capabilities pointer (0x34, or 0x14 in a CardBus
+        /// header) is valid.
         const CAP_LIST = 1 << 4;
         /// 66 MHz capable.
         const MHZ66 = 1 << 5;
@@ -966,7 +972,8 @@ pub struct HeaderRepr {
     pub multifunction: bool,
     /// BIST register.
     pub bist: u8,
-    /// Capabilities pointer register, raw.
+    /// The byte at 0x34, raw: the capabilities pointer of a type 0 or type 1 header
+    /// (a CardBus header's pointer at 0x14 is in [`HeaderLayout::Other`]'s bytes).
     pub capabilities_pointer: u8,
     /// Interrupt line.
     pub interrupt_line: u8,
