@@ -284,3 +284,59 @@ fn names_come_from_the_given_pci_ids() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.ids"));
 }
+
+fn pciutils_dump(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/pciutils")
+        .join(name)
+}
+
+#[test]
+fn cardbus_bridge_capabilities_start_at_0x14() {
+    // pciutils' tests/tree-fujitsu-p8010, 1c:03.0 (O2 Micro OZ711SP1, header 0x82);
+    // lspci: "Capabilities: [a0] Power Management version 2", "Bus: primary=1c,
+    // secondary=1d, subordinate=20", "Subsystem: Fujitsu Limited. Device [10cf:143d]"
+    let p = pciutils_dump("tree-fujitsu-p8010");
+    let (v, _) = decode_json(&[p.as_os_str()]);
+    let d = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["bdf"] == "0000:1c:03.0")
+        .unwrap();
+    assert_eq!(d["header_type"], 2);
+    assert_eq!(d["capabilities"].as_array().unwrap().len(), 1);
+    assert_eq!(d["capabilities"][0]["offset"], 0xa0);
+    assert_eq!(d["capabilities"][0]["id"], 1);
+    assert_eq!(d["capability_errors"].as_array().unwrap().len(), 0);
+    assert_eq!(d["pm_no_soft_reset"], false);
+    assert_eq!(d["bridge"]["secondary"], 0x1d);
+    assert_eq!(d["bridge"]["subordinate"], 0x20);
+    assert_eq!(d["subsystem_vendor_id"], "10cf");
+    assert_eq!(d["subsystem_id"], "143d");
+    assert_eq!(d["bars"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn conventional_function_read_as_4k_raw_has_no_extended_capabilities() {
+    // pciutils' tests/cap-ht, 00:00.0 (AMD RD890, no PCIe capability), as a raw
+    // 4 KiB sysfs-style file repeating its 256 bytes: dword 0x100 (5a131002) is no
+    // extended capability header, and nothing is "not dword aligned"
+    let text = std::fs::read_to_string(pciutils_dump("cap-ht")).unwrap();
+    let dev = passthru::pci_ids::dump::Dump::new(&text)
+        .next()
+        .unwrap()
+        .unwrap();
+    let raw: Vec<u8> = dev.bytes().iter().copied().cycle().take(4096).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("config");
+    std::fs::write(&f, &raw).unwrap();
+    let (v, _) = decode_json(&[f.as_os_str()]);
+    let d = &v["devices"][0];
+    assert_eq!(d["config_len"], 4096);
+    assert_eq!(d["device_id"], "5a13");
+    assert_eq!(d["extended_config"], false);
+    assert_eq!(d["extended_capabilities"].as_array().unwrap().len(), 0);
+    assert_eq!(d["capability_errors"].as_array().unwrap().len(), 0);
+    assert_eq!(d["capabilities"].as_array().unwrap().len(), 6);
+}

@@ -7,6 +7,7 @@
 //!   it is the last item, stay fused afterwards, and every capability they return lies
 //!   inside the buffer, outside the header, dword aligned and unique;
 //! - `find_capability`/`find_ext_capability` agree with the walks;
+//! - no extended capability without an extended space (`has_extended_config`);
 //! - every decoder (via `decode` and directly at a fuzzer-chosen offset) returns a value
 //!   or a `DecodeError` naming that offset, and `fields` lists named values;
 //! - header setters round-trip through the getters, keeping unknown bits.
@@ -66,6 +67,11 @@ fn header<T: AsRef<[u8]>>(c: &ConfigSpace<T>) {
         c.max_lat(),
     );
     let _ = (c.bridge_buses(), c.bridge_control(), c.secondary_status());
+    let _ = (
+        c.bus_numbers(),
+        c.capabilities_register(),
+        c.has_extended_config(),
+    );
     let _ = c.bridge_windows();
     let _ = (c.pcie(), c.power_management(), c.advanced_features());
     let _ = (
@@ -181,8 +187,8 @@ fn walks<T: AsRef<[u8]>>(c: &ConfigSpace<T>) {
             "find_ext_capability({id:?})"
         );
     }
-    if len < 4096 {
-        assert_eq!(n, 0, "extended walk over {len} bytes");
+    if len < 4096 || !c.has_extended_config() {
+        assert_eq!(n, 0, "extended walk over {len} bytes, no extended space");
     }
 }
 

@@ -1,13 +1,18 @@
 //! Capability walks and decoders.
 //!
-//! [`Capabilities`] walks the standard list (from the pointer at 0x34) and
-//! [`ExtCapabilities`] the PCIe extended list (from 0x100). Both are bounded: at
-//! most 48 standard and 960 extended entries, every offset visited once. A walk
-//! yields `Ok(capability)` items and ends either with `None` (a zero pointer) or
-//! with exactly one `Err(WalkError)`: a pointer into the header (< 0x40 standard,
-//! < 0x100 extended), a misaligned pointer, a pointer past the buffer, a pointer
-//! back to a capability already seen (this includes one pointing to itself), or
-//! too many entries. Unknown ids are [`CapabilityId::Unknown`], never errors.
+//! [`Capabilities`] walks the standard list (from the pointer at 0x34, or 0x14 in a
+//! CardBus header) and [`ExtCapabilities`] the PCIe extended list (from 0x100).
+//! Both are bounded: at most 48 standard and 960 extended entries, every offset
+//! visited once. The two low bits of every pointer are reserved and masked off, as
+//! the kernel (drivers/pci/pci.c `__pci_find_next_cap_ttl`, `PCI_EXT_CAP_NEXT`) and
+//! lspci (ls-caps.c `show_caps`, ls-ecaps.c `show_ext_caps`) do. A walk yields
+//! `Ok(capability)` items and ends either with `None` (a zero pointer, or an
+//! extended header of 0 or all ones) or with exactly one `Err(WalkError)`: a
+//! pointer into the header (< 0x40 standard, < 0x100 extended), a pointer past the
+//! buffer, a pointer back to a capability already seen (this includes one pointing
+//! to itself), a standard capability whose id reads 0xff (a broken chain: both the
+//! kernel and lspci stop there), or too many entries. Unknown ids are
+//! [`CapabilityId::Unknown`], never errors.
 //!
 //! Each decoder is a `Copy` value parsed from the whole config space and the
 //! capability's offset; a capability that runs past the buffer is a
@@ -232,11 +237,12 @@ pub enum WalkError {
         /// The pointer.
         pointer: u16,
     },
-    /// A pointer whose two low (reserved) bits are not zero.
-    Misaligned {
+    /// A standard capability whose id byte reads 0xff: what a function that stopped
+    /// answering returns, and where the kernel and lspci end the list.
+    BrokenChain {
         /// Where the pointer was read.
         from: u16,
-        /// The pointer.
+        /// The pointer (the offset of the 0xff id).
         pointer: u16,
     },
     /// A pointer whose capability header does not fit in the buffer (a 64-byte read
@@ -268,7 +274,7 @@ impl WalkError {
     pub const fn offset(&self) -> u16 {
         match *self {
             WalkError::PointerInHeader { from, .. }
-            | WalkError::Misaligned { from, .. }
+            | WalkError::BrokenChain { from, .. }
             | WalkError::OutOfRange { from, .. }
             | WalkError::Loop { from, .. }
             | WalkError::TooMany { from } => from,
@@ -283,9 +289,9 @@ impl fmt::Display for WalkError {
                 f,
                 "capability pointer {pointer:#x} at offset {from:#x} points into the header"
             ),
-            WalkError::Misaligned { from, pointer } => write!(
+            WalkError::BrokenChain { from, pointer } => write!(
                 f,
-                "capability pointer {pointer:#x} at offset {from:#x} is not dword aligned"
+                "capability pointer {pointer:#x} at offset {from:#x} leads to id 0xff (broken chain)"
             ),
             WalkError::OutOfRange { from, pointer, len } => write!(
                 f,
@@ -406,9 +412,9 @@ impl<const W: usize> Bounds<W> {
         }
     }
 
-    /// Check pointer `p` of a list whose headers start at `base` and are `size`
-    /// bytes long, in a buffer of `len` bytes, at most `max` headers: its offset and
-    /// its visited slot, or the walk error.
+    /// Check pointer `p` (already masked to a dword) of a list whose headers start
+    /// at `base` and are `size` bytes long, in a buffer of `len` bytes, at most `max`
+    /// headers: its offset and its visited slot, or the walk error.
     #[inline]
     fn check(
         &self,
@@ -421,9 +427,6 @@ impl<const W: usize> Bounds<W> {
         let from = self.from;
         if p < base {
             return Err(WalkError::PointerInHeader { from, pointer: p });
-        }
-        if p & 3 != 0 {
-            return Err(WalkError::Misaligned { from, pointer: p });
         }
         let at = usize::from(p);
         if at + size > len {
@@ -465,10 +468,18 @@ impl<'a> Capabilities<'a> {
     /// Walk `config` starting at `pointer` (the register at 0x34); `None` gives an empty walk.
     #[inline]
     pub fn new(config: &'a [u8], pointer: Option<u8>) -> Capabilities<'a> {
+        Capabilities::new_at(config, pointer, 0x34)
+    }
+
+    /// Walk `config` starting at `pointer`, read from the register at `register`
+    /// (0x34 for type 0 and 1 headers, 0x14 for a CardBus bridge); errors about the
+    /// first pointer name that register. `None` gives an empty walk.
+    #[inline]
+    pub fn new_at(config: &'a [u8], pointer: Option<u8>, register: u16) -> Capabilities<'a> {
         Capabilities {
             buf: config,
             next: pointer.map_or(0, u16::from),
-            bounds: Bounds::new(0x34),
+            bounds: Bounds::new(register),
             done: pointer.is_none(),
         }
     }
@@ -478,7 +489,7 @@ impl Iterator for Capabilities<'_> {
     type Item = Result<Capability, WalkError>;
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let p = self.next;
+        let p = self.next & !3;
         if self.done || p == 0 {
             self.done = true;
             return None;
@@ -492,6 +503,13 @@ impl Iterator for Capabilities<'_> {
         };
         self.bounds.take(slot);
         let id = self.buf[at];
+        if id == 0xff {
+            self.done = true;
+            return Some(Err(WalkError::BrokenChain {
+                from: self.bounds.from,
+                pointer: p,
+            }));
+        }
         let next = self.buf[at + 1];
         self.bounds.from = p + 1;
         self.next = u16::from(next);
@@ -506,8 +524,10 @@ impl Iterator for Capabilities<'_> {
 /// Walk of the extended capability list from 0x100; see the module docs for its bounds.
 ///
 /// Empty when the buffer is shorter than 4096 bytes or the header at 0x100 is
-/// 0 or all ones (no extended capabilities, as the kernel treats them). A zero
-/// header later in the chain also ends the walk (as lspci does).
+/// 0 or all ones (no extended capabilities, as the kernel treats them). A header
+/// of 0 or all ones later in the chain also ends the walk (as lspci does). This
+/// walk reads the bytes it is given; whether a function has an extended space at
+/// all is [`crate::ConfigSpace::has_extended_config`]'s question.
 #[derive(Debug, Clone)]
 pub struct ExtCapabilities<'a> {
     buf: &'a [u8],
@@ -537,7 +557,7 @@ impl Iterator for ExtCapabilities<'_> {
     type Item = Result<ExtCapability, WalkError>;
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let p = self.next;
+        let p = self.next & !3;
         if self.done || p == 0 {
             self.done = true;
             return None;
@@ -555,7 +575,7 @@ impl Iterator for ExtCapabilities<'_> {
             self.buf[at + 2],
             self.buf[at + 3],
         ]);
-        if h == 0 {
+        if h == 0 || h == u32::MAX {
             self.done = true;
             return None;
         }
@@ -1887,7 +1907,7 @@ mod tests {
     }
 
     #[test]
-    fn pointer_into_header_and_misaligned_pointer_are_errors() {
+    fn pointer_into_header_is_an_error_and_reserved_pointer_bits_are_masked() {
         let mut b = space(0x3c);
         assert_eq!(
             walk(&b),
@@ -1899,19 +1919,63 @@ mod tests {
                 })
             )
         );
-        b[0x34] = 0x40;
-        b[0x40] = 0x10;
-        b[0x41] = 0x45;
+        // 0x47 and 0x53 name the capabilities at 0x44 and 0x50: the two low bits are
+        // reserved (drivers/pci/pci.c masks them, so does lspci's show_caps)
+        b[0x34] = 0x47;
+        b[0x44] = 0x10;
+        b[0x45] = 0x53;
+        b[0x50] = 0x01;
+        let offsets: ([u16; 2], usize) = {
+            let mut o = [0u16; 2];
+            let mut n = 0;
+            for c in Capabilities::new(&b, Some(b[0x34])) {
+                o[n] = c.unwrap().offset;
+                n += 1;
+            }
+            (o, n)
+        };
+        assert_eq!(offsets, ([0x44, 0x50], 2));
+    }
+
+    #[test]
+    fn id_0xff_is_a_broken_chain_that_ends_the_walk() {
+        // lspci prints "<chain broken>" and the kernel stops at an id of 0xff
+        let mut b = space(0x40);
+        b[0x40] = 0x01;
+        b[0x41] = 0x48;
+        b[0x48] = 0xff;
+        b[0x49] = 0x50;
+        b[0x50] = 0x05;
         assert_eq!(
             walk(&b),
             (
                 1,
-                Some(WalkError::Misaligned {
+                Some(WalkError::BrokenChain {
                     from: 0x41,
-                    pointer: 0x45
+                    pointer: 0x48
                 })
             )
         );
+        let msg = std::format!("{}", walk(&b).1.unwrap());
+        assert!(msg.contains("0x48") && msg.contains("broken"), "{msg}");
+    }
+
+    #[test]
+    fn extended_pointers_are_masked_and_all_ones_ends_the_walk() {
+        let mut b = [0u8; 4096];
+        // 0x100 -> 0x143 (masked 0x140) -> an all-ones header: two... one item, no error
+        let h = 0x01_u32 | (1 << 16) | (0x143 << 20);
+        b[0x100..0x104].copy_from_slice(&h.to_le_bytes());
+        b[0x140..0x144].copy_from_slice(&0x0002_0003_u32.to_le_bytes());
+        let got: std::vec::Vec<u16> = ExtCapabilities::new(&b)
+            .map(|r| r.unwrap().offset)
+            .collect();
+        assert_eq!(got, [0x100, 0x140]);
+        b[0x140..0x144].copy_from_slice(&[0xff; 4]);
+        let got: std::vec::Vec<u16> = ExtCapabilities::new(&b)
+            .map(|r| r.unwrap().offset)
+            .collect();
+        assert_eq!(got, [0x100]);
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! Config-space view: a wrapper over `T: AsRef<[u8]>` that decodes the type 0
-//! (endpoint) and type 1 (PCI-to-PCI bridge) headers.
+//! (endpoint) and type 1 (PCI-to-PCI bridge) headers, and of a CardBus bridge
+//! (type 2) what locates its capabilities, bus numbers, BAR and subsystem ids.
+//!
+//! Which lists exist follows the kernel and lspci, not the buffer's length alone:
+//! the standard list starts at the register [`ConfigSpace::capabilities_register`]
+//! names, and the extended list only when [`ConfigSpace::has_extended_config`].
 //!
 //! # Contract
 //!
@@ -68,6 +73,11 @@ pub(crate) mod field {
     pub const IO_LIMIT_UPPER: Field = 0x32..0x34;
     pub const ROM1: Field = 0x38..0x3c;
     pub const BRIDGE_CONTROL: Field = 0x3e..0x40;
+    // type 2 (PC Card standard, as the kernel's include/uapi/linux/pci_regs.h PCI_CB_*);
+    // bus numbers and Bridge Control sit where type 1 keeps them
+    pub const CB_CAP_PTR: usize = 0x14;
+    pub const CB_SUBSYSTEM_VENDOR: Field = 0x40..0x42;
+    pub const CB_SUBSYSTEM_ID: Field = 0x42..0x44;
 }
 
 /// Length of the header every PCI function has (and what sysfs shows a non-root reader).
@@ -142,7 +152,8 @@ bitflags::bitflags! {
         const IMMEDIATE_READINESS = 1 << 0;
         /// Interrupt Status (INTx asserted).
         const INTERRUPT = 1 << 3;
-        /// Capabilities List: the capabilities pointer at 0x34 is valid.
+        /// Capabilities List: the capabilities pointer (0x34, or 0x14 in a CardBus
+        /// header) is valid.
         const CAP_LIST = 1 << 4;
         /// 66 MHz capable.
         const MHZ66 = 1 << 5;
@@ -509,12 +520,15 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
         self.b(field::BIST)
     }
 
-    /// Number of BAR slots of this header type (6 for type 0, 2 for type 1, 0 otherwise).
+    /// Number of BAR slots of this header type (6 for type 0, 2 for type 1, 1 for a
+    /// CardBus bridge, 0 otherwise).
     pub fn bar_count(&self) -> usize {
         match self.header_type() {
             HeaderType::Normal => 6,
             HeaderType::Bridge => 2,
-            _ => 0,
+            // the socket / ExCA base at 0x10 (the kernel's pci_read_bases(dev, 1, 0))
+            HeaderType::CardBus => 1,
+            HeaderType::Unknown(_) => 0,
         }
     }
 
@@ -559,8 +573,10 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
         }
     }
 
-    /// Subsystem ids wherever this header type keeps them: the type 0 header, or a
-    /// type 1 header's Bridge Subsystem ID capability (0x0d).
+    /// Subsystem ids wherever this header type keeps them: the type 0 header, a
+    /// type 1 header's Bridge Subsystem ID capability (0x0d), or a CardBus bridge's
+    /// registers at 0x40 and 0x42 (past the 64-byte header, so `None` for a 64-byte
+    /// read; lspci's `get_subid` reads them likewise only with 128 bytes or more).
     pub fn subsystem(&self) -> Option<(VendorId, DeviceId)> {
         match self.header_type() {
             HeaderType::Normal => Some((
@@ -572,7 +588,15 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
                 let b = crate::caps::BridgeSubsystem::parse(self.as_bytes(), off).ok()?;
                 Some((b.vendor, b.device))
             }
-            _ => None,
+            HeaderType::CardBus => {
+                let d = self.as_bytes();
+                let at = |f: field::Field| d.get(f).map(|b| u16::from_le_bytes([b[0], b[1]]));
+                Some((
+                    VendorId(at(field::CB_SUBSYSTEM_VENDOR)?),
+                    DeviceId(at(field::CB_SUBSYSTEM_ID)?),
+                ))
+            }
+            HeaderType::Unknown(_) => None,
         }
     }
 
@@ -599,15 +623,30 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
             .map(|r| (r & 0xffff_f800, r & 1 == 1))
     }
 
-    /// Capabilities pointer (0x34) as stored, reserved low bits included.
+    /// The byte at 0x34 as stored, reserved low bits included: the capabilities
+    /// pointer of a type 0 or type 1 header (a CardBus header keeps I/O Base 1 there;
+    /// see [`ConfigSpace::capabilities_register`]).
     pub fn capabilities_pointer_raw(&self) -> u8 {
         self.b(field::CAP_PTR)
     }
 
-    /// Capabilities pointer when the Status register's Capabilities List bit says it is valid.
+    /// Where this header type keeps its capabilities pointer: 0x34 for type 0 and
+    /// type 1, 0x14 for a CardBus bridge (type 2), `None` for an unknown layout (the
+    /// kernel's `__pci_bus_find_cap_start`; lspci walks no list for an unknown type).
+    pub fn capabilities_register(&self) -> Option<u16> {
+        match self.header_type() {
+            HeaderType::Normal | HeaderType::Bridge => Some(field::CAP_PTR as u16),
+            HeaderType::CardBus => Some(field::CB_CAP_PTR as u16),
+            HeaderType::Unknown(_) => None,
+        }
+    }
+
+    /// Capabilities pointer, read from [`ConfigSpace::capabilities_register`], when
+    /// the Status register's Capabilities List bit says it is valid.
     pub fn capabilities_pointer(&self) -> Option<u8> {
+        let reg = self.capabilities_register()?;
         if self.status().contains(Status::CAP_LIST) {
-            Some(self.capabilities_pointer_raw())
+            Some(self.b(usize::from(reg)))
         } else {
             None
         }
@@ -639,23 +678,40 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
         }
     }
 
-    /// Bridge bus numbers (type 1 only).
+    /// Bridge bus numbers (type 1 only; see [`ConfigSpace::bus_numbers`] for CardBus too).
     pub fn bridge_buses(&self) -> Option<BridgeBuses> {
         match self.header_type() {
-            HeaderType::Bridge => Some(BridgeBuses {
-                primary: self.b(field::PRIMARY_BUS),
-                secondary: self.b(field::SECONDARY_BUS),
-                subordinate: self.b(field::SUBORDINATE_BUS),
-                secondary_latency: self.b(field::SECONDARY_LATENCY),
-            }),
+            HeaderType::Bridge => Some(self.buses()),
             _ => None,
         }
     }
 
-    /// Bridge Control (type 1 only).
+    /// Bus numbers of either kind of bridge: a type 1 header or a CardBus bridge
+    /// (type 2), which keeps primary, CardBus (secondary) and subordinate bus numbers
+    /// and its latency timer at the same offsets, 0x18..0x1c.
+    pub fn bus_numbers(&self) -> Option<BridgeBuses> {
+        match self.header_type() {
+            HeaderType::Bridge | HeaderType::CardBus => Some(self.buses()),
+            _ => None,
+        }
+    }
+
+    fn buses(&self) -> BridgeBuses {
+        BridgeBuses {
+            primary: self.b(field::PRIMARY_BUS),
+            secondary: self.b(field::SECONDARY_BUS),
+            subordinate: self.b(field::SUBORDINATE_BUS),
+            secondary_latency: self.b(field::SECONDARY_LATENCY),
+        }
+    }
+
+    /// Bridge Control (0x3e) of a type 1 header or a CardBus bridge. Bits 0-3, 5 and 6
+    /// mean the same in both (bit 6 of a CardBus bridge resets the card behind it);
+    /// bits 7-10 of a CardBus bridge are its own (16-bit interrupts, prefetch,
+    /// posted writes) and are kept under the type 1 names.
     pub fn bridge_control(&self) -> Option<BridgeControl> {
         match self.header_type() {
-            HeaderType::Bridge => Some(BridgeControl::from_bits_retain(
+            HeaderType::Bridge | HeaderType::CardBus => Some(BridgeControl::from_bits_retain(
                 self.w(field::BRIDGE_CONTROL),
             )),
             _ => None,
@@ -714,15 +770,52 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
         })
     }
 
-    /// The standard capability list, walked with the bounds of [`Capabilities`].
-    /// Empty when the Status Capabilities List bit is clear.
+    /// The standard capability list, walked with the bounds of [`Capabilities`] from
+    /// [`ConfigSpace::capabilities_register`]. Empty when the Status Capabilities List
+    /// bit is clear or the header type is unknown.
     pub fn capabilities(&self) -> Capabilities<'_> {
-        Capabilities::new(self.as_bytes(), self.capabilities_pointer())
+        let reg = self
+            .capabilities_register()
+            .unwrap_or(field::CAP_PTR as u16);
+        Capabilities::new_at(self.as_bytes(), self.capabilities_pointer(), reg)
     }
 
-    /// The extended capability list from 0x100 (empty when the buffer stops at 256 bytes).
+    /// Whether this function has an extended config space (0x100..0x1000) to walk:
+    ///
+    /// - the buffer holds 4096 bytes;
+    /// - a PCI Express (0x10) or PCI-X (0x07) capability is in the standard list:
+    ///   lspci walks extended capabilities only then (ls-caps.c `show_caps`); the
+    ///   kernel likewise sizes a conventional function's space at 256 bytes
+    ///   (drivers/pci/probe.c `pci_cfg_space_size`), so a 4 KiB read of such a
+    ///   function holds no capability list above 0x100, whatever the bytes say;
+    /// - the dwords at 0x100, 0x200, ... 0xf00 are not all copies of dword 0: a
+    ///   function that ignores the upper address bits repeats its first 256 bytes
+    ///   there, and the kernel then gives it 256 bytes (`pci_ext_cfg_is_aliased`).
+    ///
+    /// lspci has no alias check and accepts PCI-X without the 266/533 MHz bits the
+    /// kernel asks for; neither difference shows on a space the kernel sized.
+    pub fn has_extended_config(&self) -> bool {
+        if self.len() < PCIE_LEN {
+            return false;
+        }
+        let d0 = self.dw(0);
+        if (1..16).all(|i| self.dw(i * PCI_LEN) == d0) {
+            return false;
+        }
+        self.capabilities()
+            .map_while(Result::ok)
+            .any(|c| matches!(c.id, CapabilityId::PciExpress | CapabilityId::PciX))
+    }
+
+    /// The extended capability list from 0x100; empty unless
+    /// [`ConfigSpace::has_extended_config`].
     pub fn extended_capabilities(&self) -> ExtCapabilities<'_> {
-        ExtCapabilities::new(self.as_bytes())
+        let bytes = self.as_bytes();
+        if self.has_extended_config() {
+            ExtCapabilities::new(bytes)
+        } else {
+            ExtCapabilities::new(&bytes[..0])
+        }
     }
 
     /// Offset of the first standard capability with `id`, stopping at the first walk error.
@@ -879,7 +972,8 @@ pub struct HeaderRepr {
     pub multifunction: bool,
     /// BIST register.
     pub bist: u8,
-    /// Capabilities pointer register, raw.
+    /// The byte at 0x34, raw: the capabilities pointer of a type 0 or type 1 header
+    /// (a CardBus header's pointer at 0x14 is in [`HeaderLayout::Other`]'s bytes).
     pub capabilities_pointer: u8,
     /// Interrupt line.
     pub interrupt_line: u8,
@@ -1187,6 +1281,54 @@ mod tests {
     static ICH9_SATA: &[u8; 256] = cap!("0000:00:1f.2");
     static MULTIFN_E1000E: &[u8; 4096] = cap!("0000:06:00.0");
 
+    /// 16-byte rows of a 256-byte dump as lspci -xxx prints them; rows not listed are zero.
+    type Rows = &'static [(usize, [u8; 16])];
+
+    fn expand(rows: Rows) -> [u8; 256] {
+        let mut b = [0u8; 256];
+        for (off, row) in rows {
+            b[*off..off + 16].copy_from_slice(row);
+        }
+        b
+    }
+
+    /// O2 Micro OZ711SP1 CardBus bridge (1217:7136, header type 0x82) at 1c:03.0 of
+    /// pciutils' tests/tree-fujitsu-p8010. Its capabilities pointer is at 0x14 (0xa0:
+    /// Power Management v2); 0x34 holds I/O Base 1 (0x01).
+    #[rustfmt::skip]
+    static OZ711SP1_CARDBUS: Rows = &[
+        (0x00, [0x17, 0x12, 0x36, 0x71, 0x87, 0x00, 0x10, 0x04, 0x01, 0x00, 0x07, 0x06, 0x00, 0xa8, 0x82, 0x00]),
+        (0x10, [0x00, 0x20, 0x40, 0xfc, 0xa0, 0x00, 0x00, 0x02, 0x1c, 0x1d, 0x20, 0xb0, 0x00, 0x00, 0x00, 0xc0]),
+        (0x20, [0x00, 0xf0, 0xff, 0xc3, 0x00, 0x00, 0x00, 0xc8, 0x00, 0xf0, 0xff, 0xcb, 0x01, 0x30, 0x00, 0x00]),
+        (0x30, [0xfd, 0x30, 0x00, 0x00, 0x01, 0x34, 0x00, 0x00, 0xfd, 0x34, 0x00, 0x00, 0x0b, 0x01, 0x00, 0x05]),
+        (0x40, [0xcf, 0x10, 0x3d, 0x14, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]),
+        (0x80, [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x10, 0x00, 0x01]),
+        (0x90, [0x02, 0x24, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]),
+        (0xa0, [0x01, 0x00, 0x02, 0xfe, 0x00, 0x40, 0xc0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1f, 0x00, 0x00, 0x00]),
+        (0xd0, [0x00, 0x61, 0x00, 0x09, 0xea, 0x0b, 0x82, 0x88, 0x00, 0x00, 0x00, 0x00, 0x18, 0x00, 0x48, 0x00]),
+        (0xe0, [0x02, 0xc0, 0x82, 0x00, 0x99, 0x40, 0x0b, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x02, 0x01]),
+    ];
+
+    /// AMD RD890 host bridge (1002:5a13) at 00:00.0 of pciutils' tests/cap-ht: a
+    /// conventional function (HyperTransport and MSI capabilities, no PCI Express).
+    #[rustfmt::skip]
+    static RD890_HOST: Rows = &[
+        (0x00, [0x02, 0x10, 0x13, 0x5a, 0x02, 0x00, 0x10, 0x20, 0x02, 0x00, 0x00, 0x06, 0x00, 0x00, 0x80, 0x00]),
+        (0x20, [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xd9, 0x15, 0x11, 0xa7]),
+        (0x30, [0x00, 0x00, 0x00, 0x00, 0xf0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]),
+        (0x40, [0x08, 0x54, 0x00, 0xc0, 0xc1, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x42, 0x27, 0x05, 0x00]),
+        (0x50, [0xd9, 0x15, 0x11, 0xa7, 0x08, 0x9c, 0x00, 0x90, 0x08, 0x10, 0x00, 0x00, 0x08, 0x10, 0x00, 0x00]),
+        (0x60, [0x3c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x63, 0x4e, 0x00, 0x78]),
+        (0x70, [0x05, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]),
+        (0x80, [0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x03, 0x20, 0x02, 0x30, 0x00, 0x31, 0x20, 0x00, 0xc0]),
+        (0x90, [0x00, 0x00, 0x00, 0xe0, 0x00, 0x00, 0x00, 0x00, 0x10, 0x0d, 0x00, 0x00, 0x08, 0x70, 0x3c, 0xd0]),
+        (0xa0, [0x66, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x83, 0x00, 0x00, 0x00, 0x00, 0x79, 0x41, 0x00, 0x00]),
+        (0xc0, [0x00, 0x00, 0x00, 0x80, 0x08, 0x40, 0x80, 0x02, 0x20, 0x00, 0x11, 0x11, 0xd0, 0x00, 0x00, 0x00]),
+        (0xd0, [0x60, 0x0e, 0xf5, 0x7f, 0x13, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]),
+        (0xe0, [0x00, 0x00, 0x05, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]),
+        (0xf0, [0x08, 0xc4, 0x03, 0xa8, 0x00, 0x80, 0x80, 0x00, 0x01, 0x00, 0x00, 0x00, 0x08, 0x00, 0xc2, 0xfe]),
+    ];
+
     fn caps(c: &ConfigSpace<&[u8]>) -> ([(u8, u16); 16], usize) {
         let mut out = [(0, 0); 16];
         let mut n = 0;
@@ -1420,17 +1562,26 @@ mod tests {
 
     #[test]
     fn all_ones_device_that_fell_off_the_bus() {
-        // every read returns ffff: no device, status claims a capability list whose
-        // pointer (0xff) is misaligned, and 0x100 reads all ones (no extended list)
+        // every read returns ffff: no device; the header type reads 0x7f, a layout
+        // with no capabilities pointer (the kernel's __pci_bus_find_cap_start), so
+        // there is no list to walk although Status claims one; 0x100 reads all ones
         let ff = [0xffu8; 4096];
         let c = ConfigSpace::new_checked(&ff[..]).unwrap();
         assert!(!c.present());
-        let mut w = c.capabilities();
+        assert_eq!(c.header_type(), HeaderType::Unknown(0x7f));
+        assert_eq!(c.capabilities_register(), None);
+        assert_eq!(c.capabilities().next(), None);
+        assert!(!c.has_extended_config());
+        // with a type 0 header byte the pointer 0xff masks to 0xfc, whose id is 0xff
+        let mut t0 = ff;
+        t0[0x0e] = 0;
+        let c0 = ConfigSpace::new_checked(&t0[..]).unwrap();
+        let mut w = c0.capabilities();
         assert_eq!(
             w.next(),
-            Some(Err(WalkError::Misaligned {
+            Some(Err(WalkError::BrokenChain {
                 from: 0x34,
-                pointer: 0xff
+                pointer: 0xfc
             }))
         );
         assert_eq!(w.next(), None);
@@ -1520,5 +1671,120 @@ mod tests {
         assert_eq!(c.header_type(), HeaderType::Bridge);
         assert!(c.multifunction());
         assert_eq!(c.command().bits(), 0x8007, "unknown bit 15 is kept");
+    }
+
+    #[test]
+    fn cardbus_bridge_walks_from_0x14() {
+        // lspci -vvv -F tree-fujitsu-p8010: "Capabilities: [a0] Power Management version 2",
+        // "Status: D0 NoSoftRst- ...", "Bus: primary=1c, secondary=1d, subordinate=20,
+        // sec-latency=176", "Subsystem: Fujitsu Limited. Device [10cf:143d]", "PostWrite+"
+        let cardbus = expand(OZ711SP1_CARDBUS);
+        let c = ConfigSpace::new_checked(&cardbus[..]).unwrap();
+        assert_eq!(c.header_type(), HeaderType::CardBus);
+        assert!(c.multifunction());
+        assert_eq!(
+            c.capabilities_pointer_raw(),
+            0x01,
+            "0x34 is I/O Base 1 here"
+        );
+        assert_eq!(c.capabilities_register(), Some(0x14));
+        assert_eq!(c.capabilities_pointer(), Some(0xa0));
+        let caps: std::vec::Vec<_> = c.capabilities().collect();
+        assert_eq!(
+            caps,
+            [Ok(crate::caps::Capability {
+                id: CapabilityId::PowerManagement,
+                offset: 0xa0,
+                next: 0
+            })]
+        );
+        assert_eq!(c.pm_no_soft_reset(), Some(false));
+        assert_eq!(c.power_management().unwrap().version, 2);
+        let b = c.bus_numbers().unwrap();
+        assert_eq!(
+            (b.primary, b.secondary, b.subordinate, b.secondary_latency),
+            (0x1c, 0x1d, 0x20, 176)
+        );
+        assert_eq!(c.bridge_buses(), None, "bridge_buses stays type 1 only");
+        assert_eq!(c.bridge_control().unwrap().bits(), 0x0500);
+        // "Region 0: Memory at fc402000 (32-bit, non-prefetchable)"
+        assert_eq!(
+            c.bar(0),
+            Some(Bar::Memory32 {
+                address: 0xfc40_2000,
+                prefetchable: false
+            })
+        );
+        assert_eq!(c.bars().count(), 1);
+        assert_eq!(c.subsystem(), Some((VendorId(0x10cf), DeviceId(0x143d))));
+        assert_eq!((c.subsystem_vendor_id(), c.subsystem_id()), (None, None));
+        assert!(!c.has_extended_config());
+        // a 64-byte read has the pointer but neither the capability nor 0x40..0x44
+        let short = ConfigSpace::new_checked(&cardbus[..64]).unwrap();
+        assert_eq!(short.subsystem(), None);
+        assert_eq!(
+            short.capabilities().next(),
+            Some(Err(WalkError::OutOfRange {
+                from: 0x14,
+                pointer: 0xa0,
+                len: 64
+            }))
+        );
+    }
+
+    #[test]
+    fn conventional_function_read_as_4k_has_no_extended_capabilities() {
+        // What a 4 KiB read of the RD890 gives when its config cycles ignore the
+        // upper address bits: its 256 bytes sixteen times. Dword 0x100 then reads
+        // 5a131002, which a walk would take for extended id 0x1002 with next 0x5a1.
+        // The kernel sizes this space at 256 bytes (drivers/pci/probe.c
+        // pci_cfg_space_size, pci_ext_cfg_is_aliased) and lspci walks extended
+        // capabilities only after a PCIe or PCI-X one (ls-caps.c show_caps).
+        let rd890 = expand(RD890_HOST);
+        let mut aliased = [0u8; 4096];
+        for (i, b) in aliased.iter_mut().enumerate() {
+            *b = rd890[i % 256];
+        }
+        let c = ConfigSpace::new_checked(&aliased[..]).unwrap();
+        let ids: std::vec::Vec<(u8, u16)> = c
+            .capabilities()
+            .map(|r| r.map(|c| (u8::from(c.id), c.offset)).unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                (0x08, 0xf0),
+                (0x08, 0xc4),
+                (0x08, 0x40),
+                (0x08, 0x54),
+                (0x08, 0x9c),
+                (0x05, 0x70)
+            ]
+        );
+        assert!(!c.has_extended_config());
+        assert_eq!(c.extended_capabilities().next(), None);
+        assert_eq!(c.find_ext_capability(E::Unknown(0x1002)), None);
+        // the raw walk is what used to be reported
+        let raw = ExtCapabilities::new(&aliased).next().unwrap().unwrap();
+        assert_eq!((u16::from(raw.id), raw.next), (0x1002, 0x5a1));
+
+        // not aliased, but still conventional: nothing above 0x100 is a capability list
+        let mut upper = aliased;
+        upper[0x100..0x104].copy_from_slice(&0x0001_0001u32.to_le_bytes());
+        let c = ConfigSpace::new_checked(&upper[..]).unwrap();
+        assert!(!c.has_extended_config());
+        assert_eq!(c.extended_capabilities().count(), 0);
+
+        // aliasing alone also ends it for a PCIe function (the kernel's rule)
+        let mut pcie_alias = [0u8; 4096];
+        for (i, b) in pcie_alias.iter_mut().enumerate() {
+            *b = ROOT_PORT[i % 256];
+        }
+        assert!(ConfigSpace::new_checked(&ROOT_PORT[..])
+            .unwrap()
+            .has_extended_config());
+        assert!(!ConfigSpace::new_checked(&pcie_alias[..])
+            .unwrap()
+            .has_extended_config());
     }
 }

@@ -6,8 +6,12 @@
 //! A blank line ends a device. Lines that start with a tab or a space (the
 //! decoration of `lspci -v`) are skipped. Everything else is an error naming its
 //! byte offset and line in the text: a data line outside a device, a bad hex byte,
-//! data past 4096 bytes, an offset given twice, or a device whose bytes do not
-//! cover a whole 64-, 256- or 4096-byte config space from 0 without gaps.
+//! data past 4096 bytes, an offset given twice with different bytes, or a device
+//! whose bytes do not cover a whole 64-, 256- or 4096-byte config space from 0
+//! without gaps. An offset repeated with the same byte is accepted: pciutils'
+//! own test dump `cap-dvsec` repeats its line `50:` verbatim, and lspci -F reads
+//! it (lib/dump.c keeps the last value; a conflicting repeat stays an error here,
+//! since which byte is true cannot be known).
 //!
 //! ```
 //! use passthru_pci_ids::dump::Dump;
@@ -52,7 +56,7 @@ pub enum DumpErrorKind {
         /// The config-space offset that does not fit.
         config_offset: usize,
     },
-    /// A config-space offset given twice.
+    /// A config-space offset given twice with different bytes.
     Duplicate {
         /// The offset.
         config_offset: usize,
@@ -77,7 +81,7 @@ impl fmt::Display for DumpError {
                 write!(f, "config offset {config_offset:#x} is past 4096 bytes")?
             }
             DumpErrorKind::Duplicate { config_offset } => {
-                write!(f, "config offset {config_offset:#x} given twice")?
+                write!(f, "config offset {config_offset:#x} given twice with different bytes")?
             }
             DumpErrorKind::Incomplete { missing } => write!(
                 f,
@@ -296,7 +300,7 @@ impl<'a> Iterator for Dump<'a> {
                     return self.err(at + i, DumpErrorKind::PastEnd { config_offset: off });
                 }
                 let (w, bit) = (off / 64, off % 64);
-                if seen[w] & (1 << bit) != 0 {
+                if seen[w] & (1 << bit) != 0 && data[off] != v {
                     return self.err(at + i, DumpErrorKind::Duplicate { config_offset: off });
                 }
                 seen[w] |= 1 << bit;
@@ -435,6 +439,47 @@ mod tests {
         assert_eq!(d.description, "edu");
     }
 
+    #[test]
+    fn a_line_repeated_verbatim_is_accepted() {
+        // the first rows of pciutils' tests/cap-dvsec (Intel 0d93 at 4e:00.0), whose
+        // "50:" row appears twice with the same bytes; lspci -F reads the file
+        let rows = [
+            "00: 86 80 93 0d 00 00 10 00 00 00 00 ff 00 00 80 00",
+            "10: 00 00 10 b3 00 00 00 00 01 a4 00 00 00 00 00 00",
+            "20: 08 00 00 b1 00 00 00 00 00 00 00 00 00 00 00 00",
+            "30: 00 00 00 00 40 00 00 00 00 00 00 00 ff 01 00 00",
+            "40: 10 80 92 00 e1 8f 00 10 10 21 00 00 00 00 00 00",
+            "50: 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+            "50: 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+        ];
+        let mut s = std::string::String::from("4e:00.0 Unassigned class [ff00]: Intel 0d93\n");
+        for r in rows {
+            s.push_str(r);
+            s.push('\n');
+        }
+        for off in (0x60..0x100).step_by(16) {
+            s.push_str(&std::format!(
+                "{off:02x}: 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00\n"
+            ));
+        }
+        let d = Dump::new(&s).next().unwrap().unwrap();
+        assert_eq!(d.bytes().len(), 256);
+        assert_eq!(d.config().unwrap().device_id().0, 0x0d93);
+        // the same row with one byte changed is a conflict
+        let bad = s.replacen(
+            rows[6],
+            "50: 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01",
+            1,
+        );
+        let e = first_err(&bad);
+        assert_eq!(
+            e.kind,
+            DumpErrorKind::Duplicate {
+                config_offset: 0x5f
+            }
+        );
+    }
+
     fn first_err(s: &str) -> DumpError {
         Dump::new(s).find_map(|r| r.err()).expect("an error")
     }
@@ -461,7 +506,7 @@ mod tests {
                 config_offset: 0x1000
             }
         );
-        let e = first_err("0b:00.0 x\n00: 00\n00: 00\n");
+        let e = first_err("0b:00.0 x\n00: 00\n00: 01\n");
         assert_eq!(e.kind, DumpErrorKind::Duplicate { config_offset: 0 });
         let msg = std::format!("{e}");
         assert!(

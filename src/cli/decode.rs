@@ -12,9 +12,11 @@
 //! [`id`, `offset`, `version`, `name`], `flr`, `af_flr`, `pm_no_soft_reset`) plus
 //! `fields` per decoded capability, `capability_errors` (where a walk stopped),
 //! `present`, `multifunction`, `revision`, `config_len`, subsystem ids, `command`,
-//! `status`, `bars`, `bridge` (with `secondary_bus_reset`), `pcie_port_type`, `acs`,
-//! and names from pci.ids (`vendor_name`, `device_name`, `class_name`, ...) when a
-//! database is found.
+//! `status`, `bars`, `bridge` (type 1 and CardBus bridges: bus numbers, Bridge
+//! Control and its bit 6, `secondary_bus_reset`), `extended_config` (whether the
+//! function has an extended space to walk: 4096 bytes, PCIe or PCI-X, not an alias
+//! of its first 256 bytes), `pcie_port_type`, `acs`, and names from pci.ids
+//! (`vendor_name`, `device_name`, `class_name`, ...) when a database is found.
 
 use super::Global;
 use anyhow::{anyhow, Context};
@@ -239,7 +241,7 @@ fn device_json(bdf: Bdf, bytes: &[u8], idx: Option<&PciIdsIndex<'_>>) -> Value {
             Err(e) => walk_errors.push(walk_error_json(&e)),
         }
     }
-    let bridge = c.bridge_buses().map(|b| {
+    let bridge = c.bus_numbers().map(|b| {
         let bc = c.bridge_control().map_or(0, |x| x.bits());
         json!({
             "primary": b.primary,
@@ -284,6 +286,7 @@ fn device_json(bdf: Bdf, bytes: &[u8], idx: Option<&PciIdsIndex<'_>>) -> Value {
         "extended_capabilities": ext,
         "capability_errors": walk_errors,
         "capabilities_readable": c.has_capability_area(),
+        "extended_config": c.has_extended_config(),
         "pcie_port_type": c.pcie_port_type().map(|p| p.name()),
         "flr": c.flr(),
         "af_flr": c.af_flr(),
@@ -410,10 +413,15 @@ fn human(s: &mut String, d: &Value) {
     if let Some(b) = d.get("bridge").filter(|b| !b.is_null()) {
         let _ = writeln!(
             s,
-            "\tBus: primary={:02x} secondary={:02x} subordinate={:02x}, secondary bus reset {}",
+            "\tBus: primary={:02x} secondary={:02x} subordinate={:02x}, {} {}",
             b["primary"].as_u64().unwrap_or(0),
             b["secondary"].as_u64().unwrap_or(0),
             b["subordinate"].as_u64().unwrap_or(0),
+            if ht == 2 {
+                "CardBus reset"
+            } else {
+                "secondary bus reset"
+            },
             if b["secondary_bus_reset"] == json!(true) {
                 "asserted"
             } else {
