@@ -13,10 +13,24 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    // `--json` anywhere on the command line: errors are JSON too, even usage errors.
+    let json = std::env::args_os().any(|a| a == "--json");
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) if json && e.use_stderr() => {
+            cli::print_json_error("usage", &e.to_string(), None);
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     match cli::run(args) {
         Ok(code) => code,
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::from(141),
+        Err(e) if json => {
+            let (kind, path) = cli::error_kind_and_path(&e);
+            cli::print_json_error(kind, &format!("{e:#}"), path);
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("passthru: {e:#}");
             ExitCode::from(2)

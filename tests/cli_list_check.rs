@@ -167,13 +167,25 @@ fn json_keys_are_the_issues() {
         k.sort();
         k
     };
-    assert_eq!(keys(&l), ["groups", "iommu", "pci_ids", "ungrouped"]);
+    assert_eq!(
+        keys(&l),
+        ["groups", "iommu", "iommu_units", "pci_ids", "ungrouped"]
+    );
+    assert_eq!(l["iommu_units"][0], "ivhd0");
     assert_eq!(keys(&l["pci_ids"]), ["from", "path"]);
     assert_eq!(l["iommu"], "enabled");
-    assert_eq!(keys(&l["groups"][0]), ["devices", "id"]);
+    assert_eq!(keys(&l["groups"][0]), ["devices", "id", "noiommu"]);
     assert_eq!(
         keys(&l["groups"][0]["devices"][0]),
-        ["bdf", "class", "device_id", "driver", "name", "vendor_id"]
+        [
+            "bdf",
+            "class",
+            "class_name",
+            "device_id",
+            "driver",
+            "name",
+            "vendor_id"
+        ]
     );
     // The AMD IOMMU function has no group.
     assert_eq!(l["ungrouped"][0]["bdf"], "0000:00:00.2");

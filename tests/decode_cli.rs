@@ -211,7 +211,9 @@ fn malformed_dumps_exit_2_naming_file_and_offset() {
         std::fs::write(&f, text).unwrap();
         let out = bin().arg("decode").arg("--json").arg(&f).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{text:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        // Under --json the error is a JSON object on standard output.
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let err = v["error"]["message"].as_str().unwrap().to_string();
         assert!(err.contains(&format!("dump-{i}.txt")), "{err}");
         assert!(err.contains(what), "{err}");
         assert!(err.contains(&format!("byte offset {offset} ")), "{err}");

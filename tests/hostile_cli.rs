@@ -52,6 +52,12 @@ fn missing_root_exits_2() {
         &["list", "--json"],
     );
     assert_eq!(o.code, 2);
+    // Under --json the error is a JSON object on standard output.
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["error"]["path"], "/nonexistent/root", "{}", o.stdout);
+    assert!(o.stderr.is_empty(), "{}", o.stderr);
+    let o = passthru(std::path::Path::new("/nonexistent/root"), &["list"]);
+    assert_eq!(o.code, 2);
     assert!(o.stderr.contains("/nonexistent/root"), "{}", o.stderr);
     assert!(o.stdout.is_empty());
 }
@@ -89,7 +95,7 @@ fn fifo_config_and_truncated_files_do_not_hang_the_cli() {
     // No config and no readable vendor id: the device is ignored, so the spec matches nothing.
     assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(o.stderr.contains("not a regular file"), "{}", o.stderr);
-    assert!(o.stderr.contains("no PCI device matches"), "{}", o.stderr);
+    assert!(o.stdout.contains("no PCI device matches"), "{}", o.stdout);
 }
 
 #[test]

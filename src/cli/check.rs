@@ -9,7 +9,7 @@ use std::process::ExitCode;
 #[path = "report_style.rs"]
 pub(super) mod report_style;
 
-use report_style::{pad, Style};
+use report_style::{fit, pad, width, Style};
 
 /// Arguments of `passthru check`.
 #[derive(Debug, Args)]
@@ -88,7 +88,8 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
         h.kernel.as_deref().unwrap_or("unknown"),
     )?;
     if let Some(c) = &h.cmdline {
-        outln!("  cmdline: {c}")?;
+        // The whole line is in --json; here it fits the terminal.
+        outln!("  cmdline: {}", fit(c, width().saturating_sub(11).max(20)))?;
     }
     for f in &h.findings {
         print_finding(f)?;
@@ -100,13 +101,15 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
         )?;
         return Ok(code);
     }
+    // DEVICE, ID, GROUP, RESET and VERDICT take 52 columns with their gaps; NAME the rest.
+    let name_w = width().saturating_sub(52).max(12);
     outln!(
         "{}",
         st.bold(&format!(
             "{}  {}  {}  {}  {}  VERDICT",
             pad("DEVICE", 12),
             pad("ID", 9),
-            pad("NAME", 48),
+            pad("NAME", name_w),
             pad("GROUP", 5),
             pad("RESET", 12)
         ))
@@ -116,7 +119,7 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
         let name = dev
             .and_then(|x| list_names::device_name(idx.as_ref(), x.vendor, x.device))
             .unwrap_or_default();
-        let name: String = name.chars().take(48).collect();
+        let name = fit(&name, name_w);
         let resets = d
             .reset_methods
             .iter()
@@ -127,9 +130,12 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
             "{}  {}  {}  {}  {}  {}",
             d.bdf,
             pad(&format!("{}:{}", d.vendor_id, d.device_id), 9),
-            pad(&name, 48),
+            pad(&name, name_w),
             pad(&d.iommu_group.map_or("-".to_string(), |x| x.to_string()), 5),
-            pad(if resets.is_empty() { "none" } else { &resets }, 12),
+            pad(
+                &fit(if resets.is_empty() { "none" } else { &resets }, 12),
+                12
+            ),
             verdict(d.verdict)
         )?;
     }

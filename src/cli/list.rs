@@ -1,6 +1,6 @@
 //! `passthru list`: IOMMU groups and their devices, with names and drivers.
 
-use super::check::report_style::{pad, Style};
+use super::check::report_style::{fit, pad, width, Style};
 use super::Global;
 use anyhow::Context;
 use clap::Args;
@@ -8,16 +8,31 @@ use passthru_iommu_groups::{Device, Host, Note, Stage};
 use serde::Serialize;
 use std::process::ExitCode;
 
+#[path = "list_filter.rs"]
+mod list_filter;
 #[path = "list_names.rs"]
 pub(super) mod list_names;
 
+use list_filter::{IdFilter, SlotFilter};
+
 /// Arguments of `passthru list`.
 #[derive(Debug, Args)]
-pub struct ListArgs {}
+pub struct ListArgs {
+    /// Only devices at these addresses, as lspci takes them:
+    /// `[[[[domain]:]bus]:][device][.[func]]`, hex, an empty part or `*` for any.
+    #[arg(short = 's', value_name = "SLOT")]
+    pub slot: Option<SlotFilter>,
+    /// Only devices with these ids, as lspci takes them:
+    /// `[vendor]:[device][:class[:prog-if]]`, hex, an empty part for any.
+    #[arg(short = 'd', value_name = "IDS")]
+    pub ids: Option<IdFilter>,
+}
 
 #[derive(Serialize)]
 struct ListOut {
     iommu: &'static str,
+    /// The IOMMU units (`dmar0`, `ivhd0`, ...), as the human output names them.
+    iommu_units: Vec<String>,
     groups: Vec<GroupOut>,
     ungrouped: Vec<DevOut>,
     /// Which pci.ids database gave the names.
@@ -27,6 +42,8 @@ struct ListOut {
 #[derive(Serialize)]
 struct GroupOut {
     id: u32,
+    /// A group VFIO made in its no-IOMMU mode: no IOMMU stands behind it.
+    noiommu: bool,
     devices: Vec<DevOut>,
 }
 
@@ -36,6 +53,8 @@ struct DevOut {
     vendor_id: String,
     device_id: String,
     class: String,
+    /// The class's name from pci.ids (subclass, else base class).
+    class_name: Option<String>,
     name: Option<String>,
     driver: Option<String>,
 }
@@ -75,7 +94,7 @@ fn print_notes(host: &Host) {
 ///
 /// Reads only what it prints (the host model's [`Stage::Inventory`]): ids, class,
 /// driver and group.
-pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
+pub fn run(g: &Global, a: &ListArgs) -> anyhow::Result<ExitCode> {
     let host = Host::load_stage(&g.root, Stage::Inventory)
         .with_context(|| format!("reading the host under {}", g.root.display()))?;
     print_notes(&host);
@@ -86,21 +105,35 @@ pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
         vendor_id: d.vendor.to_string(),
         device_id: d.device.to_string(),
         class: d.class.to_string(),
+        class_name: idx.as_ref().and_then(|i| {
+            i.subclass(d.class.class, d.class.subclass)
+                .or_else(|| i.class(d.class.class))
+                .map(str::to_string)
+        }),
         name: list_names::device_name(idx.as_ref(), d.vendor, d.device),
         driver: d.driver.clone(),
     };
+    let wanted = |d: &&Device| {
+        a.slot.is_none_or(|f| f.matches(d.bdf))
+            && a.ids.is_none_or(|f| f.matches(d.vendor, d.device, d.class))
+    };
+    let filtered = a.slot.is_some() || a.ids.is_some();
     let groups: Vec<GroupOut> = host
         .groups
         .iter()
         .map(|(id, group)| GroupOut {
             id: id.0,
+            noiommu: group.noiommu,
             devices: group
                 .devices
                 .iter()
                 .filter_map(|b| host.devices.get(b))
+                .filter(wanted)
                 .map(dev_out)
                 .collect(),
         })
+        // A filter leaves out the groups it empties.
+        .filter(|gr| !filtered || !gr.devices.is_empty())
         .collect();
     let ungrouped: Vec<DevOut> = host
         .devices
@@ -109,6 +142,7 @@ pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
             d.iommu_group
                 .is_none_or(|gid| !host.groups.contains_key(&gid))
         })
+        .filter(wanted)
         .map(dev_out)
         .collect();
     let out = ListOut {
@@ -117,6 +151,7 @@ pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
         } else {
             "disabled"
         },
+        iommu_units: host.iommu.units.clone(),
         groups,
         ungrouped,
         pci_ids: names.source.clone(),
@@ -151,14 +186,28 @@ pub fn run(g: &Global, _a: &ListArgs) -> anyhow::Result<ExitCode> {
             st.fail("disabled")
         )?;
     }
+    // BDF, class and ids take 47 columns with their gaps, the driver column its
+    // longest name; the name the rest.
+    let driver_w = out
+        .groups
+        .iter()
+        .flat_map(|g| &g.devices)
+        .chain(&out.ungrouped)
+        .map(|d| d.driver.as_deref().map_or(1, |x| x.chars().count()))
+        .max()
+        .unwrap_or(1);
+    let name_w = width().saturating_sub(47 + 2 + driver_w).max(12);
     let line = |d: &DevOut| {
         outln!(
             "  {}  {}  {}:{}  {}  {}",
             d.bdf,
-            d.class,
+            pad(&fit(d.class_name.as_deref().unwrap_or(&d.class), 16), 16),
             d.vendor_id,
             d.device_id,
-            pad(d.name.as_deref().unwrap_or("(unknown)"), 60),
+            pad(
+                &fit(d.name.as_deref().unwrap_or("(unknown)"), name_w),
+                name_w
+            ),
             match &d.driver {
                 Some(x) if x == "vfio-pci" => st.pass(x),
                 Some(x) => x.clone(),

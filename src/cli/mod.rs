@@ -38,6 +38,66 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// An error as JSON on standard output: `{"error": {"kind", "message", "path"}}`.
+pub fn print_json_error(kind: &str, message: &str, path: Option<String>) {
+    let v = serde_json::json!({
+        "error": {"kind": kind, "message": message.trim_end(), "path": path}
+    });
+    // Standard output may be gone too; nothing more to say then.
+    let _ = write_out(format_args!(
+        "{}\n",
+        serde_json::to_string_pretty(&v).unwrap_or_default()
+    ));
+}
+
+/// What failed (`host`: reading the host; `config`: configuration files; `vfio`: the
+/// VFIO device; `input`: anything else the user gave), and the path it names if any.
+pub fn error_kind_and_path(e: &anyhow::Error) -> (&'static str, Option<String>) {
+    use passthru_config_gen::Error as C;
+    use passthru_iommu_groups::Error as H;
+    use passthru_vfio_core::Error as V;
+    let show = |p: &std::path::Path| Some(p.display().to_string());
+    for c in e.chain() {
+        if let Some(h) = c.downcast_ref::<H>() {
+            let path = match h {
+                H::Root { path, .. }
+                | H::NoPciBus { path }
+                | H::Io { path, .. }
+                | H::Escape { path }
+                | H::SymlinkLoop { path }
+                | H::TooLarge { path, .. }
+                | H::NotUtf8 { path }
+                | H::Garbage { path, .. } => show(path),
+                _ => None,
+            };
+            return ("host", path);
+        }
+        if let Some(x) = c.downcast_ref::<C>() {
+            let path = match x {
+                C::Read { path, .. }
+                | C::Write { path, .. }
+                | C::Syntax { path, .. }
+                | C::NotText { path, .. }
+                | C::Unreadable { path, .. }
+                | C::Backup { path, .. } => show(path),
+                _ => None,
+            };
+            return ("config", path);
+        }
+        if let Some(v) = c.downcast_ref::<V>() {
+            let path = match v {
+                V::Open { path, .. }
+                | V::Sysfs { path, .. }
+                | V::NoDevice { path, .. }
+                | V::NoGroup { path, .. } => show(path),
+                _ => None,
+            };
+            return ("vfio", path);
+        }
+    }
+    ("input", None)
+}
+
 pub mod check;
 pub mod config;
 pub mod decode;
@@ -63,9 +123,19 @@ pub struct Global {
     /// Read the host under this directory instead of `/` (a snapshot or a fixture tree).
     #[arg(long, global = true, default_value = "/", value_name = "DIR")]
     pub root: PathBuf,
-    /// Print machine-readable JSON instead of the human report.
+    /// Print machine-readable JSON instead of the human report (errors too, as
+    /// `{"error": {...}}` on standard output).
     #[arg(long, global = true)]
     pub json: bool,
+    /// When to colour the human report (NO_COLOR counts under `auto`).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: check::report_style::ColorChoice,
 }
 
 /// The commands.
@@ -83,12 +153,39 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Generate host and guest configuration; dry run (diff) unless `--apply`.
     Config(config::ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) generated from these definitions.
+    Man,
+}
+
+/// Arguments of `passthru completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Dispatch a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
+    check::report_style::set_color(g.color);
     match &cli.command {
+        Command::Completions(a) => {
+            use clap::CommandFactory;
+            let mut buf = Vec::new();
+            clap_complete::generate(a.shell, &mut Cli::command(), "passthru", &mut buf);
+            out!("{}", String::from_utf8_lossy(&buf))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
+            out!("{}", String::from_utf8_lossy(&buf))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Decode(a) => decode::run(g, a),
         Command::List(a) => list::run(g, a),
         Command::Check(a) => check::run(g, a),
