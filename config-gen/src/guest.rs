@@ -44,6 +44,7 @@ pub fn proxmox(set: &GuestSet<'_>, x_vga: bool) -> String {
     s.push_str("# machine: q35: a PCIe machine; pcie=1 below requires it\nmachine: q35\n");
     s.push_str("# bios: ovmf: UEFI firmware, which modern GPU option ROMs expect; add an EFI vars disk: qm set <vmid> --efidisk0 <storage>:1,efitype=4m\nbios: ovmf\n");
     s.push_str("# cpu: host: expose the real CPU model to the guest GPU driver\ncpu: host\n");
+    let mut qm = String::from("qm set VMID --machine q35 --bios ovmf --cpu host");
     for (i, slot) in set.slots.iter().enumerate() {
         let fns = fns_of(set, *slot);
         let names: Vec<String> = fns.iter().map(|d| label(d)).collect();
@@ -53,11 +54,15 @@ pub fn proxmox(set: &GuestSet<'_>, x_vga: bool) -> String {
             names.join("; "),
             if xv { "; x-vga=1 makes it the primary display (requested)" } else { "" }
         ));
-        s.push_str(&format!(
-            "hostpci{i}: {slot},pcie=1{}\n",
-            if xv { ",x-vga=1" } else { "" }
-        ));
+        let value = format!("{slot},pcie=1{}", if xv { ",x-vga=1" } else { "" });
+        s.push_str(&format!("hostpci{i}: {value}\n"));
+        qm.push_str(&format!(" --hostpci{i} {value}"));
     }
+    // The same settings through Proxmox's own tool (qm(1): `qm set <vmid> --<key> <value>`
+    // writes the same lines into the VM's config).
+    s.push_str(&format!(
+        "# the same with qm on the Proxmox host (VMID: the VM's id):\n# {qm}\n"
+    ));
     s
 }
 

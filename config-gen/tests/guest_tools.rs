@@ -217,7 +217,8 @@ fn cloud_hypervisor_and_proxmox_lines_name_every_function() {
             "{ch}"
         );
     }
-    // DOMAIN.md Proxmox: bus:dev without a function passes all functions; pcie=1 with q35.
+    // Proxmox (qemu-server's PCI.pm): bus:dev without a function passes all functions;
+    // pcie=1 with q35.
     let px = guest::render(GuestKind::Proxmox, &sets, false);
     assert!(px.contains("hostpci0: 0000:05:00,pcie=1\n"), "{px}");
     assert!(
@@ -227,8 +228,28 @@ fn cloud_hypervisor_and_proxmox_lines_name_every_function() {
     );
     assert!(px.contains("hostpci1: 0000:0c:00,pcie=1\n"), "{px}");
     assert_eq!(px.matches("machine: q35\n").count(), 2);
+    // Each guest's qm command sets exactly its config lines.
+    for guest in px.split("# guest ").skip(1) {
+        let lines: Vec<(&str, &str)> = guest
+            .lines()
+            .skip(1) // the rest of the "# guest N: slots" header
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once(": "))
+            .collect();
+        let qm = guest
+            .lines()
+            .find_map(|l| l.strip_prefix("# qm set VMID "))
+            .unwrap_or_else(|| panic!("no qm line: {guest}"));
+        let words: Vec<&str> = qm.split(' ').collect();
+        let pairs: Vec<(&str, &str)> = words
+            .chunks(2)
+            .map(|c| (c[0].trim_start_matches("--"), c[1]))
+            .collect();
+        assert_eq!(pairs, lines, "{guest}");
+    }
     let px = guest::render(GuestKind::Proxmox, &sets, true);
     assert!(px.contains("hostpci0: 0000:05:00,pcie=1,x-vga=1\n"), "{px}");
+    assert!(px.contains("--hostpci0 0000:05:00,pcie=1,x-vga=1"), "{px}");
     // x-vga only on a slot with a VGA function (the USB controller gets none).
     assert!(px.contains("hostpci1: 0000:0c:00,pcie=1\n"), "{px}");
 }
