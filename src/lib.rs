@@ -10,6 +10,8 @@ pub use passthru_iommu_groups as iommu_groups;
 pub use passthru_pci_ids as pci_ids;
 pub use passthru_vfio_core as vfio_core;
 
+pub mod decode;
+
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

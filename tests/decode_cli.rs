@@ -55,7 +55,10 @@ fn raw_nvme_config_json_matches_lspci() {
     let (v, _) = decode_json(&[p.as_os_str()]);
     let d = &v["devices"][0];
     assert_eq!(v["devices"].as_array().unwrap().len(), 1);
-    assert_eq!(d["bdf"], "0000:00:00.0", "a raw file has no address");
+    assert!(
+        d["bdf"].is_null(),
+        "a raw file has no address: none is invented"
+    );
     assert_eq!(d["vendor_id"], "1b36");
     assert_eq!(d["device_id"], "0010");
     assert_eq!(d["class"], "010802");
@@ -341,4 +344,32 @@ fn conventional_function_read_as_4k_raw_has_no_extended_capabilities() {
     assert_eq!(d["extended_capabilities"].as_array().unwrap().len(), 0);
     assert_eq!(d["capability_errors"].as_array().unwrap().len(), 0);
     assert_eq!(d["capabilities"].as_array().unwrap().len(), 6);
+}
+
+/// A raw file names no address it did not give, and a 64-byte (non-root) copy states
+/// no reset fact it cannot see: unknown, as `check` says, not "FLR no".
+#[test]
+fn a_short_raw_copy_claims_nothing_it_cannot_see() {
+    let full = std::fs::read(capture("tcg-amd", "0000:0c:00.0")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("config64.bin");
+    std::fs::write(&short, &full[..64]).unwrap();
+    let out = bin().arg("decode").arg(&short).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("0000:00:00.0"), "{text}");
+    assert!(text.contains("no address"), "{text}");
+    assert!(text.contains("Reset: unknown"), "{text}");
+    assert!(!text.contains("FLR no"), "{text}");
+    let (v, _) = decode_json(&[short.as_os_str()]);
+    let d = &v["devices"][0];
+    assert!(d["flr"].is_null() && d["af_flr"].is_null() && d["pm_no_soft_reset"].is_null());
+    // The whole file: the facts are there (lspci: "FLReset+", "NoSoftRst+").
+    let (v, _) = decode_json(&[capture("tcg-amd", "0000:0c:00.0").as_os_str()]);
+    assert_eq!(v["devices"][0]["flr"], true);
+    assert_eq!(v["devices"][0]["pm_no_soft_reset"], true);
+    // A Rust consumer reads the JSON back into the library's type.
+    let back: Vec<passthru::decode::DecodedDevice> =
+        serde_json::from_value(v["devices"].clone()).unwrap();
+    assert_eq!(back[0].vendor_id, "1b36");
 }

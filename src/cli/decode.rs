@@ -21,12 +21,12 @@
 use super::Global;
 use anyhow::{anyhow, Context};
 use clap::Args;
-use passthru_pci_ids::caps::{Decoded, FieldValue, WalkError};
-use passthru_pci_ids::config::{Bar, HeaderType};
-use passthru_pci_ids::db::{Database, PciIdsIndex, DEFAULT_PATHS, ENV_VAR};
+use passthru::decode::{Capability, DecodedDevice, ExtCapability, Field};
+use passthru_pci_ids::config::HeaderType;
+use passthru_pci_ids::db::{Database, DEFAULT_PATHS, ENV_VAR};
 use passthru_pci_ids::dump::Dump;
 use passthru_pci_ids::{Bdf, ConfigSpace};
-use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,12 +52,12 @@ pub fn run(g: &Global, a: &DecodeArgs) -> anyhow::Result<ExitCode> {
         Some(db) => Some(db.index()?),
         None => None,
     };
-    let decoded: Vec<Value> = devices
+    let decoded: Vec<DecodedDevice> = devices
         .iter()
-        .map(|(bdf, cfg)| device_json(*bdf, cfg, index.as_ref()))
+        .map(|(bdf, cfg)| DecodedDevice::new(*bdf, cfg, index.as_ref()))
         .collect();
     if g.json {
-        let out = json!({ "devices": decoded });
+        let out = serde_json::json!({ "devices": decoded });
         outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
         let mut s = String::new();
@@ -91,8 +91,8 @@ fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Split the input into (address, config bytes) pairs.
-fn read_devices(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<(Bdf, Vec<u8>)>> {
+/// Split the input into (address, config bytes) pairs; a raw config space has no address.
+fn read_devices(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<(Option<Bdf>, Vec<u8>)>> {
     // Text (printable ASCII) is a dump when it starts with an address, or when its
     // length cannot be a raw config space anyway; everything else is raw bytes.
     let text = std::str::from_utf8(bytes).ok().filter(|t| {
@@ -115,13 +115,12 @@ fn read_devices(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<(Bdf, Vec<u8>)>
                 bytes.len()
             )
         })?;
-        let bdf = Bdf::new(0, 0, 0, 0).expect("0000:00:00.0 is a valid address");
-        return Ok(vec![(bdf, bytes.to_vec())]);
+        return Ok(vec![(None, bytes.to_vec())]);
     };
     let mut out = Vec::new();
     for d in Dump::new(text) {
         let d = d.map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        out.push((d.bdf, d.bytes().to_vec()));
+        out.push((Some(d.bdf), d.bytes().to_vec()));
     }
     if out.is_empty() {
         anyhow::bail!("{}: byte offset 0: no device in the dump", path.display());
@@ -149,176 +148,25 @@ fn load_names(g: &Global, explicit: Option<&Path>) -> anyhow::Result<Option<Data
     Ok(None)
 }
 
-fn hex16(v: u16) -> String {
-    format!("{v:04x}")
-}
-
-fn fields_json(d: &Decoded) -> Value {
-    let mut m = Map::new();
-    d.fields(&mut |name, v| {
-        let v = match v {
-            FieldValue::Bool(b) => json!(b),
-            FieldValue::Int(i) => json!(i),
-            FieldValue::Str(s) => json!(s),
-        };
-        m.insert(name.to_string(), v);
-    });
-    Value::Object(m)
-}
-
-fn walk_error_json(e: &WalkError) -> Value {
-    json!({ "offset": e.offset(), "message": e.to_string() })
-}
-
-fn bar_json(index: usize, bar: &Bar) -> Value {
-    let (kind, address, prefetchable) = match *bar {
-        Bar::Memory32 {
-            address,
-            prefetchable,
-        } => ("memory32", u64::from(address), prefetchable),
-        Bar::Memory1M {
-            address,
-            prefetchable,
-        } => ("memory1m", u64::from(address), prefetchable),
-        Bar::Memory64 {
-            address,
-            prefetchable,
-        } => ("memory64", address, prefetchable),
-        Bar::Memory64Truncated { address_low } => {
-            ("memory64-truncated", u64::from(address_low), false)
-        }
-        Bar::MemoryReserved { raw } => ("memory-reserved", u64::from(raw), false),
-        Bar::Io { address } => ("io", u64::from(address), false),
-        _ => ("unknown", 0, false),
-    };
-    json!({ "index": index, "kind": kind, "address": address, "prefetchable": prefetchable })
-}
-
-/// The JSON object for one device (issue 2's keys verbatim, plus more).
-fn device_json(bdf: Bdf, bytes: &[u8], idx: Option<&PciIdsIndex<'_>>) -> Value {
-    let c = ConfigSpace::new_unchecked(bytes);
-    let (v, d, cc) = (c.vendor_id(), c.device_id(), c.class_code());
-    let subsystem = c.subsystem();
-    let mut caps = Vec::new();
-    let mut walk_errors = Vec::new();
-    if c.has_capability_area() {
-        for cap in c.capabilities() {
-            match cap {
-                Ok(cap) => {
-                    let mut o = json!({
-                        "id": u8::from(cap.id),
-                        "offset": cap.offset,
-                        "name": cap.id.name(),
-                    });
-                    match cap.decode(bytes) {
-                        Some(Ok(dec)) => o["fields"] = fields_json(&dec),
-                        Some(Err(e)) => o["error"] = json!(e.to_string()),
-                        None => {}
-                    }
-                    caps.push(o);
-                }
-                Err(e) => walk_errors.push(walk_error_json(&e)),
-            }
-        }
-    }
-    let mut ext = Vec::new();
-    for cap in c.extended_capabilities() {
-        match cap {
-            Ok(cap) => {
-                let mut o = json!({
-                    "id": u16::from(cap.id),
-                    "offset": cap.offset,
-                    "version": cap.version,
-                    "name": cap.id.name(),
-                });
-                match cap.decode(bytes) {
-                    Some(Ok(dec)) => o["fields"] = fields_json(&dec),
-                    Some(Err(e)) => o["error"] = json!(e.to_string()),
-                    None => {}
-                }
-                ext.push(o);
-            }
-            Err(e) => walk_errors.push(walk_error_json(&e)),
-        }
-    }
-    let bridge = c.bus_numbers().map(|b| {
-        let bc = c.bridge_control().map_or(0, |x| x.bits());
-        json!({
-            "primary": b.primary,
-            "secondary": b.secondary,
-            "subordinate": b.subordinate,
-            "control": bc,
-            "secondary_bus_reset": bc & (1 << 6) != 0,
-        })
-    });
-    let acs = c
-        .acs()
-        .map(|a| json!({ "capability": a.capability.bits(), "control": a.control.bits() }));
-    let names = idx.map(|ix| {
-        json!({
-            "vendor_name": ix.vendor(v),
-            "device_name": ix.device(v, d),
-            "class_name": ix.class(cc.class),
-            "subclass_name": ix.subclass(cc.class, cc.subclass),
-            "prog_if_name": ix.prog_if(cc.class, cc.subclass, cc.prog_if),
-            "subsystem_name": subsystem.and_then(|(sv, sd)| ix.subsystem(v, d, sv, sd)),
-            "subsystem_vendor_name": subsystem.and_then(|(sv, _)| ix.vendor(sv)),
-        })
-    });
-    let mut out = json!({
-        "bdf": bdf.to_string(),
-        "present": c.present(),
-        "vendor_id": hex16(v.0),
-        "device_id": hex16(d.0),
-        "class": cc.to_string(),
-        "header_type": u8::from(c.header_type()),
-        "multifunction": c.multifunction(),
-        "revision": c.revision(),
-        "config_len": bytes.len(),
-        "subsystem_vendor_id": subsystem.map(|x| hex16(x.0 .0)),
-        "subsystem_id": subsystem.map(|x| hex16(x.1 .0)),
-        "command": c.command().bits(),
-        "status": c.status().bits(),
-        "interrupt_pin": u8::from(c.interrupt_pin()),
-        "bars": c.bars().map(|(i, b)| bar_json(i, &b)).collect::<Vec<_>>(),
-        "bridge": bridge,
-        "capabilities": caps,
-        "extended_capabilities": ext,
-        "capability_errors": walk_errors,
-        "capabilities_readable": c.has_capability_area(),
-        "extended_config": c.has_extended_config(),
-        "pcie_port_type": c.pcie_port_type().map(|p| p.name()),
-        "flr": c.flr(),
-        "af_flr": c.af_flr(),
-        "pm_no_soft_reset": c.pm_no_soft_reset(),
-        "acs": acs,
-    });
-    if let (Some(Value::Object(n)), Value::Object(o)) = (names, &mut out) {
-        o.extend(n);
-    }
-    out
-}
-
-fn yn(v: &Value) -> &'static str {
-    match v.as_bool() {
+fn yn(v: Option<bool>) -> &'static str {
+    match v {
         Some(true) => "yes",
         Some(false) => "no",
-        None => "n/a",
+        None => "unknown",
     }
 }
 
-fn field_text(v: &Value) -> String {
+fn field_text(v: &Field) -> String {
     match v {
-        Value::Bool(true) => "+".into(),
-        Value::Bool(false) => "-".into(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Field::Bool(true) => "+".into(),
+        Field::Bool(false) => "-".into(),
+        Field::Int(n) => n.to_string(),
+        Field::Str(s) => s.clone(),
     }
 }
 
-fn fields_text(s: &mut String, o: &Value) {
-    if let Some(Value::Object(m)) = o.get("fields") {
+fn fields_text(s: &mut String, fields: Option<&BTreeMap<String, Field>>, error: Option<&str>) {
+    if let Some(m) = fields {
         let mut line = String::from("\t\t");
         for (k, v) in m {
             let piece = format!("{k}={} ", field_text(v));
@@ -332,37 +180,34 @@ fn fields_text(s: &mut String, o: &Value) {
             let _ = writeln!(s, "{}", line.trim_end());
         }
     }
-    if let Some(e) = o.get("error").and_then(Value::as_str) {
+    if let Some(e) = error {
         let _ = writeln!(s, "\t\terror: {e}");
     }
 }
 
-/// Human report for one device, from its JSON (so both outputs say the same).
-fn human(s: &mut String, d: &Value) {
-    let st = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
-    let name = match (
-        d.get("vendor_name").and_then(Value::as_str),
-        d.get("device_name").and_then(Value::as_str),
-    ) {
+/// Human report for one device, from the same value the JSON is (so both say the same).
+fn human(s: &mut String, d: &DecodedDevice) {
+    let names = &d.names;
+    let name = match (&names.vendor_name, &names.device_name) {
         (Some(v), Some(n)) => format!(" {v} {n}"),
-        (Some(v), None) => format!(" {v} Device {}", st("device_id")),
+        (Some(v), None) => format!(" {v} Device {}", d.device_id),
         _ => String::new(),
     };
     let _ = writeln!(
         s,
         "{} [{}:{}]{name}",
-        st("bdf"),
-        st("vendor_id"),
-        st("device_id")
+        d.bdf.as_deref().unwrap_or("(raw config space, no address)"),
+        d.vendor_id,
+        d.device_id
     );
-    let class_name = d
-        .get("subclass_name")
-        .and_then(Value::as_str)
-        .or_else(|| d.get("class_name").and_then(Value::as_str))
+    let class_name = names
+        .subclass_name
+        .as_ref()
+        .or(names.class_name.as_ref())
         .map(|n| format!(" ({n})"))
         .unwrap_or_default();
-    let ht = d.get("header_type").and_then(Value::as_u64).unwrap_or(0);
-    let ht_name = match HeaderType::from(ht as u8) {
+    let ht = d.header_type;
+    let ht_name = match HeaderType::from(ht) {
         HeaderType::Normal => "endpoint",
         HeaderType::Bridge => "PCI-to-PCI bridge",
         HeaderType::CardBus => "CardBus bridge",
@@ -371,107 +216,110 @@ fn human(s: &mut String, d: &Value) {
     let _ = writeln!(
         s,
         "\tClass {}{class_name}, header type {ht} ({ht_name}){}, rev {:02x}, {} bytes",
-        st("class"),
-        if d["multifunction"] == json!(true) {
+        d.class,
+        if d.multifunction {
             ", multifunction"
         } else {
             ""
         },
-        d["revision"].as_u64().unwrap_or(0),
-        d["config_len"]
+        d.revision,
+        d.config_len
     );
-    if let (Some(sv), Some(sd)) = (
-        d["subsystem_vendor_id"].as_str(),
-        d["subsystem_id"].as_str(),
-    ) {
-        let n = d
-            .get("subsystem_name")
-            .and_then(Value::as_str)
+    if let (Some(sv), Some(sd)) = (&d.subsystem_vendor_id, &d.subsystem_id) {
+        let n = names
+            .subsystem_name
+            .as_ref()
             .map(|n| format!(" {n}"))
             .unwrap_or_default();
         let _ = writeln!(s, "\tSubsystem [{sv}:{sd}]{n}");
     }
-    if let Some(bars) = d["bars"].as_array() {
-        for b in bars {
-            let kind = b["kind"].as_str().unwrap_or("");
-            let addr = b["address"].as_u64().unwrap_or(0);
-            if addr == 0 && kind == "memory32" {
-                continue;
-            }
-            let _ = writeln!(
-                s,
-                "\tBAR{} {kind}{} at {addr:#x}",
-                b["index"],
-                if b["prefetchable"] == json!(true) {
-                    " prefetchable"
-                } else {
-                    ""
-                },
-            );
+    for b in &d.bars {
+        if b.address == 0 && b.kind == "memory32" {
+            continue;
         }
+        let _ = writeln!(
+            s,
+            "\tBAR{} {}{} at {:#x}",
+            b.index,
+            b.kind,
+            if b.prefetchable { " prefetchable" } else { "" },
+            b.address
+        );
     }
-    if let Some(b) = d.get("bridge").filter(|b| !b.is_null()) {
+    if let Some(b) = &d.bridge {
         let _ = writeln!(
             s,
             "\tBus: primary={:02x} secondary={:02x} subordinate={:02x}, {} {}",
-            b["primary"].as_u64().unwrap_or(0),
-            b["secondary"].as_u64().unwrap_or(0),
-            b["subordinate"].as_u64().unwrap_or(0),
+            b.primary,
+            b.secondary,
+            b.subordinate,
             if ht == 2 {
                 "CardBus reset"
             } else {
                 "secondary bus reset"
             },
-            if b["secondary_bus_reset"] == json!(true) {
+            if b.secondary_bus_reset {
                 "asserted"
             } else {
                 "clear"
             },
         );
     }
-    let pm = match d["pm_no_soft_reset"].as_bool() {
-        None => "no PM capability".to_string(),
-        Some(true) => "NoSoftRst+ (no PM reset)".to_string(),
-        Some(false) => "NoSoftRst- (PM reset possible)".to_string(),
-    };
-    let _ = writeln!(
-        s,
-        "\tReset: FLR {}, AF FLR {}, {pm}",
-        yn(&d["flr"]),
-        yn(&d["af_flr"])
-    );
-    if let Some(p) = d["pcie_port_type"].as_str() {
+    if d.capabilities_readable {
+        let pm = match d.pm_no_soft_reset {
+            None => "no PM capability".to_string(),
+            Some(true) => "NoSoftRst+ (no PM reset)".to_string(),
+            Some(false) => "NoSoftRst- (PM reset possible)".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "\tReset: FLR {}, AF FLR {}, {pm}",
+            yn(d.flr),
+            yn(d.af_flr)
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "\tReset: unknown (FLR, AF FLR and PM live in the capabilities, which a \
+             {}-byte copy lacks: read the config file as root)",
+            d.config_len
+        );
+    }
+    if let Some(p) = &d.pcie_port_type {
         let _ = writeln!(s, "\tPCIe port type: {p}");
     }
-    if d["capabilities_readable"] == json!(false) {
+    if !d.capabilities_readable {
         let _ = writeln!(s, "\tCapabilities: <not in a 64-byte config space>");
     }
-    for c in d["capabilities"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            s,
-            "\tCapabilities: [{:02x}] {} (id {:#04x})",
-            c["offset"].as_u64().unwrap_or(0),
-            c["name"].as_str().unwrap_or(""),
-            c["id"].as_u64().unwrap_or(0)
-        );
-        fields_text(s, c);
+    for c in &d.capabilities {
+        let Capability {
+            id,
+            offset,
+            name,
+            fields,
+            error,
+            ..
+        } = c;
+        let _ = writeln!(s, "\tCapabilities: [{offset:02x}] {name} (id {id:#04x})");
+        fields_text(s, fields.as_ref(), error.as_deref());
     }
-    for c in d["extended_capabilities"].as_array().into_iter().flatten() {
+    for c in &d.extended_capabilities {
+        let ExtCapability {
+            id,
+            offset,
+            version,
+            name,
+            fields,
+            error,
+            ..
+        } = c;
         let _ = writeln!(
             s,
-            "\tCapabilities: [{:03x} v{}] {} (id {:#06x})",
-            c["offset"].as_u64().unwrap_or(0),
-            c["version"],
-            c["name"].as_str().unwrap_or(""),
-            c["id"].as_u64().unwrap_or(0)
+            "\tCapabilities: [{offset:03x} v{version}] {name} (id {id:#06x})"
         );
-        fields_text(s, c);
+        fields_text(s, fields.as_ref(), error.as_deref());
     }
-    for e in d["capability_errors"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            s,
-            "\tCapability walk stopped: {}",
-            e["message"].as_str().unwrap_or("")
-        );
+    for e in &d.capability_errors {
+        let _ = writeln!(s, "\tCapability walk stopped: {}", e.message);
     }
 }
