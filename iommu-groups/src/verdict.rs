@@ -829,8 +829,10 @@ fn acs_missing(host: &Host, d: &Device, add: &mut Add<'_>) {
                 Severity::Warn,
                 format!(
                     "switch downstream port {b} [{}:{}] has no ACS capability: devices behind the \
-                     switch can reach each other without the IOMMU (libvirt refuses such \
-                     assignments unless told otherwise)",
+                     switch can reach each other without the IOMMU, so the kernel puts them in \
+                     one IOMMU group (drivers/pci/pci.c pci_acs_path_enabled) and VFIO hands \
+                     them out together (libvirt's strict ACS check applies only to the old KVM \
+                     assignment, not to VFIO)",
                     port.vendor, port.device
                 ),
                 vec![format!("{path}: no extended capability 0x000d (ACS)")],
