@@ -249,10 +249,24 @@ fn check_golden(path: &Path, actual: &str) {
     );
 }
 
+/// The exit status `check` gives for the scenario's devices: `config` gives the same
+/// (one rule for every command: 1 when a device fails).
+fn check_exit(r: &Path, s: &Scenario) -> i32 {
+    let mut args = vec!["check", "--json"];
+    args.extend(
+        s.args
+            .iter()
+            .copied()
+            .filter(|a| a.parse::<passthru_pci_ids::Slot>().is_ok()),
+    );
+    passthru(r, &args).0
+}
+
 fn run_scenario(s: Scenario) {
     let g = golden_dir(s.name);
     let root = build_root(&s);
     let r = root.path();
+    let want = check_exit(r, &s);
     let before: Vec<(PathBuf, Vec<u8>)> = files_of(r)
         .into_iter()
         .map(|p| {
@@ -263,7 +277,7 @@ fn run_scenario(s: Scenario) {
 
     // Dry run: report, nothing written.
     let (code, out, err) = passthru(r, &s.args);
-    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(code, want, "stderr: {err}");
     check_golden(&g.join("dry-run.txt"), &mask_report(&out));
     let after_dry: Vec<(PathBuf, Vec<u8>)> = files_of(r)
         .into_iter()
@@ -278,7 +292,7 @@ fn run_scenario(s: Scenario) {
     let mut args = s.args.clone();
     args.push("--json");
     let (code, out, err) = passthru(r, &args);
-    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(code, want, "stderr: {err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
@@ -306,7 +320,7 @@ fn run_scenario(s: Scenario) {
     let mut args = s.args.clone();
     args.push("--apply");
     let (code, out, err) = passthru(r, &args);
-    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(code, want, "stderr: {err}");
     assert!(out.contains("Applied: wrote "), "{out}");
     let written: Vec<PathBuf> = files_of(r);
     if bless() {
@@ -350,7 +364,7 @@ fn run_scenario(s: Scenario) {
         })
         .collect();
     let (code, out, err) = passthru(r, &args);
-    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(code, want, "stderr: {err}");
     assert!(
         out.contains("Nothing to change") && out.contains("Applied: nothing changed."),
         "{out}"
