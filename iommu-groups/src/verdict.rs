@@ -788,11 +788,27 @@ fn host_driver_message(host: &Host, d: &Device, drv: &str, id: &str) -> String {
              it: the initramfs is probably older than that file; rebuild it (update-initramfs -u -k all) and reboot."
         ));
     } else {
+        // modprobe applies every `options vfio-pci` line and the last `ids=` wins
+        // (modprobe.d(5)): a second line would unbind what the first one binds.
+        let existing = host.boot.vfio_pci_ids();
+        let slot = d.bdf.slot();
+        if existing.is_empty() {
+            msg.push_str(&format!(
+                " Run `passthru config {slot}`: it writes `options vfio-pci ids={id}` and \
+                 `softdep {module} pre: vfio-pci` to /etc/modprobe.d/vfio.conf with the \
+                 initramfs commands; reboot after."
+            ));
+        } else {
+            msg.push_str(&format!(
+                " /etc/modprobe.d already binds {} to vfio-pci: a second `ids=` line would \
+                 unbind those (the last one wins); run `passthru config {slot}`, which gives the \
+                 merged line with {id} added and `softdep {module} pre: vfio-pci`; reboot after.",
+                existing.join(",")
+            ));
+        }
         msg.push_str(&format!(
-            " Add `options vfio-pci ids={id}` and `softdep {module} pre: vfio-pci` to \
-             /etc/modprobe.d/vfio.conf, rebuild the initramfs and reboot (or bind it now: \
-             echo vfio-pci > /sys/bus/pci/devices/{}/driver_override, unbind, then \
-             echo {} > /sys/bus/pci/drivers_probe).",
+            " To bind it now instead: echo vfio-pci > /sys/bus/pci/devices/{}/driver_override, \
+             unbind, then echo {} > /sys/bus/pci/drivers_probe.",
             d.bdf, d.bdf
         ));
     }

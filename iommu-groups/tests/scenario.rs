@@ -293,3 +293,33 @@ fn reset_bug_families_and_their_remedies() {
     assert_eq!(hawaii.severity, Severity::Info);
     assert!(hawaii.message.contains("QEMU"));
 }
+
+/// A NIC on a host driver where modprobe.d already binds other ids to vfio-pci: the
+/// advice is never a second `ids=` line (modprobe.d(5): the last `ids=` wins, so the
+/// GTX 760 and the Fury would stop binding), but `passthru config`, which merges.
+#[test]
+fn host_driver_advice_never_adds_a_second_ids_line() {
+    let (_d, h) = host();
+    let r = check(&h, &["04:00.0".parse::<DeviceSpec>().unwrap()]).unwrap();
+    let f = r.devices[0]
+        .findings
+        .iter()
+        .find(|f| f.code == Code::HostDriver)
+        .expect("host-driver");
+    assert!(
+        f.message.contains("passthru config 0000:04:00"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message
+            .contains("10de:1187,10de:0e0a,1002:7300,1002:aae8"),
+        "{}",
+        f.message
+    );
+    assert!(
+        !f.message.contains("Add `options vfio-pci ids="),
+        "{}",
+        f.message
+    );
+}
