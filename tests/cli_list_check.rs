@@ -203,16 +203,30 @@ fn json_keys_are_the_issues() {
         keys(d),
         [
             "bdf",
+            "class",
             "device_id",
+            "driver",
             "findings",
             "group_peers",
             "iommu_group",
+            "name",
             "reset_methods",
             "vendor_id",
             "verdict"
         ]
     );
     assert_eq!(d["bdf"], "0000:0b:00.0");
+    // The same keys mean the same as in `list`.
+    let listed = l["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["devices"].as_array().unwrap())
+        .find(|x| x["bdf"] == d["bdf"])
+        .unwrap();
+    for k in ["class", "driver", "name", "vendor_id", "device_id"] {
+        assert_eq!(d[k], listed[k], "{k}");
+    }
     assert_eq!(d["iommu_group"], 13);
     assert_eq!(
         keys(&d["findings"][0]),

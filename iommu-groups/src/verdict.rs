@@ -103,6 +103,10 @@ pub struct DeviceReport {
     pub vendor_id: String,
     /// Device id (4 hex digits).
     pub device_id: String,
+    /// Class code (6 hex digits), as `list` gives it.
+    pub class: String,
+    /// The bound driver, as `list` gives it.
+    pub driver: Option<String>,
     /// Verdict.
     pub verdict: Verdict,
     /// IOMMU group.
@@ -416,6 +420,8 @@ fn check_device_with<'h>(
         bdf: d.bdf,
         vendor_id: d.vendor.to_string(),
         device_id: d.device.to_string(),
+        class: d.class.to_string(),
+        driver: d.driver.clone(),
         verdict,
         iommu_group: d.iommu_group.filter(|_| active),
         group_peers,

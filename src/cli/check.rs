@@ -35,14 +35,24 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     };
+    let names = list_names::load(&g.root);
+    let idx = list_names::index(names.db.as_ref());
     if g.json {
-        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+        // Each device gets the `name` `list` gives it (pci.ids lives in the CLI).
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(devs) = v.get_mut("devices").and_then(|d| d.as_array_mut()) {
+            for (j, d) in devs.iter_mut().zip(&report.devices) {
+                let name = host
+                    .device(d.bdf)
+                    .and_then(|x| list_names::device_name(idx.as_ref(), x.vendor, x.device));
+                j["name"] = serde_json::json!(name);
+            }
+        }
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(code);
     }
 
     let st = Style::detect();
-    let names = list_names::load(&g.root);
-    let idx = list_names::index(names.db.as_ref());
     let sev = |s: Severity| match s {
         Severity::Fail => st.fail("FAIL"),
         Severity::Warn => st.warn("warn"),
