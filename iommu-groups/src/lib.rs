@@ -67,6 +67,7 @@
 pub mod boot;
 mod error;
 pub mod facts;
+mod findings_device;
 pub mod fixture;
 mod inventory;
 mod load;
@@ -82,8 +83,8 @@ pub use error::{Error, Result};
 pub use facts::ConfigFacts;
 pub use inventory::parse_modalias;
 pub use model::{
-    BootSetup, CpuVendor, Device, Group, GroupId, Host, IommuState, Note, Resource, Stage,
-    NOIOMMU_GROUP_NAME,
+    BootSetup, CpuVendor, Device, Group, GroupId, Host, IommuState, Note, ReservedRegion, Resource,
+    Stage, NOIOMMU_GROUP_NAME,
 };
 pub use reset::{ResetAnalysis, ResetMethod};
 pub use snapshot::{snapshot, SnapshotInfo, SnapshotStats};

@@ -150,7 +150,7 @@ fn non_root_64_byte_config_says_reset_is_unknown() {
     assert!(note_for(&h, "01:00.0/config").contains("only 64 bytes"));
     let d = h.device(b("01:00.0")).unwrap();
     assert!(reset::analyse(&h, d).config_unknown);
-    let r = check_bdfs(&h, &[b("01:00.0")]);
+    let r = check_bdfs(&h, &[b("01:00.0")]).unwrap();
     let f = r.devices[0]
         .findings
         .iter()
@@ -278,7 +278,7 @@ fn random_attribute_contents_never_panic() {
         }
         let h = Host::load(&root).unwrap();
         let all: Vec<Bdf> = h.devices.keys().copied().collect();
-        let r = check_bdfs(&h, &all);
+        let r = check_bdfs(&h, &all).unwrap();
         assert_eq!(r.devices.len(), h.devices.len(), "round {round}");
     }
 }
