@@ -185,3 +185,80 @@ fn unknown_device_is_a_usage_error() {
     assert!(e.to_string().contains("0000:7f:00.0"), "{e}");
     assert_eq!(check_bdfs(&host, &[here]).unwrap().devices.len(), 2);
 }
+
+/// `passthru config`'s dry run for each configuration fix, on the finding's root and on
+/// its twin: golden files under tests/golden/config-findings (rewritten with
+/// `PASSTHRU_BLESS=1 cargo test --test cli_findings`), and the fix's lines asserted
+/// present on the root and absent on the twin.
+#[test]
+fn config_writes_each_fix_only_where_its_finding_is() {
+    let guests = [
+        "--guest", "proxmox", "--guest", "qemu", "--guest", "libvirt",
+    ];
+    // (root, twin, slots, lines the fix adds)
+    let cases: [(&str, &str, &[&str], &[&str]); 3] = [
+        (
+            "finding-d3cold",
+            "finding-d3cold-twin",
+            &["01:00", "02:00"],
+            &["options vfio-pci disable_idle_d3=1"],
+        ),
+        (
+            "finding-bar-window",
+            "finding-bar-window-twin",
+            &["0b:00"],
+            &[
+                // Proxmox, QEMU, libvirt: 32 GiB + 2 MiB of BARs, a 128 GiB window.
+                "args: -fw_cfg name=opt/ovmf/X-PciMmio64Mb,string=131072",
+                "  -fw_cfg name=opt/ovmf/X-PciMmio64Mb,string=131072",
+                "<qemu:arg value='name=opt/ovmf/X-PciMmio64Mb,string=131072'/>",
+            ],
+        ),
+        (
+            "finding-msix-relocation",
+            "vm-amd-rootports",
+            &["02:00"],
+            &[
+                // BARs 0, 1, 2 (I/O) and 3 are used: QEMU gets BAR 5.
+                "args: -set device.hostpci0.x-msix-relocation=bar5",
+                "-device vfio-pci,host=0000:02:00.0,bus=pt-rp1,addr=00.0,x-msix-relocation=bar5",
+                "<alias name='ua-pt-0000-02-00-0'/>",
+                "<qemu:arg value='device.ua-pt-0000-02-00-0.x-msix-relocation=bar5'/>",
+            ],
+        ),
+    ];
+    let dir = repo().join("tests/golden/config-findings");
+    for (root, twin, slots, lines) in cases {
+        for (name, present) in [(root, true), (twin, false)] {
+            let mut argv = vec!["config"];
+            argv.extend(slots);
+            argv.extend(guests);
+            let o = passthru(&fixture(name), &argv);
+            assert_eq!(o.code, 0, "{name}: {}", o.stderr);
+            for l in lines {
+                assert_eq!(
+                    o.stdout
+                        .lines()
+                        .any(|x| x.trim_start_matches('+').trim() == l.trim()),
+                    present,
+                    "{name}: {l:?} in\n{}",
+                    o.stdout
+                );
+            }
+            let golden = dir.join(format!("{root}{}.txt", if present { "" } else { ".twin" }));
+            if bless() {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&golden, &o.stdout).unwrap();
+            } else {
+                let want = std::fs::read_to_string(&golden)
+                    .unwrap_or_else(|_| panic!("{} missing: bless", golden.display()));
+                assert_eq!(
+                    want,
+                    o.stdout,
+                    "{} differs (bless after review)",
+                    golden.display()
+                );
+            }
+        }
+    }
+}

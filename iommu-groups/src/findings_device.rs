@@ -7,7 +7,7 @@
 //!
 //! Each rule and the public source it follows is described in `docs/findings.md`.
 //! Everything here reads the model only; the one new file these checks need, a
-//! group's `reserved_regions`, is read by [`load_reserved_regions`] from the loader.
+//! group's `reserved_regions`, is read once by the loader (`load.rs`), through this module.
 
 use crate::facts::PortType;
 use crate::load::Loader;
@@ -314,6 +314,14 @@ pub fn is_prefetchable_64(r: &Resource) -> bool {
         && r.flags & IORESOURCE_PREFETCH != 0
 }
 
+/// The total size of the 64-bit prefetchable BARs of `d`.
+pub fn bars64_total(d: &Device) -> u64 {
+    bars64(d)
+        .iter()
+        .map(|(_, s)| *s)
+        .fold(0u64, u64::saturating_add)
+}
+
 /// The 64-bit prefetchable BARs of `d` (index and size).
 fn bars64(d: &Device) -> Vec<(u8, u64)> {
     d.resources
@@ -336,8 +344,7 @@ pub fn request_bars64(host: &Host, request: &BTreeSet<Bdf>) -> u64 {
     request
         .iter()
         .filter_map(|b| host.device(*b))
-        .flat_map(bars64)
-        .map(|(_, s)| s)
+        .map(bars64_total)
         .fold(0u64, u64::saturating_add)
 }
 
@@ -411,19 +418,21 @@ fn msix_of(d: &Device) -> Option<MsiX> {
     MsiX::parse(b, at).ok()
 }
 
-/// The MSI-X table or PBA lies outside its BAR, or in a BAR the device does not have.
-fn msix_relocation(d: &Device, add: &mut Add<'_>) {
+/// Where the MSI-X table or PBA of `d` is not where QEMU can leave it (outside its
+/// BAR, or in a BAR the device does not have): the evidence, and the BAR QEMU should
+/// move them to (`x-msix-relocation=barN`). `None` when they are fine or unknown.
+pub fn msix_relocation_bar(d: &Device) -> Option<(Vec<String>, u8)> {
     if d.physfn.is_some()
         || d.config
             .as_deref()
             .is_some_and(|b| b.first() == Some(&0xff))
     {
-        return;
+        return None;
     }
-    let Some(m) = msix_of(d) else { return };
+    let m = msix_of(d)?;
     // No BAR in `resource` (a tree that does not carry the file's values): unknown.
     if !d.resources.iter().any(|r| r.index < 6 && r.size() > 0) {
-        return;
+        return None;
     }
     let bar_size = |i: u8| {
         d.resources
@@ -459,13 +468,21 @@ fn msix_relocation(d: &Device, add: &mut Add<'_>) {
         }
     }
     if bad.is_empty() {
-        return;
+        return None;
     }
-    // Relocate to a BAR the device does not use (QEMU adds one), else to BAR 5 / 4.
+    // A BAR the device does not use (nor the upper half of a 64-bit one), highest first.
     let free = (0u8..6)
         .rev()
         .find(|i| bar_size(*i) == 0 && !(*i > 0 && is_upper_half(d, i - 1)))
         .unwrap_or(5);
+    Some((bad, free))
+}
+
+/// The MSI-X table or PBA lies outside its BAR, or in a BAR the device does not have.
+fn msix_relocation(d: &Device, add: &mut Add<'_>) {
+    let Some((bad, free)) = msix_relocation_bar(d) else {
+        return;
+    };
     add(
         Code::MsixRelocation,
         Severity::Warn,

@@ -67,7 +67,7 @@
 pub mod boot;
 mod error;
 pub mod facts;
-mod findings_device;
+pub mod findings_device;
 pub mod fixture;
 mod inventory;
 mod load;
