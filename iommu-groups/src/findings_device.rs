@@ -229,13 +229,14 @@ fn direct_mapping(host: &Host, d: &Device, add: &mut Add<'_>) {
         Severity::Fail,
         format!(
             "the firmware reserves memory for this device's DMA with {table}: the IOMMU must keep \
-             that range identity-mapped, and the kernel refuses to hand such a group to VFIO \
-             ('Device is ineligible for IOMMU domain attach due to platform RMRR requirement'). \
-             It usually comes from firmware management features that keep using the device: \
-             HP/HPE 'Shared Memory' NIC features (iLO), Dell/Lenovo BMC sharing, legacy USB \
-             support, or the boot display's stolen memory. Turn the feature off in the firmware \
-             setup (HP: 'HP Shared Memory features' off per NIC; disable legacy USB; make \
-             another GPU primary), update the firmware, or use a device in another slot"
+             that range identity-mapped, and the kernel refuses to hand the device to VFIO \
+             ('Firmware has requested this device have a 1:1 IOMMU mapping' since 6.3; \
+             'Device is ineligible for IOMMU domain attach due to platform RMRR requirement' on \
+             older Intel kernels). A firmware setting usually causes it: 'Pre-boot DMA \
+             Protection' / 'Kernel DMA Protection' (turn it off; on AMD boards it may show only \
+             once IOMMU is set to Enabled instead of Auto), HP/HPE NIC 'Shared Memory' features \
+             (turn them off per NIC), legacy USB support, or the boot display's stolen memory \
+             (make another GPU primary). Otherwise update the firmware or use another slot"
         ),
         direct
             .iter()
