@@ -165,6 +165,7 @@ fn unknown_device_is_a_usage_error() {
         &["check", "--json", "7f:00.0"],
         &["check", "0b:00", "10de:ffff"],
         &["check", "0000:0b:07"],
+        &["config", "7f:00"],
     ] {
         let o = passthru(&root, args);
         assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);

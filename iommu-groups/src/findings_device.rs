@@ -394,7 +394,7 @@ fn bar_window(host: &Host, d: &Device, request: &BTreeSet<Bdf>, add: &mut Add<'_
         Code::BarWindow,
         Severity::Warn,
         format!(
-            "the guest gets {} of 64-bit prefetchable BARs, more than OVMF's default 64-bit MMIO \
+            "the guest gets {} of 64-bit prefetchable BARs, at least OVMF's default 64-bit MMIO \
              window ({}): OVMF leaves a BAR unassigned and the guest driver fails (Code 12/43, \
              'BAR ... no space'). Give OVMF a {mb} MiB window: QEMU `-fw_cfg \
              name=opt/ovmf/X-PciMmio64Mb,string={mb}` (Proxmox: `args: -fw_cfg \
