@@ -50,7 +50,7 @@ fn each_finding_appears_on_its_root_and_not_on_its_twin() {
         (
             "unresponsive",
             "finding-unresponsive",
-            "scenario-amd",
+            "finding-unresponsive-twin",
             &[],
             "0000:05:00.0",
         ),
