@@ -332,12 +332,16 @@ fn bars64(d: &Device) -> Vec<(u8, u64)> {
         .collect()
 }
 
+/// The largest `X-PciMmio64Mb` OVMF accepts: 16 TiB in MiB (edk2
+/// `OvmfPkg/Library/PlatformInitLib/MemDetect.c` ignores larger values).
+pub const OVMF_MMIO64_MAX_MB: u64 = 0x100_0000;
+
 /// The `X-PciMmio64Mb` value (MiB) for BARs of `total` bytes: the next power of
 /// two at or above twice the total, so the naturally aligned BARs and the guest's
-/// own 64-bit devices fit.
+/// own 64-bit devices fit; at most [`OVMF_MMIO64_MAX_MB`].
 pub fn mmio64_mb(total: u64) -> u64 {
     let want = total.saturating_mul(2).max(OVMF_MMIO64_DEFAULT);
-    want.checked_next_power_of_two().unwrap_or(1 << 63) >> 20
+    (want.checked_next_power_of_two().unwrap_or(1 << 63) >> 20).min(OVMF_MMIO64_MAX_MB)
 }
 
 /// The total of the 64-bit prefetchable BARs of every device in `request`.
@@ -595,7 +599,8 @@ mod tests {
         assert_eq!(mmio64_mb(16 << 30), 32768);
         assert_eq!(mmio64_mb(32 << 30), 65536);
         assert_eq!(mmio64_mb((32 << 30) + (2 << 20)), 131072);
-        assert_eq!(mmio64_mb(u64::MAX), 1 << 43);
+        assert_eq!(mmio64_mb(u64::MAX), OVMF_MMIO64_MAX_MB);
+        assert_eq!(mmio64_mb(8 << 40), OVMF_MMIO64_MAX_MB);
     }
 
     /// Flags as the kernel writes them in `resource` (a 64-bit prefetchable BAR of a
