@@ -486,7 +486,7 @@ fn verdicts_are_carried_verbatim() {
     let root = build_root(&s);
     let host = Host::load(root.path()).unwrap();
     let bdfs: Vec<Bdf> = ["0b:00.0", "0b:00.1"].iter().map(|b| bdf(b)).collect();
-    let report = check_bdfs(&host, &bdfs);
+    let report = check_bdfs(&host, &bdfs).unwrap();
     let (code, out, err) = passthru(root.path(), &["config", "0b:00", "--json"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

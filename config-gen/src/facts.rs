@@ -13,7 +13,7 @@ use crate::model::{
 };
 use crate::{Error, Result};
 use passthru_iommu_groups::boot::{self, BootSetup};
-use passthru_iommu_groups::{CpuVendor, Host, Stage};
+use passthru_iommu_groups::{findings_device, CpuVendor, Host, Stage};
 use std::path::PathBuf;
 
 /// `CONFIG_INTEL_IOMMU_DEFAULT_ON` from the kernel's build options: `y` (or Debian's
@@ -200,6 +200,8 @@ pub fn from_host(host: &Host) -> Result<HostFacts> {
             driver: d.driver.clone(),
             boot_vga: d.boot_vga == Some(true),
             name: None,
+            bars64: findings_device::bars64_total(d),
+            msix_relocation: findings_device::msix_relocation_bar(d).map(|(_, bar)| bar),
         })
         .collect();
     Ok(HostFacts {

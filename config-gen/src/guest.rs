@@ -8,6 +8,7 @@
 //! `bios: ovmf` (with an `efidisk0`) and `cpu: host`.
 
 use crate::model::{DeviceFacts, GuestKind, HostFacts, Warning};
+use passthru_iommu_groups::findings_device;
 use passthru_pci_ids::{Bdf, Slot, VendorId};
 
 /// One guest's devices: the slots of one set and their functions.
@@ -34,6 +35,37 @@ fn fns_of<'a>(set: &GuestSet<'a>, slot: Slot) -> Vec<&'a DeviceFacts> {
         .collect()
 }
 
+/// The OVMF 64-bit MMIO window a set needs (`X-PciMmio64Mb`, MiB) and its BAR total,
+/// when its 64-bit prefetchable BARs reach OVMF's default window (the `bar-window`
+/// finding's rule, docs/findings.md).
+pub fn mmio64_window(set: &GuestSet<'_>) -> Option<(u64, u64)> {
+    let total = set
+        .functions
+        .iter()
+        .map(|d| d.bars64)
+        .fold(0u64, u64::saturating_add);
+    (total >= findings_device::OVMF_MMIO64_DEFAULT)
+        .then(|| (findings_device::mmio64_mb(total), total))
+}
+
+fn fw_cfg_arg(mb: u64) -> String {
+    format!("-fw_cfg name=opt/ovmf/X-PciMmio64Mb,string={mb}")
+}
+
+fn mmio64_why(mb: u64, total: u64) -> String {
+    format!(
+        "check's bar-window finding: {} MiB of 64-bit prefetchable BARs do not fit OVMF's default 32 GiB 64-bit MMIO window; a {mb} MiB window holds them",
+        total >> 20
+    )
+}
+
+fn msix_why(d: &DeviceFacts, bar: u8) -> String {
+    format!(
+        "check's msix-relocation finding on {}: QEMU moves its MSI-X table and PBA into BAR {bar}, which the device does not use",
+        d.bdf
+    )
+}
+
 fn wants_x_vga(fns: &[&DeviceFacts], x_vga: bool) -> bool {
     x_vga && fns.iter().any(|d| d.class.is_vga())
 }
@@ -57,6 +89,37 @@ pub fn proxmox(set: &GuestSet<'_>, x_vga: bool) -> String {
         let value = format!("{slot},pcie=1{}", if xv { ",x-vga=1" } else { "" });
         s.push_str(&format!("hostpci{i}: {value}\n"));
         qm.push_str(&format!(" --hostpci{i} {value}"));
+    }
+    // One `args:` line carries every extra QEMU argument (Proxmox takes one).
+    let mut args: Vec<(String, String)> = Vec::new();
+    if let Some((mb, total)) = mmio64_window(set) {
+        args.push((fw_cfg_arg(mb), mmio64_why(mb, total)));
+    }
+    for (i, slot) in set.slots.iter().enumerate() {
+        let fns = fns_of(set, *slot);
+        let multi = fns.len() > 1;
+        for (j, d) in fns.iter().enumerate() {
+            if let Some(bar) = d.msix_relocation {
+                // Proxmox names the QEMU device hostpciN, hostpciN.J for each function of a multifunction slot.
+                let id = if multi {
+                    format!("hostpci{i}.{j}")
+                } else {
+                    format!("hostpci{i}")
+                };
+                args.push((
+                    format!("-set device.{id}.x-msix-relocation=bar{bar}"),
+                    msix_why(d, bar),
+                ));
+            }
+        }
+    }
+    if !args.is_empty() {
+        for (_, why) in &args {
+            s.push_str(&format!("# args: {why}\n"));
+        }
+        let line: Vec<&str> = args.iter().map(|(a, _)| a.as_str()).collect();
+        s.push_str(&format!("args: {}\n", line.join(" ")));
+        qm.push_str(&format!(" --args '{}'", line.join(" ")));
     }
     // The same settings through Proxmox's own tool (qm(1): `qm set <vmid> --<key> <value>`
     // writes the same lines into the VM's config).
@@ -91,11 +154,18 @@ pub fn libvirt(set: &GuestSet<'_>, set_index: usize) -> String {
                 label(d)
             ));
             s.push_str("  <driver name='vfio'/>\n  <source>\n");
+
             s.push_str(&format!(
                 "    <address domain='0x{:04x}' bus='0x{:02x}' slot='0x{:02x}' function='0x{:x}'/>\n",
                 d.bdf.domain, d.bdf.bus, d.bdf.device, d.bdf.function
             ));
             s.push_str("  </source>\n");
+            if d.msix_relocation.is_some() {
+                s.push_str(&format!(
+                    "  <!-- a user alias, so the qemu:commandline below can -set this device's properties -->\n  <alias name='{}'/>\n",
+                    libvirt_alias(d)
+                ));
+            }
             s.push_str(&format!(
                 "  <!-- same function number on the guest's slot{} -->\n",
                 if multi && d.bdf.function == 0 {
@@ -112,7 +182,40 @@ pub fn libvirt(set: &GuestSet<'_>, set_index: usize) -> String {
             s.push_str("</hostdev>\n");
         }
     }
+    let mut args: Vec<(String, String)> = Vec::new();
+    if let Some((mb, total)) = mmio64_window(set) {
+        args.push((fw_cfg_arg(mb), mmio64_why(mb, total)));
+    }
+    for d in &set.functions {
+        if let Some(bar) = d.msix_relocation {
+            args.push((
+                format!(
+                    "-set device.{}.x-msix-relocation=bar{bar}",
+                    libvirt_alias(d)
+                ),
+                msix_why(d, bar),
+            ));
+        }
+    }
+    if !args.is_empty() {
+        s.push_str("<!-- directly under <domain>, which must declare xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0' -->\n<qemu:commandline>\n");
+        for (a, why) in &args {
+            s.push_str(&format!("  <!-- {why} -->\n"));
+            for w in a.splitn(2, ' ') {
+                s.push_str(&format!("  <qemu:arg value='{w}'/>\n"));
+            }
+        }
+        s.push_str("</qemu:commandline>\n");
+    }
     s
+}
+
+/// The user alias passthru gives a hostdev that needs QEMU properties (`-set device.<alias>`).
+fn libvirt_alias(d: &DeviceFacts) -> String {
+    format!(
+        "ua-pt-{:04x}-{:02x}-{:02x}-{:x}",
+        d.bdf.domain, d.bdf.bus, d.bdf.device, d.bdf.function
+    )
 }
 
 /// QEMU `-device` arguments for one set (root port first, then one vfio-pci per function).
@@ -140,12 +243,22 @@ pub fn qemu_args(set: &GuestSet<'_>, set_index: usize, x_vga: bool) -> Vec<(Stri
                 a.push_str(",multifunction=on");
                 why.push_str("; multifunction=on so the guest scans its other functions");
             }
+            if let Some(bar) = d.msix_relocation {
+                a.push_str(&format!(",x-msix-relocation=bar{bar}"));
+                why.push_str(&format!(
+                    "; x-msix-relocation=bar{bar}: {}",
+                    msix_why(d, bar)
+                ));
+            }
             if xv && d.class.is_vga() && d.bdf.function == 0 {
                 a.push_str(",x-vga=on");
                 why.push_str("; x-vga=on forwards legacy VGA (requested; needs vfio-pci without disable_vga=1)");
             }
             out.push((a, why));
         }
+    }
+    if let Some((mb, total)) = mmio64_window(set) {
+        out.push((fw_cfg_arg(mb), mmio64_why(mb, total)));
     }
     out
 }

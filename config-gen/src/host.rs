@@ -28,6 +28,9 @@
 //! - `disable_vga=1` only when no guest uses x-vga (the two contradict: no VGA region);
 //!   a block an earlier run wrote for x-vga keeps it off, and earlier blacklist lines
 //!   stay.
+//! - `disable_idle_d3=1` when `check` reports `d3cold` for a requested device (no FLR,
+//!   idle power-off allowed): vfio-pci then never lets an idle device go to D3
+//!   (docs/findings.md).
 //! - `softdep <driver> pre: vfio-pci` for each host driver that would claim the devices;
 //!   blacklisting only on request.
 //! - `vfio_virqfd` only before kernel 6.2 (merged into `vfio` since).
@@ -615,6 +618,20 @@ pub fn plan(
     if !guests_use_x_vga && !earlier_x_vga && !claimed.is_empty() {
         body.push_str("# disable_vga=1: no generated guest uses x-vga, so vfio-pci opts these GPUs out of VGA arbitration (x-vga would need the VGA region this removes)\n");
         body.push_str("options vfio-pci disable_vga=1\n");
+    }
+    // The `d3cold` finding: idle devices stay powered (D3hot at most) under vfio-pci.
+    let d3cold: Vec<&str> = facts
+        .findings
+        .iter()
+        .filter(|w| w.code == "d3cold")
+        .filter_map(|w| w.message.split_once(": ").map(|(b, _)| b))
+        .collect();
+    if !d3cold.is_empty() && !claimed.is_empty() {
+        body.push_str(&format!(
+            "# disable_idle_d3=1: check's d3cold finding ({}): no FLR, so vfio-pci must not let runtime power management cut an idle device's power (D3cold), from which it may not come back\n",
+            d3cold.join(", ")
+        ));
+        body.push_str("options vfio-pci disable_idle_d3=1\n");
     }
     let mut mods: BTreeSet<String> = BTreeSet::new();
     for d in &claimed {

@@ -184,7 +184,7 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
             .collect();
         if fns.is_empty() {
             return Err(Error::Request(format!(
-                "--remove {slot}: no PCI device at {slot} on this host"
+                "unknown-device: --remove {slot}: no PCI device at {slot} on this host"
             )));
         }
         removed.extend(fns);
@@ -217,7 +217,7 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
         for slot in &slots {
             if !functions.iter().any(|d| d.bdf.slot() == *slot) {
                 return Err(Error::Request(format!(
-                    "no PCI device at {slot} on this host"
+                    "unknown-device: no PCI device at {slot} on this host"
                 )));
             }
         }

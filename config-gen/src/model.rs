@@ -140,6 +140,11 @@ pub struct DeviceFacts {
     pub boot_vga: bool,
     /// Human name (from pci.ids), when known; only used in comments and warnings.
     pub name: Option<String>,
+    /// Bytes of 64-bit prefetchable BARs (the guest firmware places them above 4 GiB).
+    pub bars64: u64,
+    /// The BAR QEMU should move the MSI-X table and PBA to (`x-msix-relocation`),
+    /// when the `msix-relocation` finding applies.
+    pub msix_relocation: Option<u8>,
 }
 
 /// A warning carried into the output (from the preflight verdicts or from the generator).

@@ -21,6 +21,8 @@ fn dev(bdf: &str, vendor: u16, device: u16, class: u32) -> DeviceFacts {
         driver: None,
         boot_vga: false,
         name: None,
+        bars64: 0,
+        msix_relocation: None,
     }
 }
 

@@ -26,6 +26,8 @@ fn dev(
         driver: Some(driver.into()),
         boot_vga,
         name: None,
+        bars64: 0,
+        msix_relocation: None,
     }
 }
 

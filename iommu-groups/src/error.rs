@@ -75,11 +75,20 @@ pub enum Error {
         /// The argument as given.
         spec: String,
     },
-    /// A device argument matches no device of the host.
-    #[error("no PCI device matches {spec:?}")]
+    /// A device argument matches no device of the host (code `unknown-device`).
+    #[error(
+        "unknown-device: no PCI device matches {spec:?} on this host (`passthru list` shows them)"
+    )]
     NoMatch {
         /// The argument as given.
         spec: String,
+    },
+    /// An address given to [`check_bdfs`](crate::check_bdfs) is not a device of
+    /// the host (code `unknown-device`).
+    #[error("unknown-device: no PCI device {bdf} on this host (`passthru list` shows them)")]
+    UnknownDevice {
+        /// The address.
+        bdf: passthru_pci_ids::Bdf,
     },
     /// Writing a snapshot or fixture failed.
     #[error("cannot write {path}")]
@@ -90,6 +99,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// The stable kebab-case code of an error about the request rather than the
+    /// host: `unknown-device` for a device argument or address the host does not
+    /// have (a usage error: the CLI exits 2).
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            Error::NoMatch { .. } | Error::UnknownDevice { .. } => Some("unknown-device"),
+            _ => None,
+        }
+    }
 }
 
 /// The crate's result type.

@@ -41,7 +41,12 @@
 //!
 //! [`check`] (or [`check_bdfs`]) gives a [`Report`]: per device a [`Verdict`] and
 //! [`Finding`]s with stable [`Code`]s (`iommu-off`, `group-shared`, `no-reset`,
-//! `reset-bug`, `host-driver`, `boot-vga`, `acs-missing`, `companion-function`, ...).
+//! `reset-bug`, `host-driver`, `boot-vga`, `acs-missing`, `companion-function`, ...);
+//! [`findings_device`] adds the per-device findings that look past groups and resets
+//! (`unresponsive`, `not-endpoint`, `direct-mapping`, `d3cold`, `bar-window`,
+//! `msix-relocation`, `no-display-output`; the repository's `docs/findings.md` gives
+//! each rule and its source). A device argument or address the host does not have is
+//! an error with code `unknown-device` ([`Error::code`]), never an empty report.
 //! [`reset::analyse`] recomputes the kernel's reset methods from topology and
 //! config space rather than trusting the enumeration-time `reset_method`.
 //!
@@ -67,6 +72,7 @@
 pub mod boot;
 mod error;
 pub mod facts;
+pub mod findings_device;
 pub mod fixture;
 mod inventory;
 mod load;
@@ -82,8 +88,8 @@ pub use error::{Error, Result};
 pub use facts::ConfigFacts;
 pub use inventory::parse_modalias;
 pub use model::{
-    BootSetup, CpuVendor, Device, Group, GroupId, Host, IommuState, Note, Resource, Stage,
-    NOIOMMU_GROUP_NAME,
+    BootSetup, CpuVendor, Device, Group, GroupId, Host, IommuState, Note, ReservedRegion, Resource,
+    Stage, NOIOMMU_GROUP_NAME,
 };
 pub use reset::{ResetAnalysis, ResetMethod};
 pub use snapshot::{snapshot, SnapshotInfo, SnapshotStats};

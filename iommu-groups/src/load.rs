@@ -337,6 +337,7 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
         members.sort();
         let domain_type = l.trimmed(&dir.join("type"));
         let noiommu = group_is_noiommu(&mut l, &dir);
+        let reserved_regions = crate::findings_device::load_reserved_regions(&mut l, &dir);
         groups.insert(
             id,
             Group {
@@ -344,6 +345,7 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
                 devices: members,
                 domain_type,
                 noiommu,
+                reserved_regions,
             },
         );
     }
@@ -405,6 +407,12 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
         }
     }
     let boot = load_boot(&mut l, kernel.as_deref());
+    let chassis_type = l.parsed(
+        Path::new("sys/class/dmi/id/chassis_type"),
+        "a number",
+        |s| s.parse().ok(),
+    );
+    let acpi_vfct = l.exists(Path::new("sys/firmware/acpi/tables/VFCT"));
 
     let host = Host {
         stage: Stage::Full,
@@ -418,6 +426,8 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
         sys_module,
         vfio_pci_params,
         boot,
+        chassis_type,
+        acpi_vfct,
         notes: l.notes,
         snapshot,
     };
@@ -436,6 +446,7 @@ fn inventory_host(l: &mut Loader, devices: BTreeMap<Bdf, Device>) -> Host {
                 devices: Vec::new(),
                 domain_type: None,
                 noiommu,
+                reserved_regions: None,
             },
         );
     }
@@ -458,6 +469,8 @@ fn inventory_host(l: &mut Loader, devices: BTreeMap<Bdf, Device>) -> Host {
         sys_module: Vec::new(),
         vfio_pci_params: BTreeMap::new(),
         boot: BootSetup::default(),
+        chassis_type: None,
+        acpi_vfct: false,
         notes: std::mem::take(&mut l.notes),
         snapshot: None,
     }
@@ -697,6 +710,12 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<De
     let numa_node = l.parsed(At::In(d, "numa_node"), "a number", |s| s.parse().ok());
     let d3cold_allowed = l.parsed(At::In(d, "d3cold_allowed"), "0 or 1", parse_bool01);
     let power_state = l.trimmed(At::In(d, "power_state"));
+    // `power/` is a directory: its `control` is read only when the listing has it.
+    let power_control = if l.exists(At::In(d, "power")) {
+        l.trimmed(&d.path().join("power/control"))
+    } else {
+        None
+    };
     let resources = match l.text(At::In(d, "resource"), TEXT_LIMIT) {
         Some(t) => parse_resources(l, At::In(d, "resource"), &t),
         None => Vec::new(),
@@ -728,6 +747,7 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<De
         numa_node,
         d3cold_allowed,
         power_state,
+        power_control,
         resources,
         config,
         facts,
@@ -895,12 +915,12 @@ mod tests {
         assert_eq!(d2, 5 * d1, "{o20:?} {o40:?} {o140:?}");
         // Per device (3 per block): one listing of its directory and one of its
         // group's, no lstat per attribute (absent ones cost nothing), one lstat
-        // for its directory (its link was listed) and four for its group (its
-        // directory, `devices`, `type`, and `name`, which only VFIO's no-IOMMU
-        // groups have), one open per attribute present.
+        // for its directory (its link was listed) and five for its group (its
+        // directory, `devices`, `type`, `reserved_regions`, and `name`, which only
+        // VFIO's no-IOMMU groups have), one open per attribute present.
         let per = |f: fn(&Ops) -> usize| (f(&o40) - f(&o20)) as f64 / 60.0;
         assert_eq!(per(|o| o.listings), 2.0, "{o20:?} {o40:?}");
-        assert!(per(|o| o.stats) <= 5.0, "{o20:?} {o40:?}");
+        assert!(per(|o| o.stats) <= 6.0, "{o20:?} {o40:?}");
         assert!(per(|o| o.readlinks) <= 3.0, "{o20:?} {o40:?}");
         assert!(d1 as f64 / 60.0 <= 25.0, "{o20:?} {o40:?}");
     }

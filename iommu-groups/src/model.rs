@@ -116,6 +116,22 @@ pub struct Group {
     /// [`NOIOMMU_GROUP_NAME`]): no IOMMU stands behind it, its devices' DMA is not
     /// isolated.
     pub noiommu: bool,
+    /// Its reserved IOVA regions (`reserved_regions`: `start end type` lines), when
+    /// readable; absent on trees that do not carry the file.
+    pub reserved_regions: Option<Vec<ReservedRegion>>,
+}
+
+/// One line of a group's `reserved_regions`: a range of I/O virtual addresses the
+/// IOMMU keeps for something else, and why (`direct`, `direct-relaxable`,
+/// `reserved`, `msi`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReservedRegion {
+    /// First address.
+    pub start: u64,
+    /// Last address (inclusive).
+    pub end: u64,
+    /// The kernel's type name for the region.
+    pub kind: String,
 }
 
 /// The `name` VFIO gives the groups it makes in no-IOMMU mode
@@ -203,6 +219,9 @@ pub struct Device {
     pub d3cold_allowed: Option<bool>,
     /// `power_state` (`D0`, `D3hot`, ...).
     pub power_state: Option<String>,
+    /// `power/control`: `auto` lets runtime power management suspend the device
+    /// (down to D3cold where the platform can cut its power), `on` keeps it powered.
+    pub power_control: Option<String>,
     /// Non-empty lines of `resource`.
     pub resources: Vec<Resource>,
     /// The raw `config` bytes as read (64, 256 or 4096), when readable.
@@ -248,6 +267,7 @@ impl Device {
             numa_node: None,
             d3cold_allowed: None,
             power_state: None,
+            power_control: None,
             resources: Vec::new(),
             config: None,
             facts: None,
@@ -335,6 +355,11 @@ pub struct Host {
     pub vfio_pci_params: BTreeMap<String, String>,
     /// Distribution and boot setup hints.
     pub boot: BootSetup,
+    /// `sys/class/dmi/id/chassis_type` (SMBIOS: 8-10, 14, 31 and 32 are portables).
+    pub chassis_type: Option<u32>,
+    /// `sys/firmware/acpi/tables/VFCT` exists: the firmware carries an AMD GPU's
+    /// video BIOS in ACPI (laptops, where the dGPU has no option ROM of its own).
+    pub acpi_vfct: bool,
     /// What could not be read (absent facts), in reading order.
     pub notes: Vec<Note>,
     /// How the tree was taken, when it is a snapshot that says so.

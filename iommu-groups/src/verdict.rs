@@ -60,6 +60,21 @@ pub enum Code {
     AcsOverride,
     /// Other functions of the slot go along.
     CompanionFunction,
+    // Per-device findings of `findings_device` (docs/findings.md).
+    /// Config space reads all ones: the device dropped off the bus.
+    Unresponsive,
+    /// A bridge, host bridge or PCIe port, not an endpoint.
+    NotEndpoint,
+    /// The group has a firmware-demanded identity-mapped (`direct`) region.
+    DirectMapping,
+    /// Idle power-off to D3cold without FLR to come back.
+    D3cold,
+    /// The 64-bit prefetchable BARs exceed OVMF's default 64-bit MMIO window.
+    BarWindow,
+    /// The MSI-X table or PBA is not where QEMU can leave it.
+    MsixRelocation,
+    /// A GPU without display outputs (3D controller, laptop dGPU).
+    NoDisplayOutput,
 }
 
 impl Code {
@@ -76,6 +91,13 @@ impl Code {
             Code::AcsMissing => "acs-missing",
             Code::AcsOverride => "acs-override",
             Code::CompanionFunction => "companion-function",
+            Code::Unresponsive => "unresponsive",
+            Code::NotEndpoint => "not-endpoint",
+            Code::DirectMapping => "direct-mapping",
+            Code::D3cold => "d3cold",
+            Code::BarWindow => "bar-window",
+            Code::MsixRelocation => "msix-relocation",
+            Code::NoDisplayOutput => "no-display-output",
         }
     }
 }
@@ -193,11 +215,19 @@ pub fn host_summary(host: &Host) -> HostSummary {
 /// Check the devices `specs` name (none: every display device), each with the
 /// companion functions it implies. Errors when a spec matches nothing.
 pub fn check(host: &Host, specs: &[DeviceSpec]) -> Result<Report> {
-    Ok(check_bdfs(host, &host.request(specs)?))
+    check_bdfs(host, &host.request(specs)?)
 }
 
-/// Check exactly `bdfs` plus their companions (unknown addresses are skipped).
-pub fn check_bdfs(host: &Host, bdfs: &[Bdf]) -> Report {
+/// Check exactly `bdfs` plus their companions.
+///
+/// # Errors
+/// [`Error::UnknownDevice`](crate::Error::UnknownDevice) (code `unknown-device`)
+/// for the first address that is not a device of `host`: a report without it
+/// would read as a pass.
+pub fn check_bdfs(host: &Host, bdfs: &[Bdf]) -> Result<Report> {
+    if let Some(b) = bdfs.iter().find(|b| host.device(**b).is_none()) {
+        return Err(crate::Error::UnknownDevice { bdf: *b });
+    }
     let request = host.with_companions(bdfs);
     let set: BTreeSet<Bdf> = request.iter().copied().collect();
     // One index for every device checked, instead of scans of the host per device.
@@ -211,10 +241,10 @@ pub fn check_bdfs(host: &Host, bdfs: &[Bdf]) -> Report {
             .map(|d| check_device_with(host, &topo, d, &set))
             .collect()
     };
-    Report {
+    Ok(Report {
         host: host_summary(host),
         devices,
-    }
+    })
 }
 
 fn cmdline_has(host: &Host, prefix: &str) -> Option<String> {
@@ -385,6 +415,8 @@ fn check_device_with<'h>(
     // acs-missing: every downstream port on the path (libvirt's walk)
     acs_missing(host, d, &mut add);
 
+    crate::findings_device::device_findings(host, d, request, &ra, &mut add);
+
     // companion-function
     if d.bdf.function == 0 && d.class.is_display() {
         let sib = host.slot_siblings(d.bdf);
@@ -549,7 +581,7 @@ fn iommu_off_advice(host: &Host, mut ev: Vec<String>) -> (String, Vec<String>) {
     (msg, ev)
 }
 
-type Add<'a> = dyn FnMut(Code, Severity, String, Vec<String>) + 'a;
+pub(crate) type Add<'a> = dyn FnMut(Code, Severity, String, Vec<String>) + 'a;
 
 fn no_reset(
     host: &Host,
@@ -927,6 +959,7 @@ mod tests {
                         devices,
                         domain_type: g.domain_type.clone(),
                         noiommu: g.noiommu,
+                        reserved_regions: g.reserved_regions.clone(),
                     },
                 );
             }

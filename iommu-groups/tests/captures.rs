@@ -132,7 +132,7 @@ fn group_shared_fails_where_kernel_group_was_not_viable() {
         .filter(|a| a.viable == Some(false))
         .collect();
     assert_eq!(nonviable.len(), 1);
-    let r = check_bdfs(&host, &[nonviable[0].bdf]);
+    let r = check_bdfs(&host, &[nonviable[0].bdf]).unwrap();
     let d = &r.devices[0];
     assert_eq!(d.verdict, Verdict::Fail);
     let f = d
@@ -151,7 +151,7 @@ fn group_shared_fails_where_kernel_group_was_not_viable() {
 fn group_shared_ignores_bridges_and_requested_peers() {
     for run in RUNS {
         let (_d, host) = load(run);
-        let one = check_bdfs(&host, &[b("05:01.0")]);
+        let one = check_bdfs(&host, &[b("05:01.0")]).unwrap();
         let f = one.devices[0]
             .findings
             .iter()
@@ -159,7 +159,7 @@ fn group_shared_ignores_bridges_and_requested_peers() {
             .unwrap_or_else(|| panic!("{run}: no group-shared"));
         assert!(f.message.contains("0000:05:02.0"));
         assert!(!f.message.contains("0000:04:00.0"), "{}", f.message);
-        let both = check_bdfs(&host, &[b("05:01.0"), b("05:02.0")]);
+        let both = check_bdfs(&host, &[b("05:01.0"), b("05:02.0")]).unwrap();
         for d in &both.devices {
             assert!(
                 d.findings.iter().all(|f| f.code != Code::GroupShared),
@@ -177,7 +177,7 @@ fn group_shared_ignores_bridges_and_requested_peers() {
 fn acs_missing_on_switch_downstream_port_not_root_port() {
     for run in RUNS {
         let (_d, host) = load(run);
-        let r = check_bdfs(&host, &[b("09:00.0"), b("01:00.0")]);
+        let r = check_bdfs(&host, &[b("09:00.0"), b("01:00.0")]).unwrap();
         let behind_switch = r.devices.iter().find(|d| d.bdf == b("09:00.0")).unwrap();
         let acs: Vec<_> = behind_switch
             .findings
@@ -224,7 +224,7 @@ fn bridge_hot_reset_is_a_warning_only_when_every_affected_device_is_requested() 
     for run in RUNS {
         let (_d, host) = load(run);
         let sev = |bdfs: &[Bdf]| {
-            let r = check_bdfs(&host, bdfs);
+            let r = check_bdfs(&host, bdfs).unwrap();
             r.devices[0]
                 .findings
                 .iter()

@@ -150,7 +150,7 @@ fn non_root_64_byte_config_says_reset_is_unknown() {
     assert!(note_for(&h, "01:00.0/config").contains("only 64 bytes"));
     let d = h.device(b("01:00.0")).unwrap();
     assert!(reset::analyse(&h, d).config_unknown);
-    let r = check_bdfs(&h, &[b("01:00.0")]);
+    let r = check_bdfs(&h, &[b("01:00.0")]).unwrap();
     let f = r.devices[0]
         .findings
         .iter()
@@ -278,7 +278,39 @@ fn random_attribute_contents_never_panic() {
         }
         let h = Host::load(&root).unwrap();
         let all: Vec<Bdf> = h.devices.keys().copied().collect();
-        let r = check_bdfs(&h, &all);
+        let r = check_bdfs(&h, &all).unwrap();
         assert_eq!(r.devices.len(), h.devices.len(), "round {round}");
     }
+}
+
+/// A garbled `reserved_regions` line is a note naming the file and the line; the
+/// good lines still count (a `direct` one gives `direct-mapping`), and a
+/// `reserved_regions` that is a directory is an absent fact with a note.
+#[test]
+fn garbled_reserved_regions_are_notes_and_good_lines_still_count() {
+    let (_t, root) = base();
+    let g = root.join("sys/kernel/iommu_groups/2/reserved_regions");
+    fs::write(
+        &g,
+        "0x00000000fee00000 0x00000000feefffff msi\nnot a region\n0x10 0x0f direct\n\
+         0x000000007b800000 0x000000007fffffff direct\n",
+    )
+    .unwrap();
+    let h = Host::load(&root).unwrap();
+    let msg = note_for(&h, "iommu_groups/2/reserved_regions");
+    assert!(msg.contains("line 2"), "{msg}");
+    assert!(h.notes.iter().any(|n| n.message.contains("line 3")));
+    let regions = h.groups[&2.into()].reserved_regions.as_ref().unwrap();
+    assert_eq!(regions.len(), 2, "{regions:?}");
+    let r = check_bdfs(&h, &[b("01:00.0")]).unwrap();
+    assert!(r.devices[0]
+        .findings
+        .iter()
+        .any(|f| f.code == Code::DirectMapping && f.severity == Severity::Fail));
+
+    fs::remove_file(&g).unwrap();
+    fs::create_dir(&g).unwrap();
+    let h = Host::load(&root).unwrap();
+    assert!(h.groups[&2.into()].reserved_regions.is_none());
+    note_for(&h, "iommu_groups/2/reserved_regions");
 }

@@ -295,7 +295,7 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
         .filter(|d| req.sets.iter().flatten().any(|s| *s == d.bdf.slot()))
         .map(|d| d.bdf)
         .collect();
-    let verdict_report = check_bdfs(&host, &bdfs);
+    let verdict_report = check_bdfs(&host, &bdfs)?;
     facts.findings = verdicts::warnings(&verdict_report);
     let mut plan = generate(&facts, &req)?;
     // Lines the user added inside passthru's block since it wrote it: not overwritten.

@@ -50,8 +50,9 @@ pub fn print_json_error(kind: &str, message: &str, path: Option<String>) {
     ));
 }
 
-/// What failed (`host`: reading the host; `config`: configuration files; `vfio`: the
-/// VFIO device; `input`: anything else the user gave), and the path it names if any.
+/// What failed (`unknown-device`: a requested device the host lacks; `host`: reading the
+/// host; `config`: configuration files; `vfio`: the VFIO device; `input`: anything else
+/// the user gave), and the path it names if any.
 pub fn error_kind_and_path(e: &anyhow::Error) -> (&'static str, Option<String>) {
     use passthru_config_gen::Error as C;
     use passthru_iommu_groups::Error as H;
@@ -70,7 +71,8 @@ pub fn error_kind_and_path(e: &anyhow::Error) -> (&'static str, Option<String>) 
                 | H::Garbage { path, .. } => show(path),
                 _ => None,
             };
-            return ("host", path);
+            // A finding-like code where the error has one (`unknown-device`).
+            return (h.code().unwrap_or("host"), path);
         }
         if let Some(x) = c.downcast_ref::<C>() {
             let path = match x {
