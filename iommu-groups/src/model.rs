@@ -335,6 +335,9 @@ pub struct Host {
     pub vfio_pci_params: BTreeMap<String, String>,
     /// Distribution and boot setup hints.
     pub boot: BootSetup,
+    /// Host-wide facts of the host findings (interrupt remapping, KVM, address
+    /// widths, lockdown, framebuffers, device holders); empty at the inventory stage.
+    pub platform: crate::load_host::Platform,
     /// What could not be read (absent facts), in reading order.
     pub notes: Vec<Note>,
     /// How the tree was taken, when it is a snapshot that says so.

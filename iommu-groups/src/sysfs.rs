@@ -292,6 +292,17 @@ impl Root {
         t.borrow_mut().files.insert(p, bytes.to_vec());
     }
 
+    /// Drop from the trace every path `keep` refuses (a scan whose entries the
+    /// model does not keep: a snapshot then copies only what it kept). `keep` is
+    /// told whether the path was only seen (listed or looked at, not read).
+    pub(crate) fn retain_trace(&self, keep: impl Fn(&Path, bool) -> bool) {
+        let Some(t) = &self.trace else { return };
+        let mut t = t.borrow_mut();
+        t.links.retain(|p, _| keep(p, false));
+        t.files.retain(|p, _| keep(p, false));
+        t.seen.retain(|p, _| keep(p, true));
+    }
+
     pub(crate) fn take_trace(&self) -> Option<Trace> {
         self.trace.as_ref().map(|t| t.take())
     }
