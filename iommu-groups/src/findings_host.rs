@@ -457,6 +457,28 @@ fn device_busy(host: &Host, d: &Device, add: &mut Add<'_>) {
     let held: Vec<_> = h.holders.iter().filter(|x| mine(&x.node)).collect();
     let partial = h.unreadable > 0 || h.truncated;
     if held.is_empty() {
+        if partial {
+            add(
+                Code::DeviceBusy,
+                Severity::Info,
+                format!(
+                    "no process was seen holding this device, but the open files of {} \
+                     processes could not be read{}, so the check is partial: {}",
+                    h.unreadable,
+                    if h.truncated {
+                        " and the scan stopped at its bound"
+                    } else {
+                        ""
+                    },
+                    host.root_advice()
+                ),
+                vec![format!(
+                    "proc/*/fd: {} processes unreadable{}",
+                    h.unreadable,
+                    if h.truncated { ", scan truncated" } else { "" }
+                )],
+            );
+        }
         return;
     }
     let list = held
@@ -538,6 +560,43 @@ mod tests {
         assert!(!a.contains("initcall_blacklist"), "{a}");
         let a = boot_vga_framebuffer_advice(&host("5.10.0", "video=efifb:off video=vesafb:off"));
         assert!(a.contains("already on the command line"), "{a}");
+    }
+
+    /// Processes whose open files could not be read make device-busy partial: an
+    /// info finding says so when no holder was seen; a holder seen is a failure
+    /// that also says more may exist.
+    #[test]
+    fn device_busy_partial() {
+        let mut h = host("6.8.12", "ro");
+        let d = crate::fixture::FixtureDevice::gpu("0000:01:00.0".parse().unwrap(), 0x10de, 0x2503);
+        let dir = tempfile::tempdir().unwrap();
+        Fixture::new(CpuVendor::Intel, IommuKind::Intel)
+            .device(d)
+            .write(dir.path())
+            .unwrap();
+        h.devices = Host::load(dir.path()).unwrap().devices;
+        let dev = h.devices.values().next().unwrap().clone();
+        let run = |h: &Host| {
+            let mut out = Vec::new();
+            device_busy(h, &dev, &mut |c, s, m, _| out.push((c, s, m)));
+            out
+        };
+        h.platform.holders.scanned = true;
+        assert!(run(&h).is_empty());
+        h.platform.holders.unreadable = 3;
+        let f = run(&h);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].0, f[0].1), (Code::DeviceBusy, Severity::Info));
+        assert!(f[0].2.contains("3 processes"), "{}", f[0].2);
+        h.platform.holders.holders.push(crate::load_host::Holder {
+            pid: 7,
+            comm: Some("nvidia-persiste".into()),
+            node: "/dev/nvidia0".into(),
+        });
+        let f = run(&h);
+        assert_eq!((f[0].0, f[0].1), (Code::DeviceBusy, Severity::Fail));
+        assert!(f[0].2.contains("7 (nvidia-persiste) holds /dev/nvidia0"));
+        assert!(f[0].2.contains("there may be more"));
     }
 
     /// No IOMMU unit facts: no no-intremap, no phys-bits, whatever the CPU says.

@@ -21,7 +21,7 @@
 
 use crate::load::Loader;
 use crate::model::{Device, Group, GroupId};
-use crate::sysfs::{Kind, BIG_TEXT_LIMIT};
+use crate::sysfs::{Kind, Traced, BIG_TEXT_LIMIT};
 use passthru_pci_ids::Bdf;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -518,7 +518,7 @@ fn holders(
         );
     }
     // A snapshot keeps only the holders: their names and their links to watched nodes.
-    l.fs.retain_trace(|path, only_seen| {
+    l.fs.retain_trace(|path, how| {
         let mut c = path
             .components()
             .map(|c| c.as_os_str().to_str().unwrap_or(""));
@@ -530,9 +530,13 @@ fn holders(
         };
         let third = c.next();
         if second.parse::<u32>().is_err() {
-            // Entries of `proc` the listing saw but nothing read.
-            let listed_only = third.is_none() && only_seen;
-            return !(listed_only || matches!(second, "self" | "thread-self"));
+            // Entries of `proc` the listing met (files, links such as `self`,
+            // `mounts`) that nothing read; a link the loader read through stays.
+            let read = matches!(
+                second,
+                "cmdline" | "cpuinfo" | "modules" | "interrupts" | "iomem" | "sys"
+            );
+            return third.is_some() || how == Traced::File || (how == Traced::Link && read);
         }
         if !kept_pids.contains(second) {
             return false;
