@@ -5,8 +5,10 @@
 //! Formats (the kernel's own, in our words):
 //! - `/proc/interrupts` (kernel/irq/proc.c): one line per interrupt, the chip's name
 //!   among its words; with interrupt remapping the MSI and IO-APIC chips are named
-//!   `IR-PCI-MSI...`, `IR-IO-APIC` (drivers/iommu/intel/irq_remapping.c,
-//!   drivers/iommu/amd/iommu.c), without it `PCI-MSI...`, `IO-APIC`.
+//!   `IR-PCI-MSI...`, `IR-IO-APIC` (arch/x86/kernel/apic/io_apic.c's remapped chip;
+//!   the `IR-` prefix of the remapping MSI domains of drivers/iommu/intel/irq_remapping.c
+//!   and drivers/iommu/amd/iommu.c, arch/x86/kernel/apic/msi.c in older kernels),
+//!   without it `PCI-MSI...`, `IO-APIC`.
 //! - `/sys/class/iommu/dmar*/intel-iommu/{cap,ecap}` (drivers/iommu/intel/iommu.c): the
 //!   registers in hex without `0x`. `ecap` bit 3 is interrupt remapping support, `cap`
 //!   bits 21:16 the maximum guest address width minus one (drivers/iommu/intel/iommu.h).
