@@ -440,8 +440,14 @@ fn holders(
     graphics: &[GraphicsNode],
 ) -> Holders {
     let mut h = Holders::default();
-    let Ok(Some(entries)) = l.fs.list(Path::new("proc")) else {
-        return h;
+    let entries = match l.fs.list(Path::new("proc")) {
+        Ok(Some(v)) => v,
+        Ok(None) => return h,
+        Err(e) => {
+            let msg = format!("{}: device-busy not checked", crate::load::error_chain(&e));
+            l.note("proc", msg);
+            return h;
+        }
     };
     h.scanned = true;
     let nvidia = devices.values().any(|d| d.vendor.0 == 0x10de);
@@ -630,6 +636,47 @@ mod tests {
             Some("none")
         );
         assert_eq!(lockdown_mode("none integrity"), None);
+    }
+
+    /// Garbled facts are absent with a note naming their path; nothing panics.
+    #[test]
+    fn garbled_facts_are_absent_with_notes() {
+        use crate::fixture::{Fixture, IommuKind};
+        use crate::model::{CpuVendor, Host};
+        let dir = tempfile::tempdir().unwrap();
+        Fixture::new(CpuVendor::Intel, IommuKind::Intel)
+            .file(
+                "sys/devices/virtual/iommu/dmar0/intel-iommu/cap",
+                "not hex\n",
+            )
+            .file("sys/devices/virtual/iommu/dmar0/intel-iommu/ecap", "0x\n")
+            .file(ALLOW_UNSAFE_INTERRUPTS, "maybe\n")
+            .file(LOCKDOWN, "integrity\n")
+            .file(SECURE_BOOT, "\u{6}\0")
+            .file(INTERRUPTS, "\u{0}garbage without chips\n")
+            .file(IOMEM, "no ranges here\n")
+            .write(dir.path())
+            .unwrap();
+        let h = Host::load(dir.path()).unwrap();
+        let p = &h.platform;
+        assert_eq!(p.dmar[0].cap, None);
+        assert_eq!(p.dmar[0].ecap, None);
+        assert_eq!(p.allow_unsafe_interrupts, None);
+        assert_eq!(p.lockdown, None);
+        assert_eq!(p.secure_boot, None);
+        assert_eq!(p.irq_remapped(), None);
+        assert!(!p.iomem.as_ref().unwrap().zeroed);
+        let noted = |path: &str| h.notes.iter().any(|n| n.path == Path::new(path));
+        // The registers are read (and named) through sys/class/iommu.
+        for path in [
+            "sys/class/iommu/dmar0/intel-iommu/cap",
+            "sys/class/iommu/dmar0/intel-iommu/ecap",
+            ALLOW_UNSAFE_INTERRUPTS,
+            LOCKDOWN,
+            SECURE_BOOT,
+        ] {
+            assert!(noted(path), "{path}: {:?}", h.notes);
+        }
     }
 
     /// kernel/resource.c: `start-end : name`, children indented; zeros for readers
