@@ -127,12 +127,14 @@ fn proxmox_systemd_boot() -> Scenario {
 /// pre-5.15 kernel gets `video=efifb:off video=vesafb:off`; and a constructed
 /// address-width mismatch, CPU `address sizes : 46 bits physical`
 /// (arch/x86/kernel/cpu/proc.c) against a VT-d `cap` whose MGAW field gives 39 bits
-/// (drivers/iommu/intel/iommu.h), so every guest format limits the guest to 39 bits.
+/// (drivers/iommu/intel/iommu.h), so every guest format limits the guest to 39 bits;
+/// and the user's `intremap=off` (no-intremap: vfio_iommu_type1 refuses devices) removed
+/// on request.
 fn intel_debian11() -> Scenario {
     let dev = "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0";
     let mut host = Fixture::new(CpuVendor::Intel, IommuKind::Intel)
         .kernel("5.10.0-28-amd64")
-        .cmdline("BOOT_IMAGE=/boot/vmlinuz-5.10.0-28-amd64 root=/dev/sda2 ro quiet intel_iommu=on")
+        .cmdline("BOOT_IMAGE=/boot/vmlinuz-5.10.0-28-amd64 root=/dev/sda2 ro quiet intremap=off")
         .device(
             FixtureDevice::root_port(bdf("00:01.0"), 0x01)
                 .driver("pcieport")
@@ -190,7 +192,7 @@ fn intel_debian11() -> Scenario {
     Scenario {
         name: "intel-debian11",
         host,
-        args: vec!["config", "01:00"],
+        args: vec!["config", "01:00", "--remove-param", "intremap=off"],
     }
 }
 
