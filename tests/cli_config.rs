@@ -60,6 +60,9 @@ fn intel_arch() -> Scenario {
                 .parent(bdf("00:01.0"))
                 .driver("snd_hda_intel"),
         );
+    // A desktop with KVM (as any such host has it loaded).
+    let mut host = host;
+    host.modules.extend(["kvm", "kvm_intel"].map(String::from));
     Scenario {
         name: "intel-arch",
         host,
@@ -80,6 +83,8 @@ fn fedora_dracut() -> Scenario {
         .device(FixtureDevice::hdmi_audio(bdf("0c:00.1"), 0x1002, 0xab28).parent(bdf("00:03.1")).driver("snd_hda_intel").group(2))
         .device(FixtureDevice::root_port(bdf("00:08.1"), 0x0e).driver("pcieport").group(3))
         .device(FixtureDevice::gpu(bdf("0e:00.0"), 0x1002, 0x164e).parent(bdf("00:08.1")).driver("amdgpu").boot_vga(true).group(4));
+    let mut host = host;
+    host.modules.extend(["kvm", "kvm_amd"].map(String::from));
     Scenario {
         name: "fedora-dracut",
         host,
@@ -112,6 +117,82 @@ fn proxmox_systemd_boot() -> Scenario {
             "--guest",
             "proxmox",
         ],
+    }
+}
+
+/// Debian 11 (kernel 5.10) on an Intel workstation, GRUB and initramfs-tools
+/// (`before/`), VT-d on: the NVIDIA boot display (Quadro RTX 4000, 10de:1eb1 + audio
+/// 10de:10f8) goes to the guest. Host facts changed as Linux shows them: efifb's
+/// region inside the GPU's BAR 1 in /proc/iomem (kernel/resource.c format), so a
+/// pre-5.15 kernel gets `video=efifb:off video=vesafb:off`; and a constructed
+/// address-width mismatch, CPU `address sizes : 46 bits physical`
+/// (arch/x86/kernel/cpu/proc.c) against a VT-d `cap` whose MGAW field gives 39 bits
+/// (drivers/iommu/intel/iommu.h), so every guest format limits the guest to 39 bits;
+/// and the user's `intremap=off` (no-intremap: vfio_iommu_type1 refuses devices) removed
+/// on request.
+fn intel_debian11() -> Scenario {
+    let dev = "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0";
+    let mut host = Fixture::new(CpuVendor::Intel, IommuKind::Intel)
+        .kernel("5.10.0-28-amd64")
+        .cmdline("BOOT_IMAGE=/boot/vmlinuz-5.10.0-28-amd64 root=/dev/sda2 ro quiet intremap=off")
+        .device(
+            FixtureDevice::root_port(bdf("00:01.0"), 0x01)
+                .driver("pcieport")
+                .group(1),
+        )
+        .device(
+            FixtureDevice::gpu(bdf("01:00.0"), 0x10de, 0x1eb1)
+                .parent(bdf("00:01.0"))
+                .driver("nouveau")
+                .boot_vga(true)
+                .group(2),
+        )
+        .device(
+            FixtureDevice::hdmi_audio(bdf("01:00.1"), 0x10de, 0x10f8)
+                .parent(bdf("00:01.0"))
+                .driver("snd_hda_intel")
+                .group(2),
+        )
+        .file(
+            "proc/cpuinfo",
+            "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Fixture CPU\n\
+             flags\t\t: fpu vme de pse msr pae vmx lm\n\
+             address sizes\t: 46 bits physical, 48 bits virtual\n\n",
+        )
+        .file(
+            "sys/devices/virtual/iommu/dmar0/intel-iommu/cap",
+            "d2008c40660462\n",
+        )
+        .file(
+            "sys/devices/virtual/iommu/dmar0/intel-iommu/ecap",
+            "f050da\n",
+        )
+        .file(
+            &format!("{dev}/resource"),
+            &format!(
+                "0x00000000f6000000 0x00000000f6ffffff 0x0000000000040200\n\
+                 0x00000000e0000000 0x00000000efffffff 0x000000000014220c\n\
+                 0x0000000000000000 0x0000000000000000 0x0000000000000000\n\
+                 0x00000000f0000000 0x00000000f1ffffff 0x000000000014220c\n\
+                 0x0000000000000000 0x0000000000000000 0x0000000000000000\n\
+                 0x000000000000e000 0x000000000000e07f 0x0000000000040101\n{}",
+                "0x0000000000000000 0x0000000000000000 0x0000000000000000\n".repeat(7)
+            ),
+        )
+        .file(
+            "proc/iomem",
+            "00000000-00000fff : Reserved\n\
+             00001000-0009ffff : System RAM\n\
+             e0000000-f1ffffff : PCI Bus 0000:01\n\
+             \x20 e0000000-efffffff : 0000:01:00.0\n\
+             \x20   e0000000-e07fffff : efifb\n\
+             \x20 f0000000-f1ffffff : 0000:01:00.0\n",
+        );
+    host.modules.extend(["kvm", "kvm_intel"].map(String::from));
+    Scenario {
+        name: "intel-debian11",
+        host,
+        args: vec!["config", "01:00", "--remove-param", "intremap=off"],
     }
 }
 
@@ -419,6 +500,11 @@ fn golden_intel_arch_mkinitcpio() {
 #[test]
 fn golden_fedora_dracut_grub2() {
     run_scenario(fedora_dracut());
+}
+
+#[test]
+fn golden_intel_debian11_framebuffer_and_phys_bits() {
+    run_scenario(intel_debian11());
 }
 
 #[test]
@@ -906,16 +992,28 @@ fn removing_a_parameter_passthru_added_takes_its_comment_along() {
     assert!(!out.contains("= iommu=pt"), "{out}");
     let text = fs::read_to_string(&grub).unwrap();
     assert!(!text.contains("iommu=pt"), "orphan left:\n{text}");
-    // The boot-display parameter's comment stays with its token.
-    assert!(text.contains("# passthru: video=efifb:off: "), "{text}");
-    // video=efifb:off is what this request needs: removing it too is refused.
-    let (code, _, err) = passthru(r, &["config", "0b:00", "--remove-param", "video=efifb:off"]);
+    // The boot-display parameter's comment stays with its token (a 6.8 kernel:
+    // initcall_blacklist=sysfb_init, drivers/firmware/sysfb.c).
+    assert!(
+        text.contains("# passthru: initcall_blacklist=sysfb_init: "),
+        "{text}"
+    );
+    // That is what this request needs: removing it too is refused.
+    let (code, _, err) = passthru(
+        r,
+        &[
+            "config",
+            "0b:00",
+            "--remove-param",
+            "initcall_blacklist=sysfb_init",
+        ],
+    );
     assert_eq!(code, 2);
     assert!(err.contains("cannot be removed at the same time"), "{err}");
 }
 
 // Item 5: a comment of an earlier run stays while its token stays (config 05:00 after
-// config 0b:00 keeps the boot-display reason for video=efifb:off).
+// config 0b:00 keeps the boot-display reason for initcall_blacklist=sysfb_init).
 #[test]
 fn earlier_comments_stay_with_their_tokens() {
     let root = fixture_copy("scenario-amd");

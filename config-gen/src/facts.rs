@@ -217,6 +217,13 @@ pub fn from_host(host: &Host) -> Result<HostFacts> {
         findings: Vec::new(),
         files: b.files.clone(),
         detected,
+        framebuffer_devices: host
+            .devices
+            .values()
+            .filter(|d| host.framebuffer_in_bars(d).is_some())
+            .map(|d| d.bdf)
+            .collect(),
+        guest_phys_bits: host.guest_phys_bits(),
     })
 }
 

@@ -75,8 +75,8 @@ pub fn proxmox(set: &GuestSet<'_>, x_vga: bool) -> String {
     let mut s = String::new();
     s.push_str("# machine: q35: a PCIe machine; pcie=1 below requires it\nmachine: q35\n");
     s.push_str("# bios: ovmf: UEFI firmware, which modern GPU option ROMs expect; add an EFI vars disk: qm set <vmid> --efidisk0 <storage>:1,efitype=4m\nbios: ovmf\n");
-    s.push_str("# cpu: host: expose the real CPU model to the guest GPU driver\ncpu: host\n");
-    let mut qm = String::from("qm set VMID --machine q35 --bios ovmf --cpu host");
+    s.push_str(PROXMOX_CPU);
+    let mut qm = String::from(PROXMOX_QM);
     for (i, slot) in set.slots.iter().enumerate() {
         let fns = fns_of(set, *slot);
         let names: Vec<String> = fns.iter().map(|d| label(d)).collect();
@@ -289,6 +289,46 @@ pub fn cloud_hypervisor(set: &GuestSet<'_>) -> String {
     }
     s
 }
+
+/// `text` (the rendered `kind` output) with the guest's physical address width
+/// limited to `bits` (the IOMMU's address width, when below the CPU's): guest RAM and
+/// BARs placed above it would fail VFIO_MAP_DMA. QEMU's `host-phys-bits-limit`
+/// (target/i386/cpu.c; a later `-cpu` replaces an earlier one), libvirt's
+/// `<maxphysaddr>` in `<cpu>` (formatdomain, CPU model), Proxmox's `phys-bits` of
+/// `cpu:` (which replaces the plain `cpu: host`). Unchanged without a limit.
+pub fn with_phys_bits(kind: GuestKind, text: String, bits: Option<u8>) -> String {
+    let Some(b) = bits else {
+        return text;
+    };
+    let why = format!(
+        "the IOMMU maps only {b}-bit addresses, fewer than the CPU's physical address bits: \
+         keep guest RAM and BARs below 2^{b}"
+    );
+    match kind {
+        GuestKind::Proxmox => text
+            .replace(
+                PROXMOX_CPU,
+                &format!("# cpu: host: expose the real CPU model to the guest GPU driver; phys-bits={b}: {why}\ncpu: host,phys-bits={b}\n"),
+            )
+            .replace(PROXMOX_QM, &format!("{PROXMOX_QM},phys-bits={b}")),
+        GuestKind::Libvirt => format!(
+            "{text}<!-- {why}: merge into the domain's <cpu> -->\n<cpu mode='host-passthrough'>\n  <maxphysaddr mode='passthrough' limit='{b}'/>\n</cpu>\n"
+        ),
+        GuestKind::Qemu => format!(
+            "{text}# {why} (a later -cpu replaces an earlier one)\nPASSTHRU_ARGS+=(-cpu host,host-phys-bits=on,host-phys-bits-limit={b})\n"
+        ),
+        GuestKind::CloudHypervisor => format!(
+            "{text}# {why}: cloud-hypervisor has no option for it; keep the guest's memory below 2^{b} bytes\n"
+        ),
+    }
+}
+
+/// The start of the `qm set` command [`proxmox`] writes (its `--cpu` value last).
+const PROXMOX_QM: &str = "qm set VMID --machine q35 --bios ovmf --cpu host";
+
+/// The `cpu:` line [`proxmox`] writes (with its comment).
+const PROXMOX_CPU: &str =
+    "# cpu: host: expose the real CPU model to the guest GPU driver\ncpu: host\n";
 
 /// Render `kind` for every set, each under a header naming the set.
 pub fn render(kind: GuestKind, sets: &[GuestSet<'_>], x_vga: bool) -> String {

@@ -16,7 +16,9 @@
 //!   that reason, ROCm/legacy-rocm-build PR #3919; a 6.12 kernel logs
 //!   "AMD-Vi: Unknown option - 'on'"): warn, and remove
 //!   it only on request (`remove_params`), since it is the user's token.
-//! - `iommu=pt` optional; `video=efifb:off` only when a requested GPU is the boot display;
+//! - `iommu=pt` optional; the firmware framebuffer kept off a requested GPU that is the boot
+//!   display or holds the framebuffer in a BAR: `initcall_blacklist=sysfb_init` on 5.15+,
+//!   `video=efifb:off video=vesafb:off` before (drivers/firmware/sysfb.c);
 //!   `pcie_acs_override` never by default (only on request, only on a patched kernel, with a
 //!   security warning).
 //! - vfio-pci `ids=` cover every function of each requested slot plus every id bound
@@ -266,11 +268,30 @@ pub fn plan(
             why: "identity-maps DMA of devices the host keeps (no translation cost); passed-through devices still get their own translated domain".into(),
         });
     }
-    if let Some(d) = devs.iter().find(|d| d.boot_vga) {
-        wanted.push(WantedParam {
-            token: "video=efifb:off".into(),
-            why: format!("{} is the boot display (boot_vga=1): keep the EFI framebuffer off it so vfio-pci can claim it", d.bdf),
-        });
+    // The firmware framebuffer: sysfb_init registers it from 5.15 on
+    // (drivers/firmware/sysfb.c), efifb/vesafb claim it before; only the parameters
+    // that act on the running kernel are written.
+    let fb = devs
+        .iter()
+        .find(|d| d.boot_vga || facts.framebuffer_devices.contains(&d.bdf));
+    if let Some(d) = fb {
+        let version = facts.kernel.map(|k| (k.major, k.minor));
+        let cause = if d.boot_vga {
+            "is the boot display (boot_vga=1)"
+        } else {
+            "holds the boot framebuffer in a BAR (/proc/iomem)"
+        };
+        for token in passthru_iommu_groups::verdict::framebuffer_params(version) {
+            let why = match (version, *token) {
+                (Some(_), "initcall_blacklist=sysfb_init") => format!("{} {cause}: on 5.15+ kernels sysfb_init registers the firmware framebuffer for simpledrm/efifb; skipping it keeps the framebuffer off the GPU so vfio-pci can claim it", d.bdf),
+                (Some(_), _) => format!("{} {cause}: before 5.15 efifb/vesafb take the firmware framebuffer; this turns that driver off so vfio-pci can claim the GPU", d.bdf),
+                (None, _) => format!("{} {cause}: the kernel release is unknown, so both the 5.15+ (initcall_blacklist=sysfb_init) and the older (video=...:off) parameters", d.bdf),
+            };
+            wanted.push(WantedParam {
+                token: (*token).into(),
+                why,
+            });
+        }
     }
     // ---- which ids vfio-pci binds: what binds already, plus the request, minus --remove
     let bootloader = req.bootloader.or(facts.bootloader);

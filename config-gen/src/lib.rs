@@ -261,7 +261,11 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
     }
     let mut guest_out = BTreeMap::new();
     for kind in req.guests.iter().filter(|_| !sets.is_empty()) {
-        guest_out.insert(*kind, guest::render(*kind, &sets, req.x_vga));
+        let text = guest::render(*kind, &sets, req.x_vga);
+        guest_out.insert(
+            *kind,
+            guest::with_phys_bits(*kind, text, facts.guest_phys_bits),
+        );
     }
     Ok(Plan {
         kernel_params: KernelParams {

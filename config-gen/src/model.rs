@@ -217,6 +217,11 @@ pub struct HostFacts {
     pub files: BTreeMap<String, String>,
     /// How the bootloader, its update command and the initramfs tool were chosen.
     pub detected: Vec<Detection>,
+    /// Functions whose BARs hold the firmware's boot framebuffer (`/proc/iomem`).
+    pub framebuffer_devices: Vec<Bdf>,
+    /// The guest physical address width to set: the IOMMU's address width, when it
+    /// is below the CPU's physical address bits (the host's `phys-bits` finding).
+    pub guest_phys_bits: Option<u8>,
 }
 
 /// Which devices to configure and how.

@@ -4,8 +4,8 @@ use passthru_config_gen::host::{
     self, KERNELSTUB_CONFIG, KERNEL_CMDLINE, MODPROBE_VFIO, MODULES_LOAD_VFIO,
 };
 use passthru_config_gen::{
-    block, generate, Bootloader, CpuVendor, DeviceFacts, GrubFlavor, HostFacts, Initramfs,
-    KernelVersion, Plan, Request,
+    block, generate, Bootloader, CpuVendor, DeviceFacts, GrubFlavor, GuestKind, HostFacts,
+    Initramfs, KernelVersion, Plan, Request,
 };
 use passthru_pci_ids::{Bdf, ClassCode};
 use std::collections::BTreeMap;
@@ -46,6 +46,8 @@ fn facts(cpu: CpuVendor, kernel: &str) -> HostFacts {
         grub_flavor: GrubFlavor::UpdateGrub,
         proxmox_boot_tool: false,
         initramfs: Some(Initramfs::InitramfsTools),
+        framebuffer_devices: Vec::new(),
+        guest_phys_bits: None,
         devices: vec![
             dev("0000:05:00.0", 0x10de, 0x1187, 0x030000, "nouveau", false),
             dev(
@@ -165,20 +167,67 @@ fn iommu_pt_is_optional() {
     assert!(generate(&f, &r).unwrap().kernel_params.add.is_empty());
 }
 
+/// The firmware framebuffer is kept off a requested boot display with the parameter
+/// that acts on the running kernel: `initcall_blacklist=sysfb_init` from 5.15
+/// (drivers/firmware/sysfb.c registers the framebuffer device there, for simpledrm
+/// too), `video=efifb:off video=vesafb:off` before; an unknown kernel gets both.
 #[test]
-fn efifb_off_only_when_a_requested_gpu_is_the_boot_display() {
-    let f = facts(CpuVendor::Amd, "6.8");
+fn framebuffer_params_follow_the_kernel_and_only_for_the_boot_display() {
+    let add = |kernel: &str, slot: &str| {
+        let mut f = facts(CpuVendor::Amd, "6.8");
+        f.kernel = KernelVersion::parse(kernel);
+        generate(&f, &req(&[slot])).unwrap().kernel_params.add
+    };
+    let fb = |v: &[String]| {
+        v.iter()
+            .filter(|t| t.starts_with("video=") || t.starts_with("initcall_blacklist="))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     // 0b:00.0 is boot_vga; requesting only 05:00 adds nothing.
-    assert!(!generate(&f, &req(&["05:00"]))
-        .unwrap()
-        .kernel_params
-        .add
-        .contains(&"video=efifb:off".to_string()));
-    assert!(generate(&f, &req(&["0b:00"]))
-        .unwrap()
-        .kernel_params
-        .add
-        .contains(&"video=efifb:off".to_string()));
+    assert!(fb(&add("6.8", "05:00")).is_empty());
+    assert_eq!(fb(&add("6.8", "0b:00")), ["initcall_blacklist=sysfb_init"]);
+    assert_eq!(
+        fb(&add("5.15.0", "0b:00")),
+        ["initcall_blacklist=sysfb_init"]
+    );
+    assert_eq!(
+        fb(&add("5.14.21", "0b:00")),
+        ["video=efifb:off", "video=vesafb:off"]
+    );
+    assert_eq!(
+        fb(&add("unknown", "0b:00")),
+        [
+            "initcall_blacklist=sysfb_init",
+            "video=efifb:off",
+            "video=vesafb:off"
+        ]
+    );
+    // A GPU that is not boot_vga but holds the framebuffer in a BAR (/proc/iomem).
+    let mut f = facts(CpuVendor::Amd, "6.8");
+    f.framebuffer_devices = vec!["0000:05:00.0".parse().unwrap()];
+    let a = generate(&f, &req(&["05:00"])).unwrap();
+    assert_eq!(fb(&a.kernel_params.add), ["initcall_blacklist=sysfb_init"]);
+    assert!(a
+        .param_reasons
+        .iter()
+        .any(|w| w.why.contains("holds the boot framebuffer in a BAR")));
+}
+
+/// With the IOMMU's address width below the CPU's, every guest format limits the
+/// guest's physical address bits (QEMU host-phys-bits-limit, libvirt maxphysaddr,
+/// Proxmox phys-bits); without, none does.
+#[test]
+fn guest_phys_bits_in_every_guest_format() {
+    let mut f = facts(CpuVendor::Amd, "6.8");
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    assert!(p.guest.values().all(|t| !t.contains("phys-bits")));
+    f.guest_phys_bits = Some(39);
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    let g = |k: GuestKind| p.guest.get(&k).unwrap().clone();
+    assert!(g(GuestKind::Proxmox).contains("\ncpu: host,phys-bits=39\n"));
+    assert!(g(GuestKind::Libvirt).contains("<maxphysaddr mode='passthrough' limit='39'/>"));
+    assert!(g(GuestKind::Qemu).contains("host-phys-bits=on,host-phys-bits-limit=39"));
 }
 
 #[test]

@@ -370,6 +370,10 @@ impl Fixture {
         for m in &self.modules {
             w.file(&format!("sys/module/{m}/initstate"), "live\n")?;
         }
+        // With KVM loaded, udev makes its node (a presence-only file here).
+        if self.modules.iter().any(|m| m == "kvm") {
+            w.file("dev/kvm", "")?;
+        }
         if self.modules.iter().any(|m| m == "vfio_pci") {
             w.dir("sys/module/vfio_pci/parameters")?;
             for (k, v) in &self.vfio_pci_params {

@@ -73,9 +73,11 @@ pub mod boot;
 mod error;
 pub mod facts;
 pub mod findings_device;
+mod findings_host;
 pub mod fixture;
 mod inventory;
 mod load;
+mod load_host;
 mod model;
 pub mod reset;
 pub mod snapshot;
@@ -87,6 +89,7 @@ pub mod verdict;
 pub use error::{Error, Result};
 pub use facts::ConfigFacts;
 pub use inventory::parse_modalias;
+pub use load_host::{DmarUnit, GraphicsNode, Holder, Holders, Iomem, IomemRange, Platform};
 pub use model::{
     BootSetup, CpuVendor, Device, Group, GroupId, Host, IommuState, Note, ReservedRegion, Resource,
     Stage, NOIOMMU_GROUP_NAME,

@@ -371,18 +371,18 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
 
     let iommu = iommu_state(&mut l, groups.values().any(|g| !g.noiommu));
 
-    let cpu_vendor = match l
+    let cpuinfo = match l
         .fs
         .read_bytes_bounded(Path::new("proc/cpuinfo"), BIG_TEXT_LIMIT, false)
     {
-        Ok(Some(b)) => cpu_vendor_of(&String::from_utf8_lossy(&b)),
-        Ok(None) => CpuVendor::Other,
+        Ok(b) => b.map(|b| String::from_utf8_lossy(&b).into_owned()),
         Err(e) => {
             let msg = error_chain(&e);
             l.note("proc/cpuinfo", msg);
-            CpuVendor::Other
+            None
         }
     };
+    let cpu_vendor = cpuinfo.as_deref().map_or(CpuVendor::Other, cpu_vendor_of);
     let kernel = l.trimmed(Path::new("proc/sys/kernel/osrelease"));
     let cmdline = l.trimmed(Path::new("proc/cmdline"));
     let modules = l.text(Path::new("proc/modules"), BIG_TEXT_LIMIT).map(|t| {
@@ -413,6 +413,13 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
         |s| s.parse().ok(),
     );
     let acpi_vfct = l.exists(Path::new("sys/firmware/acpi/tables/VFCT"));
+    let platform = crate::load_host::load_platform(
+        &mut l,
+        cpuinfo.as_deref(),
+        &devices,
+        &groups,
+        &iommu.units,
+    );
 
     let host = Host {
         stage: Stage::Full,
@@ -428,6 +435,7 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
         boot,
         chassis_type,
         acpi_vfct,
+        platform,
         notes: l.notes,
         snapshot,
     };
@@ -471,6 +479,7 @@ fn inventory_host(l: &mut Loader, devices: BTreeMap<Bdf, Device>) -> Host {
         boot: BootSetup::default(),
         chassis_type: None,
         acpi_vfct: false,
+        platform: Default::default(),
         notes: std::mem::take(&mut l.notes),
         snapshot: None,
     }

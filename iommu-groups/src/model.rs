@@ -360,6 +360,9 @@ pub struct Host {
     /// `sys/firmware/acpi/tables/VFCT` exists: the firmware carries an AMD GPU's
     /// video BIOS in ACPI (laptops, where the dGPU has no option ROM of its own).
     pub acpi_vfct: bool,
+    /// Host-wide facts of the host findings (interrupt remapping, KVM, address
+    /// widths, lockdown, framebuffers, device holders); empty at the inventory stage.
+    pub platform: crate::load_host::Platform,
     /// What could not be read (absent facts), in reading order.
     pub notes: Vec<Note>,
     /// How the tree was taken, when it is a snapshot that says so.

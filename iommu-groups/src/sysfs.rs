@@ -92,6 +92,17 @@ pub(crate) struct Trace {
     pub seen: BTreeMap<PathBuf, Kind>,
 }
 
+/// How a path is in a [`Trace`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Traced {
+    /// Listed or looked at, not read.
+    Seen,
+    /// A symbolic link (read, or met in a listing).
+    Link,
+    /// A regular file read.
+    File,
+}
+
 /// A root directory (`/` live, a snapshot or a fixture tree) read confined, with
 /// an optional recorder.
 #[derive(Debug)]
@@ -290,6 +301,17 @@ impl Root {
             return;
         };
         t.borrow_mut().files.insert(p, bytes.to_vec());
+    }
+
+    /// Drop from the trace every path `keep` refuses (a scan whose entries the
+    /// model does not keep: a snapshot then copies only what it kept). `keep` is
+    /// told how the path is in the trace.
+    pub(crate) fn retain_trace(&self, keep: impl Fn(&Path, Traced) -> bool) {
+        let Some(t) = &self.trace else { return };
+        let mut t = t.borrow_mut();
+        t.links.retain(|p, _| keep(p, Traced::Link));
+        t.files.retain(|p, _| keep(p, Traced::File));
+        t.seen.retain(|p, _| keep(p, Traced::Seen));
     }
 
     pub(crate) fn take_trace(&self) -> Option<Trace> {

@@ -11,6 +11,8 @@ use passthru_pci_ids::{Bdf, VendorId};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
+pub use crate::findings_host::{framebuffer_params, kernel_version};
+
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -75,6 +77,21 @@ pub enum Code {
     MsixRelocation,
     /// A GPU without display outputs (3D controller, laptop dGPU).
     NoDisplayOutput,
+    // Host-wide findings (findings_host.rs).
+    /// Interrupt remapping is off: vfio_iommu_type1 refuses devices.
+    NoIntremap,
+    /// KVM is not usable.
+    NoKvm,
+    /// The host is itself a virtual machine.
+    InVm,
+    /// Kernel lockdown / Secure Boot is on.
+    Lockdown,
+    /// The IOMMU's address width is below the CPU's physical address bits.
+    PhysBits,
+    /// A boot framebuffer lies in one of the device's BARs.
+    Framebuffer,
+    /// A host process holds the device open.
+    DeviceBusy,
 }
 
 impl Code {
@@ -98,6 +115,13 @@ impl Code {
             Code::BarWindow => "bar-window",
             Code::MsixRelocation => "msix-relocation",
             Code::NoDisplayOutput => "no-display-output",
+            Code::NoIntremap => "no-intremap",
+            Code::NoKvm => "no-kvm",
+            Code::InVm => "in-vm",
+            Code::Lockdown => "lockdown",
+            Code::PhysBits => "phys-bits",
+            Code::Framebuffer => "framebuffer",
+            Code::DeviceBusy => "device-busy",
         }
     }
 }
@@ -198,16 +222,20 @@ pub fn host_summary(host: &Host) -> HostSummary {
         cpu_vendor: host.cpu_vendor,
         kernel: host.kernel.clone(),
         cmdline: host.cmdline.clone(),
-        findings: if host.iommu.active() {
-            Vec::new()
-        } else {
-            let (message, evidence) = iommu_off(host);
-            vec![Finding {
-                code: Code::IommuOff,
-                severity: Severity::Fail,
-                message,
-                evidence,
-            }]
+        findings: {
+            let mut f = if host.iommu.active() {
+                Vec::new()
+            } else {
+                let (message, evidence) = iommu_off(host);
+                vec![Finding {
+                    code: Code::IommuOff,
+                    severity: Severity::Fail,
+                    message,
+                    evidence,
+                }]
+            };
+            f.extend(crate::findings_host::host_findings(host));
+            f
         },
     }
 }
@@ -388,22 +416,12 @@ fn check_device_with<'h>(
 
     // boot-vga
     if d.boot_vga == Some(true) {
-        let efifb = cmdline_has(host, "video=efifb:off");
         let mut msg = String::from(
             "this GPU is the boot display: the host console and the EFI/simple framebuffer hold \
              it, and the guest may get a half-initialised card. Best: give the host another GPU \
-             (or the iGPU) and make it primary in the firmware setup.",
+             (or the iGPU) and make it primary in the firmware setup. ",
         );
-        match efifb {
-            Some(_) => msg.push_str(
-                " `video=efifb:off` is already on the command line; on kernels with simpledrm/sysfb \
-                 (5.15+) the framebuffer may still be claimed: `initcall_blacklist=sysfb_init` stops that.",
-            ),
-            None => msg.push_str(
-                " Otherwise add `video=efifb:off` (and on 5.15+ kernels `initcall_blacklist=sysfb_init`) \
-                 to the kernel command line.",
-            ),
-        }
+        msg.push_str(&crate::findings_host::boot_vga_framebuffer_advice(host));
         add(
             Code::BootVga,
             Severity::Warn,
@@ -414,6 +432,7 @@ fn check_device_with<'h>(
 
     // acs-missing: every downstream port on the path (libvirt's walk)
     acs_missing(host, d, &mut add);
+    crate::findings_host::device_findings(host, d, &mut add);
 
     crate::findings_device::device_findings(host, d, request, &ra, &mut add);
 
@@ -578,6 +597,10 @@ fn iommu_off_advice(host: &Host, mut ev: Vec<String>) -> (String, Vec<String>) {
                 .to_string()
         }
     };
+    let Some(msg) = crate::findings_host::nested_iommu_advice(host) else {
+        return (msg, ev);
+    };
+    ev.push("proc/cpuinfo: flags has hypervisor".into());
     (msg, ev)
 }
 

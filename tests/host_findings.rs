@@ -1,0 +1,416 @@
+//! The host findings (`no-intremap`, `no-kvm`, `in-vm`, `lockdown`, `phys-bits`,
+//! `framebuffer`, `device-busy`) on fixture roots built from the committed
+//! `tests/fixtures/vm-intel-vga-audio` (a QEMU q35 guest with an Intel vIOMMU, a
+//! bochs VGA at 01:00.0 and HDMI-style audio at 01:00.1) with one fact changed as
+//! Linux shows it. Each case has a negative twin with the healthy fact. Golden
+//! check JSON: tests/golden/host-findings/CASE.check.json (`PASSTHRU_BLESS=1`).
+//! Every case root is also snapshotted and must replay `check` byte for byte.
+
+#[path = "cli_list_check_support/mod.rs"]
+mod cli_common;
+
+use cli_common::*;
+use std::path::{Path, PathBuf};
+
+const BASE: &str = "tests/fixtures/vm-intel-vga-audio";
+const ARGS: [&str; 4] = ["check", "--json", "0000:01:00.0", "0000:01:00.1"];
+
+/// A change to the base root.
+enum Op {
+    /// Write a file (parents created).
+    File(&'static str, Vec<u8>),
+    /// Make a symbolic link.
+    Link(&'static str, &'static str),
+    /// Replace every occurrence of a text in a file.
+    Edit(&'static str, &'static str, &'static str),
+}
+
+use Op::*;
+
+fn text(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+/// `/proc/interrupts` (kernel/irq/proc.c): a header of CPU columns, then per interrupt
+/// the counts, the chip name, the hardware irq with its trigger, and the actions.
+/// With remapping the MSI and IO-APIC chips carry `IR-`
+/// (drivers/iommu/intel/irq_remapping.c names them so).
+fn interrupts(ir: bool) -> Vec<u8> {
+    let p = if ir { "IR-" } else { "" };
+    text(&format!(
+        "           CPU0       CPU1       \n\
+         \x20 1:          0          9  {p}IO-APIC    1-edge      i8042\n\
+         \x20 8:          0          0  {p}IO-APIC    8-edge      rtc0\n\
+         \x20 9:          0          0  {p}IO-APIC    9-fasteoi   acpi\n\
+         \x2024:          0         27  {p}PCI-MSIX-0000:00:1f.2    0-edge      ahci[0000:00:1f.2]\n\
+         \x2025:        312          0  {p}PCI-MSI-0000:01:00.1    0-edge      snd_hda_intel:card0\n\
+         NMI:          0          0   Non-maskable interrupts\n"
+    ))
+}
+
+/// VT-d registers as drivers/iommu/intel/iommu.c prints them (`%llx`). `cap`
+/// d2008c40660462 is a Skylake client's (MGAW field 0x26: 39 bits); `ecap` f050da
+/// has bit 3 (interrupt remapping) set, f050d2 has it clear.
+const CAP_39: &str = "d2008c40660462\n";
+const CAP_48: &str = "d2008c406f0462\n";
+const ECAP_IR: &str = "f050da\n";
+const ECAP_NO_IR: &str = "f050d2\n";
+
+/// The SecureBoot efivarfs file: 4 attribute bytes (NV|BS|RT = 6), then the value.
+fn secure_boot(on: bool) -> Vec<u8> {
+    vec![6, 0, 0, 0, u8::from(on)]
+}
+
+/// `/proc/iomem` (kernel/resource.c, `%0*llx-%0*llx : %s`, children indented by two),
+/// the bochs VGA's BAR 0 at fd000000-fdffffff as its `resource` file says.
+fn iomem(fb_start: &str, fb_end: &str, zero: bool) -> Vec<u8> {
+    let s = format!(
+        "00000000-00000fff : Reserved\n\
+         00001000-0009fbff : System RAM\n\
+         80000000-afffffff : PCI Bus 0000:00\n\
+         \x20 {fb_start}-{fb_end} : BOOTFB\n\
+         fd000000-fdffffff : PCI Bus 0000:01\n\
+         \x20 fd000000-fdffffff : 0000:01:00.0\n"
+    );
+    let s = if zero {
+        // What a reader without CAP_SYS_ADMIN sees: every address zero.
+        s.lines()
+            .map(|l| {
+                let (range, name) = l.split_once(" : ").unwrap();
+                let indent = &range[..range.len() - range.trim_start().len()];
+                format!("{indent}00000000-00000000 : {name}\n")
+            })
+            .collect()
+    } else {
+        s
+    };
+    text(&s)
+}
+
+fn cases() -> Vec<(&'static str, Vec<Op>)> {
+    let kvm = || {
+        vec![
+            Edit(
+                "proc/modules",
+                "e1000e ",
+                "kvm_amd 200704 0 - Live 0x0\nkvm 1388544 1 kvm_amd, Live 0x0\ne1000e ",
+            ),
+            File("dev/kvm", vec![]),
+        ]
+    };
+    vec![
+        (
+            "no-intremap",
+            vec![
+                File("proc/interrupts", interrupts(false)),
+                File(
+                    "sys/devices/virtual/iommu/dmar0/intel-iommu/ecap",
+                    text(ECAP_NO_IR),
+                ),
+                File(
+                    "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts",
+                    text("N\n"),
+                ),
+            ],
+        ),
+        (
+            "no-intremap-unsafe",
+            vec![
+                File("proc/interrupts", interrupts(false)),
+                File(
+                    "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts",
+                    text("Y\n"),
+                ),
+            ],
+        ),
+        (
+            "no-intremap-cmdline",
+            vec![
+                Edit(
+                    "proc/cmdline",
+                    "intel_iommu=on",
+                    "intel_iommu=on intremap=off",
+                ),
+                File("proc/interrupts", interrupts(false)),
+            ],
+        ),
+        (
+            "intremap-ok",
+            vec![
+                File("proc/interrupts", interrupts(true)),
+                File(
+                    "sys/devices/virtual/iommu/dmar0/intel-iommu/ecap",
+                    text(ECAP_IR),
+                ),
+                File(
+                    "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts",
+                    text("N\n"),
+                ),
+            ],
+        ),
+        // The base has neither kvm loaded nor /dev/kvm (a TCG guest): no-kvm.
+        ("no-kvm", vec![]),
+        ("kvm-ok", kvm()),
+        // The base's flags have `hypervisor`: in-vm; without it, none.
+        ("in-vm-no", vec![Edit("proc/cpuinfo", " hypervisor", "")]),
+        (
+            "lockdown",
+            vec![
+                File(
+                    "sys/kernel/security/lockdown",
+                    text("none [integrity] confidentiality\n"),
+                ),
+                File(
+                    "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+                    secure_boot(true),
+                ),
+            ],
+        ),
+        (
+            "lockdown-no",
+            vec![
+                File(
+                    "sys/kernel/security/lockdown",
+                    text("[none] integrity confidentiality\n"),
+                ),
+                File(
+                    "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+                    secure_boot(false),
+                ),
+            ],
+        ),
+        (
+            "phys-bits",
+            vec![
+                File(
+                    "sys/devices/virtual/iommu/dmar0/intel-iommu/cap",
+                    text(CAP_39),
+                ),
+                Edit("proc/cpuinfo", "40 bits physical", "46 bits physical"),
+            ],
+        ),
+        (
+            "phys-bits-no",
+            vec![
+                File(
+                    "sys/devices/virtual/iommu/dmar0/intel-iommu/cap",
+                    text(CAP_48),
+                ),
+                Edit("proc/cpuinfo", "40 bits physical", "46 bits physical"),
+            ],
+        ),
+        (
+            "framebuffer",
+            vec![
+                File("proc/iomem", iomem("fd000000", "fd2fffff", false)),
+                File(
+                    "sys/bus/platform/devices/simple-framebuffer.0/uevent",
+                    vec![],
+                ),
+            ],
+        ),
+        (
+            "framebuffer-no",
+            vec![File("proc/iomem", iomem("80000000", "802fffff", false))],
+        ),
+        (
+            "framebuffer-nonroot",
+            vec![File("proc/iomem", iomem("fd000000", "fd2fffff", true))],
+        ),
+        (
+            "device-busy",
+            vec![
+                Link(
+                    "sys/class/drm/card0/device",
+                    "../../../devices/pci0000:00/0000:00:02.0/0000:01:00.0",
+                ),
+                File("proc/4242/comm", text("Xorg\n")),
+                Link("proc/4242/fd/0", "/dev/null"),
+                Link("proc/4242/fd/14", "/dev/dri/card0"),
+                File("proc/77/comm", text("sshd\n")),
+                Link("proc/77/fd/3", "socket:[12345]"),
+            ],
+        ),
+        (
+            "device-busy-no",
+            vec![
+                Link(
+                    "sys/class/drm/card0/device",
+                    "../../../devices/platform/simple-framebuffer.0",
+                ),
+                File("proc/4242/comm", text("Xorg\n")),
+                Link("proc/4242/fd/14", "/dev/dri/card0"),
+            ],
+        ),
+    ]
+}
+
+fn build(ops: &[Op], dir: &Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(repo().join(BASE))
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for op in ops {
+        match op {
+            File(p, bytes) => {
+                let p = dir.join(p);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, bytes).unwrap();
+            }
+            Link(p, target) => {
+                let p = dir.join(p);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::os::unix::fs::symlink(target, p).unwrap();
+            }
+            Edit(p, from, to) => {
+                let p = dir.join(p);
+                let t = std::fs::read_to_string(&p).unwrap();
+                assert!(t.contains(from), "{} lacks {from:?}", p.display());
+                std::fs::write(p, t.replace(from, to)).unwrap();
+            }
+        }
+    }
+}
+
+fn golden(case: &str) -> PathBuf {
+    repo()
+        .join("tests/golden/host-findings")
+        .join(format!("{case}.check.json"))
+}
+
+/// The codes of every finding, host and device.
+fn codes(v: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut push = |f: &serde_json::Value| {
+        for x in f.as_array().unwrap() {
+            out.push(x["code"].as_str().unwrap().to_string());
+        }
+    };
+    push(&v["host"]["findings"]);
+    for d in v["devices"].as_array().unwrap() {
+        push(&d["findings"]);
+    }
+    out
+}
+
+/// What each case must and must not show (derived from the fact it changes).
+fn expect(case: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match case {
+        "no-intremap" | "no-intremap-cmdline" | "no-intremap-unsafe" => (&["no-intremap"], &[]),
+        "intremap-ok" => (&[], &["no-intremap"]),
+        "no-kvm" => (&["no-kvm", "in-vm"], &[]),
+        "kvm-ok" => (&[], &["no-kvm"]),
+        "in-vm-no" => (&[], &["in-vm"]),
+        "lockdown" => (&["lockdown"], &[]),
+        "lockdown-no" => (&[], &["lockdown"]),
+        "phys-bits" => (&["phys-bits"], &[]),
+        "phys-bits-no" => (&[], &["phys-bits"]),
+        "framebuffer" | "framebuffer-nonroot" => (&["framebuffer"], &[]),
+        "framebuffer-no" => (&[], &["framebuffer"]),
+        "device-busy" => (&["device-busy"], &[]),
+        "device-busy-no" => (&[], &["device-busy"]),
+        _ => panic!("no expectation for {case}"),
+    }
+}
+
+#[test]
+fn each_host_finding_and_its_negative_twin() {
+    for (case, ops) in cases() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        build(&ops, &root);
+        let o = passthru(&root, &ARGS);
+        assert!(o.code <= 2, "{case}: {}", o.stderr);
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        let got = codes(&v);
+        let (want, not) = expect(case);
+        for w in want {
+            assert!(got.iter().any(|g| g == w), "{case}: {w} missing in {got:?}");
+        }
+        for n in not {
+            assert!(
+                !got.iter().any(|g| g == n),
+                "{case}: {n} present in {got:?}"
+            );
+        }
+        let pretty = serde_json::to_string_pretty(&v).unwrap() + "\n";
+        if bless() {
+            std::fs::create_dir_all(golden(case).parent().unwrap()).unwrap();
+            std::fs::write(golden(case), &pretty).unwrap();
+        } else {
+            let want: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(golden(case)).unwrap()).unwrap();
+            assert_eq!(
+                want, v,
+                "{case}: differs from its golden (bless after review)"
+            );
+        }
+        // The snapshot of the case root replays the same check.
+        let snap = tmp.path().join("snap");
+        let s = passthru(&root, &["snapshot", snap.to_str().unwrap()]);
+        assert_eq!(s.code, 0, "{case} snapshot: {}", s.stderr);
+        let r = passthru(&snap, &ARGS);
+        assert_eq!(
+            r.stdout, o.stdout,
+            "{case}: the snapshot replays differently"
+        );
+    }
+}
+
+/// A snapshot keeps only the holders the model keeps: the other processes, and the
+/// holder's other open files, are not copied.
+#[test]
+fn snapshot_keeps_only_the_holders() {
+    let (_, ops) = cases()
+        .into_iter()
+        .find(|(c, _)| *c == "device-busy")
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    build(&ops, &root);
+    let snap = tmp.path().join("snap");
+    let s = passthru(&root, &["snapshot", snap.to_str().unwrap()]);
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    assert_eq!(
+        std::fs::read_link(snap.join("proc/4242/fd/14")).unwrap(),
+        Path::new("/dev/dri/card0")
+    );
+    assert!(!snap.join("proc/4242/fd/0").exists());
+    assert!(std::fs::symlink_metadata(snap.join("proc/4242/fd/0")).is_err());
+    assert!(std::fs::symlink_metadata(snap.join("proc/77")).is_err());
+    assert_eq!(
+        std::fs::read_to_string(snap.join("proc/4242/comm")).unwrap(),
+        "Xorg\n"
+    );
+}
+
+/// /proc/interrupts and /proc/iomem are big: a snapshot keeps only the lines the
+/// model uses (the header and one line per interrupt chip; the first line and the
+/// framebuffers).
+#[test]
+fn snapshot_keeps_only_the_needed_lines() {
+    let ops = vec![
+        File("proc/interrupts", interrupts(true)),
+        File("proc/iomem", iomem("fd000000", "fd2fffff", false)),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    build(&ops, &root);
+    let snap = tmp.path().join("snap");
+    assert_eq!(
+        passthru(&root, &["snapshot", snap.to_str().unwrap()]).code,
+        0
+    );
+    let irq = std::fs::read_to_string(snap.join("proc/interrupts")).unwrap();
+    // Header, IR-IO-APIC, IR-PCI-MSIX, IR-PCI-MSI: 4 of the 7 lines.
+    assert_eq!(irq.lines().count(), 4, "{irq}");
+    assert!(irq.contains("IR-PCI-MSIX-0000:00:1f.2") && !irq.contains("rtc0"));
+    let mem = std::fs::read_to_string(snap.join("proc/iomem")).unwrap();
+    assert!(
+        mem.contains("BOOTFB") && !mem.contains("System RAM"),
+        "{mem}"
+    );
+}
