@@ -1,11 +1,11 @@
-//! `passthru config` end to end: golden files for the DOMAIN.md user's scenario and for
+//! `passthru config` end to end: golden files for the scenario in docs/rules.md and for
 //! Intel/Arch and Fedora variants, apply / idempotence / rollback on disk, usage errors.
 //!
 //! Each scenario's starting `/etc` (and tool markers under `usr/`) lives in
 //! `tests/golden/config/<name>/before/`; the sysfs and procfs facts are built below.
 //! Expected outputs: `dry-run.txt`, `plan.json` and `after/` (the files after `--apply`).
 //! Regenerate with `PASSTHRU_BLESS=1 cargo test --test cli_config`, then review every
-//! changed line against DOMAIN.md.
+//! changed line against docs/rules.md.
 
 use passthru_iommu_groups::fixture::{self, Fixture, FixtureDevice, IommuKind};
 use passthru_iommu_groups::CpuVendor;
@@ -24,7 +24,7 @@ fn bdf(s: &str) -> Bdf {
     s.parse().unwrap()
 }
 
-/// DOMAIN.md "The user's story": `iommu-groups`' fixture of it (Ryzen 7 3700X, Proxmox
+/// docs/rules.md "The user's story": `iommu-groups`' fixture of it (Ryzen 7 3700X, Proxmox
 /// 6.8 kernel, GTX 760 + Fury with their HDMI audio, amdgpu holding Fiji, the user's
 /// hand-made grub, blacklist, vfio.conf and /etc/modules), plus Debian's
 /// initramfs-tools module list and the Proxmox tool markers from `before/`.
@@ -102,7 +102,7 @@ fn fedora_dracut() -> Scenario {
     }
 }
 
-/// The DOMAIN.md host installed on ZFS: systemd-boot through proxmox-boot-tool, the
+/// The scenario host (docs/rules.md) installed on ZFS: systemd-boot through proxmox-boot-tool, the
 /// command line in /etc/kernel/cmdline (`before/`), the user's `amd_iommu=on` removed on
 /// request, the Fiji card alone, Proxmox guest lines only.
 fn proxmox_systemd_boot() -> Scenario {
@@ -548,7 +548,7 @@ fn usage_errors_exit_2_with_a_clear_message() {
 
 #[test]
 fn x_vga_drops_disable_vga_and_flags_the_users_line() {
-    // DOMAIN.md: disable_vga=1 with x-vga=1 is contradictory.
+    // docs/rules.md: disable_vga=1 with x-vga=1 is contradictory.
     let s = proxmox_amd();
     let root = build_root(&s);
     let (code, out, err) = passthru(
@@ -601,7 +601,7 @@ fn verdicts_are_carried_verbatim() {
             }
         }
     }
-    // DOMAIN.md: the Fiji reset bug is among them.
+    // docs/rules.md: the Fiji reset bug is among them.
     assert!(
         n > 0
             && carried

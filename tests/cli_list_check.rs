@@ -1,5 +1,5 @@
 //! `passthru list`, `check` and `snapshot` on the committed fixture roots:
-//! golden JSON (regenerated with `PASSTHRU_BLESS=1`, reviewed against DOMAIN.md's
+//! golden JSON (regenerated with `PASSTHRU_BLESS=1`, reviewed against docs/rules.md's
 //! rules), exit statuses, human output and colour.
 
 #[path = "cli_list_check_support/mod.rs"]

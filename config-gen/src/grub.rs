@@ -802,7 +802,7 @@ mod tests {
 
     #[test]
     fn removes_user_token_keeping_everything_else() {
-        // DOMAIN.md: amd_iommu=on is not a documented value; removed only on request.
+        // docs/rules.md: amd_iommu=on is not a documented value; removed only on request.
         let t = "# my settings\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet amd_iommu=on pcie_acs_override=downstream,multifunction video=efifb:off\" # hand-made\n";
         assert_eq!(
             merge(t, &[], &["amd_iommu=on"]),

@@ -3,7 +3,7 @@
 //!
 //! Every function of a set's slot goes to one guest slot, function numbers kept,
 //! function 0 marked multifunction, so the guest sees the GPU and its audio as one
-//! device, as on the host. Proxmox rules (DOMAIN.md): `hostpciN: <slot>` without a
+//! device, as on the host. Proxmox rules (docs/rules.md): `hostpciN: <slot>` without a
 //! function passes all functions; `pcie=1` needs `machine: q35`; GPU guests use
 //! `bios: ovmf` (with an `efidisk0`) and `cpu: host`.
 
@@ -369,7 +369,7 @@ pub fn code43(d: &DeviceFacts) -> bool {
 
 /// Existing Proxmox VMs (`/etc/pve/qemu-server/*.conf`) that pass a requested slot with
 /// `x-vga=1`. Returns whether one of them needs vfio-pci's VGA region (a SeaBIOS guest:
-/// then `disable_vga=1` must go) and a warning per such line. DOMAIN.md: with OVMF
+/// then `disable_vga=1` must go) and a warning per such line. docs/rules.md: with OVMF
 /// Proxmox does not give QEMU `x-vga=on`, so there the two do not collide.
 pub fn proxmox_x_vga(facts: &HostFacts, slots: &[Slot]) -> (bool, Vec<Warning>) {
     let mut needs_vga = false;

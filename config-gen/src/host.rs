@@ -1,7 +1,7 @@
 //! Host configuration: kernel command line (GRUB, systemd-boot/Proxmox, kernelstub),
 //! modprobe.d, module loading and the initramfs.
 //!
-//! Rules (DOMAIN.md, "The user's story" and the kernel's documentation):
+//! Rules (docs/rules.md, "The user's story" and the kernel's documentation):
 //! - Intel: `intel_iommu=on` only where the kernel does not turn VT-d on by itself.
 //!   Mainline's `CONFIG_INTEL_IOMMU_DEFAULT_ON` is `default y` (drivers/iommu/intel/Kconfig,
 //!   help: "If this option is not selected, DMAR support can be enabled by passing
@@ -723,7 +723,7 @@ pub fn plan(
             }
         }
     }
-    // Partial blacklists (DOMAIN.md: blacklisting only radeon leaves amdgpu free to grab Fiji).
+    // Partial blacklists (docs/rules.md: blacklisting only radeon leaves amdgpu free to grab Fiji).
     let blacklisted: BTreeSet<String> = facts
         .files
         .iter()

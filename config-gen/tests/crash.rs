@@ -215,7 +215,7 @@ fn kill_between_any_two_writes_leaves_old_or_new() {
 
 // ---- a whole `config --apply` on a host the user configured by hand ----------------------
 //
-// The root is a copy of tests/fixtures/scenario-amd (the DOMAIN.md host: GTX 760 at
+// The root is a copy of tests/fixtures/scenario-amd (the scenario host (docs/rules.md): GTX 760 at
 // 05:00 and Fury at 0b:00, both bound to vfio-pci by the user's own
 // `options vfio-pci ids=` line), with more of the user's hand edits: comments and a
 // softdep in vfio.conf, a grub with its own settings, /etc/modules, an initramfs-tools

@@ -26,7 +26,7 @@ fn dev(bdf: &str, vendor: u16, device: u16, class: u32) -> DeviceFacts {
     }
 }
 
-/// DOMAIN.md's two GPUs, each with its HDMI audio, one set each; plus a set of two slots.
+/// docs/rules.md's two GPUs, each with its HDMI audio, one set each; plus a set of two slots.
 fn devices() -> Vec<DeviceFacts> {
     vec![
         dev("0000:05:00.0", 0x10de, 0x1187, 0x030000),

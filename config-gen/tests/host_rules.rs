@@ -1,4 +1,4 @@
-//! The DOMAIN.md rules for host configuration, one test each, on the pure generator.
+//! The docs/rules.md rules for host configuration, one test each, on the pure generator.
 
 use passthru_config_gen::host::{
     self, KERNELSTUB_CONFIG, KERNEL_CMDLINE, MODPROBE_VFIO, MODULES_LOAD_VFIO,
@@ -501,7 +501,7 @@ fn requests_are_checked() {
 
 #[test]
 fn existing_proxmox_vm_with_x_vga_on_seabios_drops_disable_vga() {
-    // DOMAIN.md: disable_vga=1 with x-vga=1 is contradictory; with OVMF Proxmox does not
+    // docs/rules.md: disable_vga=1 with x-vga=1 is contradictory; with OVMF Proxmox does not
     // give QEMU x-vga=on.
     let mut f = facts(CpuVendor::Amd, "6.8.12-4-pve");
     f.files.insert(
@@ -728,7 +728,7 @@ mod merge_over_runs {
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 
-    /// Three GPUs with their HDMI audio (ids from the DOMAIN.md host plus an RX 6800 XT).
+    /// Three GPUs with their HDMI audio (ids from the scenario host (docs/rules.md) plus an RX 6800 XT).
     const DEVICES: &[(&str, u16, u16, u32, &str)] = &[
         ("0000:05:00.0", 0x10de, 0x1187, 0x030000, "nouveau"),
         ("0000:05:00.1", 0x10de, 0x0e0a, 0x040300, "snd_hda_intel"),

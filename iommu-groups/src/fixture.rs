@@ -590,12 +590,12 @@ fn bdf(s: &str) -> Bdf {
         .unwrap_or_else(|e| panic!("fixture address {s:?}: {e}"))
 }
 
-/// The user's scenario from DOMAIN.md: a Proxmox VE 8 host (Ryzen 7 3700X on an
+/// The user's scenario from docs/rules.md: a Proxmox VE 8 host (Ryzen 7 3700X on an
 /// X570 board, AMD-Vi on) with a GTX 760 (10de:1187 + HDMI audio 10de:0e0a at
 /// 05:00, behind the chipset switch) and an R9 Fury/Nano (Fiji 1002:7300 + audio
 /// 1002:aae8 at 0b:00, on a CPU root port), and the user's hand-made `/etc` files.
 ///
-/// Hand-built, not captured. The choices, each following DOMAIN.md:
+/// Hand-built, not captured. The choices, each following docs/rules.md:
 /// - GK104 and Fiji have no FLR (DevCap FLReset-); the GK104 functions set PM
 ///   No_Soft_Reset; Fiji's VGA function is NO_PM_RESET by the kernel's ATI quirk;
 ///   the Fiji audio function has a usable PM reset.

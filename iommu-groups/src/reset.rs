@@ -1,7 +1,7 @@
 //! Reset analysis: which reset methods the kernel would use for a device,
 //! recomputed from the topology and config space (not trusted from the
 //! enumeration-time `reset_method`), following drivers/pci/pci.c and quirks.c
-//! as summarized in DOMAIN.md ("Reset: the kernel's rules").
+//! as summarized in docs/rules.md ("Reset: the kernel's rules").
 
 use crate::model::ser;
 use crate::model::{Device, GroupId, Host};

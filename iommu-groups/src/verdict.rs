@@ -512,7 +512,7 @@ fn iommu_off(host: &Host) -> (String, Vec<String>) {
     if noiommu.is_empty() {
         return (msg, ev);
     }
-    // DOMAIN.md: VFIO's no-IOMMU mode lets userspace drive a device with no DMA
+    // docs/rules.md: VFIO's no-IOMMU mode lets userspace drive a device with no DMA
     // isolation (the kernel taints itself); it is no substitute for an IOMMU.
     let mut advice = msg.chars();
     let advice = advice

@@ -31,7 +31,7 @@ fn b(s: &str) -> Bdf {
     s.parse().unwrap()
 }
 
-/// DOMAIN.md "Reset: the kernel's rules": the recomputed methods are non-empty
+/// docs/rules.md "Reset: the kernel's rules": the recomputed methods are non-empty
 /// exactly when the kernel's VFIO_DEVICE_GET_INFO set the RESET flag.
 #[test]
 fn recomputed_reset_matches_vfio_reset_flag() {
@@ -56,7 +56,7 @@ fn recomputed_reset_matches_vfio_reset_flag() {
     assert!(compared >= 18, "only {compared} devices compared");
 }
 
-/// DOMAIN.md: "reset_method is probed ... before its sibling functions exist":
+/// docs/rules.md: "reset_method is probed ... before its sibling functions exist":
 /// 06:00.0 (e1000e, function 0 of a two-function device) lists `bus`, but a bus
 /// reset needs the device alone on its bus.
 #[test]
@@ -75,7 +75,7 @@ fn stale_reset_method_bus_is_not_trusted_on_multifunction() {
     }
 }
 
-/// DOMAIN.md: bus reset only when alone on the bus, not on a root bus, with a
+/// docs/rules.md: bus reset only when alone on the bus, not on a root bus, with a
 /// parent bridge: the edu at 09:00.0 alone behind a switch downstream port gets
 /// `bus` (kernel RESET=1), the edu on the root bus (00:08.0) gets nothing.
 #[test]
@@ -194,7 +194,7 @@ fn acs_missing_on_switch_downstream_port_not_root_port() {
     }
 }
 
-/// DOMAIN.md grouping: "the AMD IOMMU's own PCI function has no group"; group
+/// docs/rules.md grouping: "the AMD IOMMU's own PCI function has no group"; group
 /// types follow iommu=pt (identity) or not (DMA).
 #[test]
 fn groups_and_types_as_the_kernel_made_them() {
@@ -216,7 +216,7 @@ fn groups_and_types_as_the_kernel_made_them() {
     assert_eq!(chain, &vec![b("00:07.0"), b("07:00.0"), b("08:00.0")]);
 }
 
-/// VFIO hot reset (DOMAIN.md: "when one owner holds every affected group"): the
+/// VFIO hot reset (docs/rules.md: "when one owner holds every affected group"): the
 /// kernel hot-reset 05:01.0 behind the PCIe-to-PCI bridge together with 05:02.0.
 /// With both requested, no-reset is a warning; with one, a failure.
 #[test]
@@ -240,7 +240,7 @@ fn bridge_hot_reset_is_a_warning_only_when_every_affected_device_is_requested() 
     }
 }
 
-/// A group is the unit of assignment (DOMAIN.md): on a real 6.12 guest's tree
+/// A group is the unit of assignment (docs/rules.md): on a real 6.12 guest's tree
 /// (VGA at 01:00.0 and HD audio at 01:00.1 in one group), the audio function
 /// asked for alone fails `group-shared`, and the advice is the slot form rather
 /// than moving the card; asked for as the slot, the group rule passes.

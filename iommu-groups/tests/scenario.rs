@@ -1,4 +1,4 @@
-//! The user's scenario from DOMAIN.md (Ryzen 7 3700X Proxmox host, GTX 760 at
+//! The user's scenario from docs/rules.md (Ryzen 7 3700X Proxmox host, GTX 760 at
 //! 05:00, Fiji at 0b:00, the hand-made /etc files): what the verdicts must say.
 
 mod common;
@@ -99,7 +99,7 @@ fn default_check_is_display_devices_with_companions() {
     }
 }
 
-/// DOMAIN.md bus reset: "a GPU with its HDMI audio function never gets `bus`";
+/// docs/rules.md bus reset: "a GPU with its HDMI audio function never gets `bus`";
 /// the enumeration-time `reset_method` listing `bus` is stale.
 #[test]
 fn gpu_with_audio_function_never_gets_bus_reset() {
@@ -115,7 +115,7 @@ fn gpu_with_audio_function_never_gets_bus_reset() {
     }
 }
 
-/// DOMAIN.md NO_PM_RESET: every ATI/AMD VGA device off the root bus; Fiji's audio
+/// docs/rules.md NO_PM_RESET: every ATI/AMD VGA device off the root bus; Fiji's audio
 /// function (class 0403) keeps its PM reset.
 #[test]
 fn no_pm_reset_quirk_for_amd_vga_only() {
@@ -129,7 +129,7 @@ fn no_pm_reset_quirk_for_amd_vga_only() {
     assert_eq!(audio.methods, vec![ResetMethod::Pm]);
 }
 
-/// DOMAIN.md pm: PMCSR No_Soft_Reset set means no PM reset (the GK104 functions).
+/// docs/rules.md pm: PMCSR No_Soft_Reset set means no PM reset (the GK104 functions).
 #[test]
 fn pm_reset_needs_no_soft_reset_clear() {
     let (_d, h) = host();
@@ -140,7 +140,7 @@ fn pm_reset_needs_no_soft_reset_clear() {
         .any(|r| r.method == ResetMethod::Pm && r.why.contains("No_Soft_Reset")));
 }
 
-/// DOMAIN.md NO_FLR quirk: AMD 149c (Matisse USB) advertises FLR, the kernel
+/// docs/rules.md NO_FLR quirk: AMD 149c (Matisse USB) advertises FLR, the kernel
 /// disables it; PM and bus remain.
 #[test]
 fn no_flr_quirk_for_matisse_usb() {
@@ -170,7 +170,7 @@ fn whole_slot_hot_reset_needs_every_function_in_the_request() {
     assert_eq!(alone.devices[0].verdict, Verdict::Fail);
 }
 
-/// Issue `reset-bug` / DOMAIN.md: Fiji is not covered by vendor-reset: warn, and say so.
+/// Issue `reset-bug` / docs/rules.md: Fiji is not covered by vendor-reset: warn, and say so.
 #[test]
 fn fiji_reset_bug_is_not_covered_by_vendor_reset() {
     let (_d, h) = host();
@@ -193,7 +193,7 @@ fn fiji_reset_bug_is_not_covered_by_vendor_reset() {
         .any(|c| c.0 == Code::ResetBug));
 }
 
-/// Issue `host-driver` / DOMAIN.md: amdgpu grabbed Fiji although vfio.conf lists
+/// Issue `host-driver` / docs/rules.md: amdgpu grabbed Fiji although vfio.conf lists
 /// its id, because only radeon is blacklisted and there is no softdep.
 #[test]
 fn amdgpu_bound_fiji_gets_softdep_advice() {
@@ -249,7 +249,7 @@ fn scenario_verdicts() {
     assert!(r.host.findings.is_empty());
 }
 
-/// DOMAIN.md AMD reset bug: Polaris is covered by vendor-reset (warn, with the
+/// docs/rules.md AMD reset bug: Polaris is covered by vendor-reset (warn, with the
 /// udev `device_specific` advice; info once `reset_method` lists device_specific);
 /// Hawaii gets QEMU's own reset quirk (info).
 #[test]

@@ -305,7 +305,7 @@ impl ConfigBuilder {
         self
     }
 
-    /// PCI Power Management (v3); `no_soft_reset` sets PMCSR bit 3 (DOMAIN.md "pm").
+    /// PCI Power Management (v3); `no_soft_reset` sets PMCSR bit 3 (drivers/pci/pci.c pci_pm_reset).
     pub fn with_pm(self, no_soft_reset: bool) -> ConfigBuilder {
         let pmc: u16 = 0x0003;
         let csr: u16 = if no_soft_reset { 1 << 3 } else { 0 };
@@ -387,7 +387,7 @@ impl ConfigBuilder {
         self
     }
 
-    /// Advanced Features with TP and FLR capability bits (DOMAIN.md "af_flr").
+    /// Advanced Features with TP and FLR capability bits (drivers/pci/pci.c pci_af_flr).
     pub fn with_af(self, tp: bool, flr: bool) -> ConfigBuilder {
         let caps = u8::from(tp) | (u8::from(flr) << 1);
         self.with_capability(0x13, &[6, caps, 0, 0])
@@ -646,7 +646,7 @@ mod tests {
 
     #[test]
     fn af_flr_needs_both_tp_and_flr() {
-        // DOMAIN.md "af_flr": the kernel and QEMU require TP and FLR.
+        // drivers/pci/pci.c pci_af_flr: the kernel and QEMU require TP and FLR.
         for (tp, flr, want) in [
             (true, true, true),
             (false, true, false),

@@ -1871,7 +1871,7 @@ mod tests {
 
     #[test]
     fn self_pointing_capability_ends_the_walk_with_loop() {
-        // DOMAIN.md: pcics loops forever on this; we must end with an error value.
+        // docs/rules.md: pcics loops forever on this; we must end with an error value.
         let mut b = space(0x40);
         b[0x40] = 0x05;
         b[0x41] = 0x40;

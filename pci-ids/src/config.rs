@@ -852,20 +852,20 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
         AdvancedFeatures::parse(self.as_bytes(), off).ok()
     }
 
-    /// Function Level Reset via PCIe: Device Capabilities bit 28 (DOMAIN.md "flr").
+    /// Function Level Reset via PCIe: Device Capabilities bit 28 (drivers/pci/pci.c pcie_has_flr).
     /// Quirks (NO_FLR) are the host model's business, not this decoder's.
     pub fn flr(&self) -> bool {
         self.pcie().is_some_and(|p| p.flr)
     }
 
     /// FLR via Advanced Features: both TP and FLR set, as the kernel and QEMU require
-    /// (DOMAIN.md "af_flr"; libvirt checks FLR alone).
+    /// (drivers/pci/pci.c pci_af_flr; libvirt checks FLR alone).
     pub fn af_flr(&self) -> bool {
         self.advanced_features()
             .is_some_and(|af| af.transactions_pending && af.flr)
     }
 
-    /// PMCSR No_Soft_Reset (DOMAIN.md "pm"): `None` without a PM capability,
+    /// PMCSR No_Soft_Reset (drivers/pci/pci.c pci_pm_reset): `None` without a PM capability,
     /// `Some(true)` when a D3hot->D0 transition keeps state (no PM reset).
     pub fn pm_no_soft_reset(&self) -> Option<bool> {
         self.power_management().map(|pm| pm.no_soft_reset)
@@ -1464,7 +1464,7 @@ mod tests {
 
     #[test]
     fn endpoint_reset_facts_match_lspci_and_reset_method() {
-        // e1000e: "FLReset-", "NoSoftRst-"; devices.txt reset_method=[pm bus] (DOMAIN.md "pm").
+        // e1000e: "FLReset-", "NoSoftRst-"; devices.txt reset_method=[pm bus] (drivers/pci/pci.c pci_pm_reset).
         let c = ConfigSpace::new_checked(&E1000E[..]).unwrap();
         assert_eq!(c.header_type(), HeaderType::Normal);
         assert!(!c.flr());
@@ -1509,7 +1509,7 @@ mod tests {
         let down = ConfigSpace::new_checked(&SWITCH_DOWN[..]).unwrap();
         assert_eq!(down.pcie_port_type(), Some(PortType::DownstreamPort));
         assert!(down.pcie().unwrap().slot_implemented);
-        assert!(down.acs().is_none()); // QEMU's xio3130 has no ACS: see DOMAIN.md grouping
+        assert!(down.acs().is_none()); // QEMU's xio3130 has no ACS: see docs/rules.md grouping
         let br = ConfigSpace::new_checked(&PCIE_PCI_BRIDGE[..]).unwrap();
         assert_eq!(br.pcie_port_type(), Some(PortType::PcieToPciBridge));
         assert_eq!(br.pm_no_soft_reset(), Some(false));

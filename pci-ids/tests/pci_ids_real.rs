@@ -95,7 +95,7 @@ fn real_database_parses_and_index_covers_every_line() {
     ignore = "indexes 1.4 MB of text; the parser's own tests run under Miri"
 )]
 fn scenario_devices_have_names() {
-    // DOMAIN.md's story: the four functions the user passed through.
+    // the scenario in docs/rules.md: the four functions the user passed through.
     let db = real();
     let ix = db.index().unwrap();
     let fiji = ix.device(VendorId(0x1002), DeviceId(0x7300)).unwrap();

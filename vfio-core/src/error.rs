@@ -228,7 +228,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What an errno from `op` means, as the real kernel answers it
-/// (../shared/VM-TESTING.md "Error answers seen", tests/data/captures/*/vfiotest-*.txt).
+/// (as 6.12 guests answered: tests/data/captures/*/vfiotest-*.txt).
 pub(crate) fn hint(op: &str, e: &io::Error) -> Option<&'static str> {
     let errno = e.raw_os_error()?;
     Some(match (op, errno) {

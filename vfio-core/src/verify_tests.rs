@@ -1,6 +1,6 @@
 //! `verify` against a mock kernel whose answers (values and errnos) are the ones the
-//! real 6.12 kernel gave in tests/data/captures/*/vfiotest-*.txt and the "Error
-//! answers seen" of ../shared/VM-TESTING.md. The mock also keeps the books: every fd
+//! real 6.12 kernel gave in tests/data/captures/*/vfiotest-*.txt and in the VM
+//! harness' runs (tests/vm/README.md). The mock also keeps the books: every fd
 //! opened must be closed, every mapping unmapped, every group unset.
 
 use std::collections::{BTreeMap, BTreeSet};
