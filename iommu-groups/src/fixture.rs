@@ -586,6 +586,20 @@ fn bdf(s: &str) -> Bdf {
         .unwrap_or_else(|e| panic!("fixture address {s:?}: {e}"))
 }
 
+/// The repository's committed fixture roots (`tests/fixtures`: real-kernel snapshots and
+/// the generated scenarios), or `None` when the crate is built from its published package,
+/// which does not carry them. In the repository (a workspace `Cargo.toml` one level up) the
+/// path is returned even when missing, so a test walking it fails there instead of skipping.
+#[cfg(test)]
+pub(crate) fn workspace_fixtures() -> Option<PathBuf> {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = crate_dir.parent()?;
+    workspace
+        .join("Cargo.toml")
+        .is_file()
+        .then(|| workspace.join("tests/fixtures"))
+}
+
 /// The user's scenario from DOMAIN.md: a Proxmox VE 8 host (Ryzen 7 3700X on an
 /// X570 board, AMD-Vi on) with a GTX 760 (10de:1187 + HDMI audio 10de:0e0a at
 /// 05:00, behind the chipset switch) and an R9 Fury/Nano (Fiji 1002:7300 + audio

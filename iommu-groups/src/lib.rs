@@ -64,6 +64,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod boot;
 mod error;
 pub mod facts;

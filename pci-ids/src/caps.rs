@@ -2066,12 +2066,9 @@ mod tests {
         assert_eq!(SrIov::parse(&b[..], 0xf0).unwrap_err().offset, 0xf0);
     }
 
-    static E1000E: &[u8; 4096] =
-        include_bytes!("../../tests/data/captures/tcg-amd/config/0000:01:00.0.bin");
-    static NVME_SRIOV: &[u8; 4096] =
-        include_bytes!("../../tests/data/captures/tcg-amd/config/0000:0c:00.0.bin");
-    static VIRTIO_NET: &[u8; 4096] =
-        include_bytes!("../../tests/data/captures/tcg-amd/config/0000:03:00.0.bin");
+    static E1000E: &[u8; 4096] = include_bytes!("../tests/data/tcg-amd/0000-01-00.0.bin");
+    static NVME_SRIOV: &[u8; 4096] = include_bytes!("../tests/data/tcg-amd/0000-0c-00.0.bin");
+    static VIRTIO_NET: &[u8; 4096] = include_bytes!("../tests/data/tcg-amd/0000-03-00.0.bin");
 
     fn ext(b: &[u8], id: ExtCapabilityId) -> ExtCapability {
         ExtCapabilities::new(b)
@@ -2116,8 +2113,7 @@ mod tests {
     #[test]
     fn bridge_subsystem_from_real_root_port() {
         // lspci: "Capabilities: [40] Subsystem: Red Hat, Inc. Device [1b36:0000]"
-        static ROOT_PORT: &[u8; 4096] =
-            include_bytes!("../../tests/data/captures/tcg-amd/config/0000:00:02.0.bin");
+        static ROOT_PORT: &[u8; 4096] = include_bytes!("../tests/data/tcg-amd/0000-00-02.0.bin");
         let c = std_cap(ROOT_PORT, CapabilityId::BridgeSubsystem);
         assert_eq!(c.offset, 0x40);
         let Some(Ok(Decoded::BridgeSubsystem(b))) = c.decode(ROOT_PORT) else {

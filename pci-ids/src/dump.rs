@@ -366,10 +366,8 @@ mod tests {
     use super::*;
     use std::string::{String, ToString};
 
-    static NVME: &[u8; 4096] =
-        include_bytes!("../../tests/data/captures/tcg-amd/config/0000:0c:00.0.bin");
-    static EDU: &[u8; 256] =
-        include_bytes!("../../tests/data/captures/tcg-amd/config/0000:00:08.0.bin");
+    static NVME: &[u8; 4096] = include_bytes!("../tests/data/tcg-amd/0000-0c-00.0.bin");
+    static EDU: &[u8; 256] = include_bytes!("../tests/data/tcg-amd/0000-00-08.0.bin");
 
     #[test]
     fn write_then_read_round_trips_several_devices() {
