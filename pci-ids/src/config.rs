@@ -392,6 +392,10 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
     }
 
     /// Wrap after checking the length is 64, 256 or 4096 bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Length`] when `buffer` is not 64, 256 or 4096 bytes long.
     pub fn new_checked(buffer: T) -> Result<ConfigSpace<T>, ConfigError> {
         let c = ConfigSpace::new_unchecked(buffer);
         c.check_len()?;
@@ -399,6 +403,10 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
     }
 
     /// Check the length is 64, 256 or 4096 bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Length`] when the buffer is not 64, 256 or 4096 bytes long.
     pub fn check_len(&self) -> Result<(), ConfigError> {
         match self.buffer.as_ref().len() {
             HEADER_LEN | PCI_LEN | PCIE_LEN => Ok(()),
@@ -886,6 +894,10 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
 impl<'a> ConfigSpace<&'a [u8]> {
     /// Lenient constructor: keep the largest valid prefix (4096, 256 or 64 bytes) of
     /// `bytes`, so a 300-byte read decodes as 256 bytes. Fails below 64 bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Length`] when `bytes` is shorter than 64 bytes.
     pub fn new_prefix(bytes: &'a [u8]) -> Result<ConfigSpace<&'a [u8]>, ConfigError> {
         let n = if bytes.len() >= PCIE_LEN {
             PCIE_LEN
