@@ -345,6 +345,11 @@ impl Fixture {
     }
 
     /// Write the tree under `root` (created if needed; existing files are replaced).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Write`] naming the file or directory that could not be created or written
+    /// (also when the topology's parent chain loops).
     pub fn write(&self, root: &Path) -> Result<()> {
         let w = Writer { root };
         // proc

@@ -249,6 +249,10 @@ impl Dir {
 
 impl Root {
     /// Read under `dir`. Errors when `dir` is not a usable directory.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Root`] when `dir` cannot be opened as a directory.
     pub fn new(dir: impl AsRef<Path>) -> Result<Root> {
         Root::with_recorder(dir.as_ref(), false)
     }
