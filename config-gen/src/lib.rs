@@ -30,6 +30,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod apply;
 pub mod block;
 pub mod cmdline;

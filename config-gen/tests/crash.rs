@@ -215,8 +215,8 @@ fn kill_between_any_two_writes_leaves_old_or_new() {
 
 // ---- a whole `config --apply` on a host the user configured by hand ----------------------
 //
-// The root is a copy of tests/fixtures/scenario-amd (the scenario host (docs/rules.md): GTX 760 at
-// 05:00 and Fury at 0b:00, both bound to vfio-pci by the user's own
+// The root is the generated scenario-amd tree (committed as tests/fixtures/scenario-amd;
+// the scenario host (docs/rules.md): GTX 760 at 05:00 and Fury at 0b:00, both bound to vfio-pci by the user's own
 // `options vfio-pci ids=` line), with more of the user's hand edits: comments and a
 // softdep in vfio.conf, a grub with its own settings, /etc/modules, an initramfs-tools
 // module list and a modules-load.d file. The plan is the one `passthru config 0b:00`
@@ -242,26 +242,13 @@ fn user_files() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        let ft = e.file_type().unwrap();
-        if ft.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), &dst).unwrap();
-        } else if ft.is_dir() {
-            fs::create_dir_all(&dst).unwrap();
-            copy_tree(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), &dst).unwrap();
-        }
-    }
-}
-
 fn user_host() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/scenario-amd");
-    copy_tree(&fixture, d.path());
+    // The generator writes the committed tests/fixtures/scenario-amd tree (checked by
+    // iommu-groups' tests/scenario.rs); writing it here keeps the test in the package.
+    passthru_iommu_groups::fixture::scenario_amd()
+        .write(d.path())
+        .unwrap();
     for (p, text) in user_files() {
         let t = apply::under(d.path(), p);
         fs::create_dir_all(t.parent().unwrap()).unwrap();

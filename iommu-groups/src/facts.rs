@@ -199,7 +199,7 @@ mod tests {
     fn capture_virtio_net_has_flr_and_pm_reset() {
         let b = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../tests/data/captures/tcg-amd/config/0000:03:00.0.bin"
+            "/tests/data/tcg-amd/0000-03-00.0.bin"
         ))
         .unwrap();
         let f = ConfigFacts::decode(&b).unwrap();
@@ -213,7 +213,7 @@ mod tests {
     fn capture_switch_downstream_port_lacks_acs() {
         let b = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../tests/data/captures/tcg-amd/config/0000:08:00.0.bin"
+            "/tests/data/tcg-amd/0000-08-00.0.bin"
         ))
         .unwrap();
         let f = ConfigFacts::decode(&b).unwrap();
@@ -227,7 +227,7 @@ mod tests {
     fn capture_root_port_has_acs() {
         let b = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../tests/data/captures/tcg-amd/config/0000:00:02.0.bin"
+            "/tests/data/tcg-amd/0000-00-02.0.bin"
         ))
         .unwrap();
         let f = ConfigFacts::decode(&b).unwrap();

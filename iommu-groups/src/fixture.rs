@@ -345,6 +345,11 @@ impl Fixture {
     }
 
     /// Write the tree under `root` (created if needed; existing files are replaced).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Write`] naming the file or directory that could not be created or written
+    /// (also when the topology's parent chain loops).
     pub fn write(&self, root: &Path) -> Result<()> {
         let w = Writer { root };
         // proc
@@ -588,6 +593,20 @@ fn bdf(s: &str) -> Bdf {
     // Only called with the literal addresses below.
     s.parse()
         .unwrap_or_else(|e| panic!("fixture address {s:?}: {e}"))
+}
+
+/// The repository's committed fixture roots (`tests/fixtures`: real-kernel snapshots and
+/// the generated scenarios), or `None` when the crate is built from its published package,
+/// which does not carry them. In the repository (a workspace `Cargo.toml` one level up) the
+/// path is returned even when missing, so a test walking it fails there instead of skipping.
+#[cfg(test)]
+pub(crate) fn workspace_fixtures() -> Option<PathBuf> {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = crate_dir.parent()?;
+    workspace
+        .join("Cargo.toml")
+        .is_file()
+        .then(|| workspace.join("tests/fixtures"))
 }
 
 /// The user's scenario from docs/rules.md: a Proxmox VE 8 host (Ryzen 7 3700X on an

@@ -68,6 +68,13 @@
 //! assert_eq!(report.devices[0].verdict, Verdict::Warn);
 //! ```
 #![forbid(unsafe_code)]
+// Every public fallible function documents when it fails and when it panics.
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub mod boot;
 mod error;

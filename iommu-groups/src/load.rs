@@ -218,6 +218,11 @@ impl Host {
     /// Only a root without `sys/bus/pci/devices` (or an unusable root) is an error;
     /// every other missing, unreadable or garbled attribute becomes an absent fact
     /// and a [`Note`] in [`Host::notes`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Root`] when `root` cannot be used as a directory, [`Error::NoPciBus`] when it
+    /// has no `sys/bus/pci/devices`.
     pub fn load(root: impl AsRef<Path>) -> Result<Host> {
         Host::load_stage(root, Stage::Full)
     }

@@ -79,6 +79,11 @@ impl SnapshotInfo {
 /// exist or be an empty directory), with a [`MARKER`] saying whether it was taken
 /// as root. Returns the model as the snapshot holds it (as loaded, with
 /// [`Host::snapshot`] saying how it was taken) and what was written.
+///
+/// # Errors
+///
+/// The errors of [`Host::load`] for `root`; [`Error::Write`] naming the path when `out`
+/// exists and is not an empty directory, or when a file of the snapshot cannot be written.
 pub fn snapshot(root: &Path, out: &Path) -> Result<(Host, SnapshotStats)> {
     match fs::read_dir(out) {
         Ok(mut rd) => {

@@ -50,6 +50,10 @@ impl fmt::Display for DeviceSpec {
 impl Host {
     /// The devices `spec` names, sorted (companions not added: see [`Host::with_companions`]).
     /// An error when nothing matches.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoMatch`] naming `spec` when no device matches it.
     pub fn resolve(&self, spec: &DeviceSpec) -> Result<Vec<Bdf>> {
         let v: Vec<Bdf> = self
             .scan()
@@ -88,6 +92,10 @@ impl Host {
     /// What a request names, as `check` reads it: every device the specs match, plus
     /// the companion functions they imply; no spec means every display device (and
     /// its companions). Sorted, without duplicates; an error when a spec matches nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoMatch`] naming the first spec that matches no device.
     pub fn request(&self, specs: &[DeviceSpec]) -> Result<Vec<Bdf>> {
         let mut bdfs = Vec::new();
         for s in specs {

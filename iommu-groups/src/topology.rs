@@ -95,7 +95,6 @@ impl<'h> Around<'h> for Topology<'h> {
 mod tests {
     use super::*;
     use crate::fixture;
-    use std::path::Path;
 
     fn bdfs(v: &[&Device]) -> Vec<Bdf> {
         v.iter().map(|d| d.bdf).collect()
@@ -120,16 +119,19 @@ mod tests {
     /// PCIe-to-PCI bridges, multifunction devices) and the built-in scenarios.
     #[test]
     fn index_and_scans_agree_on_every_fixture() {
-        let roots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
-        let mut n = 0;
-        for e in std::fs::read_dir(&roots).unwrap() {
-            let p = e.unwrap().path();
-            if let Ok(host) = Host::load(&p) {
-                same_answers(&host);
-                n += 1;
+        // The committed roots are the repository's; the published package checks the
+        // generated scenarios below only.
+        if let Some(roots) = fixture::workspace_fixtures() {
+            let mut n = 0;
+            for e in std::fs::read_dir(&roots).unwrap() {
+                let p = e.unwrap().path();
+                if let Ok(host) = Host::load(&p) {
+                    same_answers(&host);
+                    n += 1;
+                }
             }
+            assert!(n >= 10, "only {n} fixture roots under {}", roots.display());
         }
-        assert!(n >= 10, "only {n} fixture roots under {}", roots.display());
         for f in [fixture::scenario_amd(), fixture::Fixture::many_gpus(5)] {
             let dir = tempfile::tempdir().unwrap();
             f.write(dir.path()).unwrap();

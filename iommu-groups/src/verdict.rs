@@ -242,6 +242,10 @@ pub fn host_summary(host: &Host) -> HostSummary {
 
 /// Check the devices `specs` name (none: every display device), each with the
 /// companion functions it implies. Errors when a spec matches nothing.
+///
+/// # Errors
+///
+/// [`crate::Error::NoMatch`] naming the first spec that matches no device.
 pub fn check(host: &Host, specs: &[DeviceSpec]) -> Result<Report> {
     check_bdfs(host, &host.request(specs)?)
 }

@@ -8,14 +8,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
 use std::time::Duration;
 
-static VIRTIO_FS_256: &[u8] =
-    include_bytes!("../../tests/data/captures/tcg-amd/config/0000:00:1e.0.bin");
-static ROOT_PORT_4K: &[u8] =
-    include_bytes!("../../tests/data/captures/tcg-amd/config/0000:00:02.0.bin");
-static NVME_SRIOV_4K: &[u8] =
-    include_bytes!("../../tests/data/captures/tcg-amd/config/0000:0c:00.0.bin");
-static E1000E_4K: &[u8] =
-    include_bytes!("../../tests/data/captures/tcg-amd/config/0000:01:00.0.bin");
+static VIRTIO_FS_256: &[u8] = include_bytes!("../tests/data/tcg-amd/0000-00-1e.0.bin");
+static ROOT_PORT_4K: &[u8] = include_bytes!("../tests/data/tcg-amd/0000-00-02.0.bin");
+static NVME_SRIOV_4K: &[u8] = include_bytes!("../tests/data/tcg-amd/0000-0c-00.0.bin");
+static E1000E_4K: &[u8] = include_bytes!("../tests/data/tcg-amd/0000-01-00.0.bin");
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("config_decode");

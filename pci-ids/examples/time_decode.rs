@@ -60,15 +60,12 @@ fn main() {
         std::mem::size_of::<SrIov>(),
         std::mem::size_of::<Aer>()
     );
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/data/captures/tcg-amd/config/"
-    );
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tcg-amd/");
     for f in [
-        "0000:00:1e.0.bin",
-        "0000:00:02.0.bin",
-        "0000:01:00.0.bin",
-        "0000:0c:00.0.bin",
+        "0000-00-1e.0.bin",
+        "0000-00-02.0.bin",
+        "0000-01-00.0.bin",
+        "0000-0c-00.0.bin",
     ] {
         let b = std::fs::read(format!("{dir}{f}")).unwrap();
         let (o, t) = (min_ns(|| ours(&b)), min_ns(|| theirs(&b)));

@@ -544,6 +544,12 @@ impl ConfigBuilder {
 
     /// Write the config space into `out` and return its length (256 or 4096, see the
     /// module docs), or the first error a `with_*` call met.
+    ///
+    /// # Errors
+    ///
+    /// The first [`BuildError`] a `with_*` call met, [`BuildError::BadLength`] when the
+    /// length set with `with_config_len` cannot hold the capabilities added, or
+    /// [`BuildError::BufferTooSmall`] when `out` is shorter than the config space.
     pub fn build_into(&self, out: &mut [u8]) -> Result<usize, BuildError> {
         let len = self.checked_len()?;
         let have = out.len();
@@ -556,6 +562,11 @@ impl ConfigBuilder {
     }
 
     /// The built image (length [`Self::config_len`]), or the first error.
+    ///
+    /// # Errors
+    ///
+    /// The first [`BuildError`] a `with_*` call met, or [`BuildError::BadLength`] when the
+    /// length set with `with_config_len` cannot hold the capabilities added.
     pub fn bytes(&self) -> Result<&[u8], BuildError> {
         Ok(&self.image[..self.checked_len()?])
     }

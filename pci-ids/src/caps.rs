@@ -632,6 +632,11 @@ pub struct PowerManagement {
 
 impl PowerManagement {
     /// Decode the PM capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<PowerManagement, DecodeError> {
         let r = Rd::new(config, offset);
@@ -672,6 +677,11 @@ pub struct Msi {
 
 impl Msi {
     /// Decode the MSI capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Msi, DecodeError> {
         let c = u32::from(Rd::new(config, offset).u16(2)?);
@@ -706,6 +716,11 @@ pub struct MsiX {
 
 impl MsiX {
     /// Decode the MSI-X capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<MsiX, DecodeError> {
         let r = Rd::new(config, offset);
@@ -834,6 +849,11 @@ pub struct PciExpress {
 
 impl PciExpress {
     /// Decode the PCIe capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<PciExpress, DecodeError> {
         let r = Rd::new(config, offset);
@@ -908,6 +928,11 @@ pub struct AdvancedFeatures {
 
 impl AdvancedFeatures {
     /// Decode the AF capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<AdvancedFeatures, DecodeError> {
         let r = Rd::new(config, offset);
@@ -929,6 +954,11 @@ pub struct VendorSpecific {
 
 impl VendorSpecific {
     /// Decode the vendor-specific capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<VendorSpecific, DecodeError> {
         Ok(VendorSpecific {
@@ -948,6 +978,11 @@ pub struct BridgeSubsystem {
 
 impl BridgeSubsystem {
     /// Decode the Bridge Subsystem ID capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<BridgeSubsystem, DecodeError> {
         let r = Rd::new(config, offset);
@@ -967,6 +1002,11 @@ pub struct EnhancedAllocation {
 
 impl EnhancedAllocation {
     /// Decode the EA capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<EnhancedAllocation, DecodeError> {
         Ok(EnhancedAllocation {
@@ -998,6 +1038,11 @@ pub struct Aer {
 
 impl Aer {
     /// Decode the AER capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Aer, DecodeError> {
         let r = Rd::new(config, offset);
@@ -1052,6 +1097,11 @@ impl Acs {
         .union(AcsFlags::UF);
 
     /// Decode the ACS capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Acs, DecodeError> {
         let r = Rd::new(config, offset);
@@ -1082,6 +1132,11 @@ pub struct Ari {
 
 impl Ari {
     /// Decode the ARI capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Ari, DecodeError> {
         let r = Rd::new(config, offset);
@@ -1112,6 +1167,11 @@ pub struct Ats {
 
 impl Ats {
     /// Decode the ATS capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Ats, DecodeError> {
         let r = Rd::new(config, offset);
@@ -1159,6 +1219,11 @@ pub struct SrIov {
 
 impl SrIov {
     /// Decode the SR-IOV capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<SrIov, DecodeError> {
         let r = Rd::new(config, offset);
@@ -1226,6 +1291,11 @@ pub struct ResizableBar {
 impl ResizableBar {
     /// Decode the Resizable BAR capability at `offset`. The entry count comes from
     /// the first control register (bits 7:5) and is clamped to 6.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     pub fn parse(config: &[u8], offset: u16) -> Result<ResizableBar, DecodeError> {
         let r = Rd::new(config, offset);
         let first_ctl = r.u32(8)?;
@@ -1265,6 +1335,11 @@ pub struct Pasid {
 
 impl Pasid {
     /// Decode the PASID capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Pasid, DecodeError> {
         let r = Rd::new(config, offset);
@@ -1296,6 +1371,11 @@ pub struct Pri {
 
 impl Pri {
     /// Decode the PRI capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Pri, DecodeError> {
         let r = Rd::new(config, offset);
@@ -1332,6 +1412,11 @@ pub struct Dpc {
 
 impl Dpc {
     /// Decode the DPC capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Dpc, DecodeError> {
         let r = Rd::new(config, offset);
@@ -1360,6 +1445,11 @@ pub struct Ltr {
 
 impl Ltr {
     /// Decode the LTR capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Ltr, DecodeError> {
         let r = Rd::new(config, offset);
@@ -1401,6 +1491,11 @@ pub struct L1PmSubstates {
 
 impl L1PmSubstates {
     /// Decode the L1 PM Substates capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<L1PmSubstates, DecodeError> {
         let r = Rd::new(config, offset);
@@ -1428,6 +1523,11 @@ pub struct Dsn {
 
 impl Dsn {
     /// Decode the DSN capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Dsn, DecodeError> {
         let r = Rd::new(config, offset);
@@ -1452,6 +1552,11 @@ pub struct Vsec {
 
 impl Vsec {
     /// Decode the VSEC capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Vsec, DecodeError> {
         let h = Rd::new(config, offset).u32(4)?;
@@ -1478,6 +1583,11 @@ pub struct Dvsec {
 
 impl Dvsec {
     /// Decode the DVSEC capability at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] (the capability's offset and the first byte that could not be read)
+    /// when a register of the capability lies past the end of `config`.
     #[inline]
     pub fn parse(config: &[u8], offset: u16) -> Result<Dvsec, DecodeError> {
         let r = Rd::new(config, offset);
@@ -2066,12 +2176,9 @@ mod tests {
         assert_eq!(SrIov::parse(&b[..], 0xf0).unwrap_err().offset, 0xf0);
     }
 
-    static E1000E: &[u8; 4096] =
-        include_bytes!("../../tests/data/captures/tcg-amd/config/0000:01:00.0.bin");
-    static NVME_SRIOV: &[u8; 4096] =
-        include_bytes!("../../tests/data/captures/tcg-amd/config/0000:0c:00.0.bin");
-    static VIRTIO_NET: &[u8; 4096] =
-        include_bytes!("../../tests/data/captures/tcg-amd/config/0000:03:00.0.bin");
+    static E1000E: &[u8; 4096] = include_bytes!("../tests/data/tcg-amd/0000-01-00.0.bin");
+    static NVME_SRIOV: &[u8; 4096] = include_bytes!("../tests/data/tcg-amd/0000-0c-00.0.bin");
+    static VIRTIO_NET: &[u8; 4096] = include_bytes!("../tests/data/tcg-amd/0000-03-00.0.bin");
 
     fn ext(b: &[u8], id: ExtCapabilityId) -> ExtCapability {
         ExtCapabilities::new(b)
@@ -2116,8 +2223,7 @@ mod tests {
     #[test]
     fn bridge_subsystem_from_real_root_port() {
         // lspci: "Capabilities: [40] Subsystem: Red Hat, Inc. Device [1b36:0000]"
-        static ROOT_PORT: &[u8; 4096] =
-            include_bytes!("../../tests/data/captures/tcg-amd/config/0000:00:02.0.bin");
+        static ROOT_PORT: &[u8; 4096] = include_bytes!("../tests/data/tcg-amd/0000-00-02.0.bin");
         let c = std_cap(ROOT_PORT, CapabilityId::BridgeSubsystem);
         assert_eq!(c.offset, 0x40);
         let Some(Ok(Decoded::BridgeSubsystem(b))) = c.decode(ROOT_PORT) else {

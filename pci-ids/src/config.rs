@@ -392,6 +392,10 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
     }
 
     /// Wrap after checking the length is 64, 256 or 4096 bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Length`] when `buffer` is not 64, 256 or 4096 bytes long.
     pub fn new_checked(buffer: T) -> Result<ConfigSpace<T>, ConfigError> {
         let c = ConfigSpace::new_unchecked(buffer);
         c.check_len()?;
@@ -399,6 +403,10 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
     }
 
     /// Check the length is 64, 256 or 4096 bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Length`] when the buffer is not 64, 256 or 4096 bytes long.
     pub fn check_len(&self) -> Result<(), ConfigError> {
         match self.buffer.as_ref().len() {
             HEADER_LEN | PCI_LEN | PCIE_LEN => Ok(()),
@@ -886,6 +894,10 @@ impl<T: AsRef<[u8]>> ConfigSpace<T> {
 impl<'a> ConfigSpace<&'a [u8]> {
     /// Lenient constructor: keep the largest valid prefix (4096, 256 or 64 bytes) of
     /// `bytes`, so a 300-byte read decodes as 256 bytes. Fails below 64 bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Length`] when `bytes` is shorter than 64 bytes.
     pub fn new_prefix(bytes: &'a [u8]) -> Result<ConfigSpace<&'a [u8]>, ConfigError> {
         let n = if bytes.len() >= PCIE_LEN {
             PCIE_LEN
@@ -1254,7 +1266,8 @@ impl Iterator for Bars<'_> {
 #[cfg(test)]
 mod tests {
     //! Expected values come from the guest's own `lspci -vvv`
-    //! (tests/data/captures/tcg-amd/lspci-vvv.txt) for the same devices.
+    //! (tests/data/captures/tcg-amd/lspci-vvv.txt in the repository) for the same
+    //! devices; the config spaces are the crate's copies in tests/data/tcg-amd.
     use super::*;
     use crate::caps::{AcsFlags, ExtCapabilityId as E, PowerState, WalkError};
     extern crate std;
@@ -1262,24 +1275,20 @@ mod tests {
 
     macro_rules! cap {
         ($name:literal) => {
-            include_bytes!(concat!(
-                "../../tests/data/captures/tcg-amd/config/",
-                $name,
-                ".bin"
-            ))
+            include_bytes!(concat!("../tests/data/tcg-amd/", $name, ".bin"))
         };
     }
 
-    static ROOT_PORT: &[u8; 4096] = cap!("0000:00:02.0");
-    static E1000E: &[u8; 4096] = cap!("0000:01:00.0");
-    static VIRTIO_NET: &[u8; 4096] = cap!("0000:03:00.0");
-    static PCIE_PCI_BRIDGE: &[u8; 4096] = cap!("0000:04:00.0");
-    static SWITCH_UP: &[u8; 4096] = cap!("0000:07:00.0");
-    static SWITCH_DOWN: &[u8; 4096] = cap!("0000:08:00.0");
-    static NVME: &[u8; 4096] = cap!("0000:0a:00.0");
-    static EDU: &[u8; 256] = cap!("0000:00:08.0");
-    static ICH9_SATA: &[u8; 256] = cap!("0000:00:1f.2");
-    static MULTIFN_E1000E: &[u8; 4096] = cap!("0000:06:00.0");
+    static ROOT_PORT: &[u8; 4096] = cap!("0000-00-02.0");
+    static E1000E: &[u8; 4096] = cap!("0000-01-00.0");
+    static VIRTIO_NET: &[u8; 4096] = cap!("0000-03-00.0");
+    static PCIE_PCI_BRIDGE: &[u8; 4096] = cap!("0000-04-00.0");
+    static SWITCH_UP: &[u8; 4096] = cap!("0000-07-00.0");
+    static SWITCH_DOWN: &[u8; 4096] = cap!("0000-08-00.0");
+    static NVME: &[u8; 4096] = cap!("0000-0a-00.0");
+    static EDU: &[u8; 256] = cap!("0000-00-08.0");
+    static ICH9_SATA: &[u8; 256] = cap!("0000-00-1f.2");
+    static MULTIFN_E1000E: &[u8; 4096] = cap!("0000-06-00.0");
 
     /// 16-byte rows of a 256-byte dump as lspci -xxx prints them; rows not listed are zero.
     type Rows = &'static [(usize, [u8; 16])];

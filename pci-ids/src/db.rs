@@ -367,6 +367,10 @@ pub struct PciIds<'a> {
 
 impl<'a> PciIds<'a> {
     /// Validate every line of `text`.
+    ///
+    /// # Errors
+    ///
+    /// The first malformed line as a [`DbError`] (its line number, byte offset and kind).
     pub fn parse(text: &'a str) -> Result<PciIds<'a>, DbError> {
         for e in Entries::new(text) {
             e?;
@@ -525,6 +529,10 @@ mod index {
 
     impl<'a> PciIdsIndex<'a> {
         /// Parse `text` and build the index in one pass, then sort.
+        ///
+        /// # Errors
+        ///
+        /// The first malformed line as a [`DbError`] (its line number, byte offset and kind).
         pub fn build(text: &'a str) -> Result<PciIdsIndex<'a>, DbError> {
             let mut ix = PciIdsIndex {
                 vendor_slot: Vec::new(),
@@ -792,6 +800,11 @@ mod load {
 
     impl Database {
         /// Read the file at `path` (validated by [`Database::ids`], not here).
+        ///
+        /// # Errors
+        ///
+        /// [`LoadError::Io`] when the file cannot be opened or read, [`LoadError::TooLarge`]
+        /// past [`MAX_FILE_LEN`], [`LoadError::NotUtf8`] when it is not UTF-8 text.
         pub fn load(path: impl AsRef<Path>) -> Result<Database, LoadError> {
             use std::io::Read;
             let path = path.as_ref().to_path_buf();
@@ -816,6 +829,12 @@ mod load {
         /// Find the database: `explicit` if given, else `$PASSTHRU_PCI_IDS` if set,
         /// else the first of [`DEFAULT_PATHS`] that exists. An explicit or
         /// environment path that cannot be read is an error, not a fallback.
+        ///
+        /// # Errors
+        ///
+        /// The errors of [`Database::load`] for the path chosen, or [`LoadError::NotFound`]
+        /// (naming every path tried) when no explicit or environment path is given and none
+        /// of [`DEFAULT_PATHS`] exists.
         pub fn find(explicit: Option<&Path>) -> Result<Database, LoadError> {
             if let Some(p) = explicit {
                 return Database::load(p);
@@ -848,6 +867,10 @@ mod load {
         }
 
         /// Validate and scan-lookup.
+        ///
+        /// # Errors
+        ///
+        /// [`LoadError::Parse`] (the file and the first malformed line) when a line is malformed.
         pub fn ids(&self) -> Result<PciIds<'_>, LoadError> {
             PciIds::parse(&self.text).map_err(|source| LoadError::Parse {
                 path: self.path.clone(),
@@ -856,6 +879,10 @@ mod load {
         }
 
         /// Build the index.
+        ///
+        /// # Errors
+        ///
+        /// [`LoadError::Parse`] (the file and the first malformed line) when a line is malformed.
         pub fn index(&self) -> Result<PciIdsIndex<'_>, LoadError> {
             PciIdsIndex::build(&self.text).map_err(|source| LoadError::Parse {
                 path: self.path.clone(),

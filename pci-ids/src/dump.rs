@@ -127,6 +127,10 @@ impl DumpDevice<'_> {
     }
 
     /// A checked view of the bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Length`] when the dump holds other than 64, 256 or 4096 bytes.
     pub fn config(&self) -> Result<ConfigSpace<&[u8]>, ConfigError> {
         ConfigSpace::new_checked(self.bytes())
     }
@@ -339,6 +343,10 @@ impl<'a> Iterator for Dump<'a> {
 /// Write one device in `lspci -x`/`-xxx`/`-xxxx` format (three-digit offsets past
 /// 256 bytes), followed by a blank line. `description` follows the address on the
 /// header line.
+///
+/// # Errors
+///
+/// The [`fmt::Error`] of `w`.
 pub fn write_device(
     w: &mut dyn fmt::Write,
     bdf: &Bdf,
@@ -366,10 +374,8 @@ mod tests {
     use super::*;
     use std::string::{String, ToString};
 
-    static NVME: &[u8; 4096] =
-        include_bytes!("../../tests/data/captures/tcg-amd/config/0000:0c:00.0.bin");
-    static EDU: &[u8; 256] =
-        include_bytes!("../../tests/data/captures/tcg-amd/config/0000:00:08.0.bin");
+    static NVME: &[u8; 4096] = include_bytes!("../tests/data/tcg-amd/0000-0c-00.0.bin");
+    static EDU: &[u8; 256] = include_bytes!("../tests/data/tcg-amd/0000-00-08.0.bin");
 
     #[test]
     fn write_then_read_round_trips_several_devices() {

@@ -31,7 +31,7 @@
 //! assert_eq!(bdf.to_string(), "0000:0b:00.0");
 //!
 //! // A real root port from a QEMU q35 guest (4096 bytes, as root reads sysfs `config`).
-//! let bytes = include_bytes!("../../tests/data/captures/tcg-amd/config/0000:00:02.0.bin");
+//! let bytes = include_bytes!("../tests/data/tcg-amd/0000-00-02.0.bin");
 //! let cfg = ConfigSpace::new_checked(&bytes[..]).unwrap();
 //! assert_eq!(cfg.vendor_id().to_string(), "1b36");
 //! for cap in cfg.capabilities() {
@@ -41,6 +41,13 @@
 //! ```
 #![no_std]
 #![forbid(unsafe_code)]
+// Every public fallible function documents when it fails and when it panics.
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 #[cfg(feature = "alloc")]
 extern crate alloc;

@@ -10,7 +10,7 @@
 //!
 //! Prints one line per check (`ok   ...` / `FAIL ...`) and a last line exactly
 //! `N passed, N failed`; exits 1 when a check failed. The expected errnos are the real
-//! kernel's answers recorded in ../shared/VM-TESTING.md and tests/data/captures, or
+//! kernel's answers recorded in tests/vm/README.md and tests/data/captures, or
 //! read in the 6.12 source (file and function cited at each check).
 
 use std::collections::BTreeSet;

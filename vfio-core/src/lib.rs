@@ -76,6 +76,11 @@
 //! ```
 #![deny(unsafe_code)]
 
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod bind;
 pub mod container;
 pub mod device;

@@ -15,10 +15,8 @@ use crate::sys::{Fd, MockVfioSys, RawIrqInfo};
 use crate::{Extension, IrqFlags};
 
 /// 0000:06:00.0 as root read it from sysfs, and through the VFIO config region.
-static CFG_06_SYSFS: &[u8] =
-    include_bytes!("../../tests/data/captures/tcg-amd/config/0000:06:00.0.bin");
-static CFG_06_VFIO: &[u8] =
-    include_bytes!("../../tests/data/captures/tcg-amd/config/0000:06:00.0.via-vfio.bin");
+static CFG_06_SYSFS: &[u8] = include_bytes!("../tests/data/tcg-amd/0000-06-00.0.bin");
+static CFG_06_VFIO: &[u8] = include_bytes!("../tests/data/tcg-amd/0000-06-00.0.via-vfio.bin");
 
 fn e(errno: i32) -> io::Error {
     io::Error::from_raw_os_error(errno)
