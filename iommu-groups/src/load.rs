@@ -525,8 +525,12 @@ pub(crate) fn group_dirs(l: &mut Loader) -> Vec<(GroupId, PathBuf)> {
 
 /// Whether the group in `dir` is one VFIO made up in no-IOMMU mode (its `name`).
 pub(crate) fn group_is_noiommu(l: &mut Loader, dir: &Path) -> bool {
-    l.trimmed(&dir.join("name"))
-        .is_some_and(|n| n == NOIOMMU_GROUP_NAME)
+    let name = dir.join("name");
+    // Most groups have no `name`: one confined lookup says so without a path walk.
+    if l.fs.absent_beneath(&name) {
+        return false;
+    }
+    l.trimmed(&name).is_some_and(|n| n == NOIOMMU_GROUP_NAME)
 }
 
 /// Whether and how the IOMMU is on: its units, the ACPI tables, the VFIO nodes.

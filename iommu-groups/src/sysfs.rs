@@ -695,6 +695,31 @@ impl Root {
         })
     }
 
+    /// Whether the kernel's confined lookup of `rel` (`openat2` with `RESOLVE_BENEATH`,
+    /// one call) says it does not exist. `false` whenever that lookup cannot answer for
+    /// certain (present, a link leaving the root, no `openat2`, a recording root, any
+    /// other error): the caller then reads `rel` the usual way, which gives the precise
+    /// answer and note.
+    pub(crate) fn absent_beneath(&self, rel: &Path) -> bool {
+        if self.trace.is_some() {
+            return false;
+        }
+        let Some(root) = self.root_fd() else {
+            return false;
+        };
+        tally!(self, stats);
+        matches!(
+            rustix::fs::openat2(
+                root,
+                rel,
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+            ),
+            Err(rustix::io::Errno::NOENT)
+        )
+    }
+
     /// `rel` opened beneath the root in one call, or `None` when that does not
     /// simply work (the caller then resolves it by path, for the precise note).
     pub(crate) fn open_dir_beneath(&self, rel: &Path) -> Option<Dir> {
