@@ -159,6 +159,20 @@ fn first_diff(a: &[u8], b: &[u8]) -> String {
     }
 }
 
+/// The guest-physical address of `buf`'s first page (`/proc/self/pagemap`: one 64-bit
+/// entry per page, bit 63 present, bits 0-54 the frame number; Documentation/
+/// admin-guide/mm/pagemap.rst).
+fn guest_physical(buf: &Buf) -> Option<u64> {
+    let vaddr = buf.as_ptr() as u64;
+    let mut f = std::fs::File::open("/proc/self/pagemap").ok()?;
+    f.seek(SeekFrom::Start(vaddr / 4096 * 8)).ok()?;
+    let mut e = [0u8; 8];
+    f.read_exact(&mut e).ok()?;
+    let e = u64::from_le_bytes(e);
+    let pfn = e & ((1 << 55) - 1);
+    (e >> 63 == 1 && pfn != 0).then_some(pfn * 4096)
+}
+
 /// Poll a non-blocking eventfd until it counts or `within` passes.
 fn wait_event(fd: &EventFd, within: Duration) -> u64 {
     let start = Instant::now();
@@ -449,6 +463,34 @@ fn test_dma<D: OwnedDma>(t: &mut Tally, run: &Run<'_>, edu: &Edu, space: &D) {
     let mut seen = Vec::new();
     let bdf = run.bdf;
     let wait = Duration::from_secs(5);
+
+    // No bypass: the device's write to page C's guest-physical address (not an IOVA
+    // of this space) must not reach page C. /proc/self/pagemap gives the frame (root
+    // sees it; the page is pinned while mapped).
+    match guest_physical(&c) {
+        Some(gpa) if u32::try_from(gpa).is_ok() && gpa < IOVA_MIN => {
+            let r = edu.dma(ebuf, gpa, XFER, DMA_TO_RAM);
+            let got = contents(&c);
+            t.check(
+                r.is_ok() && got.iter().all(|&x| x == 0),
+                &format!(
+                    "{l}: the device's write to page C's guest-physical address {gpa:#x} (no IOVA there) does not reach it ({r:?}, {})",
+                    first_diff(&got, &[0; EDU_BUF_SIZE])
+                ),
+            );
+            let line = wait_fault(&mut kmsg, gpa, bdf, wait, &mut seen);
+            t.check(
+                line.is_some(),
+                &format!("{l}: the kernel logs an IOMMU fault at {gpa:#x} for {bdf}: {line:?}"),
+            );
+        }
+        other => {
+            t.check(
+                false,
+                &format!("{l}: page C's guest-physical address below {IOVA_MIN:#x} from /proc/self/pagemap: {other:x?}"),
+            );
+        }
+    }
 
     // Device writes to read-only mappings must not land. A, which the device read
     // before: QEMU's VT-d answers from its IOTLB with the cached permissions and drops
