@@ -179,9 +179,11 @@ run_one() {
 			echo "vfio-core vm_vfio \$VFIO_BIND"
 		fi
 		# The device's own DMA, faults and interrupts (planned even when vm_edu did not
-		# build: the step then fails, as a step that cannot run must).
+		# build: the steps then fail, as steps that cannot run must). The kernel-log
+		# fault checks are a step of their own: vm_edu writes them to a file.
 		if [[ -n $(topology_var "$topo" EDU_DMA) && $iommu != none ]]; then
-			echo "edu-dma vm_edu"
+			echo "edu-dma vm_edu --fault-log /out/edu-fault-log.txt"
+			echo "edu-fault-log test -s /out/edu-fault-log.txt && cat /out/edu-fault-log.txt && ! grep -qv '^ok ' /out/edu-fault-log.txt"
 		fi
 		if ((have_dma_bench)) && [[ $topo == rootports && $iommu != none ]]; then
 			echo "dma-bench-raw dma-bench --size 64M --chunk 4K"
