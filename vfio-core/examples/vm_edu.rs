@@ -23,9 +23,10 @@
 //!   guest's RAM, so only the IOMMU's translation reaches the buffers), and a partial
 //!   transfer at offsets lands exactly there;
 //! - with bus mastering off, the device's DMA does not land;
-//! - a device write to the read-only IOVA and one to an IOVA that was mapped and then
-//!   unmapped must not land, and the guest kernel must log an IOMMU fault naming the
-//!   IOVA and the device (`/dev/kmsg`: Intel `DMAR: [DMA Write NO_PASID] Request device
+//! - device writes to read-only IOVAs, to an IOVA that was mapped and then unmapped,
+//!   and to a mapped page's guest-physical address (no IOVA there: a device bypassing
+//!   the IOMMU would hit the page) must not land, and the guest kernel must log an IOMMU
+//!   fault naming the address and the device (`/dev/kmsg`: Intel `DMAR: [DMA Write NO_PASID] Request device
 //!   [BB:DD.F] fault addr 0xIOVA` from drivers/iommu/intel/dmar.c dmar_fault_do_one; AMD
 //!   `IO_PAGE_FAULT ... address=0xIOVA` from drivers/iommu/amd/iommu.c
 //!   amd_iommu_report_page_fault); mapped again, the same IOVA works;
