@@ -5,7 +5,7 @@
 #
 # Does everything itself: installs the Debian packages it needs, fetches the kernel with
 # `apt-get download` (cached under ~/.cache/passthru), builds the static guest binaries
-# (passthru, vfio-core's vm_vfio example, the C VFIO oracle) into target/vm, boots every
+# (passthru, vfio-core's vm_vfio and vm_edu examples, the C VFIO oracle) into target/vm, boots every
 # guest, checks the passthru CLI's JSON against the kernel's own view, and prints a final
 # line "N passed, N failed". Exit status 0 only when nothing failed.
 #
@@ -125,6 +125,16 @@ else
 	log "FAIL: vfio-core/examples/vm_vfio.rs does not exist; vfio-core's real-kernel tests cannot run"
 	record build/vm_vfio FAIL
 fi
+# vfio-core's vm_edu example: QEMU's edu device DMAs through the mappings (topologies
+# that name EDU_DMA devices).
+have_vm_edu=0
+log "building vfio-core's vm_edu example (static)"
+if static_cargo -p passthru-vfio-core --example vm_edu; then
+	have_vm_edu=1
+	record build/vm_edu ok
+else
+	record build/vm_edu FAIL
+fi
 # The DMA benchmark's two programs (scripts/bench-dma.sh times them); here a small
 # correctness run in the rootports guests.
 have_dma_bench=0
@@ -138,6 +148,15 @@ else
 fi
 
 # ---- one guest ------------------------------------------------------------------------
+# topology_var TOPOLOGY NAME: a variable a topology file sets (empty when it sets none).
+topology_var() {
+	(
+		# shellcheck source=/dev/null
+		source "tests/vm/topologies/$1.sh"
+		printf '%s' "${!2:-}"
+	)
+}
+
 # run_one KERNEL IOMMU TOPOLOGY
 run_one() {
 	local kernel=$1 iommu=$2 topo=$3
@@ -159,6 +178,13 @@ run_one() {
 		if ((have_vm_vfio)); then
 			echo "vfio-core vm_vfio \$VFIO_BIND"
 		fi
+		# The device's own DMA, faults and interrupts (planned even when vm_edu did not
+		# build: the steps then fail, as steps that cannot run must). The kernel-log
+		# fault checks are a step of their own: vm_edu writes them to a file.
+		if [[ -n $(topology_var "$topo" EDU_DMA) && $iommu != none ]]; then
+			echo "edu-dma vm_edu --fault-log /out/edu-fault-log.txt"
+			echo "edu-fault-log test -s /out/edu-fault-log.txt && cat /out/edu-fault-log.txt && ! grep -qv '^ok ' /out/edu-fault-log.txt"
+		fi
 		if ((have_dma_bench)) && [[ $topo == rootports && $iommu != none ]]; then
 			echo "dma-bench-raw dma-bench --size 64M --chunk 4K"
 			echo "dma-bench-passthru dma_bench --size 64M --chunk 4K"
@@ -167,6 +193,7 @@ run_one() {
 	local bins=(--bin "$PT_VM_TARGET/vfio-oracle")
 	((have_passthru)) && bins+=(--bin "$bindir/passthru")
 	((have_vm_vfio)) && bins+=(--bin "$bindir/examples/vm_vfio")
+	((have_vm_edu)) && bins+=(--bin "$bindir/examples/vm_edu")
 	((have_dma_bench)) && bins+=(--bin "$PT_VM_TARGET/dma-bench" --bin "$bindir/examples/dma_bench")
 	local rc=0
 	tests/vm/run-guest.sh --kernel "$kernel" --iommu "$iommu" --topology "$topo" \

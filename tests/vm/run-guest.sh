@@ -9,7 +9,7 @@
 #                 as root, with the topology's devices already bound); default: the
 #                 smoke test only. COMMAND sees PATH=/pt/bin:/bin and the variables of
 #                 /pt/topology.sh (TOPOLOGY, IOMMU, VFIO_BIND, HOST_BIND, EXPECT_*,
-#                 MODULE_PARAMS, SRIOV_NUMVFS, SRIOV_VF_RESET, VF_TOKEN).
+#                 MODULE_PARAMS, SRIOV_NUMVFS, SRIOV_VF_RESET, VF_TOKEN, EDU_DMA).
 #   --iommu none  no emulated IOMMU; vfio.enable_unsafe_noiommu_mode=1 (no-IOMMU mode)
 #   --bin PATH    a static binary or script copied to /pt/bin/ (repeatable)
 #   --out DIR     receives console.log (the serial log), results.txt ("NAME RC" lines),
@@ -83,7 +83,7 @@ esac
 
 # The topology: QEMU_DEVICES (array), VFIO_BIND, HOST_BIND, EXPECT_GROUPS, EXPECT_IDS.
 QEMU_DEVICES=() VFIO_BIND="" HOST_BIND="" EXPECT_GROUPS="" EXPECT_IDS="" EXPECT_RESET=""
-MODULE_PARAMS="" SRIOV_NUMVFS="" SRIOV_VF_RESET="" VF_TOKEN=""
+MODULE_PARAMS="" SRIOV_NUMVFS="" SRIOV_VF_RESET="" VF_TOKEN="" EDU_DMA=""
 # shellcheck source=/dev/null
 source "$topo_file"
 ((${#QEMU_DEVICES[@]})) || die "topology $topology defines no QEMU_DEVICES"
@@ -126,10 +126,10 @@ mkdir -p "$over/pt/bin"
 	printf 'TOPOLOGY=%q\nIOMMU=%q\nKERNEL=%q\n' "$topology" "$iommu" "$kernel"
 	printf 'VFIO_BIND=%q\nHOST_BIND=%q\n' "$VFIO_BIND" "$HOST_BIND"
 	printf 'EXPECT_GROUPS=%q\nEXPECT_IDS=%q\nEXPECT_RESET=%q\n' "$EXPECT_GROUPS" "$EXPECT_IDS" "$EXPECT_RESET"
-	printf 'MODULE_PARAMS=%q\nSRIOV_NUMVFS=%q\nSRIOV_VF_RESET=%q\nVF_TOKEN=%q\n' \
-		"$MODULE_PARAMS" "$SRIOV_NUMVFS" "$SRIOV_VF_RESET" "$VF_TOKEN"
+	printf 'MODULE_PARAMS=%q\nSRIOV_NUMVFS=%q\nSRIOV_VF_RESET=%q\nVF_TOKEN=%q\nEDU_DMA=%q\n' \
+		"$MODULE_PARAMS" "$SRIOV_NUMVFS" "$SRIOV_VF_RESET" "$VF_TOKEN" "$EDU_DMA"
 	echo "export TOPOLOGY IOMMU KERNEL VFIO_BIND HOST_BIND EXPECT_GROUPS EXPECT_IDS EXPECT_RESET"
-	echo "export MODULE_PARAMS SRIOV_NUMVFS SRIOV_VF_RESET VF_TOKEN"
+	echo "export MODULE_PARAMS SRIOV_NUMVFS SRIOV_VF_RESET VF_TOKEN EDU_DMA"
 } >"$over/pt/topology.sh"
 cp "$PT_VM_DIR"/guest/tests/* "$over/pt/bin/"
 # Names for the guest's `passthru list` (the fixtures' pci.ids subset): a snapshot
