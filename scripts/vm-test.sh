@@ -183,7 +183,16 @@ run_one() {
 		# fault checks are a step of their own: vm_edu writes them to a file.
 		if [[ -n $(topology_var "$topo" EDU_DMA) && $iommu != none ]]; then
 			echo "edu-dma vm_edu --fault-log /out/edu-fault-log.txt"
-			echo "edu-fault-log test -s /out/edu-fault-log.txt && cat /out/edu-fault-log.txt && ! grep -qv '^ok ' /out/edu-fault-log.txt"
+			# QEMU 7.2's AMD IOMMU raises no IO page fault event for an unmapped or
+			# read-only page (hw/i386/amd_iommu.c: the page walk returns without an
+			# event), so the guest kernel has nothing to log there: the step cannot pass
+			# on that emulation and is not planned for it (edu-dma still proves that no
+			# such write lands). Said on every run, never skipped silently.
+			if [[ $iommu == amd ]]; then
+				log "$tag: edu-fault-log not planned: QEMU's emulated AMD IOMMU reports no IO page faults (see tests/vm/README.md); edu-dma checks the writes do not land"
+			else
+				echo "edu-fault-log test -s /out/edu-fault-log.txt && cat /out/edu-fault-log.txt && ! grep -qv '^ok ' /out/edu-fault-log.txt"
+			fi
 		fi
 		if ((have_dma_bench)) && [[ $topo == rootports && $iommu != none ]]; then
 			echo "dma-bench-raw dma-bench --size 64M --chunk 4K"
