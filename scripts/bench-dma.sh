@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 8, item 5: DMA map/unmap through vfio-core's safe API vs raw ioctls, in one QEMU
+# DMA map/unmap through vfio-core's safe API vs raw ioctls, in one QEMU
 # TCG guest of the VM harness (tests/vm), and the markdown table for BENCHMARKS.md.
 #
 # Builds, static as scripts/vm-test.sh does (CARGO_TARGET_DIR=target/vm):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 8, items 3 and 4: whole-process host scan (`passthru list --json` vs
+# Whole-process host scan (`passthru list --json` vs
 # `lspci -nn` over the same synthetic sysfs trees, N = 100, 1,000, 10,000
 # functions) and `passthru check --json` over every GPU of the N = 1,000 tree,
 # with the in-process split (criterion: Host::load vs check).

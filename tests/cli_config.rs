@@ -369,7 +369,7 @@ fn run_scenario(s: Scenario) {
         .collect();
     assert_eq!(before, after_dry, "a dry run must not write");
 
-    // JSON: the shape, plus how the boot tools were chosen.
+    // JSON: the documented shape, plus how the boot tools were chosen.
     let mut args = s.args.clone();
     args.push("--json");
     let (code, out, err) = passthru(r, &args);

@@ -156,7 +156,7 @@ fn golden_list_and_check_json_on_every_fixture() {
     }
 }
 
-/// The issue's JSON keys, exactly.
+/// The documented JSON keys, exactly.
 #[test]
 fn json_keys_are_the_issues() {
     let root = repo().join("tests/fixtures/scenario-amd");
@@ -273,7 +273,7 @@ fn exit_status_follows_the_verdicts() {
     );
 }
 
-/// Issue 3 `iommu-off`: the report says what to enable for this CPU vendor and
+/// `iommu-off`: the report says what to enable for this CPU vendor and
 /// whether the firmware table exists.
 #[test]
 fn iommu_off_report_names_vendor_setting_and_table() {

@@ -73,7 +73,7 @@ fn has_finding(v: &serde_json::Value, code: &str) -> bool {
         .any(|f| f["code"] == code)
 }
 
-// Issue 4: "without --bind a device not on vfio-pci is reported, not touched".
+// "Without --bind a device not on vfio-pci is reported, not touched".
 #[test]
 fn device_on_a_host_driver_is_reported_and_fails_with_exit_1() {
     let t = amd_root();

@@ -1,4 +1,4 @@
-//! `passthru decode` end to end (issue 2 "CLI slice"): JSON keys verbatim, values
+//! `passthru decode` end to end: JSON keys verbatim, values
 //! checked against the guest's own `lspci -vvv` (tests/data/captures), and every
 //! kind of malformed input exits 2 with a message naming the file and the offset.
 

@@ -1,5 +1,5 @@
-//! Differential test against pciutils (issue 2 "Tests and evidence", and "A PASS
-//! that holds on real hosts", "Decoding real hardware"): for every captured config
+//! Differential test against pciutils (decoding real hardware as lspci does): for
+//! every captured config
 //! space (both QEMU runs, sysfs and VFIO reads), for builder-made devices, for this
 //! machine's own devices (`lspci -xxxx`, when it shows any), and for every real
 //! device in pciutils' own test dumps (tests/data/pciutils, one lspci run per file),

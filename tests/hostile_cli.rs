@@ -1,4 +1,4 @@
-//! The CLI on bad roots (issue 3 "Tests"): clear errors with exit status 2, or
+//! The CLI on bad roots: clear errors with exit status 2, or
 //! absent facts with notes on stderr, never a panic or a hang (each run under a
 //! 60 s timeout).
 
@@ -152,7 +152,7 @@ fn non_root_config_reads_are_summarized_once() {
     assert_eq!(v["devices"][0]["reset_methods"], serde_json::json!(["bus"]));
 }
 
-/// Issue 3: "a non-root reader's 64-byte config is handled (fewer facts, said so)",
+/// "A non-root reader's 64-byte config is handled (fewer facts, said so)",
 /// on this machine's real sysfs: run as uid 65534 (via setpriv when root).
 #[test]
 fn live_sysfs_read_as_non_root_says_config_is_short() {
@@ -200,7 +200,7 @@ fn live_sysfs_read_as_non_root_says_config_is_short() {
     }
 }
 
-/// Issue 7 "Hostile input": a `config` of 0, 1, 63, 65, 255 and 4097 bytes, all-ones
+/// Hostile input: a `config` of 0, 1, 63, 65, 255 and 4097 bytes, all-ones
 /// config space (a device that fell off the bus), capability pointers into the header,
 /// past the end and to themselves. Each run ends (timeout), exits 0 or 1 with a report
 /// that still names the device (its ids come from the sysfs attributes), and a length

@@ -1,4 +1,4 @@
-//! Issue 8, item 4: `check` over every GPU of the N = 1,000 synthetic host, split
+//! `check` over every GPU of the N = 1,000 synthetic host, split
 //! into reading sysfs (`Host::load`) and analysis (`check`, no device named =
 //! every display device, with companions), plus both together.
 //!

@@ -1,4 +1,4 @@
-//! Synthetic host trees for passthru's benchmarks (issue 8, items 3 and 4).
+//! Synthetic host trees for passthru's benchmarks.
 //!
 //! [`synthetic_host`] describes a server with exactly `n` PCI functions, a
 //! realistic mix repeated in a fixed (deterministic) pattern:

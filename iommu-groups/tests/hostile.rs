@@ -1,4 +1,4 @@
-//! Bad input (issue 3 "Tests"): dangling, escaping and looping symlinks,
+//! Bad input: dangling, escaping and looping symlinks,
 //! truncated `config`, non-UTF-8, garbage and huge attributes, unreadable
 //! entries, FIFOs and an empty root give clear errors or absent facts (with a
 //! note naming the path), never a panic or a hang.
@@ -139,7 +139,7 @@ fn truncated_config_gives_no_facts_and_a_note() {
     assert!(note_for(&h, "01:00.0/config").contains("truncated: 3 bytes"));
 }
 
-/// Issue 3: "a non-root reader's 64-byte config is handled (fewer facts, said so)".
+/// "A non-root reader's 64-byte config is handled (fewer facts, said so)".
 #[test]
 fn non_root_64_byte_config_says_reset_is_unknown() {
     let (_t, root) = base();

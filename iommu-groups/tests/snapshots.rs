@@ -1,4 +1,4 @@
-//! Snapshots (issue 3 "Snapshot"): capturing then loading gives the same model;
+//! Snapshots: capturing then loading gives the same model;
 //! the committed fixture trees are what their generators write.
 
 mod common;

@@ -1,5 +1,5 @@
 //! Full config-space decode (header, every capability, every extended capability)
-//! of real 256-byte and 4 KiB dumps: passthru vs pcics on the same bytes (issue 8 item 1).
+//! of real 256-byte and 4 KiB dumps: passthru vs pcics on the same bytes.
 
 mod common;
 

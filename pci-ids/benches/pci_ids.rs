@@ -1,5 +1,5 @@
 //! pci.ids: index build over the real file (Debian's `pci.ids`), and name lookups
-//! for every vendor:device pair in it, passthru vs the `pci-ids` crate (issue 8 item 2).
+//! for every vendor:device pair in it, passthru vs the `pci-ids` crate.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use passthru_pci_ids::db::{Database, PciIdsIndex};

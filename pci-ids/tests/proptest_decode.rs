@@ -1,4 +1,4 @@
-//! Property tests (issue 2 "Tests and evidence"): any bytes decode without panic and
+//! Property tests: any bytes decode without panic and
 //! every walk terminates within its bound; builder -> decode preserves every capability.
 
 use passthru_pci_ids::builder::{BuildError, ConfigBuilder};

@@ -6,7 +6,7 @@
 //! is a raw config space, whose length must be 64, 256 or 4096. Malformed input is
 //! an error naming the file and the byte offset (exit status 2).
 //!
-//! JSON: `{"devices":[...]}`, one object per device with issue 2's keys verbatim
+//! JSON: `{"devices":[...]}`, one object per device with the documented keys verbatim
 //! (`bdf`, `vendor_id`, `device_id`, `class` as lowercase hex strings, `header_type`,
 //! `capabilities` [`id`, `offset`, `name`] in walk order, `extended_capabilities`
 //! [`id`, `offset`, `version`, `name`], `flr`, `af_flr`, `pm_no_soft_reset`) plus

@@ -1,4 +1,4 @@
-//! DMA map/unmap timing through vfio-core's safe API, for issue 8 item 5: run as root
+//! DMA map/unmap timing through vfio-core's safe API: run as root
 //! inside a QEMU guest (tests/vm) with the device bound to vfio-pci. Its raw-ioctl
 //! anchor is `tests/vm/guest/dma-bench.c` (same setup, buffer, chunks and IOVAs);
 //! `scripts/bench-dma.sh` runs both, alternating, and prints the table.

@@ -224,7 +224,7 @@ fn test_device(t: &mut Tally, bdf: Bdf) {
     ) else {
         return;
     };
-    // VM-TESTING.md: second open of a group -> EBUSY.
+    // Seen on 6.12 (tests/vm/README.md): second open of a group -> EBUSY.
     match Group::open(&sys, root, gid) {
         Err(Error::GroupBusy { .. }) => {
             t.check(true, "second open of the group is GroupBusy (EBUSY)")
@@ -249,7 +249,7 @@ fn test_device(t: &mut Tally, bdf: Bdf) {
         !st.container_set,
         "CONTAINER_SET clear before SET_CONTAINER",
     );
-    // VM-TESTING.md: GET_DEVICE_FD before SET_CONTAINER -> EINVAL. An SR-IOV PF or VF
+    // Seen on 6.12 (tests/vm/README.md): GET_DEVICE_FD before SET_CONTAINER -> EINVAL. An SR-IOV PF or VF
     // names its token: vfio_group_get_device_fd checks the name (vfio_pci_core_match:
     // the token, EACCES) before the container.
     let token = vf_token_for(root, bdf);
@@ -260,7 +260,7 @@ fn test_device(t: &mut Tally, bdf: Bdf) {
     );
 
     if !st.viable {
-        // VM-TESTING.md: SET_CONTAINER on a non-viable group -> EPERM.
+        // Seen on 6.12 (tests/vm/README.md): SET_CONTAINER on a non-viable group -> EPERM.
         t.errno(
             group.set_container(&container),
             libc::EPERM,
@@ -330,7 +330,7 @@ fn test_device(t: &mut Tally, bdf: Bdf) {
         info.min_page_size() == 4096,
         &format!("min page size {:#x}", info.min_page_size()),
     );
-    // VM-TESTING.md: MAP_DMA in the MSI window at 0xfee00000 -> EINVAL; the reported
+    // Seen on 6.12 (tests/vm/README.md): MAP_DMA in the MSI window at 0xfee00000 -> EINVAL; the reported
     // ranges leave it out, so the guard refuses it before the ioctl.
     t.check(
         matches!(
@@ -360,7 +360,7 @@ fn test_device(t: &mut Tally, bdf: Bdf) {
             ),
             "duplicate map refused by the space's own books before the ioctl",
         );
-        // VM-TESTING.md: duplicate MAP_DMA -> EEXIST.
+        // Seen on 6.12 (tests/vm/README.md): duplicate MAP_DMA -> EEXIST.
         if let Some(other) = &other.as_ref().ok() {
             t.errno(
                 other.map(mem_b.clone(), iova, true),
@@ -423,7 +423,7 @@ fn test_device(t: &mut Tally, bdf: Bdf) {
     }
     drop(other);
 
-    // VM-TESTING.md: unknown device name -> ENODEV.
+    // Seen on 6.12 (tests/vm/README.md): unknown device name -> ENODEV.
     t.errno(
         group.device("0000:ff:1f.7"),
         libc::ENODEV,
@@ -572,7 +572,7 @@ fn test_device(t: &mut Tally, bdf: Bdf) {
     if has_reset {
         t.must(dev.reset(), "VFIO_DEVICE_RESET (RESET flag set)");
     } else {
-        // VM-TESTING.md: DEVICE_RESET without the RESET flag -> EINVAL.
+        // Seen on 6.12 (tests/vm/README.md): DEVICE_RESET without the RESET flag -> EINVAL.
         t.errno(
             dev.reset(),
             libc::EINVAL,
@@ -656,7 +656,7 @@ fn test_device(t: &mut Tally, bdf: Bdf) {
             }
         }
         Err(e) if bdf.bus == 0 => {
-            // VM-TESTING.md: hot-reset info on a root-bus device -> ENODEV.
+            // Seen on 6.12 (tests/vm/README.md): hot-reset info on a root-bus device -> ENODEV.
             t.check(
                 e.errno() == Some(libc::ENODEV),
                 &format!("root-bus device: hot-reset info ENODEV ({e})"),

@@ -554,7 +554,7 @@ mod tests {
         "0b:00.0".parse().unwrap()
     }
 
-    // VM-TESTING.md "Binding": driver_override, unbind, drivers_probe.
+    // The kernel's binding interface (Documentation/ABI/testing/sysfs-bus-pci): driver_override, unbind, drivers_probe.
     #[test]
     fn binds_with_override_and_restores_on_drop() {
         let k = FakeKernel::with(gpu(), Some("amdgpu"));

@@ -725,7 +725,7 @@ const IOMMU_IOAS_MAP_READABLE: u32 = 1 << 2;
 ///
 /// The fds it owns are tracked in a bitmap for fds below 1024 (one atomic load checks
 /// one, on the path of every ioctl) and in a locked vector above (a process with more
-/// than a thousand files open). Issue 8's DMA benchmark measured the check: a locked
+/// than a thousand files open). The DMA benchmark (BENCHMARKS.md) measured the check: a locked
 /// hashed set cost 20% of an empty `VFIO_IOMMU_UNMAP_DMA` under TCG.
 #[derive(Debug, Default)]
 pub struct RealSys {

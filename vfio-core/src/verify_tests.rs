@@ -468,7 +468,7 @@ fn container_path_reproduces_the_capture_and_leaves_nothing_behind() {
 fn report_serializes_to_the_issue_json_shape() {
     let t = root_amd();
     let (r, _) = run(Knobs::default(), |_| {}, t.path());
-    // The issue's shape, in its order: bdf, api, group, viable, dma_map, iova_ranges, reset, findings.
+    // The documented shape, in its order: bdf, api, group, viable, dma_map, iova_ranges, reset, findings.
     let text = serde_json::to_string(&r).unwrap();
     assert!(
         text.starts_with(
@@ -534,7 +534,7 @@ fn non_viable_group_names_the_blocking_device_and_what_to_do() {
     assert_clean(&books);
 }
 
-// VM-TESTING.md: second open of a group -> EBUSY.
+// Seen on 6.12 (tests/vm/README.md): second open of a group -> EBUSY.
 #[test]
 fn busy_group_is_reported_as_in_use() {
     let t = root_amd();
@@ -777,7 +777,7 @@ fn hot_reset_across_two_groups_passes_both_fds() {
     assert_clean(&b);
 }
 
-// VM-TESTING.md: duplicate MAP_DMA -> EEXIST.
+// Seen on 6.12 (tests/vm/README.md): duplicate MAP_DMA -> EEXIST.
 #[test]
 fn dma_map_eexist_is_reported_with_its_meaning() {
     let t = root_amd();
@@ -799,7 +799,7 @@ fn dma_map_eexist_is_reported_with_its_meaning() {
     assert_clean(&b);
 }
 
-// VM-TESTING.md: VF opened without its token -> EACCES.
+// Seen on 6.12 (tests/vm/README.md): VF opened without its token -> EACCES.
 #[test]
 fn vf_without_token_eacces_says_a_token_is_needed() {
     let t = root_amd();
@@ -992,7 +992,7 @@ fn map_in_the_msi_window_never_reaches_the_kernel() {
     assert!(!b.log.iter().any(|l| l.starts_with("map")), "{:?}", b.log);
 }
 
-// Issue 4: peers are bound only on request; then the blocking peer of group 20
+// Peers are bound only on request; then the blocking peer of group 20
 // (0b:00.0 on virtio-pci) is bound for the check and restored afterwards.
 #[test]
 fn bind_peers_binds_the_blocking_peer_and_restores_it() {
@@ -1221,7 +1221,7 @@ fn ioas_ranges_grow_the_buffer_when_the_kernel_has_more() {
     assert_eq!(calls(), 2);
 }
 
-// VM-TESTING.md: a VF opened without its token answers EACCES; with the token the
+// Seen on 6.12 (tests/vm/README.md): a VF opened without its token answers EACCES; with the token the
 // name carries `vf_token=UUID` (the kernel's syntax).
 #[test]
 fn device_with_token_passes_the_token_in_the_name() {

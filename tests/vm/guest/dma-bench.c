@@ -1,5 +1,5 @@
 /*
- * dma-bench: the raw-ioctl anchor of the DMA mapping benchmark (issue 8 item 5). It does
+ * dma-bench: the raw-ioctl anchor of the DMA mapping benchmark. It does
  * what vfio-core/examples/dma_bench.rs does through vfio-core's safe API, with plain
  * ioctls against <linux/vfio.h>, so scripts/bench-dma.sh can compare the two in one guest.
  *
