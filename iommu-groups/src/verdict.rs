@@ -741,6 +741,64 @@ pub fn amd_reset_bug(vendor: VendorId, device: u16) -> Option<(&'static str, boo
     Some((fam, true))
 }
 
+/// Reset trouble reported for newer GPUs, which neither the kernel nor QEMU nor
+/// vendor-reset works around: what users met, and where it is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResetReport {
+    /// The GPU family (`AMD Navi 31`, `NVIDIA GB202`).
+    pub family: &'static str,
+    /// What happens and what to do.
+    pub what: &'static str,
+    /// The public report it rests on.
+    pub source: &'static str,
+    /// How sure the reports are: `Warn` when they agree, `Info` when they conflict.
+    pub severity: Severity,
+}
+
+/// [`ResetReport`]s by vendor and device id (ids as Linux' pci.ids and users' `lspci -nn`
+/// give them).
+pub fn reported_reset_trouble(vendor: VendorId, device: u16) -> Option<ResetReport> {
+    const RDNA3: &str = "reportedly does not come back after the guest resets it (the AMD reset \
+        bug of the RX 7000 series); upstream vendor-reset does not cover it (a fork adds Navi 32): \
+        plan a host reboot between guest boots, and prove it with two guest boots before relying on it";
+    const RDNA4: &str = "reportedly stays unusable after a guest restart (RX 9000 series); \
+        vendor-reset does not cover it: plan a host reboot between guest boots";
+    const APU: &str = "(an integrated GPU) reportedly fails vendor-reset's PSP mode-1 reset and \
+        does not come back after a guest restart: plan a host reboot between guest boots";
+    const NAVI2: &str = "(RX 6000 series): reports conflict: vendor-reset's maintainer states the \
+        series resets cleanly, some users report a dead second guest boot; prove it with two \
+        guest boots before relying on it";
+    const BLACKWELL: &str = "(RTX 50 series) reportedly does not reset when the guest shuts down \
+        and can freeze the host; keep the host's NVIDIA driver off it and test two guest boots \
+        before relying on it";
+    let r = |family, what, source, severity| {
+        Some(ResetReport {
+            family,
+            what,
+            source,
+            severity,
+        })
+    };
+    match (vendor, device) {
+        (VendorId::AMD_ATI, 0x744c) => r("AMD Navi 31", RDNA3, "github.com/gnif/vendor-reset/issues/97", Severity::Warn),
+        (VendorId::AMD_ATI, 0x747e) => r("AMD Navi 32", RDNA3, "github.com/gnif/vendor-reset/issues/97", Severity::Warn),
+        (VendorId::AMD_ATI, 0x7480 | 0x7483) => r("AMD Navi 33", RDNA3, "github.com/gnif/vendor-reset/issues/97", Severity::Warn),
+        (VendorId::AMD_ATI, 0x7550) => r("AMD Navi 48", RDNA4, "github.com/gnif/vendor-reset/issues/107 (Navi 44; the same RDNA 4 reset)", Severity::Warn),
+        (VendorId::AMD_ATI, 0x7590) => r("AMD Navi 44", RDNA4, "github.com/gnif/vendor-reset/issues/107", Severity::Warn),
+        (VendorId::AMD_ATI, 0x15bf | 0x15c8) => r("AMD Phoenix (Radeon 780M)", APU, "github.com/gnif/vendor-reset/issues/82", Severity::Warn),
+        (VendorId::AMD_ATI, 0x73a5 | 0x73af | 0x73bf | 0x73df | 0x73ef | 0x73ff) => r(
+            "AMD Navi 2x",
+            NAVI2,
+            "github.com/gnif/vendor-reset/issues/35 (fine), github.com/gnif/vendor-reset/issues/65 (not)",
+            Severity::Info,
+        ),
+        (VendorId::NVIDIA, 0x2b85 | 0x2b87) => r("NVIDIA GB202", BLACKWELL, "github.com/NVIDIA/open-gpu-kernel-modules/issues/853 (RTX 5070 Ti; the same generation)", Severity::Warn),
+        (VendorId::NVIDIA, 0x2c02 | 0x2c05) => r("NVIDIA GB203", BLACKWELL, "github.com/NVIDIA/open-gpu-kernel-modules/issues/853", Severity::Warn),
+        _ => None,
+    }
+}
+
 /// AMD GPUs QEMU resets itself with its config-space quirk (hw/vfio): Bonaire and Hawaii.
 pub fn qemu_amd_reset_quirk(vendor: VendorId, device: u16) -> Option<&'static str> {
     if vendor != VendorId::AMD_ATI {
@@ -773,6 +831,23 @@ fn reset_bug(d: &Device, add: &mut Add<'_>) {
         return;
     }
     let Some((fam, covered)) = amd_reset_bug(d.vendor, d.device.0) else {
+        if let Some(r) = reported_reset_trouble(d.vendor, d.device.0) {
+            add(
+                Code::ResetBug,
+                r.severity,
+                format!("{} {}", r.family, r.what),
+                vec![
+                    format!(
+                        "{}: {}:{} is {}",
+                        d.sysfs_path.display(),
+                        d.vendor,
+                        d.device,
+                        r.family
+                    ),
+                    format!("reported: {}", r.source),
+                ],
+            );
+        }
         return;
     };
     let ev = vec![format!(

@@ -314,3 +314,71 @@ fn garbled_reserved_regions_are_notes_and_good_lines_still_count() {
     assert!(h.groups[&2.into()].reserved_regions.is_none());
     note_for(&h, "iommu_groups/2/reserved_regions");
 }
+
+/// Newer GPUs with reported reset trouble get `reset-bug`, citing the report; a GPU
+/// without such reports (the GTX 760) gets none. Ids as users' `lspci -nn` shows
+/// them in the cited reports.
+#[test]
+fn reset_trouble_of_newer_gpus_is_reported_with_its_source() {
+    /// Vendor, device, and the severity and report source expected (`None`: no finding).
+    type Case = (u16, u16, Option<(Severity, &'static str)>);
+    let cases: [Case; 6] = [
+        (
+            0x1002,
+            0x744c,
+            Some((Severity::Warn, "vendor-reset/issues/97")),
+        ),
+        (
+            0x1002,
+            0x7590,
+            Some((Severity::Warn, "vendor-reset/issues/107")),
+        ),
+        (
+            0x1002,
+            0x15bf,
+            Some((Severity::Warn, "vendor-reset/issues/82")),
+        ),
+        (
+            0x1002,
+            0x73bf,
+            Some((Severity::Info, "vendor-reset/issues/35")),
+        ),
+        (
+            0x10de,
+            0x2b85,
+            Some((Severity::Warn, "open-gpu-kernel-modules/issues/853")),
+        ),
+        (0x10de, 0x1187, None),
+    ];
+    for (v, d, want) in cases {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        Fixture::new(CpuVendor::Amd, IommuKind::Amd)
+            .device(FixtureDevice::root_port(b("00:01.0"), 1).group(1))
+            .device(
+                FixtureDevice::gpu(b("01:00.0"), v, d)
+                    .parent(b("00:01.0"))
+                    .group(2),
+            )
+            .write(&root)
+            .unwrap();
+        let host = Host::load(&root).unwrap();
+        let r = check_bdfs(&host, &[b("01:00.0")]).unwrap();
+        let f = r.devices[0]
+            .findings
+            .iter()
+            .find(|f| f.code == Code::ResetBug);
+        match (want, f) {
+            (None, None) => {}
+            (Some((sev, src)), Some(f)) => {
+                assert_eq!(f.severity, sev, "{v:04x}:{d:04x}");
+                assert!(
+                    f.evidence.iter().any(|e| e.contains(src)),
+                    "{v:04x}:{d:04x}: {:?}",
+                    f.evidence
+                );
+            }
+            (w, f) => panic!("{v:04x}:{d:04x}: want {w:?}, got {f:?}"),
+        }
+    }
+}
