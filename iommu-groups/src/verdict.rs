@@ -404,7 +404,7 @@ fn check_device_with<'h>(
     // resets
     let ra = reset::analyse_with(host, around, d);
     no_reset(host, &ra, d, request, &mut add);
-    reset_bug(d, &mut add);
+    reset_bug(host, d, &mut add);
 
     // host-driver
     if let Some(drv) = d.driver.as_deref() {
@@ -812,7 +812,7 @@ pub fn qemu_amd_reset_quirk(vendor: VendorId, device: u16) -> Option<&'static st
     }
 }
 
-fn reset_bug(d: &Device, add: &mut Add<'_>) {
+fn reset_bug(host: &Host, d: &Device, add: &mut Add<'_>) {
     if let Some(fam) = qemu_amd_reset_quirk(d.vendor, d.device.0) {
         add(
             Code::ResetBug,
@@ -872,18 +872,42 @@ fn reset_bug(d: &Device, add: &mut Add<'_>) {
             ev,
         );
     } else if covered {
-        add(
-            Code::ResetBug,
-            Severity::Warn,
+        // Since 5.15 the kernel uses a device-specific reset only when `reset_method`
+        // selects it (drivers/pci/pci.c reset_method_store); vendor-reset's README gives
+        // the udev rule, with lowercase hex ids.
+        let rule = format!(
+            "ACTION==\"add\", SUBSYSTEM==\"pci\", ATTR{{vendor}}==\"0x{}\", \
+             ATTR{{device}}==\"0x{}\", ATTR{{reset_method}}=\"device_specific\"",
+            d.vendor, d.device
+        );
+        let loaded = host
+            .modules
+            .iter()
+            .flatten()
+            .chain(&host.sys_module)
+            .any(|m| m == "vendor_reset");
+        let mut ev = ev;
+        ev.push(format!(
+            "vendor_reset {} (proc/modules, sys/module)",
+            if loaded { "is loaded" } else { "is not loaded" }
+        ));
+        let msg = if loaded {
+            format!(
+                "AMD {fam} often does not come back after a guest resets it (the AMD reset bug). \
+                 vendor-reset is loaded, but reset_method does not list device_specific, so the \
+                 kernel does not use it: add the udev rule `{rule}` (e.g. to \
+                 /etc/udev/rules.d/99-vendor-reset.rules) and reload udev"
+            )
+        } else {
             format!(
                 "AMD {fam} often does not come back after a guest resets it (the AMD reset bug). \
                  The out-of-tree vendor-reset module handles it: install it (dkms), load it before \
-                 vfio-pci, and since kernel 5.15 select it with a udev rule writing \
-                 `device_specific` to /sys/bus/pci/devices/{}/reset_method",
+                 vfio-pci, and since kernel 5.15 select it with the udev rule `{rule}` (which \
+                 writes device_specific to /sys/bus/pci/devices/{}/reset_method)",
                 d.bdf
-            ),
-            ev,
-        );
+            )
+        };
+        add(Code::ResetBug, Severity::Warn, msg, ev);
     } else {
         add(
             Code::ResetBug,

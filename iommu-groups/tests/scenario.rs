@@ -296,8 +296,35 @@ fn reset_bug_families_and_their_remedies() {
     let polaris = find("01:00.0");
     assert_eq!(polaris.severity, Severity::Warn);
     assert!(polaris.message.contains("vendor-reset"));
-    assert!(polaris.message.contains("device_specific"));
+    assert!(polaris.message.contains("install it"));
+    // The udev rule vendor-reset's README gives, ids in lowercase hex.
+    assert!(
+        polaris.message.contains(
+            "ATTR{vendor}==\"0x1002\", ATTR{device}==\"0x67df\", ATTR{reset_method}=\"device_specific\""
+        ),
+        "{}",
+        polaris.message
+    );
+    assert!(polaris
+        .evidence
+        .iter()
+        .any(|e| e.contains("vendor_reset is not loaded")));
     assert_eq!(find("02:00.0").severity, Severity::Info);
+    // With the module loaded but not selected: only the rule is missing.
+    let mut loaded = h.clone();
+    loaded.modules = Some(vec!["vendor_reset".into()]);
+    let r = check(&loaded, &["01:00.0".parse::<DeviceSpec>().unwrap()]).unwrap();
+    let f = r.devices[0]
+        .findings
+        .iter()
+        .find(|f| f.code == Code::ResetBug)
+        .unwrap();
+    assert!(
+        f.message.contains("vendor-reset is loaded"),
+        "{}",
+        f.message
+    );
+    assert!(!f.message.contains("install it"), "{}", f.message);
     let hawaii = find("03:00.0");
     assert_eq!(hawaii.severity, Severity::Info);
     assert!(hawaii.message.contains("QEMU"));
