@@ -334,6 +334,7 @@ mod tests {
             host::DRACUT_DROPIN,
             host::MODPROBE_VFIO,
             host::MODULES_LOAD_VFIO,
+            host::UDEV_VENDOR_RESET,
         ] {
             assert!(covered(p), "{p} is not read by the host model");
         }

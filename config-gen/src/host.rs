@@ -60,6 +60,8 @@ pub const KERNELSTUB_CONFIG: &str = "/etc/kernelstub/configuration";
 pub const MODPROBE_VFIO: &str = "/etc/modprobe.d/vfio.conf";
 /// The generated modules-load.d file.
 pub const MODULES_LOAD_VFIO: &str = "/etc/modules-load.d/vfio.conf";
+/// The udev rule selecting vendor-reset's device-specific reset (vendor-reset's README).
+pub const UDEV_VENDOR_RESET: &str = "/etc/udev/rules.d/99-passthru-vendor-reset.rules";
 /// Debian's `/etc/modules` (read, never written).
 pub const ETC_MODULES: &str = "/etc/modules";
 /// initramfs-tools' module list.
@@ -678,6 +680,7 @@ pub fn plan(
         body.push_str(&format!("blacklist {m}\n"));
     }
     hp.files.push(put_block_file(facts, MODPROBE_VFIO, &body)?);
+    vendor_reset_rule(facts, devs, &mut hp)?;
     // Host-side sharers of an id.
     for h in &facts.devices {
         if claimed.iter().any(|d| d.bdf == h.bdf) {
@@ -893,6 +896,37 @@ pub fn vfio_ids_lines(facts: &HostFacts) -> Vec<IdsLine> {
         }
     }
     out
+}
+
+/// The udev rule that makes the kernel use vendor-reset for the requested GPUs of
+/// families it covers: since 5.15 a device-specific reset is used only when
+/// `reset_method` selects it (drivers/pci/pci.c reset_method_store), and vendor-reset's
+/// README gives this rule, ids in lowercase hex. Written in passthru's block; nothing
+/// for a request without such a GPU.
+fn vendor_reset_rule(facts: &HostFacts, devs: &[&DeviceFacts], hp: &mut HostPlan) -> Result<()> {
+    let mut ids: BTreeSet<(String, String, &'static str)> = BTreeSet::new();
+    for d in devs {
+        if let Some((fam, true)) =
+            passthru_iommu_groups::verdict::amd_reset_bug(d.vendor, d.device.0)
+        {
+            ids.insert((d.vendor.to_string(), d.device.to_string(), fam));
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut body = String::new();
+    for (v, d, fam) in &ids {
+        body.push_str(&format!("# AMD {fam} has the AMD reset bug: vendor-reset (out of tree, dkms) resets it, and since kernel 5.15 only when reset_method selects device_specific\n"));
+        body.push_str(&format!("ACTION==\"add\", SUBSYSTEM==\"pci\", ATTR{{vendor}}==\"0x{v}\", ATTR{{device}}==\"0x{d}\", ATTR{{reset_method}}=\"device_specific\"\n"));
+    }
+    hp.files
+        .push(put_block_file(facts, UDEV_VENDOR_RESET, &body)?);
+    hp.warnings.push(Warning::new(
+        "vendor-reset",
+        format!("{UDEV_VENDOR_RESET} selects vendor-reset's reset for the requested AMD GPUs; install vendor-reset (dkms) and load it before vfio-pci (add vendor-reset to the modules the initramfs loads), or the rule selects a reset nobody provides"),
+    ));
+    Ok(())
 }
 
 fn put_block_file(facts: &HostFacts, path: &str, body: &str) -> Result<FileChange> {

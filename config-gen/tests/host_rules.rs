@@ -872,3 +872,42 @@ mod merge_over_runs {
         }
     }
 }
+
+/// A Polaris (covered by vendor-reset) gets the udev rule that selects it, in
+/// passthru's block, and a warning to install the module; a second run changes nothing;
+/// a Fiji (not covered) or an NVIDIA card gets no rule.
+#[test]
+fn vendor_reset_rule_for_covered_amd_gpus_only() {
+    let mut f = facts(CpuVendor::Amd, "6.8");
+    f.devices.push(dev(
+        "0000:0e:00.0",
+        0x1002,
+        0x67df,
+        0x030000,
+        "amdgpu",
+        false,
+    ));
+    let p = generate(&f, &req(&["0e:00"])).unwrap();
+    let rule = file(&p, "/etc/udev/rules.d/99-passthru-vendor-reset.rules").expect("rule");
+    assert!(rule.contains(
+        "ACTION==\"add\", SUBSYSTEM==\"pci\", ATTR{vendor}==\"0x1002\", ATTR{device}==\"0x67df\", ATTR{reset_method}=\"device_specific\"\n"
+    ), "{rule}");
+    assert!(codes(&p).contains(&"vendor-reset"), "{:?}", codes(&p));
+    // Applied once, the second plan leaves the file as it is.
+    f.files.insert(
+        "/etc/udev/rules.d/99-passthru-vendor-reset.rules".into(),
+        rule.to_string(),
+    );
+    let again = generate(&f, &req(&["0e:00"])).unwrap();
+    assert!(!again
+        .files
+        .iter()
+        .any(|x| x.path == "/etc/udev/rules.d/99-passthru-vendor-reset.rules"));
+    for slot in ["0b:00", "05:00"] {
+        let p = generate(&facts(CpuVendor::Amd, "6.8"), &req(&[slot])).unwrap();
+        assert!(
+            file(&p, "/etc/udev/rules.d/99-passthru-vendor-reset.rules").is_none(),
+            "{slot}"
+        );
+    }
+}

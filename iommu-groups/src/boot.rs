@@ -33,6 +33,8 @@ pub const PVE_QEMU_SERVER: &str = "/etc/pve/qemu-server";
 pub const DRACUT_CONF_D: &str = "/etc/dracut.conf.d";
 /// mkinitcpio's drop-in directory.
 pub const MKINITCPIO_CONF_D: &str = "/etc/mkinitcpio.conf.d";
+/// udev's local rules (the vendor-reset rule lives here).
+pub const UDEV_RULES_D: &str = "/etc/udev/rules.d";
 /// os-release(5): the distribution; `/usr/lib/os-release` when this is absent.
 pub const OS_RELEASE: &str = "/etc/os-release";
 /// os-release(5)'s fallback location.
@@ -56,6 +58,7 @@ pub const DIRS: &[(&str, &str)] = &[
     (PVE_QEMU_SERVER, ".conf"),
     (DRACUT_CONF_D, ".conf"),
     (MKINITCPIO_CONF_D, ".conf"),
+    (UDEV_RULES_D, ".rules"),
 ];
 
 /// Paths whose presence is a fact ([`BootSetup::present`]): the tools that rebuild
