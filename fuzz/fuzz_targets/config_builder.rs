@@ -23,6 +23,15 @@ enum Std {
     Raw(u8, Vec<u8>),
 }
 
+/// A raw capability id the builder is asked for: any but 0xff (see its use).
+fn raw_id(id: u8) -> u8 {
+    if id == 0xff {
+        0xfe
+    } else {
+        id
+    }
+}
+
 #[derive(Debug, Arbitrary)]
 enum Ext {
     Acs(u16, u16),
@@ -89,7 +98,9 @@ fuzz_target!(|inp: Input| {
             }
             Std::Af(tp, flr) => b.with_af(tp, flr),
             Std::Vendor(l) => b.with_vendor_specific(l),
-            Std::Raw(id, ref body) => b.with_capability(id, body),
+            // Id 0xff is what an absent device reads as: the kernel and lspci end the
+            // walk there (a broken chain), so the builder is not asked for it.
+            Std::Raw(id, ref body) => b.with_capability(raw_id(id), body),
         };
         want_std.push(match *s {
             Std::Pm(_) => CapabilityId::PowerManagement,
@@ -98,7 +109,7 @@ fuzz_target!(|inp: Input| {
             Std::Pcie(..) => CapabilityId::PciExpress,
             Std::Af(..) => CapabilityId::AdvancedFeatures,
             Std::Vendor(_) => CapabilityId::VendorSpecific,
-            Std::Raw(id, _) => CapabilityId::from(id),
+            Std::Raw(id, _) => CapabilityId::from(raw_id(id)),
         });
     }
     let mut want_ext = Vec::new();
@@ -202,6 +213,22 @@ fuzz_target!(|inp: Input| {
     let want_ext_cmp = match inp.ext.last() {
         Some(Ext::Raw(0, v, _)) if v & 0xf == 0 => &want_ext[..want_ext.len() - 1],
         _ => &want_ext[..],
+    };
+    // The extended space is walked only where it exists: 4096 bytes, a PCI Express or
+    // PCI-X capability (lspci's rule), and not an alias of the first 256 bytes (the
+    // kernel's pci_ext_cfg_is_aliased).
+    let pcie_or_pcix = got_std.iter().any(|c| {
+        matches!(
+            u8::from(c.id),
+            0x10 | 0x07 // PCI Express, PCI-X
+        )
+    });
+    let aliased =
+        bytes.len() == 4096 && bytes[256..].chunks(256).all(|chunk| chunk == &bytes[..256]);
+    let want_ext_cmp: &[ExtCapabilityId] = if bytes.len() == 4096 && pcie_or_pcix && !aliased {
+        want_ext_cmp
+    } else {
+        &[]
     };
     assert_eq!(
         got_ext.iter().map(|c| c.id).collect::<Vec<_>>(),
