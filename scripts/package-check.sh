@@ -33,8 +33,8 @@ mkdir -p "$out/.cargo"
     for c in "${crates[@]}"; do
         # A multi-package publish leaves the .crate files in package/tmp-crate/ (cargo
         # 1.95), a `cargo package` in package/: take the newest one there is.
-        crate_file=$(ls -t "$target_root/package/tmp-crate/$c-$version.crate" \
-            "$target_root/package/$c-$version.crate" 2>/dev/null | head -n 1)
+        crate_file=$({ ls -t "$target_root/package/tmp-crate/$c-$version.crate" \
+            "$target_root/package/$c-$version.crate" 2>/dev/null || true; } | head -n 1)
         [ -n "$crate_file" ] || die "no $c-$version.crate under $target_root/package"
         tar xzf "$crate_file" -C "$out" || die "unpack $c"
         echo "$c = { path = \"$out/$c-$version\" }"
