@@ -114,7 +114,7 @@ fn cases() -> Vec<(&'static str, Vec<Op>)> {
             ],
         ),
         (
-            "no-intremap-unsafe",
+            "no-intremap-allowed",
             vec![
                 File("proc/interrupts", interrupts(false)),
                 File(
@@ -299,7 +299,7 @@ fn codes(v: &serde_json::Value) -> Vec<String> {
 /// What each case must and must not show (derived from the fact it changes).
 fn expect(case: &str) -> (&'static [&'static str], &'static [&'static str]) {
     match case {
-        "no-intremap" | "no-intremap-cmdline" | "no-intremap-unsafe" => (&["no-intremap"], &[]),
+        "no-intremap" | "no-intremap-cmdline" | "no-intremap-allowed" => (&["no-intremap"], &[]),
         "intremap-ok" => (&[], &["no-intremap"]),
         "no-kvm" => (&["no-kvm", "in-vm"], &[]),
         "kvm-ok" => (&[], &["no-kvm"]),

@@ -213,7 +213,7 @@ fn no_intremap(host: &Host, out: &mut Vec<Finding>) {
             format!(
                 "interrupt remapping is off and vfio_iommu_type1 has allow_unsafe_interrupts=Y, so \
                  devices attach but a guest's device can forge interrupts (MSI writes) aimed at the \
-                 host: unsafe with untrusted guests; {fix}"
+                 host: not safe with untrusted guests; {fix}"
             ),
             ev,
         ));
