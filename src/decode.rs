@@ -40,6 +40,35 @@ pub enum Field {
     Str(String),
 }
 
+/// What a capability's decoder made of it (both kinds of capability).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Contents {
+    /// Decoded fields, when this capability has a decoder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, Field>>,
+    /// Why decoding it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Contents {
+    /// From a decoder's answer: fields, an error, or nothing (no decoder).
+    fn of<E: std::fmt::Display>(dec: Option<Result<Decoded, E>>) -> Contents {
+        match dec {
+            Some(Ok(d)) => Contents {
+                fields: Some(fields(&d)),
+                error: None,
+            },
+            Some(Err(e)) => Contents {
+                fields: None,
+                error: Some(e.to_string()),
+            },
+            None => Contents::default(),
+        }
+    }
+}
+
 /// A standard capability, in walk order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -50,12 +79,9 @@ pub struct Capability {
     pub offset: u16,
     /// The specification's name.
     pub name: String,
-    /// Decoded fields, when this capability has a decoder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fields: Option<BTreeMap<String, Field>>,
-    /// Why decoding it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    /// What its decoder made of it.
+    #[serde(flatten)]
+    pub contents: Contents,
 }
 
 /// An extended (PCIe) capability, in walk order.
@@ -70,12 +96,9 @@ pub struct ExtCapability {
     pub version: u8,
     /// The specification's name.
     pub name: String,
-    /// Decoded fields, when this capability has a decoder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fields: Option<BTreeMap<String, Field>>,
-    /// Why decoding it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    /// What its decoder made of it.
+    #[serde(flatten)]
+    pub contents: Contents,
 }
 
 /// Where a capability walk stopped.
@@ -285,13 +308,11 @@ impl DecodedDevice {
             for cap in c.capabilities() {
                 match cap {
                     Ok(cap) => {
-                        let dec = cap.decode(bytes);
                         capabilities.push(Capability {
                             id: u8::from(cap.id),
                             offset: cap.offset,
                             name: cap.id.name().to_string(),
-                            fields: dec.as_ref().and_then(|r| r.as_ref().ok()).map(fields),
-                            error: dec.and_then(|r| r.err()).map(|e| e.to_string()),
+                            contents: Contents::of(cap.decode(bytes)),
                         });
                     }
                     Err(e) => capability_errors.push(stop(&e)),
@@ -302,14 +323,12 @@ impl DecodedDevice {
         for cap in c.extended_capabilities() {
             match cap {
                 Ok(cap) => {
-                    let dec = cap.decode(bytes);
                     extended_capabilities.push(ExtCapability {
                         id: u16::from(cap.id),
                         offset: cap.offset,
                         version: cap.version,
                         name: cap.id.name().to_string(),
-                        fields: dec.as_ref().and_then(|r| r.as_ref().ok()).map(fields),
-                        error: dec.and_then(|r| r.err()).map(|e| e.to_string()),
+                        contents: Contents::of(cap.decode(bytes)),
                     });
                 }
                 Err(e) => capability_errors.push(stop(&e)),

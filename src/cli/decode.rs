@@ -296,12 +296,11 @@ fn human(s: &mut String, d: &DecodedDevice) {
             id,
             offset,
             name,
-            fields,
-            error,
+            contents,
             ..
         } = c;
         let _ = writeln!(s, "\tCapabilities: [{offset:02x}] {name} (id {id:#04x})");
-        fields_text(s, fields.as_ref(), error.as_deref());
+        fields_text(s, contents.fields.as_ref(), contents.error.as_deref());
     }
     for c in &d.extended_capabilities {
         let ExtCapability {
@@ -309,15 +308,14 @@ fn human(s: &mut String, d: &DecodedDevice) {
             offset,
             version,
             name,
-            fields,
-            error,
+            contents,
             ..
         } = c;
         let _ = writeln!(
             s,
             "\tCapabilities: [{offset:03x} v{version}] {name} (id {id:#06x})"
         );
-        fields_text(s, fields.as_ref(), error.as_deref());
+        fields_text(s, contents.fields.as_ref(), contents.error.as_deref());
     }
     for e in &d.capability_errors {
         let _ = writeln!(s, "\tCapability walk stopped: {}", e.message);
