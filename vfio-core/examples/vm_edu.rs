@@ -40,6 +40,10 @@
 //! Prints one line per check (`ok   ...` / `FAIL ...`) and last `N passed, N failed`;
 //! exits 1 when a check failed.
 
+#[path = "common/tally.rs"]
+mod tally;
+use tally::Tally;
+
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
@@ -50,8 +54,7 @@ use std::time::{Duration, Instant};
 use passthru_pci_ids::Bdf;
 use passthru_vfio_core::dma::{find_iova, OwnedDma};
 use passthru_vfio_core::{
-    host, verify, Container, Device, Error, EventFd, Extension, Group, Iommufd, IrqIndex, RealSys,
-    RegionMap,
+    host, Container, Device, EventFd, Extension, Group, Iommufd, IrqIndex, RealSys, RegionMap,
 };
 use vm_memory::{MmapRegion, VolatileMemory};
 
@@ -83,52 +86,6 @@ const CMD_MEMORY: u16 = 0x2;
 const CMD_MASTER: u16 = 0x4;
 /// Lowest IOVA used: above the guest's 1 GiB of RAM, below the device's 32-bit mask.
 const IOVA_MIN: u64 = 0x5000_0000;
-
-struct Tally {
-    passed: u32,
-    failed: u32,
-    /// With `--fault-log FILE`: the kernel-log fault checks, kept apart (written to
-    /// FILE, not counted in the exit status) so that the harness reports them as a step
-    /// of their own; without it they count like every other check.
-    faults: Option<Vec<String>>,
-}
-
-impl Tally {
-    /// A check that the kernel logged an IOMMU fault.
-    fn fault_check(&mut self, ok: bool, what: &str) -> bool {
-        let Some(f) = self.faults.as_mut() else {
-            return self.check(ok, what);
-        };
-        let line = format!("{} {what}", if ok { "ok  " } else { "FAIL" });
-        println!("{line} [fault log]");
-        f.push(line);
-        ok
-    }
-
-    fn check(&mut self, ok: bool, what: &str) -> bool {
-        if ok {
-            self.passed += 1;
-            println!("ok   {what}");
-        } else {
-            self.failed += 1;
-            println!("FAIL {what}");
-        }
-        ok
-    }
-
-    fn must<T>(&mut self, r: Result<T, Error>, what: &str) -> Option<T> {
-        match r {
-            Ok(v) => {
-                self.check(true, what);
-                Some(v)
-            }
-            Err(e) => {
-                self.check(false, &format!("{what}: {}", verify::error_chain(&e)));
-                None
-            }
-        }
-    }
-}
 
 /// One page of anonymous memory the DMA spaces can own.
 type Buf = Arc<MmapRegion<()>>;
@@ -900,11 +857,8 @@ fn main() -> std::process::ExitCode {
             .map(str::to_owned)
             .collect();
     }
-    let mut t = Tally {
-        passed: 0,
-        failed: 0,
-        faults: fault_log.as_ref().map(|_| Vec::new()),
-    };
+    let mut t = Tally::new();
+    t.faults = fault_log.as_ref().map(|_| Vec::new());
     if args.is_empty() {
         t.check(false, "no BDF given (argv or $EDU_DMA)");
     }

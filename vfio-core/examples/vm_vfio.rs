@@ -13,6 +13,10 @@
 //! kernel's answers recorded in tests/vm/README.md and tests/data/captures, or
 //! read in the 6.12 source (file and function cited at each check).
 
+#[path = "common/tally.rs"]
+mod tally;
+use tally::Tally;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -31,57 +35,6 @@ use passthru_vfio_core::verify::{self, ApiChoice, VerifyOptions};
 use passthru_vfio_core::{host, Error, EventFd, IrqIndex, RealSys};
 use std::os::fd::AsFd;
 use vm_memory::MmapRegion;
-
-struct Tally {
-    passed: u32,
-    failed: u32,
-}
-
-impl Tally {
-    fn check(&mut self, ok: bool, what: &str) -> bool {
-        if ok {
-            self.passed += 1;
-            println!("ok   {what}");
-        } else {
-            self.failed += 1;
-            println!("FAIL {what}");
-        }
-        ok
-    }
-
-    /// A step that must succeed; returns its value.
-    fn must<T>(&mut self, r: Result<T, Error>, what: &str) -> Option<T> {
-        match r {
-            Ok(v) => {
-                self.check(true, what);
-                Some(v)
-            }
-            Err(e) => {
-                self.check(false, &format!("{what}: {}", verify::error_chain(&e)));
-                None
-            }
-        }
-    }
-
-    /// A step that must fail with `errno`.
-    fn errno<T>(&mut self, r: Result<T, Error>, errno: i32, what: &str) {
-        match r {
-            Ok(_) => {
-                self.check(false, &format!("{what}: succeeded, expected errno {errno}"));
-            }
-            Err(e) => {
-                let got = e.errno();
-                self.check(
-                    got == Some(errno),
-                    &format!(
-                        "{what}: errno {got:?} (want {errno}): {}",
-                        verify::error_chain(&e)
-                    ),
-                );
-            }
-        }
-    }
-}
 
 fn buffer(size: usize) -> Arc<MmapRegion<()>> {
     Arc::new(MmapRegion::new(size).expect("anonymous mmap"))
@@ -1431,10 +1384,7 @@ fn main() -> std::process::ExitCode {
             .map(str::to_owned)
             .collect();
     }
-    let mut t = Tally {
-        passed: 0,
-        failed: 0,
-    };
+    let mut t = Tally::new();
     if args.is_empty() {
         t.check(false, "no BDF given (argv or $VFIO_BIND)");
     }
