@@ -25,11 +25,12 @@ use passthru_pci_ids::caps::{Decoded, FieldValue, WalkError};
 use passthru_pci_ids::config::Bar;
 use passthru_pci_ids::db::PciIdsIndex;
 use passthru_pci_ids::{Bdf, ConfigSpace};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One decoded capability field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Field {
     /// A flag.
@@ -41,7 +42,7 @@ pub enum Field {
 }
 
 /// What a capability's decoder made of it (both kinds of capability).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct Contents {
     /// Decoded fields, when this capability has a decoder.
@@ -70,7 +71,7 @@ impl Contents {
 }
 
 /// A standard capability, in walk order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct Capability {
     /// Capability id.
@@ -85,7 +86,7 @@ pub struct Capability {
 }
 
 /// An extended (PCIe) capability, in walk order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct ExtCapability {
     /// Extended capability id.
@@ -102,7 +103,7 @@ pub struct ExtCapability {
 }
 
 /// Where a capability walk stopped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct WalkStop {
     /// Offset of the bad pointer or header.
@@ -112,7 +113,7 @@ pub struct WalkStop {
 }
 
 /// A base address register as programmed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct BarValue {
     /// BAR number.
@@ -126,7 +127,7 @@ pub struct BarValue {
 }
 
 /// A bridge's bus numbers and Bridge Control.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct BridgeValue {
     /// Primary bus.
@@ -142,7 +143,7 @@ pub struct BridgeValue {
 }
 
 /// ACS capability and control registers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct AcsValue {
     /// ACS Capability register.
@@ -152,9 +153,13 @@ pub struct AcsValue {
 }
 
 /// Names from pci.ids: each present when a database was found and knows it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct Names {
+    /// `Vendor Device` (`Vendor Device 1234` for a device pci.ids lacks), the `name`
+    /// `list` and `check` give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Vendor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_name: Option<String>,
@@ -179,18 +184,22 @@ pub struct Names {
 }
 
 /// One decoded function.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
 pub struct DecodedDevice {
     /// Its address, when the input gave one (an lspci dump does, a raw file does not).
+    #[schemars(regex(pattern = r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$"))]
     pub bdf: Option<String>,
     /// Something answers (vendor id neither 0xffff nor 0).
     pub present: bool,
     /// Vendor id, lowercase hex.
+    #[schemars(regex(pattern = r"^[0-9a-f]{4}$"))]
     pub vendor_id: String,
     /// Device id, lowercase hex.
+    #[schemars(regex(pattern = r"^[0-9a-f]{4}$"))]
     pub device_id: String,
     /// Class code, six lowercase hex digits.
+    #[schemars(regex(pattern = r"^[0-9a-f]{6}$"))]
     pub class: String,
     /// Header layout (0 endpoint, 1 bridge, 2 CardBus).
     pub header_type: u8,
@@ -200,9 +209,11 @@ pub struct DecodedDevice {
     pub revision: u8,
     /// Bytes of config space given.
     pub config_len: usize,
-    /// Subsystem vendor id.
+    /// Subsystem vendor id, lowercase hex.
+    #[schemars(regex(pattern = r"^[0-9a-f]{4}$"))]
     pub subsystem_vendor_id: Option<String>,
-    /// Subsystem id.
+    /// Subsystem id, lowercase hex.
+    #[schemars(regex(pattern = r"^[0-9a-f]{4}$"))]
     pub subsystem_id: Option<String>,
     /// Command register.
     pub command: u16,
@@ -238,6 +249,21 @@ pub struct DecodedDevice {
     /// Names from pci.ids.
     #[serde(flatten)]
     pub names: Names,
+}
+
+/// `Vendor Device` from pci.ids, or `Vendor Device 1234` when the vendor is known and the
+/// device is not: the `name` of every command's JSON.
+pub fn device_name(
+    idx: Option<&PciIdsIndex<'_>>,
+    v: passthru_pci_ids::VendorId,
+    d: passthru_pci_ids::DeviceId,
+) -> Option<String> {
+    let idx = idx?;
+    let vendor = idx.vendor(v)?;
+    Some(match idx.device(v, d) {
+        Some(dev) => format!("{vendor} {dev}"),
+        None => format!("{vendor} Device {d}"),
+    })
 }
 
 fn hex16(v: u16) -> String {
@@ -345,6 +371,7 @@ impl DecodedDevice {
             }
         });
         let names = idx.map_or_else(Names::default, |ix| Names {
+            name: device_name(Some(ix), v, d),
             vendor_name: ix.vendor(v).map(str::to_string),
             device_name: ix.device(v, d).map(str::to_string),
             class_name: ix.class(cc.class).map(str::to_string),

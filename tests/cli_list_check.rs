@@ -183,9 +183,15 @@ fn json_keys_are_the_issues() {
             "class_name",
             "device_id",
             "driver",
+            "iommu_group",
             "name",
             "vendor_id"
         ]
+    );
+    // A device's group under the key check and verify use, beside the group's `id`.
+    assert_eq!(
+        l["groups"][0]["devices"][0]["iommu_group"],
+        l["groups"][0]["id"]
     );
     // The AMD IOMMU function has no group.
     assert_eq!(l["ungrouped"][0]["bdf"], "0000:00:00.2");
@@ -204,6 +210,7 @@ fn json_keys_are_the_issues() {
         [
             "bdf",
             "class",
+            "class_name",
             "device_id",
             "driver",
             "findings",
@@ -224,14 +231,44 @@ fn json_keys_are_the_issues() {
         .flat_map(|g| g["devices"].as_array().unwrap())
         .find(|x| x["bdf"] == d["bdf"])
         .unwrap();
-    for k in ["class", "driver", "name", "vendor_id", "device_id"] {
+    for k in [
+        "class",
+        "class_name",
+        "driver",
+        "name",
+        "vendor_id",
+        "device_id",
+        "iommu_group",
+    ] {
         assert_eq!(d[k], listed[k], "{k}");
     }
     assert_eq!(d["iommu_group"], 13);
     assert_eq!(
         keys(&d["findings"][0]),
-        ["code", "evidence", "message", "severity"]
+        ["code", "device", "evidence", "message", "severity"]
     );
+    assert_eq!(d["findings"][0]["device"], d["bdf"]);
+    // verify names the device with the same keys and values (and keeps its `group`).
+    let v: serde_json::Value =
+        serde_json::from_str(&passthru(&root, &["verify", "--json", "0b:00.0"]).stdout).unwrap();
+    for k in [
+        "bdf",
+        "class",
+        "driver",
+        "name",
+        "vendor_id",
+        "device_id",
+        "iommu_group",
+    ] {
+        assert_eq!(v[k], d[k], "verify {k}");
+    }
+    assert_eq!(v["group"], v["iommu_group"]);
+    for f in v["findings"].as_array().unwrap() {
+        assert_eq!(
+            keys(f),
+            ["code", "device", "evidence", "message", "severity"]
+        );
+    }
     let codes: Vec<&str> = d["findings"]
         .as_array()
         .unwrap()

@@ -434,7 +434,7 @@ pub fn block_edits(root: &Path, files: &[FileChange]) -> Result<Vec<crate::Warni
                 theirs.remove(k);
                 continue;
             }
-            out.push(crate::Warning::new("block-edited", format!("{}:{}: `{}` is inside passthru's block but passthru did not write it there; the block is rewritten on every run, so it would be lost: move it above the `# >>> passthru` line, then run passthru config again", f.path, first + i, line.trim())));
+            out.push(crate::model::warning(crate::ConfigCode::BlockEdited, format!("{}:{}: `{}` is inside passthru's block but passthru did not write it there; the block is rewritten on every run, so it would be lost: move it above the `# >>> passthru` line, then run passthru config again", f.path, first + i, line.trim())));
         }
     }
     Ok(out)

@@ -7,7 +7,7 @@
 //! function passes all functions; `pcie=1` needs `machine: q35`; GPU guests use
 //! `bios: ovmf` (with an `efidisk0`) and `cpu: host`.
 
-use crate::model::{DeviceFacts, GuestKind, HostFacts, Warning};
+use crate::model::{warning, ConfigCode, DeviceFacts, GuestKind, HostFacts, Warning};
 use passthru_iommu_groups::findings_device;
 use passthru_pci_ids::{Bdf, Slot, VendorId};
 
@@ -412,10 +412,10 @@ pub fn proxmox_x_vga(facts: &HostFacts, slots: &[Slot]) -> (bool, Vec<Warning>) 
                 continue;
             }
             if ovmf {
-                out.push(Warning::new("x-vga-ovmf", format!("{path}:{n}: {key} passes {host} with x-vga=1 in an OVMF guest: Proxmox does not give QEMU x-vga=on for OVMF, so disable_vga=1 is kept")));
+                out.push(warning(ConfigCode::XVgaOvmf, format!("{path}:{n}: {key} passes {host} with x-vga=1 in an OVMF guest: Proxmox does not give QEMU x-vga=on for OVMF, so disable_vga=1 is kept")));
             } else {
                 needs_vga = true;
-                out.push(Warning::new("vga-conflict", format!("{path}:{n}: {key} passes {host} with x-vga=1 in a SeaBIOS guest, which needs vfio-pci's VGA region: disable_vga=1 is left out")));
+                out.push(warning(ConfigCode::VgaConflict, format!("{path}:{n}: {key} passes {host} with x-vga=1 in a SeaBIOS guest, which needs vfio-pci's VGA region: disable_vga=1 is left out")));
             }
         }
     }

@@ -41,9 +41,11 @@ use crate::block;
 use crate::cmdline::{self, ParamEdit, Planned};
 use crate::grub;
 use crate::model::{
-    Bootloader, CpuVendor, DeviceFacts, GrubFlavor, HostFacts, Initramfs, Request, Warning,
+    warning, Bootloader, ConfigCode, CpuVendor, DeviceFacts, GrubFlavor, HostFacts, Initramfs,
+    Request, Warning,
 };
 use crate::{Error, FileChange, Result};
+use passthru_iommu_groups::Code;
 use passthru_pci_ids::VendorId;
 use std::collections::BTreeSet;
 
@@ -152,8 +154,8 @@ fn grub_dropin_warnings(facts: &HostFacts, w: &mut Vec<Warning>) {
         }
         match grub::extends_previous(text, grub::VAR) {
             Ok(true) => {}
-            Ok(false) => w.push(Warning::new("grub-dropin-override", format!("{path} sets {} and grub-mkconfig (Debian, Ubuntu) reads it after {GRUB_DEFAULT}: the parameters written there would not reach the kernel; add them to {path} by hand, or make it extend the value (\"${} ...\")", grub::VAR, grub::VAR))),
-            Err(e) => w.push(Warning::new("grub-dropin-override", format!("{path}:{}: {} (grub-mkconfig reads it after {GRUB_DEFAULT} and it may replace {}: check it by hand)", text[..e.0.min(text.len())].matches('\n').count() + 1, e.1, grub::VAR))),
+            Ok(false) => w.push(warning(ConfigCode::GrubDropinOverride, format!("{path} sets {} and grub-mkconfig (Debian, Ubuntu) reads it after {GRUB_DEFAULT}: the parameters written there would not reach the kernel; add them to {path} by hand, or make it extend the value (\"${} ...\")", grub::VAR, grub::VAR))),
+            Err(e) => w.push(warning(ConfigCode::GrubDropinOverride, format!("{path}:{}: {} (grub-mkconfig reads it after {GRUB_DEFAULT} and it may replace {}: check it by hand)", text[..e.0.min(text.len())].matches('\n').count() + 1, e.1, grub::VAR))),
         }
     }
 }
@@ -259,8 +261,8 @@ pub fn plan(
             }
         }
         CpuVendor::Amd => {}
-        CpuVendor::Other => w.push(Warning::new(
-            "cpu-unknown",
+        CpuVendor::Other => w.push(warning(
+            ConfigCode::CpuUnknown,
             "the CPU vendor is neither Intel nor AMD: no IOMMU parameter is generated",
         )),
     }
@@ -361,9 +363,9 @@ pub fn plan(
                 token: format!("pcie_acs_override={v}"),
                 why: "requested: splits IOMMU groups by pretending devices isolate (out-of-tree patch)".into(),
             });
-            w.push(Warning::new("acs-override", "pcie_acs_override makes the kernel treat devices as isolated when the hardware does not promise it: a passed-through device may reach the memory of devices left on the host. Use it only when you accept that risk."));
+            w.push(warning(ConfigCode::Check(Code::AcsOverride), "pcie_acs_override makes the kernel treat devices as isolated when the hardware does not promise it: a passed-through device may reach the memory of devices left on the host. Use it only when you accept that risk."));
         } else {
-            w.push(Warning::new("acs-override-unsupported", "pcie_acs_override was requested but this kernel is not known to carry the out-of-tree ACS override patch (mainline ignores the parameter): not added"));
+            w.push(warning(ConfigCode::AcsOverrideUnsupported, "pcie_acs_override was requested but this kernel is not known to carry the out-of-tree ACS override patch (mainline ignores the parameter): not added"));
         }
     }
     for r in &req.remove_params {
@@ -387,16 +389,16 @@ pub fn plan(
         cmdline::check_token(&p.token)?;
     }
     if bootloader.is_none() {
-        w.push(Warning::new("no-bootloader", "no GRUB (/etc/default/grub), systemd-boot (/etc/kernel/cmdline) or kernelstub configuration found: pass --bootloader; kernel parameters are listed but not written"));
+        w.push(warning(ConfigCode::NoBootloader, "no GRUB (/etc/default/grub), systemd-boot (/etc/kernel/cmdline) or kernelstub configuration found: pass --bootloader; kernel parameters are listed but not written"));
     }
     for t in &current {
         if cmdline::same_token(t, "amd_iommu=on")
             && !req.remove_params.iter().any(|r| cmdline::same_token(r, t))
         {
-            w.push(Warning::new("undocumented-param", format!("{}: amd_iommu=on is not a documented value (the AMD IOMMU is on whenever the firmware enables it; a 6.12 kernel logs \"AMD-Vi: Unknown option - 'on'\"); pass --remove-param amd_iommu=on to drop it", cmdline_path.unwrap_or("kernel command line"))));
+            w.push(warning(ConfigCode::UndocumentedParam, format!("{}: amd_iommu=on is not a documented value (the AMD IOMMU is on whenever the firmware enables it; a 6.12 kernel logs \"AMD-Vi: Unknown option - 'on'\"); pass --remove-param amd_iommu=on to drop it", cmdline_path.unwrap_or("kernel command line"))));
         }
         if cmdline::param_name(t) == "pcie_acs_override" && req.acs_override.is_none() {
-            w.push(Warning::new("acs-override", format!("{}: {t} is set: it exists only in patched kernels and makes the kernel treat devices as isolated when the hardware does not promise it; a passed-through device may then reach memory of devices left on the host", cmdline_path.unwrap_or("kernel command line"))));
+            w.push(warning(ConfigCode::Check(Code::AcsOverride), format!("{}: {t} is set: it exists only in patched kernels and makes the kernel treat devices as isolated when the hardware does not promise it; a passed-through device may then reach memory of devices left on the host", cmdline_path.unwrap_or("kernel command line"))));
         }
     }
     let edit = ParamEdit {
@@ -411,8 +413,8 @@ pub fn plan(
     let mut planned = cmdline::plan(&current, &edit);
     for r in &req.remove_params {
         if !planned.remove.iter().any(|x| cmdline::same_token(x, r)) {
-            w.push(Warning::new(
-                "remove-absent",
+            w.push(warning(
+                ConfigCode::RemoveAbsent,
                 format!(
                     "{}: {r} is not on the kernel command line: nothing to remove",
                     cmdline_path.unwrap_or("kernel command line")
@@ -429,14 +431,14 @@ pub fn plan(
         planned.remove.retain(|r| {
             let here = editable.iter().any(|t| cmdline::same_token(r, t));
             if !here {
-                w.push(Warning::new("remove-by-hand", format!("{GRUB_DEFAULT}: {r} is not written literally in the last GRUB_CMDLINE_LINUX_DEFAULT assignment (the only value passthru edits): remove it by hand")));
+                w.push(warning(ConfigCode::RemoveByHand, format!("{GRUB_DEFAULT}: {r} is not written literally in the last GRUB_CMDLINE_LINUX_DEFAULT assignment (the only value passthru edits): remove it by hand")));
             }
             here
         });
     }
     for c in &planned.conflicts {
-        w.push(Warning::new(
-            "param-conflict",
+        w.push(warning(
+            ConfigCode::ParamConflict,
             format!(
                 "the command line already has {} where passthru would add {}: left as is",
                 c.theirs, c.ours
@@ -527,7 +529,7 @@ pub fn plan(
                     "kernel-install add \"$(uname -r)\" \"/usr/lib/modules/$(uname -r)/vmlinuz\"".into()
                 });
             }
-            None => w.push(Warning::new("no-cmdline-file", "/etc/kernel/cmdline does not exist; creating it with only these parameters would drop root= and make the system unbootable. Create it from /proc/cmdline first (without BOOT_IMAGE=), then run passthru config again")),
+            None => w.push(warning(ConfigCode::NoCmdlineFile, "/etc/kernel/cmdline does not exist; creating it with only these parameters would drop root= and make the system unbootable. Create it from /proc/cmdline first (without BOOT_IMAGE=), then run passthru config again")),
         },
         Some(Bootloader::Kernelstub) => {
             if !planned.add.is_empty() {
@@ -594,7 +596,7 @@ pub fn plan(
                         what.push(format!("{label} {}{tail}", l.join(",")));
                     }
                 }
-                hp.refusals.push(Warning::new("ids-conflict", format!("{}:{}: `{}` is the vfio-pci ids= modprobe uses (the last one wins) and passthru does not write a second ids= over yours; {}: change that line to `{}`, then run passthru config again", l.path, l.line, l.text.trim(), what.join(" and "), l.with_ids(&fixed))));
+                hp.refusals.push(warning(ConfigCode::IdsConflict, format!("{}:{}: `{}` is the vfio-pci ids= modprobe uses (the last one wins) and passthru does not write a second ids= over yours; {}: change that line to `{}`, then run passthru config again", l.path, l.line, l.text.trim(), what.join(" and "), l.with_ids(&fixed))));
             }
             if !named.is_empty() {
                 body.push_str(&format!(
@@ -633,7 +635,7 @@ pub fn plan(
         .map(|m| m.trim().to_string())
         .collect();
     if !guests_use_x_vga && earlier_x_vga && !claimed.is_empty() {
-        hp.warnings.push(Warning::new("x-vga-kept", format!("{MODPROBE_VFIO}: an earlier run wrote passthru's block without disable_vga=1 (for an x-vga guest): kept that way so that guest keeps its VGA region; pass --x-vga to say so, or remove the block's options lines by hand to get disable_vga=1")));
+        hp.warnings.push(warning(ConfigCode::XVgaKept, format!("{MODPROBE_VFIO}: an earlier run wrote passthru's block without disable_vga=1 (for an x-vga guest): kept that way so that guest keeps its VGA region; pass --x-vga to say so, or remove the block's options lines by hand to get disable_vga=1")));
     }
     if (guests_use_x_vga || earlier_x_vga) && !claimed.is_empty() {
         body.push_str(&format!("{NO_DISABLE_VGA} a guest uses x-vga, which needs the VGA region disable_vga=1 would remove\n"));
@@ -646,7 +648,7 @@ pub fn plan(
     let d3cold: Vec<&str> = facts
         .findings
         .iter()
-        .filter(|w| w.code == "d3cold")
+        .filter(|w| w.code == ConfigCode::Check(Code::D3cold))
         .filter_map(|w| w.message.split_once(": ").map(|(b, _)| b))
         .collect();
     if !d3cold.is_empty() && !claimed.is_empty() {
@@ -687,7 +689,7 @@ pub fn plan(
             continue;
         }
         if claimed.iter().any(|d| id_of(d) == id_of(h)) {
-            hp.warnings.push(Warning::new("id-shared", format!("{} has the same id {}:{} as a function vfio-pci claims: vfio-pci ids= will claim it too", h.bdf, h.vendor, h.device)));
+            hp.warnings.push(warning(ConfigCode::IdShared, format!("{} has the same id {}:{} as a function vfio-pci claims: vfio-pci ids= will claim it too", h.bdf, h.vendor, h.device)));
         }
     }
     let w = &mut hp.warnings;
@@ -705,7 +707,7 @@ pub fn plan(
             .map(String::as_str)
             .collect();
         if !lost.is_empty() && !eff.ours {
-            w.push(Warning::new("ids-override", format!("{}:{}: this vfio-pci ids= is overridden by {}:{} (modprobe applies every options line, files in name order, and the last ids= wins), so {} listed only here do not bind to vfio-pci: merge the lines by hand", l.path, l.line, eff.path, eff.line, lost.join(","))));
+            w.push(warning(ConfigCode::IdsOverride, format!("{}:{}: this vfio-pci ids= is overridden by {}:{} (modprobe applies every options line, files in name order, and the last ids= wins), so {} listed only here do not bind to vfio-pci: merge the lines by hand", l.path, l.line, eff.path, eff.line, lost.join(","))));
         }
     }
     for (path, text) in facts
@@ -722,7 +724,7 @@ pub fn plan(
             if vfio_pci_options(line).is_some_and(|o| o.contains(&"disable_vga=1"))
                 && guests_use_x_vga
             {
-                w.push(Warning::new("vga-conflict", format!("{path}:{n}: disable_vga=1 contradicts x-vga (vfio-pci then exposes no VGA region and QEMU refuses x-vga): remove it by hand")));
+                w.push(warning(ConfigCode::VgaConflict, format!("{path}:{n}: disable_vga=1 contradicts x-vga (vfio-pci then exposes no VGA region and QEMU refuses x-vga): remove it by hand")));
             }
         }
     }
@@ -745,7 +747,7 @@ pub fn plan(
             let comp = competing_modules(d);
             let missing: Vec<&String> = comp.iter().filter(|m| !blacklisted.contains(*m)).collect();
             if comp.iter().any(|m| blacklisted.contains(m)) && !missing.is_empty() {
-                w.push(Warning::new("partial-blacklist", format!("{}: /etc/modprobe.d blacklists {} but not {}, which can also drive it; the softdep lines make vfio-pci claim it first anyway", d.bdf, comp.iter().filter(|m| blacklisted.contains(*m)).cloned().collect::<Vec<_>>().join(", "), missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))));
+                w.push(warning(ConfigCode::PartialBlacklist, format!("{}: /etc/modprobe.d blacklists {} but not {}, which can also drive it; the softdep lines make vfio-pci claim it first anyway", d.bdf, comp.iter().filter(|m| blacklisted.contains(*m)).cloned().collect::<Vec<_>>().join(", "), missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))));
             }
         }
     }
@@ -766,7 +768,7 @@ pub fn plan(
         }) {
             for (n, line) in block::outside(text) {
                 if line.trim() == "vfio_virqfd" {
-                    hp.warnings.push(Warning::new("obsolete-module", format!("{path}:{n}: vfio_virqfd is part of vfio since kernel 6.2; loading it fails on this kernel: remove the line by hand")));
+                    hp.warnings.push(warning(ConfigCode::ObsoleteModule, format!("{path}:{n}: vfio_virqfd is part of vfio since kernel 6.2; loading it fails on this kernel: remove the line by hand")));
                 }
             }
         }
@@ -790,7 +792,7 @@ pub fn plan(
             if let Some(conf) = facts.files.get(MKINITCPIO_CONF) {
                 let hooks = conf.lines().rfind(|l| l.trim_start().starts_with("HOOKS="));
                 if hooks.is_some_and(|h| !h.contains("modconf")) {
-                    hp.warnings.push(Warning::new("modconf-missing", format!("{MKINITCPIO_CONF}: HOOKS has no modconf: the initramfs will not carry /etc/modprobe.d, so vfio-pci ids= and the softdeps do not apply early")));
+                    hp.warnings.push(warning(ConfigCode::ModconfMissing, format!("{MKINITCPIO_CONF}: HOOKS has no modconf: the initramfs will not carry /etc/modprobe.d, so vfio-pci ids= and the softdeps do not apply early")));
                 }
             }
         }
@@ -800,7 +802,7 @@ pub fn plan(
             hp.files.push(put_block_file(facts, DRACUT_DROPIN, &body)?);
             hp.commands.insert(0, "dracut -f".into());
         }
-        None => hp.warnings.push(Warning::new("no-initramfs", "no initramfs-tools, mkinitcpio or dracut found: pass --initramfs; the VFIO modules may then load too late to win over the GPU driver")),
+        None => hp.warnings.push(warning(ConfigCode::NoInitramfs, "no initramfs-tools, mkinitcpio or dracut found: pass --initramfs; the VFIO modules may then load too late to win over the GPU driver")),
     }
     Ok(hp)
 }
@@ -922,8 +924,8 @@ fn vendor_reset_rule(facts: &HostFacts, devs: &[&DeviceFacts], hp: &mut HostPlan
     }
     hp.files
         .push(put_block_file(facts, UDEV_VENDOR_RESET, &body)?);
-    hp.warnings.push(Warning::new(
-        "vendor-reset",
+    hp.warnings.push(warning(
+        ConfigCode::VendorReset,
         format!("{UDEV_VENDOR_RESET} selects vendor-reset's reset for the requested AMD GPUs; install vendor-reset (dkms) and load it before vfio-pci (add vendor-reset to the modules the initramfs loads), or the rule selects a reset nobody provides"),
     ));
     Ok(())

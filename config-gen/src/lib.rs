@@ -49,13 +49,13 @@ pub mod verdicts;
 
 pub use error::{Error, Result};
 pub use model::{
-    Bootloader, CpuVendor, Detection, DeviceFacts, GrubFlavor, GuestKind, HostFacts, Initramfs,
-    KernelVersion, Request, Warning,
+    Bootloader, ConfigCode, CpuVendor, Detection, DeviceFacts, GrubFlavor, GuestKind, HostFacts,
+    Initramfs, KernelVersion, Request, Warning,
 };
 
+use model::warning;
 use passthru_pci_ids::Slot;
-use serde::ser::SerializeStruct;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One file of a plan: its system path, current content (None: absent) and new content.
@@ -92,16 +92,37 @@ impl FileChange {
 
 impl Serialize for FileChange {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("FileChange", 3)?;
-        st.serialize_field("path", &self.path)?;
-        st.serialize_field("content", &self.new)?;
-        st.serialize_field("diff", &self.diff())?;
-        st.end()
+        FileReport::from(self).serialize(s)
+    }
+}
+
+/// A file of the plan as `passthru config --json` gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[non_exhaustive]
+pub struct FileReport {
+    /// System path (`/etc/modprobe.d/vfio.conf`).
+    pub path: String,
+    /// The content after the change.
+    pub content: String,
+    /// Unified diff from the current content (`--- /dev/null` for a new file).
+    pub diff: String,
+}
+
+impl From<&FileChange> for FileReport {
+    fn from(f: &FileChange) -> FileReport {
+        FileReport {
+            path: f.path.clone(),
+            content: f.new.clone(),
+            diff: f.diff(),
+        }
     }
 }
 
 /// Kernel parameters the plan adds to and removes from the command line.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct KernelParams {
     /// Tokens appended.
     pub add: Vec<String>,
@@ -109,8 +130,9 @@ pub struct KernelParams {
     pub remove: Vec<String>,
 }
 
-/// Everything `passthru config` would do.
+/// Everything `passthru config` would do. Serializes as its [`PlanReport`].
 #[derive(Debug, Clone, Serialize)]
+#[serde(into = "PlanReport")]
 pub struct Plan {
     /// The command-line merge.
     pub kernel_params: KernelParams,
@@ -139,6 +161,39 @@ pub struct Plan {
     /// differently (left as the user has it; also a `param-conflict` warning).
     #[serde(skip)]
     pub param_conflicts: Vec<cmdline::Conflict>,
+}
+
+/// A plan as `passthru config --json` gives it (what [`Plan`] serializes to, and what a
+/// reader of that JSON deserializes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[non_exhaustive]
+pub struct PlanReport {
+    /// The command-line merge.
+    pub kernel_params: KernelParams,
+    /// Files written (only those whose content changes are listed).
+    pub files: Vec<FileReport>,
+    /// Commands to run after writing, in order.
+    pub commands: Vec<String>,
+    /// Guest configuration per format.
+    pub guest: BTreeMap<GuestKind, String>,
+    /// Warnings (verdicts first, then the generator's own).
+    pub warnings: Vec<Warning>,
+    /// How the bootloader, its update command and the initramfs tool were chosen.
+    pub detected: Vec<model::Detection>,
+}
+
+impl From<Plan> for PlanReport {
+    fn from(p: Plan) -> PlanReport {
+        PlanReport {
+            kernel_params: p.kernel_params,
+            files: p.files.iter().map(FileReport::from).collect(),
+            commands: p.commands,
+            guest: p.guest,
+            warnings: p.warnings,
+            detected: p.detected,
+        }
+    }
 }
 
 impl Plan {
@@ -247,12 +302,12 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
     warnings.extend(vm_warnings);
     for d in &devs {
         if guest::code43(d) {
-            warnings.push(Warning::new("code-43", format!("{} is an NVIDIA consumer GPU: drivers older than R465 refuse to run in a VM (Windows \"Code 43\"); install R465 or later in the guest", d.bdf)));
+            warnings.push(warning(ConfigCode::Code43, format!("{} is an NVIDIA consumer GPU: drivers older than R465 refuse to run in a VM (Windows \"Code 43\"); install R465 or later in the guest", d.bdf)));
         }
     }
     if req.x_vga && req.guests.contains(&GuestKind::Libvirt) {
-        warnings.push(Warning::new(
-            "x-vga-libvirt",
+        warnings.push(warning(
+            ConfigCode::XVgaLibvirt,
             "libvirt has no x-vga attribute; the libvirt block passes the GPU without legacy VGA",
         ));
     }

@@ -4,8 +4,10 @@
 //! [`crate::facts`] fills these from a root directory; a caller holding the
 //! `iommu-groups` host model can fill them from it instead.
 
+use passthru_iommu_groups::Code;
+use passthru_pci_ids::report::{Finding, Severity};
 use passthru_pci_ids::{Bdf, ClassCode, DeviceId, Slot, VendorId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -47,7 +49,8 @@ impl fmt::Display for KernelVersion {
 macro_rules! named_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $s:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
         #[serde(rename_all = "kebab-case")]
         #[non_exhaustive]
         pub enum $name { $($(#[$vm])* $var),+ }
@@ -147,31 +150,152 @@ pub struct DeviceFacts {
     pub msix_relocation: Option<u8>,
 }
 
-/// A warning carried into the output (from the preflight verdicts or from the generator).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Warning {
-    /// Stable kebab-case code (`reset-bug`, `code-43`, `undocumented-param`, ...).
-    pub code: String,
-    /// One or two sentences for the user.
-    pub message: String,
+/// The stable codes of the configuration's warnings (kebab-case in JSON): the
+/// generator's own, and the preflight verdicts' [`Code`]s it carries (same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ConfigCode {
+    /// `pcie_acs_override` was asked for on a kernel not known to carry the patch.
+    AcsOverrideUnsupported,
+    /// A line inside passthru's block was not written by passthru.
+    BlockEdited,
+    /// An NVIDIA consumer GPU: old guest drivers refuse to run in a VM.
+    #[serde(rename = "code-43")]
+    Code43,
+    /// The CPU vendor is unknown: no IOMMU parameter is chosen.
+    CpuUnknown,
+    /// A GRUB drop-in replaces the command line passthru edits.
+    GrubDropinOverride,
+    /// Another function has the same vendor:device id as one vfio-pci claims.
+    IdShared,
+    /// The user's vfio-pci `ids=` line lacks an id: the fixed line to write.
+    IdsConflict,
+    /// An `ids=` line is overridden by a later one.
+    IdsOverride,
+    /// mkinitcpio's HOOKS lack `modconf`.
+    ModconfMissing,
+    /// No bootloader configuration was found.
+    NoBootloader,
+    /// `/etc/kernel/cmdline` does not exist.
+    NoCmdlineFile,
+    /// No initramfs generator was found.
+    NoInitramfs,
+    /// A module that no longer exists on this kernel is loaded by name.
+    ObsoleteModule,
+    /// The command line sets a wanted parameter differently.
+    ParamConflict,
+    /// Only some of the drivers that can drive a device are blacklisted.
+    PartialBlacklist,
+    /// `--remove-param` names a parameter the command line does not have.
+    RemoveAbsent,
+    /// A parameter to remove is not written where passthru edits.
+    RemoveByHand,
+    /// The command line has a parameter value the kernel does not document.
+    UndocumentedParam,
+    /// The device needs the out-of-tree vendor-reset module.
+    VendorReset,
+    /// `disable_vga=1` contradicts an x-vga guest.
+    VgaConflict,
+    /// An earlier run's x-vga choice is kept.
+    XVgaKept,
+    /// libvirt has no x-vga option: the QEMU argument to add by hand.
+    XVgaLibvirt,
+    /// x-vga in an OVMF guest, which Proxmox does not pass on.
+    XVgaOvmf,
+    /// A preflight verdict carried into the plan (`reset-bug`, `acs-override`, ...).
+    #[serde(untagged)]
+    Check(Code),
 }
 
-impl Warning {
-    /// Build a warning.
-    pub fn new(code: &str, message: impl Into<String>) -> Warning {
-        Warning {
-            code: code.to_string(),
-            message: message.into(),
+impl ConfigCode {
+    /// The generator's own codes, in name order (the carried ones are [`Code`]'s).
+    pub const OWN: &[ConfigCode] = &[
+        ConfigCode::AcsOverrideUnsupported,
+        ConfigCode::BlockEdited,
+        ConfigCode::Code43,
+        ConfigCode::CpuUnknown,
+        ConfigCode::GrubDropinOverride,
+        ConfigCode::IdShared,
+        ConfigCode::IdsConflict,
+        ConfigCode::IdsOverride,
+        ConfigCode::ModconfMissing,
+        ConfigCode::NoBootloader,
+        ConfigCode::NoCmdlineFile,
+        ConfigCode::NoInitramfs,
+        ConfigCode::ObsoleteModule,
+        ConfigCode::ParamConflict,
+        ConfigCode::PartialBlacklist,
+        ConfigCode::RemoveAbsent,
+        ConfigCode::RemoveByHand,
+        ConfigCode::UndocumentedParam,
+        ConfigCode::VendorReset,
+        ConfigCode::VgaConflict,
+        ConfigCode::XVgaKept,
+        ConfigCode::XVgaLibvirt,
+        ConfigCode::XVgaOvmf,
+    ];
+
+    /// The code's kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigCode::AcsOverrideUnsupported => "acs-override-unsupported",
+            ConfigCode::BlockEdited => "block-edited",
+            ConfigCode::Code43 => "code-43",
+            ConfigCode::CpuUnknown => "cpu-unknown",
+            ConfigCode::GrubDropinOverride => "grub-dropin-override",
+            ConfigCode::IdShared => "id-shared",
+            ConfigCode::IdsConflict => "ids-conflict",
+            ConfigCode::IdsOverride => "ids-override",
+            ConfigCode::ModconfMissing => "modconf-missing",
+            ConfigCode::NoBootloader => "no-bootloader",
+            ConfigCode::NoCmdlineFile => "no-cmdline-file",
+            ConfigCode::NoInitramfs => "no-initramfs",
+            ConfigCode::ObsoleteModule => "obsolete-module",
+            ConfigCode::ParamConflict => "param-conflict",
+            ConfigCode::PartialBlacklist => "partial-blacklist",
+            ConfigCode::RemoveAbsent => "remove-absent",
+            ConfigCode::RemoveByHand => "remove-by-hand",
+            ConfigCode::UndocumentedParam => "undocumented-param",
+            ConfigCode::VendorReset => "vendor-reset",
+            ConfigCode::VgaConflict => "vga-conflict",
+            ConfigCode::XVgaKept => "x-vga-kept",
+            ConfigCode::XVgaLibvirt => "x-vga-libvirt",
+            ConfigCode::XVgaOvmf => "x-vga-ovmf",
+            ConfigCode::Check(c) => c.name(),
         }
     }
 }
 
+impl fmt::Display for ConfigCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl From<Code> for ConfigCode {
+    fn from(c: Code) -> ConfigCode {
+        ConfigCode::Check(c)
+    }
+}
+
+/// A warning carried into the output (from the preflight verdicts or from the
+/// generator): the shared [`passthru_pci_ids::report::Finding`] with [`ConfigCode`]s.
+pub type Warning = Finding<ConfigCode>;
+
+/// A generator warning (severity `warn`) about the host as a whole.
+pub(crate) fn warning(code: ConfigCode, message: impl Into<String>) -> Warning {
+    Finding::new(code, Severity::Warn, message)
+}
+
 /// A choice made from what the host shows, with the evidence it rests on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct Detection {
     /// What was chosen: `bootloader`, `grub-update`, `initramfs`.
-    pub what: &'static str,
+    pub what: String,
     /// The value chosen (`grub`, `update-grub`, `initramfs-tools`, ...).
     pub value: String,
     /// The file or os-release field it rests on (system paths).
@@ -180,9 +304,9 @@ pub struct Detection {
 
 impl Detection {
     /// Build a detection.
-    pub fn new(what: &'static str, value: &str, evidence: String) -> Detection {
+    pub fn new(what: &str, value: &str, evidence: String) -> Detection {
         Detection {
-            what,
+            what: what.to_string(),
             value: value.to_string(),
             evidence,
         }

@@ -6,7 +6,7 @@
 //! vfio-pci ids and softdeps take the device from its driver) and the informational
 //! findings (`companion-function` is handled by slot expansion).
 
-use crate::model::Warning;
+use crate::model::{ConfigCode, Warning};
 use passthru_iommu_groups::{Code, Report, Severity};
 
 /// The verdict findings worth showing next to a generated configuration.
@@ -14,7 +14,7 @@ pub fn warnings(report: &Report) -> Vec<Warning> {
     let mut out = Vec::new();
     for f in &report.host.findings {
         if f.severity >= Severity::Warn {
-            out.push(Warning::new(f.code.name(), f.message.clone()));
+            out.push(f.clone().map_code(ConfigCode::Check));
         }
     }
     for d in &report.devices {
@@ -25,7 +25,8 @@ pub fn warnings(report: &Report) -> Vec<Warning> {
                 .iter()
                 .any(|h| h.code == f.code && h.message == f.message);
             if f.severity >= Severity::Warn && f.code != Code::HostDriver && !host_wide {
-                let w = Warning::new(f.code.name(), format!("{}: {}", d.bdf, f.message));
+                let mut w = f.clone().map_code(ConfigCode::Check);
+                w.message = format!("{}: {}", d.bdf, f.message);
                 if !out.contains(&w) {
                     out.push(w);
                 }

@@ -97,7 +97,7 @@ fn file<'a>(p: &'a Plan, path: &str) -> Option<&'a str> {
 }
 
 fn codes(p: &Plan) -> Vec<&str> {
-    p.warnings.iter().map(|w| w.code.as_str()).collect()
+    p.warnings.iter().map(|w| w.code.name()).collect()
 }
 
 #[test]
@@ -521,11 +521,8 @@ fn existing_proxmox_vm_with_x_vga_on_seabios_drops_disable_vga() {
     assert!(!file(&p, MODPROBE_VFIO)
         .unwrap()
         .contains("options vfio-pci disable_vga=1"));
-    assert!(p
-        .warnings
-        .iter()
-        .any(|w| w.code == "vga-conflict"
-            && w.message.starts_with("/etc/pve/qemu-server/100.conf:2:")));
+    assert!(p.warnings.iter().any(|w| w.code.name() == "vga-conflict"
+        && w.message.starts_with("/etc/pve/qemu-server/100.conf:2:")));
     // A VM passing another slot does not matter.
     let p = generate(&f, &req(&["05:00"])).unwrap();
     assert!(file(&p, MODPROBE_VFIO).unwrap().contains("disable_vga=1"));
@@ -580,7 +577,7 @@ fn a_grub_dropin_that_replaces_the_value_is_flagged() {
     let w = p
         .warnings
         .iter()
-        .find(|w| w.code == "grub-dropin-override")
+        .find(|w| w.code.name() == "grub-dropin-override")
         .expect("flagged");
     assert!(w.message.starts_with(dropin), "{}", w.message);
     // The drop-in is the user's: never among the files written.
@@ -620,7 +617,7 @@ fn a_grub_dropin_that_replaces_the_value_is_flagged() {
     let w = p
         .warnings
         .iter()
-        .find(|w| w.code == "grub-dropin-override")
+        .find(|w| w.code.name() == "grub-dropin-override")
         .expect("flagged");
     assert!(
         w.message

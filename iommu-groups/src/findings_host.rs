@@ -7,12 +7,7 @@ use crate::model::{Device, Host, Resource};
 use crate::verdict::{Code, Finding, Severity};
 
 fn finding(code: Code, severity: Severity, message: String, evidence: Vec<String>) -> Finding {
-    Finding {
-        code,
-        severity,
-        message,
-        evidence,
-    }
+    Finding::new(code, severity, message).with_evidence(evidence)
 }
 
 /// The kernel release's major and minor numbers (`6.8.12-4-pve` gives 6, 8).

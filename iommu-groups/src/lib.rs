@@ -104,4 +104,7 @@ pub use model::{
 pub use reset::{ResetAnalysis, ResetMethod};
 pub use snapshot::{snapshot, SnapshotInfo, SnapshotStats};
 pub use spec::DeviceSpec;
-pub use verdict::{check, check_bdfs, Code, DeviceReport, Finding, Report, Severity, Verdict};
+pub use verdict::{
+    check, check_bdfs, Code, DeviceReport, Finding, HostSummary, IommuStatus, Report, Severity,
+    Verdict,
+};

@@ -2,7 +2,7 @@
 
 use crate::facts::ConfigFacts;
 use passthru_pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -28,7 +28,8 @@ pub(crate) mod ser {
 /// An IOMMU group number (`/sys/kernel/iommu_groups/N`, `/dev/vfio/N`).
 ///
 /// Its `Debug` is the bare number, as in the kernel's own messages.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct GroupId(pub u32);
 
@@ -65,7 +66,8 @@ impl From<GroupId> for u32 {
 }
 
 /// The CPU vendor, from `/proc/cpuinfo`'s `vendor_id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum CpuVendor {
     /// `GenuineIntel`: the IOMMU is Intel VT-d (ACPI DMAR, `intel_iommu=`).

@@ -7,12 +7,13 @@ use crate::model::ser;
 use crate::model::{Device, GroupId, Host};
 use crate::topology::Around;
 use passthru_pci_ids::{Bdf, VendorId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 
 /// A reset method, in the kernel's priority order (`reset_method` names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ResetMethod {
     /// A vendor/device quirk (`device_specific`; vendor-reset hooks this). Taken from sysfs.
@@ -75,7 +76,7 @@ pub struct ResetReason {
 }
 
 /// The reset analysis of one device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct ResetAnalysis {
     /// The methods the kernel would use, in its priority order.
     pub methods: Vec<ResetMethod>,

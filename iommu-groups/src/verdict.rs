@@ -3,30 +3,21 @@
 
 use crate::error::Result;
 use crate::facts::PortType;
-use crate::model::{ser, CpuVendor, Device, GroupId, Host, NOIOMMU_GROUP_NAME};
+use crate::model::{CpuVendor, Device, GroupId, Host, NOIOMMU_GROUP_NAME};
 use crate::reset::{self, ResetAnalysis, ResetMethod};
 use crate::spec::DeviceSpec;
 use crate::topology::{Around, Topology};
-use passthru_pci_ids::{Bdf, VendorId};
-use serde::Serialize;
+use passthru_pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 pub use crate::findings_host::{framebuffer_params, kernel_version};
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing; nothing to fix.
-    Info,
-    /// Works with care, or needs a configuration change.
-    Warn,
-    /// Will not pass through cleanly as things stand.
-    Fail,
-}
+pub use passthru_pci_ids::report::Severity;
 
 /// The overall verdict for one device: its worst finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// No warning or failure.
@@ -38,7 +29,8 @@ pub enum Verdict {
 }
 
 /// The stable finding codes (kebab-case in JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Code {
@@ -126,39 +118,37 @@ impl Code {
     }
 }
 
-/// One finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// Stable code.
-    pub code: Code,
-    /// Severity.
-    pub severity: Severity,
-    /// What is wrong and what to do.
-    pub message: String,
-    /// The facts it rests on (paths, registers).
-    pub evidence: Vec<String>,
-}
+/// One finding of the preflight verdicts: the shared
+/// [`passthru_pci_ids::report::Finding`] with this crate's [`Code`]s.
+pub type Finding = passthru_pci_ids::report::Finding<Code>;
 
 /// The verdict for one device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct DeviceReport {
     /// Address.
-    #[serde(serialize_with = "ser::display")]
     pub bdf: Bdf,
-    /// Vendor id (4 hex digits).
-    pub vendor_id: String,
-    /// Device id (4 hex digits).
-    pub device_id: String,
-    /// Class code (6 hex digits), as `list` gives it.
-    pub class: String,
+    /// Vendor id (4 lowercase hex digits).
+    pub vendor_id: VendorId,
+    /// Device id (4 lowercase hex digits).
+    pub device_id: DeviceId,
+    /// Class code (6 lowercase hex digits), as `list` gives it.
+    pub class: ClassCode,
     /// The bound driver, as `list` gives it.
     pub driver: Option<String>,
+    /// The device's name from pci.ids, as `list` gives it (filled by the caller that
+    /// has the database; `None` here).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The class's name from pci.ids, as `list` gives it (filled like `name`).
+    #[serde(default)]
+    pub class_name: Option<String>,
     /// Verdict.
     pub verdict: Verdict,
     /// IOMMU group.
     pub iommu_group: Option<GroupId>,
     /// The other members of its group (bridges included; only endpoints count for `group-shared`).
-    #[serde(serialize_with = "ser::seq_display")]
     pub group_peers: Vec<Bdf>,
     /// The reset methods the kernel would use (recomputed).
     pub reset_methods: Vec<ResetMethod>,
@@ -166,14 +156,39 @@ pub struct DeviceReport {
     pub findings: Vec<Finding>,
     /// The full reset analysis (not in the JSON report).
     #[serde(skip)]
+    #[cfg_attr(feature = "schemars", schemars(skip))]
     pub reset: ResetAnalysis,
 }
 
+/// Whether an IOMMU is active (`enabled` / `disabled` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum IommuStatus {
+    /// An IOMMU stands behind the groups.
+    Enabled,
+    /// No IOMMU is active.
+    Disabled,
+}
+
+impl IommuStatus {
+    /// `Enabled` when an IOMMU is active on `host`.
+    pub fn of(host: &Host) -> IommuStatus {
+        if host.iommu.active() {
+            IommuStatus::Enabled
+        } else {
+            IommuStatus::Disabled
+        }
+    }
+}
+
 /// Host facts the report repeats, and host-wide findings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct HostSummary {
     /// `enabled` or `disabled`.
-    pub iommu: &'static str,
+    pub iommu: IommuStatus,
     /// CPU vendor.
     pub cpu_vendor: CpuVendor,
     /// Kernel release.
@@ -184,8 +199,10 @@ pub struct HostSummary {
     pub findings: Vec<Finding>,
 }
 
-/// The preflight report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The preflight report (`passthru check --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Report {
     /// Host facts.
     pub host: HostSummary,
@@ -214,11 +231,7 @@ impl Report {
 /// Summary of the host for reports.
 pub fn host_summary(host: &Host) -> HostSummary {
     HostSummary {
-        iommu: if host.iommu.active() {
-            "enabled"
-        } else {
-            "disabled"
-        },
+        iommu: IommuStatus::of(host),
         cpu_vendor: host.cpu_vendor,
         kernel: host.kernel.clone(),
         cmdline: host.cmdline.clone(),
@@ -227,12 +240,7 @@ pub fn host_summary(host: &Host) -> HostSummary {
                 Vec::new()
             } else {
                 let (message, evidence) = iommu_off(host);
-                vec![Finding {
-                    code: Code::IommuOff,
-                    severity: Severity::Fail,
-                    message,
-                    evidence,
-                }]
+                vec![Finding::new(Code::IommuOff, Severity::Fail, message).with_evidence(evidence)]
             };
             f.extend(crate::findings_host::host_findings(host));
             f
@@ -308,12 +316,11 @@ fn check_device_with<'h>(
 ) -> DeviceReport {
     let mut f: Vec<Finding> = Vec::new();
     let mut add = |code, severity, message: String, evidence: Vec<String>| {
-        f.push(Finding {
-            code,
-            severity,
-            message,
-            evidence,
-        })
+        f.push(
+            Finding::new(code, severity, message)
+                .with_evidence(evidence)
+                .for_device(d.bdf),
+        )
     };
     let id = format!("{}:{}", d.vendor, d.device);
 
@@ -473,10 +480,12 @@ fn check_device_with<'h>(
     };
     DeviceReport {
         bdf: d.bdf,
-        vendor_id: d.vendor.to_string(),
-        device_id: d.device.to_string(),
-        class: d.class.to_string(),
+        vendor_id: d.vendor,
+        device_id: d.device,
+        class: d.class,
         driver: d.driver.clone(),
+        name: None,
+        class_name: None,
         verdict,
         iommu_group: d.iommu_group.filter(|_| active),
         group_peers,

@@ -24,6 +24,9 @@
 //!   `PASSTHRU_PCI_IDS`).
 //! - [`dump`]: reader ([`dump::Dump`]) and writer ([`dump::write_device`]) of
 //!   `lspci -x/-xxx/-xxxx` text dumps, the format `lspci -F` reads.
+//! - `report` (feature `alloc`): the one `report::Severity` and `report::Finding`
+//!   every passthru report uses. With `serde`, [`Bdf`] and the ids serialize as their
+//!   lowercase text; with `schemars`, they and the report types have JSON Schemas.
 //!
 //! ```
 //! use passthru_pci_ids::{Bdf, ConfigSpace};
@@ -60,6 +63,8 @@ pub mod config;
 pub mod db;
 pub mod dump;
 pub mod ids;
+#[cfg(feature = "alloc")]
+pub mod report;
 #[cfg(feature = "serde")]
 mod ser;
 

@@ -3,7 +3,9 @@
 use super::list::{list_names, load_host};
 use super::Global;
 use clap::Args;
-use passthru_iommu_groups::{check, CpuVendor, DeviceSpec, Finding, Severity, Verdict};
+use passthru_iommu_groups::{
+    check, CpuVendor, DeviceSpec, Finding, IommuStatus, Severity, Verdict,
+};
 use std::process::ExitCode;
 
 #[path = "report_style.rs"]
@@ -29,7 +31,7 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
         .map(|s| s.parse::<DeviceSpec>())
         .collect::<Result<Vec<_>, _>>()?;
     let host = load_host(g)?;
-    let report = check(&host, &specs)?;
+    let mut report = check(&host, &specs)?;
     let code = if report.worst() == Verdict::Fail {
         ExitCode::from(1)
     } else {
@@ -37,17 +39,16 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let names = list_names::load(&g.root);
     let idx = list_names::index(names.db.as_ref());
-    if g.json {
-        // Each device gets the `name` `list` gives it (pci.ids lives in the CLI).
-        let mut v = serde_json::to_value(&report)?;
-        if let Some(devs) = v.get_mut("devices").and_then(|d| d.as_array_mut()) {
-            for (j, d) in devs.iter_mut().zip(&report.devices) {
-                let name = host
-                    .device(d.bdf)
-                    .and_then(|x| list_names::device_name(idx.as_ref(), x.vendor, x.device));
-                j["name"] = serde_json::json!(name);
-            }
+    // Each device gets the `name` and `class_name` `list` gives it (pci.ids is read here).
+    for d in &mut report.devices {
+        if let Some(x) = host.device(d.bdf) {
+            d.name = list_names::device_name(idx.as_ref(), x.vendor, x.device);
+            d.class_name = passthru::report::class_name(idx.as_ref(), x.class);
         }
+    }
+    if g.json {
+        // Through a Value: keys in name order, as check has always printed them.
+        let v = serde_json::to_value(&report)?;
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(code);
     }
@@ -85,7 +86,7 @@ pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
             CpuVendor::Intel => "Intel",
             CpuVendor::Other => "other",
         },
-        if h.iommu == "enabled" {
+        if h.iommu == IommuStatus::Enabled {
             st.pass("enabled")
         } else {
             st.fail("disabled")

@@ -254,12 +254,9 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
     if a.rollback {
         let r = apply::rollback(root, a.force)?;
         if g.json {
-            let kept: Vec<serde_json::Value> = r
-                .kept
-                .iter()
-                .map(|(p, c)| serde_json::json!({"path": p, "copy": c}))
-                .collect();
-            let v = serde_json::json!({"rollback": {"backup": r.backup, "restored": r.restored, "removed": r.removed, "kept": kept}});
+            let v = passthru::report::ConfigReport::Rollback {
+                rollback: passthru::report::RollbackReport::new(&r),
+            };
             outln!("{}", serde_json::to_string_pretty(&v)?)?;
         } else {
             outln!("Rolled back from {}", r.backup.display())?;

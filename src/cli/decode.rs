@@ -57,7 +57,8 @@ pub fn run(g: &Global, a: &DecodeArgs) -> anyhow::Result<ExitCode> {
         .map(|(bdf, cfg)| DecodedDevice::new(*bdf, cfg, index.as_ref()))
         .collect();
     if g.json {
-        let out = serde_json::json!({ "devices": decoded });
+        // Through a Value: keys in name order, as decode has always printed them.
+        let out = serde_json::to_value(passthru::report::DecodeReport::new(decoded))?;
         outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
         let mut s = String::new();

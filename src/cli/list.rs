@@ -4,8 +4,8 @@ use super::check::report_style::{fit, pad, width, Style};
 use super::Global;
 use anyhow::Context;
 use clap::Args;
+use passthru::report::{ListDevice, ListGroup, ListReport};
 use passthru_iommu_groups::{Device, Host, Note, Stage};
-use serde::Serialize;
 use std::process::ExitCode;
 
 #[path = "list_filter.rs"]
@@ -26,37 +26,6 @@ pub struct ListArgs {
     /// `[vendor]:[device][:class[:prog-if]]`, hex, an empty part for any.
     #[arg(short = 'd', value_name = "IDS")]
     pub ids: Option<IdFilter>,
-}
-
-#[derive(Serialize)]
-struct ListOut {
-    iommu: &'static str,
-    /// The IOMMU units (`dmar0`, `ivhd0`, ...), as the human output names them.
-    iommu_units: Vec<String>,
-    groups: Vec<GroupOut>,
-    ungrouped: Vec<DevOut>,
-    /// Which pci.ids database gave the names.
-    pci_ids: list_names::NamesSource,
-}
-
-#[derive(Serialize)]
-struct GroupOut {
-    id: u32,
-    /// A group VFIO made in its no-IOMMU mode: no IOMMU stands behind it.
-    noiommu: bool,
-    devices: Vec<DevOut>,
-}
-
-#[derive(Serialize)]
-struct DevOut {
-    bdf: String,
-    vendor_id: String,
-    device_id: String,
-    class: String,
-    /// The class's name from pci.ids (subclass, else base class).
-    class_name: Option<String>,
-    name: Option<String>,
-    driver: Option<String>,
 }
 
 /// Load the host under `--root`, printing the loader's notes to stderr.
@@ -100,42 +69,29 @@ pub fn run(g: &Global, a: &ListArgs) -> anyhow::Result<ExitCode> {
     print_notes(&host);
     let names = list_names::load(&g.root);
     let idx = list_names::index(names.db.as_ref());
-    let dev_out = |d: &Device| DevOut {
-        bdf: d.bdf.to_string(),
-        vendor_id: d.vendor.to_string(),
-        device_id: d.device.to_string(),
-        class: d.class.to_string(),
-        class_name: idx.as_ref().and_then(|i| {
-            i.subclass(d.class.class, d.class.subclass)
-                .or_else(|| i.class(d.class.class))
-                .map(str::to_string)
-        }),
-        name: list_names::device_name(idx.as_ref(), d.vendor, d.device),
-        driver: d.driver.clone(),
-    };
+    let dev_out = |d: &Device| ListDevice::of(&host, d, idx.as_ref());
     let wanted = |d: &&Device| {
         a.slot.is_none_or(|f| f.matches(d.bdf))
             && a.ids.is_none_or(|f| f.matches(d.vendor, d.device, d.class))
     };
     let filtered = a.slot.is_some() || a.ids.is_some();
-    let groups: Vec<GroupOut> = host
+    let groups: Vec<ListGroup> = host
         .groups
         .iter()
-        .map(|(id, group)| GroupOut {
-            id: id.0,
-            noiommu: group.noiommu,
-            devices: group
+        .map(|(id, group)| {
+            let devices = group
                 .devices
                 .iter()
                 .filter_map(|b| host.devices.get(b))
                 .filter(wanted)
                 .map(dev_out)
-                .collect(),
+                .collect();
+            ListGroup::new(id.0, group.noiommu, devices)
         })
         // A filter leaves out the groups it empties.
         .filter(|gr| !filtered || !gr.devices.is_empty())
         .collect();
-    let ungrouped: Vec<DevOut> = host
+    let ungrouped: Vec<ListDevice> = host
         .devices
         .values()
         .filter(|d| {
@@ -145,17 +101,7 @@ pub fn run(g: &Global, a: &ListArgs) -> anyhow::Result<ExitCode> {
         .filter(wanted)
         .map(dev_out)
         .collect();
-    let out = ListOut {
-        iommu: if host.iommu.active() {
-            "enabled"
-        } else {
-            "disabled"
-        },
-        iommu_units: host.iommu.units.clone(),
-        groups,
-        ungrouped,
-        pci_ids: names.source.clone(),
-    };
+    let out = ListReport::new(&host, groups, ungrouped, names.source.clone());
     if g.json {
         outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(ExitCode::SUCCESS);
@@ -197,11 +143,17 @@ pub fn run(g: &Global, a: &ListArgs) -> anyhow::Result<ExitCode> {
         .max()
         .unwrap_or(1);
     let name_w = width().saturating_sub(47 + 2 + driver_w).max(12);
-    let line = |d: &DevOut| {
+    let line = |d: &ListDevice| {
         outln!(
             "  {}  {}  {}:{}  {}  {}",
             d.bdf,
-            pad(&fit(d.class_name.as_deref().unwrap_or(&d.class), 16), 16),
+            pad(
+                &fit(
+                    &d.class_name.clone().unwrap_or_else(|| d.class.to_string()),
+                    16
+                ),
+                16
+            ),
             d.vendor_id,
             d.device_id,
             pad(

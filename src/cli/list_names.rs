@@ -7,8 +7,6 @@
 
 use passthru_iommu_groups::sysfs::{Kind, Root};
 use passthru_pci_ids::db::{Database, PciIdsIndex, ENV_VAR};
-use passthru_pci_ids::{DeviceId, VendorId};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Where a root keeps its `pci.ids` (system paths), in lookup order.
@@ -22,15 +20,7 @@ pub struct Names {
     pub source: NamesSource,
 }
 
-/// Where the names came from.
-#[derive(Debug, Clone, Serialize)]
-pub struct NamesSource {
-    /// `env` ($PASSTHRU_PCI_IDS), `root` (the tree's own), `machine` (this machine's,
-    /// the tree has none) or `none`.
-    pub from: &'static str,
-    /// The database's path: as given for `env`, else a system path.
-    pub path: Option<String>,
-}
+pub use passthru::report::{NamesFrom, NamesSource};
 
 /// The `pci.ids` under `root` (its real path and its system path), if any.
 pub fn root_db_path(root: &Path) -> Option<(PathBuf, &'static str)> {
@@ -49,33 +39,24 @@ pub fn load(root: &Path) -> Names {
     let (res, source) = match std::env::var_os(ENV_VAR).filter(|v| !v.is_empty()) {
         Some(p) => {
             let path = PathBuf::from(p);
-            let from = NamesSource {
-                from: "env",
-                path: Some(path.display().to_string()),
-            };
+            let from = NamesSource::new(NamesFrom::Env, Some(path.display().to_string()));
             (Database::load(path), from)
         }
         None => {
-            let own = root_db_path(root).map(|(real, sys)| (real, sys, "root"));
+            let own = root_db_path(root).map(|(real, sys)| (real, sys, NamesFrom::Root));
             let found = own.or_else(|| {
                 (root != Path::new("/"))
                     .then(|| root_db_path(Path::new("/")))
                     .flatten()
-                    .map(|(real, sys)| (real, sys, "machine"))
+                    .map(|(real, sys)| (real, sys, NamesFrom::Machine))
             });
             let Some((real, sys, from)) = found else {
                 return Names {
                     db: None,
-                    source: NamesSource {
-                        from: "none",
-                        path: None,
-                    },
+                    source: NamesSource::new(NamesFrom::None, None),
                 };
             };
-            let from = NamesSource {
-                from,
-                path: Some(sys.to_string()),
-            };
+            let from = NamesSource::new(from, Some(sys.to_string()));
             (Database::load(real), from)
         }
     };
@@ -102,12 +83,4 @@ pub fn index(db: Option<&Database>) -> Option<PciIdsIndex<'_>> {
     }
 }
 
-/// `Vendor Device`, or the vendor and the id when the device is unknown.
-pub fn device_name(idx: Option<&PciIdsIndex<'_>>, v: VendorId, d: DeviceId) -> Option<String> {
-    let idx = idx?;
-    let vendor = idx.vendor(v)?;
-    Some(match idx.device(v, d) {
-        Some(dev) => format!("{vendor} {dev}"),
-        None => format!("{vendor} Device {d}"),
-    })
-}
+pub use passthru::decode::device_name;

@@ -40,9 +40,7 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// An error as JSON on standard output: `{"error": {"kind", "message", "path"}}`.
 pub fn print_json_error(kind: &str, message: &str, path: Option<String>) {
-    let v = serde_json::json!({
-        "error": {"kind": kind, "message": message.trim_end(), "path": path}
-    });
+    let v = passthru::report::ErrorReport::new(kind, message.trim_end(), path);
     // Standard output may be gone too; nothing more to say then.
     let _ = write_out(format_args!(
         "{}\n",

@@ -10,7 +10,9 @@ use anyhow::bail;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use passthru_pci_ids::{Bdf, Slot};
-use passthru_vfio_core::verify::{self, ApiChoice, Severity, VerifyOptions, VerifyReport};
+use passthru_vfio_core::verify::{
+    self, ApiChoice, Severity, VerifyCode, VerifyOptions, VerifyReport,
+};
 use passthru_vfio_core::{bind, host, RealSys, SysfsRoot};
 use std::path::Path;
 use std::process::ExitCode;
@@ -226,6 +228,12 @@ pub fn run(g: &Global, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let mut report = result.with_context(|| format!("verify {bdf}"))?;
     advise(&mut report);
     system_paths(&mut report, &g.root);
+    // The `name` `list` gives it (pci.ids is read here, not in the library).
+    if let (Some(v), Some(d)) = (report.vendor_id, report.device_id) {
+        let names = super::list::list_names::load(&g.root);
+        let idx = super::list::list_names::index(names.db.as_ref());
+        report.name = super::list::list_names::device_name(idx.as_ref(), v, d);
+    }
     if g.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
@@ -242,10 +250,10 @@ pub fn run(g: &Global, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
 fn advise(r: &mut VerifyReport) {
     for f in &mut r.findings {
         match f.code {
-            "not-vfio-pci" => f
+            VerifyCode::NotVfioPci => f
                 .message
                 .push_str("; rerun with --bind to bind it temporarily"),
-            "group-not-viable" => f.message.push_str(
+            VerifyCode::GroupNotViable => f.message.push_str(
                 "; `passthru verify --bind --bind-group` binds the group's devices for the check",
             ),
             _ => {}
@@ -256,7 +264,7 @@ fn advise(r: &mut VerifyReport) {
 fn human(r: &VerifyReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let group = match r.group {
+    let group = match r.iommu_group {
         Some(n) => format!(
             "IOMMU group {n} ({})",
             if r.viable { "viable" } else { "not viable" }
@@ -306,32 +314,26 @@ fn human(r: &VerifyReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use passthru_vfio_core::verify::{Api, Finding, ResetReport};
+    use passthru_vfio_core::verify::Finding;
 
-    fn report(codes: &[&'static str]) -> VerifyReport {
-        VerifyReport {
-            bdf: "0000:0b:00.0".into(),
-            api: Api::Container,
-            group: Some(20),
-            viable: false,
-            dma_map: "not attempted".into(),
-            iova_ranges: Vec::new(),
-            reset: ResetReport::default(),
-            findings: codes
-                .iter()
-                .map(|&code| Finding {
-                    code,
-                    severity: Severity::Fail,
-                    message: "from the library".into(),
-                })
-                .collect(),
-        }
+    fn report(codes: &[VerifyCode]) -> VerifyReport {
+        let mut r = VerifyReport::new("0000:0b:00.0".parse().unwrap());
+        r.set_group(20);
+        r.findings = codes
+            .iter()
+            .map(|&code| Finding::new(code, Severity::Fail, "from the library"))
+            .collect();
+        r
     }
 
     // The flags live in the CLI's advice, not in vfio-core's messages.
     #[test]
     fn flag_advice_is_added_by_the_cli_to_the_two_findings_it_fixes() {
-        let mut r = report(&["not-vfio-pci", "group-not-viable", "dma-map"]);
+        let mut r = report(&[
+            VerifyCode::NotVfioPci,
+            VerifyCode::GroupNotViable,
+            VerifyCode::DmaMap,
+        ]);
         advise(&mut r);
         let m: Vec<&str> = r.findings.iter().map(|f| f.message.as_str()).collect();
         assert!(

@@ -893,7 +893,10 @@ fn test_bind_peers(t: &mut Tally, bdf: Bdf, gid: u32, blockers: &[passthru_vfio_
     o.api = ApiChoice::Container;
     match verify::verify(&sys, &sysfs, &o) {
         Ok(r) => t.check(
-            !r.passed() && r.findings.iter().any(|f| f.code == "group-not-viable"),
+            !r.passed()
+                && r.findings
+                    .iter()
+                    .any(|f| f.code == verify::VerifyCode::GroupNotViable),
             "verify on the non-viable group fails with group-not-viable",
         ),
         Err(e) => t.check(false, &format!("verify: {e}")),
@@ -1349,10 +1352,9 @@ fn test_noiommu(t: &mut Tally, bdf: Bdf) {
     o.api = ApiChoice::Auto;
     match verify::verify(&sys, &SysfsRoot::new(root), &o) {
         Ok(r) => {
-            let noiommu = r
-                .findings
-                .iter()
-                .find(|f| f.code == "no-iommu" && f.severity == verify::Severity::Fail);
+            let noiommu = r.findings.iter().find(|f| {
+                f.code == verify::VerifyCode::NoIommu && f.severity == verify::Severity::Fail
+            });
             t.check(
                 r.dma_map != "ok" && r.dma_map.contains("no-IOMMU"),
                 &format!("verify: dma_map {:?}", r.dma_map),

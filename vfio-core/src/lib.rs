@@ -109,5 +109,5 @@ pub use sys::{
     EventFd, Fd, IovaRange, IrqAction, IrqData, IrqSet, RealSys, TrustedVfioSys, VfioSys,
 };
 pub use verify::{
-    verify, Api, ApiChoice, Finding, ResetReport, Severity, VerifyOptions, VerifyReport,
+    verify, Api, ApiChoice, Finding, ResetReport, Severity, VerifyCode, VerifyOptions, VerifyReport,
 };

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use passthru_iommu_groups::Host;
-use passthru_pci_ids::Bdf;
-use serde::Serialize;
+use passthru_pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use vm_memory::MmapRegion;
 
@@ -40,7 +40,8 @@ pub enum ApiChoice {
 }
 
 /// The API a report was made with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Api {
     /// `/dev/vfio/vfio` + `/dev/vfio/N`.
@@ -83,31 +84,150 @@ impl VerifyOptions {
     }
 }
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// The device does not pass through as checked.
-    Fail,
-    /// Works, with a caveat.
-    Warn,
-    /// For information.
-    Info,
+/// The stable codes of `verify`'s findings (kebab-case in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum VerifyCode {
+    /// Binding to vfio-pci for the check failed.
+    BindFailed,
+    /// The device was bound to vfio-pci for the check (and restored after).
+    Bound,
+    /// Config space through VFIO could not be compared with sysfs.
+    ConfigCompare,
+    /// Config space through VFIO differs from sysfs.
+    ConfigMismatch,
+    /// Config space could not be read through VFIO.
+    ConfigRead,
+    /// `VFIO_DEVICE_GET_INFO` failed.
+    DeviceInfo,
+    /// The test DMA mapping failed.
+    DmaMap,
+    /// The group is held by another user (a VM, another container).
+    GroupBusy,
+    /// The group is not viable: a member is on a host driver.
+    GroupNotViable,
+    /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO` failed.
+    HotResetInfo,
+    /// No device reset; only a hot (bus) reset is possible.
+    HotResetOnly,
+    /// What a hot reset would touch.
+    HotResetScope,
+    /// A hot reset would touch SR-IOV functions.
+    HotResetSriov,
+    /// The iommufd path failed.
+    Iommufd,
+    /// iommufd was not usable; the container API was used.
+    IommufdFallback,
+    /// No hot reset is possible.
+    NoHotReset,
+    /// VFIO runs in no-IOMMU mode: no DMA isolation.
+    NoIommu,
+    /// The device has no IOMMU group.
+    NoIommuGroup,
+    /// Neither a device reset nor a hot reset is possible.
+    NoReset,
+    /// VFIO does not report the device as PCI.
+    NotPci,
+    /// The device is not bound to vfio-pci.
+    NotVfioPci,
+    /// The device did not answer after the reset.
+    ResetDead,
+    /// The reset failed.
+    ResetFailed,
+    /// Restoring the original driver failed.
+    RestoreFailed,
+    /// A VF token was given for a device that takes none.
+    VfTokenIgnored,
+    /// Another VFIO error.
+    Vfio,
+    /// The VFIO device nodes could not be opened.
+    VfioUnavailable,
 }
 
-/// One observation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// Stable short id (`group-not-viable`, `dma-map`, ...).
-    pub code: &'static str,
-    /// Severity.
-    pub severity: Severity,
-    /// The explanation, naming what and what to do.
-    pub message: String,
+impl VerifyCode {
+    /// Every code, in name order.
+    pub const ALL: &[VerifyCode] = &[
+        VerifyCode::BindFailed,
+        VerifyCode::Bound,
+        VerifyCode::ConfigCompare,
+        VerifyCode::ConfigMismatch,
+        VerifyCode::ConfigRead,
+        VerifyCode::DeviceInfo,
+        VerifyCode::DmaMap,
+        VerifyCode::GroupBusy,
+        VerifyCode::GroupNotViable,
+        VerifyCode::HotResetInfo,
+        VerifyCode::HotResetOnly,
+        VerifyCode::HotResetScope,
+        VerifyCode::HotResetSriov,
+        VerifyCode::Iommufd,
+        VerifyCode::IommufdFallback,
+        VerifyCode::NoHotReset,
+        VerifyCode::NoIommu,
+        VerifyCode::NoIommuGroup,
+        VerifyCode::NoReset,
+        VerifyCode::NotPci,
+        VerifyCode::NotVfioPci,
+        VerifyCode::ResetDead,
+        VerifyCode::ResetFailed,
+        VerifyCode::RestoreFailed,
+        VerifyCode::VfTokenIgnored,
+        VerifyCode::Vfio,
+        VerifyCode::VfioUnavailable,
+    ];
+
+    /// The code's kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            VerifyCode::BindFailed => "bind-failed",
+            VerifyCode::Bound => "bound",
+            VerifyCode::ConfigCompare => "config-compare",
+            VerifyCode::ConfigMismatch => "config-mismatch",
+            VerifyCode::ConfigRead => "config-read",
+            VerifyCode::DeviceInfo => "device-info",
+            VerifyCode::DmaMap => "dma-map",
+            VerifyCode::GroupBusy => "group-busy",
+            VerifyCode::GroupNotViable => "group-not-viable",
+            VerifyCode::HotResetInfo => "hot-reset-info",
+            VerifyCode::HotResetOnly => "hot-reset-only",
+            VerifyCode::HotResetScope => "hot-reset-scope",
+            VerifyCode::HotResetSriov => "hot-reset-sriov",
+            VerifyCode::Iommufd => "iommufd",
+            VerifyCode::IommufdFallback => "iommufd-fallback",
+            VerifyCode::NoHotReset => "no-hot-reset",
+            VerifyCode::NoIommu => "no-iommu",
+            VerifyCode::NoIommuGroup => "no-iommu-group",
+            VerifyCode::NoReset => "no-reset",
+            VerifyCode::NotPci => "not-pci",
+            VerifyCode::NotVfioPci => "not-vfio-pci",
+            VerifyCode::ResetDead => "reset-dead",
+            VerifyCode::ResetFailed => "reset-failed",
+            VerifyCode::RestoreFailed => "restore-failed",
+            VerifyCode::VfTokenIgnored => "vf-token-ignored",
+            VerifyCode::Vfio => "vfio",
+            VerifyCode::VfioUnavailable => "vfio-unavailable",
+        }
+    }
 }
+
+impl std::fmt::Display for VerifyCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+pub use passthru_pci_ids::report::Severity;
+
+/// One observation of `verify`: the shared [`passthru_pci_ids::report::Finding`]
+/// with this module's [`VerifyCode`]s.
+pub type Finding = passthru_pci_ids::report::Finding<VerifyCode>;
 
 /// Reset facts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct ResetReport {
     /// VFIO_DEVICE_GET_INFO has the RESET flag (VFIO_DEVICE_RESET works).
     pub device_reset: bool,
@@ -118,13 +238,16 @@ pub struct ResetReport {
 }
 
 /// The result of [`verify`] (serializes to the JSON of `passthru verify --json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// The device.
-    pub bdf: String,
+    pub bdf: Bdf,
     /// The API used.
     pub api: Api,
-    /// Its IOMMU group.
+    /// Its IOMMU group: the same as `iommu_group`, the key `verify` gave first, kept
+    /// for the readers that use it.
     pub group: Option<u32>,
     /// The group is viable (kernel's VIABLE flag when the group was opened, else sysfs).
     pub viable: bool,
@@ -136,23 +259,65 @@ pub struct VerifyReport {
     pub reset: ResetReport,
     /// Findings, in the order seen.
     pub findings: Vec<Finding>,
+    /// Its IOMMU group, under the key `check` uses (the same value as `group`).
+    #[serde(default)]
+    pub iommu_group: Option<u32>,
+    /// Vendor id (4 lowercase hex digits), as `list` and `check` give it.
+    #[serde(default)]
+    pub vendor_id: Option<VendorId>,
+    /// Device id (4 lowercase hex digits), as `list` and `check` give it.
+    #[serde(default)]
+    pub device_id: Option<DeviceId>,
+    /// Class code (6 lowercase hex digits), as `list` and `check` give it.
+    #[serde(default)]
+    pub class: Option<ClassCode>,
+    /// The driver bound when `verify` started, as `list` and `check` give it.
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// The device's name from pci.ids, as `list` gives it (filled by a caller that has
+    /// the database; `None` from [`verify`]).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 impl VerifyReport {
+    /// The report before anything is tried: no group, nothing mapped, no finding.
+    pub fn new(bdf: Bdf) -> VerifyReport {
+        VerifyReport {
+            bdf,
+            api: Api::Container,
+            iommu_group: None,
+            group: None,
+            viable: false,
+            dma_map: "not attempted".into(),
+            iova_ranges: Vec::new(),
+            reset: ResetReport::default(),
+            findings: Vec::new(),
+            vendor_id: None,
+            device_id: None,
+            class: None,
+            driver: None,
+            name: None,
+        }
+    }
+
+    /// Record the device's IOMMU group (under both keys).
+    pub fn set_group(&mut self, group: u32) {
+        self.iommu_group = Some(group);
+        self.group = Some(group);
+    }
+
     /// No finding of severity `fail`.
     pub fn passed(&self) -> bool {
         !self.findings.iter().any(|f| f.severity == Severity::Fail)
     }
 
-    fn add(&mut self, severity: Severity, code: &'static str, message: impl Into<String>) {
-        self.findings.push(Finding {
-            severity,
-            code,
-            message: message.into(),
-        });
+    fn add(&mut self, severity: Severity, code: VerifyCode, message: impl Into<String>) {
+        self.findings
+            .push(Finding::new(code, severity, message).for_device(self.bdf));
     }
 
-    fn fail(&mut self, code: &'static str, e: &Error) {
+    fn fail(&mut self, code: VerifyCode, e: &Error) {
         self.add(Severity::Fail, code, error_chain(e));
     }
 }
@@ -193,25 +358,20 @@ where
             path: host::device_dir(root, opts.bdf),
         });
     };
-    let mut r = VerifyReport {
-        bdf: opts.bdf.to_string(),
-        api: Api::Container,
-        group: None,
-        viable: false,
-        dma_map: "not attempted".into(),
-        iova_ranges: Vec::new(),
-        reset: ResetReport::default(),
-        findings: Vec::new(),
-    };
+    let mut r = VerifyReport::new(opts.bdf);
+    r.vendor_id = Some(device.vendor);
+    r.device_id = Some(device.device);
+    r.class = Some(device.class);
+    r.driver = device.driver.clone();
     let Some(group) = device.iommu_group.map(u32::from) else {
         let e = Error::NoGroup {
             bdf: opts.bdf,
             path: host::device_dir(root, opts.bdf).join("iommu_group"),
         };
-        r.fail("no-iommu-group", &e);
+        r.fail(VerifyCode::NoIommuGroup, &e);
         return Ok(r);
     };
-    r.group = Some(group);
+    r.set_group(group);
     let blockers = model_blockers(&model, group);
     r.viable = blockers.is_empty();
     let driver = device.driver.clone();
@@ -228,7 +388,7 @@ where
                 driver,
             };
             r.dma_map = "not attempted: device is not bound to vfio-pci".into();
-            r.fail("not-vfio-pci", &e);
+            r.fail(VerifyCode::NotVfioPci, &e);
             return Ok(r);
         }
         todo.push(opts.bdf);
@@ -242,14 +402,14 @@ where
                 let names: Vec<String> = todo.iter().map(|b| b.to_string()).collect();
                 r.add(
                     Severity::Info,
-                    "bound",
+                    VerifyCode::Bound,
                     format!("temporarily bound {} to vfio-pci", names.join(", ")),
                 );
                 guards = g;
             }
             Err(e) => {
                 r.dma_map = "not attempted: binding to vfio-pci failed".into();
-                r.fail("bind-failed", &e);
+                r.fail(VerifyCode::BindFailed, &e);
                 restore_findings(&restore_log, &mut r);
                 return Ok(r);
             }
@@ -274,7 +434,7 @@ where
             Err(e) if opts.api == ApiChoice::Auto => {
                 r.add(
                     Severity::Info,
-                    "iommufd-fallback",
+                    VerifyCode::IommufdFallback,
                     format!(
                         "iommufd unusable, using the container API: {}",
                         error_chain(&e)
@@ -284,7 +444,7 @@ where
                 r.findings.retain(|f| f.severity != Severity::Fail);
             }
             Err(e) => {
-                r.fail("iommufd", &e);
+                r.fail(VerifyCode::Iommufd, &e);
                 done = true;
             }
         }
@@ -298,10 +458,10 @@ where
         };
         if let Err(e) = res {
             let code = match &e {
-                Error::GroupNotViable { .. } => "group-not-viable",
-                Error::GroupBusy { .. } => "group-busy",
-                Error::Open { .. } => "vfio-unavailable",
-                _ => "vfio",
+                Error::GroupNotViable { .. } => VerifyCode::GroupNotViable,
+                Error::GroupBusy { .. } => VerifyCode::GroupBusy,
+                Error::Open { .. } => VerifyCode::VfioUnavailable,
+                _ => VerifyCode::Vfio,
             };
             r.fail(code, &e);
         }
@@ -310,7 +470,7 @@ where
     // Restore drivers explicitly so a failure shows up in the report.
     while let Some(g) = guards.pop() {
         if let Err(e) = g.restore() {
-            r.fail("restore-failed", &e);
+            r.fail(VerifyCode::RestoreFailed, &e);
         }
     }
     restore_findings(&restore_log, &mut r);
@@ -320,7 +480,7 @@ where
 /// Restores that failed while guards were dropped, as `restore-failed` findings.
 fn restore_findings(log: &RestoreLog, r: &mut VerifyReport) {
     for f in log.take() {
-        r.fail("restore-failed", &f.error);
+        r.fail(VerifyCode::RestoreFailed, &f.error);
     }
 }
 
@@ -353,18 +513,18 @@ fn dma_test<D: OwnedDma + ?Sized>(space: &D, r: &mut VerifyReport) {
     let Some(iova) = iova else {
         let e = Error::NoIovaSpace { size, ranges };
         r.dma_map = error_chain(&e);
-        r.fail("dma-map", &e);
+        r.fail(VerifyCode::DmaMap, &e);
         return;
     };
     match map_test_buffer(space, iova, size) {
         Ok(Ok(())) => r.dma_map = "ok".into(),
         Ok(Err(e)) => {
             r.dma_map = error_chain(&e);
-            r.fail("dma-map", &e);
+            r.fail(VerifyCode::DmaMap, &e);
         }
         Err(e) => {
             r.dma_map = format!("cannot allocate a test buffer: {e}");
-            r.add(Severity::Fail, "dma-map", r.dma_map.clone());
+            r.add(Severity::Fail, VerifyCode::DmaMap, r.dma_map.clone());
         }
     }
 }
@@ -402,7 +562,7 @@ fn config_test<S: TrustedVfioSys + ?Sized>(
     let n = match dev.read_config(0, &mut via) {
         Ok(n) => n,
         Err(e) => {
-            r.fail("config-read", &e);
+            r.fail(VerifyCode::ConfigRead, &e);
             return;
         }
     };
@@ -410,7 +570,7 @@ fn config_test<S: TrustedVfioSys + ?Sized>(
     if via.len() < 16 {
         r.add(
             Severity::Fail,
-            "config-read",
+            VerifyCode::ConfigRead,
             format!("config region of {bdf} returned only {n} bytes"),
         );
         return;
@@ -418,7 +578,7 @@ fn config_test<S: TrustedVfioSys + ?Sized>(
     if via[0..2] == [0xff, 0xff] {
         r.add(
             Severity::Fail,
-            "config-read",
+            VerifyCode::ConfigRead,
             format!("{bdf} answers 0xffff through VFIO: the device is not responding"),
         );
         return;
@@ -426,7 +586,7 @@ fn config_test<S: TrustedVfioSys + ?Sized>(
     let sys = match host::read_config(root, bdf) {
         Ok(c) => c,
         Err(e) => {
-            r.add(Severity::Warn, "config-compare", error_chain(&e));
+            r.add(Severity::Warn, VerifyCode::ConfigCompare, error_chain(&e));
             return;
         }
     };
@@ -452,11 +612,11 @@ fn config_test<S: TrustedVfioSys + ?Sized>(
     if diffs.is_empty() {
         r.add(
             Severity::Info,
-            "config-read",
+            VerifyCode::ConfigRead,
             format!("config space read through VFIO ({n} bytes) matches sysfs identity fields"),
         );
     } else {
-        r.add(Severity::Fail, "config-mismatch", diffs.join("; "));
+        r.add(Severity::Fail, VerifyCode::ConfigMismatch, diffs.join("; "));
     }
 }
 
@@ -481,12 +641,12 @@ fn reset_facts<S: TrustedVfioSys + ?Sized>(
             if !i.flags.contains(DeviceFlags::PCI) {
                 r.add(
                     Severity::Warn,
-                    "not-pci",
+                    VerifyCode::NotPci,
                     "VFIO does not report a PCI device",
                 );
             }
         }
-        Err(e) => r.fail("device-info", &e),
+        Err(e) => r.fail(VerifyCode::DeviceInfo, &e),
     }
     match dev.hot_reset_info() {
         Ok(h) => {
@@ -506,7 +666,7 @@ fn reset_facts<S: TrustedVfioSys + ?Sized>(
             if !vfs.is_empty() {
                 r.add(
                     Severity::Warn,
-                    "hot-reset-sriov",
+                    VerifyCode::HotResetSriov,
                     format!(
                         "the bus holds SR-IOV VF(s) {}: vfio-pci keeps each VF in a reset set of its own, so it refuses this hot reset (VFIO_DEVICE_PCI_HOT_RESET: EINVAL) whatever groups are passed",
                         vfs.join(", ")
@@ -526,7 +686,7 @@ fn reset_facts<S: TrustedVfioSys + ?Sized>(
                 let others: Vec<String> = h
                     .devices
                     .iter()
-                    .filter(|d| Some(d.group_or_devid) != r.group)
+                    .filter(|d| Some(d.group_or_devid) != r.iommu_group)
                     .map(|d| format!("group {} ({})", d.group_or_devid, d.bdf))
                     .collect();
                 if !others.is_empty() {
@@ -535,11 +695,11 @@ fn reset_facts<S: TrustedVfioSys + ?Sized>(
                         others.join(", ")
                     ));
                 }
-                r.add(Severity::Info, "hot-reset-scope", msg);
+                r.add(Severity::Info, VerifyCode::HotResetScope, msg);
             } else {
                 r.add(
                     Severity::Info,
-                    "hot-reset-scope",
+                    VerifyCode::HotResetScope,
                     format!(
                         "a hot reset would reset {}",
                         r.reset.hot_reset_devices.join(", ")
@@ -548,20 +708,20 @@ fn reset_facts<S: TrustedVfioSys + ?Sized>(
             }
         }
         Err(e) if e.errno() == Some(libc::ENODEV) => {
-            r.add(Severity::Info, "no-hot-reset", error_chain(&e));
+            r.add(Severity::Info, VerifyCode::NoHotReset, error_chain(&e));
         }
-        Err(e) => r.add(Severity::Warn, "hot-reset-info", error_chain(&e)),
+        Err(e) => r.add(Severity::Warn, VerifyCode::HotResetInfo, error_chain(&e)),
     }
     if !r.reset.device_reset && !usable {
         r.add(
             Severity::Warn,
-            "no-reset",
+            VerifyCode::NoReset,
             "VFIO offers neither a device reset nor a hot reset: the device may not work again after the guest stops",
         );
     } else if !r.reset.device_reset {
         r.add(
             Severity::Warn,
-            "hot-reset-only",
+            VerifyCode::HotResetOnly,
             "no per-device reset: the VMM must hot reset the bus, which needs every affected group",
         );
     }
@@ -582,12 +742,12 @@ fn check_back<S: TrustedVfioSys + ?Sized>(
                 vendor: 0xffff,
             };
             r.reset.performed = Some(e.to_string());
-            r.fail("reset-dead", &e);
+            r.fail(VerifyCode::ResetDead, &e);
         }
         Ok(_) => r.reset.performed = Some("ok".into()),
         Err(e) => {
             r.reset.performed = Some(error_chain(&e));
-            r.fail("reset-failed", &e);
+            r.fail(VerifyCode::ResetFailed, &e);
         }
     }
 }
@@ -650,7 +810,7 @@ fn run_noiommu<S: TrustedVfioSys + ?Sized>(
     r.dma_map = "not attempted: no-IOMMU mode has no DMA translation".into();
     r.add(
         Severity::Fail,
-        "no-iommu",
+        VerifyCode::NoIommu,
         format!(
             "IOMMU group {group_id} is a no-IOMMU group (vfio.enable_unsafe_noiommu_mode=1, node /dev/vfio/noiommu-{group_id}): \
              no IOMMU isolates the device's DMA, so it can read and write all host memory; \
@@ -704,7 +864,7 @@ fn device_checks<S: TrustedVfioSys + ?Sized>(
                 Ok(()) => check_back(&dev, opts.bdf, "VFIO_DEVICE_RESET", r),
                 Err(e) => {
                     r.reset.performed = Some(error_chain(&e));
-                    r.fail("reset-failed", &e);
+                    r.fail(VerifyCode::ResetFailed, &e);
                 }
             }
         } else if hot.usable {
@@ -732,7 +892,7 @@ fn device_checks<S: TrustedVfioSys + ?Sized>(
             }
             if let Some(e) = problem {
                 r.reset.performed = Some(error_chain(&e));
-                r.fail("reset-failed", &e);
+                r.fail(VerifyCode::ResetFailed, &e);
             } else {
                 let mut all: Vec<&Group<S>> = vec![group];
                 all.extend(others.iter());
@@ -740,7 +900,7 @@ fn device_checks<S: TrustedVfioSys + ?Sized>(
                     Ok(()) => check_back(&dev, opts.bdf, "VFIO_DEVICE_PCI_HOT_RESET", r),
                     Err(e) => {
                         r.reset.performed = Some(error_chain(&e));
-                        r.fail("reset-failed", &e);
+                        r.fail(VerifyCode::ResetFailed, &e);
                     }
                 }
             }
@@ -748,7 +908,7 @@ fn device_checks<S: TrustedVfioSys + ?Sized>(
             r.reset.performed = Some("no reset available".into());
             r.add(
                 Severity::Fail,
-                "reset-failed",
+                VerifyCode::ResetFailed,
                 format!("{}: no reset method to perform", opts.bdf),
             );
         }
@@ -807,7 +967,7 @@ fn run_iommufd<S: TrustedVfioSys + ?Sized>(
         Err(e) if token.is_some() && e.errno() == Some(libc::EINVAL) => {
             r.add(
                 Severity::Warn,
-                "vf-token-ignored",
+                VerifyCode::VfTokenIgnored,
                 format!(
                     "this kernel's VFIO_DEVICE_BIND_IOMMUFD takes no VF token ({}): bound without it; in cdev mode such a kernel does not check VF tokens",
                     error_chain(&e)
@@ -848,7 +1008,7 @@ fn run_iommufd<S: TrustedVfioSys + ?Sized>(
             r.reset.performed = Some("no reset available".into());
             r.add(
                 Severity::Fail,
-                "reset-failed",
+                VerifyCode::ResetFailed,
                 format!("{}: no reset method to perform", opts.bdf),
             );
             return Ok(());
@@ -857,7 +1017,7 @@ fn run_iommufd<S: TrustedVfioSys + ?Sized>(
             Ok(how) => check_back(&dev, opts.bdf, how, r),
             Err(e) => {
                 r.reset.performed = Some(error_chain(&e));
-                r.fail("reset-failed", &e);
+                r.fail(VerifyCode::ResetFailed, &e);
             }
         }
     }

@@ -414,13 +414,13 @@ fn assert_clean(b: &Shared) {
 }
 
 fn codes(r: &VerifyReport) -> Vec<&'static str> {
-    r.findings.iter().map(|f| f.code).collect()
+    r.findings.iter().map(|f| f.code.name()).collect()
 }
 
 fn finding<'a>(r: &'a VerifyReport, code: &str) -> &'a Finding {
     r.findings
         .iter()
-        .find(|f| f.code == code)
+        .find(|f| f.code.name() == code)
         .unwrap_or_else(|| panic!("no {code} in {:?}", r.findings))
 }
 
@@ -431,7 +431,7 @@ fn container_path_reproduces_the_capture_and_leaves_nothing_behind() {
     let (r, b) = run(Knobs::default(), |_| {}, t.path());
     assert!(r.passed(), "{:?}", r.findings);
     assert_eq!(r.api, Api::Container);
-    assert_eq!(r.group, Some(16));
+    assert_eq!(r.iommu_group, Some(16));
     assert!(r.viable);
     assert_eq!(r.dma_map, "ok");
     assert_eq!(
@@ -468,7 +468,8 @@ fn container_path_reproduces_the_capture_and_leaves_nothing_behind() {
 fn report_serializes_to_the_issue_json_shape() {
     let t = root_amd();
     let (r, _) = run(Knobs::default(), |_| {}, t.path());
-    // The documented shape, in its order: bdf, api, group, viable, dma_map, iova_ranges, reset, findings.
+    // The documented shape, in its order: bdf, api, group, viable, dma_map, iova_ranges,
+    // reset, findings; keys added later (iommu_group) come after them.
     let text = serde_json::to_string(&r).unwrap();
     assert!(
         text.starts_with(
@@ -488,6 +489,17 @@ fn report_serializes_to_the_issue_json_shape() {
         .map(|s| s.as_str())
         .collect();
     assert_eq!(rk, ["device_reset", "hot_reset_devices", "performed"]);
+    // `iommu_group`, check's key, beside verify's own `group`; every finding names its
+    // device and has evidence (possibly empty).
+    assert_eq!(v["iommu_group"], 16);
+    assert_eq!(v["group"], v["iommu_group"]);
+    for f in v["findings"].as_array().unwrap() {
+        assert_eq!(f["device"], "0000:06:00.0", "{f}");
+        assert!(f["evidence"].is_array(), "{f}");
+    }
+    // A Rust reader gets the same report back from the JSON.
+    let back: VerifyReport = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, r);
 }
 
 // tcg-amd/vfiotest-0000:0b:00.1.txt: flags=0x0 viable=0, SET_CONTAINER -> EPERM;
@@ -514,7 +526,7 @@ fn non_viable_group_names_the_blocking_device_and_what_to_do() {
     let r = verify(&m, &FakeKernel::default(), &o).unwrap();
     assert!(!r.passed());
     assert!(!r.viable);
-    assert_eq!(r.group, Some(20));
+    assert_eq!(r.iommu_group, Some(20));
     let f = finding(&r, "group-not-viable");
     assert!(f.message.contains("IOMMU group 20"), "{}", f.message);
     assert!(
@@ -1394,7 +1406,7 @@ fn noiommu_group_fails_saying_there_is_no_dma_isolation() {
     };
     let (r, b) = run(k, |o| o.api = ApiChoice::Auto, t.path());
     assert_eq!(r.api, Api::Container);
-    assert_eq!(r.group, Some(16));
+    assert_eq!(r.iommu_group, Some(16));
     assert!(r.viable);
     assert!(r.dma_map.starts_with("refused"), "{}", r.dma_map);
     assert!(r.dma_map.contains("no-IOMMU mode"), "{}", r.dma_map);

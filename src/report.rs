@@ -1,0 +1,292 @@
+//! What each command prints under `--json`, as types: every one derives `Serialize`
+//! (the CLI prints it) and `Deserialize` (a Rust program reads passthru's JSON back),
+//! and [`schemas`] gives the JSON Schema of each command's output, generated from these
+//! types and checked in under `docs/schema/<command>.json`.
+//!
+//! The same key means the same thing in every command: `bdf` (`0000:0b:00.0`),
+//! `iommu_group` (a number, `null` without one), `vendor_id` and `device_id` (4
+//! lowercase hex digits), `class` (6 lowercase hex digits), `name` (vendor and device
+//! from pci.ids), `driver` (the bound driver, `null` for none). Hex ids are strings;
+//! offsets, capability ids and sizes are integers. Findings share one shape,
+//! [`pci_ids::report::Finding`]: `code` (kebab-case), `severity` (`info` < `warn` <
+//! `fail`), `message`, `evidence`, `device`.
+//!
+//! ```
+//! use passthru::report::CheckReport;
+//! let json = r#"{"host": {"iommu": "disabled", "cpu_vendor": "amd", "kernel": null,
+//!   "cmdline": null, "findings": [{"code": "iommu-off", "severity": "fail",
+//!   "message": "turn the IOMMU on", "evidence": [], "device": null}]}, "devices": []}"#;
+//! let r: CheckReport = serde_json::from_str(json).unwrap();
+//! assert_eq!(r.host.findings[0].code.name(), "iommu-off");
+//! ```
+
+use crate::decode::DecodedDevice;
+use crate::{config_gen, iommu_groups, pci_ids, vfio_core};
+use pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use config_gen::PlanReport;
+pub use iommu_groups::{IommuStatus, Report as CheckReport};
+pub use vfio_core::VerifyReport;
+
+/// `passthru list --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct ListReport {
+    /// Whether an IOMMU is active.
+    pub iommu: IommuStatus,
+    /// The IOMMU units (`dmar0`, `ivhd0`, ...), as the human output names them.
+    pub iommu_units: Vec<String>,
+    /// The IOMMU groups, by number.
+    pub groups: Vec<ListGroup>,
+    /// Devices in no group.
+    pub ungrouped: Vec<ListDevice>,
+    /// Which pci.ids database gave the names.
+    pub pci_ids: NamesSource,
+}
+
+/// One IOMMU group of `list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct ListGroup {
+    /// The group's number.
+    pub id: u32,
+    /// A group VFIO made in its no-IOMMU mode: no IOMMU stands behind it.
+    pub noiommu: bool,
+    /// Its devices.
+    pub devices: Vec<ListDevice>,
+}
+
+/// One device of `list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct ListDevice {
+    /// Address.
+    pub bdf: Bdf,
+    /// Vendor id.
+    pub vendor_id: VendorId,
+    /// Device id.
+    pub device_id: DeviceId,
+    /// Class code.
+    pub class: ClassCode,
+    /// The class's name from pci.ids (subclass, else base class).
+    pub class_name: Option<String>,
+    /// `Vendor Device` from pci.ids.
+    pub name: Option<String>,
+    /// The bound driver.
+    pub driver: Option<String>,
+    /// Its IOMMU group (the group it is listed under; `null` for an ungrouped device),
+    /// under the key `check` and `verify` use.
+    #[serde(default)]
+    pub iommu_group: Option<u32>,
+}
+
+impl ListReport {
+    /// The report of `host`'s groups and ungrouped devices, as the caller selected them.
+    pub fn new(
+        host: &iommu_groups::Host,
+        groups: Vec<ListGroup>,
+        ungrouped: Vec<ListDevice>,
+        pci_ids: NamesSource,
+    ) -> ListReport {
+        ListReport {
+            iommu: IommuStatus::of(host),
+            iommu_units: host.iommu.units.clone(),
+            groups,
+            ungrouped,
+            pci_ids,
+        }
+    }
+}
+
+impl ListGroup {
+    /// Group `id` with `devices`.
+    pub fn new(id: u32, noiommu: bool, devices: Vec<ListDevice>) -> ListGroup {
+        ListGroup {
+            id,
+            noiommu,
+            devices,
+        }
+    }
+}
+
+impl ListDevice {
+    /// Device `d` of `host`, named from `idx` when given.
+    pub fn of(
+        host: &iommu_groups::Host,
+        d: &iommu_groups::Device,
+        idx: Option<&pci_ids::db::PciIdsIndex<'_>>,
+    ) -> ListDevice {
+        ListDevice {
+            bdf: d.bdf,
+            vendor_id: d.vendor,
+            device_id: d.device,
+            class: d.class,
+            class_name: class_name(idx, d.class),
+            name: crate::decode::device_name(idx, d.vendor, d.device),
+            driver: d.driver.clone(),
+            iommu_group: d
+                .iommu_group
+                .filter(|gid| host.groups.contains_key(gid))
+                .map(u32::from),
+        }
+    }
+}
+
+/// The class's name from pci.ids as `list` and `check` give it: the subclass's, else
+/// the base class's.
+pub fn class_name(idx: Option<&pci_ids::db::PciIdsIndex<'_>>, c: ClassCode) -> Option<String> {
+    let i = idx?;
+    i.subclass(c.class, c.subclass)
+        .or_else(|| i.class(c.class))
+        .map(str::to_string)
+}
+
+/// Where the names came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct NamesSource {
+    /// Which database.
+    pub from: NamesFrom,
+    /// The database's path: as given for `env`, else a system path.
+    pub path: Option<String>,
+}
+
+/// Which pci.ids database gave the names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NamesFrom {
+    /// `$PASSTHRU_PCI_IDS`.
+    Env,
+    /// The tree's own (`usr/share/misc/pci.ids`, `usr/share/hwdata/pci.ids`).
+    Root,
+    /// This machine's (the tree has none).
+    Machine,
+    /// None found: names are `null`.
+    None,
+}
+
+impl NamesSource {
+    /// A source.
+    pub fn new(from: NamesFrom, path: Option<String>) -> NamesSource {
+        NamesSource { from, path }
+    }
+}
+
+/// `passthru decode --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct DecodeReport {
+    /// Each function of the input, in its order.
+    pub devices: Vec<DecodedDevice>,
+}
+
+impl DecodeReport {
+    /// The report of `devices`.
+    pub fn new(devices: Vec<DecodedDevice>) -> DecodeReport {
+        DecodeReport { devices }
+    }
+}
+
+/// `passthru config --json`: the plan, or what `--rollback` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ConfigReport {
+    /// `--rollback`.
+    Rollback {
+        /// What was restored.
+        rollback: RollbackReport,
+    },
+    /// The plan (dry run or `--apply`).
+    Plan(Box<PlanReport>),
+}
+
+/// What `config --rollback` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct RollbackReport {
+    /// The backup directory restored from.
+    pub backup: String,
+    /// Files put back (system paths).
+    pub restored: Vec<String>,
+    /// Files removed (they did not exist before the apply).
+    pub removed: Vec<String>,
+    /// Files changed since the apply, whose changed version `--force` kept a copy of.
+    pub kept: Vec<KeptFile>,
+}
+
+/// A file rollback replaced although it had changed since the apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct KeptFile {
+    /// System path.
+    pub path: String,
+    /// Where the changed version was kept.
+    pub copy: String,
+}
+
+impl RollbackReport {
+    /// From the library's answer.
+    pub fn new(r: &config_gen::apply::RolledBack) -> RollbackReport {
+        RollbackReport {
+            backup: r.backup.display().to_string(),
+            restored: r.restored.clone(),
+            removed: r.removed.clone(),
+            kept: r
+                .kept
+                .iter()
+                .map(|(p, c)| KeptFile {
+                    path: p.clone(),
+                    copy: c.display().to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Any command's error under `--json` (on standard output, with the usual exit code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct ErrorReport {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+/// What failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct ErrorBody {
+    /// `unknown-device`, `host`, `config`, `vfio` or `input`.
+    pub kind: String,
+    /// The message.
+    pub message: String,
+    /// The path it names, if any.
+    pub path: Option<String>,
+}
+
+impl ErrorReport {
+    /// An error report.
+    pub fn new(kind: &str, message: &str, path: Option<String>) -> ErrorReport {
+        ErrorReport {
+            error: ErrorBody {
+                kind: kind.to_string(),
+                message: message.to_string(),
+                path,
+            },
+        }
+    }
+}
+
+/// The commands with `--json` output, each with the JSON Schema of what it prints, in
+/// the order of `docs/schema/`: `check`, `config`, `decode`, `error`, `list`, `verify`.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    vec![
+        ("check", schemars::schema_for!(CheckReport)),
+        ("config", schemars::schema_for!(ConfigReport)),
+        ("decode", schemars::schema_for!(DecodeReport)),
+        ("error", schemars::schema_for!(ErrorReport)),
+        ("list", schemars::schema_for!(ListReport)),
+        ("verify", schemars::schema_for!(VerifyReport)),
+    ]
+}

@@ -1,0 +1,329 @@
+//! The JSON Schemas of every command's `--json` output (docs/schema/<command>.json).
+//!
+//! - They are generated from the report types (`passthru::report::schemas`): the
+//!   checked-in files must equal what the types generate (`PASSTHRU_BLESS=1` rewrites
+//!   them; review the diff: a key removed or renamed breaks readers).
+//! - Every golden JSON of the repository validates against its command's schema:
+//!   tests/fixtures/golden (`list`, `check`), tests/golden/host-findings (`check`),
+//!   tests/golden/config/*/plan.json (`config`), and the `verify`, `decode` and error
+//!   goldens of tests/golden/json (made here from the fixture roots and capture files,
+//!   `PASSTHRU_BLESS=1` rewrites them).
+//! - Every golden reads back into its typed report (serde) and writes out the same JSON.
+//! - A mutated golden is rejected (the validation is not vacuous).
+
+#[path = "cli_list_check_support/mod.rs"]
+mod cli_common;
+
+use cli_common::*;
+use passthru::report::{CheckReport, ConfigReport, DecodeReport, ErrorReport, ListReport};
+use passthru::vfio_core::VerifyReport;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn schema_dir() -> PathBuf {
+    repo().join("docs/schema")
+}
+
+fn read_json(p: &Path) -> Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn validator(command: &str) -> jsonschema::Validator {
+    let schema = read_json(&schema_dir().join(format!("{command}.json")));
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{command}.json: {e}"))
+}
+
+/// Why `v` does not fit `command`'s schema (empty: it fits).
+fn errors(val: &jsonschema::Validator, v: &Value) -> Vec<String> {
+    val.iter_errors(v)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The list goldens leave out `pci_ids` (its path is this checkout's; the list test
+/// removes it before comparing): put back what that test asserts it was.
+fn list_as_printed(mut v: Value) -> Value {
+    v["pci_ids"] = serde_json::json!({"from": "env", "path": pci_ids().display().to_string()});
+    v
+}
+
+/// Every golden with its command: (command, file, JSON as the command prints it).
+fn goldens() -> Vec<(&'static str, PathBuf, Value)> {
+    let mut out = Vec::new();
+    let fixtures = repo().join("tests/fixtures/golden");
+    for p in files(&fixtures, ".list.json") {
+        let v = list_as_printed(read_json(&p));
+        out.push(("list", p, v));
+    }
+    for p in files(&fixtures, ".check.json") {
+        let v = read_json(&p);
+        out.push(("check", p, v));
+    }
+    for p in files(&repo().join("tests/golden/host-findings"), ".check.json") {
+        let v = read_json(&p);
+        out.push(("check", p, v));
+    }
+    let config = repo().join("tests/golden/config");
+    let mut plans: Vec<PathBuf> = std::fs::read_dir(&config)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("plan.json"))
+        .filter(|p| p.is_file())
+        .collect();
+    plans.sort();
+    for p in plans {
+        let v = read_json(&p);
+        out.push(("config", p, v));
+    }
+    for (command, p) in json_goldens() {
+        let v = read_json(&p);
+        out.push((command, p, v));
+    }
+    out
+}
+
+/// tests/golden/json: the commands with no golden elsewhere, each the output of one
+/// run (`json_goldens_are_what_the_commands_print` makes and checks them).
+fn json_golden_runs() -> Vec<(&'static str, &'static str, Vec<String>)> {
+    let fx = |n: &str| repo().join("tests/fixtures").join(n).display().to_string();
+    let cap = |run: &str, bdf: &str| {
+        repo()
+            .join("tests/data/captures")
+            .join(run)
+            .join("config")
+            .join(format!("{bdf}.bin"))
+            .display()
+            .to_string()
+    };
+    vec![
+        // tcg-amd: 0b:00.0 on virtio-pci in group 20 with 0b:00.1 (not-vfio-pci).
+        (
+            "verify",
+            "verify-tcg-amd-0b00.0",
+            vec![
+                "--root".into(),
+                fx("tcg-amd"),
+                "verify".into(),
+                "0b:00.0".into(),
+            ],
+        ),
+        // tcg-amd: 06:00.0 on vfio-pci; the fixture's /dev/vfio/vfio is a plain file.
+        (
+            "verify",
+            "verify-tcg-amd-06000-container",
+            vec![
+                "--root".into(),
+                fx("tcg-amd"),
+                "verify".into(),
+                "06:00.0".into(),
+                "--api".into(),
+                "container".into(),
+            ],
+        ),
+        // A real NVMe function's 4096-byte config (tcg-amd capture 0c:00.0).
+        (
+            "decode",
+            "decode-tcg-amd-0c00.0",
+            vec!["decode".into(), cap("tcg-amd", "0000:0c:00.0")],
+        ),
+        // A device the host lacks: the JSON error object, exit 2.
+        (
+            "error",
+            "error-unknown-device",
+            vec![
+                "--root".into(),
+                fx("tcg-amd"),
+                "check".into(),
+                "77:00.0".into(),
+            ],
+        ),
+    ]
+}
+
+fn json_goldens() -> Vec<(&'static str, PathBuf)> {
+    json_golden_runs()
+        .into_iter()
+        .map(|(c, n, _)| {
+            (
+                c,
+                repo().join("tests/golden/json").join(format!("{n}.json")),
+            )
+        })
+        .collect()
+}
+
+/// The checkout's own paths in a command's output, made relative to the repository.
+fn portable(text: &str) -> String {
+    text.replace(&format!("{}/", repo().display()), "")
+}
+
+#[test]
+fn json_goldens_are_what_the_commands_print() {
+    for (command, name, args) in json_golden_runs() {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_passthru"));
+        c.arg("--json").args(&args);
+        c.env("PASSTHRU_PCI_IDS", pci_ids()).env_remove("NO_COLOR");
+        let o = run_cmd(c);
+        assert!(
+            matches!(o.code, 0..=2),
+            "{name}: exit {}: {}",
+            o.code,
+            o.stderr
+        );
+        let got = portable(&o.stdout);
+        let path = repo()
+            .join("tests/golden/json")
+            .join(format!("{name}.json"));
+        if bless() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &got).unwrap();
+        } else {
+            let want = std::fs::read_to_string(&path)
+                .unwrap_or_else(|_| panic!("{} missing: bless", path.display()));
+            assert_eq!(
+                got, want,
+                "{command} {name}: differs from its golden (bless after review)"
+            );
+        }
+    }
+}
+
+#[test]
+fn checked_in_schemas_are_what_the_types_generate() {
+    let dir = schema_dir();
+    for (command, schema) in passthru::report::schemas() {
+        let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+        let path = dir.join(format!("{command}.json"));
+        if bless() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        } else {
+            let want = std::fs::read_to_string(&path)
+                .unwrap_or_else(|_| panic!("{} missing: PASSTHRU_BLESS=1", path.display()));
+            assert_eq!(
+                text,
+                want,
+                "{}: the report types changed; review and bless (PASSTHRU_BLESS=1 cargo test --test json_schema)",
+                path.display()
+            );
+        }
+    }
+    // No stale schema of a command that no longer exists.
+    let names: Vec<String> = passthru::report::schemas()
+        .iter()
+        .map(|(c, _)| format!("{c}.json"))
+        .collect();
+    for p in files(&dir, ".json") {
+        let f = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            names.contains(&f),
+            "{}: no command has this schema",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn every_golden_validates_against_its_commands_schema() {
+    let all = goldens();
+    for command in ["list", "check", "config", "verify", "decode", "error"] {
+        assert!(
+            all.iter().any(|(c, _, _)| *c == command),
+            "no golden for {command}"
+        );
+    }
+    for (command, path, v) in &all {
+        let val = validator(command);
+        let e = errors(&val, v);
+        assert!(e.is_empty(), "{}: {command} schema: {e:#?}", path.display());
+    }
+}
+
+/// Deserialize into `T`, serialize again: the same JSON (nothing lost or invented).
+fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(path: &Path, v: &Value) {
+    let typed: T = serde_json::from_value(v.clone())
+        .unwrap_or_else(|e| panic!("{}: does not read back: {e}", path.display()));
+    let again = serde_json::to_value(&typed).unwrap();
+    assert_eq!(&again, v, "{}: changed by a round trip", path.display());
+}
+
+#[test]
+fn every_golden_reads_back_into_its_typed_report() {
+    for (command, path, v) in goldens() {
+        match command {
+            "list" => round_trip::<ListReport>(&path, &v),
+            "check" => round_trip::<CheckReport>(&path, &v),
+            "config" => round_trip::<ConfigReport>(&path, &v),
+            "verify" => round_trip::<VerifyReport>(&path, &v),
+            "decode" => round_trip::<DecodeReport>(&path, &v),
+            "error" => round_trip::<ErrorReport>(&path, &v),
+            other => panic!("{other}: no typed report"),
+        }
+    }
+}
+
+// The negative control: each mutation breaks one documented rule, and the schema
+// says so (a schema that accepts anything would pass the test above).
+#[test]
+fn a_mutated_golden_is_rejected() {
+    let check = read_json(&repo().join("tests/fixtures/golden/scenario-amd.check.json"));
+    let val = validator("check");
+    assert!(errors(&val, &check).is_empty());
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let mutations: Vec<(&str, Mutation)> = vec![
+        (
+            "a severity outside info/warn/fail",
+            Box::new(|v| v["devices"][0]["findings"][0]["severity"] = "fatal".into()),
+        ),
+        (
+            "a finding code no crate has",
+            Box::new(|v| v["devices"][0]["findings"][0]["code"] = "no-such-code".into()),
+        ),
+        (
+            "an upper-case vendor id",
+            Box::new(|v| v["devices"][0]["vendor_id"] = "10DE".into()),
+        ),
+        (
+            "a BDF without its domain",
+            Box::new(|v| v["devices"][0]["bdf"] = "0b:00.0".into()),
+        ),
+        (
+            "an IOMMU group as a string",
+            Box::new(|v| v["devices"][0]["iommu_group"] = "20".into()),
+        ),
+        (
+            "a required key removed",
+            Box::new(|v| {
+                v["devices"][0].as_object_mut().unwrap().remove("verdict");
+            }),
+        ),
+    ];
+    assert!(!check["devices"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    for (what, m) in mutations {
+        let mut v = check.clone();
+        m(&mut v);
+        assert!(!errors(&val, &v).is_empty(), "accepted with {what}");
+    }
+    let plan = read_json(&repo().join("tests/golden/config/proxmox-amd/plan.json"));
+    let val = validator("config");
+    assert!(errors(&val, &plan).is_empty());
+    let mut v = plan.clone();
+    v["warnings"][0]["code"] = "not-a-config-code".into();
+    assert!(
+        !errors(&val, &v).is_empty(),
+        "config: an unknown warning code accepted"
+    );
+}
