@@ -548,6 +548,10 @@ fn device_dir(root: &Path, b: Bdf) -> io::Result<PathBuf> {
 
 /// Write `h` under `root` (which should be empty or absent): the fixture tree,
 /// then an `irq` attribute per function.
+///
+/// # Errors
+///
+/// The I/O error of the first directory, file or link that cannot be made under `root`.
 pub fn write_host(h: &SyntheticHost, root: &Path) -> io::Result<()> {
     h.fixture
         .write(root)

