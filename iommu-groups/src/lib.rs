@@ -81,6 +81,8 @@ pub mod facts;
 pub mod findings_device;
 mod findings_host;
 pub mod fixture;
+#[cfg(any(feature = "arbitrary", feature = "proptest"))]
+pub mod generate;
 mod inventory;
 mod load;
 mod load_host;

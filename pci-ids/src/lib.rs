@@ -58,6 +58,8 @@ pub mod caps;
 pub mod config;
 pub mod db;
 pub mod dump;
+#[cfg(any(feature = "arbitrary", feature = "proptest"))]
+pub mod generate;
 pub mod ids;
 #[cfg(feature = "serde")]
 mod ser;
