@@ -516,6 +516,44 @@ pub trait VfioSys {
         let _ = fd;
         Err(enotty())
     }
+    /// `KVM_CREATE_DEVICE` on the caller's VM fd `vm`: `struct kvm_create_device` with
+    /// `type = kind` and flags 0 ([`kvm::create_device_bytes`]); returns the new KVM
+    /// device fd, owned by this implementation from then on. Feature `kvm`.
+    ///
+    /// Provided: answers `ENOTTY`, as a kernel without KVM's device API would.
+    ///
+    /// # Errors
+    ///
+    /// `ENOTTY` from this default; else KVM's errno (`ENODEV` for a device type KVM was
+    /// built without, `EEXIST` for a second VFIO device on the same VM).
+    #[cfg(feature = "kvm")]
+    fn kvm_create_device<'a>(&self, vm: BorrowedFd<'a>, kind: u32) -> io::Result<Fd> {
+        let _ = (vm, kind);
+        Err(enotty())
+    }
+    /// `KVM_SET_DEVICE_ATTR` on a KVM device fd of this implementation with an
+    /// attribute whose data is one `__s32` file descriptor, `file`, also one of this
+    /// implementation's fds: `struct kvm_device_attr` with flags 0, `group`, `attr`,
+    /// and `addr` pointing at the fd number ([`kvm::device_attr_bytes`]). Feature `kvm`.
+    ///
+    /// Provided: answers `ENOTTY`.
+    ///
+    /// # Errors
+    ///
+    /// `ENOTTY` from this default; else KVM's errno (`EBADF` for a file that is not a
+    /// VFIO group or device, `EEXIST` for one already added, `ENOENT` deleting one that
+    /// was not).
+    #[cfg(feature = "kvm")]
+    fn kvm_set_device_attr_fd(
+        &self,
+        device: Fd,
+        group: u32,
+        attr: u64,
+        file: Fd,
+    ) -> io::Result<()> {
+        let _ = (device, group, attr, file);
+        Err(enotty())
+    }
     /// `VFIO_DEVICE_RESET`.
     ///
     /// # Errors
@@ -815,6 +853,54 @@ pub mod nr {
     pub const IOMMU_IOAS_MAP: u64 = io(0x85);
     /// `IOMMU_IOAS_UNMAP`.
     pub const IOMMU_IOAS_UNMAP: u64 = io(0x86);
+    /// `KVM_CREATE_DEVICE`: `_IOWR(KVMIO, 0xe0, struct kvm_create_device)` (feature `kvm`).
+    #[cfg(feature = "kvm")]
+    pub const KVM_CREATE_DEVICE: u64 = kvm(3, 0xe0, super::kvm::CREATE_DEVICE_LEN);
+    /// `KVM_SET_DEVICE_ATTR`: `_IOW(KVMIO, 0xe1, struct kvm_device_attr)` (feature `kvm`).
+    #[cfg(feature = "kvm")]
+    pub const KVM_SET_DEVICE_ATTR: u64 = kvm(1, 0xe1, super::kvm::DEVICE_ATTR_LEN);
+    /// The generic `_IOC(dir, KVMIO, nr, size)` encoding (include/uapi/asm-generic/ioctl.h:
+    /// nr bits 0-7, type 8-15, size 16-29, direction 30-31; write 1, read 2).
+    #[cfg(feature = "kvm")]
+    const fn kvm(dir: u64, nr: u64, size: usize) -> u64 {
+        (dir << 30) | ((size as u64) << 16) | (0xae << 8) | nr
+    }
+}
+
+/// KVM's VFIO pseudo-device, in the kernel's words (include/uapi/linux/kvm.h): the
+/// constants and the exact bytes of the two structures the `kvm` calls pass.
+#[cfg(feature = "kvm")]
+pub mod kvm {
+    /// `KVM_DEV_TYPE_VFIO` (`enum kvm_device_type`: FSL_MPIC_20 = 1, FSL_MPIC_42,
+    /// XICS, VFIO).
+    pub const DEV_TYPE_VFIO: u32 = 4;
+    /// `KVM_DEV_VFIO_FILE`, a group or device file (alias `KVM_DEV_VFIO_GROUP`).
+    pub const DEV_VFIO_FILE: u32 = 1;
+    /// `KVM_DEV_VFIO_FILE_ADD` (alias `KVM_DEV_VFIO_GROUP_ADD`).
+    pub const DEV_VFIO_FILE_ADD: u64 = 1;
+    /// `KVM_DEV_VFIO_FILE_DEL` (alias `KVM_DEV_VFIO_GROUP_DEL`).
+    pub const DEV_VFIO_FILE_DEL: u64 = 2;
+    /// `sizeof(struct kvm_create_device)`: `__u32 type, fd, flags`.
+    pub const CREATE_DEVICE_LEN: usize = 12;
+    /// `sizeof(struct kvm_device_attr)`: `__u32 flags, group; __u64 attr, addr`.
+    pub const DEVICE_ATTR_LEN: usize = 24;
+
+    /// `struct kvm_create_device` as `KVM_CREATE_DEVICE` takes it: `type`, `fd` 0 (the
+    /// kernel's answer goes there), `flags` 0 (not `KVM_CREATE_DEVICE_TEST`).
+    pub fn create_device_bytes(kind: u32) -> [u8; CREATE_DEVICE_LEN] {
+        let mut b = [0u8; CREATE_DEVICE_LEN];
+        b[0..4].copy_from_slice(&kind.to_ne_bytes());
+        b
+    }
+
+    /// `struct kvm_device_attr` with flags 0, `group`, `attr` and `addr`.
+    pub fn device_attr_bytes(group: u32, attr: u64, addr: u64) -> [u8; DEVICE_ATTR_LEN] {
+        let mut b = [0u8; DEVICE_ATTR_LEN];
+        b[4..8].copy_from_slice(&group.to_ne_bytes());
+        b[8..16].copy_from_slice(&attr.to_ne_bytes());
+        b[16..24].copy_from_slice(&addr.to_ne_bytes());
+        b
+    }
 }
 
 // iommufd structures (include/uapi/linux/iommufd.h); vfio-bindings 0.7 lacks them.
@@ -1184,6 +1270,40 @@ impl VfioSys for RealSys {
         // borrow ends with this statement, and the duplicate is a new descriptor.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd.0) };
         borrowed.try_clone_to_owned()
+    }
+
+    #[cfg(feature = "kvm")]
+    fn kvm_create_device<'a>(&self, vm: BorrowedFd<'a>, kind: u32) -> io::Result<Fd> {
+        let mut arg = kvm::create_device_bytes(kind);
+        // SAFETY: `vm` is open for this call (a BorrowedFd); `arg` is valid for reads and
+        // writes of the 12 bytes the request number encodes, and the kernel writes
+        // only its `fd` field.
+        check(unsafe {
+            libc::ioctl(vm.as_raw_fd(), nr::KVM_CREATE_DEVICE as _, arg.as_mut_ptr())
+        })?;
+        let fd = i32::from_ne_bytes([arg[4], arg[5], arg[6], arg[7]]);
+        self.adopt(fd);
+        Ok(Fd(fd))
+    }
+
+    #[cfg(feature = "kvm")]
+    fn kvm_set_device_attr_fd(
+        &self,
+        device: Fd,
+        group: u32,
+        attr: u64,
+        file: Fd,
+    ) -> io::Result<()> {
+        let file = self.mine(file)?;
+        let data: i32 = file.0;
+        let mut arg = kvm::device_attr_bytes(group, attr, &data as *const i32 as u64);
+        let device = self.mine(device)?;
+        // SAFETY: `device` is ours and open; `arg` is valid for the 24 bytes the request
+        // number encodes (the kernel only reads them), and its `addr` points at `data`,
+        // an `i32` that lives past the call (the kernel reads it with get_user and takes
+        // its own reference to that file).
+        check(unsafe { libc::ioctl(device.0, nr::KVM_SET_DEVICE_ATTR as _, arg.as_mut_ptr()) })
+            .map(|_| ())
     }
 
     fn device_set_irqs(&self, device: Fd, req: &IrqSet) -> io::Result<()> {
