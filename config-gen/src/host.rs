@@ -233,6 +233,12 @@ fn vfio_modules(facts: &HostFacts) -> Vec<(&'static str, &'static str)> {
 /// `removed` are the functions of the slots the request takes off vfio-pci
 /// (`Request::remove`); every other id bound before (passthru's earlier runs, the
 /// user's own `options vfio-pci ids=`) stays bound.
+///
+/// # Errors
+///
+/// Error::Param for a kernel parameter of the request that passthru will not write;
+/// Error::Syntax (with file and line) when a GRUB or kernel command line file of the facts
+/// cannot be parsed or edited.
 pub fn plan(
     facts: &HostFacts,
     req: &Request,
