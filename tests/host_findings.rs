@@ -13,6 +13,17 @@ use cli_common::*;
 use std::path::{Path, PathBuf};
 
 const BASE: &str = "tests/fixtures/vm-intel-vga-audio";
+/// The AMD-Vi twin of [`BASE`] (the same topology under QEMU's `amd-iommu`), for the
+/// `phys-bits-amd*` cases.
+const BASE_AMD: &str = "tests/fixtures/vm-amd-vga-audio";
+
+fn base(case: &str) -> &'static str {
+    if case.starts_with("phys-bits-amd") {
+        BASE_AMD
+    } else {
+        BASE
+    }
+}
 const ARGS: [&str; 4] = ["check", "--json", "0000:01:00.0", "0000:01:00.1"];
 
 /// A change to the base root.
@@ -53,6 +64,18 @@ fn interrupts(ir: bool) -> Vec<u8> {
 /// has bit 3 (interrupt remapping) set, f050d2 has it clear.
 const CAP_39: &str = "d2008c40660462\n";
 const CAP_48: &str = "d2008c406f0462\n";
+/// The AMD-Vi unit's registers as a 6.12 guest under QEMU 7.2's `amd-iommu` printed
+/// them (tests/vm: `cat /sys/class/iommu/ivhd0/amd-iommu/{cap,features}`): `cap` has
+/// bit 27 (EFR supported); `features` is `EFR:EFR2` (drivers/iommu/amd/init.c since
+/// v6.7), EFR 0x29d3 with HATS (bits 11:10) = 2: six levels, 64-bit IOVAs.
+const AMD_CAP: &str = "1f03000f\n";
+const AMD_FEATURES_QEMU: &str = "29d3:0\n";
+/// The same EFR with HATS = 0: a four-level host page table, 48-bit IOVAs.
+const AMD_FEATURES_HATS4: &str = "21d3:0\n";
+/// The unit's directory: `/sys/class/iommu/ivhd0` links to it.
+const AMD_CAP_PATH: &str = "sys/devices/pci0000:00/0000:00:01.0/iommu/ivhd0/amd-iommu/cap";
+const AMD_FEATURES_PATH: &str =
+    "sys/devices/pci0000:00/0000:00:01.0/iommu/ivhd0/amd-iommu/features";
 const ECAP_IR: &str = "f050da\n";
 const ECAP_NO_IR: &str = "f050d2\n";
 
@@ -199,6 +222,24 @@ fn cases() -> Vec<(&'static str, Vec<Op>)> {
                 Edit("proc/cpuinfo", "40 bits physical", "46 bits physical"),
             ],
         ),
+        // A 52-bit CPU (EPYC 9004 `address sizes : 52 bits physical`) over an AMD
+        // IOMMU whose host page table has four levels: 48-bit guests.
+        (
+            "phys-bits-amd",
+            vec![
+                File(AMD_CAP_PATH, text(AMD_CAP)),
+                File(AMD_FEATURES_PATH, text(AMD_FEATURES_HATS4)),
+                Edit("proc/cpuinfo", "40 bits physical", "52 bits physical"),
+            ],
+        ),
+        (
+            "phys-bits-amd-no",
+            vec![
+                File(AMD_CAP_PATH, text(AMD_CAP)),
+                File(AMD_FEATURES_PATH, text(AMD_FEATURES_QEMU)),
+                Edit("proc/cpuinfo", "40 bits physical", "52 bits physical"),
+            ],
+        ),
         (
             "framebuffer",
             vec![
@@ -245,10 +286,10 @@ fn cases() -> Vec<(&'static str, Vec<Op>)> {
     ]
 }
 
-fn build(ops: &[Op], dir: &Path) {
+fn build(base: &str, ops: &[Op], dir: &Path) {
     let status = std::process::Command::new("cp")
         .arg("-a")
-        .arg(repo().join(BASE))
+        .arg(repo().join(base))
         .arg(dir)
         .status()
         .unwrap();
@@ -306,8 +347,8 @@ fn expect(case: &str) -> (&'static [&'static str], &'static [&'static str]) {
         "in-vm-no" => (&[], &["in-vm"]),
         "lockdown" => (&["lockdown"], &[]),
         "lockdown-no" => (&[], &["lockdown"]),
-        "phys-bits" => (&["phys-bits"], &[]),
-        "phys-bits-no" => (&[], &["phys-bits"]),
+        "phys-bits" | "phys-bits-amd" => (&["phys-bits"], &[]),
+        "phys-bits-no" | "phys-bits-amd-no" => (&[], &["phys-bits"]),
         "framebuffer" | "framebuffer-nonroot" => (&["framebuffer"], &[]),
         "framebuffer-no" => (&[], &["framebuffer"]),
         "device-busy" => (&["device-busy"], &[]),
@@ -321,7 +362,7 @@ fn each_host_finding_and_its_negative_twin() {
     for (case, ops) in cases() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("root");
-        build(&ops, &root);
+        build(base(case), &ops, &root);
         let o = passthru(&root, &ARGS);
         assert!(o.code <= 2, "{case}: {}", o.stderr);
         let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
@@ -370,7 +411,7 @@ fn snapshot_keeps_only_the_holders() {
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
-    build(&ops, &root);
+    build(BASE, &ops, &root);
     let snap = tmp.path().join("snap");
     let s = passthru(&root, &["snapshot", snap.to_str().unwrap()]);
     assert_eq!(s.code, 0, "{}", s.stderr);
@@ -398,7 +439,7 @@ fn snapshot_keeps_only_the_needed_lines() {
     ];
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
-    build(&ops, &root);
+    build(BASE, &ops, &root);
     let snap = tmp.path().join("snap");
     assert_eq!(
         passthru(&root, &["snapshot", snap.to_str().unwrap()]).code,
