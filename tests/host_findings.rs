@@ -13,9 +13,9 @@ use cli_common::*;
 use std::path::{Path, PathBuf};
 
 const BASE: &str = "tests/fixtures/vm-intel-vga-audio";
-/// The AMD-Vi twin of [`BASE`] (the same topology under QEMU's `amd-iommu`), for the
-/// `phys-bits-amd*` cases.
-const BASE_AMD: &str = "tests/fixtures/vm-amd-vga-audio";
+/// The AMD-Vi twin of [`BASE`] (the same topology under QEMU's `amd-iommu`, captured
+/// with the AMD-Vi registers), for the `phys-bits-amd*` cases.
+const BASE_AMD: &str = "tests/fixtures/vm-amd-vga-audio-efr";
 
 fn base(case: &str) -> &'static str {
     if case.starts_with("phys-bits-amd") {
@@ -65,16 +65,13 @@ fn interrupts(ir: bool) -> Vec<u8> {
 const CAP_39: &str = "d2008c40660462\n";
 const CAP_48: &str = "d2008c406f0462\n";
 const ECAP_NO_IR: &str = "f050d2\n";
-/// The AMD-Vi unit's registers as a 6.12 guest under QEMU 7.2's `amd-iommu` printed
-/// them (tests/vm: `cat /sys/class/iommu/ivhd0/amd-iommu/{cap,features}`): `cap` has
-/// bit 27 (EFR supported); `features` is `EFR:EFR2` (drivers/iommu/amd/init.c since
-/// v6.7), EFR 0x29d3 with HATS (bits 11:10) = 2: six levels, 64-bit IOVAs.
-const AMD_CAP: &str = "1f03000f\n";
-const AMD_FEATURES_QEMU: &str = "29d3:0\n";
-/// The same EFR with HATS = 0: a four-level host page table, 48-bit IOVAs.
+/// The AMD-Vi unit's registers as [`BASE_AMD`]'s 6.12 guest under QEMU 7.2's
+/// `amd-iommu` printed them: `cap` 1f03000f has bit 27 (EFR supported); `features` is
+/// `EFR:EFR2` (drivers/iommu/amd/init.c since v6.7), `29d3:0`: HATS (bits 11:10) = 2,
+/// six levels, 64-bit IOVAs. The same EFR with HATS = 0: a four-level host page
+/// table, 48-bit IOVAs.
 const AMD_FEATURES_HATS4: &str = "21d3:0\n";
-/// The unit's directory: `/sys/class/iommu/ivhd0` links to it.
-const AMD_CAP_PATH: &str = "sys/devices/pci0000:00/0000:00:01.0/iommu/ivhd0/amd-iommu/cap";
+/// The unit's `features` (`/sys/class/iommu/ivhd0` links to its directory).
 const AMD_FEATURES_PATH: &str =
     "sys/devices/pci0000:00/0000:00:01.0/iommu/ivhd0/amd-iommu/features";
 
@@ -201,18 +198,13 @@ fn cases() -> Vec<(&'static str, Vec<Op>)> {
         (
             "phys-bits-amd",
             vec![
-                File(AMD_CAP_PATH, text(AMD_CAP)),
                 File(AMD_FEATURES_PATH, text(AMD_FEATURES_HATS4)),
                 Edit("proc/cpuinfo", "40 bits physical", "52 bits physical"),
             ],
         ),
         (
             "phys-bits-amd-no",
-            vec![
-                File(AMD_CAP_PATH, text(AMD_CAP)),
-                File(AMD_FEATURES_PATH, text(AMD_FEATURES_QEMU)),
-                Edit("proc/cpuinfo", "40 bits physical", "52 bits physical"),
-            ],
+            vec![Edit("proc/cpuinfo", "40 bits physical", "52 bits physical")],
         ),
         (
             "framebuffer-no",
