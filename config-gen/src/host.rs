@@ -30,8 +30,8 @@
 //! - A requested function whose vendor:device another function shares that the host
 //!   keeps is bound by address instead: a udev rule sets its `driver_override` to
 //!   vfio-pci on its `add` event and asks for a probe
-//!   ([`UDEV_VFIO_OVERRIDE`]), copied into the initramfs by dracut (`install_items`) and
-//!   mkinitcpio (`FILES`), and its id leaves `ids=` (unless the user's own line binds
+//!   ([`UDEV_VFIO_OVERRIDE`]), copied into the initramfs by dracut (`install_items`),
+//!   mkinitcpio (`FILES`) and an initramfs-tools hook, and its id leaves `ids=` (unless the user's own line binds
 //!   it). driverctl (`driverctl set-override ADDR vfio-pci`) is named as the
 //!   alternative. Addresses bound by earlier runs stay until `--remove`.
 //! - `disable_vga=1` only when no guest uses x-vga (the two contradict: no VGA region);
@@ -73,6 +73,9 @@ pub const UDEV_VENDOR_RESET: &str = "/etc/udev/rules.d/99-passthru-vendor-reset.
 /// The udev rule binding functions to vfio-pci by address (`driver_override`), for
 /// functions whose vendor:device another function the host keeps shares.
 pub const UDEV_VFIO_OVERRIDE: &str = "/etc/udev/rules.d/99-passthru-vfio-override.rules";
+/// The initramfs-tools hook that copies [`UDEV_VFIO_OVERRIDE`] into the image.
+pub const INITRAMFS_TOOLS_OVERRIDE_HOOK: &str =
+    passthru_iommu_groups::boot::INITRAMFS_TOOLS_OVERRIDE_HOOK;
 /// Debian's `/etc/modules` (read, never written).
 pub const ETC_MODULES: &str = "/etc/modules";
 /// initramfs-tools' module list.
@@ -709,7 +712,7 @@ pub fn plan(
     }
     hp.files.push(put_block_file(facts, MODPROBE_VFIO, &body)?);
     vendor_reset_rule(facts, devs, &mut hp)?;
-    override_rule(facts, devs, &by_address, &mut hp)?;
+    let rule_written = override_rule(facts, devs, &by_address, &mut hp)?;
     // Host-side sharers of an id vfio-pci ids= still binds (the user's line lists it).
     for h in &facts.devices {
         if claimed.iter().any(|d| d.bdf == h.bdf) || !need.contains(&id_of(h)) {
@@ -806,7 +809,7 @@ pub fn plan(
     // initramfs tools copy the udev rules they name, not /etc/udev/rules.d as a whole
     // (dracut's 95udev-rules, mkinitcpio's udev hook, initramfs-tools' udev hook), so
     // the rule is added by name where the tool has a setting for extra files.
-    let rule_early = !by_address.is_empty();
+    let rule_early = rule_written;
     match req.initramfs.or(facts.initramfs) {
         Some(Initramfs::InitramfsTools) => {
             let mut body = String::new();
@@ -816,7 +819,13 @@ pub fn plan(
             hp.files.push(put_block_file(facts, INITRAMFS_TOOLS_MODULES, &body)?);
             hp.commands.insert(0, "update-initramfs -u -k all".into());
             if rule_early {
-                hp.warnings.push(Warning::new("override-not-in-initramfs", format!("{UDEV_VFIO_OVERRIDE} is not copied into the initramfs (initramfs-tools has no setting for extra files; only a hook script under /etc/initramfs-tools/hooks adds one): the rule acts when the root file system's udev starts. If the host GPU driver is loaded from the initramfs (a boot splash does that), it binds those functions first: copy the rule in with a hook script (initramfs-tools(7), copy_file in /etc/initramfs-tools/hooks), or keep that driver out of the initramfs")));
+                // initramfs-tools has no setting for extra files: a hook script adds
+                // them (initramfs-tools(7)), run as a program, so made executable.
+                let old = facts.files.get(INITRAMFS_TOOLS_OVERRIDE_HOOK);
+                let new = block::put(Some(old.map_or("#!/bin/sh\n", String::as_str)), &override_hook_body())
+                    .map_err(|(line, message)| Error::Syntax { path: INITRAMFS_TOOLS_OVERRIDE_HOOK.into(), line, message })?;
+                hp.files.push(FileChange::new(INITRAMFS_TOOLS_OVERRIDE_HOOK, old.cloned(), new));
+                hp.commands.insert(0, format!("chmod 0755 {INITRAMFS_TOOLS_OVERRIDE_HOOK}"));
             }
         }
         Some(Initramfs::Mkinitcpio) => {
@@ -1044,18 +1053,19 @@ fn override_addresses(text: &str) -> Vec<Bdf> {
 /// event device's sysfs attribute while the rules are processed, `RUN` programs run
 /// after every rule (so after 80-drivers.rules asked for the GPU driver, which may no
 /// longer bind it). A request that drops the last address leaves an empty block.
+/// Whether the rule file is written.
 fn override_rule(
     facts: &HostFacts,
     devs: &[&DeviceFacts],
     by_address: &BTreeMap<Bdf, String>,
     hp: &mut HostPlan,
-) -> Result<()> {
+) -> Result<bool> {
     let had = facts
         .files
         .get(UDEV_VFIO_OVERRIDE)
         .is_some_and(|t| block::find(t).ok().flatten().is_some());
     if by_address.is_empty() && !had {
-        return Ok(());
+        return Ok(false);
     }
     let mut body = String::new();
     for (b, why) in by_address {
@@ -1077,7 +1087,25 @@ fn override_rule(
             .collect();
         hp.warnings.push(Warning::new("bind-by-address", format!("{}: another function with the same vendor:device stays on the host, so vfio-pci ids= would take it too: {UDEV_VFIO_OVERRIDE} binds these by address instead (driver_override at boot). Alternative: driverctl, which saves the override under /etc/driverctl.d and sets it again from its own udev rule at every boot: `{}`", addrs.join(", "), driverctl.join("; "))));
     }
-    Ok(())
+    Ok(true)
+}
+
+/// The initramfs-tools hook's block: hook scripts answer `prereqs` (naming the hooks
+/// to run first: udev's, which sets up the image's rules directories) and then add
+/// files under `$DESTDIR` (initramfs-tools(7), "Hook scripts").
+fn override_hook_body() -> String {
+    format!(
+        "# PREREQ: run after initramfs-tools' udev hook\n\
+         PREREQ=\"udev\"\n\
+         # prereqs: update-initramfs asks each hook for the hooks it needs first\n\
+         prereqs() {{ echo \"$PREREQ\"; }}\n\
+         # answer that question and stop\n\
+         case \"$1\" in prereqs) prereqs; exit 0 ;; esac\n\
+         # copy the vfio-pci override rule into the image, where its udev reads it before a GPU driver loaded there can bind those functions\n\
+         mkdir -p \"$DESTDIR/etc/udev/rules.d\"\n\
+         # (the rule file passthru writes next to this hook)\n\
+         cp -p {UDEV_VFIO_OVERRIDE} \"$DESTDIR/etc/udev/rules.d/\"\n"
+    )
 }
 
 fn put_block_file(facts: &HostFacts, path: &str, body: &str) -> Result<FileChange> {

@@ -341,8 +341,23 @@ fn identical_gpus_bind_by_address_and_the_host_keeps_its_card() {
         "{}",
         w.message
     );
-    // initramfs-tools: no setting to copy the rule in, said so.
-    assert!(codes(&p).contains(&"override-not-in-initramfs"));
+    // initramfs-tools: a hook copies the rule into the image, made executable first.
+    let hook = file(&p, host::INITRAMFS_TOOLS_OVERRIDE_HOOK).expect("hook");
+    assert!(hook.starts_with("#!/bin/sh\n"), "{hook}");
+    assert!(
+        hook.contains(&format!(
+            "\ncp -p {OVERRIDE} \"$DESTDIR/etc/udev/rules.d/\"\n"
+        )),
+        "{hook}"
+    );
+    let chmod = format!("chmod 0755 {}", host::INITRAMFS_TOOLS_OVERRIDE_HOOK);
+    let at = |c: &str| p.commands.iter().position(|x| x == c);
+    assert!(
+        at(&chmod) < at("update-initramfs -u -k all"),
+        "{:?}",
+        p.commands
+    );
+    assert!(at(&chmod).is_some());
     // Without the identical card nothing is bound by address.
     let p = generate(&facts(CpuVendor::Amd, "6.8"), &req(&["0b:00"])).unwrap();
     assert!(file(&p, OVERRIDE).is_none());
@@ -368,7 +383,7 @@ fn the_override_rule_goes_into_dracut_and_mkinitcpio_images() {
         d.contains(&format!("\ninstall_items+=\" {OVERRIDE} \"\n")),
         "{d}"
     );
-    assert!(!codes(&p).contains(&"override-not-in-initramfs"));
+    assert!(file(&p, host::INITRAMFS_TOOLS_OVERRIDE_HOOK).is_none());
     f.initramfs = Some(Initramfs::Mkinitcpio);
     let p = generate(&f, &req(&["0b:00"])).unwrap();
     let m = file(&p, "/etc/mkinitcpio.conf.d/vfio.conf").unwrap();
@@ -387,17 +402,17 @@ fn address_binding_merges_with_earlier_runs_and_remove_takes_it_off() {
     let mut f = identical_gpus();
     let p = generate(&f, &req(&["0b:00"])).unwrap();
     // Applied: the host model reads the files back.
-    for path in [OVERRIDE, MODPROBE_VFIO] {
+    for path in [OVERRIDE, MODPROBE_VFIO, host::INITRAMFS_TOOLS_OVERRIDE_HOOK] {
         f.files
             .insert(path.into(), file(&p, path).unwrap().to_string());
     }
     // Second run, same request: no file changes.
     let again = generate(&f, &req(&["0b:00"])).unwrap();
     assert!(
-        !again
-            .files
-            .iter()
-            .any(|x| x.path == OVERRIDE || x.path == MODPROBE_VFIO),
+        !again.files.iter().any(
+            |x| [OVERRIDE, MODPROBE_VFIO, host::INITRAMFS_TOOLS_OVERRIDE_HOOK]
+                .contains(&x.path.as_str())
+        ),
         "{:?}",
         again.files.iter().map(|x| &x.path).collect::<Vec<_>>()
     );
