@@ -419,7 +419,7 @@ fn snapshot_keeps_only_the_needed_lines() {
 /// `vga=0x317`) against the same guest without `vga=` (`vm-intel-vga-bootfb-off`).
 /// They replace the cases built from the kernel's formats for these facts.
 #[test]
-fn real_captures_show_no_intremap_and_the_framebuffer_their_twins_do_not() {
+fn real_captures_show_no_intremap_phys_bits_and_the_framebuffer_their_twins_do_not() {
     let fixture = |n: &str| repo().join("tests/fixtures").join(n);
     let check = |root: &str, args: &[&str]| {
         let mut a = vec!["check", "--json"];
@@ -452,6 +452,17 @@ fn real_captures_show_no_intremap_and_the_framebuffer_their_twins_do_not() {
     let on = check("vm-intel-vga-bootfb-off", &["0000:00:05.0"]);
     assert!(find(&on, "no-intremap").is_none());
     assert!(find(&on, "framebuffer").is_none());
+    // The same captures show a real phys-bits: QEMU's intel-iommu defaults to a 39-bit
+    // guest address width (MGAW) under a TCG CPU with 40 physical address bits; QEMU's
+    // amd-iommu walks six levels (64 bits) and gives none.
+    let f = find(&v, "phys-bits").expect("phys-bits on QEMU's 39-bit VT-d");
+    let ev = f["evidence"].to_string();
+    assert!(
+        ev.contains("40 bits physical") && ev.contains("(MGAW 39 bits)"),
+        "{ev}"
+    );
+    let amd = check("vm-amd-vga-audio-efr", &["0000:01:00.0", "0000:01:00.1"]);
+    assert!(find(&amd, "phys-bits").is_none());
     let fb = check("vm-intel-vga-bootfb", &["0000:00:05.0"]);
     let f = find(&fb, "framebuffer").expect("framebuffer on the vga=0x317 guest");
     let ev = f["evidence"].to_string();
