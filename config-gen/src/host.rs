@@ -1093,7 +1093,7 @@ fn override_rule(
             .iter()
             .map(|a| format!("driverctl set-override {a} vfio-pci"))
             .collect();
-        hp.warnings.push(Warning::new("bind-by-address", format!("{}: another function with the same vendor:device stays on the host, so vfio-pci ids= would take it too: {UDEV_VFIO_OVERRIDE} binds these by address instead (driver_override at boot). Alternative: driverctl, which saves the override under /etc/driverctl.d and sets it again from its own udev rule at every boot: `{}`", addrs.join(", "), driverctl.join("; "))));
+        hp.warnings.push(warning(ConfigCode::BindByAddress, format!("{}: another function with the same vendor:device stays on the host, so vfio-pci ids= would take it too: {UDEV_VFIO_OVERRIDE} binds these by address instead (driver_override at boot). Alternative: driverctl, which saves the override under /etc/driverctl.d and sets it again from its own udev rule at every boot: `{}`", addrs.join(", "), driverctl.join("; "))));
     }
     Ok(true)
 }

@@ -333,7 +333,7 @@ fn identical_gpus_bind_by_address_and_the_host_keeps_its_card() {
     let w = p
         .warnings
         .iter()
-        .find(|w| w.code == "bind-by-address")
+        .find(|w| w.code.name() == "bind-by-address")
         .unwrap();
     assert!(
         w.message
