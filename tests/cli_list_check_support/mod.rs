@@ -21,6 +21,17 @@ pub fn pci_ids() -> PathBuf {
     repo().join("tests/fixtures/pci.ids")
 }
 
+/// Fixture roots under tests/fixtures (any directory with `sys/`), sorted.
+pub fn fixtures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/fixtures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("sys").is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
 /// What a run gave.
 #[derive(Debug)]
 pub struct Out {
