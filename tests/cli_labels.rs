@@ -14,18 +14,7 @@ fn golden(name: &str, actual: &str) {
     let path = repo()
         .join("tests/golden/labels")
         .join(format!("{name}.txt"));
-    if bless() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (PASSTHRU_BLESS=1 creates it)", path.display()));
-    assert_eq!(
-        actual,
-        want,
-        "{} differs (PASSTHRU_BLESS=1 regenerates; review the change)",
-        path.display()
-    );
+    check_golden(&path, actual);
 }
 
 /// Every label line of a feature file, checked against the syntax NFD and the API

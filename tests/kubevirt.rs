@@ -61,18 +61,7 @@ fn kubevirt(fixture: &str, slots: &[&str], name: &str) -> String {
     let path = repo()
         .join("tests/golden/kubevirt")
         .join(format!("{name}.yaml"));
-    if bless() {
-        std::fs::write(&path, &text).unwrap();
-    } else {
-        let want = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (PASSTHRU_BLESS=1 creates it)", path.display()));
-        assert_eq!(
-            text,
-            want,
-            "{} differs (PASSTHRU_BLESS=1 regenerates)",
-            path.display()
-        );
-    }
+    check_golden(&path, &text);
     text
 }
 
