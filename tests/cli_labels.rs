@@ -196,3 +196,38 @@ fn expiry_directive() {
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("2 hours"), "{}", bad.stderr);
 }
+
+/// `intremap`: `true` when /proc/interrupts shows remapped (`IR-`) chips, `false` when
+/// it shows only plain ones (the host's `no-intremap` finding), `unknown` without the
+/// file. The lines follow kernel/irq/proc.c (chip names as in tests/host_findings.rs).
+#[test]
+fn intremap_follows_proc_interrupts() {
+    for (ir, want) in [
+        (Some(true), "true"),
+        (Some(false), "false"),
+        (None, "unknown"),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        passthru_iommu_groups::fixture::scenario_amd()
+            .write(t.path())
+            .unwrap();
+        let f = t.path().join("proc/interrupts");
+        match ir {
+            Some(on) => {
+                let p = if on { "IR-" } else { "" };
+                std::fs::write(
+                    &f,
+                    format!(
+                        "           CPU0       CPU1       \n  1:          0          9  {p}IO-APIC    1-edge      i8042\n 25:        312          0  {p}PCI-MSI-0000:01:00.1    0-edge      snd_hda_intel:card0\n"
+                    ),
+                )
+                .unwrap();
+            }
+            None => {
+                let _ = std::fs::remove_file(&f);
+            }
+        }
+        let m = parse(&passthru(t.path(), &["labels", "--stdout"]).stdout);
+        assert_eq!(m["intremap"], want, "{ir:?}");
+    }
+}

@@ -56,6 +56,13 @@ fn every_command_replays_on_a_snapshot_of_every_fixture() {
         if let Some(s) = &slot {
             cmds.push(vec!["config".into(), s.clone()]);
             cmds.push(vec!["config".into(), s.clone(), "--json".into()]);
+            // The KubeVirt documents (resource names from pci.ids) replay too.
+            cmds.push(vec![
+                "config".into(),
+                s.clone(),
+                "--guest".into(),
+                "kubevirt".into(),
+            ]);
             cmds.push(vec!["verify".into(), format!("{s}.0"), "--json".into()]);
         }
         for args in &cmds {
@@ -69,8 +76,8 @@ fn every_command_replays_on_a_snapshot_of_every_fixture() {
             compared += 1;
         }
     }
-    // Eight commands on every root (each has a device to configure).
-    assert_eq!(compared, roots.len() * 8);
+    // Nine commands on every root (each has a device to configure).
+    assert_eq!(compared, roots.len() * 9);
 }
 
 /// The configuration files, the boot tools present and the kernel's build options
