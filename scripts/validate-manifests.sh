@@ -35,9 +35,25 @@ for m in "${manifests[@]}"; do
     checked=$((checked + 1))
 done
 
-# Negative controls: broken copies of the DaemonSet, each of which must be rejected.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+# The README's node-affinity example (section "Clusters"), as the affinity of a Pod.
+"$venv/bin/python" - README.md "$tmp/readme-affinity.yaml" <<'PY' || die "extracting the README's affinity example"
+import re, sys, yaml
+text = open(sys.argv[1]).read()
+section = text[text.index("## Clusters"):]
+block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+affinity = yaml.safe_load(block)["spec"]["template"]["spec"]["affinity"]
+pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "readme-example"},
+       "spec": {"containers": [{"name": "c", "image": "example"}], "affinity": affinity}}
+yaml.safe_dump(pod, open(sys.argv[2], "w"))
+PY
+"${kv[@]}" "$tmp/readme-affinity.yaml" || die "the README's affinity example does not validate"
+rm "$tmp/readme-affinity.yaml"
+checked=$((checked + 1))
+
+# Negative controls: broken copies of the DaemonSet, each of which must be rejected.
 "$venv/bin/python" - deploy/daemonset.yaml "$tmp" <<'PY' || die "making the broken copies"
 import copy, sys, yaml
 src, out = sys.argv[1], sys.argv[2]
@@ -78,4 +94,4 @@ for b in "$tmp"/*.yaml; do
     rejected=$((rejected + 1))
 done
 [ "$rejected" -eq 6 ] || die "expected 6 negative controls, ran $rejected"
-echo "validate-manifests: $checked manifest files valid (Kubernetes $K8S_VERSION, strict); $rejected broken copies rejected"
+echo "validate-manifests: $checked manifests valid (deploy/ and the README's example) (Kubernetes $K8S_VERSION, strict); $rejected broken copies rejected"

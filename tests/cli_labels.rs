@@ -231,3 +231,70 @@ fn intremap_follows_proc_interrupts() {
         assert_eq!(m["intremap"], want, "{ir:?}");
     }
 }
+
+/// Every label the README and docs/labels.md name is one passthru writes (ids
+/// generalised: `pci-VVVV_DDDD`, `class-CCSS`), so the documentation cannot drift from
+/// the interface; and every label the goldens hold is documented.
+#[test]
+fn documented_labels_are_the_written_ones() {
+    fn shape(name: &str) -> String {
+        let mut out = String::new();
+        for part in name.split('.') {
+            let p = if part.starts_with("pci-") && part.len() == 13 {
+                "pci-VVVV_DDDD".to_string()
+            } else if part.starts_with("class-") && part.len() == 10 {
+                "class-CCSS".to_string()
+            } else {
+                part.to_string()
+            };
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&p);
+        }
+        out
+    }
+    let mut written = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(repo().join("tests/golden/labels")).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        written.extend(parse(&text).keys().map(|k| shape(k)));
+    }
+    // The size limit's marker never appears on a fixture.
+    written.insert("truncated".to_string());
+    let docs = std::fs::read_to_string(repo().join("docs/labels.md")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let prefix = format!("{PREFIX}/");
+    for (what, text) in [("README.md", &readme), ("docs/labels.md", &docs)] {
+        let mut n = 0;
+        for (i, _) in text.match_indices(&prefix) {
+            let rest = &text[i + prefix.len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+                .collect();
+            let name = name.trim_end_matches('.');
+            if name.is_empty() {
+                continue;
+            }
+            assert!(
+                written.contains(&shape(name)),
+                "{what} names {name}, which passthru never writes"
+            );
+            n += 1;
+        }
+        assert!(n >= 4, "{what}: {n} labels named");
+    }
+    // docs/labels.md's table: one row per written shape.
+    let table: std::collections::BTreeSet<String> = docs
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect();
+    for w in &written {
+        assert!(
+            table.contains(w),
+            "{w} is written but not in docs/labels.md's table"
+        );
+    }
+}
