@@ -13,11 +13,13 @@ KV_VERSION=1.37.0
 K8S_VERSION=1.33.0
 venv=target/k8s-venv
 if ! "$venv/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KV_VERSION"; then
-    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    # Debian's python3 needs python3-venv for `python3 -m venv` (ensurepip).
+    if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
         if [ "$(id -u)" -eq 0 ]; then as_root=(); else as_root=(sudo); fi
         "${as_root[@]}" apt-get update -qq || die "apt-get update"
-        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv \
-            || die "apt-get install python3-venv"
+        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv \
+            || die "apt-get install python3 python3-venv"
+        python3 -c 'import venv, ensurepip' || die "python3 -m venv unusable after installing python3-venv"
     fi
     rm -rf "$venv"
     python3 -m venv "$venv" || die "python3 -m venv $venv"
