@@ -41,6 +41,9 @@ fi
 step "Workspace tests (unit, integration, doc)"
 cargo test --workspace || die "cargo test --workspace"
 
+step "Kubernetes manifests (deploy/) against Kubernetes' schemas, with negative controls"
+./scripts/validate-manifests.sh || die "validate-manifests"
+
 step "pci-ids builds bare-metal (no_std, no default features)"
 cargo build -p passthru-pci-ids --no-default-features --target thumbv7em-none-eabihf \
     || die "no_std build of pci-ids"

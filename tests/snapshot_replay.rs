@@ -7,19 +7,8 @@
 mod cli_common;
 
 use cli_common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// Fixture roots under tests/fixtures (any directory with `sys/`).
-fn fixtures() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/fixtures"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("sys").is_dir())
-        .collect();
-    v.sort();
-    v
-}
 
 /// Run passthru with `--root root`, names from the test database.
 fn run(root: &Path, args: &[&str]) -> Out {
@@ -62,10 +51,18 @@ fn every_command_replays_on_a_snapshot_of_every_fixture() {
             vec!["list".into(), "--json".into()],
             vec!["check".into()],
             vec!["check".into(), "--json".into()],
+            vec!["labels".into(), "--stdout".into()],
         ];
         if let Some(s) = &slot {
             cmds.push(vec!["config".into(), s.clone()]);
             cmds.push(vec!["config".into(), s.clone(), "--json".into()]);
+            // The KubeVirt documents (resource names from pci.ids) replay too.
+            cmds.push(vec![
+                "config".into(),
+                s.clone(),
+                "--guest".into(),
+                "kubevirt".into(),
+            ]);
             cmds.push(vec!["verify".into(), format!("{s}.0"), "--json".into()]);
         }
         for args in &cmds {
@@ -79,8 +76,8 @@ fn every_command_replays_on_a_snapshot_of_every_fixture() {
             compared += 1;
         }
     }
-    // Seven commands on every root (each has a device to configure).
-    assert_eq!(compared, roots.len() * 7);
+    // Nine commands on every root (each has a device to configure).
+    assert_eq!(compared, roots.len() * 9);
 }
 
 /// The configuration files, the boot tools present and the kernel's build options

@@ -260,8 +260,15 @@ pub fn timestamp() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let [y, m, d, hh, mm, ss] = utc(secs);
+    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
+}
+
+/// `secs` since the Unix epoch as UTC `[year, month, day, hour, minute, second]`.
+/// Civil date from days since 1970-01-01 (H. Hinnant's algorithm: days counted from
+/// 0000-03-01 so leap days fall at the end of a year, in 400-year cycles).
+pub fn utc(secs: u64) -> [i64; 6] {
+    let (days, rem) = (secs / 86_400, (secs % 86_400) as i64);
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -271,12 +278,7 @@ pub fn timestamp() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    [y, m, d, rem / 3600, rem % 3600 / 60, rem % 60]
 }
 
 fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {

@@ -224,6 +224,7 @@ pub fn from_host(host: &Host) -> Result<HostFacts> {
             .map(|d| d.bdf)
             .collect(),
         guest_phys_bits: host.guest_phys_bits(),
+        device_names: Default::default(),
     })
 }
 

@@ -320,6 +320,9 @@ pub fn with_phys_bits(kind: GuestKind, text: String, bits: Option<u8>) -> String
         GuestKind::CloudHypervisor => format!(
             "{text}# {why}: cloud-hypervisor has no option for it; keep the guest's memory below 2^{b} bytes\n"
         ),
+        GuestKind::Kubevirt => format!(
+            "{text}# {why}: KubeVirt's VM spec has no field for it; keep the guest's memory below 2^{b} bytes\n"
+        ),
     }
 }
 
@@ -332,6 +335,10 @@ const PROXMOX_CPU: &str =
 
 /// Render `kind` for every set, each under a header naming the set.
 pub fn render(kind: GuestKind, sets: &[GuestSet<'_>], x_vga: bool) -> String {
+    if kind == GuestKind::Kubevirt {
+        // One document set for all guests; names from pci.ids: [`crate::kubevirt::render`].
+        return crate::kubevirt::render(sets, &Default::default());
+    }
     let mut s = String::new();
     for (i, set) in sets.iter().enumerate() {
         let slots: Vec<String> = set.slots.iter().map(|x| x.to_string()).collect();
@@ -352,6 +359,7 @@ pub fn render(kind: GuestKind, sets: &[GuestSet<'_>], x_vga: bool) -> String {
             GuestKind::Libvirt => libvirt(set, i),
             GuestKind::Qemu => qemu(set, i, x_vga),
             GuestKind::CloudHypervisor => cloud_hypervisor(set),
+            GuestKind::Kubevirt => unreachable!("rendered above"),
         });
     }
     s

@@ -44,6 +44,7 @@ pub mod facts;
 pub mod grub;
 pub mod guest;
 pub mod host;
+pub mod kubevirt;
 pub mod model;
 pub mod verdicts;
 
@@ -331,7 +332,11 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
     }
     let mut guest_out = BTreeMap::new();
     for kind in req.guests.iter().filter(|_| !sets.is_empty()) {
-        let text = guest::render(*kind, &sets, req.x_vga);
+        let text = if *kind == GuestKind::Kubevirt {
+            kubevirt::render(&sets, &facts.device_names)
+        } else {
+            guest::render(*kind, &sets, req.x_vga)
+        };
         guest_out.insert(
             *kind,
             guest::with_phys_bits(*kind, text, facts.guest_phys_bits),

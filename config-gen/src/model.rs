@@ -110,7 +110,19 @@ named_enum! {
         Qemu = "qemu",
         /// cloud-hypervisor `--device` arguments.
         CloudHypervisor = "cloud-hypervisor",
+        /// KubeVirt: the `KubeVirt` CR's permitted host devices and a VM's devices (YAML).
+        Kubevirt = "kubevirt",
     }
+}
+
+impl GuestKind {
+    /// What `passthru config` prints without `--guest`: the single-host formats.
+    pub const DEFAULT: &'static [GuestKind] = &[
+        GuestKind::Proxmox,
+        GuestKind::Libvirt,
+        GuestKind::Qemu,
+        GuestKind::CloudHypervisor,
+    ];
 }
 
 /// How `update-grub`-style regeneration is spelled on this distribution.
@@ -350,6 +362,9 @@ pub struct HostFacts {
     /// The guest physical address width to set: the IOMMU's address width, when it
     /// is below the CPU's physical address bits (the host's `phys-bits` finding).
     pub guest_phys_bits: Option<u8>,
+    /// Device names as pci.ids spells them (`TU104GL [Tesla T4]`, without the vendor),
+    /// by vendor and device id, where known: device plugins name resources after them.
+    pub device_names: BTreeMap<(VendorId, DeviceId), String>,
 }
 
 /// Which devices to configure and how.
@@ -384,7 +399,7 @@ impl Default for Request {
     fn default() -> Self {
         Request {
             sets: Vec::new(),
-            guests: GuestKind::ALL.to_vec(),
+            guests: GuestKind::DEFAULT.to_vec(),
             bootloader: None,
             initramfs: None,
             iommu_pt: true,

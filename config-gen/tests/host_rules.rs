@@ -48,6 +48,7 @@ fn facts(cpu: CpuVendor, kernel: &str) -> HostFacts {
         initramfs: Some(Initramfs::InitramfsTools),
         framebuffer_devices: Vec::new(),
         guest_phys_bits: None,
+        device_names: Default::default(),
         devices: vec![
             dev("0000:05:00.0", 0x10de, 0x1187, 0x030000, "nouveau", false),
             dev(

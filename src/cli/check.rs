@@ -21,10 +21,18 @@ pub struct CheckArgs {
     /// brings the other functions of its slot.
     #[arg(value_name = "DEVICE")]
     pub devices: Vec<String>,
+    /// `nfd`: print the Node Feature Discovery labels of every candidate device, as
+    /// `passthru labels --stdout` does (docs/labels.md); takes no DEVICE.
+    #[arg(long, value_name = "FORMAT", value_parser = ["nfd"], conflicts_with = "devices")]
+    pub format: Option<String>,
 }
 
 /// Run `passthru check`. Exit 1 when a device (or the host: no IOMMU) fails.
 pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
+    if a.format.as_deref() == Some("nfd") {
+        out!("{}", super::labels::feature_file(g, None)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let specs = a
         .devices
         .iter()

@@ -30,7 +30,8 @@ pub struct ConfigArgs {
     /// join several with commas (`05:00,0b:00`) to give one guest all of them.
     #[arg(value_name = "DEVICE")]
     pub devices: Vec<String>,
-    /// Guest formats to print (repeatable): proxmox, libvirt, qemu, cloud-hypervisor. Default: all.
+    /// Guest formats to print (repeatable): proxmox, libvirt, qemu, cloud-hypervisor,
+    /// kubevirt (docs/kubevirt.md). Default: all but kubevirt.
     #[arg(long, value_name = "KIND")]
     pub guest: Vec<GuestKind>,
     /// Where the kernel command line lives (default: detected): grub, systemd-boot, kernelstub.
@@ -133,7 +134,7 @@ fn request(a: &ConfigArgs, facts: &HostFacts) -> anyhow::Result<Request> {
     Ok(Request {
         sets,
         guests: if a.guest.is_empty() {
-            GuestKind::ALL.to_vec()
+            GuestKind::DEFAULT.to_vec()
         } else {
             a.guest.clone()
         },
@@ -285,6 +286,18 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let mut facts = facts::from_host(&host)
         .with_context(|| format!("reading the configuration under {}", root.display()))?;
     let req = request(a, &facts)?;
+    if req.guests.contains(&GuestKind::Kubevirt) {
+        // Device plugins name resources after pci.ids names (docs/kubevirt.md).
+        let names = super::list::list_names::load(root);
+        let idx = super::list::list_names::index(names.db.as_ref());
+        for d in &facts.devices {
+            if let Some(n) = idx.as_ref().and_then(|i| i.device(d.vendor, d.device)) {
+                facts
+                    .device_names
+                    .insert((d.vendor, d.device), n.to_string());
+            }
+        }
+    }
     // The preflight verdicts for every requested function, carried as warnings.
     let bdfs: Vec<Bdf> = facts
         .devices

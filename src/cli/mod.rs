@@ -101,6 +101,7 @@ pub fn error_kind_and_path(e: &anyhow::Error) -> (&'static str, Option<String>) 
 pub mod check;
 pub mod config;
 pub mod decode;
+pub mod labels;
 pub mod list;
 pub mod snapshot;
 pub mod verify;
@@ -153,6 +154,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Generate host and guest configuration; dry run (diff) unless `--apply`.
     Config(config::ConfigArgs),
+    /// Write the verdicts as Node Feature Discovery labels (NFD's features.d file).
+    Labels(labels::LabelsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Print the manual page (roff) generated from these definitions.
@@ -192,5 +195,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Snapshot(a) => snapshot::run(g, a),
         Command::Verify(a) => verify::run(g, a),
         Command::Config(a) => config::run(g, a),
+        Command::Labels(a) => labels::run(g, a),
     }
 }

@@ -16,9 +16,36 @@ pub fn bless() -> bool {
     std::env::var("PASSTHRU_BLESS").is_ok_and(|v| v == "1")
 }
 
+/// Compare `actual` with the golden file at `path` (under `PASSTHRU_BLESS=1`: write it).
+pub fn check_golden(path: &Path, actual: &str) {
+    if bless() {
+        std::fs::write(path, actual).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (PASSTHRU_BLESS=1 creates it)", path.display()));
+    assert_eq!(
+        actual,
+        want,
+        "{} differs (PASSTHRU_BLESS=1 regenerates; review the change)",
+        path.display()
+    );
+}
+
 /// The pci.ids subset the golden files were made with.
 pub fn pci_ids() -> PathBuf {
     repo().join("tests/fixtures/pci.ids")
+}
+
+/// Fixture roots under tests/fixtures (any directory with `sys/`), sorted.
+pub fn fixtures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/fixtures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("sys").is_dir())
+        .collect();
+    v.sort();
+    v
 }
 
 /// What a run gave.
