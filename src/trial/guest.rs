@@ -292,32 +292,36 @@ pub fn health_line(text: &str, names: &[String], bdfs: &[String]) -> Option<Heal
                 .then(|| first.to_string())
         })?;
     let lower = text.to_ascii_lowercase();
-    let fail = [
-        "fail",
-        "error",
-        "timed out",
-        "timeout",
-        "not supported",
-        "unable",
-        "can't",
-        "cannot",
-        "bad ",
-        "hang",
-        "fault",
-    ];
+    // Whole words (or word starts, for `fail*` and `error*`), so that `default`
+    // is not a fault and `terrorist` not an error.
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let starts = |p: &str| words.iter().any(|w| w.starts_with(p));
+    let word = |p: &str| words.iter().any(|w| *w == p);
+    let phrase = |p: &str| lower.contains(p);
+    let fail = starts("fail")
+        || starts("error")
+        || [
+            "timeout", "unable", "cannot", "can't", "hang", "hung", "bad",
+        ]
+        .iter()
+        .any(|w| word(w))
+        || ["timed out", "not supported"].iter().any(|p| phrase(p));
     let ok = [
         "initialized",
         "initialised",
         "registered",
-        "link is up",
         "ready",
-        "probe ok",
-        "attached",
         "enabled",
-    ];
-    let kind = if fail.iter().any(|w| lower.contains(w)) {
+    ]
+    .iter()
+    .any(|w| word(w))
+        || phrase("link is up");
+    let kind = if fail {
         "fail"
-    } else if ok.iter().any(|w| lower.contains(w)) {
+    } else if ok {
         "ok"
     } else {
         "info"
@@ -381,5 +385,15 @@ mod tests {
         let h = health_line("pcieport 0000:01:00.0: AER: enabled", &names, &bdfs).unwrap();
         assert_eq!((h.driver.as_str(), h.kind.as_str()), ("pcieport", "ok"));
         assert!(health_line("ACPI: bus type PCI registered", &names, &bdfs).is_none());
+        // Seen from the nvme driver in a TCG guest: "default" is no fault.
+        let h = health_line("nvme nvme0: 1/0/0 default/read/poll queues", &names, &bdfs).unwrap();
+        assert_eq!(h.kind, "info");
+        let h = health_line(
+            "nvme nvme0: I/O 12 QID 0 timeout, reset controller",
+            &names,
+            &bdfs,
+        )
+        .unwrap();
+        assert_eq!(h.kind, "fail");
     }
 }
