@@ -299,7 +299,7 @@ pub fn health_line(text: &str, names: &[String], bdfs: &[String]) -> Option<Heal
         .filter(|w| !w.is_empty())
         .collect();
     let starts = |p: &str| words.iter().any(|w| w.starts_with(p));
-    let word = |p: &str| words.iter().any(|w| *w == p);
+    let word = |p: &str| words.contains(&p);
     let phrase = |p: &str| lower.contains(p);
     let fail = starts("fail")
         || starts("error")
