@@ -344,7 +344,9 @@ pub fn judge(
             },
         )) = found
         else {
-            if said_hello && !o.timed_out {
+            // Only a complete report says a function is absent; a cut one is
+            // judged as a crash below.
+            if said_hello && done && !o.timed_out {
                 worse(
                     TrialVerdict::NotVisible,
                     format!(
