@@ -8,7 +8,7 @@
 
 mod trial_support;
 
-use passthru::trial::initramfs::{self, GuestRequest, ModTree};
+use passthru::trial::initramfs::{self, GuestDevice, GuestRequest, ModTree};
 use passthru::trial::protocol::{self, Record};
 use passthru::trial::qemu::{Accel, VmSpec, Vmm};
 use std::time::{Duration, Instant};
@@ -31,15 +31,27 @@ fn guest_init_loads_modules_finds_devices_and_reports() {
     let modules = tree.load_order(&wanted).unwrap();
     let req = GuestRequest {
         modules: modules.iter().map(|m| m.name.clone()).collect(),
-        devices: vec![
-            ("8086".into(), "10d3".into()),
-            ("1b36".into(), "0010".into()),
-        ],
+        devices: [("8086", "10d3"), ("1b36", "0010")]
+            .iter()
+            .map(|(v, d)| GuestDevice {
+                vendor: (*v).into(),
+                device: (*d).into(),
+                expect_driver: true,
+            })
+            .collect(),
         wait_secs: 60,
     };
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_passthru"));
-    let cpio =
-        initramfs::build(exe, std::path::Path::new("/"), Some(&tree), &modules, &req).unwrap();
+    let cpio = initramfs::build(
+        exe,
+        std::path::Path::new("/"),
+        Some(&tree),
+        &modules,
+        None,
+        &req,
+    )
+    .unwrap()
+    .cpio;
     let tmp = tempfile::tempdir().unwrap();
     let initrd = tmp.path().join("initrd.img");
     std::fs::write(&initrd, initramfs::gzip(&cpio).unwrap()).unwrap();

@@ -5,7 +5,7 @@
 
 mod trial_support;
 
-use passthru::trial::initramfs::{self, Cpio, GuestRequest, ModTree};
+use passthru::trial::initramfs::{self, Cpio, GuestDevice, GuestRequest, ModTree};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use trial_support::{need, subset_tree, RELEASE};
@@ -97,6 +97,60 @@ fn decompression_matches_xz() {
     }
 }
 
+/// `modinfo -F KEY FILE`, kmod's reading of a module's .modinfo.
+fn kmod_modinfo(file: &Path, key: &str) -> Vec<String> {
+    need("modinfo", "kmod");
+    String::from_utf8(run(Command::new("modinfo").args(["-F", key]).arg(file)))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn modinfo_reads_what_kmod_reads() {
+    let dir = subset_tree();
+    let tree = ModTree::open(&dir).unwrap();
+    for m in tree.load_order(&["nvme".into(), "e1000e".into()]).unwrap() {
+        let ko = tree.module_bytes(&m).unwrap();
+        for key in ["alias", "depends", "license", "firmware"] {
+            assert_eq!(
+                initramfs::modinfo(&ko, key).unwrap(),
+                kmod_modinfo(&dir.join(&m.path), key),
+                "{} {key}",
+                m.path
+            );
+        }
+    }
+}
+
+#[test]
+fn firmware_is_found_plain_or_compressed_and_missing_is_said() {
+    let fw = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(fw.path().join("amdgpu")).unwrap();
+    std::fs::write(fw.path().join("amdgpu/polaris10_mc.bin"), b"x").unwrap();
+    std::fs::write(fw.path().join("amdgpu/polaris10_smc.bin.zst"), b"y").unwrap();
+    let names: Vec<String> = [
+        "amdgpu/polaris10_mc.bin",
+        "amdgpu/polaris10_smc.bin",
+        "amdgpu/vega10_gpu_info.bin",
+        "../etc/passwd",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (found, missing) = initramfs::firmware_files(&names, fw.path());
+    let at: Vec<&str> = found.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        at,
+        [
+            "lib/firmware/amdgpu/polaris10_mc.bin",
+            "lib/firmware/amdgpu/polaris10_smc.bin.zst"
+        ]
+    );
+    assert_eq!(missing, ["amdgpu/vega10_gpu_info.bin", "../etc/passwd"]);
+}
+
 /// The full Debian tree, unpacked and indexed by scripts/trial-module-tree.sh.
 fn full_tree() -> PathBuf {
     let home = std::env::var_os("HOME").unwrap_or_default();
@@ -139,7 +193,13 @@ fn full_tree_resolution_matches_modprobe() {
             "{module}"
         );
         for m in tree.load_order(&tree.matching(alias)).unwrap() {
-            tree.module_bytes(&m).unwrap();
+            let ko = tree.module_bytes(&m).unwrap();
+            assert_eq!(
+                initramfs::modinfo(&ko, "firmware").unwrap(),
+                kmod_modinfo(&dir.join(&m.path), "firmware"),
+                "{}",
+                m.path
+            );
         }
     }
 }
@@ -208,11 +268,17 @@ fn the_trial_initramfs_holds_init_its_libraries_modules_and_request() {
     let modules = tree.load_order(&tree.matching(NVME)).unwrap();
     let req = GuestRequest {
         modules: modules.iter().map(|m| m.name.clone()).collect(),
-        devices: vec![("1b36".into(), "0010".into())],
+        devices: vec![GuestDevice {
+            vendor: "1b36".into(),
+            device: "0010".into(),
+            expect_driver: true,
+        }],
         wait_secs: 5,
     };
     let exe = Path::new(env!("CARGO_BIN_EXE_passthru"));
-    let cpio = initramfs::build(exe, Path::new("/"), Some(&tree), &modules, &req).unwrap();
+    let cpio = initramfs::build(exe, Path::new("/"), Some(&tree), &modules, None, &req)
+        .unwrap()
+        .cpio;
     let gz = initramfs::gzip(&cpio).unwrap();
     // Decompressed by gzip itself, then listed by cpio.
     let tmp = tempfile::tempdir().unwrap();

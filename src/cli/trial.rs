@@ -12,7 +12,7 @@ use super::list::load_host;
 use super::Global;
 use anyhow::{bail, Context};
 use clap::Args;
-use passthru::trial::initramfs::{self, GuestRequest, ModTree};
+use passthru::trial::initramfs::{self, GuestDevice, GuestRequest, ModTree};
 use passthru::trial::qemu::{Accel, VmSpec, Vmm};
 use passthru::trial::run::{self, BootPlan, Observer};
 use passthru::trial::{bind_set, Function, HostSeen, TrialVerdict};
@@ -177,13 +177,34 @@ pub fn run(g: &Global, a: &TrialArgs) -> anyhow::Result<ExitCode> {
         modules: modules.iter().map(|m| m.name.clone()).collect(),
         devices: functions
             .iter()
-            .map(|f| (f.vendor.clone(), f.device.clone()))
+            .map(|f| GuestDevice {
+                vendor: f.vendor.clone(),
+                device: f.device.clone(),
+                expect_driver: f.expects_driver(),
+            })
             .collect(),
         wait_secs,
     };
     let exe = std::env::current_exe().context("finding passthru's own binary")?;
-    let cpio = initramfs::build(&exe, Path::new("/"), Some(&tree), &modules, &request)?;
-    let initrd = initramfs::gzip(&cpio)?;
+    let fw_root = g.root.join("lib/firmware");
+    let built = initramfs::build(
+        &exe,
+        Path::new("/"),
+        Some(&tree),
+        &modules,
+        Some(&fw_root),
+        &request,
+    )?;
+    if !built.firmware_missing.is_empty() {
+        // Drivers declare the firmware of every chip they drive: most are not this one's.
+        eprintln!(
+            "passthru: {} firmware file(s) the modules declare are not under {} ({} included); a driver that needs one of them will fail in the guest",
+            built.firmware_missing.len(),
+            fw_root.display(),
+            built.firmware.len()
+        );
+    }
+    let initrd = initramfs::gzip(&built.cpio)?;
     let program = a.qemu.clone().unwrap_or_else(|| {
         match a.vmm {
             Vmm::Qemu => "qemu-system-x86_64",

@@ -6,7 +6,7 @@
 //! the drivers' health lines from the kernel log over its own serial port as
 //! [`protocol`](super::protocol) records, and powers the guest off.
 
-use super::initramfs::{GuestRequest, REQUEST_PATH};
+use super::initramfs::{GuestDevice, GuestRequest, REQUEST_PATH};
 use super::protocol::{encode, GuestBar, HealthLine, Record};
 use std::io::Write;
 use std::path::Path;
@@ -122,9 +122,10 @@ fn run(out: &mut Port) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(req.wait_secs);
     let found = loop {
         let found = find_devices(&req.devices);
-        let settled = found
-            .iter()
-            .all(|f| f.as_ref().is_some_and(|d| read_driver(d).is_some()));
+        let settled = found.iter().zip(&req.devices).all(|(f, want)| {
+            f.as_ref()
+                .is_some_and(|d| !want.expect_driver || read_driver(d).is_some())
+        });
         if settled || Instant::now() >= deadline {
             break found;
         }
@@ -132,7 +133,7 @@ fn run(out: &mut Port) -> anyhow::Result<()> {
     };
     let mut names: Vec<String> = req.modules.clone();
     let mut bdfs = Vec::new();
-    for ((vendor, device), f) in req.devices.iter().zip(&found) {
+    for (GuestDevice { vendor, device, .. }, f) in req.devices.iter().zip(&found) {
         match f {
             None => out.send(&Record::Missing {
                 vendor: vendor.clone(),
@@ -179,7 +180,7 @@ fn load_module(name: &str) -> Result<(), String> {
 
 /// The guest's device directory for each requested (vendor, device), in order; a
 /// directory is given to one request only.
-fn find_devices(want: &[(String, String)]) -> Vec<Option<std::path::PathBuf>> {
+fn find_devices(want: &[GuestDevice]) -> Vec<Option<std::path::PathBuf>> {
     let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/sys/bus/pci/devices")
         .map(|rd| rd.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -191,13 +192,19 @@ fn find_devices(want: &[(String, String)]) -> Vec<Option<std::path::PathBuf>> {
     };
     let mut taken = vec![false; dirs.len()];
     want.iter()
-        .map(|(v, d)| {
-            let i = dirs.iter().enumerate().position(|(i, dir)| {
-                !taken[i] && id(dir, "vendor") == *v && id(dir, "device") == *d
-            })?;
-            taken[i] = true;
-            Some(dirs[i].clone())
-        })
+        .map(
+            |GuestDevice {
+                 vendor: v,
+                 device: d,
+                 ..
+             }| {
+                let i = dirs.iter().enumerate().position(|(i, dir)| {
+                    !taken[i] && id(dir, "vendor") == *v && id(dir, "device") == *d
+                })?;
+                taken[i] = true;
+                Some(dirs[i].clone())
+            },
+        )
         .collect()
 }
 

@@ -386,6 +386,49 @@ impl ModTree {
     }
 }
 
+/// The values of `key` in a module's `.modinfo` section (NUL-separated
+/// `key=value` strings, as `modinfo -F KEY` prints them), e.g. `firmware`.
+pub fn modinfo(ko: &[u8], key: &str) -> Result<Vec<String>> {
+    use object::{Object, ObjectSection};
+    let elf = object::read::elf::ElfFile64::<object::Endianness>::parse(ko)
+        .context("a module that is not a 64-bit ELF file")?;
+    let Some(sec) = elf.section_by_name(".modinfo") else {
+        return Ok(Vec::new());
+    };
+    let data = sec.data().context("unreadable .modinfo section")?;
+    let prefix = format!("{key}=");
+    Ok(data
+        .split(|&b| b == 0)
+        .filter_map(|e| std::str::from_utf8(e).ok())
+        .filter_map(|e| e.strip_prefix(&prefix))
+        .map(String::from)
+        .collect())
+}
+
+/// Firmware files found for `names` under `fw_root` (`lib/firmware`): each as
+/// itself or compressed (`.xz`, `.zst`, which the kernel's loader decompresses
+/// with CONFIG_FW_LOADER_COMPRESS), as (path in the archive, host file); and the
+/// names found in no form (drivers declare firmware for every chip they drive).
+pub fn firmware_files(names: &[String], fw_root: &Path) -> (Vec<(String, PathBuf)>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for n in names {
+        if n.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            missing.push(n.clone());
+            continue;
+        }
+        let hit = ["", ".xz", ".zst"]
+            .iter()
+            .map(|ext| (format!("{n}{ext}"), fw_root.join(format!("{n}{ext}"))))
+            .find(|(_, p)| p.is_file());
+        match hit {
+            Some((name, p)) => found.push((format!("lib/firmware/{name}"), p)),
+            None => missing.push(n.clone()),
+        }
+    }
+    (found, missing)
+}
+
 /// Decompress a module file by its name's ending.
 pub fn decompress(raw: &[u8], name: &str) -> Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -494,24 +537,49 @@ pub fn pci_modalias(d: &passthru_iommu_groups::Device) -> String {
 pub struct GuestRequest {
     /// Modules to load, in order (files `/lib/modules/NAME.ko`).
     pub modules: Vec<String>,
-    /// Devices to wait for, as (vendor, device) 4-digit lower-case hex.
-    pub devices: Vec<(String, String)>,
+    /// Devices to wait for.
+    pub devices: Vec<GuestDevice>,
     /// Seconds to wait for the devices and their drivers.
     pub wait_secs: u64,
+}
+
+/// A device the guest waits for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GuestDevice {
+    /// Vendor id, 4 lower-case hex digits.
+    pub vendor: String,
+    /// Device id, 4 lower-case hex digits.
+    pub device: String,
+    /// Whether a driver should bind (the guest waits for one until its time is up).
+    pub expect_driver: bool,
 }
 
 /// The path of the request in the archive.
 pub const REQUEST_PATH: &str = "/trial/request.json";
 
+/// What [`build`] put in besides `/init`.
+#[derive(Debug, Clone, Default)]
+pub struct Built {
+    /// The archive (uncompressed cpio).
+    pub cpio: Vec<u8>,
+    /// Firmware files included.
+    pub firmware: Vec<String>,
+    /// Firmware the modules declare that `fw_root` lacks.
+    pub firmware_missing: Vec<String>,
+}
+
 /// Build the initramfs: `exe` as `/init` with its runtime files from `lib_root`,
-/// `modules` from `tree`, and `request`.
+/// `modules` from `tree` with the firmware they declare found under `fw_root`,
+/// and `request`.
 pub fn build(
     exe: &Path,
     lib_root: &Path,
     tree: Option<&ModTree>,
     modules: &[ModFile],
+    fw_root: Option<&Path>,
     request: &GuestRequest,
-) -> Result<Vec<u8>> {
+) -> Result<Built> {
+    let mut built = Built::default();
     let mut c = Cpio::new();
     for d in ["dev", "proc", "sys", "trial", "lib/modules"] {
         c.dir(d)?;
@@ -529,11 +597,23 @@ pub fn build(
     if !modules.is_empty() {
         let tree = tree.context("modules requested without a module tree")?;
         for m in modules {
-            c.file(
-                &format!("lib/modules/{}.ko", m.name),
-                0o644,
-                &tree.module_bytes(m)?,
-            )?;
+            let ko = tree.module_bytes(m)?;
+            if let Some(fw) = fw_root {
+                let names = modinfo(&ko, "firmware")
+                    .with_context(|| format!("reading {}", tree.dir.join(&m.path).display()))?;
+                let (found, missing) = firmware_files(&names, fw);
+                for (at, host) in found {
+                    if c.contains(&at) {
+                        continue;
+                    }
+                    let data = std::fs::read(&host)
+                        .with_context(|| format!("reading {}", host.display()))?;
+                    c.file(&at, 0o644, &data)?;
+                    built.firmware.push(at);
+                }
+                built.firmware_missing.extend(missing);
+            }
+            c.file(&format!("lib/modules/{}.ko", m.name), 0o644, &ko)?;
         }
     }
     c.file(
@@ -541,7 +621,8 @@ pub fn build(
         0o644,
         serde_json::to_string_pretty(request)?.as_bytes(),
     )?;
-    c.finish()
+    built.cpio = c.finish()?;
+    Ok(built)
 }
 
 #[cfg(test)]
