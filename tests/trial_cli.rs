@@ -65,11 +65,16 @@ fn passthru(
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_passthru"));
     cmd.arg("--root")
         .arg(root)
-        .args(["trial", NVME, "--accel", "tcg", "--qemu"])
+        .args(["trial", NVME, "--qemu"])
         .arg(&standin.program)
         .arg("--modules")
         .arg(&mods)
         .args(extra)
+        .args(if extra.contains(&"--accel") {
+            &[][..]
+        } else {
+            &["--accel", "tcg"][..]
+        })
         .env("TMPDIR", tmp.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -191,6 +196,21 @@ fn sigint_kills_the_guest_and_cleans_up() {
     assert!(!s.alive("child", 1));
     assert!(empty(&tmp_path), "temporary files left");
     assert_eq!(s.count(), 1);
+}
+
+#[test]
+fn kvm_is_required_unless_tcg_is_asked_for() {
+    // The fixture host has no dev/kvm.
+    let root = host(IommuKind::Intel);
+    let s = StandIn::new();
+    let r = run(root.path(), &s, &["--accel", "kvm"]);
+    let stderr = String::from_utf8_lossy(&r.out.stderr);
+    assert_eq!(r.out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no /dev/kvm") && stderr.contains("--accel tcg"),
+        "{stderr}"
+    );
+    assert_eq!(s.count(), 0);
 }
 
 #[test]

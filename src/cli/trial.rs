@@ -145,6 +145,12 @@ pub fn run(g: &Global, a: &TrialArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
+    if a.vmm == Vmm::Qemu && a.accel == Accel::Kvm && !host.platform.dev_kvm {
+        bail!(
+            "no /dev/kvm under {} (KVM is not available): pass --accel tcg to emulate, slowly",
+            g.root.display()
+        );
+    }
     let release = host
         .kernel
         .clone()
