@@ -191,6 +191,11 @@ fn sigint_kills_the_guest_and_cleans_up() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("trial: no verdict (interrupted"),
+        "{stdout}"
+    );
     assert!(!s.alive("pid", 1));
     assert!(!s.alive("child", 1));
     assert!(empty(&tmp_path), "temporary files left");

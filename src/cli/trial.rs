@@ -275,7 +275,10 @@ pub fn run(g: &Global, a: &TrialArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        outln!("trial: {}", tr.verdict.name())?;
+        match tr.verdict {
+            Some(v) => outln!("trial: {}", v.name())?,
+            None => outln!("trial: no verdict (interrupted before a boot finished)")?,
+        }
     }
     for f in &tr.restore_failures {
         eprintln!("passthru: a driver was not restored: {f}");
@@ -285,7 +288,7 @@ pub fn run(g: &Global, a: &TrialArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     Ok(
-        if tr.verdict == TrialVerdict::Ok && tr.restore_failures.is_empty() {
+        if tr.verdict == Some(TrialVerdict::Ok) && tr.restore_failures.is_empty() {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)
