@@ -59,7 +59,10 @@ fn guest_init_loads_modules_finds_devices_and_reports() {
     let spec = VmSpec {
         vmm: Vmm::Qemu,
         accel: Accel::Tcg,
-        memory_mib: 1024,
+        memory_mib: std::env::var("PT_TRIAL_MEM")
+            .ok()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(1024),
         kernel,
         initrd,
         devices: vec![],

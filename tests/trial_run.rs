@@ -460,6 +460,7 @@ fn a_guest_crash_mid_report_is_driver_failed_and_restores() {
         .console_tail
         .iter()
         .any(|l| l.contains("Kernel panic")));
+    assert!(has(&r, 0, "console: Kernel panic - not syncing: fake"));
 }
 
 #[test]
