@@ -166,30 +166,38 @@ fn host() -> FakeSysfs {
     ])
 }
 
-/// An RX 480 and its HDMI audio (their sysfs modalias), on their host drivers.
+/// An RX 480 and its HDMI audio (their sysfs modalias and BAR sizes), on their host drivers.
 fn functions() -> Vec<Function> {
+    // RX 480: 256 MiB VRAM aperture, 2 MiB doorbell, 256 KiB registers; audio: 16 KiB.
+    let gpu_bars: &[(u8, u64)] = &[(0, 256 << 20), (2, 2 << 20), (5, 256 << 10)];
     [
         (
             GPU,
             "67df",
             "pci:v00001002d000067DFsv00001DA2sd0000E387bc03sc00i00",
             "amdgpu",
+            gpu_bars,
         ),
         (
             AUDIO,
             "aaf0",
             "pci:v00001002d0000AAF0sv00001DA2sd0000AAF0bc04sc03i00",
             "snd_hda_intel",
+            &[(0, 16 << 10)],
         ),
     ]
     .iter()
-    .map(|(bdf, device, modalias, driver)| Function {
+    .map(|(bdf, device, modalias, driver, bars)| Function {
         bdf: bdf.parse().unwrap(),
         vendor: "1002".into(),
         device: (*device).into(),
         modalias: (*modalias).into(),
         modules: vec![(*driver).into()],
         host_driver: Some((*driver).into()),
+        host_bars: bars
+            .iter()
+            .map(|&(index, size)| passthru::trial::protocol::GuestBar { index, size })
+            .collect(),
     })
     .collect()
 }
@@ -313,6 +321,19 @@ fn two_good_boots_are_trial_ok_and_everything_is_restored() {
         0,
         "0000:0b:00.0 (1002:67df) is 0000:01:00.0 in the guest, BAR0 16K, driver amdgpu"
     ));
+    // The healthy records give every function one 16 KiB BAR: right for the audio,
+    // not for the GPU, and the difference is said.
+    assert!(has(
+        &r,
+        0,
+        "0000:0b:00.0: BAR0 is 256M on the host, 16K in the guest"
+    ));
+    assert!(has(
+        &r,
+        0,
+        "0000:0b:00.0: BAR2 is 2M on the host, absent in the guest"
+    ));
+    assert!(!has(&r, 0, "0000:0b:00.1: BAR"));
     // The stand-in got q35, vfio-pci on root ports, two serial files.
     let argv = s.standin.read("argv", 1);
     for want in [

@@ -408,6 +408,20 @@ pub fn judge(
             },
             driver.as_deref().unwrap_or("none")
         ));
+        // The guest sizes the BARs QEMU gives it from the host's: say where they differ
+        // (the ROM is left out when the VMM does not expose it).
+        for hb in &f.host_bars {
+            let g = bars.iter().find(|b| b.index == hb.index).map(|b| b.size);
+            if g != Some(hb.size) && !(hb.index == 6 && g.is_none()) {
+                ev.push(format!(
+                    "{}: BAR{} is {} on the host, {} in the guest",
+                    f.bdf,
+                    hb.index,
+                    human_size(hb.size),
+                    g.map_or("absent".into(), human_size)
+                ));
+            }
+        }
         if *all_ones {
             worse(
                 TrialVerdict::NotVisible,
