@@ -35,6 +35,8 @@ struct FakeState {
     driver: BTreeMap<Bdf, Option<String>>,
     over: BTreeMap<Bdf, Option<String>>,
     log: Vec<String>,
+    /// A host driver that will not take its device back (probe and bind leave it unbound).
+    stuck: bool,
 }
 
 impl FakeSysfs {
@@ -99,7 +101,7 @@ impl PciSysfs for FakeSysfs {
                 .get(&bdf)
                 .cloned()
                 .flatten()
-                .or_else(|| s.native.get(&bdf).cloned());
+                .or_else(|| s.native.get(&bdf).cloned().filter(|_| !s.stuck));
             s.driver.insert(bdf, d);
         }
         Ok(())
@@ -107,7 +109,9 @@ impl PciSysfs for FakeSysfs {
     fn bind(&self, bdf: Bdf, d: &str) -> VResult<()> {
         let mut s = self.state.lock().unwrap();
         s.log.push(format!("bind {bdf} {d}"));
-        s.driver.insert(bdf, Some(d.into()));
+        if !s.stuck {
+            s.driver.insert(bdf, Some(d.into()));
+        }
         Ok(())
     }
 }
@@ -536,4 +540,34 @@ fn a_vmm_that_cannot_start_is_an_error_after_restoring() {
     assert!(format!("{e:#}").contains("no-such-vmm"), "{e:#}");
     assert_eq!(fake.drivers(), host().drivers());
     assert!(fake.overrides_clear());
+}
+
+#[test]
+fn a_driver_that_will_not_come_back_is_reported() {
+    let s = setup();
+    s.standin.boot(1, "ok", &ok_records());
+    // The host drivers will not take their devices back; binding still works
+    // (vfio-pci comes through driver_override).
+    let fake = host();
+    fake.state.lock().unwrap().stuck = true;
+    let watch = Watch::new(&fake);
+    let p = plan(&s, 1, Duration::from_secs(30), Vmm::Qemu);
+    let log = RestoreLog::new();
+    let r = run(&fake, &p, b"x", &watch, &AtomicBool::new(false), &log).unwrap();
+    assert_eq!(r.verdict, Some(TrialVerdict::Ok));
+    assert_eq!(r.restore_failures.len(), 3, "{:?}", r.restore_failures);
+    assert!(
+        r.restore_failures[0].contains("restoring the original driver"),
+        "{:?}",
+        r.restore_failures
+    );
+    // And when the trial itself fails, the error says both.
+    let fake = host();
+    fake.state.lock().unwrap().stuck = true;
+    let mut p = plan(&s, 1, Duration::from_secs(5), Vmm::Qemu);
+    p.program = s.standin.dir.join("no-such-vmm");
+    let e = run(&fake, &p, b"x", &watch, &AtomicBool::new(false), &log).unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(msg.contains("restoring drivers failed too"), "{msg}");
+    assert!(msg.contains("no-such-vmm"), "{msg}");
 }

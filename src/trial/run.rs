@@ -152,7 +152,15 @@ pub fn run<F: PciSysfs + ?Sized>(
             .map(|f| format!("{}: {:#}", f.bdf, f.error)),
     );
     drop(tmp);
-    result?;
+    if let Err(e) = result {
+        if restore_failures.is_empty() {
+            return Err(e);
+        }
+        return Err(e.context(format!(
+            "the trial stopped, and restoring drivers failed too: {}",
+            restore_failures.join("; ")
+        )));
+    }
     Ok(TrialReport {
         verdict: overall(&boots),
         boots,
