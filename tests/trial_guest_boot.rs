@@ -150,4 +150,10 @@ fn guest_init_loads_modules_finds_devices_and_reports() {
             .any(|r| matches!(r, Record::Health(h) if h.driver == "e1000e" && h.kind == "ok")),
         "no e1000e health line said it initialised"
     );
+    assert!(
+        p.records
+            .iter()
+            .any(|r| matches!(r, Record::Health(h) if h.driver == "nvme" && h.kind == "ok")),
+        "no nvme health line said its queues are up"
+    );
 }

@@ -296,7 +296,15 @@ impl Kmsg {
 /// Whether a kernel log line is about one of the drivers in `names` or the
 /// devices at `bdfs`, and if so what it says about their health.
 pub fn health_line(text: &str, names: &[String], bdfs: &[String]) -> Option<HealthLine> {
-    let first = text.split([' ', ':']).next().unwrap_or_default();
+    // DRM's own "[drm] Initialized NAME ..." (drm_dev_register in
+    // drivers/gpu/drm/drm_drv.c, before drm_info() prefixed the device) is NAME's.
+    let first = match text.strip_prefix("[drm] Initialized ") {
+        Some(rest) => rest,
+        None => text,
+    }
+    .split([' ', ':'])
+    .next()
+    .unwrap_or_default();
     let norm = |s: &str| s.replace('-', "_").to_ascii_lowercase();
     let driver = names
         .iter()
@@ -334,7 +342,11 @@ pub fn health_line(text: &str, names: &[String], bdfs: &[String]) -> Option<Heal
     ]
     .iter()
     .any(|w| word(w))
-        || phrase("link is up");
+        || phrase("link is up")
+        // nvme's last probe step (drivers/nvme/host/pci.c, nvme_setup_io_queues) and
+        // the Intel NIC drivers' probe line (e1000e/netdev.c, igb_main.c, ...).
+        || phrase("default/read/poll queues")
+        || phrase("network connection");
     let kind = if fail {
         "fail"
     } else if ok {
@@ -401,9 +413,26 @@ mod tests {
         let h = health_line("pcieport 0000:01:00.0: AER: enabled", &names, &bdfs).unwrap();
         assert_eq!((h.driver.as_str(), h.kind.as_str()), ("pcieport", "ok"));
         assert!(health_line("ACPI: bus type PCI registered", &names, &bdfs).is_none());
-        // Seen from the nvme driver in a TCG guest: "default" is no fault.
+        // Seen from the nvme driver in a TCG guest: "default" is no fault, and this is
+        // the line nvme prints when its queues are up.
         let h = health_line("nvme nvme0: 1/0/0 default/read/poll queues", &names, &bdfs).unwrap();
-        assert_eq!(h.kind, "info");
+        assert_eq!(h.kind, "ok");
+        // DRM's registration line, old form (no device prefix) and new.
+        let gpu = vec!["amdgpu".to_string()];
+        let h = health_line(
+            "[drm] Initialized amdgpu 3.42.0 20150101 for 0000:01:00.0 on minor 0",
+            &gpu,
+            &bdfs,
+        )
+        .unwrap();
+        assert_eq!((h.driver.as_str(), h.kind.as_str()), ("amdgpu", "ok"));
+        let h = health_line(
+            "amdgpu 0000:01:00.0: [drm] Initialized amdgpu 3.59.0 for 0000:01:00.0 on minor 0",
+            &gpu,
+            &bdfs,
+        )
+        .unwrap();
+        assert_eq!((h.driver.as_str(), h.kind.as_str()), ("amdgpu", "ok"));
         let h = health_line(
             "nvme nvme0: I/O 12 QID 0 timeout, reset controller",
             &names,
