@@ -398,47 +398,54 @@ mod tests {
 
     #[test]
     fn health_lines_by_driver_and_address() {
-        let names = vec!["e1000e".to_string(), "nvme".to_string()];
+        let names = vec![
+            "e1000e".to_string(),
+            "nvme".to_string(),
+            "amdgpu".to_string(),
+        ];
         let bdfs = vec!["0000:01:00.0".to_string()];
-        // Message shapes of drivers/base/dd.c (probe failure) and e1000e's netdev.c.
-        let h = health_line(
-            "e1000e 0000:01:00.0: probe with driver e1000e failed with error -5",
-            &names,
-            &bdfs,
-        )
-        .unwrap();
-        assert_eq!((h.driver.as_str(), h.kind.as_str()), ("e1000e", "fail"));
-        let h = health_line("e1000e: Intel(R) PRO/1000 Network Driver", &names, &bdfs).unwrap();
-        assert_eq!(h.kind, "info");
-        let h = health_line("pcieport 0000:01:00.0: AER: enabled", &names, &bdfs).unwrap();
-        assert_eq!((h.driver.as_str(), h.kind.as_str()), ("pcieport", "ok"));
+        // (kernel line, the driver it is given to, its kind). Message shapes of
+        // drivers/base/dd.c (probe failure), e1000e's netdev.c, nvme's pci.c and
+        // drm_drv.c (old and new registration line); the nvme queues line as seen
+        // from a TCG guest ("default" is no fault).
+        let cases = [
+            (
+                "e1000e 0000:01:00.0: probe with driver e1000e failed with error -5",
+                "e1000e",
+                "fail",
+            ),
+            ("e1000e: Intel(R) PRO/1000 Network Driver", "e1000e", "info"),
+            (
+                "e1000e 0000:01:00.0 eth0: Intel(R) PRO/1000 Network Connection",
+                "e1000e",
+                "ok",
+            ),
+            ("pcieport 0000:01:00.0: AER: enabled", "pcieport", "ok"),
+            ("nvme nvme0: 1/0/0 default/read/poll queues", "nvme", "ok"),
+            (
+                "nvme nvme0: I/O 12 QID 0 timeout, reset controller",
+                "nvme",
+                "fail",
+            ),
+            (
+                "[drm] Initialized amdgpu 3.42.0 20150101 for 0000:01:00.0 on minor 0",
+                "amdgpu",
+                "ok",
+            ),
+            (
+                "amdgpu 0000:01:00.0: [drm] Initialized amdgpu 3.59.0 for 0000:01:00.0 on minor 0",
+                "amdgpu",
+                "ok",
+            ),
+        ];
+        for (text, driver, kind) in cases {
+            let h = health_line(text, &names, &bdfs).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(
+                (h.driver.as_str(), h.kind.as_str()),
+                (driver, kind),
+                "{text}"
+            );
+        }
         assert!(health_line("ACPI: bus type PCI registered", &names, &bdfs).is_none());
-        // Seen from the nvme driver in a TCG guest: "default" is no fault, and this is
-        // the line nvme prints when its queues are up.
-        let h = health_line("nvme nvme0: 1/0/0 default/read/poll queues", &names, &bdfs).unwrap();
-        assert_eq!(h.kind, "ok");
-        // DRM's registration line, old form (no device prefix) and new.
-        let gpu = vec!["amdgpu".to_string()];
-        let h = health_line(
-            "[drm] Initialized amdgpu 3.42.0 20150101 for 0000:01:00.0 on minor 0",
-            &gpu,
-            &bdfs,
-        )
-        .unwrap();
-        assert_eq!((h.driver.as_str(), h.kind.as_str()), ("amdgpu", "ok"));
-        let h = health_line(
-            "amdgpu 0000:01:00.0: [drm] Initialized amdgpu 3.59.0 for 0000:01:00.0 on minor 0",
-            &gpu,
-            &bdfs,
-        )
-        .unwrap();
-        assert_eq!((h.driver.as_str(), h.kind.as_str()), ("amdgpu", "ok"));
-        let h = health_line(
-            "nvme nvme0: I/O 12 QID 0 timeout, reset controller",
-            &names,
-            &bdfs,
-        )
-        .unwrap();
-        assert_eq!(h.kind, "fail");
     }
 }
