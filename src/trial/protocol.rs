@@ -256,6 +256,23 @@ mod tests {
         }
 
         #[test]
+        fn forged_headers_never_pass_or_panic(
+            version in any::<u64>(),
+            len in any::<u64>(),
+            crc in any::<u32>(),
+            body in ".{0,64}",
+        ) {
+            let line = format!("{PREFIX} {version} {len} {crc:08x} {body}\n");
+            let p = parse(line.as_bytes());
+            // Only a header that is right for its body makes a record.
+            let right = version == u64::from(VERSION)
+                && len == body.len() as u64
+                && crc == crc32(body.as_bytes());
+            prop_assert!(p.records.is_empty() || right);
+            prop_assert_eq!(p.records.len() + p.dropped, 1);
+        }
+
+        #[test]
         fn any_cut_of_a_record_is_not_misread(cut in 0usize..200) {
             let line = encode(&device());
             // Keeping all but the newline would keep the whole record: cut into it.
