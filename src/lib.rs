@@ -13,6 +13,7 @@ pub use passthru_vfio_core as vfio_core;
 pub mod decode;
 pub mod labels;
 pub mod report;
+pub mod trial;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

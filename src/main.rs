@@ -13,6 +13,11 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The `passthru trial` guest's /init (docs/trial.md); a container running passthru
+    // as its pid 1 has no trial request and stays the CLI.
+    if passthru::trial::guest::is_trial_init() {
+        passthru::trial::guest::main();
+    }
     // `--json` anywhere on the command line: errors are JSON too, even usage errors.
     let json = std::env::args_os().any(|a| a == "--json");
     let args = match cli::Cli::try_parse() {

@@ -104,6 +104,7 @@ pub mod decode;
 pub mod labels;
 pub mod list;
 pub mod snapshot;
+pub mod trial;
 pub mod verify;
 
 /// Will this PCI device pass through cleanly, and what must I configure?
@@ -156,6 +157,8 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Write the verdicts as Node Feature Discovery labels (NFD's features.d file).
     Labels(labels::LabelsArgs),
+    /// Pass the device through to a throwaway guest N times and judge each boot.
+    Trial(trial::TrialArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Print the manual page (roff) generated from these definitions.
@@ -196,5 +199,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(g, a),
         Command::Config(a) => config::run(g, a),
         Command::Labels(a) => labels::run(g, a),
+        Command::Trial(a) => trial::run(g, a),
     }
 }
