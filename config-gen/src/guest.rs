@@ -320,6 +320,10 @@ pub fn with_phys_bits(kind: GuestKind, text: String, bits: Option<u8>) -> String
         GuestKind::CloudHypervisor => format!(
             "{text}# {why}: cloud-hypervisor has no option for it; keep the guest's memory below 2^{b} bytes\n"
         ),
+        GuestKind::ProxmoxMapping => text.replace(
+            PROXMOX_CPU,
+            &format!("# cpu: host: expose the real CPU model to the guest GPU driver; phys-bits={b}: {why}\ncpu: host,phys-bits={b}\n"),
+        ),
     }
 }
 
@@ -352,6 +356,16 @@ pub fn render(kind: GuestKind, sets: &[GuestSet<'_>], x_vga: bool) -> String {
             GuestKind::Libvirt => libvirt(set, i),
             GuestKind::Qemu => qemu(set, i, x_vga),
             GuestKind::CloudHypervisor => cloud_hypervisor(set),
+            GuestKind::ProxmoxMapping => {
+                // One mapping per slot, under passthru's default id.
+                let ids: Vec<String> = set
+                    .slots
+                    .iter()
+                    .filter_map(|s| fns_of(set, *s).first().copied())
+                    .map(|d| crate::mapping::default_id(d.vendor, d.device))
+                    .collect();
+                crate::mapping::guest(&ids)
+            }
         });
     }
     s

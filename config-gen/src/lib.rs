@@ -44,6 +44,7 @@ pub mod facts;
 pub mod grub;
 pub mod guest;
 pub mod host;
+pub mod mapping;
 pub mod model;
 pub mod verdicts;
 

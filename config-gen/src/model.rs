@@ -107,7 +107,21 @@ named_enum! {
         Qemu = "qemu",
         /// cloud-hypervisor `--device` arguments.
         CloudHypervisor = "cloud-hypervisor",
+        /// A Proxmox VE cluster-wide PCI mapping (`/etc/pve/mapping/pci.cfg`), its
+        /// `pvesh` command and guest lines using it (see [`crate::mapping`]).
+        ProxmoxMapping = "proxmox-mapping",
     }
+}
+
+impl GuestKind {
+    /// The formats printed when none is asked for: one host's guests (a cluster
+    /// mapping is asked for by name).
+    pub const DEFAULT: &'static [GuestKind] = &[
+        GuestKind::Proxmox,
+        GuestKind::Libvirt,
+        GuestKind::Qemu,
+        GuestKind::CloudHypervisor,
+    ];
 }
 
 /// How `update-grub`-style regeneration is spelled on this distribution.
@@ -256,7 +270,7 @@ impl Default for Request {
     fn default() -> Self {
         Request {
             sets: Vec::new(),
-            guests: GuestKind::ALL.to_vec(),
+            guests: GuestKind::DEFAULT.to_vec(),
             bootloader: None,
             initramfs: None,
             iommu_pt: true,

@@ -3,7 +3,10 @@
 use super::list::{list_names, load_host};
 use super::Global;
 use clap::Args;
-use passthru_iommu_groups::{check, CpuVendor, DeviceSpec, Finding, Severity, Verdict};
+use passthru_iommu_groups::{
+    check, CpuVendor, DeviceSpec, Finding, Host, Report, Severity, Verdict,
+};
+use passthru_pci_ids::db::PciIdsIndex;
 use std::process::ExitCode;
 
 #[path = "report_style.rs"]
@@ -21,33 +24,52 @@ pub struct CheckArgs {
     pub devices: Vec<String>,
 }
 
-/// Run `passthru check`. Exit 1 when a device (or the host: no IOMMU) fails.
-pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let specs = a
-        .devices
+/// The device specs of the command line.
+pub(super) fn specs(a: &CheckArgs) -> anyhow::Result<Vec<DeviceSpec>> {
+    Ok(a.devices
         .iter()
         .map(|s| s.parse::<DeviceSpec>())
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Check's exit status for a report: 1 when a device (or the host) fails, else 0.
+pub(super) fn exit_status(report: &Report) -> u8 {
+    u8::from(report.worst() == Verdict::Fail)
+}
+
+/// The `--json` report of one host: the report, each device with the `name` `list`
+/// gives it (pci.ids lives in the CLI).
+pub(super) fn json_report(
+    host: &Host,
+    report: &Report,
+    idx: Option<&PciIdsIndex<'_>>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(report)?;
+    if let Some(devs) = v.get_mut("devices").and_then(|d| d.as_array_mut()) {
+        for (j, d) in devs.iter_mut().zip(&report.devices) {
+            let name = host
+                .device(d.bdf)
+                .and_then(|x| list_names::device_name(idx, x.vendor, x.device));
+            j["name"] = serde_json::json!(name);
+        }
+    }
+    Ok(v)
+}
+
+/// Run `passthru check`. Exit 1 when a device (or the host: no IOMMU) fails. Over
+/// several roots (`--root` repeated, `--roots-dir`): the fleet report.
+pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
+    if super::fleet::is_fleet(g) {
+        return super::fleet::check(g, a);
+    }
+    let specs = specs(a)?;
     let host = load_host(g)?;
     let report = check(&host, &specs)?;
-    let code = if report.worst() == Verdict::Fail {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    };
+    let code = ExitCode::from(exit_status(&report));
     let names = list_names::load(&g.root);
     let idx = list_names::index(names.db.as_ref());
     if g.json {
-        // Each device gets the `name` `list` gives it (pci.ids lives in the CLI).
-        let mut v = serde_json::to_value(&report)?;
-        if let Some(devs) = v.get_mut("devices").and_then(|d| d.as_array_mut()) {
-            for (j, d) in devs.iter_mut().zip(&report.devices) {
-                let name = host
-                    .device(d.bdf)
-                    .and_then(|x| list_names::device_name(idx.as_ref(), x.vendor, x.device));
-                j["name"] = serde_json::json!(name);
-            }
-        }
+        let v = json_report(&host, &report, idx.as_ref())?;
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(code);
     }
