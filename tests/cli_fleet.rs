@@ -405,6 +405,10 @@ fn proxmox_mapping_usage_errors() {
             "name the device to map",
         ),
         (
+            vec!["config", "--guest", "proxmox-mapping", "05:00", "--x-vga"],
+            "--x-vga configures one host",
+        ),
+        (
             vec!["config", "--guest", "proxmox-mapping", "05:00,0b:00"],
             "each DEVICE argument is one mapping",
         ),

@@ -157,6 +157,22 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
              --remove do not go with it (create the mapping with the pvesh command it prints)",
         ));
     }
+    let host_only = [
+        (a.x_vga, "--x-vga"),
+        (a.no_iommu_pt, "--no-iommu-pt"),
+        (a.early_ids, "--early-ids"),
+        (a.blacklist, "--blacklist"),
+        (a.acs_override.is_some(), "--acs-override"),
+        (!a.remove_param.is_empty(), "--remove-param"),
+        (a.bootloader.is_some(), "--bootloader"),
+        (a.initramfs.is_some(), "--initramfs"),
+    ];
+    if let Some((_, flag)) = host_only.iter().find(|(set, _)| *set) {
+        return Err(usage(format!(
+            "{flag} configures one host and does not go with --guest proxmox-mapping \
+             (run `passthru config DEVICE {flag} ...` on that node)"
+        )));
+    }
     if a.devices.is_empty() {
         return Err(usage(
             "name the device to map, e.g. `passthru --root node1 --root node2 config --guest proxmox-mapping 10de:2204`",
