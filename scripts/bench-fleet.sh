@@ -48,20 +48,28 @@ P=${PASSTHRU_BIN:-$REPO/target/release/passthru}
 cp "$P" "$OUT/passthru"
 P=$OUT/passthru
 
+# Trees: made again only when gen-host or passthru changed (deleting 1.7 million
+# entries takes minutes here: an old set is moved aside and deleted at the end).
 TREES=$OUT/trees
-rm -rf "$TREES"
-mkdir -p "$TREES/fleet-1000" "$TREES/fleet-100"
-"$REPO/target/release/gen-host" 100 "$TREES/host" >"$OUT/host.stats.json"
-"$P" --root "$TREES/host" snapshot "$TREES/snap" >/dev/null
-for i in $(seq -w 1 1000); do
-    n=node-$i
-    cp -al "$TREES/snap" "$TREES/fleet-1000/$n"
-    rm -f "$TREES/fleet-1000/$n/proc/sys/kernel/hostname"
-    echo "$n" >"$TREES/fleet-1000/$n/proc/sys/kernel/hostname"
-done
-for i in $(seq -w 1 100); do
-    ln -s "../fleet-1000/node-0$i" "$TREES/fleet-100/node-0$i"
-done
+STAMP=$(cat "$REPO/target/release/gen-host" "$P" | sha256sum | cut -d' ' -f1)
+if [[ "$(cat "$TREES/.stamp" 2>/dev/null)" != "$STAMP" ]]; then
+    if [[ -e $TREES ]]; then
+        mv "$TREES" "$OUT/.stale.$$"
+    fi
+    mkdir -p "$TREES/fleet-1000" "$TREES/fleet-100"
+    "$REPO/target/release/gen-host" 100 "$TREES/host" >"$OUT/host.stats.json"
+    "$P" --root "$TREES/host" snapshot "$TREES/snap" >/dev/null
+    for i in $(seq -w 1 1000); do
+        n=node-$i
+        cp -al "$TREES/snap" "$TREES/fleet-1000/$n"
+        rm -f "$TREES/fleet-1000/$n/proc/sys/kernel/hostname"
+        echo "$n" >"$TREES/fleet-1000/$n/proc/sys/kernel/hostname"
+    done
+    for i in $(seq -w 1 100); do
+        ln -s "../fleet-1000/node-0$i" "$TREES/fleet-100/node-0$i"
+    done
+    echo "$STAMP" >"$TREES/.stamp"
+fi
 # The anchor's command list: one `check --json --root R` per node.
 : >"$OUT/single.sh"
 for d in "$TREES"/fleet-1000/*; do
@@ -150,3 +158,5 @@ print(f"Ratios (medians): fleet-1000 / single-1000 = **{med['fleet-1000'] / med[
       f"two threads / one = **{med['fleet-1000-2jobs'] / med['fleet-1000']:.2f}** "
       f"(CPU {cpu['fleet-1000-2jobs'] / cpu['fleet-1000']:.2f}).")
 EOF
+
+rm -rf "$OUT"/.stale.*

@@ -24,10 +24,14 @@ const NODES: [&str; 4] = [
 /// `passthru ARGS...` run in the repository (so roots print as relative paths), the
 /// golden pci.ids, no colour.
 fn run(args: &[&str]) -> Out {
+    run_cmd(command(args))
+}
+
+fn command(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_passthru"));
     c.current_dir(repo()).args(args);
     c.env("PASSTHRU_PCI_IDS", pci_ids()).env_remove("NO_COLOR");
-    run_cmd(c)
+    c
 }
 
 /// `--root tests/fixtures/N` for each node.
@@ -144,6 +148,21 @@ fn fleet_exit_status_is_the_worst_single_host_status() {
     assert_eq!(o.code, worst, "{}", o.stderr);
     let ok = run_on(&["scenario-amd", "vm-amd-vga-audio"], &["check", "--json"]);
     assert_eq!(ok.code, 0, "{}", ok.stdout);
+}
+
+/// Two loader threads (`PASSTHRU_FLEET_JOBS=2`, the benchmark's knob) print the
+/// same report as one.
+#[test]
+fn fleet_threads_print_the_same_report() {
+    let mut argv = roots(&NODES);
+    argv.extend(["check", "--json"].map(String::from));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let one = run(&argv);
+    let mut c = command(&argv);
+    c.env("PASSTHRU_FLEET_JOBS", "2");
+    let two = run_cmd(c);
+    assert_eq!((one.code, &one.stdout), (two.code, &two.stdout));
+    assert_eq!(json(&one)["nodes"].as_object().unwrap().len(), NODES.len());
 }
 
 /// Two roots with the same node name: a usage error naming both.
