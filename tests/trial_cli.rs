@@ -33,6 +33,7 @@ fn host(iommu: IommuKind) -> tempfile::TempDir {
     .with_pm(false)
     .with_pcie(PortType::Endpoint, true);
     let mut nvme = FixtureDevice::from_builder("01:00.0".parse().unwrap(), &b)
+        .expect("the builder makes a valid device")
         .parent("00:1c.0".parse().unwrap())
         .driver("vfio-pci")
         .reset_method("flr bus");

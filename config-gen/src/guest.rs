@@ -323,6 +323,10 @@ pub fn with_phys_bits(kind: GuestKind, text: String, bits: Option<u8>) -> String
         GuestKind::Kubevirt => format!(
             "{text}# {why}: KubeVirt's VM spec has no field for it; keep the guest's memory below 2^{b} bytes\n"
         ),
+        GuestKind::ProxmoxMapping => text.replace(
+            PROXMOX_CPU,
+            &format!("# cpu: host: expose the real CPU model to the guest GPU driver; phys-bits={b}: {why}\ncpu: host,phys-bits={b}\n"),
+        ),
     }
 }
 
@@ -360,6 +364,16 @@ pub fn render(kind: GuestKind, sets: &[GuestSet<'_>], x_vga: bool) -> String {
             GuestKind::Qemu => qemu(set, i, x_vga),
             GuestKind::CloudHypervisor => cloud_hypervisor(set),
             GuestKind::Kubevirt => unreachable!("rendered above"),
+            GuestKind::ProxmoxMapping => {
+                // One mapping per slot, under passthru's default id.
+                let ids: Vec<String> = set
+                    .slots
+                    .iter()
+                    .filter_map(|s| fns_of(set, *s).first().copied())
+                    .map(|d| crate::mapping::default_id(d.vendor, d.device))
+                    .collect();
+                crate::mapping::guest(&ids)
+            }
         });
     }
     s

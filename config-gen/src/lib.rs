@@ -45,6 +45,7 @@ pub mod grub;
 pub mod guest;
 pub mod host;
 pub mod kubevirt;
+pub mod mapping;
 pub mod model;
 pub mod verdicts;
 

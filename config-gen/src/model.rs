@@ -112,11 +112,15 @@ named_enum! {
         CloudHypervisor = "cloud-hypervisor",
         /// KubeVirt: the `KubeVirt` CR's permitted host devices and a VM's devices (YAML).
         Kubevirt = "kubevirt",
+        /// A Proxmox VE cluster-wide PCI mapping (`/etc/pve/mapping/pci.cfg`), its
+        /// `pvesh` command and guest lines using it (see [`crate::mapping`]).
+        ProxmoxMapping = "proxmox-mapping",
     }
 }
 
 impl GuestKind {
-    /// What `passthru config` prints without `--guest`: the single-host formats.
+    /// What `passthru config` prints without `--guest`: the single-host formats (KubeVirt
+    /// and a cluster mapping are asked for by name).
     pub const DEFAULT: &'static [GuestKind] = &[
         GuestKind::Proxmox,
         GuestKind::Libvirt,

@@ -389,6 +389,7 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
     };
     let cpu_vendor = cpuinfo.as_deref().map_or(CpuVendor::Other, cpu_vendor_of);
     let kernel = l.trimmed(Path::new("proc/sys/kernel/osrelease"));
+    let node_name = load_node_name(&mut l);
     let cmdline = l.trimmed(Path::new("proc/cmdline"));
     let modules = l.text(Path::new("proc/modules"), BIG_TEXT_LIMIT).map(|t| {
         t.lines()
@@ -434,6 +435,7 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
         iommu,
         cpu_vendor,
         kernel,
+        node_name,
         cmdline,
         modules,
         sys_module,
@@ -446,6 +448,53 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
         snapshot,
     };
     Ok((host, l.fs))
+}
+
+/// Whether `s` can be a host name: 1 to 253 letters, digits, `-`, `_` and `.`
+/// (hostname(7) allows letters, digits, `-` and `.`; `_` is common in practice).
+fn is_host_name(s: &str) -> bool {
+    (1..=253).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The node's name: `proc/sys/kernel/hostname` (the kernel's UTS node name, which
+/// reads `(none)` until user space sets it), else `etc/hostname`, whose lines
+/// starting with `#` are comments (hostname(5)). Missing files: absent without a
+/// note; unreadable or not a host name: absent with a note naming the file.
+fn load_node_name(l: &mut Loader) -> Option<String> {
+    const EXPECTED: &str = "a host name (letters, digits, '-', '_', '.')";
+    let kernel = Path::new("proc/sys/kernel/hostname");
+    match l.trimmed(kernel) {
+        Some(s) if is_host_name(&s) => return Some(s),
+        Some(s) if s == "(none)" => {}
+        Some(s) => {
+            let e = Error::Garbage {
+                path: kernel.to_path_buf(),
+                content: s.chars().take(64).collect(),
+                expected: EXPECTED,
+            };
+            l.note(kernel, e.to_string());
+        }
+        None => {}
+    }
+    let etc = Path::new("etc/hostname");
+    let text = l.text(etc, TEXT_LIMIT)?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|x| !x.is_empty() && !x.starts_with('#'))
+        .unwrap_or("");
+    if is_host_name(line) {
+        return Some(line.to_string());
+    }
+    let e = Error::Garbage {
+        path: etc.to_path_buf(),
+        content: line.chars().take(64).collect(),
+        expected: EXPECTED,
+    };
+    l.note(etc, e.to_string());
+    None
 }
 
 /// The inventory stage's host: groups from the devices' links, the IOMMU state.
@@ -478,6 +527,7 @@ fn inventory_host(l: &mut Loader, devices: BTreeMap<Bdf, Device>) -> Host {
         iommu,
         cpu_vendor: CpuVendor::Other,
         kernel: None,
+        node_name: None,
         cmdline: None,
         modules: None,
         sys_module: Vec::new(),
@@ -1008,5 +1058,77 @@ mod tests {
         for d in host.devices.values() {
             assert!(trace.files.contains_key(&d.sysfs_path.join("config")));
         }
+    }
+}
+
+#[cfg(test)]
+mod node_name_tests {
+    use super::*;
+    use crate::fixture::Fixture;
+
+    /// A one-GPU tree with `files` (relative path, content) added, loaded.
+    fn load_with(files: &[(&str, &str)]) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        Fixture::many_gpus(1).write(dir.path()).unwrap();
+        for (rel, text) in files {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        Host::load(dir.path()).unwrap()
+    }
+
+    fn notes_on(h: &Host, rel: &str) -> usize {
+        h.notes.iter().filter(|n| n.path == Path::new(rel)).count()
+    }
+
+    /// The kernel's name wins over `etc/hostname`; `(none)` (the kernel's UTS
+    /// default before user space sets one, init/version.c) falls through to it;
+    /// its comment lines are skipped (hostname(5)).
+    #[test]
+    fn node_name_from_the_kernel_then_etc_hostname() {
+        let h = load_with(&[
+            ("proc/sys/kernel/hostname", "pve1\n"),
+            ("etc/hostname", "other\n"),
+        ]);
+        assert_eq!(h.node_name.as_deref(), Some("pve1"));
+        let h = load_with(&[
+            ("proc/sys/kernel/hostname", "(none)\n"),
+            (
+                "etc/hostname",
+                "# set by the installer\n\npve2.example.org\n",
+            ),
+        ]);
+        assert_eq!(h.node_name.as_deref(), Some("pve2.example.org"));
+        assert!(h.notes.is_empty(), "{:?}", h.notes);
+    }
+
+    /// Neither file: absent, no note (fixture trees); garbage: absent, a note naming the file.
+    #[test]
+    fn node_name_absent_or_noted() {
+        let h = load_with(&[]);
+        assert_eq!(h.node_name, None);
+        assert!(h.notes.is_empty(), "{:?}", h.notes);
+        let h = load_with(&[("proc/sys/kernel/hostname", "two words\n")]);
+        assert_eq!(h.node_name, None);
+        assert_eq!(notes_on(&h, "proc/sys/kernel/hostname"), 1, "{:?}", h.notes);
+        let h = load_with(&[("etc/hostname", "a/b\n")]);
+        assert_eq!(h.node_name, None);
+        assert_eq!(notes_on(&h, "etc/hostname"), 1, "{:?}", h.notes);
+    }
+
+    /// A snapshot carries the name (it is the loader's trace).
+    #[test]
+    fn snapshot_keeps_the_node_name() {
+        let dir = tempfile::tempdir().unwrap();
+        Fixture::many_gpus(1).write(dir.path()).unwrap();
+        std::fs::write(dir.path().join("proc/sys/kernel/hostname"), "node7\n").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let snap = out.path().join("snap");
+        crate::snapshot::snapshot(dir.path(), &snap).unwrap();
+        assert_eq!(
+            Host::load(&snap).unwrap().node_name.as_deref(),
+            Some("node7")
+        );
     }
 }

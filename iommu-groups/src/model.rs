@@ -352,6 +352,11 @@ pub struct Host {
     pub cpu_vendor: CpuVendor,
     /// Kernel release (`proc/sys/kernel/osrelease`).
     pub kernel: Option<String>,
+    /// The node's name: the kernel's host name (`proc/sys/kernel/hostname`), else the
+    /// first line of `etc/hostname` that is not a comment; absent when neither is
+    /// there (most fixture trees) or readable (then with a [`Note`]). Not read at the
+    /// inventory stage.
+    pub node_name: Option<String>,
     /// Kernel command line (`proc/cmdline`).
     pub cmdline: Option<String>,
     /// Loaded modules (`proc/modules`), when readable (see also [`Host::sys_module`]).

@@ -4,8 +4,9 @@ use super::list::{list_names, load_host};
 use super::Global;
 use clap::Args;
 use passthru_iommu_groups::{
-    check, CpuVendor, DeviceSpec, Finding, IommuStatus, Severity, Verdict,
+    check, CpuVendor, DeviceSpec, Finding, Host, IommuStatus, Report, Severity, Verdict,
 };
+use passthru_pci_ids::db::PciIdsIndex;
 use std::process::ExitCode;
 
 #[path = "report_style.rs"]
@@ -27,36 +28,54 @@ pub struct CheckArgs {
     pub format: Option<String>,
 }
 
-/// Run `passthru check`. Exit 1 when a device (or the host: no IOMMU) fails.
+/// The device specs of the command line.
+pub(super) fn specs(a: &CheckArgs) -> anyhow::Result<Vec<DeviceSpec>> {
+    Ok(a.devices
+        .iter()
+        .map(|s| s.parse::<DeviceSpec>())
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Check's exit status for a report: 1 when a device (or the host) fails, else 0.
+pub(super) fn exit_status(report: &Report) -> u8 {
+    u8::from(report.worst() == Verdict::Fail)
+}
+
+/// The `--json` report of one host. Each device first gets the `name` and `class_name`
+/// `list` gives it (pci.ids is read in the CLI); through a Value, so keys come in name
+/// order, as check has always printed them.
+pub(super) fn json_report(
+    host: &Host,
+    report: &mut Report,
+    idx: Option<&PciIdsIndex<'_>>,
+) -> anyhow::Result<serde_json::Value> {
+    for d in &mut report.devices {
+        if let Some(x) = host.device(d.bdf) {
+            d.name = list_names::device_name(idx, x.vendor, x.device);
+            d.class_name = passthru::report::class_name(idx, x.class);
+        }
+    }
+    Ok(serde_json::to_value(&*report)?)
+}
+
+/// Run `passthru check`. Exit 1 when a device (or the host: no IOMMU) fails. Over
+/// several roots (`--root` repeated, `--roots-dir`): the fleet report.
 pub fn run(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
     if a.format.as_deref() == Some("nfd") {
         out!("{}", super::labels::feature_file(g, None)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let specs = a
-        .devices
-        .iter()
-        .map(|s| s.parse::<DeviceSpec>())
-        .collect::<Result<Vec<_>, _>>()?;
+    if super::fleet::is_fleet(g) {
+        return super::fleet::check(g, a);
+    }
+    let specs = specs(a)?;
     let host = load_host(g)?;
     let mut report = check(&host, &specs)?;
-    let code = if report.worst() == Verdict::Fail {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    };
+    let code = ExitCode::from(exit_status(&report));
     let names = list_names::load(&g.root);
     let idx = list_names::index(names.db.as_ref());
-    // Each device gets the `name` and `class_name` `list` gives it (pci.ids is read here).
-    for d in &mut report.devices {
-        if let Some(x) = host.device(d.bdf) {
-            d.name = list_names::device_name(idx.as_ref(), x.vendor, x.device);
-            d.class_name = passthru::report::class_name(idx.as_ref(), x.class);
-        }
-    }
     if g.json {
-        // Through a Value: keys in name order, as check has always printed them.
-        let v = serde_json::to_value(&report)?;
+        let v = json_report(&host, &mut report, idx.as_ref())?;
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(code);
     }

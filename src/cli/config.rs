@@ -30,10 +30,16 @@ pub struct ConfigArgs {
     /// join several with commas (`05:00,0b:00`) to give one guest all of them.
     #[arg(value_name = "DEVICE")]
     pub devices: Vec<String>,
-    /// Guest formats to print (repeatable): proxmox, libvirt, qemu, cloud-hypervisor,
-    /// kubevirt (docs/kubevirt.md). Default: all but kubevirt.
+    /// Guest formats to print (repeatable): proxmox, libvirt, qemu, cloud-hypervisor
+    /// (default: these four), kubevirt (docs/kubevirt.md), or proxmox-mapping alone: a
+    /// Proxmox VE cluster mapping over every node given (`--root` once per node snapshot,
+    /// or `--roots-dir`).
     #[arg(long, value_name = "KIND")]
     pub guest: Vec<GuestKind>,
+    /// With --guest proxmox-mapping: the mapping id of each DEVICE argument, in order
+    /// (repeatable; default `pci-VVVV-DDDD` from the device's ids).
+    #[arg(long, value_name = "ID")]
+    pub mapping_id: Vec<String>,
     /// Where the kernel command line lives (default: detected): grub, systemd-boot, kernelstub.
     #[arg(long, value_name = "NAME")]
     pub bootloader: Option<Bootloader>,
@@ -51,8 +57,9 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub rollback: bool,
     /// With --rollback: restore even files edited since the apply (each edited version
-    /// is kept in the backup set first).
-    #[arg(long, requires = "rollback")]
+    /// is kept in the backup set first). With --guest proxmox-mapping: map a node's
+    /// device even when it fails check (its finding is named).
+    #[arg(long)]
     pub force: bool,
     /// Give each GPU legacy VGA in the guest (x-vga; SeaBIOS guests). Drops disable_vga=1.
     #[arg(long)]
@@ -251,6 +258,21 @@ fn run_commands(commands: &[String]) -> anyhow::Result<bool> {
 
 /// Run `passthru config`.
 pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
+    if a.guest.contains(&GuestKind::ProxmoxMapping) {
+        return super::mapping::run(g, a);
+    }
+    if a.force && !a.rollback {
+        return Err(super::fleet::UsageError(
+            "--force goes with --rollback or --guest proxmox-mapping".into(),
+        )
+        .into());
+    }
+    if !a.mapping_id.is_empty() {
+        return Err(super::fleet::UsageError(
+            "--mapping-id goes with --guest proxmox-mapping".into(),
+        )
+        .into());
+    }
     let root = g.root.as_path();
     if a.rollback {
         let r = apply::rollback(root, a.force)?;

@@ -34,33 +34,33 @@ pub fn root_db_path(root: &Path) -> Option<(PathBuf, &'static str)> {
     })
 }
 
-/// Find a `pci.ids` database; names are unknown when there is none or it is unreadable.
-pub fn load(root: &Path) -> Names {
-    let (res, source) = match std::env::var_os(ENV_VAR).filter(|v| !v.is_empty()) {
-        Some(p) => {
-            let path = PathBuf::from(p);
-            let from = NamesSource::new(NamesFrom::Env, Some(path.display().to_string()));
-            (Database::load(path), from)
-        }
-        None => {
-            let own = root_db_path(root).map(|(real, sys)| (real, sys, NamesFrom::Root));
-            let found = own.or_else(|| {
-                (root != Path::new("/"))
-                    .then(|| root_db_path(Path::new("/")))
-                    .flatten()
-                    .map(|(real, sys)| (real, sys, NamesFrom::Machine))
-            });
-            let Some((real, sys, from)) = found else {
-                return Names {
-                    db: None,
-                    source: NamesSource::new(NamesFrom::None, None),
-                };
-            };
-            let from = NamesSource::new(from, Some(sys.to_string()));
-            (Database::load(real), from)
-        }
+/// Where the names for `root` come from, without reading the database: the file to
+/// read and its source; `None` when there is no database.
+pub fn locate(root: &Path) -> Option<(PathBuf, NamesSource)> {
+    if let Some(p) = std::env::var_os(ENV_VAR).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(p);
+        let from = NamesSource::new(NamesFrom::Env, Some(path.display().to_string()));
+        return Some((path, from));
+    }
+    let own = root_db_path(root).map(|(real, sys)| (real, sys, NamesFrom::Root));
+    let (real, sys, from) = own.or_else(|| {
+        (root != Path::new("/"))
+            .then(|| root_db_path(Path::new("/")))
+            .flatten()
+            .map(|(real, sys)| (real, sys, NamesFrom::Machine))
+    })?;
+    Some((real, NamesSource::new(from, Some(sys.to_string()))))
+}
+
+/// Read the database [`locate`] found (`None`: names unknown).
+pub fn load_located(found: Option<(PathBuf, NamesSource)>) -> Names {
+    let Some((real, source)) = found else {
+        return Names {
+            db: None,
+            source: NamesSource::new(NamesFrom::None, None),
+        };
     };
-    match res {
+    match Database::load(real) {
         Ok(db) => Names {
             db: Some(db),
             source,
@@ -70,6 +70,11 @@ pub fn load(root: &Path) -> Names {
             Names { db: None, source }
         }
     }
+}
+
+/// Find a `pci.ids` database; names are unknown when there is none or it is unreadable.
+pub fn load(root: &Path) -> Names {
+    load_located(locate(root))
 }
 
 /// Build the lookup index; `None` when the database does not parse.

@@ -38,6 +38,13 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// An error as JSON: `{"error": {"kind", "message", "path"}}`.
+pub fn json_error(kind: &str, message: &str, path: Option<String>) -> serde_json::Value {
+    serde_json::json!({
+        "error": {"kind": kind, "message": message.trim_end(), "path": path}
+    })
+}
+
 /// An error as JSON on standard output: `{"error": {"kind", "message", "path"}}`.
 pub fn print_json_error(kind: &str, message: &str, path: Option<String>) {
     let v = passthru::report::ErrorReport::new(kind, message.trim_end(), path);
@@ -57,6 +64,9 @@ pub fn error_kind_and_path(e: &anyhow::Error) -> (&'static str, Option<String>) 
     use passthru_vfio_core::Error as V;
     let show = |p: &std::path::Path| Some(p.display().to_string());
     for c in e.chain() {
+        if c.downcast_ref::<fleet::UsageError>().is_some() {
+            return ("usage", None);
+        }
         if let Some(h) = c.downcast_ref::<H>() {
             let path = match h {
                 H::Root { path, .. }
@@ -101,8 +111,10 @@ pub fn error_kind_and_path(e: &anyhow::Error) -> (&'static str, Option<String>) 
 pub mod check;
 pub mod config;
 pub mod decode;
+pub mod fleet;
 pub mod labels;
 pub mod list;
+pub mod mapping;
 pub mod snapshot;
 pub mod trial;
 pub mod verify;
@@ -123,7 +135,15 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct Global {
     /// Read the host under this directory instead of `/` (a snapshot or a fixture tree).
-    #[arg(long, global = true, default_value = "/", value_name = "DIR")]
+    /// Repeat it once per node for `check` and `config --guest proxmox-mapping`.
+    #[arg(long = "root", global = true, value_name = "DIR")]
+    pub roots: Vec<PathBuf>,
+    /// A directory of snapshots, one node per subdirectory (each holds the
+    /// `passthru-snapshot` marker): for `check` and `config --guest proxmox-mapping`.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub roots_dir: Option<PathBuf>,
+    /// The one host the command reads: the only `--root`, else `/` (set by [`run`]).
+    #[arg(skip = PathBuf::from("/"))]
     pub root: PathBuf,
     /// Print machine-readable JSON instead of the human report (errors too, as
     /// `{"error": {...}}` on standard output).
@@ -174,7 +194,8 @@ pub struct CompletionsArgs {
 }
 
 /// Dispatch a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    fleet::settle_roots(&mut cli.global, &cli.command)?;
     let g = &cli.global;
     check::report_style::set_color(g.color);
     match &cli.command {
