@@ -245,6 +245,52 @@ impl RollbackReport {
     }
 }
 
+/// `passthru snapshot OUT_DIR --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct SnapshotReport {
+    /// The snapshot's directory, as given.
+    pub out_dir: String,
+    /// PCI functions captured.
+    pub devices: usize,
+    /// IOMMU groups captured.
+    pub groups: usize,
+    /// Regular files copied.
+    pub files: usize,
+    /// Symbolic links recreated.
+    pub links: usize,
+    /// Directories and markers made.
+    pub others: usize,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// Taken with root privileges (else the facts are partial).
+    pub as_root: bool,
+    /// The loader's notes (`path: message`).
+    pub notes: Vec<String>,
+}
+
+impl SnapshotReport {
+    /// The report of a snapshot of `host` into `out_dir`.
+    pub fn new(
+        out_dir: &std::path::Path,
+        host: &iommu_groups::Host,
+        st: &iommu_groups::SnapshotStats,
+        notes: Vec<String>,
+    ) -> SnapshotReport {
+        SnapshotReport {
+            out_dir: out_dir.display().to_string(),
+            devices: host.devices.len(),
+            groups: host.groups.len(),
+            files: st.files,
+            links: st.links,
+            others: st.others,
+            bytes: st.bytes,
+            as_root: st.as_root,
+            notes,
+        }
+    }
+}
+
 /// Any command's error under `--json` (on standard output, with the usual exit code).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
@@ -279,7 +325,8 @@ impl ErrorReport {
 }
 
 /// The commands with `--json` output, each with the JSON Schema of what it prints, in
-/// the order of `docs/schema/`: `check`, `config`, `decode`, `error`, `list`, `verify`.
+/// the order of `docs/schema/`: `check`, `config`, `decode`, `error`, `list`,
+/// `snapshot`, `verify`.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         ("check", schemars::schema_for!(CheckReport)),
@@ -287,6 +334,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("decode", schemars::schema_for!(DecodeReport)),
         ("error", schemars::schema_for!(ErrorReport)),
         ("list", schemars::schema_for!(ListReport)),
+        ("snapshot", schemars::schema_for!(SnapshotReport)),
         ("verify", schemars::schema_for!(VerifyReport)),
     ]
 }
