@@ -76,8 +76,9 @@ pub struct ListDevice {
     pub name: Option<String>,
     /// The bound driver.
     pub driver: Option<String>,
-    /// Its IOMMU group (the group it is listed under; `null` for an ungrouped device),
-    /// under the key `check` and `verify` use.
+    /// Its IOMMU group (the group it is listed under), under the key `check` and
+    /// `verify` use and with their value: `null` for an ungrouped device and for one in
+    /// a VFIO no-IOMMU group (no IOMMU stands behind it).
     #[serde(default)]
     pub iommu_group: Option<u32>,
 }
@@ -126,9 +127,12 @@ impl ListDevice {
             class_name: class_name(idx, d.class),
             name: crate::decode::device_name(idx, d.vendor, d.device),
             driver: d.driver.clone(),
+            // As check says it: a group only where an IOMMU stands behind it (a VFIO
+            // no-IOMMU group is listed under `groups`, `noiommu: true`, but the device
+            // has no IOMMU group).
             iommu_group: d
                 .iommu_group
-                .filter(|gid| host.groups.contains_key(gid))
+                .filter(|gid| host.iommu.active() && host.groups.contains_key(gid))
                 .map(u32::from),
         }
     }

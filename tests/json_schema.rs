@@ -212,12 +212,20 @@ fn checked_in_schemas_are_what_the_types_generate() {
         } else {
             let want = std::fs::read_to_string(&path)
                 .unwrap_or_else(|_| panic!("{} missing: PASSTHRU_BLESS=1", path.display()));
-            assert_eq!(
-                text,
-                want,
-                "{}: the report types changed; review and bless (PASSTHRU_BLESS=1 cargo test --test json_schema)",
-                path.display()
-            );
+            if text != want {
+                // The first line that differs, not two whole schemas.
+                let (n, (got, had)) = text
+                    .lines()
+                    .zip(want.lines().chain(std::iter::repeat("<end>")))
+                    .enumerate()
+                    .find(|(_, (a, b))| a != b)
+                    .unwrap_or((text.lines().count(), ("<end>", "<more lines>")));
+                panic!(
+                    "{}:{}: the report types changed: generated `{got}`, checked in `{had}`; review and bless (PASSTHRU_BLESS=1 cargo test --test json_schema)",
+                    path.display(),
+                    n + 1
+                );
+            }
         }
     }
     // No stale schema of a command that no longer exists.
