@@ -270,7 +270,7 @@ selftest() {
 log "harness self-tests (a failing test, a hung guest)"
 selftest
 
-topologies=${PT_VM_TOPOLOGIES:-$(find tests/vm/topologies -name '*.sh' -printf '%f\n' | sed 's/\.sh$//' | sort | tr '\n' ' ')}
+topologies=${PT_VM_TOPOLOGIES:-$(find tests/vm/topologies -maxdepth 1 -name '*.sh' -printf '%f\n' | sed 's/\.sh$//' | sort | tr '\n' ' ')}
 iommus=${PT_VM_IOMMUS:-intel amd}
 
 # run_all KERNEL TOPOLOGIES: every (IOMMU, topology) guest; with PT_VM_JOBS=2 (default) the

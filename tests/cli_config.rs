@@ -248,6 +248,65 @@ fn intel_debian11() -> Scenario {
     }
 }
 
+/// Two identical GeForce RTX 3090 cards (10de:2204 + HDMI audio 10de:1aef, each card in
+/// a group of its own behind its root port) on an AMD host, both on the nvidia driver:
+/// the card at 0b:00 goes to the guest, the one at 0a:00 stays the host's. ids= would
+/// take both, so passthru binds 0b:00.0 and 0b:00.1 by address (driver_override udev
+/// rule). The ids are the real card's (pci.ids); the topology is constructed.
+fn identical_gpus(kernel: &str, cmdline: &str) -> Fixture {
+    let mut host = Fixture::new(CpuVendor::Amd, IommuKind::Amd)
+        .kernel(kernel)
+        .cmdline(cmdline);
+    for (port, bus, group) in [("00:01.1", 0x0a, 1), ("00:03.1", 0x0b, 3)] {
+        host = host
+            .device(
+                FixtureDevice::root_port(bdf(port), bus)
+                    .driver("pcieport")
+                    .group(group),
+            )
+            .device(
+                FixtureDevice::gpu(bdf(&format!("{bus:02x}:00.0")), 0x10de, 0x2204)
+                    .parent(bdf(port))
+                    .driver("nvidia")
+                    .group(group + 1),
+            )
+            .device(
+                FixtureDevice::hdmi_audio(bdf(&format!("{bus:02x}:00.1")), 0x10de, 0x1aef)
+                    .parent(bdf(port))
+                    .driver("snd_hda_intel")
+                    .group(group + 1),
+            );
+    }
+    host.modules.extend(["kvm", "kvm_amd"].map(String::from));
+    host
+}
+
+/// Identical cards on Fedora: GRUB (grub2-mkconfig) and dracut, which copies the
+/// override rule into the initramfs (`install_items`).
+fn identical_gpus_grub() -> Scenario {
+    Scenario {
+        name: "identical-gpus-grub",
+        host: identical_gpus(
+            "6.11.4-301.fc41.x86_64",
+            "BOOT_IMAGE=(hd0,gpt2)/vmlinuz-6.11.4-301.fc41.x86_64 root=/dev/mapper/fedora-root ro rhgb quiet",
+        ),
+        args: vec!["config", "0b:00"],
+    }
+}
+
+/// Identical cards on Proxmox with systemd-boot (proxmox-boot-tool) and
+/// initramfs-tools, which has no setting to copy the rule in: said in a warning.
+fn identical_gpus_systemd_boot() -> Scenario {
+    Scenario {
+        name: "identical-gpus-systemd-boot",
+        host: identical_gpus(
+            "6.8.12-4-pve",
+            "initrd=\\EFI\\proxmox\\6.8.12-4-pve\\initrd.img-6.8.12-4-pve root=ZFS=rpool/ROOT/pve-1 boot=zfs",
+        ),
+        args: vec!["config", "0b:00", "--guest", "proxmox"],
+    }
+}
+
 fn golden_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden/config")
@@ -587,6 +646,16 @@ fn golden_fedora_dracut_grub2() {
 #[test]
 fn golden_intel_debian11_framebuffer_and_phys_bits() {
     run_scenario(intel_debian11());
+}
+
+#[test]
+fn golden_identical_gpus_grub_dracut() {
+    run_scenario(identical_gpus_grub());
+}
+
+#[test]
+fn golden_identical_gpus_systemd_boot() {
+    run_scenario(identical_gpus_systemd_boot());
 }
 
 #[test]

@@ -46,7 +46,7 @@ fn codes(root: &Path, args: &[&str], bdf: &str) -> Vec<String> {
 fn each_finding_appears_on_its_root_and_not_on_its_twin() {
     let rootports = ["0000:01:00.0", "0000:02:00.0"];
     // (code, root, twin, check args, device)
-    let cases: [(&str, &str, &str, &[&str], &str); 8] = [
+    let cases: [(&str, &str, &str, &[&str], &str); 9] = [
         (
             "unresponsive",
             "finding-unresponsive",
@@ -72,6 +72,15 @@ fn each_finding_appears_on_its_root_and_not_on_its_twin() {
             "d3cold",
             "finding-d3cold",
             "finding-d3cold-twin",
+            &rootports,
+            "0000:02:00.0",
+        ),
+        // The same slots without ACPI power resources (_PR3) on their root ports:
+        // the platform cannot cut their power, so no D3cold.
+        (
+            "d3cold",
+            "finding-d3cold",
+            "finding-d3cold-no-pr3",
             &rootports,
             "0000:02:00.0",
         ),

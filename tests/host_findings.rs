@@ -13,6 +13,17 @@ use cli_common::*;
 use std::path::{Path, PathBuf};
 
 const BASE: &str = "tests/fixtures/vm-intel-vga-audio";
+/// The AMD-Vi twin of [`BASE`] (the same topology under QEMU's `amd-iommu`, captured
+/// with the AMD-Vi registers), for the `phys-bits-amd*` cases.
+const BASE_AMD: &str = "tests/fixtures/vm-amd-vga-audio-efr";
+
+fn base(case: &str) -> &'static str {
+    if case.starts_with("phys-bits-amd") {
+        BASE_AMD
+    } else {
+        BASE
+    }
+}
 const ARGS: [&str; 4] = ["check", "--json", "0000:01:00.0", "0000:01:00.1"];
 
 /// A change to the base root.
@@ -49,12 +60,20 @@ fn interrupts(ir: bool) -> Vec<u8> {
 }
 
 /// VT-d registers as drivers/iommu/intel/iommu.c prints them (`%llx`). `cap`
-/// d2008c40660462 is a Skylake client's (MGAW field 0x26: 39 bits); `ecap` f050da
-/// has bit 3 (interrupt remapping) set, f050d2 has it clear.
+/// d2008c40660462 is a Skylake client's (MGAW field 0x26: 39 bits); `ecap` f050d2 is
+/// its f050da with bit 3 (interrupt remapping) cleared.
 const CAP_39: &str = "d2008c40660462\n";
 const CAP_48: &str = "d2008c406f0462\n";
-const ECAP_IR: &str = "f050da\n";
 const ECAP_NO_IR: &str = "f050d2\n";
+/// The AMD-Vi unit's registers as [`BASE_AMD`]'s 6.12 guest under QEMU 7.2's
+/// `amd-iommu` printed them: `cap` 1f03000f has bit 27 (EFR supported); `features` is
+/// `EFR:EFR2` (drivers/iommu/amd/init.c since v6.7), `29d3:0`: HATS (bits 11:10) = 2,
+/// six levels, 64-bit IOVAs. The same EFR with HATS = 0: a four-level host page
+/// table, 48-bit IOVAs.
+const AMD_FEATURES_HATS4: &str = "21d3:0\n";
+/// The unit's `features` (`/sys/class/iommu/ivhd0` links to its directory).
+const AMD_FEATURES_PATH: &str =
+    "sys/devices/pci0000:00/0000:00:01.0/iommu/ivhd0/amd-iommu/features";
 
 /// The SecureBoot efivarfs file: 4 attribute bytes (NV|BS|RT = 6), then the value.
 fn secure_boot(on: bool) -> Vec<u8> {
@@ -123,31 +142,6 @@ fn cases() -> Vec<(&'static str, Vec<Op>)> {
                 ),
             ],
         ),
-        (
-            "no-intremap-cmdline",
-            vec![
-                Edit(
-                    "proc/cmdline",
-                    "intel_iommu=on",
-                    "intel_iommu=on intremap=off",
-                ),
-                File("proc/interrupts", interrupts(false)),
-            ],
-        ),
-        (
-            "intremap-ok",
-            vec![
-                File("proc/interrupts", interrupts(true)),
-                File(
-                    "sys/devices/virtual/iommu/dmar0/intel-iommu/ecap",
-                    text(ECAP_IR),
-                ),
-                File(
-                    "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts",
-                    text("N\n"),
-                ),
-            ],
-        ),
         // The base has neither kvm loaded nor /dev/kvm (a TCG guest): no-kvm.
         ("no-kvm", vec![]),
         ("kvm-ok", kvm()),
@@ -199,15 +193,18 @@ fn cases() -> Vec<(&'static str, Vec<Op>)> {
                 Edit("proc/cpuinfo", "40 bits physical", "46 bits physical"),
             ],
         ),
+        // A 52-bit CPU (EPYC 9004 `address sizes : 52 bits physical`) over an AMD
+        // IOMMU whose host page table has four levels: 48-bit guests.
         (
-            "framebuffer",
+            "phys-bits-amd",
             vec![
-                File("proc/iomem", iomem("fd000000", "fd2fffff", false)),
-                File(
-                    "sys/bus/platform/devices/simple-framebuffer.0/uevent",
-                    vec![],
-                ),
+                File(AMD_FEATURES_PATH, text(AMD_FEATURES_HATS4)),
+                Edit("proc/cpuinfo", "40 bits physical", "52 bits physical"),
             ],
+        ),
+        (
+            "phys-bits-amd-no",
+            vec![Edit("proc/cpuinfo", "40 bits physical", "52 bits physical")],
         ),
         (
             "framebuffer-no",
@@ -245,10 +242,10 @@ fn cases() -> Vec<(&'static str, Vec<Op>)> {
     ]
 }
 
-fn build(ops: &[Op], dir: &Path) {
+fn build(base: &str, ops: &[Op], dir: &Path) {
     let status = std::process::Command::new("cp")
         .arg("-a")
-        .arg(repo().join(BASE))
+        .arg(repo().join(base))
         .arg(dir)
         .status()
         .unwrap();
@@ -299,16 +296,15 @@ fn codes(v: &serde_json::Value) -> Vec<String> {
 /// What each case must and must not show (derived from the fact it changes).
 fn expect(case: &str) -> (&'static [&'static str], &'static [&'static str]) {
     match case {
-        "no-intremap" | "no-intremap-cmdline" | "no-intremap-allowed" => (&["no-intremap"], &[]),
-        "intremap-ok" => (&[], &["no-intremap"]),
+        "no-intremap" | "no-intremap-allowed" => (&["no-intremap"], &[]),
         "no-kvm" => (&["no-kvm", "in-vm"], &[]),
         "kvm-ok" => (&[], &["no-kvm"]),
         "in-vm-no" => (&[], &["in-vm"]),
         "lockdown" => (&["lockdown"], &[]),
         "lockdown-no" => (&[], &["lockdown"]),
-        "phys-bits" => (&["phys-bits"], &[]),
-        "phys-bits-no" => (&[], &["phys-bits"]),
-        "framebuffer" | "framebuffer-nonroot" => (&["framebuffer"], &[]),
+        "phys-bits" | "phys-bits-amd" => (&["phys-bits"], &[]),
+        "phys-bits-no" | "phys-bits-amd-no" => (&[], &["phys-bits"]),
+        "framebuffer-nonroot" => (&["framebuffer"], &[]),
         "framebuffer-no" => (&[], &["framebuffer"]),
         "device-busy" => (&["device-busy"], &[]),
         "device-busy-no" => (&[], &["device-busy"]),
@@ -321,7 +317,7 @@ fn each_host_finding_and_its_negative_twin() {
     for (case, ops) in cases() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("root");
-        build(&ops, &root);
+        build(base(case), &ops, &root);
         let o = passthru(&root, &ARGS);
         assert!(o.code <= 2, "{case}: {}", o.stderr);
         let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
@@ -370,7 +366,7 @@ fn snapshot_keeps_only_the_holders() {
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
-    build(&ops, &root);
+    build(BASE, &ops, &root);
     let snap = tmp.path().join("snap");
     let s = passthru(&root, &["snapshot", snap.to_str().unwrap()]);
     assert_eq!(s.code, 0, "{}", s.stderr);
@@ -398,7 +394,7 @@ fn snapshot_keeps_only_the_needed_lines() {
     ];
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
-    build(&ops, &root);
+    build(BASE, &ops, &root);
     let snap = tmp.path().join("snap");
     assert_eq!(
         passthru(&root, &["snapshot", snap.to_str().unwrap()]).code,
@@ -412,5 +408,66 @@ fn snapshot_keeps_only_the_needed_lines() {
     assert!(
         mem.contains("BOOTFB") && !mem.contains("System RAM"),
         "{mem}"
+    );
+}
+
+/// The findings QEMU can produce, on real captures (tests/vm, `passthru snapshot` in a
+/// 6.12 guest): `intremap=off` on the command line of the Intel vIOMMU guest
+/// (`vm-intel-vga-audio-intremap-off`: no `IR-` chip in /proc/interrupts) against the
+/// same QEMU with remapping on (`vm-intel-vga-bootfb-off`: `IR-IO-APIC`); and a VESA
+/// boot framebuffer in the std VGA's BAR 0 (`vm-intel-vga-bootfb`, booted with
+/// `vga=0x317`) against the same guest without `vga=` (`vm-intel-vga-bootfb-off`).
+/// They replace the cases built from the kernel's formats for these facts.
+#[test]
+fn real_captures_show_no_intremap_phys_bits_and_the_framebuffer_their_twins_do_not() {
+    let fixture = |n: &str| repo().join("tests/fixtures").join(n);
+    let check = |root: &str, args: &[&str]| {
+        let mut a = vec!["check", "--json"];
+        a.extend(args);
+        let o = passthru(&fixture(root), &a);
+        assert!(o.code <= 1, "{root}: {}", o.stderr);
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        v
+    };
+    let find = |v: &serde_json::Value, code: &str| -> Option<serde_json::Value> {
+        let host = v["host"]["findings"].as_array().unwrap().iter();
+        let dev = v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|d| d["findings"].as_array().unwrap().iter());
+        host.chain(dev).find(|f| f["code"] == code).cloned()
+    };
+    let v = check(
+        "vm-intel-vga-audio-intremap-off",
+        &["0000:01:00.0", "0000:01:00.1"],
+    );
+    let f = find(&v, "no-intremap").expect("no-intremap on the intremap=off guest");
+    assert_eq!(f["severity"], "fail");
+    let ev = f["evidence"].to_string();
+    assert!(
+        ev.contains("proc/cmdline: intremap=off") && ev.contains("no IR- chip"),
+        "{ev}"
+    );
+    let on = check("vm-intel-vga-bootfb-off", &["0000:00:05.0"]);
+    assert!(find(&on, "no-intremap").is_none());
+    assert!(find(&on, "framebuffer").is_none());
+    // The same captures show a real phys-bits: QEMU's intel-iommu defaults to a 39-bit
+    // guest address width (MGAW) under a TCG CPU with 40 physical address bits; QEMU's
+    // amd-iommu walks six levels (64 bits) and gives none.
+    let f = find(&v, "phys-bits").expect("phys-bits on QEMU's 39-bit VT-d");
+    let ev = f["evidence"].to_string();
+    assert!(
+        ev.contains("40 bits physical") && ev.contains("(MGAW 39 bits)"),
+        "{ev}"
+    );
+    let amd = check("vm-amd-vga-audio-efr", &["0000:01:00.0", "0000:01:00.1"]);
+    assert!(find(&amd, "phys-bits").is_none());
+    let fb = check("vm-intel-vga-bootfb", &["0000:00:05.0"]);
+    let f = find(&fb, "framebuffer").expect("framebuffer on the vga=0x317 guest");
+    let ev = f["evidence"].to_string();
+    assert!(
+        ev.contains("fd000000-fdffffff : vesafb") && ev.contains("BAR 0 0xfd000000-0xfdffffff"),
+        "{ev}"
     );
 }

@@ -115,6 +115,12 @@ fn bdf(domain: u16, bus: u8, dev: u8, func: u8) -> Bdf {
         .unwrap_or_else(|| panic!("generator address {domain:04x}:{bus:02x}:{dev:02x}.{func}"))
 }
 
+/// A device of the synthetic host: its builders are this file's fixed shapes, which
+/// fit, so a build error is a bug here.
+fn fixture_dev(at: Bdf, cfg: &ConfigBuilder) -> FixtureDevice {
+    FixtureDevice::from_builder(at, cfg).unwrap_or_else(|e| panic!("synthetic host {at}: {e}"))
+}
+
 fn bus_u8(b: usize) -> u8 {
     u8::try_from(b).unwrap_or_else(|_| panic!("generator bus {b} out of range"))
 }
@@ -160,7 +166,7 @@ impl Gen {
         self.next_port = 0;
         self.stats.domains += 1;
         let g = self.new_group();
-        let hb = FixtureDevice::from_builder(
+        let hb = fixture_dev(
             bdf(domain, 0, 0, 0),
             &ConfigBuilder::endpoint(AMD, DeviceId(0x1480), ClassCode::from_u32(0x060000))
                 .with_subsystem(AMD, DeviceId(0x1480)),
@@ -186,11 +192,7 @@ impl Gen {
             .with_aer()
             .with_acs(acs_all(), acs_all());
         let g = self.new_group();
-        self.push(
-            FixtureDevice::from_builder(at, &cfg)
-                .group(g)
-                .driver("pcieport"),
-        );
+        self.push(fixture_dev(at, &cfg).group(g).driver("pcieport"));
         at
     }
 
@@ -246,7 +248,7 @@ impl Gen {
             .with_pcie(PortType::Endpoint, false)
             .with_aer();
         self.push(
-            FixtureDevice::from_builder(bdf(d, bus, 0, 0), &vga_cfg)
+            fixture_dev(bdf(d, bus, 0, 0), &vga_cfg)
                 .parent(rp)
                 .group(g)
                 .driver(dv)
@@ -256,7 +258,7 @@ impl Gen {
                 .attr("resource1_resize", "0000000000003f00\n"),
         );
         self.push(
-            FixtureDevice::from_builder(bdf(d, bus, 0, 1), &audio_cfg)
+            fixture_dev(bdf(d, bus, 0, 1), &audio_cfg)
                 .parent(rp)
                 .group(g)
                 .driver(da),
@@ -272,7 +274,7 @@ impl Gen {
             .with_dsn(0x0025_3852_0000_0000 | u64::from(at.routing_id()))
             .with_l1pm(0x1f);
         self.push(
-            FixtureDevice::from_builder(at, &cfg)
+            fixture_dev(at, &cfg)
                 .parent(parent)
                 .group(group)
                 .driver("nvme")
@@ -307,7 +309,7 @@ impl Gen {
                 .with_sriov(63, VFS_PER_PF, first_vf, 1, DeviceId(0x1565));
             let g = self.new_group();
             self.push(
-                FixtureDevice::from_builder(pf, &cfg)
+                fixture_dev(pf, &cfg)
                     .parent(rp)
                     .group(g)
                     .driver("ixgbe")
@@ -329,7 +331,7 @@ impl Gen {
                 let g = self.new_group();
                 let drv = if i % 2 == 0 { "vfio-pci" } else { "ixgbevf" };
                 self.push(
-                    FixtureDevice::from_builder(vf, &vcfg)
+                    fixture_dev(vf, &vcfg)
                         .parent(rp)
                         .physfn(pf)
                         .group(g)
@@ -366,7 +368,7 @@ impl Gen {
             .with_aer();
         let g = grp(self);
         self.push(
-            FixtureDevice::from_builder(usp, &ucfg)
+            fixture_dev(usp, &ucfg)
                 .parent(rp)
                 .group(g)
                 .driver("pcieport"),
@@ -388,7 +390,7 @@ impl Gen {
             }
             let g = grp(self);
             self.push(
-                FixtureDevice::from_builder(dsp, &dcfg)
+                fixture_dev(dsp, &dcfg)
                     .parent(usp)
                     .group(g)
                     .driver("pcieport"),
@@ -407,7 +409,7 @@ impl Gen {
                             .with_pcie(PortType::LegacyEndpoint, false)
                             .with_aer();
                         self.push(
-                            FixtureDevice::from_builder(ep, &cfg)
+                            fixture_dev(ep, &cfg)
                                 .parent(dsp)
                                 .group(g)
                                 .driver("ahci")
@@ -429,7 +431,7 @@ impl Gen {
                         .with_aer()
                         .with_dsn(0x00a0_c9ff_ff00_0000 | u64::from(ep.routing_id()));
                     self.push(
-                        FixtureDevice::from_builder(ep, &cfg)
+                        fixture_dev(ep, &cfg)
                             .parent(dsp)
                             .group(g)
                             .driver(drv)
@@ -445,7 +447,7 @@ impl Gen {
                         .with_pcie(PortType::Endpoint, false)
                         .with_aer();
                     self.push(
-                        FixtureDevice::from_builder(ep, &cfg)
+                        fixture_dev(ep, &cfg)
                             .parent(dsp)
                             .group(g)
                             .driver("xhci_hcd")
@@ -548,6 +550,10 @@ fn device_dir(root: &Path, b: Bdf) -> io::Result<PathBuf> {
 
 /// Write `h` under `root` (which should be empty or absent): the fixture tree,
 /// then an `irq` attribute per function.
+///
+/// # Errors
+///
+/// The I/O error of the first directory, file or link that cannot be made under `root`.
 pub fn write_host(h: &SyntheticHost, root: &Path) -> io::Result<()> {
     h.fixture
         .write(root)

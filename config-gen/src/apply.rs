@@ -111,6 +111,11 @@ fn not_regular(path: &Path, ft: &fs::FileType) -> Error {
 /// and what it is; it is never opened for reading (the open is non-blocking and does not
 /// follow links, and the opened file is checked again, so a FIFO swapped in meanwhile
 /// cannot hang the read either).
+///
+/// # Errors
+///
+/// Error::Read naming `path` when it cannot be opened or read (a missing file is
+/// `Ok(None)`), or when it is not a regular file (the message says what it is).
 pub fn read_regular(path: &Path) -> Result<Option<Vec<u8>>> {
     use std::io::Read;
     let rerr = |source| Error::Read {
@@ -204,6 +209,11 @@ fn create_dirs(dir: &Path) -> Result<()> {
 
 /// Replace `path` with `bytes` atomically: temp file in the same directory, fsync,
 /// rename, fsync the directory. `mode` defaults to the old file's, else 0644.
+///
+/// # Errors
+///
+/// Error::Write naming the directory, the temporary file or `path` at the step that failed
+/// (create, write, fsync, chmod, rename); `path` is then unchanged.
 pub fn write_atomic(
     path: &Path,
     bytes: &[u8],
@@ -276,12 +286,22 @@ fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
 /// Write every changed file of `files` under `root`, keeping a backup set. Files whose
 /// disk content already equals the new content are skipped; when none changes, nothing
 /// is written at all (no backup set either).
+///
+/// # Errors
+///
+/// As apply_with: a file that cannot be read or written, or a backup set that cannot be
+/// made (Error::Read or Error::Write, naming the path).
 pub fn apply(root: &Path, files: &[FileChange]) -> Result<Applied> {
     apply_with(root, files, &timestamp(), &mut |_| {})
 }
 
 /// Write `plan`'s files ([`apply`]) unless it has refusals: then nothing is written and
 /// the error lists each conflict with its fix ([`crate::Plan::check_applicable`]).
+///
+/// # Errors
+///
+/// Error::Request listing every refusal of the plan (nothing is written); otherwise as
+/// apply.
 pub fn apply_plan(root: &Path, plan: &crate::Plan) -> Result<Applied> {
     plan.check_applicable()?;
     apply(root, &plan.files)
@@ -289,6 +309,11 @@ pub fn apply_plan(root: &Path, plan: &crate::Plan) -> Result<Applied> {
 
 /// [`apply`] with an explicit timestamp and a hook called after every durable step
 /// (tests use it to crash at a chosen point).
+///
+/// # Errors
+///
+/// Error::Read or Error::Write naming the file or backup path that failed; files written
+/// before the failure stay written and are in the backup set, so a rollback undoes them.
 pub fn apply_with(
     root: &Path,
     files: &[FileChange],
@@ -391,12 +416,20 @@ fn live_sets(root: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// The newest complete backup set not yet rolled back.
+///
+/// # Errors
+///
+/// Error::Read naming the backup directory when it cannot be listed.
 pub fn last_backup(root: &Path) -> Result<Option<PathBuf>> {
     Ok(live_sets(root)?.pop())
 }
 
 /// The bytes passthru last wrote to the system path `path`: its copy in the newest
 /// complete backup set that has one and was not rolled back (`None`: no such set).
+///
+/// # Errors
+///
+/// Error::Read naming the backup directory or file that cannot be read.
 pub fn last_written(root: &Path, path: &str) -> Result<Option<Vec<u8>>> {
     for set in live_sets(root)?.iter().rev() {
         if let Some(b) = read_regular(&set.join(APPLIED).join(path.trim_start_matches('/')))? {
@@ -411,6 +444,10 @@ pub fn last_written(root: &Path, path: &str) -> Result<Option<Vec<u8>>> {
 /// ([`last_written`]), each line that is new in the block would be lost by the rewrite.
 /// One `block-edited` warning per such line, naming file and line; nothing when no
 /// backup set holds the file.
+///
+/// # Errors
+///
+/// Error::Read naming a file, a backup copy or the backup directory that cannot be read.
 pub fn block_edits(root: &Path, files: &[FileChange]) -> Result<Vec<crate::Warning>> {
     let mut out = Vec::new();
     for f in files {
@@ -447,6 +484,13 @@ pub fn block_edits(root: &Path, files: &[FileChange]) -> Result<Vec<crate::Warni
 /// changed since (by the user): the rollback refuses, naming it, and changes nothing.
 /// With `force` it goes ahead, first keeping the changed version in the set
 /// ([`RolledBack::kept`]).
+///
+/// # Errors
+///
+/// Error::Backup when there is no backup set to roll back; Error::Syntax naming the set's
+/// manifest line when it is damaged; Error::Request naming a file changed since the apply
+/// (without `force`) or now a symbolic link; Error::Read or Error::Write naming a file
+/// that cannot be read or restored.
 pub fn rollback(root: &Path, force: bool) -> Result<RolledBack> {
     rollback_with(root, force, &mut |_| {})
 }
@@ -454,6 +498,10 @@ pub fn rollback(root: &Path, force: bool) -> Result<RolledBack> {
 /// [`rollback`] with a hook called after every durable step. A rollback cut short is
 /// completed by running it again: the set is only marked rolled back at the end, and
 /// restoring a file twice gives the same bytes.
+///
+/// # Errors
+///
+/// As rollback.
 pub fn rollback_with(root: &Path, force: bool, hook: &mut dyn FnMut(Step)) -> Result<RolledBack> {
     let Some(set) = last_backup(root)? else {
         return Err(Error::Backup {

@@ -18,6 +18,11 @@ pub const END: &str = "# <<< passthru";
 
 /// Byte range of the block (whole lines, trailing newline included), if any.
 /// Errors carry the 1-based line number and a message.
+///
+/// # Errors
+///
+/// The 1-based line number and a message when the markers are unbalanced: an end marker
+/// without a begin, a second begin, or a begin never ended.
 pub fn find(text: &str) -> Result<Option<(usize, usize)>, (usize, String)> {
     let mut begin = None;
     let mut found = None;
@@ -60,6 +65,10 @@ pub fn outside(text: &str) -> Vec<(usize, &str)> {
 
 /// `old` with its block replaced by (or extended with) a block holding `body`
 /// (complete lines, each ending in a newline).
+///
+/// # Errors
+///
+/// As find, for the block markers of `old`.
 pub fn put(old: Option<&str>, body: &str) -> Result<String, (usize, String)> {
     let mut block = String::with_capacity(body.len() + 128);
     block.push_str(BEGIN);

@@ -118,6 +118,11 @@ fn conflicts(ours: &str, theirs: &str) -> bool {
 }
 
 /// Tokens passthru is willing to write: no whitespace, quotes, shell or glob characters.
+///
+/// # Errors
+///
+/// Error::Param naming the token when it is empty or holds a character passthru does not
+/// write.
 pub fn check_token(tok: &str) -> crate::Result<()> {
     let ok = !tok.is_empty()
         && tok
@@ -144,6 +149,10 @@ pub const ACS_OVERRIDE_MAX_IDS: usize = 15;
 /// each, at most [`ACS_OVERRIDE_MAX_IDS`] of them). The patch compares prefixes and
 /// skips what it does not understand with at most a log line; passthru asks for the
 /// exact spellings instead, so a typo is an error here rather than silently nothing.
+///
+/// # Errors
+///
+/// Error::Param naming the value and the entry that is not one of the spellings above.
 pub fn check_acs_override(value: &str) -> crate::Result<()> {
     let bad = |m: String| {
         Err(crate::Error::Param {
@@ -224,6 +233,10 @@ pub fn plan<S: AsRef<str>>(existing: &[S], edit: &ParamEdit) -> Planned {
 /// Removed tokens are cut out with the whitespace before them; added tokens are
 /// appended after the last token, before any trailing whitespace or newline. A
 /// double quote left open refuses the edit (the appended tokens would land inside it).
+///
+/// # Errors
+///
+/// A message when a double quote is left open and tokens would have to be added.
 pub fn edit_plain(text: &str, planned: &Planned) -> Result<String, String> {
     let (spans, open) = split_spans(text);
     if open && !planned.add.is_empty() {

@@ -454,6 +454,12 @@ fn starts_word(b: &[u8], i: usize) -> bool {
 /// The effective kernel tokens of [`VAR`]: its last assignment, with self-references
 /// expanded (see [`tokens_of`]) and other expansions kept as opaque tokens. Empty when
 /// the variable is not assigned.
+///
+/// # Errors
+///
+/// The byte offset and a message when the file cannot be parsed as the shell assignments
+/// grub-mkconfig sources (an unterminated quote, backquote or expansion, a backslash
+/// ending the file, CRLF line endings).
 pub fn current_tokens(text: &str) -> Result<Vec<String>, (usize, String)> {
     tokens_of(text, VAR)
 }
@@ -462,6 +468,10 @@ pub fn current_tokens(text: &str) -> Result<Vec<String>, (usize, String)> {
 /// go on every boot entry, recovery included). Assignments are followed in order: a
 /// token that is exactly `$VAR` or `${VAR}` (the variable extending itself) stands for
 /// the tokens of the assignment before.
+///
+/// # Errors
+///
+/// As current_tokens.
 pub fn tokens_of(text: &str, var: &str) -> Result<Vec<String>, (usize, String)> {
     let selfref = [format!("${var}"), format!("${{{var}}}")];
     let mut cur: Vec<String> = Vec::new();
@@ -482,6 +492,10 @@ pub fn tokens_of(text: &str, var: &str) -> Result<Vec<String>, (usize, String)> 
 /// Whether every assignment of `var` in `text` keeps the value it had before, through a
 /// `$var` or `${var}` token (`X="$X more"`): a file sourced after another then extends
 /// that file's value instead of replacing it. `true` when `text` does not assign `var`.
+///
+/// # Errors
+///
+/// An EditError (offset and message) when the file cannot be parsed, as for current_tokens.
 pub fn extends_previous(text: &str, var: &str) -> Result<bool, EditError> {
     let selfref = [format!("${var}"), format!("${{{var}}}")];
     Ok(assignments(text, var)?
@@ -491,6 +505,10 @@ pub fn extends_previous(text: &str, var: &str) -> Result<bool, EditError> {
 
 /// The tokens written literally in the last assignment of [`VAR`]: the only ones
 /// [`edit`] can remove.
+///
+/// # Errors
+///
+/// As current_tokens.
 pub fn editable_tokens(text: &str) -> Result<Vec<String>, (usize, String)> {
     Ok(match assignments(text, VAR)?.last() {
         Some(a) => a
@@ -506,6 +524,10 @@ pub fn editable_tokens(text: &str) -> Result<Vec<String>, (usize, String)> {
 }
 
 /// The decoded value of the last assignment (what the shell would assign), if any.
+///
+/// # Errors
+///
+/// As current_tokens.
 pub fn current_value(text: &str) -> Result<Option<String>, (usize, String)> {
     Ok(assignments(text, VAR)?.last().map(|a| a.word.value()))
 }
@@ -524,6 +546,10 @@ pub fn to_error(path: &str, text: &str, e: EditError) -> crate::Error {
 
 /// The passthru comment lines [`edit`] owns right above the last assignment (or at the
 /// end of the file when there is none), without the prefix, in order.
+///
+/// # Errors
+///
+/// An EditError when the file cannot be parsed, as for current_tokens.
 pub fn current_comments(text: &str) -> Result<Vec<String>, EditError> {
     let sc = scan(text, VAR)?;
     let at = sc.assigns.last().map_or(text.len(), |a| a.line_start);
@@ -639,6 +665,11 @@ fn cut_and_append(
 /// Merge `planned` into the last assignment of `text` and refresh the passthru comment
 /// lines above it (`comments`: one line each, without the prefix). When the variable is
 /// not assigned, an assignment is appended at the end of the file.
+///
+/// # Errors
+///
+/// An EditError (offset and message) when the file cannot be parsed or the edit cannot be
+/// made without changing what the shell would assign to other tokens.
 pub fn edit(text: &str, planned: &Planned, comments: &[String]) -> Result<String, EditError> {
     let sc = scan(text, VAR)?;
     let Some(a) = sc.assigns.last() else {

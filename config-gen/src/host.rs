@@ -27,6 +27,13 @@
 //!   only the last `ids=` (every `options` line applies, files in name order), so when
 //!   the user has such a line passthru writes none of its own: an id missing from it
 //!   (or one to remove) is a refusal carrying the line to write instead.
+//! - A requested function whose vendor:device another function shares that the host
+//!   keeps is bound by address instead: a udev rule sets its `driver_override` to
+//!   vfio-pci on its `add` event and asks for a probe
+//!   ([`UDEV_VFIO_OVERRIDE`]), copied into the initramfs by dracut (`install_items`),
+//!   mkinitcpio (`FILES`) and an initramfs-tools hook, and its id leaves `ids=` (unless the user's own line binds
+//!   it). driverctl (`driverctl set-override ADDR vfio-pci`) is named as the
+//!   alternative. Addresses bound by earlier runs stay until `--remove`.
 //! - `disable_vga=1` only when no guest uses x-vga (the two contradict: no VGA region);
 //!   a block an earlier run wrote for x-vga keeps it off, and earlier blacklist lines
 //!   stay.
@@ -52,8 +59,9 @@ use crate::model::{
 };
 use crate::{Error, FileChange, Result};
 use passthru_iommu_groups::Code;
+use passthru_pci_ids::Bdf;
 use passthru_pci_ids::VendorId;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `/etc/default/grub`.
 pub const GRUB_DEFAULT: &str = "/etc/default/grub";
@@ -70,6 +78,12 @@ pub const MODPROBE_VFIO: &str = "/etc/modprobe.d/vfio.conf";
 pub const MODULES_LOAD_VFIO: &str = "/etc/modules-load.d/vfio.conf";
 /// The udev rule selecting vendor-reset's device-specific reset (vendor-reset's README).
 pub const UDEV_VENDOR_RESET: &str = "/etc/udev/rules.d/99-passthru-vendor-reset.rules";
+/// The udev rule binding functions to vfio-pci by address (`driver_override`), for
+/// functions whose vendor:device another function the host keeps shares.
+pub const UDEV_VFIO_OVERRIDE: &str = "/etc/udev/rules.d/99-passthru-vfio-override.rules";
+/// The initramfs-tools hook that copies [`UDEV_VFIO_OVERRIDE`] into the image.
+pub const INITRAMFS_TOOLS_OVERRIDE_HOOK: &str =
+    passthru_iommu_groups::boot::INITRAMFS_TOOLS_OVERRIDE_HOOK;
 /// Debian's `/etc/modules` (read, never written).
 pub const ETC_MODULES: &str = "/etc/modules";
 /// initramfs-tools' module list.
@@ -239,6 +253,12 @@ fn vfio_modules(facts: &HostFacts) -> Vec<(&'static str, &'static str)> {
 /// `removed` are the functions of the slots the request takes off vfio-pci
 /// (`Request::remove`); every other id bound before (passthru's earlier runs, the
 /// user's own `options vfio-pci ids=`) stays bound.
+///
+/// # Errors
+///
+/// Error::Param for a kernel parameter of the request that passthru will not write;
+/// Error::Syntax (with file and line) when a GRUB or kernel command line file of the facts
+/// cannot be parsed or edited.
 pub fn plan(
     facts: &HostFacts,
     req: &Request,
@@ -350,6 +370,17 @@ pub fn plan(
     for r in &removed_ids {
         need.remove(r);
     }
+    // Identical functions the host keeps: those go by address, their id leaves ids=
+    // (unless the user's own line binds it: never dropped).
+    let by_address = bind_by_address(facts, devs, removed, users_line);
+    for b in by_address.keys() {
+        if let Some(d) = facts.devices.iter().find(|h| h.bdf == *b) {
+            let id = id_of(d);
+            if !users_line.is_some_and(|l| l.ids.contains(&id)) {
+                need.remove(&id);
+            }
+        }
+    }
     let ids: Vec<String> = need.iter().cloned().collect();
     let mut replaced_early: Vec<String> = Vec::new();
     // The functions vfio-pci ends up claiming: the requested ones and every function
@@ -363,6 +394,12 @@ pub fn plan(
             && !claimed.iter().any(|d| d.bdf == h.bdf)
             && !removed.iter().any(|d| d.bdf == h.bdf)
         {
+            claimed.push(h);
+        }
+    }
+    // Functions an earlier run bound by address stay claimed.
+    for h in &facts.devices {
+        if by_address.contains_key(&h.bdf) && !claimed.iter().any(|d| d.bdf == h.bdf) {
             claimed.push(h);
         }
     }
@@ -736,9 +773,10 @@ pub fn plan(
         hp.files.push(put_block_file(facts, MODPROBE_VFIO, &body)?);
     }
     vendor_reset_rule(facts, devs, &mut hp)?;
-    // Host-side sharers of an id.
+    let rule_written = override_rule(facts, devs, &by_address, &mut hp)?;
+    // Host-side sharers of an id vfio-pci ids= still binds (the user's line lists it).
     for h in &facts.devices {
-        if claimed.iter().any(|d| d.bdf == h.bdf) {
+        if claimed.iter().any(|d| d.bdf == h.bdf) || !need.contains(&id_of(h)) {
             continue;
         }
         if claimed.iter().any(|d| id_of(d) == id_of(h)) {
@@ -833,6 +871,11 @@ pub fn plan(
     }
 
     // ---- initramfs -------------------------------------------------------------------------
+    // The override rule acts before the host driver binds only where udev reads it:
+    // initramfs tools copy the udev rules they name, not /etc/udev/rules.d as a whole
+    // (dracut's 95udev-rules, mkinitcpio's udev hook, initramfs-tools' udev hook), so
+    // the rule is added by name where the tool has a setting for extra files.
+    let rule_early = rule_written;
     match req.initramfs.or(facts.initramfs) {
         Some(Initramfs::InitramfsTools) => {
             let mut body = String::new();
@@ -841,10 +884,22 @@ pub fn plan(
             }
             hp.files.push(put_block_file(facts, INITRAMFS_TOOLS_MODULES, &body)?);
             hp.commands.insert(0, "update-initramfs -u -k all".into());
+            if rule_early {
+                // initramfs-tools has no setting for extra files: a hook script adds
+                // them (initramfs-tools(7)), run as a program, so made executable.
+                let old = facts.files.get(INITRAMFS_TOOLS_OVERRIDE_HOOK);
+                let new = block::put(Some(old.map_or("#!/bin/sh\n", String::as_str)), &override_hook_body())
+                    .map_err(|(line, message)| Error::Syntax { path: INITRAMFS_TOOLS_OVERRIDE_HOOK.into(), line, message })?;
+                hp.files.push(FileChange::new(INITRAMFS_TOOLS_OVERRIDE_HOOK, old.cloned(), new));
+                hp.commands.insert(0, format!("chmod 0755 {INITRAMFS_TOOLS_OVERRIDE_HOOK}"));
+            }
         }
         Some(Initramfs::Mkinitcpio) => {
             let names: Vec<&str> = std::iter::once("vfio_pci").chain(mods.iter().map(|m| m.0).filter(|m| *m != "vfio_pci")).collect();
-            let body = format!("# MODULES+=: put the VFIO modules in the initramfs and load them before the GPU drivers (mkinitcpio.conf(5): drop-ins add to the main file)\nMODULES+=({})\n", names.join(" "));
+            let mut body = format!("# MODULES+=: put the VFIO modules in the initramfs and load them before the GPU drivers (mkinitcpio.conf(5): drop-ins add to the main file)\nMODULES+=({})\n", names.join(" "));
+            if rule_early {
+                body.push_str(&format!("# FILES+=: the vfio-pci override rule, so the initramfs's udev binds those functions by address before a GPU driver loaded there can\nFILES+=({UDEV_VFIO_OVERRIDE})\n"));
+            }
             hp.files.push(put_block_file(facts, MKINITCPIO_DROPIN, &body)?);
             hp.commands.insert(0, "mkinitcpio -P".into());
             if let Some(conf) = facts.files.get(MKINITCPIO_CONF) {
@@ -856,7 +911,10 @@ pub fn plan(
         }
         Some(Initramfs::Dracut) => {
             let names: Vec<&str> = std::iter::once("vfio_pci").chain(mods.iter().map(|m| m.0).filter(|m| *m != "vfio_pci")).collect();
-            let body = format!("# force_drivers+=: load the VFIO modules from the initramfs before udev probes the GPU (dracut.conf(5); the spaces inside the quotes are required)\nforce_drivers+=\" {} \"\n", names.join(" "));
+            let mut body = format!("# force_drivers+=: load the VFIO modules from the initramfs before udev probes the GPU (dracut.conf(5); the spaces inside the quotes are required)\nforce_drivers+=\" {} \"\n", names.join(" "));
+            if rule_early {
+                body.push_str(&format!("# install_items+=: the vfio-pci override rule, so the initramfs's udev binds those functions by address before a GPU driver loaded there can (dracut.conf(5))\ninstall_items+=\" {UDEV_VFIO_OVERRIDE} \"\n"));
+            }
             hp.files.push(put_block_file(facts, DRACUT_DROPIN, &body)?);
             hp.commands.insert(0, "dracut -f".into());
         }
@@ -987,6 +1045,133 @@ fn vendor_reset_rule(facts: &HostFacts, devs: &[&DeviceFacts], hp: &mut HostPlan
         format!("{UDEV_VENDOR_RESET} selects vendor-reset's reset for the requested AMD GPUs; install vendor-reset (dkms) and load it before vfio-pci (add vendor-reset to the modules the initramfs loads), or the rule selects a reset nobody provides"),
     ));
     Ok(())
+}
+
+/// The functions vfio-pci takes by address, each with the comment its rule carries:
+/// a requested function whose vendor:device another function shares that stays on the
+/// host (not requested, not on vfio-pci already), unless the user's own `ids=` line
+/// binds that id anyway; and every address passthru's rule bound before, unless
+/// `--remove` takes its slot off.
+fn bind_by_address(
+    facts: &HostFacts,
+    devs: &[&DeviceFacts],
+    removed: &[&DeviceFacts],
+    users_line: Option<&IdsLine>,
+) -> BTreeMap<Bdf, String> {
+    let mut out = BTreeMap::new();
+    for d in devs {
+        let id = id_of(d);
+        if users_line.is_some_and(|l| l.ids.contains(&id)) {
+            continue;
+        }
+        let keepers: Vec<String> = facts
+            .devices
+            .iter()
+            .filter(|h| h.bdf != d.bdf && id_of(h) == id)
+            .filter(|h| !devs.iter().any(|x| x.bdf == h.bdf))
+            .filter(|h| h.driver.as_deref() != Some("vfio-pci"))
+            .map(|h| h.bdf.to_string())
+            .collect();
+        if !keepers.is_empty() {
+            out.insert(d.bdf, format!("{}: {id} is also {}, which stays on the host, so vfio-pci takes this function by its address (driver_override) and ids= does not list {id}", describe(d), keepers.join(", ")));
+        }
+    }
+    let earlier = facts
+        .files
+        .get(UDEV_VFIO_OVERRIDE)
+        .map(|t| override_addresses(t))
+        .unwrap_or_default();
+    for b in earlier {
+        if out.contains_key(&b) || removed.iter().any(|r| r.bdf == b) {
+            continue;
+        }
+        let what = facts
+            .devices
+            .iter()
+            .find(|h| h.bdf == b)
+            .map_or(format!("{b} (no such function on this host)"), |h| {
+                describe(h)
+            });
+        out.insert(b, format!("{what}: bound by address by an earlier run"));
+    }
+    out
+}
+
+/// The addresses of the `KERNEL=="…"` matches in passthru's block of the override rule.
+fn override_addresses(text: &str) -> Vec<Bdf> {
+    let Some((a, b)) = block::find(text).ok().flatten() else {
+        return Vec::new();
+    };
+    text[a..b]
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split("KERNEL==\"").nth(1))
+        .filter_map(|r| r.split('"').next())
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
+/// The udev rule binding `by_address` to vfio-pci: on the device's `add` event it sets
+/// `driver_override` (only vfio-pci may then bind it; drivers/pci/pci-driver.c
+/// `pci_match_device`) and asks the bus to probe it, since writing `driver_override`
+/// binds nothing by itself (Documentation/ABI/testing/sysfs-bus-pci): vfio-pci takes
+/// it now if loaded, else when it loads. udev(7): `ATTR{file}="value"` writes the
+/// event device's sysfs attribute while the rules are processed, `RUN` programs run
+/// after every rule (so after 80-drivers.rules asked for the GPU driver, which may no
+/// longer bind it). A request that drops the last address leaves an empty block.
+/// Whether the rule file is written.
+fn override_rule(
+    facts: &HostFacts,
+    devs: &[&DeviceFacts],
+    by_address: &BTreeMap<Bdf, String>,
+    hp: &mut HostPlan,
+) -> Result<bool> {
+    let had = facts
+        .files
+        .get(UDEV_VFIO_OVERRIDE)
+        .is_some_and(|t| block::find(t).ok().flatten().is_some());
+    if by_address.is_empty() && !had {
+        return Ok(false);
+    }
+    let mut body = String::new();
+    for (b, why) in by_address {
+        body.push_str(&format!("# {why}\n"));
+        body.push_str(&format!("ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{b}\", ATTR{{driver_override}}=\"vfio-pci\", RUN+=\"/bin/sh -c 'echo %k > /sys/bus/pci/drivers_probe'\"\n"));
+    }
+    hp.files
+        .push(put_block_file(facts, UDEV_VFIO_OVERRIDE, &body)?);
+    let fresh: Vec<&DeviceFacts> = devs
+        .iter()
+        .copied()
+        .filter(|d| by_address.contains_key(&d.bdf))
+        .collect();
+    if !fresh.is_empty() {
+        let addrs: Vec<String> = fresh.iter().map(|d| d.bdf.to_string()).collect();
+        let driverctl: Vec<String> = addrs
+            .iter()
+            .map(|a| format!("driverctl set-override {a} vfio-pci"))
+            .collect();
+        hp.warnings.push(warning(ConfigCode::BindByAddress, format!("{}: another function with the same vendor:device stays on the host, so vfio-pci ids= would take it too: {UDEV_VFIO_OVERRIDE} binds these by address instead (driver_override at boot). Alternative: driverctl, which saves the override under /etc/driverctl.d and sets it again from its own udev rule at every boot: `{}`", addrs.join(", "), driverctl.join("; "))));
+    }
+    Ok(true)
+}
+
+/// The initramfs-tools hook's block: hook scripts answer `prereqs` (naming the hooks
+/// to run first: udev's, which sets up the image's rules directories) and then add
+/// files under `$DESTDIR` (initramfs-tools(7), "Hook scripts").
+fn override_hook_body() -> String {
+    format!(
+        "# PREREQ: run after initramfs-tools' udev hook\n\
+         PREREQ=\"udev\"\n\
+         # prereqs: update-initramfs asks each hook for the hooks it needs first\n\
+         prereqs() {{ echo \"$PREREQ\"; }}\n\
+         # answer that question and stop\n\
+         case \"$1\" in prereqs) prereqs; exit 0 ;; esac\n\
+         # copy the vfio-pci override rule into the image, where its udev reads it before a GPU driver loaded there can bind those functions\n\
+         mkdir -p \"$DESTDIR/etc/udev/rules.d\"\n\
+         # (the rule file passthru writes next to this hook)\n\
+         cp -p {UDEV_VFIO_OVERRIDE} \"$DESTDIR/etc/udev/rules.d/\"\n"
+    )
 }
 
 fn put_block_file(facts: &HostFacts, path: &str, body: &str) -> Result<FileChange> {

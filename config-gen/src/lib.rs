@@ -204,6 +204,10 @@ impl Plan {
 
     /// `Ok` when nothing the user wrote stands in the way of writing the plan; else an
     /// error listing every conflict and its fix.
+    ///
+    /// # Errors
+    ///
+    /// Error::Request listing every refusal and its fix.
     pub fn check_applicable(&self) -> Result<()> {
         if self.refusals.is_empty() {
             return Ok(());
@@ -224,6 +228,12 @@ impl Plan {
 
 /// Expand the request's slots to functions and build the plan. Pure: reads nothing
 /// but its arguments.
+///
+/// # Errors
+///
+/// Error::Request when no device is requested, a slot is both requested and removed, or a
+/// device is unknown or cannot be passed through as asked; Error::Param or Error::Syntax
+/// from the host side (see host::plan).
 pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
     if (req.sets.is_empty() && req.remove.is_empty()) || req.sets.iter().any(Vec::is_empty) {
         return Err(Error::Request(

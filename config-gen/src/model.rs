@@ -161,6 +161,8 @@ pub enum ConfigCode {
     AcsOverrideUnsupported,
     /// A line inside passthru's block was not written by passthru.
     BlockEdited,
+    /// Functions whose vendor:device another host device shares are bound by address.
+    BindByAddress,
     /// An NVIDIA consumer GPU: old guest drivers refuse to run in a VM.
     #[serde(rename = "code-43")]
     Code43,
@@ -215,6 +217,7 @@ impl ConfigCode {
     /// The generator's own codes, in name order (the carried ones are [`Code`]'s).
     pub const OWN: &[ConfigCode] = &[
         ConfigCode::AcsOverrideUnsupported,
+        ConfigCode::BindByAddress,
         ConfigCode::BlockEdited,
         ConfigCode::Code43,
         ConfigCode::CpuUnknown,
@@ -244,6 +247,7 @@ impl ConfigCode {
     pub fn name(self) -> &'static str {
         match self {
             ConfigCode::AcsOverrideUnsupported => "acs-override-unsupported",
+            ConfigCode::BindByAddress => "bind-by-address",
             ConfigCode::BlockEdited => "block-edited",
             ConfigCode::Code43 => "code-43",
             ConfigCode::CpuUnknown => "cpu-unknown",

@@ -279,8 +279,25 @@ fn vfio_virqfd_only_before_6_2() {
 
 #[test]
 fn ids_cover_every_function_sorted_and_deduplicated() {
+    // A second identical card the host keeps: same ids.
+    let f = identical_gpus();
+    // Asking for function 1 alone still takes the whole slot; the shared 1002:7300 goes
+    // by address (identical_gpus_... below), the rest by id.
+    let p = generate(&f, &req(&["0b:00.1", "05:00"])).unwrap();
+    let conf = file(&p, MODPROBE_VFIO).unwrap();
+    assert!(
+        conf.contains("\noptions vfio-pci ids=1002:aae8,10de:0e0a,10de:1187\n"),
+        "{conf}"
+    );
+    assert!(codes(&p).contains(&"bind-by-address"));
+    assert!(!codes(&p).contains(&"id-shared"));
+}
+
+const OVERRIDE: &str = host::UDEV_VFIO_OVERRIDE;
+
+/// Two identical cards (1002:7300 at 0b:00.0 and 0c:00.0): the host keeps 0c:00.0.
+fn identical_gpus() -> HostFacts {
     let mut f = facts(CpuVendor::Amd, "6.8");
-    // A second identical card the host keeps: same ids, flagged.
     f.devices.push(dev(
         "0000:0c:00.0",
         0x1002,
@@ -289,14 +306,157 @@ fn ids_cover_every_function_sorted_and_deduplicated() {
         "amdgpu",
         false,
     ));
-    // Asking for function 1 alone still takes the whole slot.
-    let p = generate(&f, &req(&["0b:00.1", "05:00"])).unwrap();
+    f
+}
+
+fn rule_for(addr: &str) -> String {
+    format!("ACTION==\"add\", SUBSYSTEM==\"pci\", KERNEL==\"{addr}\", ATTR{{driver_override}}=\"vfio-pci\", RUN+=\"/bin/sh -c 'echo %k > /sys/bus/pci/drivers_probe'\"\n")
+}
+
+// udev(7) (systemd): KERNEL matches the event device's name (a PCI function's address),
+// ATTR{file}="value" writes that sysfs attribute; drivers/pci/pci-driver.c: with
+// driver_override set only the named driver matches.
+#[test]
+fn identical_gpus_bind_by_address_and_the_host_keeps_its_card() {
+    let f = identical_gpus();
+    let p = generate(&f, &req(&["0b:00"])).unwrap();
     let conf = file(&p, MODPROBE_VFIO).unwrap();
+    // The shared id is not in ids=; the audio function's is.
     assert!(
-        conf.contains("\noptions vfio-pci ids=1002:7300,1002:aae8,10de:0e0a,10de:1187\n"),
+        conf.contains("\noptions vfio-pci ids=1002:aae8\n"),
         "{conf}"
     );
-    assert!(codes(&p).contains(&"id-shared"));
+    // The softdeps still load vfio-pci before amdgpu.
+    assert!(conf.contains("\nsoftdep amdgpu pre: vfio-pci\n"), "{conf}");
+    let rule = file(&p, OVERRIDE).expect("rule");
+    assert!(rule.contains(&rule_for("0000:0b:00.0")), "{rule}");
+    assert!(!rule.contains("0000:0c:00.0\", ATTR"), "{rule}");
+    assert!(rule.contains("1002:7300 is also 0000:0c:00.0"), "{rule}");
+    let w = p
+        .warnings
+        .iter()
+        .find(|w| w.code.name() == "bind-by-address")
+        .unwrap();
+    assert!(
+        w.message
+            .contains("driverctl set-override 0000:0b:00.0 vfio-pci"),
+        "{}",
+        w.message
+    );
+    // initramfs-tools: a hook copies the rule into the image, made executable first.
+    let hook = file(&p, host::INITRAMFS_TOOLS_OVERRIDE_HOOK).expect("hook");
+    assert!(hook.starts_with("#!/bin/sh\n"), "{hook}");
+    assert!(
+        hook.contains(&format!(
+            "\ncp -p {OVERRIDE} \"$DESTDIR/etc/udev/rules.d/\"\n"
+        )),
+        "{hook}"
+    );
+    let chmod = format!("chmod 0755 {}", host::INITRAMFS_TOOLS_OVERRIDE_HOOK);
+    let at = |c: &str| p.commands.iter().position(|x| x == c);
+    assert!(
+        at(&chmod) < at("update-initramfs -u -k all"),
+        "{:?}",
+        p.commands
+    );
+    assert!(at(&chmod).is_some());
+    // Without the identical card nothing is bound by address.
+    let p = generate(&facts(CpuVendor::Amd, "6.8"), &req(&["0b:00"])).unwrap();
+    assert!(file(&p, OVERRIDE).is_none());
+    assert!(file(&p, MODPROBE_VFIO)
+        .unwrap()
+        .contains("ids=1002:7300,1002:aae8\n"));
+    // Both cards requested: nothing stays on the host, ids= takes both.
+    let p = generate(&f, &req(&["0b:00", "0c:00"])).unwrap();
+    assert!(file(&p, OVERRIDE).is_none());
+    // The other card already on vfio-pci is no host card either.
+    let mut g = identical_gpus();
+    g.devices.last_mut().unwrap().driver = Some("vfio-pci".into());
+    assert!(file(&generate(&g, &req(&["0b:00"])).unwrap(), OVERRIDE).is_none());
+}
+
+#[test]
+fn the_override_rule_goes_into_dracut_and_mkinitcpio_images() {
+    let mut f = identical_gpus();
+    f.initramfs = Some(Initramfs::Dracut);
+    let p = generate(&f, &req(&["0b:00"])).unwrap();
+    let d = file(&p, "/etc/dracut.conf.d/vfio.conf").unwrap();
+    assert!(
+        d.contains(&format!("\ninstall_items+=\" {OVERRIDE} \"\n")),
+        "{d}"
+    );
+    assert!(file(&p, host::INITRAMFS_TOOLS_OVERRIDE_HOOK).is_none());
+    f.initramfs = Some(Initramfs::Mkinitcpio);
+    let p = generate(&f, &req(&["0b:00"])).unwrap();
+    let m = file(&p, "/etc/mkinitcpio.conf.d/vfio.conf").unwrap();
+    assert!(m.contains(&format!("\nFILES+=({OVERRIDE})\n")), "{m}");
+    // No address binding: no such line.
+    let mut g = facts(CpuVendor::Amd, "6.8");
+    g.initramfs = Some(Initramfs::Dracut);
+    let p = generate(&g, &req(&["0b:00"])).unwrap();
+    assert!(!file(&p, "/etc/dracut.conf.d/vfio.conf")
+        .unwrap()
+        .contains("install_items"));
+}
+
+#[test]
+fn address_binding_merges_with_earlier_runs_and_remove_takes_it_off() {
+    let mut f = identical_gpus();
+    let p = generate(&f, &req(&["0b:00"])).unwrap();
+    // Applied: the host model reads the files back.
+    for path in [OVERRIDE, MODPROBE_VFIO, host::INITRAMFS_TOOLS_OVERRIDE_HOOK] {
+        f.files
+            .insert(path.into(), file(&p, path).unwrap().to_string());
+    }
+    // Second run, same request: no file changes.
+    let again = generate(&f, &req(&["0b:00"])).unwrap();
+    assert!(
+        !again.files.iter().any(
+            |x| [OVERRIDE, MODPROBE_VFIO, host::INITRAMFS_TOOLS_OVERRIDE_HOOK]
+                .contains(&x.path.as_str())
+        ),
+        "{:?}",
+        again.files.iter().map(|x| &x.path).collect::<Vec<_>>()
+    );
+    // Another device requested: the earlier address stays bound, its id stays out.
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    let rule = file(&p, OVERRIDE).unwrap();
+    assert!(rule.contains(&rule_for("0000:0b:00.0")), "{rule}");
+    assert!(
+        rule.contains("bound by address by an earlier run"),
+        "{rule}"
+    );
+    let conf = file(&p, MODPROBE_VFIO).unwrap();
+    assert!(
+        conf.contains("\noptions vfio-pci ids=1002:aae8,10de:0e0a,10de:1187\n"),
+        "{conf}"
+    );
+    // --remove of that slot: the rule goes, the block stays (empty).
+    let p = generate(
+        &f,
+        &Request {
+            remove: vec!["0b:00".parse().unwrap()],
+            ..req(&["05:00"])
+        },
+    )
+    .unwrap();
+    let rule = file(&p, OVERRIDE).unwrap();
+    assert!(!rule.contains("KERNEL=="), "{rule}");
+    assert!(block::find(rule).unwrap().is_some());
+}
+
+#[test]
+fn an_id_the_users_line_binds_is_never_dropped_for_an_address() {
+    let mut f = identical_gpus();
+    f.files.insert(
+        "/etc/modprobe.d/gpu.conf".into(),
+        "options vfio-pci ids=1002:7300,1002:aae8\n".into(),
+    );
+    let p = generate(&f, &req(&["0b:00"])).unwrap();
+    assert!(file(&p, OVERRIDE).is_none());
+    // The user's line claims the host's card too: still said.
+    assert!(codes(&p).contains(&"id-shared"), "{:?}", codes(&p));
+    assert!(p.refusals.is_empty(), "{:?}", p.refusals);
 }
 
 #[test]

@@ -21,8 +21,10 @@ use libfuzzer_sys::fuzz_target;
 use passthru_iommu_groups::fixture::{Fixture, FixtureDevice, IommuKind};
 use passthru_iommu_groups::{check_bdfs, snapshot, CpuVendor, Host, Stage};
 use passthru_pci_ids::Bdf;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+
+#[path = "common/scratch.rs"]
+mod scratch;
+use scratch::{fresh, scratch};
 
 /// Attribute files written from the input, in this order; the rest is the `config`.
 const ATTRS: [&str; 14] = [
@@ -41,29 +43,6 @@ const ATTRS: [&str; 14] = [
     "resource",
     "driver_override",
 ];
-
-/// A scratch directory for this process, in memory when /dev/shm exists.
-fn scratch() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let base = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let d = base.join(format!("passthru-fuzz-host-{}", std::process::id()));
-        std::fs::create_dir_all(&d).expect("scratch dir");
-        d
-    })
-}
-
-fn fresh(p: &Path) {
-    match std::fs::remove_dir_all(p) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => panic!("cannot clear {}: {e}", p.display()),
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     // NUL-separated: the 14 attributes, proc/cmdline, etc/default/grub, a modprobe.d

@@ -23,6 +23,9 @@ pub const ETC_MODULES: &str = "/etc/modules";
 pub const INITRAMFS_TOOLS_MODULES: &str = "/etc/initramfs-tools/modules";
 /// mkinitcpio's main file.
 pub const MKINITCPIO_CONF: &str = "/etc/mkinitcpio.conf";
+/// The initramfs-tools hook `passthru config` writes to copy its vfio-pci override
+/// udev rule into the image (read back so a second run changes nothing).
+pub const INITRAMFS_TOOLS_OVERRIDE_HOOK: &str = "/etc/initramfs-tools/hooks/passthru-vfio-override";
 /// modprobe's configuration directory.
 pub const MODPROBE_D: &str = "/etc/modprobe.d";
 /// systemd's modules-load directory.
@@ -48,6 +51,7 @@ pub const FILES: &[&str] = &[
     ETC_MODULES,
     INITRAMFS_TOOLS_MODULES,
     MKINITCPIO_CONF,
+    INITRAMFS_TOOLS_OVERRIDE_HOOK,
 ];
 
 /// Directories whose files with the given suffix are read into [`BootSetup::files`].

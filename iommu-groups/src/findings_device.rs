@@ -273,12 +273,30 @@ fn d3cold(host: &Host, d: &Device, ra: &ResetAnalysis, add: &mut Add<'_>) {
     if set {
         return;
     }
+    // The platform cuts a device's power through ACPI power resources for D3hot (_PR3)
+    // on its own firmware node or on a bridge above it (the root port, as GPU drivers
+    // check with pci_pr3_present on the parent): without any, no D3cold.
+    let chain: Vec<&Device> = std::iter::once(d)
+        .chain(d.upstream.iter().rev().filter_map(|b| host.devices.get(b)))
+        .collect();
+    let pr3 = chain.iter().find(|x| x.acpi_pr3 == Some(true));
+    if pr3.is_none() && chain.iter().any(|x| x.acpi_pr3.is_some()) {
+        return;
+    }
     let p = d.sysfs_path.display();
     let mut ev = vec![
         format!("{p}/d3cold_allowed: 1"),
         format!("{p}/power/control: auto"),
         "no FLR or AF FLR (reset analysis)".to_string(),
     ];
+    ev.push(match pr3 {
+        Some(x) => format!(
+            "{}/firmware_node/power_resources_D3hot: present (ACPI _PR3: the platform can cut {} power)",
+            x.sysfs_path.display(),
+            if x.bdf == d.bdf { "its" } else { "the slot's" }
+        ),
+        None => "no firmware_node (ACPI companion) on the device or its bridges: whether the platform can cut its power (_PR3) is unknown".to_string(),
+    });
     if let Some(s) = &d.power_state {
         ev.push(format!("{p}/power_state: {s}"));
     }

@@ -319,11 +319,7 @@ fn phys_bits(host: &Host, out: &mut Vec<Finding>) {
         ),
         vec![
             format!("proc/cpuinfo: address sizes {cpu} bits physical"),
-            format!(
-                "sys/class/iommu/{}/intel-iommu/cap: {:x} (MGAW {bits} bits)",
-                unit.name,
-                unit.cap.unwrap_or(0)
-            ),
+            unit,
         ],
     ));
 }

@@ -78,11 +78,11 @@ pub struct FixtureDevice {
     pub attrs: Vec<(String, Vec<u8>)>,
 }
 
-fn cfg_bytes(b: &ConfigBuilder) -> Vec<u8> {
-    // The builder's own tests cover its layout; a failure here is a fixture bug.
-    b.bytes().map(<[u8]>::to_vec).unwrap_or_else(|e| {
-        panic!("fixture config builder: {e:?}");
-    })
+/// A preset or scenario device from a builder this module wrote: its capabilities
+/// are fixed and fit (the builder's own tests cover the layout), so a failure is a bug
+/// in this module, not bad input.
+fn preset(bdf: Bdf, b: &ConfigBuilder) -> FixtureDevice {
+    FixtureDevice::from_builder(bdf, b).unwrap_or_else(|e| panic!("fixture preset {bdf}: {e}"))
 }
 
 impl FixtureDevice {
@@ -118,16 +118,19 @@ impl FixtureDevice {
 
     /// A device from a config builder.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// When the builder holds an error (a capability that does not fit): a bug in
-    /// the test or benchmark describing the fixture, not bad input.
-    pub fn from_builder(bdf: Bdf, b: &ConfigBuilder) -> FixtureDevice {
-        FixtureDevice::from_config(bdf, cfg_bytes(b))
+    /// The builder's error when it holds one (a capability that does not fit, a bad
+    /// config length), so generated or fuzzed builders are reported, never a panic.
+    pub fn from_builder(
+        bdf: Bdf,
+        b: &ConfigBuilder,
+    ) -> std::result::Result<FixtureDevice, passthru_pci_ids::builder::BuildError> {
+        Ok(FixtureDevice::from_config(bdf, b.bytes()?.to_vec()))
     }
 
     /// A PCIe root port (1022:1483 style) with ACS enabled, bridging to `secondary`.
-    /// (This and the other device presets use [`FixtureDevice::from_builder`].)
+    /// (This and the other device presets are built with [`ConfigBuilder`] too.)
     pub fn root_port(bdf: Bdf, secondary: u8) -> FixtureDevice {
         let b = ConfigBuilder::bridge(
             VendorId(0x1022),
@@ -139,7 +142,7 @@ impl FixtureDevice {
         .with_pm(false)
         .with_pcie(PortType::RootPort, false)
         .with_acs(acs_all(), acs_all());
-        FixtureDevice::from_builder(bdf, &b)
+        preset(bdf, &b)
     }
 
     /// A PCIe endpoint display device (class 0300, PM with NoSoftRst clear, no FLR).
@@ -152,7 +155,7 @@ impl FixtureDevice {
         .with_multifunction()
         .with_pm(false)
         .with_pcie(PortType::LegacyEndpoint, false);
-        FixtureDevice::from_builder(bdf, &b).boot_vga(false)
+        preset(bdf, &b).boot_vga(false)
     }
 
     /// A PCIe endpoint HD audio function (class 0403, PM with NoSoftRst clear, no FLR).
@@ -165,7 +168,7 @@ impl FixtureDevice {
         .with_multifunction()
         .with_pm(false)
         .with_pcie(PortType::Endpoint, false);
-        FixtureDevice::from_builder(bdf, &b)
+        preset(bdf, &b)
     }
 
     /// Set the parent bridge.
@@ -630,13 +633,13 @@ pub(crate) fn workspace_fixtures() -> Option<PathBuf> {
 pub fn scenario_amd() -> Fixture {
     let amd = VendorId(0x1022);
     let host_bridge = |b: &str, id: u16| {
-        FixtureDevice::from_builder(
+        preset(
             bdf(b),
             &ConfigBuilder::endpoint(amd, DeviceId(id), ClassCode::from_u32(0x060000)),
         )
     };
     let downstream = |b: &str, secondary: u8, id: u16| {
-        FixtureDevice::from_builder(
+        preset(
             bdf(b),
             &ConfigBuilder::bridge(amd, DeviceId(id), 0x03, secondary, secondary)
                 .with_pm(false)
@@ -756,7 +759,7 @@ pub fn scenario_amd() -> Fixture {
     f.devices = vec![
         host_bridge("00:00.0", 0x1480).group(0),
         // The AMD IOMMU's own function has no group.
-        FixtureDevice::from_builder(
+        preset(
             bdf("00:00.2"),
             &ConfigBuilder::endpoint(amd, DeviceId(0x1481), ClassCode::from_u32(0x080600)),
         ),
@@ -764,7 +767,7 @@ pub fn scenario_amd() -> Fixture {
         FixtureDevice::root_port(bdf("00:01.2"), 0x02)
             .group(2)
             .driver("pcieport"),
-        FixtureDevice::from_builder(
+        preset(
             bdf("02:00.0"),
             &ConfigBuilder::bridge(amd, DeviceId(0x57ad), 0x02, 0x03, 0x06)
                 .with_pm(false)
@@ -776,23 +779,23 @@ pub fn scenario_amd() -> Fixture {
         downstream("03:01.0", 0x04, 0x57a3).group(4),
         downstream("03:02.0", 0x05, 0x57a3).group(5),
         downstream("03:03.0", 0x06, 0x57a4).group(6),
-        FixtureDevice::from_builder(bdf("04:00.0"), &i211)
+        preset(bdf("04:00.0"), &i211)
             .parent(bdf("03:01.0"))
             .group(7)
             .driver("igb")
             .reset_method("flr pm bus"),
-        FixtureDevice::from_builder(bdf("05:00.0"), &gtx760)
+        preset(bdf("05:00.0"), &gtx760)
             .parent(bdf("03:02.0"))
             .group(8)
             .driver("vfio-pci")
             .reset_method("bus")
             .boot_vga(false)
             .rom(),
-        FixtureDevice::from_builder(bdf("05:00.1"), &gk104_audio)
+        preset(bdf("05:00.1"), &gk104_audio)
             .parent(bdf("03:02.0"))
             .group(9)
             .driver("vfio-pci"),
-        FixtureDevice::from_builder(bdf("06:00.0"), &usb)
+        preset(bdf("06:00.0"), &usb)
             .parent(bdf("03:03.0"))
             .group(10)
             .driver("xhci_hcd")
@@ -801,14 +804,14 @@ pub fn scenario_amd() -> Fixture {
         FixtureDevice::root_port(bdf("00:03.1"), 0x0b)
             .group(12)
             .driver("pcieport"),
-        FixtureDevice::from_builder(bdf("0b:00.0"), &fiji)
+        preset(bdf("0b:00.0"), &fiji)
             .parent(bdf("00:03.1"))
             .group(13)
             .driver("amdgpu")
             .reset_method("bus")
             .boot_vga(true)
             .rom(),
-        FixtureDevice::from_builder(bdf("0b:00.1"), &fiji_audio)
+        preset(bdf("0b:00.1"), &fiji_audio)
             .parent(bdf("00:03.1"))
             .group(14)
             .driver("snd_hda_intel")

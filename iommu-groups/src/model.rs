@@ -224,6 +224,11 @@ pub struct Device {
     /// `power/control`: `auto` lets runtime power management suspend the device
     /// (down to D3cold where the platform can cut its power), `on` keeps it powered.
     pub power_control: Option<String>,
+    /// ACPI power resources for D3hot (`_PR3`) on the device's firmware node:
+    /// `firmware_node/power_resources_D3hot` exists (drivers/acpi/power.c creates it
+    /// only for a non-empty list, and drivers/acpi/scan.c marks D3cold valid only
+    /// then). `None` when the device has no ACPI companion (`firmware_node`).
+    pub acpi_pr3: Option<bool>,
     /// Non-empty lines of `resource`.
     pub resources: Vec<Resource>,
     /// The raw `config` bytes as read (64, 256 or 4096), when readable.
@@ -270,6 +275,7 @@ impl Device {
             d3cold_allowed: None,
             power_state: None,
             power_control: None,
+            acpi_pr3: None,
             resources: Vec::new(),
             config: None,
             facts: None,

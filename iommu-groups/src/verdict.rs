@@ -775,6 +775,9 @@ pub fn reported_reset_trouble(vendor: VendorId, device: u16) -> Option<ResetRepo
         vendor-reset does not cover it: plan a host reboot between guest boots";
     const APU: &str = "(an integrated GPU) reportedly fails vendor-reset's PSP mode-1 reset and \
         does not come back after a guest restart: plan a host reboot between guest boots";
+    const REMBRANDT: &str = "(an integrated GPU) reportedly stops coming back after a guest \
+        restart once the guest's AMD driver has run; vendor-reset does not cover it: plan a host \
+        reboot between guest boots";
     const NAVI2: &str = "(RX 6000 series): reports conflict: vendor-reset's maintainer states the \
         series resets cleanly, some users report a dead second guest boot; prove it with two \
         guest boots before relying on it";
@@ -795,6 +798,7 @@ pub fn reported_reset_trouble(vendor: VendorId, device: u16) -> Option<ResetRepo
         (VendorId::AMD_ATI, 0x7480 | 0x7483) => r("AMD Navi 33", RDNA3, "github.com/gnif/vendor-reset/issues/97", Severity::Warn),
         (VendorId::AMD_ATI, 0x7550) => r("AMD Navi 48", RDNA4, "github.com/gnif/vendor-reset/issues/107 (Navi 44; the same RDNA 4 reset)", Severity::Warn),
         (VendorId::AMD_ATI, 0x7590) => r("AMD Navi 44", RDNA4, "github.com/gnif/vendor-reset/issues/107", Severity::Warn),
+        (VendorId::AMD_ATI, 0x1681) => r("AMD Rembrandt (Radeon 680M)", REMBRANDT, "github.com/gnif/vendor-reset/issues/59 (a Ryzen 9 6900HX, whose iGPU is the 680M: the reset bug once the guest driver is installed); issues/92 asks vendor-reset for it", Severity::Warn),
         (VendorId::AMD_ATI, 0x15bf | 0x15c8) => r("AMD Phoenix (Radeon 780M)", APU, "github.com/gnif/vendor-reset/issues/82", Severity::Warn),
         (VendorId::AMD_ATI, 0x73a5 | 0x73af | 0x73bf | 0x73df | 0x73ef | 0x73ff) => r(
             "AMD Navi 2x",

@@ -322,7 +322,13 @@ fn garbled_reserved_regions_are_notes_and_good_lines_still_count() {
 fn reset_trouble_of_newer_gpus_is_reported_with_its_source() {
     /// Vendor, device, and the severity and report source expected (`None`: no finding).
     type Case = (u16, u16, Option<(Severity, &'static str)>);
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
+        // The Radeon 680M (Rembrandt, pci.ids 1002:1681).
+        (
+            0x1002,
+            0x1681,
+            Some((Severity::Warn, "vendor-reset/issues/59")),
+        ),
         (
             0x1002,
             0x744c,

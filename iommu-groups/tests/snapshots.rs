@@ -150,6 +150,7 @@ fn fixture_sriov_links_load() {
             )
             .with_pcie(passthru_pci_ids::caps::PortType::Endpoint, true),
         )
+        .unwrap()
         .parent(b("00:01.0"))
     };
     let t = tempfile::tempdir().unwrap();

@@ -45,7 +45,6 @@
 #![no_std]
 #![forbid(unsafe_code)]
 // Every public fallible function documents when it fails and when it panics.
-#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
@@ -62,6 +61,8 @@ pub mod caps;
 pub mod config;
 pub mod db;
 pub mod dump;
+#[cfg(any(feature = "arbitrary", feature = "proptest"))]
+pub mod generate;
 pub mod ids;
 #[cfg(feature = "alloc")]
 pub mod report;

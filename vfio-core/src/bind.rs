@@ -20,16 +20,40 @@ use crate::error::{Error, HostPath, Result};
 /// The sysfs writes binding needs; [`SysfsRoot`] does them under a root directory.
 pub trait PciSysfs {
     /// The device's driver (`None` when unbound).
+    ///
+    /// # Errors
+    ///
+    /// Error::Sysfs naming the path that cannot be read.
     fn driver(&self, bdf: Bdf) -> Result<Option<String>>;
     /// `driver_override` (`None` when empty or `(null)`).
+    ///
+    /// # Errors
+    ///
+    /// Error::Sysfs naming the path that cannot be read.
     fn driver_override(&self, bdf: Bdf) -> Result<Option<String>>;
     /// Write `driver_override` (`None` clears it).
+    ///
+    /// # Errors
+    ///
+    /// Error::Sysfs naming the file that cannot be written.
     fn set_driver_override(&self, bdf: Bdf, driver: Option<&str>) -> Result<()>;
     /// `echo BDF > drivers/DRIVER/unbind`.
+    ///
+    /// # Errors
+    ///
+    /// Error::Sysfs naming the file that cannot be written.
     fn unbind(&self, bdf: Bdf, driver: &str) -> Result<()>;
     /// `echo BDF > drivers_probe`.
+    ///
+    /// # Errors
+    ///
+    /// Error::Sysfs naming the file that cannot be written.
     fn probe(&self, bdf: Bdf) -> Result<()>;
     /// `echo BDF > drivers/DRIVER/bind`.
+    ///
+    /// # Errors
+    ///
+    /// Error::Sysfs naming the file that cannot be written.
     fn bind(&self, bdf: Bdf, driver: &str) -> Result<()>;
 }
 
@@ -47,6 +71,11 @@ pub const SYSFS_MAGIC: i128 = 0x6265_6572;
 /// `Ok` when `root` is the running system's `/` and `/sys` is a mounted sysfs: the only
 /// place where writing `driver_override`, `unbind` or `drivers_probe` reaches a kernel.
 /// Otherwise a sentence saying why not.
+///
+/// # Errors
+///
+/// A sentence naming what is not the live system: `root` is not `/`, or `/sys` is not a
+/// mounted sysfs or cannot be inspected.
 pub fn live_root(root: &Path) -> std::result::Result<(), String> {
     match fs::canonicalize(root) {
         Ok(p) if p == Path::new("/") => {}
@@ -323,12 +352,22 @@ pub struct BindGuard<'a, F: PciSysfs + ?Sized> {
 impl<'a, F: PciSysfs + ?Sized> BindGuard<'a, F> {
     /// Bind `bdf` to vfio-pci (nothing to do, and nothing to restore, when it is
     /// already there). On any failure the original driver is restored before returning.
+    ///
+    /// # Errors
+    ///
+    /// Error::Sysfs naming a sysfs file that cannot be read or written, or Error::BindState
+    /// when the device is not on the expected driver after a step; the original driver is
+    /// restored first.
     pub fn bind(sysfs: &'a F, bdf: Bdf) -> Result<Self> {
         Self::bind_with(sysfs, bdf, None)
     }
 
     /// [`BindGuard::bind`] whose guard records a failed restore in `log`, including
     /// the restore after a failed bind.
+    ///
+    /// # Errors
+    ///
+    /// As BindGuard::bind.
     pub fn bind_logged(sysfs: &'a F, bdf: Bdf, log: &RestoreLog) -> Result<Self> {
         Self::bind_with(sysfs, bdf, Some(log.clone()))
     }
@@ -383,6 +422,11 @@ impl<'a, F: PciSysfs + ?Sized> BindGuard<'a, F> {
     }
 
     /// Put the original driver back now, reporting failures.
+    ///
+    /// # Errors
+    ///
+    /// Error::Sysfs naming a file that cannot be written, or Error::BindState when the
+    /// device is not back on its original driver.
     pub fn restore(mut self) -> Result<()> {
         let r = self.restore_inner();
         self.changed = false;
@@ -446,6 +490,11 @@ impl<F: PciSysfs + ?Sized> Drop for BindGuard<'_, F> {
 /// Bind several devices (a device and its group peers); restored in reverse order on
 /// drop. On failure the ones already bound are restored. Every guard records a failed
 /// restore on drop in `log`.
+///
+/// # Errors
+///
+/// As BindGuard::bind, for the first device that fails; the devices bound before it are
+/// restored.
 pub fn bind_all<'a, F: PciSysfs + ?Sized>(
     sysfs: &'a F,
     bdfs: &[Bdf],

@@ -81,6 +81,10 @@ impl<S: VfioSys + ?Sized> Clone for Container<S> {
 impl<S: VfioSys + ?Sized> Container<S> {
     /// Open the container node (`/dev/vfio/vfio`, or a [`HostPath`] under a root:
     /// errors then name its system path).
+    ///
+    /// # Errors
+    ///
+    /// Error::Open naming `path` (its system path) with the errno (and a hint for `ENOENT`/`EACCES`).
     pub fn open(sys: &Arc<S>, path: impl Into<HostPath>) -> Result<Self> {
         let path: HostPath = path.into();
         let fd = sys
@@ -95,6 +99,11 @@ impl<S: VfioSys + ?Sized> Container<S> {
 
     /// A container opened elsewhere (passed by libvirt or a parent process), owned from
     /// now on; `label` names it in errors (e.g. its path).
+    ///
+    /// # Errors
+    ///
+    /// Error::Open naming `label` when the seam refuses to adopt the fd (`ENOTTY` from a
+    /// seam without `adopt_fd`).
     pub fn from_owned_fd(sys: &Arc<S>, fd: OwnedFd, label: &str) -> Result<Self> {
         let target = format!("container {label}");
         Ok(Container {
@@ -145,6 +154,10 @@ impl<S: VfioSys + ?Sized> Container<S> {
     }
 
     /// A duplicate of the container's fd, owned by the caller.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the container when the seam cannot duplicate the fd.
     pub fn try_clone_fd(&self) -> Result<OwnedFd> {
         self.inner.dup()
     }
@@ -155,6 +168,10 @@ impl<S: VfioSys + ?Sized> Container<S> {
     }
 
     /// `VFIO_GET_API_VERSION`.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the container and the kernel's errno.
     #[doc(alias = "VFIO_GET_API_VERSION")]
     pub fn api_version(&self) -> Result<i32> {
         self.inner
@@ -164,6 +181,11 @@ impl<S: VfioSys + ?Sized> Container<S> {
     }
 
     /// Fail unless the API version is 0.
+    ///
+    /// # Errors
+    ///
+    /// Error::ApiVersion when the kernel speaks another version; Error::Ioctl when it
+    /// cannot be asked.
     pub fn require_api_version(&self) -> Result<()> {
         match self.api_version()? {
             0 => Ok(()),
@@ -175,6 +197,10 @@ impl<S: VfioSys + ?Sized> Container<S> {
     }
 
     /// `VFIO_CHECK_EXTENSION`.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the container and the kernel's errno.
     #[doc(alias = "VFIO_CHECK_EXTENSION")]
     pub fn check_extension(&self, ext: Extension) -> Result<bool> {
         self.inner
@@ -185,6 +211,11 @@ impl<S: VfioSys + ?Sized> Container<S> {
     }
 
     /// All extensions of interest.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the container and the kernel's errno (the first
+    /// extension the kernel cannot be asked about).
     pub fn extensions(&self) -> Result<Extensions> {
         Ok(Extensions {
             type1: self.check_extension(Extension::Type1)?,
@@ -195,6 +226,11 @@ impl<S: VfioSys + ?Sized> Container<S> {
     }
 
     /// The best type1 backend offered: TYPE1v2, else TYPE1.
+    ///
+    /// # Errors
+    ///
+    /// Error::NoIommuBackend when neither is offered; Error::Ioctl when the kernel cannot
+    /// be asked.
     pub fn best_iommu(&self) -> Result<Extension> {
         let x = self.extensions()?;
         if x.type1v2 {
@@ -207,6 +243,11 @@ impl<S: VfioSys + ?Sized> Container<S> {
     }
 
     /// `VFIO_SET_IOMMU` (needs a group attached first).
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the container and the kernel's errno (`EINVAL` before
+    /// a group is attached).
     #[doc(alias = "VFIO_SET_IOMMU")]
     pub fn set_iommu(&self, ext: Extension) -> Result<()> {
         self.inner
@@ -216,6 +257,11 @@ impl<S: VfioSys + ?Sized> Container<S> {
     }
 
     /// `VFIO_IOMMU_GET_INFO`, asking again with the size the kernel says it needs.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl with the kernel's errno, or Error::Malformed when its answer cannot be
+    /// parsed (naming the offset).
     #[doc(alias = "VFIO_IOMMU_GET_INFO")]
     pub fn iommu_info(&self) -> Result<IommuInfo> {
         let mut len = info::IOMMU_INFO_LEN;
@@ -249,6 +295,10 @@ impl<S: VfioSys + ?Sized> Container<S> {
     /// Query the IOMMU and return the container as a DMA space (after `set_iommu`).
     /// The space owns its mappings and unmaps them when it drops; it keeps the groups
     /// now in the container open until then.
+    ///
+    /// # Errors
+    ///
+    /// As Container::iommu_info.
     pub fn dma_space(&self) -> Result<Type1Space<S>> {
         let info = self.iommu_info()?;
         Ok(Type1Space {
@@ -274,6 +324,10 @@ impl<S: VfioSys + ?Sized> Container<S> {
 
     /// `VFIO_IOMMU_UNMAP_DMA` with `VFIO_DMA_UNMAP_FLAG_ALL`: drop every mapping. Memory
     /// owned by a [`Type1Space`] stays alive until that space gives it back or drops.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the container and the kernel's errno.
     #[doc(alias = "VFIO_IOMMU_UNMAP_DMA")]
     pub fn unmap_all(&self) -> Result<u64> {
         self.inner

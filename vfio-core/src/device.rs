@@ -249,6 +249,10 @@ impl<S: VfioSys + ?Sized> Device<S> {
 
     /// Open a device cdev (`/dev/vfio/devices/vfioX`, or a [`HostPath`] under a root:
     /// errors then name its system path) for use with iommufd.
+    ///
+    /// # Errors
+    ///
+    /// Error::Open naming `path` (its system path) with the errno.
     pub fn open_cdev(sys: &Arc<S>, path: impl Into<HostPath>, name: &str) -> Result<Self> {
         let path: HostPath = path.into();
         let fd = sys.open(&path.full()).map_err(|e| Error::open(path, e))?;
@@ -257,6 +261,10 @@ impl<S: VfioSys + ?Sized> Device<S> {
 
     /// A device fd opened elsewhere (a cdev or `VFIO_GROUP_GET_DEVICE_FD` answer passed
     /// by libvirt, Kata or a parent process), owned from now on; `name` is its BDF.
+    ///
+    /// # Errors
+    ///
+    /// Error::Open naming the device when the seam refuses to adopt the fd.
     pub fn from_owned_fd(sys: &Arc<S>, fd: OwnedFd, name: &str) -> Result<Self> {
         let fd = Handle::adopt(sys, fd, &format!("device {name}"))?;
         Ok(Device::from_fd(sys, fd, name.to_owned(), None))
@@ -278,6 +286,10 @@ impl<S: VfioSys + ?Sized> Device<S> {
 
     /// A duplicate of the device fd, owned by the caller (for KVM's VFIO device in
     /// cdev mode).
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the device when the seam cannot duplicate the fd.
     pub fn try_clone_fd(&self) -> Result<OwnedFd> {
         self.inner.handle.dup()
     }
@@ -321,6 +333,11 @@ impl<S: VfioSys + ?Sized> Device<S> {
     }
 
     /// `VFIO_DEVICE_GET_INFO`.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl with the kernel's errno, or Error::Malformed when the answer cannot be
+    /// parsed.
     #[doc(alias = "VFIO_DEVICE_GET_INFO")]
     pub fn info(&self) -> Result<DeviceInfo> {
         let buf = self.sized("VFIO_DEVICE_GET_INFO", info::DEVICE_INFO_LEN, |b| {
@@ -332,6 +349,11 @@ impl<S: VfioSys + ?Sized> Device<S> {
     /// `VFIO_DEVICE_GET_REGION_INFO` with its capabilities (sparse mmap, MSI-X, type),
     /// asked once per region and cached (a region's layout is fixed while the device
     /// is open).
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl with the kernel's errno (`EINVAL` for an index the device does not
+    /// have), or Error::Malformed when the answer cannot be parsed.
     #[doc(alias = "VFIO_DEVICE_GET_REGION_INFO")]
     pub fn region_info(&self, index: u32) -> Result<RegionInfo> {
         if let Some(r) = self.regions().get(&index) {
@@ -352,6 +374,11 @@ impl<S: VfioSys + ?Sized> Device<S> {
     }
 
     /// `VFIO_DEVICE_GET_IRQ_INFO`.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno (`EINVAL` for an
+    /// index the device does not have).
     #[doc(alias = "VFIO_DEVICE_GET_IRQ_INFO")]
     pub fn irq_info(&self, index: u32) -> Result<IrqInfo> {
         let raw = self
@@ -385,6 +412,11 @@ impl<S: VfioSys + ?Sized> Device<S> {
     /// `vfio_pci_set_msi_trigger`); vectors past the enabled count are added only when
     /// the index is not [`IrqInfo::noresize`] (else disable first). Another index being
     /// on is `EINVAL`.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno (`EINVAL` for a span
+    /// past the index's count or while another index is on).
     #[doc(alias = "VFIO_DEVICE_SET_IRQS")]
     pub fn set_irq_eventfds(
         &self,
@@ -399,18 +431,30 @@ impl<S: VfioSys + ?Sized> Device<S> {
 
     /// Turn `index` off (`DATA_NONE | ACTION_TRIGGER`, count 0): every vector is
     /// detached and the device's MSI/MSI-X capability disabled.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno.
     pub fn disable_irq(&self, index: IrqIndex) -> Result<()> {
         self.set_irqs(&IrqSet::none(index.raw(), 0, 0, IrqAction::Trigger))
     }
 
     /// Signal the eventfds of vectors `start..start + count` from the kernel
     /// (`DATA_NONE | ACTION_TRIGGER`), as if the device had raised them: a loopback test.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno.
     pub fn trigger_irq(&self, index: IrqIndex, start: u32, count: u32) -> Result<()> {
         self.set_irqs(&IrqSet::none(index.raw(), start, count, IrqAction::Trigger))
     }
 
     /// Apply `action` to the vectors from `start` whose flag in `which` is set
     /// (`DATA_BOOL`, one byte per vector): e.g. signal a chosen subset of MSI-X vectors.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno.
     pub fn irq_action_where(
         &self,
         index: IrqIndex,
@@ -427,12 +471,22 @@ impl<S: VfioSys + ?Sized> Device<S> {
     /// only INTx (start 0, count 1); for MSI and MSI-X it answers `ENOTTY`
     /// (vfio_pci_intrs.c has no mask handler for them), so check
     /// [`IrqInfo::maskable`] first.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno (`ENOTTY` for MSI
+    /// and MSI-X in vfio-pci).
     pub fn mask_irq(&self, index: IrqIndex, start: u32, count: u32) -> Result<()> {
         self.set_irqs(&IrqSet::none(index.raw(), start, count, IrqAction::Mask))
     }
 
     /// Unmask vectors `start..start + count` (`DATA_NONE | ACTION_UNMASK`); as
     /// [`Device::mask_irq`], INTx only in vfio-pci.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno (`ENOTTY` for MSI
+    /// and MSI-X in vfio-pci).
     pub fn unmask_irq(&self, index: IrqIndex, start: u32, count: u32) -> Result<()> {
         self.set_irqs(&IrqSet::none(index.raw(), start, count, IrqAction::Unmask))
     }
@@ -440,6 +494,10 @@ impl<S: VfioSys + ?Sized> Device<S> {
     /// Have the kernel unmask vector `start` of `index` whenever `fd` is signalled
     /// (`DATA_EVENTFD | ACTION_UNMASK`, count 1): the resample eventfd a VMM gives KVM's
     /// irqfd for level-triggered INTx. `None` removes it (`-1`).
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno.
     pub fn set_irq_unmask_eventfd(
         &self,
         index: IrqIndex,
@@ -453,6 +511,11 @@ impl<S: VfioSys + ?Sized> Device<S> {
 
     /// Enable INTx signalling `trigger`; with `resample`, the kernel also unmasks the
     /// (automasked) line whenever `resample` is signalled. Two calls, as QEMU makes them.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno; when the resample
+    /// eventfd is refused, INTx is disabled again.
     pub fn enable_intx(
         &self,
         trigger: BorrowedFd<'_>,
@@ -469,11 +532,21 @@ impl<S: VfioSys + ?Sized> Device<S> {
     }
 
     /// Enable MSI with one eventfd per vector (`None`: vector allocated, not wired).
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno (`EINVAL` while INTx
+    /// or MSI-X is on).
     pub fn enable_msi(&self, fds: &[Option<BorrowedFd<'_>>]) -> Result<()> {
         self.set_irq_eventfds(IrqIndex::Msi, 0, fds)
     }
 
     /// Enable MSI-X with one eventfd per vector (`None`: vector allocated, not wired).
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno (`EINVAL` while INTx
+    /// or MSI is on).
     pub fn enable_msix(&self, fds: &[Option<BorrowedFd<'_>>]) -> Result<()> {
         self.set_irq_eventfds(IrqIndex::Msix, 0, fds)
     }
@@ -505,6 +578,11 @@ impl<S: VfioSys + ?Sized> Device<S> {
     /// Read region `index` (BAR, ROM, config, device-specific) through the device fd
     /// (`pread`), any size: repeated until `buf` is full or the region ends; returns the
     /// bytes read (short at the region's end).
+    ///
+    /// # Errors
+    ///
+    /// As Device::region_info; Error::Ioctl naming `pread` and the region when `offset`
+    /// lies outside the region or the kernel refuses the read.
     pub fn read_region(&self, index: u32, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let (at, n) = self.span(index, offset, buf.len(), "pread")?;
         let mut done = 0;
@@ -523,6 +601,11 @@ impl<S: VfioSys + ?Sized> Device<S> {
 
     /// Write region `index` through the device fd (`pwrite`), any size: repeated until
     /// all of `data` is written or the region ends; returns the bytes written.
+    ///
+    /// # Errors
+    ///
+    /// As Device::region_info; Error::Ioctl naming `pwrite` and the region when `offset`
+    /// lies outside the region or the kernel refuses the write.
     pub fn write_region(&self, index: u32, offset: u64, data: &[u8]) -> Result<usize> {
         let (at, n) = self.span(index, offset, data.len(), "pwrite")?;
         let mut done = 0;
@@ -541,16 +624,28 @@ impl<S: VfioSys + ?Sized> Device<S> {
 
     /// Read config space through the VFIO config region; returns bytes read (short at
     /// the end of the region).
+    ///
+    /// # Errors
+    ///
+    /// As Device::read_region.
     pub fn read_config(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
         self.read_region(CONFIG_REGION, offset, buf)
     }
 
     /// Write config space through the VFIO config region.
+    ///
+    /// # Errors
+    ///
+    /// As Device::write_region.
     pub fn write_config(&self, offset: u64, data: &[u8]) -> Result<usize> {
         self.write_region(CONFIG_REGION, offset, data)
     }
 
     /// The vendor id read through VFIO (0xffff: the device does not answer).
+    ///
+    /// # Errors
+    ///
+    /// As Device::read_config.
     pub fn vendor_id(&self) -> Result<u16> {
         let mut b = [0u8; 2];
         let n = self.read_config(0, &mut b)?;
@@ -563,6 +658,12 @@ impl<S: VfioSys + ?Sized> Device<S> {
     /// mmap region `index` (needs `VFIO_REGION_INFO_FLAG_MMAP`): the whole region, or
     /// every sparse-mmap area the kernel lists (a BAR holding the MSI-X table has a hole
     /// there, which stays reachable through [`Device::read_region`]).
+    ///
+    /// # Errors
+    ///
+    /// As Device::region_info; Error::Ioctl naming `mmap` and the region with `EINVAL` when
+    /// the region is not mmappable, empty or lists an area outside itself, or with the
+    /// kernel's errno when an mmap fails (the areas mapped before it are unmapped).
     pub fn mmap_region(&self, index: u32) -> Result<RegionMap> {
         let r = self.region_info(index)?;
         let einval = || {
@@ -612,6 +713,11 @@ impl<S: VfioSys + ?Sized> Device<S> {
     }
 
     /// `VFIO_DEVICE_RESET`, returning the kernel's error (`EINVAL` without the RESET flag).
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno (`EINVAL` without
+    /// the RESET flag).
     #[doc(alias = "VFIO_DEVICE_RESET")]
     pub fn reset(&self) -> Result<()> {
         self.sys()
@@ -622,6 +728,11 @@ impl<S: VfioSys + ?Sized> Device<S> {
     /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`: which devices (and groups) a bus/slot
     /// reset touches. Asks with the header only, then again with room for the count
     /// the kernel answered with `ENOSPC`.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl with the kernel's errno, or Error::Malformed when the answer cannot be
+    /// parsed or keeps growing.
     #[doc(alias = "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO")]
     pub fn hot_reset_info(&self) -> Result<HotResetInfo> {
         const OP: &str = "VFIO_DEVICE_GET_PCI_HOT_RESET_INFO";
@@ -654,6 +765,11 @@ impl<S: VfioSys + ?Sized> Device<S> {
     }
 
     /// `VFIO_DEVICE_PCI_HOT_RESET` with every affected group (legacy mode).
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno (`EPERM` when a
+    /// group of the reset is missing, `EBUSY` when a device of it is in use).
     #[doc(alias = "VFIO_DEVICE_PCI_HOT_RESET")]
     pub fn hot_reset(&self, groups: &[&Group<S>]) -> Result<()> {
         let fds: Vec<Fd> = groups.iter().map(|g| g.fd()).collect();
@@ -663,6 +779,10 @@ impl<S: VfioSys + ?Sized> Device<S> {
     }
 
     /// `VFIO_DEVICE_PCI_HOT_RESET` in cdev mode: no group fds, ownership via iommufd.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno.
     pub fn hot_reset_cdev(&self) -> Result<()> {
         self.sys()
             .device_pci_hot_reset(self.fd(), &[])
@@ -670,6 +790,10 @@ impl<S: VfioSys + ?Sized> Device<S> {
     }
 
     /// Set the VF token of an SR-IOV PF (`VFIO_DEVICE_FEATURE_PCI_VF_TOKEN`, SET).
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno.
     #[doc(alias = "VFIO_DEVICE_FEATURE")]
     pub fn set_vf_token(&self, uuid: [u8; 16]) -> Result<()> {
         // include/uapi/linux/vfio.h: VFIO_DEVICE_FEATURE_SET (1 << 17),
@@ -685,6 +809,10 @@ impl<S: VfioSys + ?Sized> Device<S> {
     }
 
     /// `VFIO_DEVICE_BIND_IOMMUFD` (cdev mode); returns the iommufd device id.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno.
     #[doc(alias = "VFIO_DEVICE_BIND_IOMMUFD")]
     pub fn bind_iommufd(&self, iommufd: &Iommufd<S>, vf_token: Option<[u8; 16]>) -> Result<u32> {
         self.sys()
@@ -694,6 +822,10 @@ impl<S: VfioSys + ?Sized> Device<S> {
 
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` to an IOAS; returns the id of the hardware page
     /// table the kernel attached (one it made for the IOAS: not the IOAS id).
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the device and the kernel's errno.
     #[doc(alias = "VFIO_DEVICE_ATTACH_IOMMUFD_PT")]
     pub fn attach_ioas(&self, ioas: &Ioas<S>) -> Result<u32> {
         self.sys()

@@ -96,6 +96,11 @@ pub trait DmaSpace: sealed::Space {
     /// Unmap `[iova, iova + size)` in the kernel, whatever mapped it; returns the size
     /// unmapped. Safe: memory an owned mapping holds stays alive (it is dropped only
     /// when its own unmap succeeds, which then finds nothing left to unmap).
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl with the kernel's errno (`EINVAL` for a span that cuts a mapping in
+    /// two).
     fn unmap_raw(&self, iova: u64, size: u64) -> Result<u64> {
         self.kernel_unmap(iova, size)
     }
@@ -145,6 +150,11 @@ pub trait OwnedDma: DmaSpace {
     /// Checked first: the host address, IOVA and size are page aligned, the IOVA span
     /// lies inside one reported range, and it overlaps no mapping the space owns. On
     /// error `mem` is dropped (nothing was mapped); keep an `Arc` clone to keep it.
+    ///
+    /// # Errors
+    ///
+    /// Error::IovaInUse when the span overlaps an owned mapping; Error::Unaligned or
+    /// Error::IovaOutOfRange from the checks; Error::Ioctl when the kernel refuses.
     fn map<M: DmaMemory>(&self, mem: M, iova: u64, writable: bool) -> Result<()> {
         let size = mem.dma_len() as u64;
         let vaddr = mem.dma_ptr() as u64;
@@ -166,6 +176,11 @@ pub trait OwnedDma: DmaSpace {
 
     /// Unmap the mapping made at `iova` and give its memory back (as the box it was
     /// kept in). When the kernel refuses, the mapping and its memory stay.
+    ///
+    /// # Errors
+    ///
+    /// Error::NotMapped when no owned mapping starts at `iova`; Error::Ioctl when the
+    /// kernel refuses to unmap.
     fn unmap(&self, iova: u64) -> Result<Box<dyn DmaMemory>> {
         let mut table = self.table().lock();
         let Some(&(size, _)) = table.get(&iova) else {
@@ -206,6 +221,11 @@ pub(crate) fn map_checked<D: DmaSpace + ?Sized>(
 }
 
 /// Check alignment and that `[iova, iova + size)` lies inside one reported range.
+///
+/// # Errors
+///
+/// Error::Unaligned naming the number that is not a multiple of `page`, or
+/// Error::IovaOutOfRange listing the ranges.
 pub fn check_iova(ranges: &[IovaRange], page: u64, iova: u64, size: u64) -> Result<()> {
     let page = page.max(1);
     if size == 0 || !size.is_multiple_of(page) {

@@ -63,11 +63,19 @@ impl<S: VfioSys + ?Sized> Clone for Group<S> {
 
 impl<S: VfioSys + ?Sized> Group<S> {
     /// Open `ROOT/dev/vfio/N`; `EBUSY` (already open elsewhere) is [`Error::GroupBusy`].
+    ///
+    /// # Errors
+    ///
+    /// Error::GroupBusy for `EBUSY`, Error::Open naming the node for any other errno.
     pub fn open(sys: &Arc<S>, root: &Path, id: u32) -> Result<Self> {
         Self::open_path(sys, HostPath::new(root, format!("dev/vfio/{id}")), id)
     }
 
     /// Open `ROOT/dev/vfio/noiommu-N` (no-IOMMU mode).
+    ///
+    /// # Errors
+    ///
+    /// As Group::open.
     pub fn open_noiommu(sys: &Arc<S>, root: &Path, id: u32) -> Result<Self> {
         Self::open_path(
             sys,
@@ -90,6 +98,10 @@ impl<S: VfioSys + ?Sized> Group<S> {
 
     /// A group opened elsewhere (passed by libvirt or a parent process), owned from now
     /// on. It is not unset from any container it was in when this handle drops.
+    ///
+    /// # Errors
+    ///
+    /// Error::Open naming the group when the seam refuses to adopt the fd.
     pub fn from_owned_fd(sys: &Arc<S>, fd: OwnedFd, id: u32) -> Result<Self> {
         let fd = Handle::adopt(sys, fd, &format!("group {id}"))?;
         Ok(Self::new(
@@ -135,6 +147,10 @@ impl<S: VfioSys + ?Sized> Group<S> {
     }
 
     /// A duplicate of the group's fd, owned by the caller (for KVM's VFIO device).
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the group when the seam cannot duplicate the fd.
     pub fn try_clone_fd(&self) -> Result<OwnedFd> {
         self.inner.handle.dup()
     }
@@ -152,6 +168,10 @@ impl<S: VfioSys + ?Sized> Group<S> {
     }
 
     /// `VFIO_GROUP_GET_STATUS`.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the group and the kernel's errno.
     #[doc(alias = "VFIO_GROUP_GET_STATUS")]
     pub fn status(&self) -> Result<GroupStatus> {
         let raw = self
@@ -168,6 +188,11 @@ impl<S: VfioSys + ?Sized> Group<S> {
 
     /// The status, or [`Error::GroupNotViable`] naming the devices (read from sysfs
     /// under `root`) that keep the group from being viable.
+    ///
+    /// # Errors
+    ///
+    /// Error::GroupNotViable naming the blocking devices; Error::Ioctl when the status
+    /// cannot be read.
     pub fn require_viable(&self, root: &Path) -> Result<GroupStatus> {
         let st = self.status()?;
         if st.viable {
@@ -180,6 +205,10 @@ impl<S: VfioSys + ?Sized> Group<S> {
     }
 
     /// `VFIO_GROUP_SET_CONTAINER`; the group keeps the container open while in it.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the group and the kernel's errno.
     #[doc(alias = "VFIO_GROUP_SET_CONTAINER")]
     pub fn set_container(&self, container: &Container<S>) -> Result<()> {
         let mut slot = self.container_slot();
@@ -192,6 +221,10 @@ impl<S: VfioSys + ?Sized> Group<S> {
     }
 
     /// `VFIO_GROUP_UNSET_CONTAINER`.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the group and the kernel's errno.
     #[doc(alias = "VFIO_GROUP_UNSET_CONTAINER")]
     pub fn unset_container(&self) -> Result<()> {
         let mut slot = self.container_slot();
@@ -206,12 +239,21 @@ impl<S: VfioSys + ?Sized> Group<S> {
 
     /// `VFIO_GROUP_GET_DEVICE_FD` for a device by name (its BDF). The device keeps the
     /// group handle alive.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the group and the kernel's errno (`EINVAL` for a
+    /// device not in the group or not bound to vfio-pci).
     #[doc(alias = "VFIO_GROUP_GET_DEVICE_FD")]
     pub fn device(&self, name: &str) -> Result<Device<S>> {
         self.get_device(name, name)
     }
 
     /// `VFIO_GROUP_GET_DEVICE_FD` for an SR-IOV VF whose PF set a VF token.
+    ///
+    /// # Errors
+    ///
+    /// As Group::device.
     pub fn device_with_token(&self, name: &str, token: &str) -> Result<Device<S>> {
         self.get_device(name, &format!("{name} vf_token={token}"))
     }

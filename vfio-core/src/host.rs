@@ -64,6 +64,11 @@ fn link_name(root: &Path, rel: &Path) -> Result<Option<String>> {
 }
 
 /// Fail with [`Error::NoDevice`] when the device is not in sysfs.
+///
+/// # Errors
+///
+/// Error::NoDevice naming the path looked for; Error::Host when the sysfs tree cannot be
+/// read.
 pub fn require_device(root: &Path, bdf: Bdf) -> Result<()> {
     let rel = device_rel(bdf);
     match with_root(root, &rel, |r| r.kind(&rel)) {
@@ -76,6 +81,11 @@ pub fn require_device(root: &Path, bdf: Bdf) -> Result<()> {
 }
 
 /// The device's IOMMU group id.
+///
+/// # Errors
+///
+/// Error::NoGroup naming the missing `iommu_group` link; Error::Sysfs or Error::Host when
+/// it cannot be read.
 pub fn iommu_group(root: &Path, bdf: Bdf) -> Result<u32> {
     let rel = device_rel(bdf).join("iommu_group");
     match link_name(root, &rel)?.and_then(|n| n.parse().ok()) {
@@ -88,11 +98,19 @@ pub fn iommu_group(root: &Path, bdf: Bdf) -> Result<u32> {
 }
 
 /// The device's driver (`None` when unbound).
+///
+/// # Errors
+///
+/// Error::Sysfs or Error::Host naming what cannot be read.
 pub fn driver(root: &Path, bdf: Bdf) -> Result<Option<String>> {
     link_name(root, &device_rel(bdf).join("driver"))
 }
 
 /// The devices of a group, sorted.
+///
+/// # Errors
+///
+/// Error::Sysfs naming the group's `devices` directory when it cannot be listed.
 pub fn group_devices(root: &Path, group: u32) -> Result<Vec<Bdf>> {
     let rel = group_rel(group).join("devices");
     let entries = with_root(root, &rel, |r| r.list(&rel))?.ok_or_else(|| Error::Sysfs {
@@ -116,6 +134,10 @@ pub fn driver_keeps_viable(driver: Option<&str>) -> bool {
 }
 
 /// The devices of `group` that keep it from being viable, with their drivers.
+///
+/// # Errors
+///
+/// As host::group_devices and host::driver.
 pub fn blockers(root: &Path, group: u32) -> Result<Vec<Blocker>> {
     let mut out = Vec::new();
     for bdf in group_devices(root, group)? {
@@ -142,6 +164,10 @@ pub fn vfio_cdev(root: &Path, bdf: Bdf) -> Option<String> {
 }
 
 /// The sysfs `config` bytes (at most 4096).
+///
+/// # Errors
+///
+/// Error::Sysfs naming the `config` file when it cannot be read.
 pub fn read_config(root: &Path, bdf: Bdf) -> Result<Vec<u8>> {
     let rel = device_rel(bdf).join("config");
     with_root(root, &rel, |r| r.read_bytes(&rel, CONFIG_MAX))?.ok_or_else(|| Error::Sysfs {

@@ -92,6 +92,11 @@ pub struct CapHeader {
 
 /// Walk a capability chain starting at `first` (0 = none); caps must lie at or after
 /// `header_len` and inside `buf`, and each `next` must point strictly forward.
+///
+/// # Errors
+///
+/// A ParseError at the offending header: a capability before `header_len` or past `buf`, or
+/// a `next` that does not point forward.
 pub fn cap_chain(buf: &[u8], first: u32, header_len: usize) -> Result<Vec<CapHeader>, ParseError> {
     let mut out = Vec::new();
     let mut off = first as usize;
@@ -210,6 +215,11 @@ impl IommuInfo {
 pub const IOMMU_INFO_LEN: usize = 24;
 
 /// Parse a `VFIO_IOMMU_GET_INFO` answer (`struct vfio_iommu_type1_info` + caps).
+///
+/// # Errors
+///
+/// A ParseError with its kind and the byte offset where the answer is truncated or its
+/// capability chain is malformed.
 pub fn parse_iommu_info(buf: &[u8]) -> Result<IommuInfo, ParseError> {
     let buf = valid(buf);
     if buf.len() < IOMMU_INFO_LEN {
@@ -306,6 +316,11 @@ pub struct DeviceInfo {
 }
 
 /// Parse a `VFIO_DEVICE_GET_INFO` answer.
+///
+/// # Errors
+///
+/// A ParseError with its kind and the byte offset where the answer is truncated or its
+/// capability chain is malformed.
 pub fn parse_device_info(buf: &[u8]) -> Result<DeviceInfo, ParseError> {
     let buf = valid(buf);
     if buf.len() < DEVICE_INFO_LEN {
@@ -391,6 +406,11 @@ pub struct RegionInfo {
 }
 
 /// Parse a `VFIO_DEVICE_GET_REGION_INFO` answer.
+///
+/// # Errors
+///
+/// A ParseError with its kind and the byte offset where the answer is truncated or its
+/// capability chain (a sparse-mmap area list) is malformed.
 pub fn parse_region_info(buf: &[u8]) -> Result<RegionInfo, ParseError> {
     let buf = valid(buf);
     if buf.len() < REGION_INFO_LEN {
@@ -477,6 +497,10 @@ pub const HOT_RESET_INFO_LEN: usize = 12;
 
 /// Parse a hot-reset info answer; with only the header (the `ENOSPC` answer) the
 /// device list is empty and `count` says how many entries to make room for.
+///
+/// # Errors
+///
+/// A ParseError with its kind and the byte offset where the answer is truncated.
 pub fn parse_hot_reset_info(buf: &[u8]) -> Result<HotResetInfo, ParseError> {
     if buf.len() < HOT_RESET_INFO_LEN {
         return Err(err(ParseErrorKind::Truncated, 0));

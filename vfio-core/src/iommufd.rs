@@ -26,6 +26,10 @@ impl<S: VfioSys + ?Sized> Clone for Iommufd<S> {
 impl<S: VfioSys + ?Sized> Iommufd<S> {
     /// Open the iommufd node (`/dev/iommu`, or a [`HostPath`] under a root: errors then
     /// name its system path).
+    ///
+    /// # Errors
+    ///
+    /// Error::Open naming `path` (its system path) with the errno.
     pub fn open(sys: &Arc<S>, path: impl Into<HostPath>) -> Result<Self> {
         let path: HostPath = path.into();
         let fd = sys
@@ -38,6 +42,10 @@ impl<S: VfioSys + ?Sized> Iommufd<S> {
 
     /// An iommufd opened elsewhere (passed by libvirt or a parent process), owned from
     /// now on; `label` names it in errors.
+    ///
+    /// # Errors
+    ///
+    /// Error::Open naming `label` when the seam refuses to adopt the fd.
     pub fn from_owned_fd(sys: &Arc<S>, fd: OwnedFd, label: &str) -> Result<Self> {
         let target = format!("iommufd {label}");
         let fd = Handle::adopt(sys, fd, &target)?;
@@ -52,6 +60,10 @@ impl<S: VfioSys + ?Sized> Iommufd<S> {
     }
 
     /// A duplicate of the fd, owned by the caller.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the iommufd when the seam cannot duplicate the fd.
     pub fn try_clone_fd(&self) -> Result<OwnedFd> {
         self.inner.dup()
     }
@@ -66,6 +78,10 @@ impl<S: VfioSys + ?Sized> Iommufd<S> {
 
     /// `IOMMU_IOAS_ALLOC`, then `IOMMU_IOAS_IOVA_RANGES` once a device is attached
     /// (call [`Ioas::refresh_ranges`]).
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the iommufd and the kernel's errno.
     #[doc(alias = "IOMMU_IOAS_ALLOC")]
     pub fn alloc_ioas(&self) -> Result<Ioas<S>> {
         let id = self
@@ -111,6 +127,11 @@ impl<S: VfioSys + ?Sized> Ioas<S> {
 
     /// `IOMMU_IOAS_IOVA_RANGES`, asking again when the kernel has more ranges; the
     /// answer is kept for the mapping checks.
+    ///
+    /// # Errors
+    ///
+    /// Error::Ioctl naming the call, the IOAS and the kernel's errno (`EMSGSIZE` when the
+    /// count keeps growing).
     #[doc(alias = "IOMMU_IOAS_IOVA_RANGES")]
     pub fn refresh_ranges(&self) -> Result<Vec<IovaRange>> {
         let f = &self.iommufd;

@@ -14,6 +14,7 @@
 //! - [`dma`]: DMA spaces that own the memory they map, by IOVA, and unmap on drop.
 //! - [`bind`]: `driver_override` binding that restores the original driver.
 //! - [`verify`](mod@verify): the whole sequence, as a serializable report.
+//! - `kvm` (feature `kvm`): KVM's VFIO pseudo-device on a VM fd the caller owns.
 //! - `testing` (feature `testing`): a mockall mock of the seam and a fake kernel,
 //!   `FakeVfio`, for downstream tests.
 //!
@@ -91,6 +92,8 @@ mod handle;
 pub mod host;
 pub mod info;
 pub mod iommufd;
+#[cfg(feature = "kvm")]
+pub mod kvm;
 pub mod sys;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -248,6 +248,10 @@ pub struct EventFd(OwnedFd);
 
 impl EventFd {
     /// `eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)`.
+    ///
+    /// # Errors
+    ///
+    /// The errno of `eventfd(2)` (`EMFILE` when the process is out of file descriptors).
     pub fn new() -> io::Result<Self> {
         // SAFETY: eventfd takes no pointers; it returns a new descriptor or -1.
         let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
@@ -257,6 +261,10 @@ impl EventFd {
 
     /// Read and reset the counter: how many times it was signalled since the last read
     /// (`Ok(0)` when it was not: the read would block).
+    ///
+    /// # Errors
+    ///
+    /// The errno of `read(2)` on the eventfd, other than `EAGAIN` (which is `Ok(0)`).
     pub fn read(&self) -> io::Result<u64> {
         let mut b = [0u8; 8];
         match (&std::fs::File::from(self.0.try_clone()?)).read(&mut b) {
@@ -268,6 +276,10 @@ impl EventFd {
     }
 
     /// Add `n` to the counter (signal it).
+    ///
+    /// # Errors
+    ///
+    /// The errno of `write(2)` on the eventfd (`EAGAIN` when the counter would overflow).
     pub fn write(&self, n: u64) -> io::Result<()> {
         (&std::fs::File::from(self.0.try_clone()?)).write_all(&n.to_ne_bytes())
     }
@@ -357,46 +369,124 @@ impl DmaMapRequest {
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait VfioSys {
     /// `open(path, O_RDWR | O_CLOEXEC)`.
+    ///
+    /// # Errors
+    ///
+    /// The errno of `open(2)`.
     fn open(&self, path: &Path) -> io::Result<Fd>;
     /// `close(fd)`.
+    ///
+    /// # Errors
+    ///
+    /// The errno of `close(2)`; `EBADF` for an fd this implementation does not hold.
     fn close(&self, fd: Fd) -> io::Result<()>;
     /// `pread(fd, buf, offset)`.
+    ///
+    /// # Errors
+    ///
+    /// The errno of `pread(2)`; `EBADF` for an fd this implementation does not hold.
     fn pread(&self, fd: Fd, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// `pwrite(fd, buf, offset)`.
+    ///
+    /// # Errors
+    ///
+    /// The errno of `pwrite(2)`; `EBADF` for an fd this implementation does not hold.
     fn pwrite(&self, fd: Fd, buf: &[u8], offset: u64) -> io::Result<usize>;
     /// `mmap(NULL, len, PROT_READ[|PROT_WRITE], MAP_SHARED, fd, offset)` of a device
     /// region; the mapping is unmapped when the returned region drops.
+    ///
+    /// # Errors
+    ///
+    /// The errno of `mmap(2)` (`EINVAL` for a region or span vfio-pci does not let be
+    /// mapped).
     fn mmap(&self, fd: Fd, offset: u64, len: usize, writable: bool) -> io::Result<MmapRegion<()>>;
     /// `VFIO_GET_API_VERSION` on a container.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn get_api_version(&self, container: Fd) -> io::Result<i32>;
     /// `VFIO_CHECK_EXTENSION`: the kernel's answer (0 = no).
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn check_extension(&self, container: Fd, extension: u32) -> io::Result<i32>;
     /// `VFIO_SET_IOMMU`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn set_iommu(&self, container: Fd, iommu_type: u32) -> io::Result<()>;
     /// `VFIO_IOMMU_GET_INFO` into `buf` (`struct vfio_iommu_type1_info` and caps).
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn iommu_get_info(&self, container: Fd, buf: &mut [u8]) -> io::Result<()>;
     /// `VFIO_IOMMU_MAP_DMA`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn iommu_map_dma(&self, container: Fd, req: &DmaMapRequest) -> io::Result<()>;
     /// `VFIO_IOMMU_UNMAP_DMA`; returns the size the kernel unmapped.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn iommu_unmap_dma(&self, container: Fd, iova: u64, size: u64, flags: u32) -> io::Result<u64>;
     /// `VFIO_GROUP_GET_STATUS`: the flags.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn group_get_status(&self, group: Fd) -> io::Result<u32>;
     /// `VFIO_GROUP_SET_CONTAINER`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn group_set_container(&self, group: Fd, container: Fd) -> io::Result<()>;
     /// `VFIO_GROUP_UNSET_CONTAINER`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn group_unset_container(&self, group: Fd) -> io::Result<()>;
     /// `VFIO_GROUP_GET_DEVICE_FD` with a device name (`BDF` or `BDF vf_token=UUID`).
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn group_get_device_fd(&self, group: Fd, name: &str) -> io::Result<Fd>;
     /// `VFIO_DEVICE_GET_INFO` into `buf` (`struct vfio_device_info` and caps).
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn device_get_info(&self, device: Fd, buf: &mut [u8]) -> io::Result<()>;
     /// `VFIO_DEVICE_GET_REGION_INFO` of region `index` into `buf`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn device_get_region_info(&self, device: Fd, index: u32, buf: &mut [u8]) -> io::Result<()>;
     /// `VFIO_DEVICE_GET_IRQ_INFO` of irq `index`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn device_get_irq_info(&self, device: Fd, index: u32) -> io::Result<RawIrqInfo>;
     /// `VFIO_DEVICE_SET_IRQS` with the request's bytes ([`IrqSet::to_bytes`]).
     ///
     /// Provided: answers `ENOTTY`, as a kernel without the ioctl would (see the trait's
     /// stability rule).
+    ///
+    /// # Errors
+    ///
+    /// `ENOTTY` from this default; else the kernel's errno (`EINVAL` for a request the
+    /// index does not support).
     fn device_set_irqs(&self, device: Fd, req: &IrqSet) -> io::Result<()> {
         let _ = (device, req);
         Err(enotty())
@@ -405,6 +495,10 @@ pub trait VfioSys {
     /// Kata or a parent process) and return the [`Fd`] this implementation knows it by.
     ///
     /// Provided: answers `ENOTTY` (and closes `fd`).
+    ///
+    /// # Errors
+    ///
+    /// `ENOTTY` from this default; else the errno of `fcntl(2)` or of checking the fd.
     fn adopt_fd(&self, fd: OwnedFd) -> io::Result<Fd> {
         drop(fd);
         Err(enotty())
@@ -413,19 +507,82 @@ pub trait VfioSys {
     /// the caller.
     ///
     /// Provided: answers `ENOTTY`.
+    ///
+    /// # Errors
+    ///
+    /// `ENOTTY` from this default; else the errno of `fcntl(F_DUPFD_CLOEXEC)` (`EBADF` for
+    /// an fd this implementation does not hold).
     fn dup_fd(&self, fd: Fd) -> io::Result<OwnedFd> {
         let _ = fd;
         Err(enotty())
     }
+    /// `KVM_CREATE_DEVICE` on the caller's VM fd `vm`: `struct kvm_create_device` with
+    /// `type = kind` and flags 0 ([`kvm::create_device_bytes`]); returns the new KVM
+    /// device fd, owned by this implementation from then on. Feature `kvm`.
+    ///
+    /// Provided: answers `ENOTTY`, as a kernel without KVM's device API would.
+    ///
+    /// # Errors
+    ///
+    /// `ENOTTY` from this default; else KVM's errno (`ENODEV` for a device type KVM was
+    /// built without, `EEXIST` for a second VFIO device on the same VM).
+    #[cfg(feature = "kvm")]
+    fn kvm_create_device<'a>(&self, vm: BorrowedFd<'a>, kind: u32) -> io::Result<Fd> {
+        let _ = (vm, kind);
+        Err(enotty())
+    }
+    /// `KVM_SET_DEVICE_ATTR` on a KVM device fd of this implementation with an
+    /// attribute whose data is one `__s32` file descriptor, `file`, also one of this
+    /// implementation's fds: `struct kvm_device_attr` with flags 0, `group`, `attr`,
+    /// and `addr` pointing at the fd number ([`kvm::device_attr_bytes`]). Feature `kvm`.
+    ///
+    /// Provided: answers `ENOTTY`.
+    ///
+    /// # Errors
+    ///
+    /// `ENOTTY` from this default; else KVM's errno (`EBADF` for a file that is not a
+    /// VFIO group or device, `EEXIST` for one already added, `ENOENT` deleting one that
+    /// was not).
+    #[cfg(feature = "kvm")]
+    fn kvm_set_device_attr_fd(
+        &self,
+        device: Fd,
+        group: u32,
+        attr: u64,
+        file: Fd,
+    ) -> io::Result<()> {
+        let _ = (device, group, attr, file);
+        Err(enotty())
+    }
     /// `VFIO_DEVICE_RESET`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn device_reset(&self, device: Fd) -> io::Result<()>;
     /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO` into `buf`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn device_get_pci_hot_reset_info(&self, device: Fd, buf: &mut [u8]) -> io::Result<()>;
     /// `VFIO_DEVICE_PCI_HOT_RESET` with the group fds (empty in cdev/iommufd mode).
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn device_pci_hot_reset(&self, device: Fd, group_fds: &[Fd]) -> io::Result<()>;
     /// `VFIO_DEVICE_FEATURE` with `flags` and the feature payload `data`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn device_feature(&self, device: Fd, flags: u32, data: &mut [u8]) -> io::Result<i32>;
     /// `VFIO_DEVICE_BIND_IOMMUFD` (cdev); returns the device id.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn device_bind_iommufd(
         &self,
         device: Fd,
@@ -433,13 +590,29 @@ pub trait VfioSys {
         vf_token: Option<[u8; 16]>,
     ) -> io::Result<u32>;
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT`; returns the page table id the kernel chose.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn device_attach_iommufd_pt(&self, device: Fd, pt_id: u32) -> io::Result<u32>;
     /// `IOMMU_IOAS_ALLOC`; returns the IOAS id.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn iommufd_ioas_alloc(&self, iommufd: Fd) -> io::Result<u32>;
     /// `IOMMU_DESTROY` of an iommufd object.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn iommufd_destroy(&self, iommufd: Fd, id: u32) -> io::Result<()>;
     /// `IOMMU_IOAS_IOVA_RANGES` into `out`; `EMSGSIZE` is answered as `Ok` with
     /// `num_iovas > out.len()`.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EMSGSIZE` (more ranges than `out` holds) is not an error.
     fn iommufd_ioas_iova_ranges(
         &self,
         iommufd: Fd,
@@ -447,8 +620,16 @@ pub trait VfioSys {
         out: &mut [IovaRange],
     ) -> io::Result<IovaRangesAnswer>;
     /// `IOMMU_IOAS_MAP` at a fixed IOVA.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn iommufd_ioas_map(&self, iommufd: Fd, ioas: u32, req: &DmaMapRequest) -> io::Result<()>;
     /// `IOMMU_IOAS_UNMAP`; returns the length unmapped.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's errno; `EBADF` for an fd this implementation does not hold.
     fn iommufd_ioas_unmap(&self, iommufd: Fd, ioas: u32, iova: u64, length: u64)
         -> io::Result<u64>;
 }
@@ -601,6 +782,12 @@ unsafe impl<M: DmaMemory> DmaMemory for DmaRange<M> {
 /// `unmap_raw`, by dropping the space, or by closing the container or iommufd), and that
 /// the device writing it at any time (when `writable`) does not break what Rust code
 /// assumes about it: no `&`/`&mut` reference to it is used meanwhile.
+///
+/// # Errors
+///
+/// Error::Unaligned when `vaddr`, `iova` or `size` is not page aligned,
+/// Error::IovaOutOfRange when the span is outside the reported ranges, and Error::Ioctl
+/// with the kernel's errno when it refuses the mapping.
 pub unsafe fn map_raw<D: crate::dma::DmaSpace + ?Sized>(
     space: &D,
     vaddr: u64,
@@ -666,6 +853,54 @@ pub mod nr {
     pub const IOMMU_IOAS_MAP: u64 = io(0x85);
     /// `IOMMU_IOAS_UNMAP`.
     pub const IOMMU_IOAS_UNMAP: u64 = io(0x86);
+    /// `KVM_CREATE_DEVICE`: `_IOWR(KVMIO, 0xe0, struct kvm_create_device)` (feature `kvm`).
+    #[cfg(feature = "kvm")]
+    pub const KVM_CREATE_DEVICE: u64 = kvm(3, 0xe0, super::kvm::CREATE_DEVICE_LEN);
+    /// `KVM_SET_DEVICE_ATTR`: `_IOW(KVMIO, 0xe1, struct kvm_device_attr)` (feature `kvm`).
+    #[cfg(feature = "kvm")]
+    pub const KVM_SET_DEVICE_ATTR: u64 = kvm(1, 0xe1, super::kvm::DEVICE_ATTR_LEN);
+    /// The generic `_IOC(dir, KVMIO, nr, size)` encoding (include/uapi/asm-generic/ioctl.h:
+    /// nr bits 0-7, type 8-15, size 16-29, direction 30-31; write 1, read 2).
+    #[cfg(feature = "kvm")]
+    const fn kvm(dir: u64, nr: u64, size: usize) -> u64 {
+        (dir << 30) | ((size as u64) << 16) | (0xae << 8) | nr
+    }
+}
+
+/// KVM's VFIO pseudo-device, in the kernel's words (include/uapi/linux/kvm.h): the
+/// constants and the exact bytes of the two structures the `kvm` calls pass.
+#[cfg(feature = "kvm")]
+pub mod kvm {
+    /// `KVM_DEV_TYPE_VFIO` (`enum kvm_device_type`: FSL_MPIC_20 = 1, FSL_MPIC_42,
+    /// XICS, VFIO).
+    pub const DEV_TYPE_VFIO: u32 = 4;
+    /// `KVM_DEV_VFIO_FILE`, a group or device file (alias `KVM_DEV_VFIO_GROUP`).
+    pub const DEV_VFIO_FILE: u32 = 1;
+    /// `KVM_DEV_VFIO_FILE_ADD` (alias `KVM_DEV_VFIO_GROUP_ADD`).
+    pub const DEV_VFIO_FILE_ADD: u64 = 1;
+    /// `KVM_DEV_VFIO_FILE_DEL` (alias `KVM_DEV_VFIO_GROUP_DEL`).
+    pub const DEV_VFIO_FILE_DEL: u64 = 2;
+    /// `sizeof(struct kvm_create_device)`: `__u32 type, fd, flags`.
+    pub const CREATE_DEVICE_LEN: usize = 12;
+    /// `sizeof(struct kvm_device_attr)`: `__u32 flags, group; __u64 attr, addr`.
+    pub const DEVICE_ATTR_LEN: usize = 24;
+
+    /// `struct kvm_create_device` as `KVM_CREATE_DEVICE` takes it: `type`, `fd` 0 (the
+    /// kernel's answer goes there), `flags` 0 (not `KVM_CREATE_DEVICE_TEST`).
+    pub fn create_device_bytes(kind: u32) -> [u8; CREATE_DEVICE_LEN] {
+        let mut b = [0u8; CREATE_DEVICE_LEN];
+        b[0..4].copy_from_slice(&kind.to_ne_bytes());
+        b
+    }
+
+    /// `struct kvm_device_attr` with flags 0, `group`, `attr` and `addr`.
+    pub fn device_attr_bytes(group: u32, attr: u64, addr: u64) -> [u8; DEVICE_ATTR_LEN] {
+        let mut b = [0u8; DEVICE_ATTR_LEN];
+        b[4..8].copy_from_slice(&group.to_ne_bytes());
+        b[8..16].copy_from_slice(&attr.to_ne_bytes());
+        b[16..24].copy_from_slice(&addr.to_ne_bytes());
+        b
+    }
 }
 
 // iommufd structures (include/uapi/linux/iommufd.h); vfio-bindings 0.7 lacks them.
@@ -1035,6 +1270,40 @@ impl VfioSys for RealSys {
         // borrow ends with this statement, and the duplicate is a new descriptor.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd.0) };
         borrowed.try_clone_to_owned()
+    }
+
+    #[cfg(feature = "kvm")]
+    fn kvm_create_device<'a>(&self, vm: BorrowedFd<'a>, kind: u32) -> io::Result<Fd> {
+        let mut arg = kvm::create_device_bytes(kind);
+        // SAFETY: `vm` is open for this call (a BorrowedFd); `arg` is valid for reads and
+        // writes of the 12 bytes the request number encodes, and the kernel writes
+        // only its `fd` field.
+        check(unsafe {
+            libc::ioctl(vm.as_raw_fd(), nr::KVM_CREATE_DEVICE as _, arg.as_mut_ptr())
+        })?;
+        let fd = i32::from_ne_bytes([arg[4], arg[5], arg[6], arg[7]]);
+        self.adopt(fd);
+        Ok(Fd(fd))
+    }
+
+    #[cfg(feature = "kvm")]
+    fn kvm_set_device_attr_fd(
+        &self,
+        device: Fd,
+        group: u32,
+        attr: u64,
+        file: Fd,
+    ) -> io::Result<()> {
+        let file = self.mine(file)?;
+        let data: i32 = file.0;
+        let mut arg = kvm::device_attr_bytes(group, attr, &data as *const i32 as u64);
+        let device = self.mine(device)?;
+        // SAFETY: `device` is ours and open; `arg` is valid for the 24 bytes the request
+        // number encodes (the kernel only reads them), and its `addr` points at `data`,
+        // an `i32` that lives past the call (the kernel reads it with get_user and takes
+        // its own reference to that file).
+        check(unsafe { libc::ioctl(device.0, nr::KVM_SET_DEVICE_ATTR as _, arg.as_mut_ptr()) })
+            .map(|_| ())
     }
 
     fn device_set_irqs(&self, device: Fd, req: &IrqSet) -> io::Result<()> {

@@ -7,11 +7,13 @@
 //! it, unlike over the mockall mock (whose closures could forward to the real kernel).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use vm_memory::MmapRegion;
+use vm_memory::{FileOffset, MmapRegion};
 
 use crate::sys::{DmaMapRequest, Fd, IovaRange, IovaRangesAnswer, IrqSet, RawIrqInfo, VfioSys};
 
@@ -27,12 +29,104 @@ struct State {
 }
 
 /// A fake VFIO/iommufd kernel: one PCI device per group, type1v2 with 4 KiB pages and
-/// no reported IOVA ranges, `RESET | PCI` device flags with 9 regions and 5 IRQ indexes
-/// (as vfio-pci reports an e1000e). Regions are not backed: `pread`, `pwrite`, `mmap`
-/// and `VFIO_DEVICE_GET_REGION_INFO` answer `ENODEV`.
+/// no reported IOVA ranges, `RESET | PCI` device flags with 9 regions and 5 IRQ indexes.
+///
+/// Every device has the regions vfio-pci reported for an e1000e (82574L) in a 6.12
+/// guest (tests/data/captures/tcg-amd/vfiotest-0000:06:00.0.txt in the repository):
+///
+/// | index | region | size | flags |
+/// |---|---|---|---|
+/// | 0, 1 | BAR0, BAR1 (memory) | 0x20000 | read, write, mmap |
+/// | 2 | BAR2 (I/O ports) | 0x20 | read, write |
+/// | 3 | BAR3 (MSI-X table at 0, PBA at 0x2000) | 0x4000 | read, write, mmap, sparse mmap |
+/// | 4, 5 | absent | 0 | none |
+/// | 6 | ROM | 0x40000 | read |
+/// | 7 | config space | 0x1000 | read, write |
+///
+/// at offset `index << 40` of the device fd (`VFIO_PCI_OFFSET_SHIFT`). The capture's
+/// kernel let BAR3 be mapped whole (`MSIX_MAPPABLE`); this fake answers as vfio-pci does
+/// where the MSI-X table may not be mapped: one sparse-mmap area `[0x1000, 0x4000)`
+/// around the table's page (vfio_pci_core.c, the sparse-mmap capability of
+/// `VFIO_DEVICE_GET_REGION_INFO`), so the table is reachable only through
+/// `pread`/`pwrite`. The config region starts with the 82574L's real config space (the
+/// same capture, read through VFIO); writes to it are stored as written (the real
+/// kernel virtualizes parts of it). Each region is backed by its own memfd, shared by
+/// every device and every mapping of the fake: bytes written through an `mmap` are
+/// read back by `pread`, and the other way round.
 #[derive(Debug, Default)]
 pub struct FakeVfio {
     state: Mutex<State>,
+    regions: OnceLock<Vec<FakeRegion>>,
+}
+
+/// `VFIO_PCI_OFFSET_SHIFT` (drivers/vfio/pci/vfio_pci_priv.h): region `i` lives at
+/// device-fd offset `i << 40`.
+const REGION_SHIFT: u32 = 40;
+/// `VFIO_REGION_INFO_FLAG_READ`, `_WRITE`, `_MMAP`, `_CAPS` (include/uapi/linux/vfio.h).
+const R: u32 = 1;
+const W: u32 = 2;
+const MMAP: u32 = 4;
+const CAPS: u32 = 8;
+/// The 82574L's config space as read through VFIO (see [`FakeVfio`]).
+const E1000E_CONFIG: &[u8] = include_bytes!("../tests/data/tcg-amd/0000-06-00.0.via-vfio.bin");
+
+/// One region of the fake device.
+#[derive(Debug)]
+struct FakeRegion {
+    flags: u32,
+    size: u64,
+    /// Sparse-mmap areas (offset, size), when the region has them.
+    sparse: Vec<(u64, u64)>,
+    /// Backing store (absent for a region of size 0).
+    file: Option<File>,
+}
+
+impl FakeRegion {
+    fn new(flags: u32, size: u64, sparse: Vec<(u64, u64)>, init: &[u8]) -> io::Result<Self> {
+        let file = if size == 0 {
+            None
+        } else {
+            let fd =
+                rustix::fs::memfd_create("passthru-fake-region", rustix::fs::MemfdFlags::CLOEXEC)?;
+            let file = File::from(fd);
+            file.set_len(size)?;
+            file.write_all_at(&init[..init.len().min(size as usize)], 0)?;
+            Some(file)
+        };
+        Ok(FakeRegion {
+            flags,
+            size,
+            sparse,
+            file,
+        })
+    }
+
+    /// `struct vfio_region_info` for region `index`, with its sparse-mmap capability
+    /// (header id 1 version 1, `nr_areas`, reserved, then `{offset, size}` per area).
+    fn info(&self, index: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        let caps = !self.sparse.is_empty();
+        let flags = self.flags | if caps { CAPS } else { 0 };
+        for x in [0, flags, index, if caps { 32 } else { 0 }] {
+            v.extend_from_slice(&x.to_ne_bytes());
+        }
+        v.extend_from_slice(&self.size.to_ne_bytes());
+        v.extend_from_slice(&(u64::from(index) << REGION_SHIFT).to_ne_bytes());
+        if caps {
+            v.extend_from_slice(&1u16.to_ne_bytes());
+            v.extend_from_slice(&1u16.to_ne_bytes());
+            v.extend_from_slice(&0u32.to_ne_bytes());
+            v.extend_from_slice(&(self.sparse.len() as u32).to_ne_bytes());
+            v.extend_from_slice(&0u32.to_ne_bytes());
+            for &(o, s) in &self.sparse {
+                v.extend_from_slice(&o.to_ne_bytes());
+                v.extend_from_slice(&s.to_ne_bytes());
+            }
+        }
+        let len = v.len() as u32;
+        v[..4].copy_from_slice(&len.to_ne_bytes());
+        v
+    }
 }
 
 fn errno<T>(e: i32) -> io::Result<T> {
@@ -43,6 +137,39 @@ impl FakeVfio {
     /// A fresh fake kernel.
     pub fn new() -> Self {
         FakeVfio::default()
+    }
+
+    /// The device regions (made on first use).
+    fn regions(&self) -> io::Result<&[FakeRegion]> {
+        if let Some(r) = self.regions.get() {
+            return Ok(r);
+        }
+        // The MSI-X table's page [0, 0x1000) is the hole: 5 vectors of 16 bytes at 0.
+        let regions = vec![
+            FakeRegion::new(R | W | MMAP, 0x20000, vec![], &[])?,
+            FakeRegion::new(R | W | MMAP, 0x20000, vec![], &[])?,
+            FakeRegion::new(R | W, 0x20, vec![], &[])?,
+            FakeRegion::new(R | W | MMAP, 0x4000, vec![(0x1000, 0x3000)], &[])?,
+            FakeRegion::new(0, 0, vec![], &[])?,
+            FakeRegion::new(0, 0, vec![], &[])?,
+            FakeRegion::new(R, 0x40000, vec![], &[])?,
+            FakeRegion::new(R | W, 0x1000, vec![], E1000E_CONFIG)?,
+        ];
+        Ok(self.regions.get_or_init(|| regions))
+    }
+
+    /// The region a device-fd span `[offset, offset + len)` lies in, and the offset in it.
+    fn region_at(&self, offset: u64, len: usize) -> io::Result<(&FakeRegion, u64)> {
+        let index = usize::try_from(offset >> REGION_SHIFT).unwrap_or(usize::MAX);
+        let at = offset & ((1 << REGION_SHIFT) - 1);
+        let r = self
+            .regions()?
+            .get(index)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        if at.saturating_add(len as u64) > r.size || r.file.is_none() {
+            return errno(libc::EINVAL);
+        }
+        Ok((r, at))
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -136,17 +263,45 @@ impl VfioSys for FakeVfio {
             errno(libc::EBADF)
         }
     }
-    fn pread(&self, fd: Fd, _: &mut [u8], _: u64) -> io::Result<usize> {
+    fn pread(&self, fd: Fd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.check(fd)?;
-        errno(libc::ENODEV)
+        let (r, at) = self.region_at(offset, buf.len())?;
+        if r.flags & R == 0 {
+            return errno(libc::EINVAL);
+        }
+        r.file
+            .as_ref()
+            .map_or(errno(libc::EINVAL), |f| f.read_at(buf, at))
     }
-    fn pwrite(&self, fd: Fd, _: &[u8], _: u64) -> io::Result<usize> {
+    fn pwrite(&self, fd: Fd, data: &[u8], offset: u64) -> io::Result<usize> {
         self.check(fd)?;
-        errno(libc::ENODEV)
+        let (r, at) = self.region_at(offset, data.len())?;
+        if r.flags & W == 0 {
+            return errno(libc::EINVAL);
+        }
+        r.file
+            .as_ref()
+            .map_or(errno(libc::EINVAL), |f| f.write_at(data, at))
     }
-    fn mmap(&self, fd: Fd, _: u64, _: usize, _: bool) -> io::Result<MmapRegion<()>> {
+    fn mmap(&self, fd: Fd, offset: u64, len: usize, writable: bool) -> io::Result<MmapRegion<()>> {
         self.check(fd)?;
-        errno(libc::ENODEV)
+        let (r, at) = self.region_at(offset, len)?;
+        // vfio_pci_core_mmap: only MMAP regions, and never over the MSI-X table's hole.
+        let inside = |&(o, s): &(u64, u64)| at >= o && at + len as u64 <= o + s;
+        if r.flags & MMAP == 0
+            || (writable && r.flags & W == 0)
+            || (!r.sparse.is_empty() && !r.sparse.iter().any(inside))
+        {
+            return errno(libc::EINVAL);
+        }
+        let file = r
+            .file
+            .as_ref()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?
+            .try_clone()?;
+        let prot = libc::PROT_READ | if writable { libc::PROT_WRITE } else { 0 };
+        MmapRegion::build(Some(FileOffset::new(file, at)), len, prot, libc::MAP_SHARED)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
     }
     fn get_api_version(&self, fd: Fd) -> io::Result<i32> {
         self.check(fd).map(|_| 0)
@@ -205,9 +360,27 @@ impl VfioSys for FakeVfio {
         }
         Ok(())
     }
-    fn device_get_region_info(&self, device: Fd, _: u32, _: &mut [u8]) -> io::Result<()> {
+    fn device_get_region_info(&self, device: Fd, index: u32, buf: &mut [u8]) -> io::Result<()> {
         self.check(device)?;
-        errno(libc::ENODEV)
+        // Index 8 (VGA) and beyond: EINVAL, as the capture's kernel answered region 8.
+        let r = self
+            .regions()?
+            .get(index as usize)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let answer = r.info(index);
+        // As vfio_pci_ioctl_get_region_info: when the caller's buffer is too small for
+        // the capability chain, the header comes back with the argsz needed and no chain.
+        let n = if buf.len() < answer.len() {
+            32
+        } else {
+            answer.len()
+        };
+        let n = n.min(buf.len());
+        buf[..n].copy_from_slice(&answer[..n]);
+        if n < answer.len() {
+            put32(buf, 12, 0);
+        }
+        Ok(())
     }
     fn device_get_irq_info(&self, device: Fd, index: u32) -> io::Result<RawIrqInfo> {
         self.check(device)?;

@@ -347,6 +347,11 @@ pub const TEST_DMA_MIN_IOVA: u64 = 0x100000;
 
 /// Run the VMM sequence on `opts.bdf`. Returns `Err` only for input errors (no such
 /// device); everything the kernel refuses becomes a finding in the report.
+///
+/// # Errors
+///
+/// Error::NoDevice when `opts.bdf` is not in sysfs, Error::Host or Error::Sysfs when the
+/// host cannot be read (other failures are findings).
 pub fn verify<S, F>(sys: &Arc<S>, sysfs: &F, opts: &VerifyOptions) -> Result<VerifyReport>
 where
     S: TrustedVfioSys + ?Sized,
