@@ -76,8 +76,9 @@ pub struct ListDevice {
     pub name: Option<String>,
     /// The bound driver.
     pub driver: Option<String>,
-    /// Its IOMMU group (the group it is listed under; `null` for an ungrouped device),
-    /// under the key `check` and `verify` use.
+    /// Its IOMMU group (the group it is listed under), under the key `check` and
+    /// `verify` use and with their value: `null` for an ungrouped device and for one in
+    /// a VFIO no-IOMMU group (no IOMMU stands behind it).
     #[serde(default)]
     pub iommu_group: Option<u32>,
 }
@@ -126,9 +127,12 @@ impl ListDevice {
             class_name: class_name(idx, d.class),
             name: crate::decode::device_name(idx, d.vendor, d.device),
             driver: d.driver.clone(),
+            // As check says it: a group only where an IOMMU stands behind it (a VFIO
+            // no-IOMMU group is listed under `groups`, `noiommu: true`, but the device
+            // has no IOMMU group).
             iommu_group: d
                 .iommu_group
-                .filter(|gid| host.groups.contains_key(gid))
+                .filter(|gid| host.iommu.active() && host.groups.contains_key(gid))
                 .map(u32::from),
         }
     }
@@ -245,6 +249,52 @@ impl RollbackReport {
     }
 }
 
+/// `passthru snapshot OUT_DIR --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct SnapshotReport {
+    /// The snapshot's directory, as given.
+    pub out_dir: String,
+    /// PCI functions captured.
+    pub devices: usize,
+    /// IOMMU groups captured.
+    pub groups: usize,
+    /// Regular files copied.
+    pub files: usize,
+    /// Symbolic links recreated.
+    pub links: usize,
+    /// Directories and markers made.
+    pub others: usize,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// Taken with root privileges (else the facts are partial).
+    pub as_root: bool,
+    /// The loader's notes (`path: message`).
+    pub notes: Vec<String>,
+}
+
+impl SnapshotReport {
+    /// The report of a snapshot of `host` into `out_dir`.
+    pub fn new(
+        out_dir: &std::path::Path,
+        host: &iommu_groups::Host,
+        st: &iommu_groups::SnapshotStats,
+        notes: Vec<String>,
+    ) -> SnapshotReport {
+        SnapshotReport {
+            out_dir: out_dir.display().to_string(),
+            devices: host.devices.len(),
+            groups: host.groups.len(),
+            files: st.files,
+            links: st.links,
+            others: st.others,
+            bytes: st.bytes,
+            as_root: st.as_root,
+            notes,
+        }
+    }
+}
+
 /// Any command's error under `--json` (on standard output, with the usual exit code).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
@@ -279,7 +329,8 @@ impl ErrorReport {
 }
 
 /// The commands with `--json` output, each with the JSON Schema of what it prints, in
-/// the order of `docs/schema/`: `check`, `config`, `decode`, `error`, `list`, `verify`.
+/// the order of `docs/schema/`: `check`, `config`, `decode`, `error`, `list`,
+/// `snapshot`, `verify`.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         ("check", schemars::schema_for!(CheckReport)),
@@ -287,6 +338,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("decode", schemars::schema_for!(DecodeReport)),
         ("error", schemars::schema_for!(ErrorReport)),
         ("list", schemars::schema_for!(ListReport)),
+        ("snapshot", schemars::schema_for!(SnapshotReport)),
         ("verify", schemars::schema_for!(VerifyReport)),
     ]
 }

@@ -70,20 +70,52 @@ fn intel_arch() -> Scenario {
     }
 }
 
+/// An AMD desktop: a Radeon RX 6800 XT (1002:73bf + audio 1002:ab28, one group) behind
+/// one root port, the APU (the boot display) behind another.
+fn navi_desktop(kernel: &str, cmdline: &str) -> Fixture {
+    Fixture::new(CpuVendor::Amd, IommuKind::Amd)
+        .kernel(kernel)
+        .cmdline(cmdline)
+        .device(
+            FixtureDevice::root_port(bdf("00:03.1"), 0x0c)
+                .driver("pcieport")
+                .group(1),
+        )
+        .device(
+            FixtureDevice::gpu(bdf("0c:00.0"), 0x1002, 0x73bf)
+                .parent(bdf("00:03.1"))
+                .driver("amdgpu")
+                .group(2),
+        )
+        .device(
+            FixtureDevice::hdmi_audio(bdf("0c:00.1"), 0x1002, 0xab28)
+                .parent(bdf("00:03.1"))
+                .driver("snd_hda_intel")
+                .group(2),
+        )
+        .device(
+            FixtureDevice::root_port(bdf("00:08.1"), 0x0e)
+                .driver("pcieport")
+                .group(3),
+        )
+        .device(
+            FixtureDevice::gpu(bdf("0e:00.0"), 0x1002, 0x164e)
+                .parent(bdf("00:08.1"))
+                .driver("amdgpu")
+                .boot_vga(true)
+                .group(4),
+        )
+}
+
 /// AMD CPU + Radeon RX 6800 XT (1002:73bf, audio 1002:ab28; one group, no ACS between
 /// functions) on Fedora with the APU as boot display: GRUB with grub2-mkconfig and
 /// dracut; the user's `amd_iommu=on` sits in GRUB_CMDLINE_LINUX (which passthru does not
 /// edit); early binding and a QEMU + libvirt guest requested.
 fn fedora_dracut() -> Scenario {
-    let host = Fixture::new(CpuVendor::Amd, IommuKind::Amd)
-        .kernel("6.11.4-301.fc41.x86_64")
-        .cmdline("BOOT_IMAGE=(hd0,gpt2)/vmlinuz-6.11.4-301.fc41.x86_64 root=/dev/mapper/fedora-root ro rd.lvm.lv=fedora/root rhgb quiet amd_iommu=on")
-        .device(FixtureDevice::root_port(bdf("00:03.1"), 0x0c).driver("pcieport").group(1))
-        .device(FixtureDevice::gpu(bdf("0c:00.0"), 0x1002, 0x73bf).parent(bdf("00:03.1")).driver("amdgpu").group(2))
-        .device(FixtureDevice::hdmi_audio(bdf("0c:00.1"), 0x1002, 0xab28).parent(bdf("00:03.1")).driver("snd_hda_intel").group(2))
-        .device(FixtureDevice::root_port(bdf("00:08.1"), 0x0e).driver("pcieport").group(3))
-        .device(FixtureDevice::gpu(bdf("0e:00.0"), 0x1002, 0x164e).parent(bdf("00:08.1")).driver("amdgpu").boot_vga(true).group(4));
-    let mut host = host;
+    let mut host = navi_desktop(
+        "6.11.4-301.fc41.x86_64",
+        "BOOT_IMAGE=(hd0,gpt2)/vmlinuz-6.11.4-301.fc41.x86_64 root=/dev/mapper/fedora-root ro rd.lvm.lv=fedora/root rhgb quiet amd_iommu=on",
+    );
     host.modules.extend(["kvm", "kvm_amd"].map(String::from));
     Scenario {
         name: "fedora-dracut",
@@ -99,6 +131,26 @@ fn fedora_dracut() -> Scenario {
             "--guest",
             "libvirt",
         ],
+    }
+}
+
+/// A self-built kernel with no loadable modules on the same desktop
+/// (`# CONFIG_MODULES is not set` in `before/boot/config-6.12.5-mono`, VFIO and KVM
+/// built in), GRUB: modprobe.d would do nothing, so vfio-pci's options go on the
+/// command line and no module file is written.
+fn amd_no_modules() -> Scenario {
+    let host = navi_desktop(
+        "6.12.5-mono",
+        "BOOT_IMAGE=/boot/vmlinuz-6.12.5-mono root=/dev/nvme0n1p2 ro quiet",
+    )
+    // KVM built in: no /proc/modules line, but /sys/module/kvm (its parameters) and
+    // /dev/kvm.
+    .file("sys/module/kvm/parameters/halt_poll_ns", "200000\n")
+    .file("dev/kvm", "");
+    Scenario {
+        name: "amd-no-modules",
+        host,
+        args: vec!["config", "0c:00"],
     }
 }
 
@@ -544,6 +596,36 @@ fn run_scenario(s: Scenario) {
 #[test]
 fn golden_proxmox_amd_users_scenario() {
     run_scenario(proxmox_amd());
+}
+
+#[test]
+fn golden_amd_kernel_without_modules() {
+    run_scenario(amd_no_modules());
+    // What the golden shows: the options on the command line, no modprobe.d file.
+    let plan = fs::read_to_string(golden_dir("amd-no-modules").join("plan.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let add: Vec<&str> = v["kernel_params"]["add"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(add.contains(&"vfio-pci.ids=1002:73bf,1002:ab28"), "{add:?}");
+    assert!(add.contains(&"vfio-pci.disable_vga=1"), "{add:?}");
+    for f in v["files"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap();
+        assert!(!path.starts_with("/etc/modprobe.d/"), "{path}");
+        assert!(!path.starts_with("/etc/modules-load.d/"), "{path}");
+        assert!(
+            !f["content"].as_str().unwrap().contains("softdep"),
+            "{path}"
+        );
+    }
+    assert!(v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["code"] == "no-modules"));
 }
 
 #[test]

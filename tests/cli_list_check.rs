@@ -423,3 +423,20 @@ fn snapshot_replays_the_same_list() {
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("not empty"), "{}", o.stderr);
 }
+
+// In VFIO's no-IOMMU mode `list` shows the group VFIO made (`noiommu: true`) but the
+// device's `iommu_group` is null, as `check` says it: no IOMMU stands behind it.
+#[test]
+fn no_iommu_group_is_the_same_null_in_list_and_check() {
+    let root = repo().join("tests/fixtures/vm-noiommu-rootports");
+    let l: serde_json::Value =
+        serde_json::from_str(&passthru(&root, &["list", "--json"]).stdout).unwrap();
+    let g = &l["groups"][0];
+    assert_eq!(g["noiommu"], true, "{l}");
+    let bdf = g["devices"][0]["bdf"].as_str().unwrap().to_string();
+    assert!(g["devices"][0]["iommu_group"].is_null(), "{l}");
+    let c: serde_json::Value =
+        serde_json::from_str(&passthru(&root, &["check", "--json", &bdf]).stdout).unwrap();
+    assert_eq!(c["devices"][0]["bdf"], bdf.as_str(), "{c}");
+    assert!(c["devices"][0]["iommu_group"].is_null(), "{c}");
+}

@@ -15,7 +15,9 @@
 mod cli_common;
 
 use cli_common::*;
-use passthru::report::{CheckReport, ConfigReport, DecodeReport, ErrorReport, ListReport};
+use passthru::report::{
+    CheckReport, ConfigReport, DecodeReport, ErrorReport, ListReport, SnapshotReport,
+};
 use passthru::vfio_core::VerifyReport;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -210,12 +212,20 @@ fn checked_in_schemas_are_what_the_types_generate() {
         } else {
             let want = std::fs::read_to_string(&path)
                 .unwrap_or_else(|_| panic!("{} missing: PASSTHRU_BLESS=1", path.display()));
-            assert_eq!(
-                text,
-                want,
-                "{}: the report types changed; review and bless (PASSTHRU_BLESS=1 cargo test --test json_schema)",
-                path.display()
-            );
+            if text != want {
+                // The first line that differs, not two whole schemas.
+                let (n, (got, had)) = text
+                    .lines()
+                    .zip(want.lines().chain(std::iter::repeat("<end>")))
+                    .enumerate()
+                    .find(|(_, (a, b))| a != b)
+                    .unwrap_or((text.lines().count(), ("<end>", "<more lines>")));
+                panic!(
+                    "{}:{}: the report types changed: generated `{got}`, checked in `{had}`; review and bless (PASSTHRU_BLESS=1 cargo test --test json_schema)",
+                    path.display(),
+                    n + 1
+                );
+            }
         }
     }
     // No stale schema of a command that no longer exists.
@@ -325,5 +335,29 @@ fn a_mutated_golden_is_rejected() {
     assert!(
         !errors(&val, &v).is_empty(),
         "config: an unknown warning code accepted"
+    );
+}
+
+// `snapshot --json` names its temporary output directory, so it has no golden file:
+// a live run on the tcg-amd fixture is validated and read back instead.
+#[test]
+fn snapshot_output_validates_and_reads_back() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("snap");
+    let o = passthru(
+        &repo().join("tests/fixtures/tcg-amd"),
+        &["--json", "snapshot", dir.to_str().unwrap()],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    let e = errors(&validator("snapshot"), &v);
+    assert!(e.is_empty(), "{e:#?}");
+    round_trip::<SnapshotReport>(Path::new("snapshot --json"), &v);
+    assert!(v["devices"].as_u64().unwrap() > 0, "{v}");
+    let mut bad = v.clone();
+    bad["files"] = (-1).into();
+    assert!(
+        !errors(&validator("snapshot"), &bad).is_empty(),
+        "a negative count accepted"
     );
 }

@@ -29,6 +29,12 @@ pub fn intel_default_on(b: &BootSetup) -> Option<bool> {
         .map(|v| v == "y")
 }
 
+/// `CONFIG_MODULES` from the kernel's build options: `y` is on, any other value ("is
+/// not set") off, absent unknown.
+pub fn loadable_modules(b: &BootSetup) -> Option<bool> {
+    b.kernel_config.get("CONFIG_MODULES").map(|v| v == "y")
+}
+
 /// The distribution families os-release names, in the words of its `ID`/`ID_LIKE`.
 fn family(b: &BootSetup) -> Option<(&'static str, String)> {
     let ids = b.distro_ids();
@@ -208,6 +214,8 @@ pub fn from_host(host: &Host) -> Result<HostFacts> {
         cpu,
         kernel,
         intel_iommu_default_on,
+        loadable_modules: loadable_modules(b),
+        kernel_config_path: b.kernel_config_path.clone(),
         acs_override_patch,
         bootloader,
         grub_flavor,

@@ -42,6 +42,12 @@
 //!   (docs/findings.md).
 //! - `softdep <driver> pre: vfio-pci` for each host driver that would claim the devices;
 //!   blacklisting only on request.
+//! - A kernel without loadable modules (`CONFIG_MODULES` not `y` in its
+//!   `/boot/config-<release>`) never reads modprobe.d: vfio-pci's options go on the
+//!   command line (`vfio-pci.ids=`, `vfio-pci.disable_vga=1`,
+//!   `vfio-pci.disable_idle_d3=1`, the `module.param=` form the kernel parses for
+//!   built-in code, kernel-parameters.txt), and no modprobe.d, modules-load.d or
+//!   initramfs module list is written (`no-modules` says so).
 //! - `vfio_virqfd` only before kernel 6.2 (merged into `vfio` since).
 
 use crate::block;
@@ -346,7 +352,11 @@ pub fn plan(
         .iter()
         .filter(|t| cmdline::param_name(t) == "vfio_pci.ids")
         .collect();
-    if req.early_ids {
+    // A kernel without loadable modules never reads modprobe.d: vfio-pci (built in)
+    // takes its options from the command line only.
+    let no_modules = facts.loadable_modules == Some(false);
+    let early = req.early_ids || no_modules;
+    if early {
         for t in &early_tokens {
             need.extend(
                 t.split_once('=')
@@ -373,7 +383,56 @@ pub fn plan(
     }
     let ids: Vec<String> = need.iter().cloned().collect();
     let mut replaced_early: Vec<String> = Vec::new();
-    if req.early_ids && !ids.is_empty() {
+    // The functions vfio-pci ends up claiming: the requested ones and every function
+    // whose id was bound before and stays (softdeps and comments cover them all). A
+    // host function sharing a requested id is claimed too, and flagged below.
+    let mut claimed: Vec<&DeviceFacts> = devs.to_vec();
+    for h in &facts.devices {
+        let id = id_of(h);
+        if need.contains(&id)
+            && !requested.contains(&id)
+            && !claimed.iter().any(|d| d.bdf == h.bdf)
+            && !removed.iter().any(|d| d.bdf == h.bdf)
+        {
+            claimed.push(h);
+        }
+    }
+    // Functions an earlier run bound by address stay claimed.
+    for h in &facts.devices {
+        if by_address.contains_key(&h.bdf) && !claimed.iter().any(|d| d.bdf == h.bdf) {
+            claimed.push(h);
+        }
+    }
+    claimed.sort_by_key(|d| d.bdf);
+    // What earlier runs chose in passthru's own block stays chosen: a block with ids but
+    // no disable_vga=1 was written for an x-vga guest, and its blacklist lines were asked for.
+    let ours: Vec<&str> = facts
+        .files
+        .get(MODPROBE_VFIO)
+        .and_then(|t| block::find(t).ok().flatten().map(|(a, b)| &t[a..b]))
+        .map(|b| b.lines().collect())
+        .unwrap_or_default();
+    let earlier_x_vga = ours.iter().any(|l| l.starts_with(NO_DISABLE_VGA))
+        || ours.iter().any(|l| vfio_pci_options(l).is_some())
+            && !ours
+                .iter()
+                .any(|l| vfio_pci_options(l).is_some_and(|o| o.contains(&"disable_vga=1")));
+    let disable_vga = !guests_use_x_vga && !earlier_x_vga && !claimed.is_empty();
+    // The `d3cold` finding: idle devices stay powered (D3hot at most) under vfio-pci.
+    let d3cold: Vec<&str> = facts
+        .findings
+        .iter()
+        .filter(|w| w.code == ConfigCode::Check(Code::D3cold))
+        .filter_map(|w| w.message.split_once(": ").map(|(b, _)| b))
+        .collect();
+    let disable_idle_d3 = !d3cold.is_empty() && !claimed.is_empty();
+    let no_modules_why = || {
+        format!(
+            "this kernel loads no modules ({}: CONFIG_MODULES is not set), so /etc/modprobe.d is never read: vfio-pci, built in, takes its options from the kernel command line only",
+            facts.kernel_config_path.as_deref().unwrap_or("the kernel config")
+        )
+    };
+    if early && !ids.is_empty() {
         let token = format!("vfio-pci.ids={}", ids.join(","));
         // The same parameter with fewer ids is replaced by the union (nothing it bound
         // is dropped, except what --remove names).
@@ -384,7 +443,23 @@ pub fn plan(
         }
         wanted.push(WantedParam {
             token,
-            why: "binds the functions to vfio-pci as early as the kernel command line allows (vfio-pci built in or in the initramfs)".into(),
+            why: if no_modules {
+                format!("binds the functions to vfio-pci: {}", no_modules_why())
+            } else {
+                "binds the functions to vfio-pci as early as the kernel command line allows (vfio-pci built in or in the initramfs)".into()
+            },
+        });
+    }
+    if no_modules && disable_vga {
+        wanted.push(WantedParam {
+            token: "vfio-pci.disable_vga=1".into(),
+            why: format!("no generated guest uses x-vga, so vfio-pci opts these GPUs out of VGA arbitration; on the command line because {}", no_modules_why()),
+        });
+    }
+    if no_modules && disable_idle_d3 {
+        wanted.push(WantedParam {
+            token: "vfio-pci.disable_idle_d3=1".into(),
+            why: format!("check's d3cold finding ({}): no FLR, so vfio-pci must not let an idle device lose power; on the command line because {}", d3cold.join(", "), no_modules_why()),
         });
     }
     if let Some(v) = &req.acs_override {
@@ -576,27 +651,6 @@ pub fn plan(
     hp.planned = planned;
 
     // ---- modprobe.d ----------------------------------------------------------------------
-    // The functions vfio-pci ends up claiming: the requested ones and every function
-    // whose id was bound before and stays (softdeps and comments cover them all). A
-    // host function sharing a requested id is claimed too, and flagged below.
-    let mut claimed: Vec<&DeviceFacts> = devs.to_vec();
-    for h in &facts.devices {
-        let id = id_of(h);
-        if need.contains(&id)
-            && !requested.contains(&id)
-            && !claimed.iter().any(|d| d.bdf == h.bdf)
-            && !removed.iter().any(|d| d.bdf == h.bdf)
-        {
-            claimed.push(h);
-        }
-    }
-    // Functions an earlier run bound by address stay claimed.
-    for h in &facts.devices {
-        if by_address.contains_key(&h.bdf) && !claimed.iter().any(|d| d.bdf == h.bdf) {
-            claimed.push(h);
-        }
-    }
-    claimed.sort_by_key(|d| d.bdf);
     let mut body = String::new();
     // Every claimed function by address, then ids bound for no function on this host.
     let mut named: Vec<String> = claimed
@@ -609,7 +663,9 @@ pub fn plan(
             .filter(|id| !claimed.iter().any(|d| id_of(d) == **id))
             .map(|id| format!("{id} (no such function on this host)")),
     );
-    match users_line {
+    // On a kernel without modules nothing of this file is read: the options went to the
+    // command line above, and the user's ids= lines bind nothing either.
+    match users_line.filter(|_| !no_modules) {
         Some(l) => {
             // Never a second ids= over the user's: modprobe keeps only the last one.
             let mut missing: Vec<&String> = need.iter().filter(|i| !l.ids.contains(i)).collect();
@@ -644,7 +700,7 @@ pub fn plan(
                 ));
             }
         }
-        None if !ids.is_empty() => {
+        None if !ids.is_empty() && !no_modules => {
             body.push_str(&format!(
                 "# ids: vfio-pci claims every function of the requested slots and every one bound before ({}); sorted, deduplicated\n",
                 named.join("; ")
@@ -653,19 +709,6 @@ pub fn plan(
         }
         None => {}
     }
-    // What earlier runs chose in passthru's own block stays chosen: a block with ids but
-    // no disable_vga=1 was written for an x-vga guest, and its blacklist lines were asked for.
-    let ours: Vec<&str> = facts
-        .files
-        .get(MODPROBE_VFIO)
-        .and_then(|t| block::find(t).ok().flatten().map(|(a, b)| &t[a..b]))
-        .map(|b| b.lines().collect())
-        .unwrap_or_default();
-    let earlier_x_vga = ours.iter().any(|l| l.starts_with(NO_DISABLE_VGA))
-        || ours.iter().any(|l| vfio_pci_options(l).is_some())
-            && !ours
-                .iter()
-                .any(|l| vfio_pci_options(l).is_some_and(|o| o.contains(&"disable_vga=1")));
     let earlier_blacklist: BTreeSet<String> = ours
         .iter()
         .filter_map(|l| l.strip_prefix("blacklist "))
@@ -677,18 +720,11 @@ pub fn plan(
     if (guests_use_x_vga || earlier_x_vga) && !claimed.is_empty() {
         body.push_str(&format!("{NO_DISABLE_VGA} a guest uses x-vga, which needs the VGA region disable_vga=1 would remove\n"));
     }
-    if !guests_use_x_vga && !earlier_x_vga && !claimed.is_empty() {
+    if disable_vga && !no_modules {
         body.push_str("# disable_vga=1: no generated guest uses x-vga, so vfio-pci opts these GPUs out of VGA arbitration (x-vga would need the VGA region this removes)\n");
         body.push_str("options vfio-pci disable_vga=1\n");
     }
-    // The `d3cold` finding: idle devices stay powered (D3hot at most) under vfio-pci.
-    let d3cold: Vec<&str> = facts
-        .findings
-        .iter()
-        .filter(|w| w.code == ConfigCode::Check(Code::D3cold))
-        .filter_map(|w| w.message.split_once(": ").map(|(b, _)| b))
-        .collect();
-    if !d3cold.is_empty() && !claimed.is_empty() {
+    if disable_idle_d3 && !no_modules {
         body.push_str(&format!(
             "# disable_idle_d3=1: check's d3cold finding ({}): no FLR, so vfio-pci must not let runtime power management cut an idle device's power (D3cold), from which it may not come back\n",
             d3cold.join(", ")
@@ -718,7 +754,24 @@ pub fn plan(
         body.push_str(&format!("# blacklist (requested): {m} is not auto-loaded at all, for every device on this host, not only the passed-through ones\n"));
         body.push_str(&format!("blacklist {m}\n"));
     }
-    hp.files.push(put_block_file(facts, MODPROBE_VFIO, &body)?);
+    if no_modules {
+        // softdep orders module loads; built-in drivers bind in link order instead.
+        let holders: Vec<String> = claimed
+            .iter()
+            .filter(|d| !competing_modules(d).is_empty())
+            .map(|d| format!("{} ({})", d.bdf, competing_modules(d).join(", ")))
+            .collect();
+        let mut msg = format!(
+            "{}: CONFIG_MODULES is not set: this kernel loads no modules, so passthru writes nothing to /etc/modprobe.d, /etc/modules-load.d or the initramfs module lists (they would do nothing) and puts vfio-pci's options on the kernel command line",
+            facts.kernel_config_path.as_deref().unwrap_or("the kernel config")
+        );
+        if !holders.is_empty() {
+            msg.push_str(&format!("; no softdep can hold back a built-in driver: if one of {} is built into this kernel it may bind first, so build the kernel without it", holders.join("; ")));
+        }
+        hp.warnings.push(warning(ConfigCode::NoModules, msg));
+    } else {
+        hp.files.push(put_block_file(facts, MODPROBE_VFIO, &body)?);
+    }
     vendor_reset_rule(facts, devs, &mut hp)?;
     let rule_written = override_rule(facts, devs, &by_address, &mut hp)?;
     // Host-side sharers of an id vfio-pci ids= still binds (the user's line lists it).
@@ -788,6 +841,11 @@ pub fn plan(
                 w.push(warning(ConfigCode::PartialBlacklist, format!("{}: /etc/modprobe.d blacklists {} but not {}, which can also drive it; the softdep lines make vfio-pci claim it first anyway", d.bdf, comp.iter().filter(|m| blacklisted.contains(*m)).cloned().collect::<Vec<_>>().join(", "), missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))));
             }
         }
+    }
+
+    if no_modules {
+        // No module to load, none to put in an initramfs.
+        return Ok(hp);
     }
 
     // ---- module loading --------------------------------------------------------------------

@@ -200,6 +200,8 @@ pub enum ConfigCode {
     NoCmdlineFile,
     /// No initramfs generator was found.
     NoInitramfs,
+    /// The kernel loads no modules: vfio-pci's options go on the command line.
+    NoModules,
     /// A module that no longer exists on this kernel is loaded by name.
     ObsoleteModule,
     /// The command line sets a wanted parameter differently.
@@ -243,6 +245,7 @@ impl ConfigCode {
         ConfigCode::NoBootloader,
         ConfigCode::NoCmdlineFile,
         ConfigCode::NoInitramfs,
+        ConfigCode::NoModules,
         ConfigCode::ObsoleteModule,
         ConfigCode::ParamConflict,
         ConfigCode::PartialBlacklist,
@@ -272,6 +275,7 @@ impl ConfigCode {
             ConfigCode::NoBootloader => "no-bootloader",
             ConfigCode::NoCmdlineFile => "no-cmdline-file",
             ConfigCode::NoInitramfs => "no-initramfs",
+            ConfigCode::NoModules => "no-modules",
             ConfigCode::ObsoleteModule => "obsolete-module",
             ConfigCode::ParamConflict => "param-conflict",
             ConfigCode::PartialBlacklist => "partial-blacklist",
@@ -342,6 +346,11 @@ pub struct HostFacts {
     pub kernel: Option<KernelVersion>,
     /// `CONFIG_INTEL_IOMMU_DEFAULT_ON` of that kernel (from `/boot/config-<release>`), when known.
     pub intel_iommu_default_on: Option<bool>,
+    /// `CONFIG_MODULES` of that kernel: `false` when it loads no modules (modprobe.d,
+    /// modules-load.d and initramfs module lists then do nothing), when known.
+    pub loadable_modules: Option<bool>,
+    /// The kernel config file those build options come from (system path), when read.
+    pub kernel_config_path: Option<String>,
     /// Whether the kernel carries the out-of-tree ACS override patch (Proxmox kernels do), when known.
     pub acs_override_patch: Option<bool>,
     /// The detected bootloader, if any.

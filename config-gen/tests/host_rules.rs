@@ -41,6 +41,8 @@ fn facts(cpu: CpuVendor, kernel: &str) -> HostFacts {
         cpu,
         kernel: KernelVersion::parse(kernel),
         intel_iommu_default_on: None,
+        loadable_modules: None,
+        kernel_config_path: None,
         acs_override_patch: None,
         bootloader: Some(Bootloader::Grub),
         grub_flavor: GrubFlavor::UpdateGrub,
@@ -1068,4 +1070,74 @@ fn vendor_reset_rule_for_covered_amd_gpus_only() {
             "{slot}"
         );
     }
+}
+
+// A kernel built without loadable modules (`# CONFIG_MODULES is not set` in its
+// /boot/config-<release>) reads no /etc/modprobe.d: softdep and options lines there do
+// nothing, and built-in vfio-pci takes `vfio-pci.ids=` and its other parameters from the
+// command line (the kernel parses `module.param=` for built-in code:
+// Documentation/admin-guide/kernel-parameters.rst, "module parameters").
+#[test]
+fn a_kernel_without_modules_gets_vfio_pci_options_on_the_command_line_only() {
+    let mut f = facts(CpuVendor::Amd, "6.12.5");
+    f.loadable_modules = Some(false);
+    f.kernel_config_path = Some("/boot/config-6.12.5".into());
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    assert!(
+        p.kernel_params
+            .add
+            .contains(&"vfio-pci.ids=10de:0e0a,10de:1187".to_string()),
+        "{:?}",
+        p.kernel_params
+    );
+    assert!(p
+        .kernel_params
+        .add
+        .contains(&"vfio-pci.disable_vga=1".to_string()));
+    for f in &p.all_files {
+        assert!(
+            !f.new.contains("softdep") && !f.new.contains("options vfio-pci"),
+            "{} has modprobe lines:\n{}",
+            f.path,
+            f.new
+        );
+        assert!(
+            !f.path.starts_with("/etc/modprobe.d/")
+                && !f.path.starts_with("/etc/modules-load.d/")
+                && f.path != "/etc/initramfs-tools/modules",
+            "{} written for a kernel that loads no modules",
+            f.path
+        );
+    }
+    assert!(
+        !p.commands.iter().any(|c| c.contains("initramfs")),
+        "{:?}",
+        p.commands
+    );
+    // The GRUB line carries the explaining comment.
+    let grub = file(&p, "/etc/default/grub").unwrap();
+    assert!(
+        grub.lines()
+            .any(|l| l.starts_with("# passthru: vfio-pci.ids=")
+                && l.contains("/boot/config-6.12.5: CONFIG_MODULES is not set")),
+        "{grub}"
+    );
+    let w = p
+        .warnings
+        .iter()
+        .find(|w| w.code.name() == "no-modules")
+        .unwrap();
+    assert!(w.message.contains("nouveau"), "{}", w.message);
+    // The same host with modules: the modprobe block as before, nothing on the command line.
+    f.loadable_modules = Some(true);
+    let p = generate(&f, &req(&["05:00"])).unwrap();
+    assert!(!p
+        .kernel_params
+        .add
+        .iter()
+        .any(|t| t.starts_with("vfio-pci.")));
+    assert!(file(&p, "/etc/modprobe.d/vfio.conf")
+        .unwrap()
+        .contains("softdep nouveau pre: vfio-pci"));
+    assert!(!codes(&p).contains(&"no-modules"));
 }

@@ -95,14 +95,8 @@ pub fn error_kind_and_path(e: &anyhow::Error) -> (&'static str, Option<String>) 
             return ("config", path);
         }
         if let Some(v) = c.downcast_ref::<V>() {
-            let path = match v {
-                V::Open { path, .. }
-                | V::Sysfs { path, .. }
-                | V::NoDevice { path, .. }
-                | V::NoGroup { path, .. } => show(path),
-                _ => None,
-            };
-            return ("vfio", path);
+            // The system path (`/dev/vfio/16`), as verify's messages name it.
+            return ("vfio", v.path().map(|p| p.to_string()));
         }
     }
     ("input", None)

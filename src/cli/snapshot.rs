@@ -5,7 +5,6 @@
 use super::Global;
 use anyhow::Context;
 use clap::Args;
-use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,20 +14,6 @@ pub struct SnapshotArgs {
     /// Directory to create (must not exist, or be empty).
     #[arg(value_name = "OUT_DIR")]
     pub out_dir: PathBuf,
-}
-
-#[derive(Serialize)]
-struct SnapOut {
-    out_dir: String,
-    devices: usize,
-    groups: usize,
-    files: usize,
-    links: usize,
-    others: usize,
-    bytes: u64,
-    /// Taken with root privileges (else the facts are partial).
-    as_root: bool,
-    notes: Vec<String>,
 }
 
 /// Run `passthru snapshot`.
@@ -57,17 +42,7 @@ pub fn run(g: &Global, a: &SnapshotArgs) -> anyhow::Result<ExitCode> {
         .map(|n| format!("{}: {}", n.path.display(), n.message))
         .collect();
     if g.json {
-        let out = SnapOut {
-            out_dir: a.out_dir.display().to_string(),
-            devices: host.devices.len(),
-            groups: host.groups.len(),
-            files: st.files,
-            links: st.links,
-            others: st.others,
-            bytes: st.bytes,
-            as_root,
-            notes,
-        };
+        let out = passthru::report::SnapshotReport::new(&a.out_dir, &host, &st, notes);
         outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
         for n in &notes {

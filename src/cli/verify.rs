@@ -181,25 +181,6 @@ fn check_binding(root: &Path, bdf: Bdf, a: &VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Name files as system paths (`/sys/bus/pci/...`) whatever the root, so a
-/// snapshot's report reads as the live one.
-fn system_paths(r: &mut VerifyReport, root: &std::path::Path) {
-    let prefix = root.display().to_string();
-    let prefix = prefix.trim_end_matches('/');
-    if prefix.is_empty() {
-        return;
-    }
-    let fix = |s: &mut String| {
-        if s.contains(prefix) {
-            *s = s.replace(&format!("{prefix}/"), "/");
-        }
-    };
-    fix(&mut r.dma_map);
-    for f in &mut r.findings {
-        fix(&mut f.message);
-    }
-}
-
 /// Run `passthru verify`.
 pub fn run(g: &Global, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let bdf = resolve(&a.device, &g.root)?;
@@ -227,7 +208,6 @@ pub fn run(g: &Global, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     let mut report = result.with_context(|| format!("verify {bdf}"))?;
     advise(&mut report);
-    system_paths(&mut report, &g.root);
     // The `name` `list` gives it (pci.ids is read here, not in the library).
     if let (Some(v), Some(d)) = (report.vendor_id, report.device_id) {
         let names = super::list::list_names::load(&g.root);

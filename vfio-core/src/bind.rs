@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use passthru_pci_ids::Bdf;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, HostPath, Result};
 
 /// The sysfs writes binding needs; [`SysfsRoot`] does them under a root directory.
 pub trait PciSysfs {
@@ -113,18 +113,18 @@ impl SysfsRoot {
         }
     }
 
-    fn bus(&self) -> PathBuf {
-        self.root.join("sys/bus/pci")
+    fn bus(&self) -> HostPath {
+        HostPath::new(&self.root, "sys/bus/pci")
     }
 
-    fn write(&self, path: PathBuf, data: &str) -> Result<()> {
+    fn write(&self, path: HostPath, data: &str) -> Result<()> {
         if let Some(why) = &self.refuse {
             return Err(Error::Sysfs {
                 path,
                 source: io::Error::other(format!("not written: {why}")),
             });
         }
-        fs::write(&path, data).map_err(|source| Error::Sysfs { path, source })
+        fs::write(path.full(), data).map_err(|source| Error::Sysfs { path, source })
     }
 }
 
@@ -255,7 +255,7 @@ impl PciSysfs for SysfsRoot {
             .join("devices")
             .join(bdf.to_string())
             .join("driver_override");
-        match fs::read_to_string(&path) {
+        match fs::read_to_string(path.full()) {
             Ok(s) => {
                 let s = s.trim();
                 Ok((!s.is_empty() && s != "(null)").then(|| s.to_owned()))

@@ -1,11 +1,11 @@
 //! The legacy container (`/dev/vfio/vfio`) and its type1 IOMMU.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::dma::{sealed, DmaSpace, Mappings};
-use crate::error::{Error, Result};
+use crate::error::{Error, HostPath, Result};
 use crate::group::{Group, GroupInner};
 use crate::handle::Handle;
 use crate::info::{self, IommuInfo};
@@ -60,7 +60,7 @@ pub struct Extensions {
 #[derive(Debug)]
 pub struct Container<S: VfioSys + ?Sized = RealSys> {
     inner: Arc<Handle<S>>,
-    path: Arc<Path>,
+    path: Arc<HostPath>,
     groups: GroupList<S>,
 }
 
@@ -79,22 +79,20 @@ impl<S: VfioSys + ?Sized> Clone for Container<S> {
 }
 
 impl<S: VfioSys + ?Sized> Container<S> {
-    /// Open the container node (`ROOT/dev/vfio/vfio`).
+    /// Open the container node (`/dev/vfio/vfio`, or a [`HostPath`] under a root:
+    /// errors then name its system path).
     ///
     /// # Errors
     ///
-    /// Error::Open naming `path` with the errno (and a hint for `ENOENT`/`EACCES`).
-    pub fn open(sys: &Arc<S>, path: &Path) -> Result<Self> {
+    /// Error::Open naming `path` (its system path) with the errno (and a hint for `ENOENT`/`EACCES`).
+    pub fn open(sys: &Arc<S>, path: impl Into<HostPath>) -> Result<Self> {
+        let path: HostPath = path.into();
         let fd = sys
-            .open(path)
-            .map_err(|e| Error::open(path.to_path_buf(), e))?;
+            .open(&path.full())
+            .map_err(|e| Error::open(path.clone(), e))?;
         Ok(Container {
-            inner: Arc::new(Handle::new(
-                sys,
-                fd,
-                format!("container {}", path.display()),
-            )),
-            path: path.into(),
+            inner: Arc::new(Handle::new(sys, fd, format!("container {path}"))),
+            path: Arc::new(path),
             groups: GroupList::default(),
         })
     }
@@ -110,7 +108,7 @@ impl<S: VfioSys + ?Sized> Container<S> {
         let target = format!("container {label}");
         Ok(Container {
             inner: Arc::new(Handle::new(sys, Handle::adopt(sys, fd, &target)?, target)),
-            path: Path::new(label).into(),
+            path: Arc::new(HostPath::local(Path::new(label))),
             groups: GroupList::default(),
         })
     }
@@ -146,8 +144,8 @@ impl<S: VfioSys + ?Sized> Container<S> {
             .collect()
     }
 
-    fn path(&self) -> PathBuf {
-        self.path.to_path_buf()
+    fn path(&self) -> HostPath {
+        HostPath::clone(&self.path)
     }
 
     /// The container's fd.

@@ -2,13 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bitflags::bitflags;
 use vm_memory::{MmapRegion, VolatileMemory};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, HostPath, Result};
 use crate::group::Group;
 use crate::handle::Handle;
 use crate::info::{self, DeviceInfo, HotResetInfo, RegionInfo};
@@ -248,15 +247,15 @@ impl<S: VfioSys + ?Sized> Device<S> {
         }
     }
 
-    /// Open a device cdev (`ROOT/dev/vfio/devices/vfioX`) for use with iommufd.
+    /// Open a device cdev (`/dev/vfio/devices/vfioX`, or a [`HostPath`] under a root:
+    /// errors then name its system path) for use with iommufd.
     ///
     /// # Errors
     ///
-    /// Error::Open naming `path` with the errno.
-    pub fn open_cdev(sys: &Arc<S>, path: &Path, name: &str) -> Result<Self> {
-        let fd = sys
-            .open(path)
-            .map_err(|e| Error::open(path.to_path_buf(), e))?;
+    /// Error::Open naming `path` (its system path) with the errno.
+    pub fn open_cdev(sys: &Arc<S>, path: impl Into<HostPath>, name: &str) -> Result<Self> {
+        let path: HostPath = path.into();
+        let fd = sys.open(&path.full()).map_err(|e| Error::open(path, e))?;
         Ok(Device::from_fd(sys, fd, name.to_owned(), None))
     }
 

@@ -1,12 +1,112 @@
 //! The crate's one error type.
 
+use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use passthru_pci_ids::Bdf;
 
 use crate::info::ParseError;
 use crate::sys::IovaRange;
+
+/// A file the crate opened, read or wrote, named two ways: where it was opened on this
+/// machine ([`HostPath::full`]: under the root the caller gave, `/` live, a snapshot or
+/// a fixture tree) and which file it is on the host that root shows
+/// ([`HostPath::system`]: `/dev/vfio/16`). It displays as the system path, so an error
+/// met under a snapshot reads as on the live host; [`HostPath::full`] is where to look
+/// on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPath {
+    /// The root (empty for a relative path given with no root).
+    root: PathBuf,
+    /// The path under it, without a leading `/`.
+    rel: PathBuf,
+}
+
+impl HostPath {
+    /// `rel` (a leading `/` is ignored) under `root`.
+    pub fn new(root: &Path, rel: impl AsRef<Path>) -> HostPath {
+        let rel = rel.as_ref();
+        HostPath {
+            root: root.to_path_buf(),
+            rel: rel.strip_prefix("/").unwrap_or(rel).to_path_buf(),
+        }
+    }
+
+    /// A path given as it is, with no root: an absolute one is its own system path (root
+    /// `/`), a relative one stays relative.
+    pub fn local(path: &Path) -> HostPath {
+        match path.strip_prefix("/") {
+            Ok(rel) => HostPath::new(Path::new("/"), rel),
+            Err(_) => HostPath {
+                root: PathBuf::new(),
+                rel: path.to_path_buf(),
+            },
+        }
+    }
+
+    /// Where it is on this machine: the root joined with the path under it.
+    pub fn full(&self) -> PathBuf {
+        self.root.join(&self.rel)
+    }
+
+    /// Which file it is on the host the root shows (`/dev/vfio/16`).
+    pub fn system(&self) -> PathBuf {
+        if self.root.as_os_str().is_empty() {
+            self.rel.clone()
+        } else {
+            Path::new("/").join(&self.rel)
+        }
+    }
+
+    /// The root it was opened under.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The path under the root, without a leading `/`.
+    pub fn relative(&self) -> &Path {
+        &self.rel
+    }
+
+    /// `self/more`, under the same root.
+    pub fn join(&self, more: impl AsRef<Path>) -> HostPath {
+        HostPath {
+            root: self.root.clone(),
+            rel: self.rel.join(more),
+        }
+    }
+}
+
+impl fmt::Display for HostPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.system().display().fmt(f)
+    }
+}
+
+impl From<&Path> for HostPath {
+    fn from(p: &Path) -> HostPath {
+        HostPath::local(p)
+    }
+}
+
+impl From<&PathBuf> for HostPath {
+    fn from(p: &PathBuf) -> HostPath {
+        HostPath::local(p)
+    }
+}
+
+impl From<PathBuf> for HostPath {
+    fn from(p: PathBuf) -> HostPath {
+        HostPath::local(&p)
+    }
+}
+
+impl From<&HostPath> for HostPath {
+    fn from(p: &HostPath) -> HostPath {
+        p.clone()
+    }
+}
 
 /// A device of a group that keeps the group from being viable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,10 +139,10 @@ fn ranges_text(r: &[IovaRange]) -> String {
 #[non_exhaustive]
 pub enum Error {
     /// Opening a VFIO or iommufd node failed.
-    #[error("cannot open {}{}", path.display(), hint.map(|h| format!(" ({h})")).unwrap_or_default())]
+    #[error("cannot open {path}{}", hint.map(|h| format!(" ({h})")).unwrap_or_default())]
     Open {
         /// The node.
-        path: PathBuf,
+        path: HostPath,
         /// What to do about it.
         hint: Option<&'static str>,
         /// The errno.
@@ -63,12 +163,12 @@ pub enum Error {
         source: io::Error,
     },
     /// The group is already open elsewhere (`EBUSY` on open).
-    #[error("IOMMU group {group} is busy: another process (a running VM?) has {} open", path.display())]
+    #[error("IOMMU group {group} is busy: another process (a running VM?) has {path} open")]
     GroupBusy {
         /// Group id.
         group: u32,
         /// The node.
-        path: PathBuf,
+        path: HostPath,
         /// The errno.
         #[source]
         source: io::Error,
@@ -82,18 +182,18 @@ pub enum Error {
         blockers: Vec<Blocker>,
     },
     /// `VFIO_GET_API_VERSION` answered something other than 0.
-    #[error("{} speaks VFIO API version {found}, expected 0", path.display())]
+    #[error("{path} speaks VFIO API version {found}, expected 0")]
     ApiVersion {
         /// The container node.
-        path: PathBuf,
+        path: HostPath,
         /// What the kernel answered.
         found: i32,
     },
     /// The container offers no IOMMU backend this crate can use.
-    #[error("{} offers neither the TYPE1v2 nor the TYPE1 IOMMU (is vfio_iommu_type1 loaded and the IOMMU on?)", path.display())]
+    #[error("{path} offers neither the TYPE1v2 nor the TYPE1 IOMMU (is vfio_iommu_type1 loaded and the IOMMU on?)")]
     NoIommuBackend {
         /// The container node.
-        path: PathBuf,
+        path: HostPath,
     },
     /// The kernel's answer to an info ioctl did not parse.
     #[error("malformed {op} answer from {target}")]
@@ -159,10 +259,10 @@ pub enum Error {
         ranges: Vec<IovaRange>,
     },
     /// Reading or writing sysfs failed.
-    #[error("cannot access {}", path.display())]
+    #[error("cannot access {path}")]
     Sysfs {
         /// The file.
-        path: PathBuf,
+        path: HostPath,
         /// The errno.
         #[source]
         source: io::Error,
@@ -177,20 +277,20 @@ pub enum Error {
         source: passthru_iommu_groups::Error,
     },
     /// The device is not in sysfs.
-    #[error("no PCI device {bdf} under {}", path.display())]
+    #[error("no PCI device {bdf} at {path}")]
     NoDevice {
         /// The device.
         bdf: Bdf,
         /// Where it was looked for.
-        path: PathBuf,
+        path: HostPath,
     },
     /// The device has no IOMMU group: the IOMMU is off or absent.
-    #[error("{bdf} has no IOMMU group ({} is missing): enable the IOMMU in firmware and on the kernel command line", path.display())]
+    #[error("{bdf} has no IOMMU group ({path} is missing): enable the IOMMU in firmware and on the kernel command line")]
     NoGroup {
         /// The device.
         bdf: Bdf,
         /// The missing link.
-        path: PathBuf,
+        path: HostPath,
     },
     /// The device is not bound to vfio-pci and binding was not requested.
     #[error("{bdf} is bound to {}, not vfio-pci: it must be bound to vfio-pci first (VerifyOptions::bind binds it for the check and restores the driver)", driver.as_deref().unwrap_or("no driver"))]
@@ -300,7 +400,7 @@ impl Error {
         }
     }
 
-    pub(crate) fn open(path: PathBuf, source: io::Error) -> Error {
+    pub(crate) fn open(path: HostPath, source: io::Error) -> Error {
         let hint = match source.raw_os_error() {
             Some(libc::ENOENT) => Some("no such node: is the vfio (or iommufd) module loaded?"),
             Some(libc::EACCES) | Some(libc::EPERM) => Some("permission denied: run as root"),
@@ -308,6 +408,21 @@ impl Error {
             _ => None,
         };
         Error::Open { path, hint, source }
+    }
+
+    /// The file this error names, when it names one (system path and where it is on
+    /// this machine).
+    pub fn path(&self) -> Option<&HostPath> {
+        match self {
+            Error::Open { path, .. }
+            | Error::GroupBusy { path, .. }
+            | Error::ApiVersion { path, .. }
+            | Error::NoIommuBackend { path, .. }
+            | Error::Sysfs { path, .. }
+            | Error::NoDevice { path, .. }
+            | Error::NoGroup { path, .. } => Some(path),
+            _ => None,
+        }
     }
 
     /// The errno of the kernel's answer, when this error carries one.
@@ -319,5 +434,51 @@ impl Error {
             | Error::Sysfs { source, .. } => source.raw_os_error(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A node under a snapshot root: opened at root/dev/vfio/16, named /dev/vfio/16.
+    #[test]
+    fn a_host_path_is_opened_under_its_root_and_named_as_on_the_host() {
+        let p = HostPath::new(Path::new("/tmp/snap1"), "dev/vfio/16");
+        assert_eq!(p.full(), Path::new("/tmp/snap1/dev/vfio/16"));
+        assert_eq!(p.system(), Path::new("/dev/vfio/16"));
+        assert_eq!(p.to_string(), "/dev/vfio/16");
+        assert_eq!(p.relative(), Path::new("dev/vfio/16"));
+        assert_eq!(
+            HostPath::new(Path::new("snap1"), "/dev/iommu").full(),
+            Path::new("snap1/dev/iommu")
+        );
+        // A path given without a root is its own name, absolute or not.
+        let live = HostPath::from(Path::new("/dev/vfio/vfio"));
+        assert_eq!(
+            (live.full(), live.system()),
+            ("/dev/vfio/vfio".into(), "/dev/vfio/vfio".into())
+        );
+        let rel = HostPath::from(Path::new("x/dev/vfio/vfio"));
+        assert_eq!(
+            (rel.full(), rel.system()),
+            ("x/dev/vfio/vfio".into(), "x/dev/vfio/vfio".into())
+        );
+        assert_eq!(p.join("x").to_string(), "/dev/vfio/16/x");
+    }
+
+    #[test]
+    fn errors_display_the_system_path_and_carry_both() {
+        let e = Error::open(
+            HostPath::new(Path::new("/tmp/snap1"), "dev/vfio/vfio"),
+            io::Error::from_raw_os_error(libc::ENOENT),
+        );
+        let msg = e.to_string();
+        assert!(msg.starts_with("cannot open /dev/vfio/vfio ("), "{msg}");
+        assert!(!msg.contains("snap1"), "{msg}");
+        assert_eq!(
+            e.path().unwrap().full(),
+            Path::new("/tmp/snap1/dev/vfio/vfio")
+        );
     }
 }

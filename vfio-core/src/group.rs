@@ -1,14 +1,14 @@
 //! An IOMMU group node (`/dev/vfio/N` or `/dev/vfio/noiommu-N`).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bitflags::bitflags;
 
 use crate::container::Container;
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::{Error, HostPath, Result};
 use crate::handle::Handle;
 use crate::host;
 use crate::sys::{Fd, RealSys, VfioSys};
@@ -48,7 +48,7 @@ pub struct Group<S: VfioSys + ?Sized = RealSys> {
 pub(crate) struct GroupInner<S: VfioSys + ?Sized> {
     handle: Handle<S>,
     id: u32,
-    path: PathBuf,
+    path: HostPath,
     /// The container this handle set, kept open while the group is in it.
     container: Mutex<Option<Container<S>>>,
 }
@@ -68,7 +68,7 @@ impl<S: VfioSys + ?Sized> Group<S> {
     ///
     /// Error::GroupBusy for `EBUSY`, Error::Open naming the node for any other errno.
     pub fn open(sys: &Arc<S>, root: &Path, id: u32) -> Result<Self> {
-        Self::open_path(sys, root.join(format!("dev/vfio/{id}")), id)
+        Self::open_path(sys, HostPath::new(root, format!("dev/vfio/{id}")), id)
     }
 
     /// Open `ROOT/dev/vfio/noiommu-N` (no-IOMMU mode).
@@ -77,11 +77,15 @@ impl<S: VfioSys + ?Sized> Group<S> {
     ///
     /// As Group::open.
     pub fn open_noiommu(sys: &Arc<S>, root: &Path, id: u32) -> Result<Self> {
-        Self::open_path(sys, root.join(format!("dev/vfio/noiommu-{id}")), id)
+        Self::open_path(
+            sys,
+            HostPath::new(root, format!("dev/vfio/noiommu-{id}")),
+            id,
+        )
     }
 
-    fn open_path(sys: &Arc<S>, path: PathBuf, id: u32) -> Result<Self> {
-        match sys.open(&path) {
+    fn open_path(sys: &Arc<S>, path: HostPath, id: u32) -> Result<Self> {
+        match sys.open(&path.full()) {
             Ok(fd) => Ok(Self::new(sys, fd, id, path)),
             Err(source) if source.raw_os_error() == Some(libc::EBUSY) => Err(Error::GroupBusy {
                 group: id,
@@ -104,7 +108,7 @@ impl<S: VfioSys + ?Sized> Group<S> {
             sys,
             fd,
             id,
-            PathBuf::from(format!("dev/vfio/{id}")),
+            HostPath::local(Path::new(&format!("dev/vfio/{id}"))),
         ))
     }
 
@@ -112,7 +116,7 @@ impl<S: VfioSys + ?Sized> Group<S> {
         Group { inner }
     }
 
-    fn new(sys: &Arc<S>, fd: Fd, id: u32, path: PathBuf) -> Self {
+    fn new(sys: &Arc<S>, fd: Fd, id: u32, path: HostPath) -> Self {
         Group {
             inner: Arc::new(GroupInner {
                 handle: Handle::new(sys, fd, format!("group {id}")),
@@ -133,7 +137,7 @@ impl<S: VfioSys + ?Sized> Group<S> {
     }
 
     /// The node opened.
-    pub fn path(&self) -> &Path {
+    pub fn path(&self) -> &HostPath {
         &self.inner.path
     }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use passthru_iommu_groups::sysfs::Root;
 use passthru_pci_ids::Bdf;
 
-use crate::error::{Blocker, Error, Result};
+use crate::error::{Blocker, Error, HostPath, Result};
 
 /// Largest config space (PCIe extended).
 pub const CONFIG_MAX: usize = 4096;
@@ -22,7 +22,7 @@ pub fn device_dir(root: &Path, bdf: Bdf) -> PathBuf {
 }
 
 /// `sys/bus/pci/devices/BDF`, relative to the root.
-fn device_rel(bdf: Bdf) -> PathBuf {
+pub fn device_rel(bdf: Bdf) -> PathBuf {
     Path::new("sys/bus/pci/devices").join(bdf.to_string())
 }
 
@@ -52,7 +52,7 @@ fn with_root<T>(
     Root::new(root)
         .and_then(|r| f(&r))
         .map_err(|e| Error::Sysfs {
-            path: root.join(rel),
+            path: HostPath::new(root, rel),
             source: io_of(e),
         })
 }
@@ -75,7 +75,7 @@ pub fn require_device(root: &Path, bdf: Bdf) -> Result<()> {
         Ok(Some(_)) => Ok(()),
         _ => Err(Error::NoDevice {
             bdf,
-            path: device_dir(root, bdf),
+            path: HostPath::new(root, rel),
         }),
     }
 }
@@ -92,7 +92,7 @@ pub fn iommu_group(root: &Path, bdf: Bdf) -> Result<u32> {
         Some(g) => Ok(g),
         None => Err(Error::NoGroup {
             bdf,
-            path: root.join(rel),
+            path: HostPath::new(root, rel),
         }),
     }
 }
@@ -114,7 +114,7 @@ pub fn driver(root: &Path, bdf: Bdf) -> Result<Option<String>> {
 pub fn group_devices(root: &Path, group: u32) -> Result<Vec<Bdf>> {
     let rel = group_rel(group).join("devices");
     let entries = with_root(root, &rel, |r| r.list(&rel))?.ok_or_else(|| Error::Sysfs {
-        path: root.join(&rel),
+        path: HostPath::new(root, &rel),
         source: io::Error::from(io::ErrorKind::NotFound),
     })?;
     let mut out: Vec<Bdf> = entries.iter().filter_map(|(n, _)| n.parse().ok()).collect();
@@ -171,7 +171,7 @@ pub fn vfio_cdev(root: &Path, bdf: Bdf) -> Option<String> {
 pub fn read_config(root: &Path, bdf: Bdf) -> Result<Vec<u8>> {
     let rel = device_rel(bdf).join("config");
     with_root(root, &rel, |r| r.read_bytes(&rel, CONFIG_MAX))?.ok_or_else(|| Error::Sysfs {
-        path: root.join(&rel),
+        path: HostPath::new(root, &rel),
         source: io::Error::from(io::ErrorKind::NotFound),
     })
 }

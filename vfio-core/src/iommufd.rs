@@ -1,11 +1,10 @@
 //! iommufd (`/dev/iommu`) and its IO address spaces.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use crate::dma::{sealed, DmaSpace, Mappings};
-use crate::error::{Error, Result};
+use crate::error::{Error, HostPath, Result};
 use crate::handle::Handle;
 use crate::sys::{DmaMapRequest, Fd, IovaRange, RealSys, VfioSys};
 
@@ -25,17 +24,19 @@ impl<S: VfioSys + ?Sized> Clone for Iommufd<S> {
 }
 
 impl<S: VfioSys + ?Sized> Iommufd<S> {
-    /// Open the iommufd node (`ROOT/dev/iommu`).
+    /// Open the iommufd node (`/dev/iommu`, or a [`HostPath`] under a root: errors then
+    /// name its system path).
     ///
     /// # Errors
     ///
-    /// Error::Open naming `path` with the errno.
-    pub fn open(sys: &Arc<S>, path: &Path) -> Result<Self> {
+    /// Error::Open naming `path` (its system path) with the errno.
+    pub fn open(sys: &Arc<S>, path: impl Into<HostPath>) -> Result<Self> {
+        let path: HostPath = path.into();
         let fd = sys
-            .open(path)
-            .map_err(|e| Error::open(path.to_path_buf(), e))?;
+            .open(&path.full())
+            .map_err(|e| Error::open(path.clone(), e))?;
         Ok(Iommufd {
-            inner: Arc::new(Handle::new(sys, fd, format!("iommufd {}", path.display()))),
+            inner: Arc::new(Handle::new(sys, fd, format!("iommufd {path}"))),
         })
     }
 

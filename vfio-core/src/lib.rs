@@ -103,7 +103,7 @@ pub use bind::{BindGuard, PciSysfs, RestoreFailure, RestoreLog, SysfsRoot};
 pub use container::{Container, Extension, Extensions, Type1Space};
 pub use device::{Device, IrqFlags, IrqIndex, IrqInfo, MappedArea, RegionMap};
 pub use dma::{DmaMemory, DmaRange, DmaSpace, OwnedDma};
-pub use error::{Blocker, Error, Result};
+pub use error::{Blocker, Error, HostPath, Result};
 pub use group::{Group, GroupFlags, GroupStatus};
 pub use iommufd::{Ioas, Iommufd};
 #[cfg(feature = "testing")]

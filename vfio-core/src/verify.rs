@@ -20,7 +20,7 @@ use crate::bind::{self, BindGuard, PciSysfs, RestoreLog};
 use crate::container::{Container, Extension};
 use crate::device::Device;
 use crate::dma::{find_iova, DmaSpace, OwnedDma};
-use crate::error::{Blocker, Error, Result};
+use crate::error::{Blocker, Error, HostPath, Result};
 use crate::group::Group;
 use crate::host;
 use crate::info::DeviceFlags;
@@ -318,7 +318,13 @@ impl VerifyReport {
     }
 
     fn fail(&mut self, code: VerifyCode, e: &Error) {
-        self.add(Severity::Fail, code, error_chain(e));
+        // The file the error names is the evidence (its system path).
+        let evidence = e.path().map(|p| p.to_string());
+        self.findings.push(
+            Finding::new(code, Severity::Fail, error_chain(e))
+                .with_evidence(evidence)
+                .for_device(self.bdf),
+        );
     }
 }
 
@@ -360,7 +366,7 @@ where
     let Some(device) = model.device(opts.bdf) else {
         return Err(Error::NoDevice {
             bdf: opts.bdf,
-            path: host::device_dir(root, opts.bdf),
+            path: HostPath::new(root, host::device_rel(opts.bdf)),
         });
     };
     let mut r = VerifyReport::new(opts.bdf);
@@ -371,7 +377,7 @@ where
     let Some(group) = device.iommu_group.map(u32::from) else {
         let e = Error::NoGroup {
             bdf: opts.bdf,
-            path: host::device_dir(root, opts.bdf).join("iommu_group"),
+            path: HostPath::new(root, host::device_rel(opts.bdf).join("iommu_group")),
         };
         r.fail(VerifyCode::NoIommuGroup, &e);
         return Ok(r);
@@ -783,7 +789,7 @@ fn run_container<S: TrustedVfioSys + ?Sized>(
     r: &mut VerifyReport,
 ) -> Result<()> {
     let root = opts.root.as_path();
-    let container = Container::open(sys, &root.join("dev/vfio/vfio"))?;
+    let container = Container::open(sys, HostPath::new(root, "dev/vfio/vfio"))?;
     container.require_api_version()?;
     let iommu = container.best_iommu()?;
     let group = Group::open(sys, root, group_id)?;
@@ -823,7 +829,7 @@ fn run_noiommu<S: TrustedVfioSys + ?Sized>(
              Enable the IOMMU (VT-d/AMD-Vi in firmware, intel_iommu=on on Intel) and leave no-IOMMU mode off"
         ),
     );
-    let container = Container::open(sys, &root.join("dev/vfio/vfio"))?;
+    let container = Container::open(sys, HostPath::new(root, "dev/vfio/vfio"))?;
     container.require_api_version()?;
     let group = Group::open_noiommu(sys, root, group_id)?;
     if !join_container(&container, &group, root, r)? {
@@ -943,7 +949,7 @@ fn run_iommufd<S: TrustedVfioSys + ?Sized>(
     let root = opts.root.as_path();
     let Some(cdev) = cdev else {
         return Err(Error::open(
-            host::device_dir(root, opts.bdf).join("vfio-dev"),
+            HostPath::new(root, host::device_rel(opts.bdf).join("vfio-dev")),
             std::io::Error::from_raw_os_error(libc::ENOENT),
         ));
     };
@@ -957,11 +963,11 @@ fn run_iommufd<S: TrustedVfioSys + ?Sized>(
         })?),
         None => None,
     };
-    let iommufd = Iommufd::open(sys, &root.join("dev/iommu"))?;
+    let iommufd = Iommufd::open(sys, HostPath::new(root, "dev/iommu"))?;
     let ioas = iommufd.alloc_ioas()?;
     let dev = Device::open_cdev(
         sys,
-        &root.join("dev/vfio/devices").join(cdev),
+        HostPath::new(root, Path::new("dev/vfio/devices").join(cdev)),
         &opts.bdf.to_string(),
     )?;
     // A kernel without VFIO_DEVICE_BIND_FLAG_TOKEN refuses any bind flag with EINVAL

@@ -939,7 +939,7 @@ fn status_keeps_viable_and_container_set_apart() {
     let m = mock(Knobs::default(), books.clone());
     {
         let m = Arc::new(m);
-        let c = Container::open(&m, &t.path().join("dev/vfio/vfio")).unwrap();
+        let c = Container::open(&m, t.path().join("dev/vfio/vfio")).unwrap();
         let g = Group::open(&m, t.path(), 16).unwrap();
         let s = g.status().unwrap();
         assert!(s.viable && !s.container_set);
@@ -965,7 +965,7 @@ fn region_info_asks_again_for_the_capability_chain() {
     let m = mock(Knobs::default(), books.clone());
     {
         let m = Arc::new(m);
-        let c = Container::open(&m, &t.path().join("dev/vfio/vfio")).unwrap();
+        let c = Container::open(&m, t.path().join("dev/vfio/vfio")).unwrap();
         let g = Group::open(&m, t.path(), 16).unwrap();
         g.set_container(&c).unwrap();
         c.set_iommu(Extension::Type1v2).unwrap();
@@ -990,7 +990,7 @@ fn map_in_the_msi_window_never_reaches_the_kernel() {
     let m = mock(Knobs::default(), books.clone());
     {
         let m = Arc::new(m);
-        let c = Container::open(&m, &t.path().join("dev/vfio/vfio")).unwrap();
+        let c = Container::open(&m, t.path().join("dev/vfio/vfio")).unwrap();
         let g = Group::open(&m, t.path(), 16).unwrap();
         g.set_container(&c).unwrap();
         c.set_iommu(Extension::Type1v2).unwrap();
@@ -1280,7 +1280,7 @@ fn config_read_past_the_region_is_short_not_an_error() {
     let m = mock(Knobs::default(), books.clone());
     {
         let m = Arc::new(m);
-        let c = Container::open(&m, &t.path().join("dev/vfio/vfio")).unwrap();
+        let c = Container::open(&m, t.path().join("dev/vfio/vfio")).unwrap();
         let g = Group::open(&m, t.path(), 16).unwrap();
         g.set_container(&c).unwrap();
         c.set_iommu(Extension::Type1v2).unwrap();

@@ -26,8 +26,8 @@ use std::sync::Arc;
 
 use passthru_vfio_core::info::RegionFlags;
 use passthru_vfio_core::{
-    Container, Device, EventFd, Extension, Group, Ioas, Iommufd, IrqIndex, OwnedDma, RealSys,
-    RegionMap, TrustedVfioSys, Type1Space,
+    Container, Device, EventFd, Extension, Group, HostPath, Ioas, Iommufd, IrqIndex, OwnedDma,
+    RealSys, RegionMap, TrustedVfioSys, Type1Space,
 };
 use vm_memory::{GuestMemoryRegion, GuestRegionMmap};
 
@@ -126,7 +126,7 @@ impl<S: TrustedVfioSys + ?Sized> Assigned<S> {
     /// The first VFIO call that fails (opening a node, attaching the group, setting the
     /// IOMMU type, getting the device fd).
     pub fn open_type1(sys: &Arc<S>, root: &Path, group_id: u32, bdf: &str) -> Result<Self, Error> {
-        let container = Container::open(sys, &root.join("dev/vfio/vfio"))?;
+        let container = Container::open(sys, HostPath::new(root, "dev/vfio/vfio"))?;
         let group = Group::open(sys, root, group_id)?;
         group.set_container(&container)?;
         container.set_iommu(Extension::Type1v2)?;
@@ -151,9 +151,13 @@ impl<S: TrustedVfioSys + ?Sized> Assigned<S> {
     ///
     /// The first VFIO or iommufd call that fails.
     pub fn open_iommufd(sys: &Arc<S>, root: &Path, cdev: &str, bdf: &str) -> Result<Self, Error> {
-        let iommufd = Iommufd::open(sys, &root.join("dev/iommu"))?;
+        let iommufd = Iommufd::open(sys, HostPath::new(root, "dev/iommu"))?;
         let ioas = iommufd.alloc_ioas()?;
-        let device = Device::open_cdev(sys, &root.join("dev/vfio/devices").join(cdev), bdf)?;
+        let device = Device::open_cdev(
+            sys,
+            HostPath::new(root, Path::new("dev/vfio/devices").join(cdev)),
+            bdf,
+        )?;
         device.bind_iommufd(&iommufd, None)?;
         device.attach_ioas(&ioas)?;
         Ok(Assigned {
