@@ -22,7 +22,8 @@
 #                 and out/ (the guest's /out: NAME.log per test plus whatever tests wrote)
 #
 # Environment: PT_VM_MEM guest memory in MiB (default 1024; 2048 nested), PT_VM_TIMEOUT (default 240),
-# PT_VM_CMDLINE extra kernel parameters.
+# PT_VM_CMDLINE extra kernel parameters; nested: NESTED_L2_MEM, NESTED_L2_CPU,
+# NESTED_L2_TIMEOUT are passed on to the guest's nested steps (guest/tests/pt-nested-l2).
 #
 # Exit status: 0 when the guest ran every test and each returned 0; 1 otherwise (boot
 # failure, setup failure, timeout, missing results, a failed test), with the serial log
@@ -90,7 +91,7 @@ esac
 
 # The topology: QEMU_DEVICES (array), VFIO_BIND, HOST_BIND, EXPECT_GROUPS, EXPECT_IDS.
 QEMU_DEVICES=() VFIO_BIND="" HOST_BIND="" EXPECT_GROUPS="" EXPECT_IDS="" EXPECT_RESET=""
-MODULE_PARAMS="" SRIOV_NUMVFS="" SRIOV_VF_RESET="" VF_TOKEN="" EDU_DMA="" NESTED=""
+MODULE_PARAMS="" SRIOV_NUMVFS="" SRIOV_VF_RESET="" VF_TOKEN="" EDU_DMA="" NESTED="" NESTED_DEVICE=""
 # shellcheck source=/dev/null
 source "$topo_file"
 [[ $NESTED != 1 ]] || nested=1
@@ -159,7 +160,14 @@ for b in "${bins[@]}"; do
 done
 chmod 755 "$over"/pt/bin/*
 if ((nested)); then
-	echo "PT_TEST_TIMEOUT=$timeout_s; export PT_TEST_TIMEOUT" >>"$over/pt/topology.sh"
+	# A nested step may take the guest's whole time; the L2 knobs pass through.
+	{
+		printf 'PT_TEST_TIMEOUT=%q\nNESTED_DEVICE=%q\n' "$timeout_s" "$NESTED_DEVICE"
+		echo "export PT_TEST_TIMEOUT NESTED_DEVICE"
+		for v in NESTED_L2_MEM NESTED_L2_CPU NESTED_L2_TIMEOUT; do
+			[[ -z ${!v:-} ]] || printf 'export %s=%q\n' "$v" "${!v}"
+		done
+	} >>"$over/pt/topology.sh"
 fi
 (cd "$over" && find . -print0 | cpio --null -o -H newc --quiet) >"$work/over.cpio"
 cat "$work/base.cpio" "$work/over.cpio" >"$work/initrd.cpio"
@@ -194,6 +202,9 @@ qrc=$?
 qemu_pid=""
 set -e
 elapsed=$((SECONDS - start))
+# CPU seconds the guest used (children of this shell: timeout, which waited for QEMU):
+# on a loaded host this, not the wall clock, says what the guest costs.
+cpu=$(times | tail -n1 | awk '{ for (i = 1; i <= 2; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] } printf "%.0f", s }')
 
 fail_with_log() {
 	log "FAILED ($iommu/$topology): $*"
@@ -224,7 +235,7 @@ base64 -d "$work/data.b64" | tar -xzmf - -C "$out/out" || fail_with_log "results
 planned=$(grep -cvE '^\s*(#|$)' "$over/pt/plan")
 got=$(wc -l <"$out/results.txt")
 ((planned == got)) || fail_with_log "$got results for $planned planned tests"
-log "guest finished in ${elapsed}s"
+log "guest finished in ${elapsed}s (QEMU used ${cpu} s of CPU)"
 bad=0
 while read -r name rc; do
 	if ((rc == 0)); then
