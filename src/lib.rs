@@ -11,6 +11,7 @@ pub use passthru_pci_ids as pci_ids;
 pub use passthru_vfio_core as vfio_core;
 
 pub mod decode;
+pub mod trial;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -13,6 +13,10 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // As pid 1 this binary is the `passthru trial` guest's /init (see docs/trial.md).
+    if std::process::id() == 1 {
+        passthru::trial::guest::main();
+    }
     // `--json` anywhere on the command line: errors are JSON too, even usage errors.
     let json = std::env::args_os().any(|a| a == "--json");
     let args = match cli::Cli::try_parse() {

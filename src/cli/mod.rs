@@ -105,6 +105,7 @@ pub mod config;
 pub mod decode;
 pub mod list;
 pub mod snapshot;
+pub mod trial;
 pub mod verify;
 
 /// Will this PCI device pass through cleanly, and what must I configure?
@@ -155,6 +156,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Generate host and guest configuration; dry run (diff) unless `--apply`.
     Config(config::ConfigArgs),
+    /// Pass the device through to a throwaway guest N times and judge each boot.
+    Trial(trial::TrialArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Print the manual page (roff) generated from these definitions.
@@ -194,5 +197,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Snapshot(a) => snapshot::run(g, a),
         Command::Verify(a) => verify::run(g, a),
         Command::Config(a) => config::run(g, a),
+        Command::Trial(a) => trial::run(g, a),
     }
 }

@@ -1,0 +1,473 @@
+//! The host side of a trial: bind, boot N times, judge, restore, clean up.
+//!
+//! Binding goes through vfio-core's bind guard over a [`PciSysfs`] (the live
+//! sysfs in the CLI, a recording fake in tests): every function bound is given
+//! back to its driver at the end, after a guest crash, at a timeout and when
+//! passthru gets SIGINT or SIGTERM (the signal only sets a flag; the loop kills the
+//! guest's process group, and the guards and the temporary directory are dropped on
+//! the way out).
+
+use super::protocol::{self, Parsed, Record};
+use super::qemu::VmSpec;
+use super::{Function, HostSeen, TrialVerdict};
+use anyhow::{Context, Result};
+use passthru_pci_ids::Bdf;
+use passthru_vfio_core::bind::{bind_all, PciSysfs, RestoreLog};
+use serde::Serialize;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How to run the boots.
+#[derive(Debug, Clone)]
+pub struct BootPlan {
+    /// The VMM program.
+    pub program: PathBuf,
+    /// The guest (kernel, memory, devices; its file paths are filled in per boot).
+    pub spec: VmSpec,
+    /// How many boots.
+    pub boots: u32,
+    /// Each guest's time limit.
+    pub timeout: Duration,
+    /// The functions passed through.
+    pub functions: Vec<Function>,
+    /// What is bound to vfio-pci for the trial (functions and group peers).
+    pub bind: Vec<Bdf>,
+}
+
+/// What the host is asked between boots.
+pub trait Observer {
+    /// What the host shows of `bdfs` now.
+    fn observe(&self, bdfs: &[Bdf]) -> Vec<HostSeen>;
+}
+
+/// One boot's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootReport {
+    /// 1-based.
+    pub boot: u32,
+    /// Its verdict.
+    pub verdict: TrialVerdict,
+    /// Why: the records, log lines and host facts it rests on.
+    pub evidence: Vec<String>,
+    /// The guest's report records.
+    pub records: Vec<Record>,
+    /// Framed lines dropped as damaged.
+    pub dropped_records: usize,
+    /// The VMM's exit status (`None`: killed).
+    pub exit_status: Option<i32>,
+    /// Seconds the boot took.
+    pub seconds: f64,
+    /// The end of the guest's console.
+    pub console_tail: Vec<String>,
+    /// What the host saw of the functions after the boot.
+    pub host_after: Vec<HostSeen>,
+}
+
+/// The whole trial.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialReport {
+    /// The overall verdict.
+    pub verdict: TrialVerdict,
+    /// Each boot.
+    pub boots: Vec<BootReport>,
+    /// The functions passed through.
+    pub functions: Vec<Function>,
+    /// What was bound to vfio-pci.
+    #[serde(serialize_with = "ser_bdfs")]
+    pub bound: Vec<Bdf>,
+    /// Restores that failed (empty: every driver is back).
+    pub restore_failures: Vec<String>,
+    /// Stopped by SIGINT/SIGTERM before all boots ran.
+    pub interrupted: bool,
+}
+
+fn ser_bdfs<S: serde::Serializer>(b: &[Bdf], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(b.iter().map(|x| x.to_string()))
+}
+
+/// The console lines kept as evidence.
+const TAIL: usize = 30;
+
+/// Run the trial: bind, boot `plan.boots` times with `initrd`, restore. The
+/// temporary directory (initramfs, logs) is removed on every path out, and so is
+/// every binding; a restore that fails is reported in the result (or, on an
+/// early error, in `log`).
+pub fn run<F: PciSysfs + ?Sized>(
+    sysfs: &F,
+    plan: &BootPlan,
+    initrd: &[u8],
+    observer: &dyn Observer,
+    stop: &AtomicBool,
+    log: &RestoreLog,
+) -> Result<TrialReport> {
+    let tmp = tempfile::Builder::new()
+        .prefix("passthru-trial-")
+        .tempdir()
+        .context("creating the trial's temporary directory")?;
+    let initrd_path = tmp.path().join("initrd.img");
+    std::fs::write(&initrd_path, initrd)
+        .with_context(|| format!("writing {}", initrd_path.display()))?;
+    let guards =
+        bind_all(sysfs, &plan.bind, log).context("binding the trial's functions to vfio-pci")?;
+    let mut boots = Vec::new();
+    let mut interrupted = false;
+    let mut result = Ok(());
+    for n in 1..=plan.boots {
+        if stop.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        match boot_once(plan, n, tmp.path(), &initrd_path, stop) {
+            Ok((outcome, was_stopped)) => {
+                if was_stopped {
+                    interrupted = true;
+                    break;
+                }
+                let earlier_ok = boots
+                    .iter()
+                    .any(|b: &BootReport| b.verdict == TrialVerdict::Ok);
+                let fns: Vec<Bdf> = plan.functions.iter().map(|f| f.bdf).collect();
+                let host_after = observer.observe(&fns);
+                boots.push(judge(n, &outcome, &plan.functions, earlier_ok, host_after));
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    // Give every function back now, in reverse order, reporting failures.
+    let mut restore_failures = Vec::new();
+    for g in guards.into_iter().rev() {
+        if let Err(e) = g.restore() {
+            restore_failures.push(format!("{e:#}"));
+        }
+    }
+    restore_failures.extend(
+        log.take()
+            .into_iter()
+            .map(|f| format!("{}: {:#}", f.bdf, f.error)),
+    );
+    drop(tmp);
+    result?;
+    Ok(TrialReport {
+        verdict: overall(&boots),
+        boots,
+        functions: plan.functions.clone(),
+        bound: plan.bind.clone(),
+        restore_failures,
+        interrupted,
+    })
+}
+
+/// What one boot left behind.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Killed at the timeout.
+    pub timed_out: bool,
+    /// The VMM's exit status.
+    pub exit_status: Option<i32>,
+    /// The guest's report.
+    pub parsed: Parsed,
+    /// The console's last lines.
+    pub console_tail: Vec<String>,
+    /// The VMM's own output (its errors), last lines.
+    pub vmm_tail: Vec<String>,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+fn tail(bytes: &[u8], n: usize) -> Vec<String> {
+    let s = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = s.lines().map(|l| l.trim_end_matches('\r')).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// Boot once; `true` with the outcome when a signal stopped it.
+fn boot_once(
+    plan: &BootPlan,
+    n: u32,
+    dir: &Path,
+    initrd: &Path,
+    stop: &AtomicBool,
+) -> Result<(Outcome, bool)> {
+    let mut spec = plan.spec.clone();
+    spec.initrd = initrd.to_path_buf();
+    spec.console = dir.join(format!("console-{n}.log"));
+    spec.report = dir.join(format!("report-{n}.log"));
+    for f in [&spec.console, &spec.report] {
+        std::fs::write(f, b"").with_context(|| format!("creating {}", f.display()))?;
+    }
+    let vmm_out = dir.join(format!("vmm-{n}.log"));
+    let out = std::fs::File::create(&vmm_out)
+        .with_context(|| format!("creating {}", vmm_out.display()))?;
+    let err = out.try_clone()?;
+    let start = Instant::now();
+    let mut child = Command::new(&plan.program)
+        .args(spec.argv())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        // Its own process group: a terminal's Ctrl-C reaches passthru only, and the
+        // whole group (the VMM and anything it started) is killed together.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {}", plan.program.display()))?;
+    let pid = child.id();
+    let kill_group = || {
+        if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
+        }
+    };
+    let mut timed_out = false;
+    let mut stopped = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) => {}
+            Err(e) => {
+                kill_group();
+                let _ = child.wait();
+                return Err(e).context("waiting for the VMM");
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            stopped = true;
+        } else if start.elapsed() >= plan.timeout {
+            timed_out = true;
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        kill_group();
+        let _ = child.wait();
+        break None;
+    };
+    // The VMM is gone; anything left in its group goes too.
+    kill_group();
+    let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+    Ok((
+        Outcome {
+            timed_out,
+            exit_status: status.and_then(|s| s.code()),
+            parsed: protocol::parse(&read(&spec.report)),
+            console_tail: tail(&read(&spec.console), TAIL),
+            vmm_tail: tail(&read(&vmm_out), 10),
+            seconds: start.elapsed().as_secs_f64(),
+        },
+        stopped,
+    ))
+}
+
+/// Judge one boot. `earlier_ok`: a previous boot was `trial-ok`, so a failure
+/// now is the device not coming back (the reset bug's signature).
+pub fn judge(
+    n: u32,
+    o: &Outcome,
+    functions: &[Function],
+    earlier_ok: bool,
+    host_after: Vec<HostSeen>,
+) -> BootReport {
+    let mut ev: Vec<String> = Vec::new();
+    let recs = &o.parsed.records;
+    let mut verdict = TrialVerdict::Ok;
+    let mut worse = |v: TrialVerdict, why: String, ev: &mut Vec<String>| {
+        ev.push(why);
+        if verdict == TrialVerdict::Ok {
+            verdict = v;
+        }
+    };
+    if o.parsed.dropped > 0 {
+        ev.push(format!(
+            "{} damaged report line(s) dropped",
+            o.parsed.dropped
+        ));
+    }
+    let said_hello = recs.iter().any(|r| matches!(r, Record::Hello { .. }));
+    let done = recs.iter().any(|r| matches!(r, Record::Done));
+    if o.timed_out {
+        worse(
+            TrialVerdict::Timeout,
+            format!(
+                "guest killed at the timeout after {:.0} s{}",
+                o.seconds,
+                if said_hello {
+                    ""
+                } else {
+                    " before its init reported"
+                }
+            ),
+            &mut ev,
+        );
+    } else if !said_hello {
+        worse(
+            TrialVerdict::NotVisible,
+            format!(
+                "the guest sent no report (VMM exit status {}): the VMM could not start with the device or the guest died early",
+                o.exit_status.map_or("none".into(), |c| c.to_string())
+            ),
+            &mut ev,
+        );
+        ev.extend(o.vmm_tail.iter().map(|l| format!("vmm: {l}")));
+    }
+    for r in recs {
+        if let Record::Module {
+            name,
+            error: Some(e),
+        } = r
+        {
+            ev.push(format!("module {name} did not load: {e}"));
+        }
+    }
+    // Device records, each given to the first function with its ids.
+    let mut used = vec![false; recs.len()];
+    for f in functions {
+        let found = recs.iter().enumerate().find(|(i, r)| {
+            !used[*i]
+                && matches!(r, Record::Device { vendor, device, .. }
+                    if *vendor == f.vendor && *device == f.device)
+        });
+        let Some((
+            i,
+            Record::Device {
+                guest_bdf,
+                all_ones,
+                driver,
+                bars,
+                ..
+            },
+        )) = found
+        else {
+            // Only a complete report says a function is absent; a cut one is
+            // judged as a crash below.
+            if said_hello && done && !o.timed_out {
+                worse(
+                    TrialVerdict::NotVisible,
+                    format!(
+                        "{} ({}:{}): the guest did not see it",
+                        f.bdf, f.vendor, f.device
+                    ),
+                    &mut ev,
+                );
+            }
+            continue;
+        };
+        used[i] = true;
+        let sizes: Vec<String> = bars
+            .iter()
+            .map(|b| format!("BAR{} {}", b.index, human_size(b.size)))
+            .collect();
+        ev.push(format!(
+            "{} ({}:{}) is {guest_bdf} in the guest, {}, driver {}",
+            f.bdf,
+            f.vendor,
+            f.device,
+            if sizes.is_empty() {
+                "no BARs".into()
+            } else {
+                sizes.join(", ")
+            },
+            driver.as_deref().unwrap_or("none")
+        ));
+        if *all_ones {
+            worse(
+                TrialVerdict::NotVisible,
+                format!("{}: its config space reads all ones in the guest", f.bdf),
+                &mut ev,
+            );
+        } else if f.expects_driver() && driver.is_none() {
+            worse(
+                TrialVerdict::DriverFailed,
+                format!(
+                    "{}: no driver bound (expected {})",
+                    f.bdf,
+                    if f.modules.is_empty() {
+                        f.host_driver.clone().unwrap_or_default()
+                    } else {
+                        f.modules.join(" or ")
+                    }
+                ),
+                &mut ev,
+            );
+        }
+    }
+    for r in recs {
+        if let Record::Health(h) = r {
+            ev.push(format!("{} [{}]: {}", h.driver, h.kind, h.message));
+            if h.kind == "fail" {
+                worse(
+                    TrialVerdict::DriverFailed,
+                    format!("{} reported a failure", h.driver),
+                    &mut ev,
+                );
+            }
+        }
+    }
+    if said_hello && !done && !o.timed_out {
+        worse(
+            TrialVerdict::DriverFailed,
+            "the guest stopped before its report ended (a crash or panic; see the console)".into(),
+            &mut ev,
+        );
+    }
+    for h in &host_after {
+        if h.config != "readable" {
+            ev.push(format!(
+                "host after boot {n}: {} config {} (link {})",
+                h.bdf, h.config, h.link
+            ));
+        }
+    }
+    if verdict != TrialVerdict::Ok && verdict != TrialVerdict::Timeout && earlier_ok {
+        ev.push(format!(
+            "boot {n} failed after an earlier boot worked: the device did not come back"
+        ));
+        verdict = TrialVerdict::ResetFailed;
+    }
+    BootReport {
+        boot: n,
+        verdict,
+        evidence: ev,
+        records: o.parsed.records.clone(),
+        dropped_records: o.parsed.dropped,
+        exit_status: o.exit_status,
+        seconds: o.seconds,
+        console_tail: o.console_tail.clone(),
+        host_after,
+    }
+}
+
+/// The trial's verdict: the first failing boot's, `trial-reset-failed` when every
+/// boot worked but the host read a function as all ones after one, else `trial-ok`.
+/// No boot at all (interrupted at once) is not a pass: `trial-timeout`.
+pub fn overall(boots: &[BootReport]) -> TrialVerdict {
+    if boots.is_empty() {
+        return TrialVerdict::Timeout;
+    }
+    if let Some(b) = boots.iter().find(|b| b.verdict != TrialVerdict::Ok) {
+        return b.verdict;
+    }
+    if boots
+        .iter()
+        .any(|b| b.host_after.iter().any(|h| h.config == "all-ones"))
+    {
+        return TrialVerdict::ResetFailed;
+    }
+    TrialVerdict::Ok
+}
+
+fn human_size(b: u64) -> String {
+    const K: u64 = 1024;
+    match b {
+        b if b >= K * K * K && b % (K * K * K) == 0 => format!("{}G", b / (K * K * K)),
+        b if b >= K * K && b % (K * K) == 0 => format!("{}M", b / (K * K)),
+        b if b >= K && b % K == 0 => format!("{}K", b / K),
+        b => format!("{b}"),
+    }
+}
