@@ -13,8 +13,9 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // As pid 1 this binary is the `passthru trial` guest's /init (see docs/trial.md).
-    if std::process::id() == 1 {
+    // The `passthru trial` guest's /init (docs/trial.md); a container running passthru
+    // as its pid 1 has no trial request and stays the CLI.
+    if passthru::trial::guest::is_trial_init() {
         passthru::trial::guest::main();
     }
     // `--json` anywhere on the command line: errors are JSON too, even usage errors.

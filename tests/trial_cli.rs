@@ -61,16 +61,20 @@ fn passthru(
     extra: &[&str],
 ) -> (std::process::Child, PathBuf, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
-    let mods = subset_tree();
+    let mods = subset_tree().display().to_string();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_passthru"));
     cmd.arg("--root")
         .arg(root)
-        .args(["trial", NVME, "--accel", "tcg", "--qemu"])
+        .args(["trial", NVME, "--qemu"])
         .arg(&standin.program)
-        .arg("--modules")
-        .arg(&mods)
-        .args(extra)
-        .env("TMPDIR", tmp.path())
+        .args(extra);
+    // Defaults for what `extra` does not set (clap refuses a flag given twice).
+    for (flag, value) in [("--accel", "tcg"), ("--modules", mods.as_str())] {
+        if !extra.contains(&flag) {
+            cmd.args([flag, value]);
+        }
+    }
+    cmd.env("TMPDIR", tmp.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
@@ -187,19 +191,49 @@ fn sigint_kills_the_guest_and_cleans_up() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("trial: no verdict (interrupted"),
+        "{stdout}"
+    );
     assert!(!s.alive("pid", 1));
     assert!(!s.alive("child", 1));
     assert!(empty(&tmp_path), "temporary files left");
     assert_eq!(s.count(), 1);
 }
 
-#[test]
-fn a_missing_kernel_is_an_error_naming_it() {
+/// `passthru trial` with `extra` on the nvme fixture host refuses with exit 2, its
+/// message holding every one of `wants`, and never starts the VMM.
+fn refused(extra: &[&str], wants: &[&str]) {
     let root = host(IommuKind::Intel);
     let s = StandIn::new();
-    let r = run(root.path(), &s, &["--kernel", "/nonexistent/vmlinuz"]);
+    let r = run(root.path(), &s, extra);
     let stderr = String::from_utf8_lossy(&r.out.stderr);
-    assert_eq!(r.out.status.code(), Some(2));
-    assert!(stderr.contains("/nonexistent/vmlinuz"), "{stderr}");
+    assert_eq!(r.out.status.code(), Some(2), "{stderr}");
+    for w in wants {
+        assert!(stderr.contains(w), "{w:?} not in {stderr}");
+    }
     assert_eq!(s.count(), 0);
+}
+
+#[test]
+fn kvm_is_required_unless_tcg_is_asked_for() {
+    // The fixture host has no dev/kvm.
+    refused(&["--accel", "kvm"], &["no /dev/kvm", "--accel tcg"]);
+}
+
+#[test]
+fn a_missing_kernel_is_an_error_naming_it() {
+    refused(
+        &["--kernel", "/nonexistent/vmlinuz"],
+        &["/nonexistent/vmlinuz"],
+    );
+}
+
+#[test]
+fn a_missing_module_tree_is_an_error_naming_it() {
+    refused(
+        &["--modules", "/nonexistent/modules"],
+        &["/nonexistent/modules/modules.alias"],
+    );
 }

@@ -304,7 +304,7 @@ fn two_good_boots_are_trial_ok_and_everything_is_restored() {
         Vmm::Qemu,
         None,
     );
-    assert_eq!(r.verdict, TrialVerdict::Ok, "{r:#?}");
+    assert_eq!(r.verdict, Some(TrialVerdict::Ok), "{r:#?}");
     assert_eq!(r.boots.len(), 2);
     assert_eq!(s.standin.count(), 2);
     assert!(r.boots.iter().all(|b| b.verdict == TrialVerdict::Ok));
@@ -351,7 +351,7 @@ fn binding_goes_through_the_guard_for_functions_and_peers() {
 #[test]
 fn cloud_hypervisor_argv_and_a_good_boot() {
     let (s, r) = scenario(&[("ok", ok_records())], 30, Vmm::CloudHypervisor, None);
-    assert_eq!(r.verdict, TrialVerdict::Ok, "{r:#?}");
+    assert_eq!(r.verdict, Some(TrialVerdict::Ok), "{r:#?}");
     let argv = s.standin.read("argv", 1);
     assert!(argv.contains("path=/sys/bus/pci/devices/0000:0b:00.0/"));
     assert!(argv.contains("--serial\nfile="));
@@ -384,7 +384,7 @@ fn second_boot_dead_is_reset_failed() {
     let (_, r) = scenario(&[("ok", ok_records()), ("ok", dead)], 30, Vmm::Qemu, None);
     assert_eq!(r.boots[0].verdict, TrialVerdict::Ok);
     assert_eq!(r.boots[1].verdict, TrialVerdict::ResetFailed, "{r:#?}");
-    assert_eq!(r.verdict, TrialVerdict::ResetFailed);
+    assert_eq!(r.verdict, Some(TrialVerdict::ResetFailed));
     assert!(has(&r, 1, "config space reads all ones"));
 }
 
@@ -397,7 +397,7 @@ fn host_reading_all_ones_after_good_boots_is_reset_failed() {
         Some(2),
     );
     assert!(r.boots.iter().all(|b| b.verdict == TrialVerdict::Ok));
-    assert_eq!(r.verdict, TrialVerdict::ResetFailed);
+    assert_eq!(r.verdict, Some(TrialVerdict::ResetFailed));
     assert!(has(
         &r,
         1,
@@ -419,7 +419,7 @@ fn driver_failure_on_the_first_boot() {
     let (_, r) = scenario(&[("ok", recs.clone()), ("ok", recs)], 30, Vmm::Qemu, None);
     assert_eq!(r.boots[0].verdict, TrialVerdict::DriverFailed, "{r:#?}");
     assert_eq!(r.boots[1].verdict, TrialVerdict::DriverFailed);
-    assert_eq!(r.verdict, TrialVerdict::DriverFailed);
+    assert_eq!(r.verdict, Some(TrialVerdict::DriverFailed));
     assert!(has(&r, 0, "probe with driver amdgpu failed with error -22"));
 }
 
@@ -436,7 +436,7 @@ fn a_function_the_guest_does_not_see_is_not_visible() {
         Record::Done,
     ];
     let (_, r) = scenario(&[("ok", recs)], 30, Vmm::Qemu, None);
-    assert_eq!(r.verdict, TrialVerdict::NotVisible, "{r:#?}");
+    assert_eq!(r.verdict, Some(TrialVerdict::NotVisible), "{r:#?}");
     assert!(has(
         &r,
         0,
@@ -447,7 +447,7 @@ fn a_function_the_guest_does_not_see_is_not_visible() {
 #[test]
 fn garbage_on_the_port_is_no_report() {
     let (_, r) = scenario(&[("garbage", vec![])], 30, Vmm::Qemu, None);
-    assert_eq!(r.verdict, TrialVerdict::NotVisible, "{r:#?}");
+    assert_eq!(r.verdict, Some(TrialVerdict::NotVisible), "{r:#?}");
     assert!(r.boots[0].records.is_empty());
 }
 
@@ -455,7 +455,7 @@ fn garbage_on_the_port_is_no_report() {
 fn a_guest_crash_mid_report_is_driver_failed_and_restores() {
     let (_, r) = scenario(&[("crash", ok_records())], 30, Vmm::Qemu, None);
     assert_eq!(r.boots[0].exit_status, Some(1));
-    assert_eq!(r.verdict, TrialVerdict::DriverFailed, "{r:#?}");
+    assert_eq!(r.verdict, Some(TrialVerdict::DriverFailed), "{r:#?}");
     assert!(r.boots[0]
         .console_tail
         .iter()
@@ -467,7 +467,7 @@ fn a_hung_guest_is_killed_with_its_children_at_the_timeout() {
     let t = Instant::now();
     let (s, r) = scenario(&[("hang", ok_records()[..2].to_vec())], 2, Vmm::Qemu, None);
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
-    assert_eq!(r.verdict, TrialVerdict::Timeout, "{r:#?}");
+    assert_eq!(r.verdict, Some(TrialVerdict::Timeout), "{r:#?}");
     assert_eq!(r.boots[0].exit_status, None);
     assert!(!s.standin.alive("pid", 1), "the stand-in survived");
     assert!(!s.standin.alive("child", 1), "its sleep child survived");
@@ -496,6 +496,7 @@ fn the_stop_flag_kills_the_guest_and_restores() {
     t.join().unwrap();
     assert!(r.interrupted);
     assert!(r.boots.is_empty());
+    assert_eq!(r.verdict, None, "no boot finished: no verdict");
     assert_eq!(s.standin.count(), 1, "no second boot after the stop");
     assert!(!s.standin.alive("pid", 1));
     assert!(!s.standin.alive("child", 1));

@@ -12,6 +12,15 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// Whether this process is the trial guest's init: pid 1, started as `/init`, with
+/// the trial's request in place. All three, so that passthru as a container's pid 1
+/// (a DaemonSet, `docker run`) is never mistaken for a guest and never powers off.
+pub fn is_trial_init() -> bool {
+    std::process::id() == 1
+        && std::env::args_os().next().is_some_and(|a| a == "/init")
+        && Path::new(REQUEST_PATH).is_file()
+}
+
 /// Run as the guest's init. Never returns: the guest powers off.
 pub fn main() -> ! {
     let mut out = Port::open();

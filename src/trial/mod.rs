@@ -183,6 +183,89 @@ fn link_of(port: &Device) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use passthru_iommu_groups::fixture::{Fixture, FixtureDevice, IommuKind};
+    use passthru_iommu_groups::CpuVendor;
+
+    /// The offset of the PCI Express capability (id 0x10) in `c`.
+    fn pcie_cap(c: &[u8]) -> usize {
+        let mut p = usize::from(c[0x34]);
+        while c[p] != 0x10 {
+            p = usize::from(c[p + 1]);
+        }
+        p
+    }
+
+    /// A root port whose Link Capabilities/Status say `cap`/`status`, and a GPU behind it
+    /// whose config reads `first_dword`.
+    fn seen(cap: u32, status: u16, first_dword: [u8; 4]) -> HostSeen {
+        let rp: Bdf = "00:1c.0".parse().unwrap();
+        let gpu: Bdf = "01:00.0".parse().unwrap();
+        let mut port = FixtureDevice::root_port(rp, 1).group(1);
+        let off = pcie_cap(&port.config);
+        port.config[off + 0x0c..off + 0x10].copy_from_slice(&cap.to_le_bytes());
+        port.config[off + 0x12..off + 0x14].copy_from_slice(&status.to_le_bytes());
+        let mut dev = FixtureDevice::gpu(gpu, 0x1002, 0x67df)
+            .parent(rp)
+            .group(2)
+            .driver("vfio-pci")
+            .reset_method("bus");
+        dev.config[..4].copy_from_slice(&first_dword);
+        let dir = tempfile::tempdir().unwrap();
+        Fixture::new(CpuVendor::Amd, IommuKind::Amd)
+            .device(port)
+            .device(dev)
+            .write(dir.path())
+            .unwrap();
+        HostSeen::of(&Host::load(dir.path()).unwrap(), gpu)
+    }
+
+    #[test]
+    fn bind_set_adds_group_peers_but_not_bridges() {
+        let rp: Bdf = "00:1c.0".parse().unwrap();
+        let b = |s: &str| -> Bdf { s.parse().unwrap() };
+        let dir = tempfile::tempdir().unwrap();
+        // One group holding the port, a GPU, its audio and a second, unrelated GPU (a port
+        // without ACS groups everything below it with itself).
+        Fixture::new(CpuVendor::Amd, IommuKind::Amd)
+            .device(FixtureDevice::root_port(rp, 1).group(2))
+            .device(
+                FixtureDevice::gpu(b("01:00.0"), 0x1002, 0x67df)
+                    .parent(rp)
+                    .group(2),
+            )
+            .device(
+                FixtureDevice::hdmi_audio(b("01:00.1"), 0x1002, 0xaaf0)
+                    .parent(rp)
+                    .group(2),
+            )
+            .device(
+                FixtureDevice::gpu(b("01:01.0"), 0x10de, 0x1b80)
+                    .parent(rp)
+                    .group(2),
+            )
+            .write(dir.path())
+            .unwrap();
+        let host = Host::load(dir.path()).unwrap();
+        assert_eq!(
+            bind_set(&host, &[b("0000:01:00.0"), b("0000:01:00.1")]),
+            [b("0000:01:00.0"), b("0000:01:00.1"), b("0000:01:01.0")]
+        );
+    }
+
+    #[test]
+    fn host_seen_reads_config_reset_and_the_port_link() {
+        // DLLLA reporting capable (Link Capabilities bit 20), link active (status bit 13).
+        let s = seen(1 << 20, 1 << 13 | 0x3 | 16 << 4, [0x02, 0x10, 0xdf, 0x67]);
+        assert_eq!(s.config, "readable");
+        assert_eq!(s.link, "up");
+        assert_eq!(s.reset_method, Some(vec!["bus".to_string()]));
+        assert_eq!(s.driver.as_deref(), Some("vfio-pci"));
+        let s = seen(1 << 20, 0, [0xff; 4]);
+        assert_eq!((s.config.as_str(), s.link.as_str()), ("all-ones", "down"));
+        // Without DLLLA reporting: speed and width from Link Status.
+        let s = seen(0, 0x3 | 16 << 4, [0x02, 0x10, 0xdf, 0x67]);
+        assert_eq!(s.link, "gen3 x16");
+    }
 
     #[test]
     fn verdict_names_are_the_issue_s() {

@@ -69,8 +69,8 @@ pub struct BootReport {
 /// The whole trial.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrialReport {
-    /// The overall verdict.
-    pub verdict: TrialVerdict,
+    /// The overall verdict (`None`: interrupted before any boot finished).
+    pub verdict: Option<TrialVerdict>,
     /// Each boot.
     pub boots: Vec<BootReport>,
     /// The functions passed through.
@@ -445,21 +445,21 @@ pub fn judge(
 
 /// The trial's verdict: the first failing boot's, `trial-reset-failed` when every
 /// boot worked but the host read a function as all ones after one, else `trial-ok`.
-/// No boot at all (interrupted at once) is not a pass: `trial-timeout`.
-pub fn overall(boots: &[BootReport]) -> TrialVerdict {
+/// No boot at all (interrupted first) has none.
+pub fn overall(boots: &[BootReport]) -> Option<TrialVerdict> {
     if boots.is_empty() {
-        return TrialVerdict::Timeout;
+        return None;
     }
     if let Some(b) = boots.iter().find(|b| b.verdict != TrialVerdict::Ok) {
-        return b.verdict;
+        return Some(b.verdict);
     }
     if boots
         .iter()
         .any(|b| b.host_after.iter().any(|h| h.config == "all-ones"))
     {
-        return TrialVerdict::ResetFailed;
+        return Some(TrialVerdict::ResetFailed);
     }
-    TrialVerdict::Ok
+    Some(TrialVerdict::Ok)
 }
 
 fn human_size(b: u64) -> String {
