@@ -259,7 +259,8 @@ run_one() {
 
 # run_nested KERNEL IOMMU TOPOLOGY: a guest (L1) that boots a guest of its own (L2) with
 # its device NESTED_DEVICE ("BDF=DRIVER", on DRIVER in L1) passed through: the smoke test,
-# then one nested step, `passthru trial` (PT_VM_NESTED_STEP=trial: the step's exit status,
+# then one nested step, `passthru trial` (PT_VM_NESTED_STEP=trial: first trial-restore.sh,
+# the bind guard's restore with a stand-in VMM, then the real trial: the step's exit status,
 # and compare-trial.sh on its JSON report: every boot saw the device with DRIVER bound, the
 # driver is back in L1) or the harness's own busybox L2 (l2: pt-nested-l2). Every planned
 # step counts; the nested runs exist for the stock kernel only (it needs the module tree).
@@ -273,7 +274,12 @@ run_nested() {
 	mkdir -p "$out"
 	echo "smoke pt-smoke" >"$plan"
 	case $step in
-	trial) echo "nested-trial pt-trial-nested $dev $boots" >>"$plan" ;;
+	trial)
+		# First the bind guard's restore on this real kernel with a stand-in VMM that
+		# crashes, hangs, or sends SIGINT (cheap), then the real nested trial.
+		echo "trial-restore trial-restore.sh ${dev%%=*}" >>"$plan"
+		echo "nested-trial pt-trial-nested $dev $boots" >>"$plan"
+		;;
 	l2) echo "nested-l2 pt-nested-l2 ${dev%%=*} ${dev#*=} $boots" >>"$plan" ;;
 	*)
 		log "FAIL: PT_VM_NESTED_STEP=$step (trial or l2)"
@@ -284,7 +290,7 @@ run_nested() {
 	local bins=()
 	if [[ $step == trial ]]; then
 		if ((have_passthru)); then
-			bins=(--bin "$bindir/passthru")
+			bins=(--bin "$bindir/passthru" --bin tests/vm/guest/trial-restore.sh)
 		else
 			log "FAIL: $tag: passthru did not build; the trial step cannot run"
 		fi

@@ -204,7 +204,9 @@ set -e
 elapsed=$((SECONDS - start))
 # CPU seconds the guest used (children of this shell: timeout, which waited for QEMU):
 # on a loaded host this, not the wall clock, says what the guest costs.
-cpu=$(times | tail -n1 | awk '{ for (i = 1; i <= 2; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] } printf "%.0f", s }')
+# (`times` in this shell, not in a command substitution's subshell, which has no children.)
+times >"$work/times"
+cpu=$(tail -n1 "$work/times" | awk '{ for (i = 1; i <= 2; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] } printf "%.0f", s }')
 
 fail_with_log() {
 	log "FAILED ($iommu/$topology): $*"
