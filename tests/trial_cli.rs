@@ -148,6 +148,13 @@ fn a_failing_check_refuses_unless_forced() {
         String::from_utf8_lossy(&r.out.stderr)
     );
     assert!(stdout.contains("boot 1: trial-ok"), "{stdout}");
+    // The fixture's reset_method and its root port's link: pci-ids' ConfigBuilder::with_pcie
+    // writes Link Capabilities without DLLLA reporting and Link Status speed 1, width 1.
+    assert!(
+        stdout
+            .contains("host after: 0000:01:00.0 config readable, link gen1 x1, reset flr,bus, D0"),
+        "{stdout}"
+    );
     assert!(stdout.contains("trial: trial-ok"), "{stdout}");
 }
 

@@ -59,7 +59,10 @@ fn guest_init_loads_modules_finds_devices_and_reports() {
     let spec = VmSpec {
         vmm: Vmm::Qemu,
         accel: Accel::Tcg,
-        memory_mib: 1024,
+        memory_mib: std::env::var("PT_TRIAL_MEM")
+            .ok()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(1024),
         kernel,
         initrd,
         devices: vec![],
@@ -146,5 +149,11 @@ fn guest_init_loads_modules_finds_devices_and_reports() {
             .iter()
             .any(|r| matches!(r, Record::Health(h) if h.driver == "e1000e" && h.kind == "ok")),
         "no e1000e health line said it initialised"
+    );
+    assert!(
+        p.records
+            .iter()
+            .any(|r| matches!(r, Record::Health(h) if h.driver == "nvme" && h.kind == "ok")),
+        "no nvme health line said its queues are up"
     );
 }

@@ -35,6 +35,8 @@ struct FakeState {
     driver: BTreeMap<Bdf, Option<String>>,
     over: BTreeMap<Bdf, Option<String>>,
     log: Vec<String>,
+    /// A host driver that will not take its device back (probe and bind leave it unbound).
+    stuck: bool,
 }
 
 impl FakeSysfs {
@@ -99,7 +101,7 @@ impl PciSysfs for FakeSysfs {
                 .get(&bdf)
                 .cloned()
                 .flatten()
-                .or_else(|| s.native.get(&bdf).cloned());
+                .or_else(|| s.native.get(&bdf).cloned().filter(|_| !s.stuck));
             s.driver.insert(bdf, d);
         }
         Ok(())
@@ -107,7 +109,9 @@ impl PciSysfs for FakeSysfs {
     fn bind(&self, bdf: Bdf, d: &str) -> VResult<()> {
         let mut s = self.state.lock().unwrap();
         s.log.push(format!("bind {bdf} {d}"));
-        s.driver.insert(bdf, Some(d.into()));
+        if !s.stuck {
+            s.driver.insert(bdf, Some(d.into()));
+        }
         Ok(())
     }
 }
@@ -166,30 +170,38 @@ fn host() -> FakeSysfs {
     ])
 }
 
-/// An RX 480 and its HDMI audio (their sysfs modalias), on their host drivers.
+/// An RX 480 and its HDMI audio (their sysfs modalias and BAR sizes), on their host drivers.
 fn functions() -> Vec<Function> {
+    // RX 480: 256 MiB VRAM aperture, 2 MiB doorbell, 256 KiB registers; audio: 16 KiB.
+    let gpu_bars: &[(u8, u64)] = &[(0, 256 << 20), (2, 2 << 20), (5, 256 << 10)];
     [
         (
             GPU,
             "67df",
             "pci:v00001002d000067DFsv00001DA2sd0000E387bc03sc00i00",
             "amdgpu",
+            gpu_bars,
         ),
         (
             AUDIO,
             "aaf0",
             "pci:v00001002d0000AAF0sv00001DA2sd0000AAF0bc04sc03i00",
             "snd_hda_intel",
+            &[(0, 16 << 10)],
         ),
     ]
     .iter()
-    .map(|(bdf, device, modalias, driver)| Function {
+    .map(|(bdf, device, modalias, driver, bars)| Function {
         bdf: bdf.parse().unwrap(),
         vendor: "1002".into(),
         device: (*device).into(),
         modalias: (*modalias).into(),
         modules: vec![(*driver).into()],
         host_driver: Some((*driver).into()),
+        host_bars: bars
+            .iter()
+            .map(|&(index, size)| passthru::trial::protocol::GuestBar { index, size })
+            .collect(),
     })
     .collect()
 }
@@ -313,6 +325,19 @@ fn two_good_boots_are_trial_ok_and_everything_is_restored() {
         0,
         "0000:0b:00.0 (1002:67df) is 0000:01:00.0 in the guest, BAR0 16K, driver amdgpu"
     ));
+    // The healthy records give every function one 16 KiB BAR: right for the audio,
+    // not for the GPU, and the difference is said.
+    assert!(has(
+        &r,
+        0,
+        "0000:0b:00.0: BAR0 is 256M on the host, 16K in the guest"
+    ));
+    assert!(has(
+        &r,
+        0,
+        "0000:0b:00.0: BAR2 is 2M on the host, absent in the guest"
+    ));
+    assert!(!has(&r, 0, "0000:0b:00.1: BAR"));
     // The stand-in got q35, vfio-pci on root ports, two serial files.
     let argv = s.standin.read("argv", 1);
     for want in [
@@ -460,6 +485,7 @@ fn a_guest_crash_mid_report_is_driver_failed_and_restores() {
         .console_tail
         .iter()
         .any(|l| l.contains("Kernel panic")));
+    assert!(has(&r, 0, "console: Kernel panic - not syncing: fake"));
 }
 
 #[test]
@@ -514,4 +540,34 @@ fn a_vmm_that_cannot_start_is_an_error_after_restoring() {
     assert!(format!("{e:#}").contains("no-such-vmm"), "{e:#}");
     assert_eq!(fake.drivers(), host().drivers());
     assert!(fake.overrides_clear());
+}
+
+#[test]
+fn a_driver_that_will_not_come_back_is_reported() {
+    let s = setup();
+    s.standin.boot(1, "ok", &ok_records());
+    // The host drivers will not take their devices back; binding still works
+    // (vfio-pci comes through driver_override).
+    let fake = host();
+    fake.state.lock().unwrap().stuck = true;
+    let watch = Watch::new(&fake);
+    let p = plan(&s, 1, Duration::from_secs(30), Vmm::Qemu);
+    let log = RestoreLog::new();
+    let r = run(&fake, &p, b"x", &watch, &AtomicBool::new(false), &log).unwrap();
+    assert_eq!(r.verdict, Some(TrialVerdict::Ok));
+    assert_eq!(r.restore_failures.len(), 3, "{:?}", r.restore_failures);
+    assert!(
+        r.restore_failures[0].contains("restoring the original driver"),
+        "{:?}",
+        r.restore_failures
+    );
+    // And when the trial itself fails, the error says both.
+    let fake = host();
+    fake.state.lock().unwrap().stuck = true;
+    let mut p = plan(&s, 1, Duration::from_secs(5), Vmm::Qemu);
+    p.program = s.standin.dir.join("no-such-vmm");
+    let e = run(&fake, &p, b"x", &watch, &AtomicBool::new(false), &log).unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(msg.contains("restoring drivers failed too"), "{msg}");
+    assert!(msg.contains("no-such-vmm"), "{msg}");
 }

@@ -268,6 +268,18 @@ pub fn run(g: &Global, a: &TrialArgs) -> anyhow::Result<ExitCode> {
             for e in &b.evidence {
                 outln!("  - {e}")?;
             }
+            for h in &b.host_after {
+                outln!(
+                    "  host after: {} config {}, link {}, reset {}, {}",
+                    h.bdf,
+                    h.config,
+                    h.link,
+                    h.reset_method
+                        .as_ref()
+                        .map_or("unknown".into(), |m| m.join(",")),
+                    h.power_state.as_deref().unwrap_or("power state unknown")
+                )?;
+            }
             if b.verdict != TrialVerdict::Ok && !b.console_tail.is_empty() {
                 outln!("  console (last lines):")?;
                 for l in b.console_tail.iter().rev().take(10).rev() {

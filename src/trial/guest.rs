@@ -296,7 +296,15 @@ impl Kmsg {
 /// Whether a kernel log line is about one of the drivers in `names` or the
 /// devices at `bdfs`, and if so what it says about their health.
 pub fn health_line(text: &str, names: &[String], bdfs: &[String]) -> Option<HealthLine> {
-    let first = text.split([' ', ':']).next().unwrap_or_default();
+    // DRM's own "[drm] Initialized NAME ..." (drm_dev_register in
+    // drivers/gpu/drm/drm_drv.c, before drm_info() prefixed the device) is NAME's.
+    let first = match text.strip_prefix("[drm] Initialized ") {
+        Some(rest) => rest,
+        None => text,
+    }
+    .split([' ', ':'])
+    .next()
+    .unwrap_or_default();
     let norm = |s: &str| s.replace('-', "_").to_ascii_lowercase();
     let driver = names
         .iter()
@@ -334,7 +342,11 @@ pub fn health_line(text: &str, names: &[String], bdfs: &[String]) -> Option<Heal
     ]
     .iter()
     .any(|w| word(w))
-        || phrase("link is up");
+        || phrase("link is up")
+        // nvme's last probe step (drivers/nvme/host/pci.c, nvme_setup_io_queues) and
+        // the Intel NIC drivers' probe line (e1000e/netdev.c, igb_main.c, ...).
+        || phrase("default/read/poll queues")
+        || phrase("network connection");
     let kind = if fail {
         "fail"
     } else if ok {
@@ -386,30 +398,54 @@ mod tests {
 
     #[test]
     fn health_lines_by_driver_and_address() {
-        let names = vec!["e1000e".to_string(), "nvme".to_string()];
+        let names = vec![
+            "e1000e".to_string(),
+            "nvme".to_string(),
+            "amdgpu".to_string(),
+        ];
         let bdfs = vec!["0000:01:00.0".to_string()];
-        // Message shapes of drivers/base/dd.c (probe failure) and e1000e's netdev.c.
-        let h = health_line(
-            "e1000e 0000:01:00.0: probe with driver e1000e failed with error -5",
-            &names,
-            &bdfs,
-        )
-        .unwrap();
-        assert_eq!((h.driver.as_str(), h.kind.as_str()), ("e1000e", "fail"));
-        let h = health_line("e1000e: Intel(R) PRO/1000 Network Driver", &names, &bdfs).unwrap();
-        assert_eq!(h.kind, "info");
-        let h = health_line("pcieport 0000:01:00.0: AER: enabled", &names, &bdfs).unwrap();
-        assert_eq!((h.driver.as_str(), h.kind.as_str()), ("pcieport", "ok"));
+        // (kernel line, the driver it is given to, its kind). Message shapes of
+        // drivers/base/dd.c (probe failure), e1000e's netdev.c, nvme's pci.c and
+        // drm_drv.c (old and new registration line); the nvme queues line as seen
+        // from a TCG guest ("default" is no fault).
+        let cases = [
+            (
+                "e1000e 0000:01:00.0: probe with driver e1000e failed with error -5",
+                "e1000e",
+                "fail",
+            ),
+            ("e1000e: Intel(R) PRO/1000 Network Driver", "e1000e", "info"),
+            (
+                "e1000e 0000:01:00.0 eth0: Intel(R) PRO/1000 Network Connection",
+                "e1000e",
+                "ok",
+            ),
+            ("pcieport 0000:01:00.0: AER: enabled", "pcieport", "ok"),
+            ("nvme nvme0: 1/0/0 default/read/poll queues", "nvme", "ok"),
+            (
+                "nvme nvme0: I/O 12 QID 0 timeout, reset controller",
+                "nvme",
+                "fail",
+            ),
+            (
+                "[drm] Initialized amdgpu 3.42.0 20150101 for 0000:01:00.0 on minor 0",
+                "amdgpu",
+                "ok",
+            ),
+            (
+                "amdgpu 0000:01:00.0: [drm] Initialized amdgpu 3.59.0 for 0000:01:00.0 on minor 0",
+                "amdgpu",
+                "ok",
+            ),
+        ];
+        for (text, driver, kind) in cases {
+            let h = health_line(text, &names, &bdfs).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(
+                (h.driver.as_str(), h.kind.as_str()),
+                (driver, kind),
+                "{text}"
+            );
+        }
         assert!(health_line("ACPI: bus type PCI registered", &names, &bdfs).is_none());
-        // Seen from the nvme driver in a TCG guest: "default" is no fault.
-        let h = health_line("nvme nvme0: 1/0/0 default/read/poll queues", &names, &bdfs).unwrap();
-        assert_eq!(h.kind, "info");
-        let h = health_line(
-            "nvme nvme0: I/O 12 QID 0 timeout, reset controller",
-            &names,
-            &bdfs,
-        )
-        .unwrap();
-        assert_eq!(h.kind, "fail");
     }
 }

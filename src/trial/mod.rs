@@ -72,6 +72,8 @@ pub struct Function {
     pub modules: Vec<String>,
     /// Its host driver before the trial.
     pub host_driver: Option<String>,
+    /// Its BARs (0-5) and ROM (6) as the host sized them (`resource`), non-empty only.
+    pub host_bars: Vec<protocol::GuestBar>,
 }
 
 impl Function {
@@ -85,6 +87,15 @@ impl Function {
             modules: tree.map(|t| t.matching(&modalias)).unwrap_or_default(),
             modalias,
             host_driver: d.driver.clone().filter(|x| x != "vfio-pci"),
+            host_bars: d
+                .resources
+                .iter()
+                .filter(|r| r.index <= 6 && r.size() > 0)
+                .map(|r| protocol::GuestBar {
+                    index: r.index,
+                    size: r.size(),
+                })
+                .collect(),
         }
     }
 

@@ -154,7 +154,7 @@ fn parse_frame(rest: &[u8]) -> Option<Record> {
     if rest.get(i) != Some(&b' ') {
         return None;
     }
-    let json = rest.get(i + 1..i + 1 + len)?;
+    let json = rest.get(i + 1..(i + 1).checked_add(len)?)?;
     if crc32(json) != crc {
         return None;
     }
@@ -216,10 +216,12 @@ mod tests {
         s.push(b'\n');
         s.extend_from_slice(&flipped);
         s.extend_from_slice(b"@PTTRIAL 2 2 00000000 {}\n@PTTRIAL x\n\xff\xfe garbage\n");
+        // A length past the end of memory is no record (and no overflow).
+        s.extend_from_slice(b"@PTTRIAL 1 18446744073709551615 00000000 {}\n");
         s.extend_from_slice(encode(&Record::Done).as_bytes());
         let p = parse(&s);
         assert_eq!(p.records, vec![Record::Done]);
-        assert_eq!(p.dropped, 4);
+        assert_eq!(p.dropped, 5);
     }
 
     #[test]
@@ -251,6 +253,23 @@ mod tests {
             s.extend_from_slice(&noise);
             let p = parse(&s);
             prop_assert_eq!(p.records, vec![r]);
+        }
+
+        #[test]
+        fn forged_headers_never_pass_or_panic(
+            version in any::<u64>(),
+            len in any::<u64>(),
+            crc in any::<u32>(),
+            body in ".{0,64}",
+        ) {
+            let line = format!("{PREFIX} {version} {len} {crc:08x} {body}\n");
+            let p = parse(line.as_bytes());
+            // Only a header that is right for its body makes a record.
+            let right = version == u64::from(VERSION)
+                && len == body.len() as u64
+                && crc == crc32(body.as_bytes());
+            prop_assert!(p.records.is_empty() || right);
+            prop_assert_eq!(p.records.len() + p.dropped, 1);
         }
 
         #[test]

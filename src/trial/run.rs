@@ -152,7 +152,15 @@ pub fn run<F: PciSysfs + ?Sized>(
             .map(|f| format!("{}: {:#}", f.bdf, f.error)),
     );
     drop(tmp);
-    result?;
+    if let Err(e) = result {
+        if restore_failures.is_empty() {
+            return Err(e);
+        }
+        return Err(e.context(format!(
+            "the trial stopped, and restoring drivers failed too: {}",
+            restore_failures.join("; ")
+        )));
+    }
     Ok(TrialReport {
         verdict: overall(&boots),
         boots,
@@ -176,8 +184,32 @@ pub struct Outcome {
     pub console_tail: Vec<String>,
     /// The VMM's own output (its errors), last lines.
     pub vmm_tail: Vec<String>,
+    /// Console lines anywhere in the log that say why a guest could not get going
+    /// ([`CONSOLE_MARKS`]).
+    pub console_marks: Vec<String>,
     /// Seconds.
     pub seconds: f64,
+}
+
+/// Kernel messages that explain a guest that never reported: the initramfs did not
+/// unpack (init/initramfs.c; "write error" when guest memory ran out), no init could
+/// run (init/main.c), a panic, the OOM killer.
+pub const CONSOLE_MARKS: &[&str] = &[
+    "Initramfs unpacking failed",
+    "No working init found",
+    "Kernel panic",
+    "Out of memory",
+];
+
+/// The console lines holding one of [`CONSOLE_MARKS`] (at most 10).
+pub fn console_marks(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| CONSOLE_MARKS.iter().any(|m| l.contains(m)))
+        .take(10)
+        .map(String::from)
+        .collect()
 }
 
 fn tail(bytes: &[u8], n: usize) -> Vec<String> {
@@ -187,6 +219,19 @@ fn tail(bytes: &[u8], n: usize) -> Vec<String> {
         .iter()
         .map(|l| l.to_string())
         .collect()
+}
+
+/// How much of a guest's console, report or VMM output is read (the start of it).
+pub const MAX_LOG: u64 = 16 << 20;
+
+/// The first `max` bytes of `p` (empty when unreadable).
+fn read_capped(p: &Path, max: u64) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    if let Ok(f) = std::fs::File::open(p) {
+        let _ = f.take(max).read_to_end(&mut out);
+    }
+    out
 }
 
 /// Boot once; `true` with the outcome when a signal stopped it.
@@ -251,13 +296,16 @@ fn boot_once(
     };
     // The VMM is gone; anything left in its group goes too.
     kill_group();
-    let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+    // A guest can write without end: read a bounded part of each file.
+    let read = |p: &Path| read_capped(p, MAX_LOG);
+    let console = read(&spec.console);
     Ok((
         Outcome {
             timed_out,
             exit_status: status.and_then(|s| s.code()),
             parsed: protocol::parse(&read(&spec.report)),
-            console_tail: tail(&read(&spec.console), TAIL),
+            console_tail: tail(&console, TAIL),
+            console_marks: console_marks(&console),
             vmm_tail: tail(&read(&vmm_out), 10),
             seconds: start.elapsed().as_secs_f64(),
         },
@@ -315,6 +363,13 @@ pub fn judge(
             &mut ev,
         );
         ev.extend(o.vmm_tail.iter().map(|l| format!("vmm: {l}")));
+    }
+    ev.extend(o.console_marks.iter().map(|l| format!("console: {l}")));
+    if o.console_marks
+        .iter()
+        .any(|l| l.contains("Initramfs unpacking failed"))
+    {
+        ev.push("the guest kernel could not unpack the initramfs: give the guest more memory (--memory)".into());
     }
     for r in recs {
         if let Record::Module {
@@ -375,6 +430,20 @@ pub fn judge(
             },
             driver.as_deref().unwrap_or("none")
         ));
+        // The guest sizes the BARs QEMU gives it from the host's: say where they differ
+        // (the ROM is left out when the VMM does not expose it).
+        for hb in &f.host_bars {
+            let g = bars.iter().find(|b| b.index == hb.index).map(|b| b.size);
+            if g != Some(hb.size) && !(hb.index == 6 && g.is_none()) {
+                ev.push(format!(
+                    "{}: BAR{} is {} on the host, {} in the guest",
+                    f.bdf,
+                    hb.index,
+                    human_size(hb.size),
+                    g.map_or("absent".into(), human_size)
+                ));
+            }
+        }
         if *all_ones {
             worse(
                 TrialVerdict::NotVisible,
@@ -469,5 +538,34 @@ fn human_size(b: u64) -> String {
         b if b >= K * K && b % (K * K) == 0 => format!("{}M", b / (K * K)),
         b if b >= K && b % K == 0 => format!("{}K", b / K),
         b => format!("{b}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_marks_pick_the_reasons_a_guest_never_reported() {
+        // From Debian's 6.12 kernel under QEMU TCG with 192 MiB for a 62 MB initramfs.
+        let log = b"[    2.158598] Trying to unpack rootfs image as initramfs...\r\n\
+[    3.199503] Initramfs unpacking failed: write error\r\n\
+[    3.375387] rtc_cmos 00:04: setting system clock to 2026-12-06T14:18:18 UTC (1796566698)\r\n\
+[    5.452128] Failed to execute /init (error -2)\r\n\
+[    5.453363] Kernel panic - not syncing: No working init found.  Try passing init= option to kernel.\r\n";
+        let marks = console_marks(log);
+        assert_eq!(marks.len(), 2);
+        assert!(marks[0].ends_with("Initramfs unpacking failed: write error"));
+        let o = Outcome {
+            exit_status: Some(0),
+            console_marks: marks,
+            ..Outcome::default()
+        };
+        let r = judge(1, &o, &[], false, Vec::new());
+        assert_eq!(r.verdict, TrialVerdict::NotVisible);
+        assert!(r
+            .evidence
+            .iter()
+            .any(|e| e.contains("give the guest more memory")));
     }
 }
