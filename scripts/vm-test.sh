@@ -21,6 +21,12 @@
 #                                   tests/fixtures/vm-<iommu>-<topology>/
 #   PT_VM_TIMEOUT=180               seconds before a guest is killed
 #   PT_VM_JOBS=2                    guests run at once (one per IOMMU; 1: one at a time)
+#   PT_VM_NESTED_IOMMUS="intel amd" which IOMMUs run the nested topologies (NESTED=1: a
+#                                   guest that boots a guest of its own; minutes each)
+#   PT_VM_NESTED_STEP=trial         the nested step: `trial` (passthru trial in the guest)
+#                                   or `l2` (the harness's own busybox L2, pt-nested-l2)
+#   PT_VM_NESTED_BOOTS=2            L2 boots per nested step
+#   PT_VM_NESTED_TIMEOUT=900        seconds per L2 boot (the guest's timeout is derived)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=tests/vm/lib.sh
@@ -82,9 +88,17 @@ fi
 need_tools qemu-system-x86_64 busybox cpio xz gcc jq timeout base64 cargo
 
 # ---- kernel ---------------------------------------------------------------------------
-if ! kdir=$(tests/vm/fetch-kernel.sh 2>/dev/null); then
+topologies=${PT_VM_TOPOLOGIES:-$(find tests/vm/topologies -maxdepth 1 -name '*.sh' -printf '%f\n' | sed 's/\.sh$//' | sort | tr '\n' ' ')}
+iommus=${PT_VM_IOMMUS:-intel amd}
+nested_iommus=${PT_VM_NESTED_IOMMUS-intel amd}
+# A nested topology needs the kernel's whole module tree (fetch-kernel.sh --tree).
+tree=()
+for t in $topologies; do
+	if [[ $(source "tests/vm/topologies/$t.sh" && echo "${NESTED:-}") == 1 ]]; then tree=(--tree); fi
+done
+if ! kdir=$(tests/vm/fetch-kernel.sh ${tree[@]+"${tree[@]}"} 2>/dev/null); then
 	apt_update
-	kdir=$(tests/vm/fetch-kernel.sh) || die "fetching the stock kernel failed"
+	kdir=$(tests/vm/fetch-kernel.sh ${tree[@]+"${tree[@]}"}) || die "fetching the stock kernel failed"
 fi
 log "stock kernel: $kdir"
 
@@ -165,6 +179,10 @@ run_one() {
 	local out=$outroot/$tag plan
 	mkdir -p "$out"
 	plan=$out/plan
+	if [[ $(topology_var "$topo" NESTED) == 1 ]]; then
+		run_nested "$kernel" "$iommu" "$topo"
+		return
+	fi
 	{
 		echo "smoke pt-smoke"
 		echo "kernel-view pt-kernel-view"
@@ -239,6 +257,66 @@ run_one() {
 	fi
 }
 
+# run_nested KERNEL IOMMU TOPOLOGY: a guest (L1) that boots a guest of its own (L2) with
+# its device NESTED_DEVICE ("BDF=DRIVER", on DRIVER in L1) passed through: the smoke test,
+# then one nested step, `passthru trial` (PT_VM_NESTED_STEP=trial: first trial-restore.sh,
+# the bind guard's restore with a stand-in VMM, then the real trial: the step's exit status,
+# and compare-trial.sh on its JSON report: every boot saw the device with DRIVER bound, the
+# driver is back in L1) or the harness's own busybox L2 (l2: pt-nested-l2). Every planned
+# step counts; the nested runs exist for the stock kernel only (it needs the module tree).
+run_nested() {
+	local kernel=$1 iommu=$2 topo=$3
+	local tag=$iommu-$topo out=$outroot/$iommu-$topo plan rc=0 name _cmd r line
+	local dev boots=${PT_VM_NESTED_BOOTS:-2} per_boot=${PT_VM_NESTED_TIMEOUT:-900}
+	local step=${PT_VM_NESTED_STEP:-trial}
+	dev=$(topology_var "$topo" NESTED_DEVICE)
+	plan=$out/plan
+	mkdir -p "$out"
+	echo "smoke pt-smoke" >"$plan"
+	case $step in
+	trial)
+		# First the bind guard's restore on this real kernel with a stand-in VMM that
+		# crashes, hangs, or sends SIGINT (cheap), then the real nested trial.
+		echo "trial-restore trial-restore.sh ${dev%%=*}" >>"$plan"
+		echo "nested-trial pt-trial-nested $dev $boots" >>"$plan"
+		;;
+	l2) echo "nested-l2 pt-nested-l2 ${dev%%=*} ${dev#*=} $boots" >>"$plan" ;;
+	*)
+		log "FAIL: PT_VM_NESTED_STEP=$step (trial or l2)"
+		record "$tag/nested-step" FAIL
+		return
+		;;
+	esac
+	local bins=()
+	if [[ $step == trial ]]; then
+		if ((have_passthru)); then
+			bins=(--bin "$bindir/passthru" --bin tests/vm/guest/trial-restore.sh)
+		else
+			log "FAIL: $tag: passthru did not build; the trial step cannot run"
+		fi
+	fi
+	# The guest's own boot and smoke test take a minute or two; each L2 boot up to per_boot.
+	local t0=$SECONDS
+	NESTED_L2_TIMEOUT=$per_boot tests/vm/run-guest.sh --kernel "$kernel" --iommu "$iommu" \
+		--topology "$topo" --out "$out" --plan "$plan" --timeout $((boots * per_boot + 300)) \
+		${bins[@]+"${bins[@]}"} || rc=$?
+	log "$tag: nested guest ($step, $boots L2 boots) took $((SECONDS - t0)) s"
+	while read -r name _cmd; do
+		r=$(awk -v n="$name" '$1 == n {print $2}' "$out/results.txt" 2>/dev/null)
+		if [[ $r == 0 ]]; then record "$tag/$name" ok; else record "$tag/$name" FAIL; fi
+	done <"$plan"
+	((rc == 0)) || [[ -s $out/results.txt ]] || record "$tag/guest" FAIL
+	if [[ $step == trial ]]; then
+		while IFS= read -r line; do
+			echo "$line" | grep -v '^@@CMP' >&2 || true
+			if [[ $line =~ ^@@CMP\ ([^ ]+)\ (ok|FAIL)$ ]]; then
+				log "  ${BASH_REMATCH[2]} $tag/${BASH_REMATCH[1]}"
+				record "$tag/${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+			fi
+		done < <(tests/vm/compare-trial.sh "$out/out" "$dev" "$boots")
+	fi
+}
+
 # ---- the harness can fail -------------------------------------------------------------
 # A plan with a failing test must fail the run with that test's status, and a hung guest
 # must be killed at the timeout with its serial log; otherwise every result below is moot.
@@ -270,9 +348,6 @@ selftest() {
 log "harness self-tests (a failing test, a hung guest)"
 selftest
 
-topologies=${PT_VM_TOPOLOGIES:-$(find tests/vm/topologies -maxdepth 1 -name '*.sh' -printf '%f\n' | sed 's/\.sh$//' | sort | tr '\n' ' ')}
-iommus=${PT_VM_IOMMUS:-intel amd}
-
 # run_all KERNEL TOPOLOGIES: every (IOMMU, topology) guest; with PT_VM_JOBS=2 (default) the
 # IOMMUs run side by side, one guest each (TCG uses one host core per guest). Each guest's
 # log is printed whole when it ends.
@@ -281,6 +356,16 @@ run_all() {
 	for iommu in $iommus; do
 		(
 			for topo in $topos; do
+				if [[ $(topology_var "$topo" NESTED) == 1 ]]; then
+					if [[ $kernel != stock ]]; then
+						log "$kernel-$iommu-$topo: not run: nested guests need the stock kernel's module tree"
+						continue
+					fi
+					if [[ " $nested_iommus " != *" $iommu "* ]]; then
+						log "$iommu-$topo: not run: PT_VM_NESTED_IOMMUS='$nested_iommus'"
+						continue
+					fi
+				fi
 				run_one "$kernel" "$iommu" "$topo" >"$outroot/$kernel-$iommu-$topo.log" 2>&1 || true
 				cat "$outroot/$kernel-$iommu-$topo.log" >&2
 			done

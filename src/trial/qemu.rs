@@ -66,8 +66,17 @@ impl VmSpec {
         // panic=-1: reboot at once on a panic, which -no-reboot turns into QEMU's
         // exit. passthru.port has a dot, so the kernel keeps it from init's
         // arguments; the guest reads it from /proc/cmdline.
+        // no_timer_check under TCG: an emulated CPU on a busy host can miss the
+        // window in which the kernel waits for the 8254 timer through the IO-APIC,
+        // and the kernel then panics ("IO-APIC + timer doesn't work!",
+        // arch/x86/kernel/apic/io_apic.c check_timer); seen on a second boot nested
+        // in the VM harness, where it looked like a device that did not come back.
+        let timer = match (self.vmm, self.accel) {
+            (Vmm::Qemu, Accel::Tcg) => " no_timer_check",
+            _ => "",
+        };
         format!(
-            "console={console} panic=-1 rdinit=/init passthru.port={}",
+            "console={console} panic=-1 rdinit=/init passthru.port={}{timer}",
             self.report_port()
         )
     }
@@ -204,6 +213,15 @@ mod tests {
         }
         assert!(s.cmdline().contains("console=ttyS0"));
         assert!(s.cmdline().contains("passthru.port=ttyS1"));
+    }
+
+    #[test]
+    fn tcg_guests_skip_the_io_apic_timer_check_kvm_guests_keep_it() {
+        let mut s = spec(Vmm::Qemu, &["0000:03:00.0"]);
+        assert!(!s.cmdline().contains("no_timer_check"));
+        s.accel = Accel::Tcg;
+        assert!(s.cmdline().contains(" no_timer_check"));
+        assert!(s.qemu_argv().join(" ").contains("no_timer_check"));
     }
 
     #[test]

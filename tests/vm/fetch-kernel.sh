@@ -5,10 +5,21 @@
 # Picks the newest linux-image-6.12.*-amd64-unsigned that apt offers a candidate for
 # (run `apt-get update` first). A cached, complete unpack is reused.
 # Prints the kernel directory on stdout.
+#
+# With --tree also the whole package as a system has it, for nested guests (a guest that
+# runs QEMU itself, see build-nested.sh): tree/boot/vmlinuz-<release> and
+# tree/lib/modules/<release>/ (the .ko.xz files as shipped, modules.dep and modules.alias
+# made by `depmod -b`, since the package leaves that to its postinst). Cached too.
 set -euo pipefail
 # shellcheck source=tests/vm/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_tools apt-cache apt-get dpkg-deb tar xz modinfo
+want_tree=0
+case ${1:-} in
+--tree) want_tree=1 ;;
+'') ;;
+*) die "usage: $0 [--tree]" ;;
+esac
 
 pkg=""
 while read -r name; do
@@ -23,7 +34,7 @@ release=${pkg#linux-image-}
 release=${release%-unsigned}
 kdir=$PT_CACHE/kernel/$release
 
-if [[ -f $kdir/.complete ]]; then
+if [[ -f $kdir/.complete ]] && ((!want_tree)) || [[ -f $kdir/.tree-complete ]]; then
 	log "kernel $release cached in $kdir"
 	echo "$kdir"
 	exit 0
@@ -50,5 +61,15 @@ for m in "${PT_MODULES[@]}"; do
 done
 echo "$pkg" >"$kdir/package"
 touch "$kdir/.complete"
+if ((want_tree)); then
+	need_tools depmod
+	mkdir -p "$kdir/tree/boot" "$kdir/tree/lib/modules"
+	cp "$tmp/x/boot/vmlinuz-$release" "$kdir/tree/boot/"
+	mv "$tmp/x/lib/modules/$release" "$kdir/tree/lib/modules/"
+	depmod -b "$kdir/tree" "$release" || die "depmod of the $release module tree failed"
+	[[ -s $kdir/tree/lib/modules/$release/modules.dep ]] || die "depmod wrote no modules.dep"
+	touch "$kdir/.tree-complete"
+	log "module tree of $release in $kdir/tree"
+fi
 log "kernel $release unpacked in $kdir"
 echo "$kdir"

@@ -4,6 +4,7 @@
 #
 # usage: tests/vm/run-guest.sh --iommu intel|amd|none --topology NAME --out DIR
 #            [--kernel stock|iommufd] [--plan FILE] [--bin PATH]... [--timeout SECONDS]
+#            [--nested]
 #
 #   --plan FILE   lines "NAME COMMAND..." run in order by the guest's /init (in /out,
 #                 as root, with the topology's devices already bound); default: the
@@ -12,11 +13,17 @@
 #                 MODULE_PARAMS, SRIOV_NUMVFS, SRIOV_VF_RESET, VF_TOKEN, EDU_DMA).
 #   --iommu none  no emulated IOMMU; vfio.enable_unsafe_noiommu_mode=1 (no-IOMMU mode)
 #   --bin PATH    a static binary or script copied to /pt/bin/ (repeatable)
+#   --nested      also pack what a guest needs to run QEMU itself (build-nested.sh: QEMU,
+#                 its libraries and firmware, /boot/vmlinuz-<release>, a module subset,
+#                 the harness's L2 initramfs); so does a topology that sets NESTED=1.
+#                 Stock kernel only; memory default 2048 MiB; each test's timeout in the
+#                 guest is --timeout.
 #   --out DIR     receives console.log (the serial log), results.txt ("NAME RC" lines),
 #                 and out/ (the guest's /out: NAME.log per test plus whatever tests wrote)
 #
-# Environment: PT_VM_MEM guest memory in MiB (default 1024), PT_VM_TIMEOUT (default 240),
-# PT_VM_CMDLINE extra kernel parameters.
+# Environment: PT_VM_MEM guest memory in MiB (default 1024; 2048 nested), PT_VM_TIMEOUT (default 240),
+# PT_VM_CMDLINE extra kernel parameters; nested: NESTED_L2_MEM, NESTED_L2_CPU,
+# NESTED_L2_TIMEOUT are passed on to the guest's nested steps (guest/tests/pt-nested-l2).
 #
 # Exit status: 0 when the guest ran every test and each returned 0; 1 otherwise (boot
 # failure, setup failure, timeout, missing results, a failed test), with the serial log
@@ -25,7 +32,7 @@ set -euo pipefail
 # shellcheck source=tests/vm/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-iommu="" topology="" out="" kernel=stock plan="" timeout_s=${PT_VM_TIMEOUT:-240}
+iommu="" topology="" out="" kernel=stock plan="" timeout_s=${PT_VM_TIMEOUT:-240} nested=0
 bins=()
 while (($#)); do
 	case $1 in
@@ -36,7 +43,8 @@ while (($#)); do
 	--plan) plan=$2 && shift 2 ;;
 	--bin) bins+=("$2") && shift 2 ;;
 	--timeout) timeout_s=$2 && shift 2 ;;
-	*) echo "usage: $0 --iommu intel|amd|none --topology NAME --out DIR [--kernel stock|iommufd] [--plan FILE] [--bin PATH]... [--timeout S]" >&2 && exit 2 ;;
+	--nested) nested=1 && shift ;;
+	*) echo "usage: $0 --iommu intel|amd|none --topology NAME --out DIR [--kernel stock|iommufd] [--plan FILE] [--bin PATH]... [--timeout S] [--nested]" >&2 && exit 2 ;;
 	esac
 done
 [[ -n $iommu && -n $topology && -n $out ]] || die "--iommu, --topology and --out are required"
@@ -83,9 +91,13 @@ esac
 
 # The topology: QEMU_DEVICES (array), VFIO_BIND, HOST_BIND, EXPECT_GROUPS, EXPECT_IDS.
 QEMU_DEVICES=() VFIO_BIND="" HOST_BIND="" EXPECT_GROUPS="" EXPECT_IDS="" EXPECT_RESET=""
-MODULE_PARAMS="" SRIOV_NUMVFS="" SRIOV_VF_RESET="" VF_TOKEN="" EDU_DMA=""
+MODULE_PARAMS="" SRIOV_NUMVFS="" SRIOV_VF_RESET="" VF_TOKEN="" EDU_DMA="" NESTED="" NESTED_DEVICE=""
 # shellcheck source=/dev/null
 source "$topo_file"
+[[ $NESTED != 1 ]] || nested=1
+if ((nested)); then
+	[[ $kernel == stock ]] || die "--nested needs the stock kernel (its module tree goes into the guest)"
+fi
 ((${#QEMU_DEVICES[@]})) || die "topology $topology defines no QEMU_DEVICES"
 [[ $iommu != none ]] || MODULE_PARAMS="$MODULE_PARAMS vfio.enable_unsafe_noiommu_mode=1"
 MODULE_PARAMS=${MODULE_PARAMS# }
@@ -147,8 +159,25 @@ for b in "${bins[@]}"; do
 	cp "$b" "$over/pt/bin/"
 done
 chmod 755 "$over"/pt/bin/*
+if ((nested)); then
+	# A nested step may take the guest's whole time; the L2 knobs pass through.
+	{
+		printf 'PT_TEST_TIMEOUT=%q\nNESTED_DEVICE=%q\n' "$timeout_s" "$NESTED_DEVICE"
+		echo "export PT_TEST_TIMEOUT NESTED_DEVICE"
+		for v in NESTED_L2_MEM NESTED_L2_CPU NESTED_L2_TIMEOUT; do
+			[[ -z ${!v:-} ]] || printf 'export %s=%q\n' "$v" "${!v}"
+		done
+	} >>"$over/pt/topology.sh"
+fi
 (cd "$over" && find . -print0 | cpio --null -o -H newc --quiet) >"$work/over.cpio"
 cat "$work/base.cpio" "$work/over.cpio" >"$work/initrd.cpio"
+# Nested: QEMU and the kernel for a guest of the guest (opt-in: tens of MiB).
+if ((nested)); then
+	"$PT_VM_DIR/build-nested.sh" "$kdir" "$work/nested" || die "staging the nested payload failed"
+	(cd "$work/nested" && find . -print0 | cpio --null -o -H newc --quiet) >>"$work/initrd.cpio"
+	log "nested payload: $(du -sm "$work/nested" | cut -f1) MiB"
+fi
+mem=${PT_VM_MEM:-$((nested ? 2048 : 1024))}
 
 # Kernel command line: no_timer_check, since under TCG on a loaded host the IO-APIC timer
 # check can miss its window and panic ("timer doesn't work through Interrupt-remapped IO-APIC").
@@ -161,7 +190,7 @@ start=$SECONDS
 set +e
 timeout --kill-after=5 "$timeout_s" qemu-system-x86_64 \
 	-nodefaults -display none -no-user-config -no-reboot \
-	-machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp 1 -m "${PT_VM_MEM:-1024}" \
+	-machine q35,kernel-irqchip=split -accel tcg,thread=multi -cpu max -smp 1 -m "$mem" \
 	${iommu_dev[@]+"${iommu_dev[@]}"} \
 	"${QEMU_DEVICES[@]}" \
 	-kernel "$vmlinuz" -initrd "$work/initrd.cpio" \
@@ -173,6 +202,11 @@ qrc=$?
 qemu_pid=""
 set -e
 elapsed=$((SECONDS - start))
+# CPU seconds the guest used (children of this shell: timeout, which waited for QEMU):
+# on a loaded host this, not the wall clock, says what the guest costs.
+# (`times` in this shell, not in a command substitution's subshell, which has no children.)
+times >"$work/times"
+cpu=$(tail -n1 "$work/times" | awk '{ for (i = 1; i <= 2; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] } printf "%.0f", s }')
 
 fail_with_log() {
 	log "FAILED ($iommu/$topology): $*"
@@ -203,7 +237,7 @@ base64 -d "$work/data.b64" | tar -xzmf - -C "$out/out" || fail_with_log "results
 planned=$(grep -cvE '^\s*(#|$)' "$over/pt/plan")
 got=$(wc -l <"$out/results.txt")
 ((planned == got)) || fail_with_log "$got results for $planned planned tests"
-log "guest finished in ${elapsed}s"
+log "guest finished in ${elapsed}s (QEMU used ${cpu} s of CPU)"
 bad=0
 while read -r name rc; do
 	if ((rc == 0)); then
