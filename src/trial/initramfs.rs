@@ -100,6 +100,9 @@ impl Cpio {
     }
 
     /// A directory (and its parents).
+    ///
+    /// # Errors
+    /// A name that is empty or has an empty, `.` or `..` component.
     pub fn dir(&mut self, name: &str) -> Result<()> {
         let n = Self::check_name(name)?;
         self.parents(&n)?;
@@ -110,6 +113,10 @@ impl Cpio {
     }
 
     /// A regular file with permission bits `perm`.
+    ///
+    /// # Errors
+    /// A name that is empty, has an empty, `.` or `..` component, or is in the archive
+    /// already; data of 4 GiB or more (newc sizes are 32-bit).
     pub fn file(&mut self, name: &str, perm: u32, data: &[u8]) -> Result<()> {
         let n = self.claim(name)?;
         self.header(&n, S_IFREG | (perm & 0o7777), data.len(), (0, 0))?;
@@ -119,6 +126,10 @@ impl Cpio {
     }
 
     /// A symbolic link to `target`.
+    ///
+    /// # Errors
+    /// A name that is empty, has an empty, `.` or `..` component, or is in the archive
+    /// already.
     pub fn symlink(&mut self, name: &str, target: &str) -> Result<()> {
         let n = self.claim(name)?;
         self.header(&n, S_IFLNK | 0o777, target.len(), (0, 0))?;
@@ -128,6 +139,10 @@ impl Cpio {
     }
 
     /// A character device node.
+    ///
+    /// # Errors
+    /// A name that is empty, has an empty, `.` or `..` component, or is in the archive
+    /// already.
     pub fn char_dev(&mut self, name: &str, perm: u32, major: u32, minor: u32) -> Result<()> {
         let n = self.claim(name)?;
         self.header(&n, S_IFCHR | (perm & 0o7777), 0, (major, minor))
@@ -139,6 +154,9 @@ impl Cpio {
     }
 
     /// The archive with its `TRAILER!!!` entry.
+    ///
+    /// # Errors
+    /// Writing the trailer entry fails (it cannot on a well-formed archive).
     pub fn finish(mut self) -> Result<Vec<u8>> {
         self.header("TRAILER!!!", 0, 0, (0, 0))?;
         Ok(self.out)
@@ -147,6 +165,9 @@ impl Cpio {
 
 /// Gzip `data` (the kernel's initramfs unpacker reads gzip with the usual
 /// `CONFIG_RD_GZIP`).
+///
+/// # Errors
+/// The compressor fails (an I/O error of the in-memory writer).
 pub fn gzip(data: &[u8]) -> Result<Vec<u8>> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data)?;
@@ -163,6 +184,9 @@ pub struct ElfNeeds {
 }
 
 /// Read `PT_INTERP` and `DT_NEEDED` of the 64-bit ELF at `path`.
+///
+/// # Errors
+/// The file cannot be read or is not a 64-bit ELF file; the error names the path.
 pub fn elf_needs(path: &Path) -> Result<ElfNeeds> {
     use object::read::elf::{Dyn, ElfFile64, ProgramHeader};
     let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -212,6 +236,10 @@ pub const LIB_DIRS: &[&str] = &[
 /// The files `/init` needs besides itself, as (path in the archive, host file):
 /// the interpreter and every `DT_NEEDED` library, transitively, found under
 /// `root` in [`LIB_DIRS`]. Empty for a statically linked binary.
+///
+/// # Errors
+/// `exe` or a library cannot be read or parsed, or a `DT_NEEDED` library is not found
+/// in [`LIB_DIRS`] under `root`; the error names it.
 pub fn runtime_files(exe: &Path, root: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut todo = vec![exe.to_path_buf()];
@@ -286,6 +314,10 @@ fn name_of(path: &str) -> String {
 
 impl ModTree {
     /// Read the tree's index files (`modules.alias`, `modules.dep`; `modules.builtin` if any).
+    ///
+    /// # Errors
+    /// `modules.dep` or `modules.alias` cannot be read under `dir`, or a line does not
+    /// parse; the error names the file and line.
     pub fn open(dir: &Path) -> Result<ModTree> {
         let read = |f: &str| {
             let p = dir.join(f);
@@ -352,6 +384,9 @@ impl ModTree {
     /// its users, each module once). modules.dep lists every module's whole
     /// dependency closure, the ones loaded last first, so a module's own line
     /// read backwards is its load order.
+    ///
+    /// # Errors
+    /// A name that the tree's `modules.dep` does not list (and is not built in).
     pub fn load_order(&self, names: &[String]) -> Result<Vec<ModFile>> {
         let mut out: Vec<ModFile> = Vec::new();
         for n in names {
@@ -379,6 +414,9 @@ impl ModTree {
     }
 
     /// The module's contents, decompressed (`.ko`, `.ko.xz`, `.ko.zst`, `.ko.gz`).
+    ///
+    /// # Errors
+    /// The module file cannot be read, or does not decompress.
     pub fn module_bytes(&self, m: &ModFile) -> Result<Vec<u8>> {
         let p = self.dir.join(&m.path);
         let raw = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
@@ -388,6 +426,10 @@ impl ModTree {
 
 /// The values of `key` in a module's `.modinfo` section (NUL-separated
 /// `key=value` strings, as `modinfo -F KEY` prints them), e.g. `firmware`.
+///
+/// # Errors
+/// `ko` is not a 64-bit ELF file, or its `.modinfo` section cannot be read (a module
+/// without one gives an empty list).
 pub fn modinfo(ko: &[u8], key: &str) -> Result<Vec<String>> {
     use object::{Object, ObjectSection};
     let elf = object::read::elf::ElfFile64::<object::Endianness>::parse(ko)
@@ -430,6 +472,10 @@ pub fn firmware_files(names: &[String], fw_root: &Path) -> (Vec<(String, PathBuf
 }
 
 /// Decompress a module file by its name's ending.
+///
+/// # Errors
+/// A name that ends in none of `.ko`, `.ko.xz`, `.ko.zst`, `.ko.gz`, data that does not
+/// decompress, or contents that are not an ELF module; the error names it.
 pub fn decompress(raw: &[u8], name: &str) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     if name.ends_with(".ko") {
@@ -571,6 +617,11 @@ pub struct Built {
 /// Build the initramfs: `exe` as `/init` with its runtime files from `lib_root`,
 /// `modules` from `tree` with the firmware they declare found under `fw_root`,
 /// and `request`.
+///
+/// # Errors
+/// The binary, a library, a module or a firmware file a module declares cannot be read
+/// (absent firmware is listed in the result instead), modules are asked for without a
+/// tree, or two files claim one name in the archive; each error names the file.
 pub fn build(
     exe: &Path,
     lib_root: &Path,

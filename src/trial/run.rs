@@ -95,6 +95,11 @@ const TAIL: usize = 30;
 /// temporary directory (initramfs, logs) is removed on every path out, and so is
 /// every binding; a restore that fails is reported in the result (or, on an
 /// early error, in `log`).
+///
+/// # Errors
+/// The temporary directory or the initramfs file cannot be written, or a function
+/// cannot be bound to vfio-pci. A boot that fails or times out is a verdict in the
+/// report, not an error.
 pub fn run<F: PciSysfs + ?Sized>(
     sysfs: &F,
     plan: &BootPlan,
