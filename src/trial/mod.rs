@@ -41,6 +41,11 @@ pub enum TrialVerdict {
     /// The guest did not finish before the timeout and was killed.
     #[serde(rename = "trial-timeout")]
     Timeout,
+    /// The guest kernel crashed (an oops, a double fault, a panic) before its init
+    /// reported: the boot never reached the device, so it says nothing about it; a
+    /// crash after an earlier good boot is not taken for a reset failure.
+    #[serde(rename = "trial-guest-crashed")]
+    GuestCrashed,
 }
 
 impl TrialVerdict {
@@ -52,6 +57,7 @@ impl TrialVerdict {
             TrialVerdict::ResetFailed => "trial-reset-failed",
             TrialVerdict::NotVisible => "trial-not-visible",
             TrialVerdict::Timeout => "trial-timeout",
+            TrialVerdict::GuestCrashed => "trial-guest-crashed",
         }
     }
 }
@@ -285,6 +291,7 @@ mod tests {
             (TrialVerdict::DriverFailed, "trial-driver-failed"),
             (TrialVerdict::ResetFailed, "trial-reset-failed"),
             (TrialVerdict::NotVisible, "trial-not-visible"),
+            (TrialVerdict::GuestCrashed, "trial-guest-crashed"),
             (TrialVerdict::Timeout, "trial-timeout"),
         ] {
             assert_eq!(v.name(), n);

@@ -204,7 +204,33 @@ pub const CONSOLE_MARKS: &[&str] = &[
     "No working init found",
     "Kernel panic",
     "Out of memory",
+    "Oops:",
+    "PANIC: double fault",
+    "BUG: unable to handle",
+    "general protection fault",
 ];
+
+/// The marks of a guest kernel that crashed rather than failed to start its init:
+/// x86's die() prints "Oops: ..." (arch/x86/kernel/dumpstack.c), a double fault
+/// "PANIC: double fault" (arch/x86/kernel/traps.c), a bad access "BUG: unable to
+/// handle" (arch/x86/mm/fault.c), and a panic "Kernel panic" (kernel/panic.c) unless
+/// it is init/main.c's "No working init found", which is a setup error.
+pub fn crash_line(marks: &[String]) -> Option<&str> {
+    marks
+        .iter()
+        .find(|l| {
+            [
+                "Oops:",
+                "PANIC: double fault",
+                "BUG: unable to handle",
+                "general protection fault",
+            ]
+            .iter()
+            .any(|m| l.contains(m))
+                || (l.contains("Kernel panic") && !l.contains("No working init found"))
+        })
+        .map(String::as_str)
+}
 
 /// The console lines holding one of [`CONSOLE_MARKS`] (at most 10).
 pub fn console_marks(bytes: &[u8]) -> Vec<String> {
@@ -358,6 +384,15 @@ pub fn judge(
             ),
             &mut ev,
         );
+    } else if let (false, Some(line)) = (said_hello, crash_line(&o.console_marks)) {
+        worse(
+            TrialVerdict::GuestCrashed,
+            format!(
+                "the guest kernel crashed before its init reported ({}): this boot never reached the device and says nothing about it; run the trial again",
+                line.trim()
+            ),
+            &mut ev,
+        );
     } else if !said_hello {
         worse(
             TrialVerdict::NotVisible,
@@ -498,7 +533,11 @@ pub fn judge(
             ));
         }
     }
-    if verdict != TrialVerdict::Ok && verdict != TrialVerdict::Timeout && earlier_ok {
+    if !matches!(
+        verdict,
+        TrialVerdict::Ok | TrialVerdict::Timeout | TrialVerdict::GuestCrashed
+    ) && earlier_ok
+    {
         ev.push(format!(
             "boot {n} failed after an earlier boot worked: the device did not come back"
         ));
@@ -572,5 +611,35 @@ mod tests {
             .evidence
             .iter()
             .any(|e| e.contains("give the guest more memory")));
+    }
+
+    /// A second boot whose kernel died before init (a double fault at boot, seen with
+    /// Debian's 6.12 kernel under TCG nested in TCG) is a crash, not the device failing
+    /// to come back after the first boot; an init that could not run stays a start
+    /// failure (not-visible), and a panic after init reported is the driver's.
+    #[test]
+    fn a_kernel_crash_before_init_is_not_a_reset_failure() {
+        let log = b"[    0.412345] traps: PANIC: double fault, error_code: 0x0\r\n\
+[    0.412400] Kernel panic - not syncing: Fatal exception in interrupt\r\n";
+        let o = Outcome {
+            exit_status: Some(0),
+            console_marks: console_marks(log),
+            ..Outcome::default()
+        };
+        let r = judge(2, &o, &[], true, Vec::new());
+        assert_eq!(r.verdict, TrialVerdict::GuestCrashed, "{r:#?}");
+        assert!(r.evidence.iter().any(|e| e.contains("PANIC: double fault")));
+        assert!(!r.evidence.iter().any(|e| e.contains("did not come back")));
+
+        let no_init = b"[    5.453363] Kernel panic - not syncing: No working init found.\r\n";
+        let o = Outcome {
+            exit_status: Some(0),
+            console_marks: console_marks(no_init),
+            ..Outcome::default()
+        };
+        assert_eq!(
+            judge(1, &o, &[], false, Vec::new()).verdict,
+            TrialVerdict::NotVisible
+        );
     }
 }
