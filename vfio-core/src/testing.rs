@@ -226,10 +226,13 @@ impl FakeVfio {
         self.check(fd)?;
         let mut s = self.state();
         let end = iova.saturating_add(size);
+        // Mappings never overlap, so walking back from `end` the first one that ends at
+        // or before `iova` ends the hits (a lookup, not a scan of the whole table).
         let hit: Vec<(u64, u64)> = s
             .mapped
-            .iter()
-            .filter(|(&at, &len)| at < end && at.saturating_add(len) > iova)
+            .range(..end)
+            .rev()
+            .take_while(|(&at, &len)| at.saturating_add(len) > iova)
             .map(|(&a, &l)| (a, l))
             .collect();
         if hit
