@@ -163,13 +163,20 @@ pub trait OwnedDma: DmaSpace {
         let vaddr = mem.dma_ptr() as u64;
         let mut table = self.table().lock();
         let end = iova.saturating_add(size);
-        if let Some((&at, &(len, _))) = table.range(..end).next_back() {
-            if at.saturating_add(len) > iova {
-                return Err(Error::IovaInUse {
-                    iova,
-                    size,
-                    mapped: (at, len),
-                });
+        // The owned mappings never overlap, so the last one ends highest: a mapping at or
+        // above its end (guest RAM mapped in order) needs no range search.
+        let above_all = table
+            .last_key_value()
+            .is_none_or(|(&at, &(len, _))| at.saturating_add(len) <= iova);
+        if !above_all {
+            if let Some((&at, &(len, _))) = table.range(..end).next_back() {
+                if at.saturating_add(len) > iova {
+                    return Err(Error::IovaInUse {
+                        iova,
+                        size,
+                        mapped: (at, len),
+                    });
+                }
             }
         }
         map_checked(self, vaddr, iova, size, writable)?;
