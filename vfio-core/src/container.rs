@@ -389,6 +389,9 @@ impl<S: VfioSys + ?Sized> sealed::Space for Type1Space<S> {
     fn table(&self) -> &Mappings {
         &self.table
     }
+    fn check_span(&self, page: u64, iova: u64, size: u64) -> Result<()> {
+        crate::dma::check_iova(&self.info.iova_ranges, page, iova, size)
+    }
 }
 
 impl<S: VfioSys + ?Sized> DmaSpace for Type1Space<S> {

@@ -83,6 +83,9 @@ pub(crate) mod sealed {
         fn kernel_unmap(&self, iova: u64, size: u64) -> Result<u64>;
         /// The owned mappings.
         fn table(&self) -> &Mappings;
+        /// [`check_iova`] against the space's reported ranges, read in place (a map
+        /// call copies nothing).
+        fn check_span(&self, page: u64, iova: u64, size: u64) -> Result<()>;
     }
 }
 
@@ -160,13 +163,20 @@ pub trait OwnedDma: DmaSpace {
         let vaddr = mem.dma_ptr() as u64;
         let mut table = self.table().lock();
         let end = iova.saturating_add(size);
-        if let Some((&at, &(len, _))) = table.range(..end).next_back() {
-            if at.saturating_add(len) > iova {
-                return Err(Error::IovaInUse {
-                    iova,
-                    size,
-                    mapped: (at, len),
-                });
+        // The owned mappings never overlap, so the last one ends highest: a mapping at or
+        // above its end (guest RAM mapped in order) needs no range search.
+        let above_all = table
+            .last_key_value()
+            .is_none_or(|(&at, &(len, _))| at.saturating_add(len) <= iova);
+        if !above_all {
+            if let Some((&at, &(len, _))) = table.range(..end).next_back() {
+                if at.saturating_add(len) > iova {
+                    return Err(Error::IovaInUse {
+                        iova,
+                        size,
+                        mapped: (at, len),
+                    });
+                }
             }
         }
         map_checked(self, vaddr, iova, size, writable)?;
@@ -183,12 +193,12 @@ pub trait OwnedDma: DmaSpace {
     /// kernel refuses to unmap.
     fn unmap(&self, iova: u64) -> Result<Box<dyn DmaMemory>> {
         let mut table = self.table().lock();
-        let Some(&(size, _)) = table.get(&iova) else {
+        // One lookup: the entry is removed only once the kernel has unmapped it.
+        let std::collections::btree_map::Entry::Occupied(entry) = table.entry(iova) else {
             return Err(Error::NotMapped { iova });
         };
-        self.kernel_unmap(iova, size)?;
-        let (_, mem) = table.remove(&iova).ok_or(Error::NotMapped { iova })?;
-        Ok(mem)
+        self.kernel_unmap(iova, entry.get().0)?;
+        Ok(entry.remove().1)
     }
 
     /// The owned mappings: (IOVA, size), by IOVA.
@@ -209,7 +219,7 @@ pub(crate) fn map_checked<D: DmaSpace + ?Sized>(
     writable: bool,
 ) -> Result<()> {
     let page = space.page_size();
-    check_iova(&space.iova_ranges(), page, iova, size)?;
+    space.check_span(page, iova, size)?;
     if !vaddr.is_multiple_of(page.max(1)) {
         return Err(Error::Unaligned {
             what: "vaddr",
@@ -342,6 +352,9 @@ mod tests {
         }
         fn table(&self) -> &Mappings {
             &self.table
+        }
+        fn check_span(&self, page: u64, iova: u64, size: u64) -> Result<()> {
+            check_iova(&self.ranges, page, iova, size)
         }
     }
     impl DmaSpace for Rec {

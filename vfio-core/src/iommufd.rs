@@ -176,6 +176,10 @@ impl<S: VfioSys + ?Sized> sealed::Space for Ioas<S> {
     fn table(&self) -> &Mappings {
         &self.table
     }
+    fn check_span(&self, page: u64, iova: u64, size: u64) -> Result<()> {
+        let ranges = self.ranges.read().unwrap_or_else(|p| p.into_inner());
+        crate::dma::check_iova(&ranges.0, page, iova, size)
+    }
 }
 
 impl<S: VfioSys + ?Sized> DmaSpace for Ioas<S> {

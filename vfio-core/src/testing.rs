@@ -208,12 +208,21 @@ impl FakeVfio {
     }
 
     fn map(&self, fd: Fd, req: &DmaMapRequest) -> io::Result<()> {
-        self.check(fd)?;
         let mut s = self.state();
+        if !s.open.contains(&fd.0) {
+            return errno(libc::EBADF);
+        }
         let end = req.iova().saturating_add(req.size());
-        if let Some((&at, &len)) = s.mapped.range(..end).next_back() {
-            if at.saturating_add(len) > req.iova() {
-                return errno(libc::EEXIST);
+        // Mappings never overlap: one at or above the end of the last needs no search.
+        let above_all = s
+            .mapped
+            .last_key_value()
+            .is_none_or(|(&at, &len)| at.saturating_add(len) <= req.iova());
+        if !above_all {
+            if let Some((&at, &len)) = s.mapped.range(..end).next_back() {
+                if at.saturating_add(len) > req.iova() {
+                    return errno(libc::EEXIST);
+                }
             }
         }
         s.mapped.insert(req.iova(), req.size());
@@ -226,10 +235,13 @@ impl FakeVfio {
         self.check(fd)?;
         let mut s = self.state();
         let end = iova.saturating_add(size);
+        // Mappings never overlap, so walking back from `end` the first one that ends at
+        // or before `iova` ends the hits (a lookup, not a scan of the whole table).
         let hit: Vec<(u64, u64)> = s
             .mapped
-            .iter()
-            .filter(|(&at, &len)| at < end && at.saturating_add(len) > iova)
+            .range(..end)
+            .rev()
+            .take_while(|(&at, &len)| at.saturating_add(len) > iova)
             .map(|(&a, &l)| (a, l))
             .collect();
         if hit
