@@ -26,8 +26,10 @@ use pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::trial::run::{BootReport, TrialReport};
 pub use config_gen::PlanReport;
-pub use iommu_groups::{IommuStatus, Report as CheckReport};
+pub use iommu_groups::{IommuStatus, Report as CheckReport, Verdict};
+use std::collections::BTreeMap;
 pub use vfio_core::VerifyReport;
 
 /// `passthru list --json`.
@@ -202,6 +204,8 @@ pub enum ConfigReport {
         /// What was restored.
         rollback: RollbackReport,
     },
+    /// `--guest proxmox-mapping`: one cluster mapping over several nodes.
+    Mapping(MappingReport),
     /// The plan (dry run or `--apply`).
     Plan(Box<PlanReport>),
 }
@@ -295,6 +299,27 @@ impl SnapshotReport {
     }
 }
 
+/// `passthru labels --json` (the feature file written; `--stdout` prints the file
+/// itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct LabelsReport {
+    /// Where the feature file was written.
+    pub path: String,
+    /// Its size in bytes.
+    pub bytes: usize,
+}
+
+impl LabelsReport {
+    /// The report of `bytes` written to `path`.
+    pub fn new(path: &std::path::Path, bytes: usize) -> LabelsReport {
+        LabelsReport {
+            path: path.display().to_string(),
+            bytes,
+        }
+    }
+}
+
 /// Any command's error under `--json` (on standard output, with the usual exit code).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[non_exhaustive]
@@ -328,17 +353,293 @@ impl ErrorReport {
     }
 }
 
+/// Where a node's name came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NameFrom {
+    /// The host's own name (the kernel's host name, else `/etc/hostname`).
+    Hostname,
+    /// The root directory's name: the tree has no host name.
+    Directory,
+}
+
+/// Who a node is: its root and where its name came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct NodeSource {
+    /// The node's root, as given.
+    pub root: String,
+    /// Where its name came from.
+    pub name_from: NameFrom,
+}
+
+impl NodeSource {
+    /// Node rooted at `root`, named from `name_from`.
+    pub fn new(root: String, name_from: NameFrom) -> NodeSource {
+        NodeSource { root, name_from }
+    }
+}
+
+/// One node of the fleet check: exactly what `check --json` prints for that host
+/// alone, its report or its error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum FleetNode {
+    /// The node could not be checked.
+    Error(ErrorReport),
+    /// The node's check report.
+    Checked(Box<CheckReport>),
+}
+
+/// `passthru check --json` over several roots (`--root` repeated, `--roots-dir`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct FleetCheckReport {
+    /// Each node's report, by node name.
+    pub nodes: BTreeMap<String, FleetNode>,
+    /// Each node's root and name source, by node name.
+    pub sources: BTreeMap<String, NodeSource>,
+    /// Which nodes can take the workload.
+    pub summary: FleetSummary,
+}
+
+/// The fleet check's summary; node names sorted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct FleetSummary {
+    /// How many nodes.
+    pub nodes: usize,
+    /// The DEVICE arguments, as given.
+    pub requested: Vec<String>,
+    /// Nodes with a device checked and none failing.
+    pub can_take: Vec<String>,
+    /// Nodes whose worst verdict is `pass`.
+    pub pass: Vec<String>,
+    /// Nodes whose worst verdict is `warn`.
+    pub warn: Vec<String>,
+    /// Nodes whose worst verdict is `fail`.
+    pub fail: Vec<String>,
+    /// Nodes that could not be checked.
+    pub error: Vec<String>,
+}
+
+impl FleetCheckReport {
+    /// The report of `nodes` (name, source, report).
+    pub fn new(
+        nodes: Vec<(String, NodeSource, FleetNode)>,
+        summary: FleetSummary,
+    ) -> FleetCheckReport {
+        let mut r = FleetCheckReport {
+            nodes: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            summary,
+        };
+        for (name, source, node) in nodes {
+            r.sources.insert(name.clone(), source);
+            r.nodes.insert(name, node);
+        }
+        r
+    }
+}
+
+impl FleetSummary {
+    /// A summary of `nodes` nodes for the `requested` devices; the lists are empty.
+    pub fn new(nodes: usize, requested: Vec<String>) -> FleetSummary {
+        FleetSummary {
+            nodes,
+            requested,
+            can_take: Vec::new(),
+            pass: Vec::new(),
+            warn: Vec::new(),
+            fail: Vec::new(),
+            error: Vec::new(),
+        }
+    }
+}
+
+/// `passthru config --guest proxmox-mapping --json`: the cluster mappings of several
+/// nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct MappingReport {
+    /// One mapping per DEVICE argument.
+    pub mappings: Vec<ClusterMapping>,
+    /// The `/etc/pve/mapping/pci.cfg` text of every mapping.
+    pub pci_cfg: String,
+    /// The guest's configuration using the mappings (`null`: no mapping has an entry).
+    pub guest: Option<String>,
+}
+
+impl MappingReport {
+    /// The report of `mappings`.
+    pub fn new(
+        mappings: Vec<ClusterMapping>,
+        pci_cfg: String,
+        guest: Option<String>,
+    ) -> MappingReport {
+        MappingReport {
+            mappings,
+            pci_cfg,
+            guest,
+        }
+    }
+}
+
+/// One Proxmox cluster mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct ClusterMapping {
+    /// The mapping id.
+    pub id: String,
+    /// The DEVICE argument it maps, as given.
+    pub device: String,
+    /// Its `map` entries (property strings), one per mapped slot.
+    pub map: Vec<String>,
+    /// The `pvesh` command creating it (`null`: no entry).
+    pub pvesh: Option<String>,
+    /// What each node gave, by node name.
+    pub nodes: BTreeMap<String, MappingNode>,
+}
+
+impl ClusterMapping {
+    /// Mapping `id` of `device`.
+    pub fn new(
+        id: String,
+        device: String,
+        map: Vec<String>,
+        pvesh: Option<String>,
+        nodes: BTreeMap<String, MappingNode>,
+    ) -> ClusterMapping {
+        ClusterMapping {
+            id,
+            device,
+            map,
+            pvesh,
+            nodes,
+        }
+    }
+}
+
+/// What one node gave a cluster mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct MappingNode {
+    /// `mapped`, `partly-mapped`, `not-mapped` (the device's slots, with `slots`),
+    /// `missing` or `error` (with `message`).
+    pub status: MappingStatus,
+    /// The device's slots on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<Vec<MappingSlot>>,
+    /// Why the node has no entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The node's root, as given.
+    pub root: String,
+    /// Where its name came from.
+    pub name_from: NameFrom,
+}
+
+impl MappingNode {
+    /// A node with `slots` (status from which are mapped).
+    pub fn found(slots: Vec<MappingSlot>, source: NodeSource) -> MappingNode {
+        let status = if slots.iter().all(|s| s.mapped) {
+            MappingStatus::Mapped
+        } else if slots.iter().any(|s| s.mapped) {
+            MappingStatus::PartlyMapped
+        } else {
+            MappingStatus::NotMapped
+        };
+        MappingNode {
+            status,
+            slots: Some(slots),
+            message: None,
+            root: source.root,
+            name_from: source.name_from,
+        }
+    }
+
+    /// A node without an entry: `status` is [`MappingStatus::Missing`] or
+    /// [`MappingStatus::Error`].
+    pub fn without(status: MappingStatus, message: String, source: NodeSource) -> MappingNode {
+        MappingNode {
+            status,
+            slots: None,
+            message: Some(message),
+            root: source.root,
+            name_from: source.name_from,
+        }
+    }
+}
+
+/// A node's part in a cluster mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MappingStatus {
+    /// Every slot mapped.
+    Mapped,
+    /// Some slots mapped.
+    PartlyMapped,
+    /// No slot mapped (each fails, without `--force`).
+    NotMapped,
+    /// The node has no such device.
+    Missing,
+    /// The node could not be read, or its name is not a Proxmox node name.
+    Error,
+}
+
+/// One slot of the device on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct MappingSlot {
+    /// The slot (`0000:05:00`).
+    pub path: String,
+    /// How many functions it has.
+    pub functions: usize,
+    /// Its check verdict.
+    pub verdict: Verdict,
+    /// Finding codes: the failing ones when the slot fails, else every one.
+    pub findings: Vec<String>,
+    /// Whether it is in the mapping (it passes, or `--force`).
+    pub mapped: bool,
+    /// Its `map` entry (property string).
+    pub map: String,
+}
+
+impl MappingSlot {
+    /// A slot.
+    pub fn new(
+        path: String,
+        functions: usize,
+        verdict: Verdict,
+        findings: Vec<String>,
+        mapped: bool,
+        map: String,
+    ) -> MappingSlot {
+        MappingSlot {
+            path,
+            functions,
+            verdict,
+            findings,
+            mapped,
+            map,
+        }
+    }
+}
+
 /// The commands with `--json` output, each with the JSON Schema of what it prints, in
-/// the order of `docs/schema/`: `check`, `config`, `decode`, `error`, `list`,
-/// `snapshot`, `verify`.
+/// the order of `docs/schema/`: `check`, `check-fleet` (`check` over several roots),
+/// `config`, `decode`, `error`, `labels`, `list`, `snapshot`, `trial`, `verify`.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         ("check", schemars::schema_for!(CheckReport)),
+        ("check-fleet", schemars::schema_for!(FleetCheckReport)),
         ("config", schemars::schema_for!(ConfigReport)),
         ("decode", schemars::schema_for!(DecodeReport)),
         ("error", schemars::schema_for!(ErrorReport)),
+        ("labels", schemars::schema_for!(LabelsReport)),
         ("list", schemars::schema_for!(ListReport)),
         ("snapshot", schemars::schema_for!(SnapshotReport)),
+        ("trial", schemars::schema_for!(TrialReport)),
         ("verify", schemars::schema_for!(VerifyReport)),
     ]
 }

@@ -5,7 +5,9 @@
 //!   them; review the diff: a key removed or renamed breaks readers).
 //! - Every golden JSON of the repository validates against its command's schema:
 //!   tests/fixtures/golden (`list`, `check`), tests/golden/host-findings (`check`),
-//!   tests/golden/config/*/plan.json (`config`), and the `verify`, `decode` and error
+//!   tests/golden/config/*/plan.json (`config`), tests/golden/fleet (`check-fleet`,
+//!   `config --guest proxmox-mapping`), tests/golden/trial (`trial`, written by
+//!   tests/trial_cli.rs from stand-in VMM runs), and the `verify`, `decode` and error
 //!   goldens of tests/golden/json (made here from the fixture roots and capture files,
 //!   `PASSTHRU_BLESS=1` rewrites them).
 //! - Every golden reads back into its typed report (serde) and writes out the same JSON.
@@ -16,7 +18,8 @@ mod cli_common;
 
 use cli_common::*;
 use passthru::report::{
-    CheckReport, ConfigReport, DecodeReport, ErrorReport, ListReport, SnapshotReport,
+    CheckReport, ConfigReport, DecodeReport, ErrorReport, FleetCheckReport, FleetNode,
+    LabelsReport, ListReport, SnapshotReport, TrialReport,
 };
 use passthru::vfio_core::VerifyReport;
 use serde_json::Value;
@@ -86,6 +89,23 @@ fn goldens() -> Vec<(&'static str, PathBuf, Value)> {
     for p in plans {
         let v = read_json(&p);
         out.push(("config", p, v));
+    }
+    let fleet = repo().join("tests/golden/fleet");
+    for p in files(&fleet, ".json") {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let command = if name.starts_with("check-") {
+            "check-fleet"
+        } else if name.starts_with("mapping-") {
+            "config"
+        } else {
+            panic!("{}: which command printed this?", p.display())
+        };
+        let v = read_json(&p);
+        out.push((command, p, v));
+    }
+    for p in files(&repo().join("tests/golden/trial"), ".json") {
+        let v = read_json(&p);
+        out.push(("trial", p, v));
     }
     for (command, p) in json_goldens() {
         let v = read_json(&p);
@@ -246,7 +266,16 @@ fn checked_in_schemas_are_what_the_types_generate() {
 #[test]
 fn every_golden_validates_against_its_commands_schema() {
     let all = goldens();
-    for command in ["list", "check", "config", "verify", "decode", "error"] {
+    for command in [
+        "list",
+        "check",
+        "check-fleet",
+        "config",
+        "verify",
+        "decode",
+        "error",
+        "trial",
+    ] {
         assert!(
             all.iter().any(|(c, _, _)| *c == command),
             "no golden for {command}"
@@ -273,6 +302,8 @@ fn every_golden_reads_back_into_its_typed_report() {
         match command {
             "list" => round_trip::<ListReport>(&path, &v),
             "check" => round_trip::<CheckReport>(&path, &v),
+            "check-fleet" => round_trip::<FleetCheckReport>(&path, &v),
+            "trial" => round_trip::<TrialReport>(&path, &v),
             "config" => round_trip::<ConfigReport>(&path, &v),
             "verify" => round_trip::<VerifyReport>(&path, &v),
             "decode" => round_trip::<DecodeReport>(&path, &v),
@@ -360,4 +391,179 @@ fn snapshot_output_validates_and_reads_back() {
         !errors(&validator("snapshot"), &bad).is_empty(),
         "a negative count accepted"
     );
+}
+
+type Mutation = Box<dyn Fn(&mut Value)>;
+
+/// `base` fits `command`'s schema, and each mutation of it (named by what it
+/// breaks) does not.
+fn each_mutation_rejected(command: &str, base: &Value, mutations: Vec<(&str, Mutation)>) {
+    let val = validator(command);
+    let e = errors(&val, base);
+    assert!(e.is_empty(), "{command}: the unmutated golden: {e:#?}");
+    for (what, m) in mutations {
+        let mut v = base.clone();
+        m(&mut v);
+        assert!(
+            !errors(&val, &v).is_empty(),
+            "{command}: accepted with {what}"
+        );
+    }
+}
+
+// The fleet check's nodes are exactly the single-host reports: a node's value that
+// is neither a check report nor an error report is rejected, and so are a name
+// source and a summary outside their vocabulary.
+#[test]
+fn a_mutated_fleet_check_is_rejected() {
+    let fleet = read_json(&repo().join("tests/golden/fleet/check-10de-1187.json"));
+    let r: FleetCheckReport = serde_json::from_value(fleet.clone()).unwrap();
+    // The golden has both kinds of node, and each reads back as its kind.
+    assert!(matches!(
+        r.nodes["scenario-amd"],
+        FleetNode::Checked(ref c) if !c.devices.is_empty()
+    ));
+    assert!(matches!(r.nodes["vm-amd-vga-audio"], FleetNode::Error(_)));
+    // Each checked node validates against the single-host schema on its own.
+    let single = validator("check");
+    for (name, node) in fleet["nodes"].as_object().unwrap() {
+        if node.get("error").is_none() {
+            let e = errors(&single, node);
+            assert!(e.is_empty(), "{name}: {e:#?}");
+        }
+    }
+    let remove = |v: &mut Value, key: &str| {
+        v.as_object_mut().unwrap().remove(key);
+    };
+    each_mutation_rejected(
+        "check-fleet",
+        &fleet,
+        vec![
+            (
+                "a checked node without its host facts",
+                Box::new(move |v| remove(&mut v["nodes"]["scenario-amd"], "host")),
+            ),
+            (
+                "an error node without its kind",
+                Box::new(move |v| remove(&mut v["nodes"]["vm-amd-vga-audio"]["error"], "kind")),
+            ),
+            (
+                "a device verdict outside pass/warn/fail",
+                Box::new(|v| v["nodes"]["scenario-amd"]["devices"][0]["verdict"] = "ok".into()),
+            ),
+            (
+                "a name source other than hostname/directory",
+                Box::new(|v| v["sources"]["scenario-amd"]["name_from"] = "guess".into()),
+            ),
+            (
+                "a negative node count",
+                Box::new(|v| v["summary"]["nodes"] = (-1).into()),
+            ),
+            (
+                "the summary without its can_take list",
+                Box::new(move |v| remove(&mut v["summary"], "can_take")),
+            ),
+        ],
+    );
+}
+
+// `config --guest proxmox-mapping --json` is one shape of `config --json`: it reads
+// back as the mapping (not as a plan), and a node status or verdict outside the
+// vocabulary is rejected.
+#[test]
+fn a_mutated_proxmox_mapping_is_rejected() {
+    let m = read_json(&repo().join("tests/golden/fleet/mapping-10de-1187.json"));
+    let r: ConfigReport = serde_json::from_value(m.clone()).unwrap();
+    assert!(matches!(r, ConfigReport::Mapping(_)), "{r:?}");
+    each_mutation_rejected(
+        "config",
+        &m,
+        vec![
+            (
+                "a node status outside the list",
+                Box::new(|v| {
+                    v["mappings"][0]["nodes"]["scenario-amd"]["status"] = "half-mapped".into()
+                }),
+            ),
+            (
+                "a slot verdict outside pass/warn/fail",
+                Box::new(|v| {
+                    v["mappings"][0]["nodes"]["scenario-amd"]["slots"][0]["verdict"] = "ok".into()
+                }),
+            ),
+            (
+                "a function count as a string",
+                Box::new(|v| {
+                    v["mappings"][0]["nodes"]["scenario-amd"]["slots"][0]["functions"] = "2".into()
+                }),
+            ),
+        ],
+    );
+}
+
+// A trial report with a verdict, address or record outside the vocabulary is
+// rejected.
+#[test]
+fn a_mutated_trial_report_is_rejected() {
+    let t = read_json(&repo().join("tests/golden/trial/trial-ok.json"));
+    assert!(!t["bound"].as_array().unwrap().is_empty());
+    assert!(!t["boots"][0]["records"].as_array().unwrap().is_empty());
+    each_mutation_rejected(
+        "trial",
+        &t,
+        vec![
+            (
+                "a verdict no trial gives",
+                Box::new(|v| v["verdict"] = "trial-maybe".into()),
+            ),
+            (
+                "a boot verdict no trial gives",
+                Box::new(|v| v["boots"][0]["verdict"] = "ok".into()),
+            ),
+            (
+                "a bound address without its domain",
+                Box::new(|v| v["bound"][0] = "01:00.0".into()),
+            ),
+            (
+                "a guest record of an unknown type",
+                Box::new(|v| v["boots"][0]["records"][0]["type"] = "greeting".into()),
+            ),
+            (
+                "a boot without its host facts",
+                Box::new(|v| {
+                    v["boots"][0].as_object_mut().unwrap().remove("host_after");
+                }),
+            ),
+        ],
+    );
+}
+
+// `labels --json` names the file it wrote (a temporary path), so it has no golden
+// file: a live run on the scenario-amd fixture is validated and read back instead.
+#[test]
+fn labels_output_validates_and_reads_back() {
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("passthru");
+    let o = passthru(
+        &repo().join("tests/fixtures/scenario-amd"),
+        &["--json", "labels", "--output", file.to_str().unwrap()],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    let val = validator("labels");
+    let e = errors(&val, &v);
+    assert!(e.is_empty(), "{e:#?}");
+    round_trip::<LabelsReport>(Path::new("labels --json"), &v);
+    let written = std::fs::metadata(&file).unwrap().len();
+    assert_eq!(v["bytes"].as_u64(), Some(written), "{v}");
+    assert_eq!(v["path"].as_str(), file.to_str());
+    let mut bad = v.clone();
+    bad["bytes"] = "12".into();
+    assert!(
+        !errors(&val, &bad).is_empty(),
+        "a size as a string accepted"
+    );
+    let mut bad = v.clone();
+    bad.as_object_mut().unwrap().remove("path");
+    assert!(!errors(&val, &bad).is_empty(), "no path accepted");
 }

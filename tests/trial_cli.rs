@@ -94,6 +94,44 @@ fn empty(dir: &Path) -> bool {
     std::fs::read_dir(dir).unwrap().next().is_none()
 }
 
+/// `trial --json` of a stand-in run as a golden under tests/golden/trial (checked by
+/// tests/json_schema.rs against docs/schema/trial.json), as printed but for each
+/// boot's `seconds` (the one fact that differs between runs) set to 0.0 and the
+/// fixture root made `ROOT`. `PASSTHRU_BLESS=1` rewrites the file.
+fn trial_golden(name: &str, stdout: &[u8], root: &Path) {
+    let text = String::from_utf8(stdout.to_vec()).unwrap();
+    let mut seconds = 0;
+    let text: String = text
+        .lines()
+        .map(|l| {
+            let key = l.trim_start().strip_prefix("\"seconds\": ");
+            let Some(value) = key else {
+                return format!("{l}\n");
+            };
+            let comma = if value.ends_with(',') { "," } else { "" };
+            let secs: f64 = value.trim_end_matches(',').parse().unwrap();
+            assert!(secs >= 0.0, "{l}");
+            seconds += 1;
+            let indent = &l[..l.len() - l.trim_start().len()];
+            format!("{indent}\"seconds\": 0.0{comma}\n")
+        })
+        .collect();
+    let v: serde_json::Value = serde_json::from_slice(stdout).unwrap();
+    assert_eq!(seconds, v["boots"].as_array().unwrap().len(), "{text}");
+    let text = text.replace(&root.display().to_string(), "ROOT");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/trial")
+        .join(format!("{name}.json"));
+    if std::env::var("PASSTHRU_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+    } else {
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} missing: PASSTHRU_BLESS=1", path.display()));
+        assert_eq!(text, want, "{name}: differs from {}", path.display());
+    }
+}
+
 fn nvme_ok() -> Vec<passthru::trial::protocol::Record> {
     healthy(&[("1b36", "0010", "nvme")])
 }
@@ -127,6 +165,7 @@ fn trial_ok_in_json_with_the_modules_resolved_and_nothing_left() {
     assert!(argv.lines().any(|l| l == "tcg"));
     assert!(argv.contains(&format!("{}/boot/vmlinuz-{RELEASE}", root.path().display())));
     assert!(empty(r.tmp.path()), "temporary files left");
+    trial_golden("trial-ok", &r.out.stdout, root.path());
 }
 
 #[test]
@@ -176,6 +215,7 @@ fn a_hung_guest_times_out_with_exit_1() {
     assert_eq!(v["verdict"], "trial-timeout");
     assert!(!s.alive("child", 1));
     assert!(empty(r.tmp.path()));
+    trial_golden("trial-timeout", &r.out.stdout, root.path());
 }
 
 #[test]

@@ -41,20 +41,29 @@ pub(super) fn exit_status(report: &Report) -> u8 {
     u8::from(report.worst() == Verdict::Fail)
 }
 
-/// The `--json` report of one host. Each device first gets the `name` and `class_name`
-/// `list` gives it (pci.ids is read in the CLI); through a Value, so keys come in name
-/// order, as check has always printed them.
-pub(super) fn json_report(
-    host: &Host,
-    report: &mut Report,
-    idx: Option<&PciIdsIndex<'_>>,
-) -> anyhow::Result<serde_json::Value> {
+/// Give each device of `report` the `name` and `class_name` `list` gives it (pci.ids
+/// is read in the CLI).
+pub(super) fn name_devices(host: &Host, report: &mut Report, idx: Option<&PciIdsIndex<'_>>) {
     for d in &mut report.devices {
         if let Some(x) = host.device(d.bdf) {
             d.name = list_names::device_name(idx, x.vendor, x.device);
             d.class_name = passthru::report::class_name(idx, x.class);
         }
     }
+}
+
+/// The `--json` report of one host, its devices named; through a Value, so keys come
+/// in name order, as check has always printed them.
+///
+/// # Errors
+///
+/// When the report does not serialize (it always does: plain data).
+pub(super) fn json_report(
+    host: &Host,
+    report: &mut Report,
+    idx: Option<&PciIdsIndex<'_>>,
+) -> anyhow::Result<serde_json::Value> {
+    name_devices(host, report, idx);
     Ok(serde_json::to_value(&*report)?)
 }
 

@@ -9,10 +9,13 @@
 //! error.
 
 use super::check::report_style::{pad, Style};
-use super::check::{exit_status, json_report, specs, CheckArgs};
+use super::check::{exit_status, name_devices, specs, CheckArgs};
 use super::list::list_names::{self, Names, NamesSource};
 use super::{Command, Global};
 use anyhow::Context;
+use passthru::report::{
+    ErrorReport, FleetCheckReport, FleetNode, FleetSummary, NameFrom, NodeSource,
+};
 use passthru_config_gen::GuestKind;
 use passthru_iommu_groups::snapshot::MARKER;
 use passthru_iommu_groups::{check as check_host, Host, Severity, Verdict};
@@ -151,6 +154,16 @@ impl NodeId {
         } else {
             "directory"
         }
+    }
+
+    /// Its root and name source, as the JSON reports give them.
+    pub fn source(&self) -> NodeSource {
+        let from = if self.from_host {
+            NameFrom::Hostname
+        } else {
+            NameFrom::Directory
+        };
+        NodeSource::new(self.root.display().to_string(), from)
     }
 }
 
@@ -336,57 +349,49 @@ pub fn check(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
         .zip(&names.of_node)
         .map(|(r, i)| (r.as_path(), *i))
         .collect();
-    let done = over_nodes(
-        &roots,
-        |n| -> anyhow::Result<(serde_json::Value, Outcome)> {
-            let host = match &n.host {
-                Err(e) => return Ok(error_value(e)),
-                Ok(h) => h,
-            };
-            let mut report = match check_host(host, &specs) {
-                Err(e) => return Ok(error_value(&anyhow::Error::from(e))),
-                Ok(r) => r,
-            };
-            let idx = idxs[at[n.id.root.as_path()]].as_ref();
-            let v = json_report(host, &mut report, idx)?;
-            let failing = |f: &[passthru_iommu_groups::Finding]| -> Vec<&'static str> {
-                f.iter()
-                    .filter(|f| f.severity == Severity::Fail)
-                    .map(|f| f.code.name())
-                    .collect()
-            };
-            let mut fails = Vec::new();
-            let host_fails = failing(&report.host.findings);
-            if !host_fails.is_empty() {
-                fails.push(("host".to_string(), host_fails));
-            }
-            for d in report.devices.iter().filter(|d| d.verdict == Verdict::Fail) {
-                fails.push((d.bdf.to_string(), failing(&d.findings)));
-            }
-            let outcome = Outcome::Checked {
-                worst: report.worst(),
-                devices: report.devices.len(),
-                warned: report
-                    .devices
-                    .iter()
-                    .filter(|d| d.verdict == Verdict::Warn)
-                    .count(),
-                fails,
-            };
-            debug_assert_eq!(outcome.status(), exit_status(&report));
-            Ok((v, outcome))
-        },
-    )?;
-    let mut reports = serde_json::Map::new();
-    let mut sources = serde_json::Map::new();
+    let done = over_nodes(&roots, |n| -> anyhow::Result<(FleetNode, Outcome)> {
+        let host = match &n.host {
+            Err(e) => return Ok(error_node(e)),
+            Ok(h) => h,
+        };
+        let mut report = match check_host(host, &specs) {
+            Err(e) => return Ok(error_node(&anyhow::Error::from(e))),
+            Ok(r) => r,
+        };
+        let idx = idxs[at[n.id.root.as_path()]].as_ref();
+        name_devices(host, &mut report, idx);
+        let failing = |f: &[passthru_iommu_groups::Finding]| -> Vec<&'static str> {
+            f.iter()
+                .filter(|f| f.severity == Severity::Fail)
+                .map(|f| f.code.name())
+                .collect()
+        };
+        let mut fails = Vec::new();
+        let host_fails = failing(&report.host.findings);
+        if !host_fails.is_empty() {
+            fails.push(("host".to_string(), host_fails));
+        }
+        for d in report.devices.iter().filter(|d| d.verdict == Verdict::Fail) {
+            fails.push((d.bdf.to_string(), failing(&d.findings)));
+        }
+        let outcome = Outcome::Checked {
+            worst: report.worst(),
+            devices: report.devices.len(),
+            warned: report
+                .devices
+                .iter()
+                .filter(|d| d.verdict == Verdict::Warn)
+                .count(),
+            fails,
+        };
+        debug_assert_eq!(outcome.status(), exit_status(&report));
+        Ok((FleetNode::Checked(Box::new(report)), outcome))
+    })?;
+    let mut reports = Vec::with_capacity(done.len());
     let mut outcomes: Vec<(NodeId, Outcome)> = Vec::with_capacity(done.len());
     for (id, r) in done {
-        let (value, outcome) = r?;
-        reports.insert(id.name.clone(), value);
-        sources.insert(
-            id.name.clone(),
-            serde_json::json!({"root": id.root.display().to_string(), "name_from": id.name_from()}),
-        );
+        let (node, outcome) = r?;
+        reports.push((id.name.clone(), id.source(), node));
         outcomes.push((id, outcome));
     }
     let nodes = &outcomes;
@@ -402,20 +407,21 @@ pub fn check(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let can_take = list(&|o| o.can_take());
     if g.json {
-        let by = |w: &str| list(&|o| o.word() == w);
-        let v = serde_json::json!({
-            "nodes": reports,
-            "sources": sources,
-            "summary": {
-                "nodes": nodes.len(),
-                "requested": a.devices,
-                "can_take": can_take,
-                "pass": by("pass"),
-                "warn": by("warn"),
-                "fail": by("fail"),
-                "error": by("error"),
-            },
-        });
+        let by = |w: &str| -> Vec<String> {
+            list(&|o| o.word() == w)
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        };
+        let mut summary = FleetSummary::new(nodes.len(), a.devices.clone());
+        summary.can_take = can_take.iter().map(|n| n.to_string()).collect();
+        summary.pass = by("pass");
+        summary.warn = by("warn");
+        summary.fail = by("fail");
+        summary.error = by("error");
+        let report = FleetCheckReport::new(reports, summary);
+        // Through a `Value`: its keys are sorted, as the single-host report's are.
+        let v = serde_json::to_value(&report)?;
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::from(worst));
     }
@@ -482,10 +488,11 @@ pub fn check(g: &Global, a: &CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(worst))
 }
 
-/// A node that could not be checked: its JSON error (the shape a single-host
+/// A node that could not be checked: its JSON error (the report a single-host
 /// `check --json` prints) and its outcome.
-fn error_value(e: &anyhow::Error) -> (serde_json::Value, Outcome) {
+fn error_node(e: &anyhow::Error) -> (FleetNode, Outcome) {
     let (kind, path) = super::error_kind_and_path(e);
     let msg = format!("{e:#}");
-    (super::json_error(kind, &msg, path), Outcome::Error(msg))
+    let report = ErrorReport::new(kind, msg.trim_end(), path);
+    (FleetNode::Error(report), Outcome::Error(msg))
 }

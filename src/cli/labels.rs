@@ -69,7 +69,8 @@ pub fn run(g: &Global, a: &LabelsArgs) -> anyhow::Result<ExitCode> {
     // files), flushed, renamed over it, the directory flushed.
     passthru::config_gen::apply::write_atomic(&path, text.as_bytes(), None, &mut |_| {})?;
     if g.json {
-        let v = serde_json::json!({"path": path, "bytes": text.len()});
+        // Through a `Value`: keys in name order, as this output has always had them.
+        let v = serde_json::to_value(passthru::report::LabelsReport::new(&path, text.len()))?;
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         eprintln!("passthru: wrote {} ({} bytes)", path.display(), text.len());

@@ -16,11 +16,12 @@
 use super::config::ConfigArgs;
 use super::fleet::{self, Node, NodeId, UsageError};
 use super::Global;
+use passthru::report::{ClusterMapping, MappingNode, MappingReport, MappingSlot, MappingStatus};
 use passthru_config_gen::mapping::{self as pm, MapEntry, Mapping};
 use passthru_config_gen::GuestKind;
 use passthru_iommu_groups::{check_bdfs, DeviceSpec, Host, Severity, Verdict};
 use passthru_pci_ids::{Bdf, Slot};
-use serde_json::json;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 fn usage(msg: impl Into<String>) -> anyhow::Error {
@@ -258,42 +259,50 @@ pub fn run(g: &Global, a: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let guest = (!used.is_empty()).then(|| pm::guest(&used));
 
     if g.json {
-        let ms: Vec<serde_json::Value> = mappings
+        let ms: Vec<ClusterMapping> = mappings
             .iter()
             .zip(&a.devices)
             .map(|((m, parts), dev)| {
-                let mut nodes = serde_json::Map::new();
+                let mut nodes = BTreeMap::new();
                 for (n, p) in parts {
-                    let v = match p {
-                        Part::Found(slots) => json!({
-                            "status": if slots.iter().all(|s| s.mapped) { "mapped" } else if slots.iter().any(|s| s.mapped) { "partly-mapped" } else { "not-mapped" },
-                            "slots": slots.iter().map(|s| json!({
-                                "path": s.entry.path,
-                                "functions": s.functions,
-                                "verdict": s.verdict,
-                                "findings": s.codes,
-                                "mapped": s.mapped,
-                                "map": s.entry.property_string(),
-                            })).collect::<Vec<_>>(),
-                        }),
-                        Part::Missing(msg) => json!({"status": "missing", "message": msg}),
-                        Part::Error(msg) => json!({"status": "error", "message": msg}),
+                    let node = match p {
+                        Part::Found(slots) => MappingNode::found(
+                            slots
+                                .iter()
+                                .map(|s| {
+                                    MappingSlot::new(
+                                        s.entry.path.clone(),
+                                        s.functions,
+                                        s.verdict,
+                                        s.codes.iter().map(|c| c.to_string()).collect(),
+                                        s.mapped,
+                                        s.entry.property_string(),
+                                    )
+                                })
+                                .collect(),
+                            n.source(),
+                        ),
+                        Part::Missing(msg) => {
+                            MappingNode::without(MappingStatus::Missing, msg.clone(), n.source())
+                        }
+                        Part::Error(msg) => {
+                            MappingNode::without(MappingStatus::Error, msg.clone(), n.source())
+                        }
                     };
-                    let mut v = v;
-                    v["root"] = json!(n.root.display().to_string());
-                    v["name_from"] = json!(n.name_from());
-                    nodes.insert(n.name.clone(), v);
+                    nodes.insert(n.name.clone(), node);
                 }
-                json!({
-                    "id": m.id,
-                    "device": dev,
-                    "map": m.entries.iter().map(MapEntry::property_string).collect::<Vec<_>>(),
-                    "pvesh": (!m.entries.is_empty()).then(|| pm::pvesh(m)),
-                    "nodes": nodes,
-                })
+                ClusterMapping::new(
+                    m.id.clone(),
+                    dev.clone(),
+                    m.entries.iter().map(MapEntry::property_string).collect(),
+                    (!m.entries.is_empty()).then(|| pm::pvesh(m)),
+                    nodes,
+                )
             })
             .collect();
-        let v = json!({"mappings": ms, "pci_cfg": pci_cfg, "guest": guest});
+        let report = MappingReport::new(ms, pci_cfg, guest);
+        // Through a `Value`: keys in name order, as this output has always had them.
+        let v = serde_json::to_value(&report)?;
         outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::from(worst));
     }

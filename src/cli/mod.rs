@@ -38,13 +38,6 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// An error as JSON: `{"error": {"kind", "message", "path"}}`.
-pub fn json_error(kind: &str, message: &str, path: Option<String>) -> serde_json::Value {
-    serde_json::json!({
-        "error": {"kind": kind, "message": message.trim_end(), "path": path}
-    })
-}
-
 /// An error as JSON on standard output: `{"error": {"kind", "message", "path"}}`.
 pub fn print_json_error(kind: &str, message: &str, path: Option<String>) {
     let v = passthru::report::ErrorReport::new(kind, message.trim_end(), path);

@@ -19,10 +19,11 @@ pub mod run;
 
 use passthru_iommu_groups::{Device, Host};
 use passthru_pci_ids::Bdf;
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// A boot's (or the whole trial's) verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum TrialVerdict {
     /// Every function was seen by the guest and its driver bound without failing.
     #[serde(rename = "trial-ok")]
@@ -63,10 +64,9 @@ impl TrialVerdict {
 }
 
 /// One function the trial passes through.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Function {
     /// Its host address.
-    #[serde(serialize_with = "ser_display")]
     pub bdf: Bdf,
     /// Vendor id, 4 lower-case hex digits.
     pub vendor: String,
@@ -112,10 +112,6 @@ impl Function {
     }
 }
 
-fn ser_display<S: serde::Serializer>(b: &Bdf, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(b)
-}
-
 /// The functions passed through (the request with its companions) and what is
 /// bound to vfio-pci for the trial (those plus their IOMMU group peers, bridges
 /// left out), from the host model.
@@ -139,10 +135,9 @@ pub fn bind_set(host: &Host, functions: &[Bdf]) -> Vec<Bdf> {
 }
 
 /// What the host sees of a function between boots.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HostSeen {
     /// The function.
-    #[serde(serialize_with = "ser_display")]
     pub bdf: Bdf,
     /// `readable`, `all-ones` (the device does not answer) or `unreadable`.
     pub config: String,

@@ -13,6 +13,7 @@
 //! record only when length and checksum match and the JSON parses: a line cut short
 //! by a killed guest or mangled by noise is counted as dropped, never misread.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The marker that starts every record.
@@ -21,7 +22,7 @@ pub const PREFIX: &str = "@PTTRIAL";
 pub const VERSION: u32 = 1;
 
 /// A BAR as the guest sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GuestBar {
     /// BAR index (0-5, 6 for the ROM).
     pub index: u8,
@@ -30,7 +31,7 @@ pub struct GuestBar {
 }
 
 /// A kernel log line a driver wrote about its health.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HealthLine {
     /// The driver (or module) the line is from.
     pub driver: String,
@@ -41,7 +42,7 @@ pub struct HealthLine {
 }
 
 /// One thing the guest says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Record {
     /// The guest's init started.

@@ -13,7 +13,8 @@ use super::{Function, HostSeen, TrialVerdict};
 use anyhow::{Context, Result};
 use passthru_pci_ids::Bdf;
 use passthru_vfio_core::bind::{bind_all, PciSysfs, RestoreLog};
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -44,7 +45,8 @@ pub trait Observer {
 }
 
 /// One boot's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
 pub struct BootReport {
     /// 1-based.
     pub boot: u32,
@@ -67,7 +69,8 @@ pub struct BootReport {
 }
 
 /// The whole trial.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
 pub struct TrialReport {
     /// The overall verdict (`None`: interrupted before any boot finished).
     pub verdict: Option<TrialVerdict>,
@@ -76,16 +79,11 @@ pub struct TrialReport {
     /// The functions passed through.
     pub functions: Vec<Function>,
     /// What was bound to vfio-pci.
-    #[serde(serialize_with = "ser_bdfs")]
     pub bound: Vec<Bdf>,
     /// Restores that failed (empty: every driver is back).
     pub restore_failures: Vec<String>,
     /// Stopped by SIGINT/SIGTERM before all boots ran.
     pub interrupted: bool,
-}
-
-fn ser_bdfs<S: serde::Serializer>(b: &[Bdf], s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.collect_seq(b.iter().map(|x| x.to_string()))
 }
 
 /// The console lines kept as evidence.
