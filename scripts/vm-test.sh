@@ -322,7 +322,7 @@ run_nested() {
 		grep -q '^@@CMP .* FAIL$' <<<"$cmp"; } &&
 		! grep -q '^@@CMP trial-\(restored\|boots\|report\) FAIL$' <<<"$cmp" &&
 		why=$(tests/vm/nested-retry.sh "$out/out/trial/trial.json"); then
-		log "$tag: retried: ${why#retry: }"
+		log "NOTE: $tag: retried: ${why#retry: }"
 		echo "$cmp" | grep -v '^@@CMP' >&2 || true
 		out=$out/retry
 		mkdir -p "$out"
@@ -335,7 +335,7 @@ run_nested() {
 		((rc == 0)) || [[ -s $out/results.txt ]] || record "$tag/guest-retry" FAIL
 		cmp=$(tests/vm/compare-trial.sh "$out/out" "$dev" "$boots")
 	elif [[ -n ${why:-} ]]; then
-		log "$tag: not retried: ${why}"
+		log "$tag: not retried: ${why#no retry: }"
 	fi
 	grep '^nested-trial ' "$plan" | nested_results "$tag" "$out"
 	while IFS= read -r line; do
