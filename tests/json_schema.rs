@@ -394,7 +394,9 @@ fn evidence_of<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
 /// A path in `s` written relative to the root (`sys/...`, `proc/...`): at its start, or
 /// after a space, `(` or `,` (evidence such as `/proc/modules, /sys/module: no kvm`).
 fn root_relative_path(s: &str) -> Option<&str> {
-    const TOP: [&str; 8] = ["sys/", "proc/", "dev/", "etc/", "boot/", "lib/", "usr/", "run/"];
+    const TOP: [&str; 8] = [
+        "sys/", "proc/", "dev/", "etc/", "boot/", "lib/", "usr/", "run/",
+    ];
     let starts = std::iter::once(0).chain(
         s.char_indices()
             .filter(|&(_, c)| matches!(c, ' ' | '(' | ','))
@@ -426,15 +428,26 @@ fn golden_evidence_names_system_paths() {
         }
     }
     assert!(entries > 500, "only {entries} evidence entries found");
-    assert!(bad.is_empty(), "{} root-relative evidence paths:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} root-relative evidence paths:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]
 fn root_relative_path_finds_only_root_relative_paths() {
     assert_eq!(root_relative_path("sys/kvm: x"), Some("sys/kvm: x"));
-    assert_eq!(root_relative_path("/proc/modules, sys/module: no kvm"), Some("sys/module: no kvm"));
+    assert_eq!(
+        root_relative_path("/proc/modules, sys/module: no kvm"),
+        Some("sys/module: no kvm")
+    );
     assert_eq!(root_relative_path("(8 bytes, dev/kvm)"), Some("dev/kvm)"));
-    assert_eq!(root_relative_path("/sys/a/config: PBA past the end (/sys/a/resource)"), None);
+    assert_eq!(
+        root_relative_path("/sys/a/config: PBA past the end (/sys/a/resource)"),
+        None
+    );
     assert_eq!(root_relative_path("bus: not alone on it"), None);
     assert_eq!(root_relative_path("root=/dev/mapper/x"), None);
 }
