@@ -567,3 +567,93 @@ fn labels_output_validates_and_reads_back() {
     bad.as_object_mut().unwrap().remove("path");
     assert!(!errors(&val, &bad).is_empty(), "no path accepted");
 }
+
+/// Every JSON file under `dir`, at any depth.
+fn json_files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            json_files_under(&p, out);
+        } else if p.extension().is_some_and(|x| x == "json") {
+            out.push(p);
+        }
+    }
+}
+
+/// The evidence entries of a report, wherever they are (`findings[].evidence`, a fleet's
+/// per-host findings, a device's own findings).
+fn evidence_of<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == "evidence" {
+                    out.extend(x.as_array().into_iter().flatten().filter_map(Value::as_str));
+                }
+                evidence_of(x, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| evidence_of(x, out)),
+        _ => {}
+    }
+}
+
+/// A path in `s` written relative to the root (`sys/...`, `proc/...`): at its start, or
+/// after a space, `(` or `,` (evidence such as `/proc/modules, /sys/module: no kvm`).
+fn root_relative_path(s: &str) -> Option<&str> {
+    const TOP: [&str; 8] = [
+        "sys/", "proc/", "dev/", "etc/", "boot/", "lib/", "usr/", "run/",
+    ];
+    let starts = std::iter::once(0).chain(
+        s.char_indices()
+            .filter(|&(_, c)| matches!(c, ' ' | '(' | ','))
+            .map(|(i, c)| i + c.len_utf8()),
+    );
+    starts
+        .map(|i| &s[i..])
+        .find(|rest| TOP.iter().any(|t| rest.starts_with(t)))
+}
+
+/// Evidence names a host file by its path on the host (`/sys/...`, `/dev/kvm`) in every
+/// command, whatever `--root` is: never root-relative (`sys/...`), as `check` once wrote.
+#[test]
+fn golden_evidence_names_system_paths() {
+    let mut paths = files(&repo().join("tests/fixtures/golden"), ".check.json");
+    json_files_under(&repo().join("tests/golden"), &mut paths);
+    assert!(paths.len() > 50, "{} goldens", paths.len());
+    let mut entries = 0;
+    let mut bad = Vec::new();
+    for p in &paths {
+        let v = read_json(p);
+        let mut ev = Vec::new();
+        evidence_of(&v, &mut ev);
+        entries += ev.len();
+        for e in ev {
+            if let Some(rest) = root_relative_path(e) {
+                bad.push(format!("{}: {e:?} (at {rest:?})", p.display()));
+            }
+        }
+    }
+    assert!(entries > 500, "only {entries} evidence entries found");
+    assert!(
+        bad.is_empty(),
+        "{} root-relative evidence paths:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn root_relative_path_finds_only_root_relative_paths() {
+    assert_eq!(root_relative_path("sys/kvm: x"), Some("sys/kvm: x"));
+    assert_eq!(
+        root_relative_path("/proc/modules, sys/module: no kvm"),
+        Some("sys/module: no kvm")
+    );
+    assert_eq!(root_relative_path("(8 bytes, dev/kvm)"), Some("dev/kvm)"));
+    assert_eq!(
+        root_relative_path("/sys/a/config: PBA past the end (/sys/a/resource)"),
+        None
+    );
+    assert_eq!(root_relative_path("bus: not alone on it"), None);
+    assert_eq!(root_relative_path("root=/dev/mapper/x"), None);
+}

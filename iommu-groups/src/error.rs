@@ -1,5 +1,6 @@
 //! The crate's one error type.
 
+use crate::model::system_path;
 use std::path::PathBuf;
 
 /// Why the host could not be read, a snapshot not written, or a device spec not resolved.
@@ -25,7 +26,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// Reading a file, link or directory failed.
-    #[error("cannot read {path}")]
+    #[error("cannot read {}", system_path(.path))]
     Io {
         /// The path (under the root) being read.
         path: PathBuf,
@@ -34,19 +35,19 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A symbolic link points outside the root.
-    #[error("{path}: symbolic link leads outside the root")]
+    #[error("{}: symbolic link leads outside the root", system_path(.path))]
     Escape {
         /// The path (relative to the root) whose resolution escaped.
         path: PathBuf,
     },
     /// Too many symbolic links while resolving a path (a loop).
-    #[error("{path}: too many levels of symbolic links (a loop?)")]
+    #[error("{}: too many levels of symbolic links (a loop?)", system_path(.path))]
     SymlinkLoop {
         /// The path (relative to the root) being resolved.
         path: PathBuf,
     },
     /// A text attribute is larger than the bound this reader accepts.
-    #[error("{path}: larger than {limit} bytes")]
+    #[error("{}: larger than {limit} bytes", system_path(.path))]
     TooLarge {
         /// The path (relative to the root).
         path: PathBuf,
@@ -54,13 +55,13 @@ pub enum Error {
         limit: usize,
     },
     /// A text attribute is not UTF-8.
-    #[error("{path}: not UTF-8 text")]
+    #[error("{}: not UTF-8 text", system_path(.path))]
     NotUtf8 {
         /// The path (relative to the root).
         path: PathBuf,
     },
     /// A text attribute does not hold the value its name promises.
-    #[error("{path}: unexpected content {content:?} ({expected})")]
+    #[error("{}: unexpected content {content:?} ({expected})", system_path(.path))]
     Garbage {
         /// The path (relative to the root).
         path: PathBuf,

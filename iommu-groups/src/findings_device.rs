@@ -11,7 +11,7 @@
 
 use crate::facts::PortType;
 use crate::load::Loader;
-use crate::model::{Device, Host, ReservedRegion, Resource};
+use crate::model::{system_path, Device, Host, ReservedRegion, Resource};
 use crate::reset::{ResetAnalysis, ResetMethod};
 use crate::verdict::{Add, Code, Severity};
 use passthru_pci_ids::caps::{CapabilityId, MsiX};
@@ -90,7 +90,7 @@ pub(crate) fn device_findings(
 }
 
 fn cfg_path(d: &Device) -> String {
-    format!("{}/config", d.sysfs_path.display())
+    format!("{}/config", system_path(&d.sysfs_path))
 }
 
 /// Config space answers all ones (the vendor id reads `ffff`) though the kernel
@@ -128,7 +128,7 @@ fn unresponsive(d: &Device, add: &mut Add<'_>) {
             ),
             format!(
                 "{}/vendor: {:#06x} (as enumerated)",
-                d.sysfs_path.display(),
+                system_path(&d.sysfs_path),
                 d.vendor.0
             ),
         ],
@@ -165,7 +165,11 @@ fn not_endpoint(d: &Device, add: &mut Add<'_>) {
     {
         return;
     }
-    let mut ev = vec![format!("{}/class: 0x{}", d.sysfs_path.display(), d.class)];
+    let mut ev = vec![format!(
+        "{}/class: 0x{}",
+        system_path(&d.sysfs_path),
+        d.class
+    )];
     if let Some(h) = header {
         ev.push(format!(
             "{}: header type {h} (0 is an endpoint)",
@@ -242,7 +246,7 @@ fn direct_mapping(host: &Host, d: &Device, add: &mut Add<'_>) {
             .iter()
             .map(|r| {
                 format!(
-                    "sys/kernel/iommu_groups/{}/reserved_regions: {:#018x} {:#018x} direct",
+                    "/sys/kernel/iommu_groups/{}/reserved_regions: {:#018x} {:#018x} direct",
                     g.id, r.start, r.end
                 )
             })
@@ -283,7 +287,7 @@ fn d3cold(host: &Host, d: &Device, ra: &ResetAnalysis, add: &mut Add<'_>) {
     if pr3.is_none() && chain.iter().any(|x| x.acpi_pr3.is_some()) {
         return;
     }
-    let p = d.sysfs_path.display();
+    let p = system_path(&d.sysfs_path);
     let mut ev = vec![
         format!("{p}/d3cold_allowed: 1"),
         format!("{p}/power/control: auto"),
@@ -292,7 +296,7 @@ fn d3cold(host: &Host, d: &Device, ra: &ResetAnalysis, add: &mut Add<'_>) {
     ev.push(match pr3 {
         Some(x) => format!(
             "{}/firmware_node/power_resources_D3hot: present (ACPI _PR3: the platform can cut {} power)",
-            x.sysfs_path.display(),
+            system_path(&x.sysfs_path),
             if x.bdf == d.bdf { "its" } else { "the slot's" }
         ),
         None => "no firmware_node (ACPI companion) on the device or its bridges: whether the platform can cut its power (_PR3) is unknown".to_string(),
@@ -301,8 +305,8 @@ fn d3cold(host: &Host, d: &Device, ra: &ResetAnalysis, add: &mut Add<'_>) {
         ev.push(format!("{p}/power_state: {s}"));
     }
     ev.push(match host.vfio_pci_params.get("disable_idle_d3") {
-        Some(v) => format!("sys/module/vfio_pci/parameters/disable_idle_d3: {v}"),
-        None => "sys/module/vfio_pci/parameters/disable_idle_d3: absent".to_string(),
+        Some(v) => format!("/sys/module/vfio_pci/parameters/disable_idle_d3: {v}"),
+        None => "/sys/module/vfio_pci/parameters/disable_idle_d3: absent".to_string(),
     });
     let now = if d.power_state.as_deref() == Some("D3cold") {
         " It is in D3cold right now."
@@ -392,7 +396,7 @@ fn bar_window(host: &Host, d: &Device, request: &BTreeSet<Bdf>, add: &mut Add<'_
         return;
     }
     let mb = mmio64_mb(total);
-    let p = d.sysfs_path.display();
+    let p = system_path(&d.sysfs_path);
     let mut ev: Vec<String> = own
         .iter()
         .map(|(i, s)| {
@@ -480,13 +484,13 @@ pub fn msix_relocation_bar(d: &Device) -> Option<(Vec<String>, u8)> {
             bad.push(format!(
                 "{}: MSI-X {what} in BAR {bar}, which {}/resource shows unused",
                 cfg_path(d),
-                d.sysfs_path.display()
+                system_path(&d.sysfs_path)
             ));
         } else if u64::from(off) + len > size {
             bad.push(format!(
                 "{}: MSI-X {what} at BAR {bar} offset {off:#x} ({len} bytes) past the BAR's end ({size:#x} bytes, {}/resource)",
                 cfg_path(d),
-                d.sysfs_path.display()
+                system_path(&d.sysfs_path)
             ));
         }
     }
@@ -545,11 +549,11 @@ fn no_display_output(host: &Host, d: &Device, add: &mut Add<'_>) {
     if !three_d && laptop.is_none() {
         return;
     }
-    let p = d.sysfs_path.display();
+    let p = system_path(&d.sysfs_path);
     let mut ev = vec![format!("{p}/class: 0x{}", d.class)];
     if let Some(c) = laptop {
         ev.push(format!(
-            "sys/class/dmi/id/chassis_type: {c} (a portable); {p}/boot_vga: {}",
+            "/sys/class/dmi/id/chassis_type: {c} (a portable); {p}/boot_vga: {}",
             match d.boot_vga {
                 Some(true) => "1",
                 Some(false) => "0",
@@ -558,7 +562,7 @@ fn no_display_output(host: &Host, d: &Device, add: &mut Add<'_>) {
         ));
     }
     if host.acpi_vfct {
-        ev.push("sys/firmware/acpi/tables/VFCT: present (the video BIOS is in ACPI)".to_string());
+        ev.push("/sys/firmware/acpi/tables/VFCT: present (the video BIOS is in ACPI)".to_string());
     }
     if !d.rom {
         ev.push(format!("{p}/rom: absent (no option ROM BAR)"));

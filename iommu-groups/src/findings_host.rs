@@ -3,7 +3,7 @@
 //! `device-busy`). Rules and their sources: docs/host-findings.md.
 
 use crate::load_host::IomemRange;
-use crate::model::{Device, Host, Resource};
+use crate::model::{system_path, Device, Host, Resource};
 use crate::verdict::{Code, Finding, Severity};
 
 fn finding(code: Code, severity: Severity, message: String, evidence: Vec<String>) -> Finding {
@@ -139,7 +139,7 @@ pub(crate) fn host_findings(host: &Host) -> Vec<Finding> {
              and caching mode (QEMU `-device intel-iommu,intremap=on,caching-mode=on` on q35, or \
              `-device virtio-iommu-pci`) and nested virtualization"
                 .into(),
-            vec!["proc/cpuinfo: flags has hypervisor".into()],
+            vec!["/proc/cpuinfo: flags has hypervisor".into()],
         ));
     }
     lockdown(host, &mut out);
@@ -152,14 +152,14 @@ fn no_intremap(host: &Host, out: &mut Vec<Finding>) {
     let mut off = false;
     let remapped = p.irq_remapped();
     if let Some(w) = cmd_word(host, |w| w == "intremap=off" || w == "nointremap") {
-        ev.push(format!("proc/cmdline: {w}"));
+        ev.push(format!("/proc/cmdline: {w}"));
         off = true;
     }
     let units: Vec<_> = p.dmar.iter().filter(|u| u.intremap().is_some()).collect();
     if !units.is_empty() && units.iter().all(|u| u.intremap() == Some(false)) {
         for u in &units {
             ev.push(format!(
-                "sys/class/iommu/{}/intel-iommu/ecap: {:x} (bit 3, interrupt remapping, clear)",
+                "/sys/class/iommu/{}/intel-iommu/ecap: {:x} (bit 3, interrupt remapping, clear)",
                 u.name,
                 u.ecap.unwrap_or(0)
             ));
@@ -172,7 +172,7 @@ fn no_intremap(host: &Host, out: &mut Vec<Finding>) {
             let chips: Vec<&str> = p.irq_chips.iter().flatten().map(String::as_str).collect();
             ev.push(format!(
                 "{}: chips {} and no IR- chip",
-                crate::load_host::INTERRUPTS,
+                system_path(crate::load_host::INTERRUPTS),
                 chips.join(", ")
             ));
             off = true;
@@ -185,7 +185,7 @@ fn no_intremap(host: &Host, out: &mut Vec<Finding>) {
     let unsafe_ok = p.allow_unsafe_interrupts == Some(true);
     ev.push(format!(
         "{}: {}",
-        crate::load_host::ALLOW_UNSAFE_INTERRUPTS,
+        system_path(crate::load_host::ALLOW_UNSAFE_INTERRUPTS),
         match p.allow_unsafe_interrupts {
             Some(true) => "Y",
             Some(false) => "N",
@@ -232,7 +232,7 @@ fn no_kvm(host: &Host, out: &mut Vec<Finding>) {
     let mut ev = Vec::new();
     let mut what = Vec::new();
     if p.cpu_flags_known && p.cpu_virt.is_none() {
-        ev.push("proc/cpuinfo: flags has neither vmx nor svm".to_string());
+        ev.push("/proc/cpuinfo: flags has neither vmx nor svm".to_string());
         what.push(if p.in_vm {
             "the CPU offers no VT-x/AMD-V: enable nested virtualization in the outer hypervisor"
         } else {
@@ -246,11 +246,14 @@ fn no_kvm(host: &Host, out: &mut Vec<Finding>) {
         .unwrap_or(false)
         || host.sys_module.iter().any(|x| x == "kvm");
     if host.modules.is_some() && !loaded {
-        ev.push("proc/modules, sys/module: no kvm".to_string());
+        ev.push("/proc/modules, /sys/module: no kvm".to_string());
         what.push("load kvm_intel or kvm_amd (modprobe)");
     }
     if !p.dev_kvm {
-        ev.push(format!("{}: absent", crate::load_host::DEV_KVM));
+        ev.push(format!(
+            "{}: absent",
+            system_path(crate::load_host::DEV_KVM)
+        ));
         if what.is_empty() {
             what.push(
                 "/dev/kvm is missing although KVM is loaded: check udev and the kvm module's log",
@@ -279,12 +282,15 @@ fn lockdown(host: &Host, out: &mut Vec<Finding>) {
     }
     let mut ev = Vec::new();
     if let Some(m) = &p.lockdown {
-        ev.push(format!("{}: [{m}]", crate::load_host::LOCKDOWN));
+        ev.push(format!(
+            "{}: [{m}]",
+            system_path(crate::load_host::LOCKDOWN)
+        ));
     }
     if let Some(s) = p.secure_boot {
         ev.push(format!(
             "{}: {}",
-            crate::load_host::SECURE_BOOT,
+            system_path(crate::load_host::SECURE_BOOT),
             if s { "1 (enabled)" } else { "0" }
         ));
     }
@@ -318,7 +324,7 @@ fn phys_bits(host: &Host, out: &mut Vec<Finding>) {
              (`passthru config DEVICE` writes it in each guest format, `--guest KIND` for one)"
         ),
         vec![
-            format!("proc/cpuinfo: address sizes {cpu} bits physical"),
+            format!("/proc/cpuinfo: address sizes {cpu} bits physical"),
             unit,
         ],
     ));
@@ -380,7 +386,7 @@ fn framebuffer(host: &Host, d: &Device, add: &mut Add<'_>) {
                     host.root_advice(),
                     framebuffer_fix(host)
                 ),
-                vec![format!("{}: addresses read as zero", crate::load_host::IOMEM)],
+                vec![format!("{}: addresses read as zero", system_path(crate::load_host::IOMEM))],
             );
         }
         return;
@@ -389,21 +395,21 @@ fn framebuffer(host: &Host, d: &Device, add: &mut Add<'_>) {
         let mut ev = vec![
             format!(
                 "{}: {:x}-{:x} : {}",
-                crate::load_host::IOMEM,
+                system_path(crate::load_host::IOMEM),
                 fb.start,
                 fb.end,
                 fb.name
             ),
             format!(
                 "{}/resource: BAR {} {:#x}-{:#x}",
-                d.sysfs_path.display(),
+                system_path(&d.sysfs_path),
                 r.index,
                 r.start,
                 r.end
             ),
         ];
         for n in &p.fb_platform {
-            ev.push(format!("sys/bus/platform/devices/{n}: present"));
+            ev.push(format!("/sys/bus/platform/devices/{n}: present"));
         }
         for g in p
             .graphics
@@ -464,7 +470,7 @@ fn device_busy(host: &Host, d: &Device, add: &mut Add<'_>) {
                     host.root_advice()
                 ),
                 vec![format!(
-                    "proc/*/fd: {} processes unreadable{}",
+                    "/proc/*/fd: {} processes unreadable{}",
                     h.unreadable,
                     if h.truncated { ", scan truncated" } else { "" }
                 )],
@@ -501,7 +507,7 @@ fn device_busy(host: &Host, d: &Device, add: &mut Add<'_>) {
             }
         ),
         held.iter()
-            .map(|x| format!("proc/{}/fd -> {} (comm {})", x.pid, x.node, x.comm.as_deref().unwrap_or("?")))
+            .map(|x| format!("/proc/{}/fd -> {} (comm {})", x.pid, x.node, x.comm.as_deref().unwrap_or("?")))
             .collect(),
     );
 }

@@ -98,6 +98,7 @@ pub use error::{Error, Result};
 pub use facts::ConfigFacts;
 pub use inventory::parse_modalias;
 pub use load_host::{DmarUnit, GraphicsNode, Holder, Holders, Iomem, IomemRange, Platform};
+pub use model::system_path;
 pub use model::{
     BootSetup, CpuVendor, Device, Group, GroupId, Host, IommuState, Note, ReservedRegion, Resource,
     Stage, NOIOMMU_GROUP_NAME,

@@ -250,7 +250,7 @@ impl Platform {
             Some((
                 bits,
                 format!(
-                    "sys/class/iommu/{}/intel-iommu/cap: {:x} (MGAW {bits} bits)",
+                    "/sys/class/iommu/{}/intel-iommu/cap: {:x} (MGAW {bits} bits)",
                     u.name,
                     u.cap.unwrap_or(0)
                 ),
@@ -261,7 +261,7 @@ impl Platform {
             Some((
                 bits,
                 format!(
-                    "sys/class/iommu/{}/amd-iommu/features: {} (EFR HATS: {}-level host page table, {bits}-bit IOVA)",
+                    "/sys/class/iommu/{}/amd-iommu/features: {} (EFR HATS: {}-level host page table, {bits}-bit IOVA)",
                     u.name,
                     u.features.as_deref().unwrap_or(""),
                     u.host_levels()?

@@ -4,7 +4,7 @@ use crate::facts::ConfigFacts;
 use passthru_pci_ids::{Bdf, ClassCode, DeviceId, VendorId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Serde helpers: identifiers serialize as their canonical `Display` text.
 pub(crate) mod ser {
@@ -309,6 +309,20 @@ impl Device {
 }
 
 pub use crate::boot::BootSetup;
+
+/// A root-relative path of the host model (`sys/devices/...`, [`Device::sysfs_path`]) as
+/// the host itself names it (`/sys/devices/...`): how every report names a host file,
+/// whatever `--root` the facts were read under. A leading `/` is kept, not doubled.
+///
+/// ```
+/// use passthru_iommu_groups::system_path;
+/// assert_eq!(system_path("sys/devices/pci0000:00/0000:00:03.1"), "/sys/devices/pci0000:00/0000:00:03.1");
+/// assert_eq!(system_path("/dev/kvm"), "/dev/kvm");
+/// ```
+pub fn system_path(rel: impl AsRef<Path>) -> String {
+    let rel = rel.as_ref();
+    format!("/{}", rel.strip_prefix("/").unwrap_or(rel).display())
+}
 
 /// Something the loader could not read or understand: an absent fact, said so.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::facts::PortType;
-use crate::model::{CpuVendor, Device, GroupId, Host, NOIOMMU_GROUP_NAME};
+use crate::model::{system_path, CpuVendor, Device, GroupId, Host, NOIOMMU_GROUP_NAME};
 use crate::reset::{self, ResetAnalysis, ResetMethod};
 use crate::spec::DeviceSpec;
 use crate::topology::{Around, Topology};
@@ -339,7 +339,10 @@ fn check_device_with<'h>(
                 Code::NoIommuGroup,
                 Severity::Fail,
                 "the IOMMU is on but this device has no IOMMU group, so VFIO cannot use it".into(),
-                vec![format!("{}/iommu_group: absent", d.sysfs_path.display())],
+                vec![format!(
+                    "{}/iommu_group: absent",
+                    system_path(&d.sysfs_path)
+                )],
             ),
             Some(g) => {
                 group_peers = g.devices.iter().copied().filter(|b| *b != d.bdf).collect();
@@ -387,7 +390,7 @@ fn check_device_with<'h>(
                             g.id
                         ),
                         vec![format!(
-                            "sys/kernel/iommu_groups/{}/devices: {}",
+                            "/sys/kernel/iommu_groups/{}/devices: {}",
                             g.id,
                             bdf_list(&g.devices)
                         )],
@@ -401,7 +404,7 @@ fn check_device_with<'h>(
                             "the groups are split by `{o}`, an out-of-tree kernel patch that only \
                              pretends devices are isolated: peer-to-peer DMA between them stays possible"
                         ),
-                        vec![format!("proc/cmdline: {o}")],
+                        vec![format!("/proc/cmdline: {o}")],
                     );
                 }
             }
@@ -420,7 +423,7 @@ fn check_device_with<'h>(
                 Code::HostDriver,
                 Severity::Warn,
                 host_driver_message(host, d, drv, &id),
-                vec![format!("{}/driver -> {drv}", d.sysfs_path.display())],
+                vec![format!("{}/driver -> {drv}", system_path(&d.sysfs_path))],
             );
         }
     }
@@ -437,7 +440,7 @@ fn check_device_with<'h>(
             Code::BootVga,
             Severity::Warn,
             msg,
-            vec![format!("{}/boot_vga: 1", d.sysfs_path.display())],
+            vec![format!("{}/boot_vga: 1", system_path(&d.sysfs_path))],
         );
     }
 
@@ -466,7 +469,7 @@ fn check_device_with<'h>(
                     short_slot(d.bdf)
                 ),
                 sib.iter()
-                    .map(|s| s.sysfs_path.display().to_string())
+                    .map(|s| system_path(&s.sysfs_path))
                     .collect(),
             );
         }
@@ -511,12 +514,12 @@ fn iommu_off(host: &Host) -> (String, Vec<String>) {
         .map(|g| g.id.to_string())
         .collect();
     let ev = vec![
-        "sys/class/iommu: no entries".to_string(),
+        "/sys/class/iommu: no entries".to_string(),
         if noiommu.is_empty() {
-            "sys/kernel/iommu_groups: no groups".to_string()
+            "/sys/kernel/iommu_groups: no groups".to_string()
         } else {
             format!(
-                "sys/kernel/iommu_groups: only groups named {NOIOMMU_GROUP_NAME} ({})",
+                "/sys/kernel/iommu_groups: only groups named {NOIOMMU_GROUP_NAME} ({})",
                 noiommu.join(", ")
             )
         },
@@ -549,7 +552,7 @@ fn iommu_off_advice(host: &Host, mut ev: Vec<String>) -> (String, Vec<String>) {
     let msg = match host.cpu_vendor {
         CpuVendor::Intel => {
             ev.push(format!(
-                "sys/firmware/acpi/tables/DMAR: {}",
+                "/sys/firmware/acpi/tables/DMAR: {}",
                 if host.iommu.dmar_table {
                     "present"
                 } else {
@@ -571,7 +574,7 @@ fn iommu_off_advice(host: &Host, mut ev: Vec<String>) -> (String, Vec<String>) {
         }
         CpuVendor::Amd => {
             ev.push(format!(
-                "sys/firmware/acpi/tables/IVRS: {}",
+                "/sys/firmware/acpi/tables/IVRS: {}",
                 if host.iommu.ivrs_table {
                     "present"
                 } else {
@@ -594,7 +597,7 @@ fn iommu_off_advice(host: &Host, mut ev: Vec<String>) -> (String, Vec<String>) {
         }
         CpuVendor::Other => {
             ev.push(format!(
-                "sys/firmware/acpi/tables: DMAR {}, IVRS {}",
+                "/sys/firmware/acpi/tables: DMAR {}, IVRS {}",
                 if host.iommu.dmar_table {
                     "present"
                 } else {
@@ -613,7 +616,7 @@ fn iommu_off_advice(host: &Host, mut ev: Vec<String>) -> (String, Vec<String>) {
     let Some(msg) = crate::findings_host::nested_iommu_advice(host) else {
         return (msg, ev);
     };
-    ev.push("proc/cpuinfo: flags has hypervisor".into());
+    ev.push("/proc/cpuinfo: flags has hypervisor".into());
     (msg, ev)
 }
 
@@ -634,7 +637,7 @@ fn no_reset(
     if let Some(sys) = &d.reset_method {
         ev.push(format!(
             "{}/reset_method (probed at enumeration, may be stale): {}",
-            d.sysfs_path.display(),
+            system_path(&d.sysfs_path),
             sys.join(" ")
         ));
     }
@@ -836,7 +839,7 @@ fn reset_bug(host: &Host, d: &Device, add: &mut Add<'_>) {
             ),
             vec![format!(
                 "{}: {}:{} is AMD {fam}",
-                d.sysfs_path.display(),
+                system_path(&d.sysfs_path),
                 d.vendor,
                 d.device
             )],
@@ -852,7 +855,7 @@ fn reset_bug(host: &Host, d: &Device, add: &mut Add<'_>) {
                 vec![
                     format!(
                         "{}: {}:{} is {}",
-                        d.sysfs_path.display(),
+                        system_path(&d.sysfs_path),
                         d.vendor,
                         d.device,
                         r.family
@@ -865,7 +868,7 @@ fn reset_bug(host: &Host, d: &Device, add: &mut Add<'_>) {
     };
     let ev = vec![format!(
         "{}: {}:{} is AMD {fam}",
-        d.sysfs_path.display(),
+        system_path(&d.sysfs_path),
         d.vendor,
         d.device
     )];
@@ -1002,7 +1005,7 @@ fn acs_missing(host: &Host, d: &Device, add: &mut Add<'_>) {
         if pcie.port_type != PortType::DownstreamPort {
             continue;
         }
-        let path = format!("{}/config", port.sysfs_path.display());
+        let path = format!("{}/config", system_path(&port.sysfs_path));
         if !facts.ext_caps_read {
             add(
                 Code::AcsMissing,

@@ -8,7 +8,7 @@
 //!
 //! ```json
 //! { "code": "reset-bug", "severity": "fail", "message": "...",
-//!   "evidence": ["sys/bus/pci/devices/0000:0b:00.0/reset_method = flr"],
+//!   "evidence": ["/sys/bus/pci/devices/0000:0b:00.0/reset_method = flr"],
 //!   "device": "0000:0b:00.0" }
 //! ```
 //!

@@ -5,7 +5,7 @@ use super::Global;
 use anyhow::Context;
 use clap::Args;
 use passthru::report::{ListDevice, ListGroup, ListReport};
-use passthru_iommu_groups::{Device, Host, Note, Stage};
+use passthru_iommu_groups::{system_path, Device, Host, Note, Stage};
 use std::process::ExitCode;
 
 #[path = "list_filter.rs"]
@@ -48,7 +48,7 @@ fn print_notes(host: &Host) {
         if short > 1 && n.message.starts_with("only 64 bytes") {
             continue;
         }
-        eprintln!("passthru: note: {}: {}", n.path.display(), n.message);
+        eprintln!("passthru: note: {}: {}", system_path(&n.path), n.message);
     }
     if short > 1 {
         eprintln!(

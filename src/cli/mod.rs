@@ -62,14 +62,15 @@ pub fn error_kind_and_path(e: &anyhow::Error) -> (&'static str, Option<String>) 
         }
         if let Some(h) = c.downcast_ref::<H>() {
             let path = match h {
-                H::Root { path, .. }
-                | H::NoPciBus { path }
-                | H::Io { path, .. }
+                // The root itself (or its missing PCI bus): the real directory.
+                H::Root { path, .. } | H::NoPciBus { path } => show(path),
+                // A file the root shows, by its system path, as the message names it.
+                H::Io { path, .. }
                 | H::Escape { path }
                 | H::SymlinkLoop { path }
                 | H::TooLarge { path, .. }
                 | H::NotUtf8 { path }
-                | H::Garbage { path, .. } => show(path),
+                | H::Garbage { path, .. } => Some(passthru_iommu_groups::system_path(path)),
                 _ => None,
             };
             // A finding-like code where the error has one (`unknown-device`).

@@ -39,7 +39,13 @@ pub fn run(g: &Global, a: &SnapshotArgs) -> anyhow::Result<ExitCode> {
     let notes: Vec<String> = host
         .notes
         .iter()
-        .map(|n| format!("{}: {}", n.path.display(), n.message))
+        .map(|n| {
+            format!(
+                "{}: {}",
+                passthru_iommu_groups::system_path(&n.path),
+                n.message
+            )
+        })
         .collect();
     if g.json {
         let out = passthru::report::SnapshotReport::new(&a.out_dir, &host, &st, notes);
