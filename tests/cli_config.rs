@@ -1281,3 +1281,44 @@ fn remove_of_a_device_the_users_line_binds_gives_the_line_to_write() {
     );
     assert_eq!(fs::read_to_string(&conf).unwrap(), users);
 }
+
+/// Config's findings say what they rest on, as check's do: one whose message opens
+/// with a device address is about that device, and one whose message opens with a
+/// file (`/etc/modules:5: ...`) quotes that file in its evidence. Over every config
+/// golden plan.
+#[test]
+fn config_findings_carry_their_device_and_evidence() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/config");
+    let mut seen = 0;
+    for e in fs::read_dir(&dir).unwrap() {
+        let plan = e.unwrap().path().join("plan.json");
+        let Ok(text) = fs::read_to_string(&plan) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for w in v["warnings"].as_array().into_iter().flatten() {
+            let msg = w["message"].as_str().unwrap();
+            let head = msg.split(": ").next().unwrap_or("");
+            if let Ok(bdf) = head.parse::<Bdf>() {
+                assert_eq!(
+                    w["device"].as_str(),
+                    Some(bdf.to_string().as_str()),
+                    "{}: {msg}",
+                    plan.display()
+                );
+                seen += 1;
+            }
+            if head.starts_with('/') {
+                let file = head.split(':').next().unwrap();
+                let ev = w["evidence"].as_array().unwrap();
+                assert!(
+                    ev.iter().any(|e| e.as_str().unwrap().starts_with(file)),
+                    "{}: no evidence from {file}: {w}",
+                    plan.display()
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 8, "only {seen} findings checked");
+}

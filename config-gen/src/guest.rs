@@ -434,10 +434,10 @@ pub fn proxmox_x_vga(facts: &HostFacts, slots: &[Slot]) -> (bool, Vec<Warning>) 
                 continue;
             }
             if ovmf {
-                out.push(warning(ConfigCode::XVgaOvmf, format!("{path}:{n}: {key} passes {host} with x-vga=1 in an OVMF guest: Proxmox does not give QEMU x-vga=on for OVMF, so disable_vga=1 is kept")));
+                out.push(warning(ConfigCode::XVgaOvmf, format!("{path}:{n}: {key} passes {host} with x-vga=1 in an OVMF guest: Proxmox does not give QEMU x-vga=on for OVMF, so disable_vga=1 is kept")).with_evidence([format!("{path}:{n}: {}", line.trim())]));
             } else {
                 needs_vga = true;
-                out.push(warning(ConfigCode::VgaConflict, format!("{path}:{n}: {key} passes {host} with x-vga=1 in a SeaBIOS guest, which needs vfio-pci's VGA region: disable_vga=1 is left out")));
+                out.push(warning(ConfigCode::VgaConflict, format!("{path}:{n}: {key} passes {host} with x-vga=1 in a SeaBIOS guest, which needs vfio-pci's VGA region: disable_vga=1 is left out")).with_evidence([format!("{path}:{n}: {}", line.trim())]));
             }
         }
     }

@@ -174,8 +174,11 @@ fn grub_dropin_warnings(facts: &HostFacts, w: &mut Vec<Warning>) {
         }
         match grub::extends_previous(text, grub::VAR) {
             Ok(true) => {}
-            Ok(false) => w.push(warning(ConfigCode::GrubDropinOverride, format!("{path} sets {} and grub-mkconfig (Debian, Ubuntu) reads it after {GRUB_DEFAULT}: the parameters written there would not reach the kernel; add them to {path} by hand, or make it extend the value (\"${} ...\")", grub::VAR, grub::VAR))),
-            Err(e) => w.push(warning(ConfigCode::GrubDropinOverride, format!("{path}:{}: {} (grub-mkconfig reads it after {GRUB_DEFAULT} and it may replace {}: check it by hand)", text[..e.0.min(text.len())].matches('\n').count() + 1, e.1, grub::VAR))),
+            Ok(false) => w.push(warning(ConfigCode::GrubDropinOverride, format!("{path} sets {} and grub-mkconfig (Debian, Ubuntu) reads it after {GRUB_DEFAULT}: the parameters written there would not reach the kernel; add them to {path} by hand, or make it extend the value (\"${} ...\")", grub::VAR, grub::VAR)).with_evidence([format!("{path}: sets {} without extending ${}", grub::VAR, grub::VAR)])),
+            Err(e) => {
+                let line = text[..e.0.min(text.len())].matches('\n').count() + 1;
+                w.push(warning(ConfigCode::GrubDropinOverride, format!("{path}:{line}: {} (grub-mkconfig reads it after {GRUB_DEFAULT} and it may replace {}: check it by hand)", e.1, grub::VAR)).with_evidence([format!("{path}:{line}: {}", e.1)]));
+            }
         }
     }
 }
@@ -495,16 +498,16 @@ pub fn plan(
         cmdline::check_token(&p.token)?;
     }
     if bootloader.is_none() {
-        w.push(warning(ConfigCode::NoBootloader, "no GRUB (/etc/default/grub), systemd-boot (/etc/kernel/cmdline) or kernelstub configuration found: pass --bootloader; kernel parameters are listed but not written"));
+        w.push(warning(ConfigCode::NoBootloader, "no GRUB (/etc/default/grub), systemd-boot (/etc/kernel/cmdline) or kernelstub configuration found: pass --bootloader; kernel parameters are listed but not written").with_evidence([GRUB_DEFAULT, KERNEL_CMDLINE, KERNELSTUB_CONFIG].map(|f| format!("{f}: absent"))));
     }
     for t in &current {
         if cmdline::same_token(t, "amd_iommu=on")
             && !req.remove_params.iter().any(|r| cmdline::same_token(r, t))
         {
-            w.push(warning(ConfigCode::UndocumentedParam, format!("{}: amd_iommu=on is not a documented value (the AMD IOMMU is on whenever the firmware enables it; a 6.12 kernel logs \"AMD-Vi: Unknown option - 'on'\"); pass --remove-param amd_iommu=on to drop it", cmdline_path.unwrap_or("kernel command line"))));
+            w.push(warning(ConfigCode::UndocumentedParam, format!("{}: amd_iommu=on is not a documented value (the AMD IOMMU is on whenever the firmware enables it; a 6.12 kernel logs \"AMD-Vi: Unknown option - 'on'\"); pass --remove-param amd_iommu=on to drop it", cmdline_path.unwrap_or("kernel command line"))).with_evidence([format!("{}: {t}", cmdline_path.unwrap_or("kernel command line"))]));
         }
         if cmdline::param_name(t) == "pcie_acs_override" && req.acs_override.is_none() {
-            w.push(warning(ConfigCode::Check(Code::AcsOverride), format!("{}: {t} is set: it exists only in patched kernels and makes the kernel treat devices as isolated when the hardware does not promise it; a passed-through device may then reach memory of devices left on the host", cmdline_path.unwrap_or("kernel command line"))));
+            w.push(warning(ConfigCode::Check(Code::AcsOverride), format!("{}: {t} is set: it exists only in patched kernels and makes the kernel treat devices as isolated when the hardware does not promise it; a passed-through device may then reach memory of devices left on the host", cmdline_path.unwrap_or("kernel command line"))).with_evidence([format!("{}: {t}", cmdline_path.unwrap_or("kernel command line"))]));
         }
     }
     let edit = ParamEdit {
@@ -537,7 +540,7 @@ pub fn plan(
         planned.remove.retain(|r| {
             let here = editable.iter().any(|t| cmdline::same_token(r, t));
             if !here {
-                w.push(warning(ConfigCode::RemoveByHand, format!("{GRUB_DEFAULT}: {r} is not written literally in the last GRUB_CMDLINE_LINUX_DEFAULT assignment (the only value passthru edits): remove it by hand")));
+                w.push(warning(ConfigCode::RemoveByHand, format!("{GRUB_DEFAULT}: {r} is not written literally in the last GRUB_CMDLINE_LINUX_DEFAULT assignment (the only value passthru edits): remove it by hand")).with_evidence([format!("{GRUB_DEFAULT}: {} has no literal {r}", grub::VAR)]));
             }
             here
         });
@@ -635,7 +638,7 @@ pub fn plan(
                     "kernel-install add \"$(uname -r)\" \"/usr/lib/modules/$(uname -r)/vmlinuz\"".into()
                 });
             }
-            None => w.push(warning(ConfigCode::NoCmdlineFile, "/etc/kernel/cmdline does not exist; creating it with only these parameters would drop root= and make the system unbootable. Create it from /proc/cmdline first (without BOOT_IMAGE=), then run passthru config again")),
+            None => w.push(warning(ConfigCode::NoCmdlineFile, "/etc/kernel/cmdline does not exist; creating it with only these parameters would drop root= and make the system unbootable. Create it from /proc/cmdline first (without BOOT_IMAGE=), then run passthru config again").with_evidence([format!("{KERNEL_CMDLINE}: absent")])),
         },
         Some(Bootloader::Kernelstub) => {
             if !planned.add.is_empty() {
@@ -689,7 +692,7 @@ pub fn plan(
                         what.push(format!("{label} {}{tail}", l.join(",")));
                     }
                 }
-                hp.refusals.push(warning(ConfigCode::IdsConflict, format!("{}:{}: `{}` is the vfio-pci ids= modprobe uses (the last one wins) and passthru does not write a second ids= over yours; {}: change that line to `{}`, then run passthru config again", l.path, l.line, l.text.trim(), what.join(" and "), l.with_ids(&fixed))));
+                hp.refusals.push(warning(ConfigCode::IdsConflict, format!("{}:{}: `{}` is the vfio-pci ids= modprobe uses (the last one wins) and passthru does not write a second ids= over yours; {}: change that line to `{}`, then run passthru config again", l.path, l.line, l.text.trim(), what.join(" and "), l.with_ids(&fixed))).with_evidence([format!("{}:{}: {}", l.path, l.line, l.text.trim())]));
             }
             if !named.is_empty() {
                 body.push_str(&format!(
@@ -715,7 +718,7 @@ pub fn plan(
         .map(|m| m.trim().to_string())
         .collect();
     if !guests_use_x_vga && earlier_x_vga && !claimed.is_empty() {
-        hp.warnings.push(warning(ConfigCode::XVgaKept, format!("{MODPROBE_VFIO}: an earlier run wrote passthru's block without disable_vga=1 (for an x-vga guest): kept that way so that guest keeps its VGA region; pass --x-vga to say so, or remove the block's options lines by hand to get disable_vga=1")));
+        hp.warnings.push(warning(ConfigCode::XVgaKept, format!("{MODPROBE_VFIO}: an earlier run wrote passthru's block without disable_vga=1 (for an x-vga guest): kept that way so that guest keeps its VGA region; pass --x-vga to say so, or remove the block's options lines by hand to get disable_vga=1")).with_evidence([format!("{MODPROBE_VFIO}: passthru's block has no disable_vga=1")]));
     }
     if (guests_use_x_vga || earlier_x_vga) && !claimed.is_empty() {
         body.push_str(&format!("{NO_DISABLE_VGA} a guest uses x-vga, which needs the VGA region disable_vga=1 would remove\n"));
@@ -768,7 +771,14 @@ pub fn plan(
         if !holders.is_empty() {
             msg.push_str(&format!("; no softdep can hold back a built-in driver: if one of {} is built into this kernel it may bind first, so build the kernel without it", holders.join("; ")));
         }
-        hp.warnings.push(warning(ConfigCode::NoModules, msg));
+        let config = facts
+            .kernel_config_path
+            .as_deref()
+            .unwrap_or("the kernel config");
+        hp.warnings.push(
+            warning(ConfigCode::NoModules, msg)
+                .with_evidence([format!("{config}: CONFIG_MODULES is not set")]),
+        );
     } else {
         hp.files.push(put_block_file(facts, MODPROBE_VFIO, &body)?);
     }
@@ -780,7 +790,7 @@ pub fn plan(
             continue;
         }
         if claimed.iter().any(|d| id_of(d) == id_of(h)) {
-            hp.warnings.push(warning(ConfigCode::IdShared, format!("{} has the same id {}:{} as a function vfio-pci claims: vfio-pci ids= will claim it too", h.bdf, h.vendor, h.device)));
+            hp.warnings.push(warning(ConfigCode::IdShared, format!("{} has the same id {}:{} as a function vfio-pci claims: vfio-pci ids= will claim it too", h.bdf, h.vendor, h.device)).for_device(h.bdf));
         }
     }
     let w = &mut hp.warnings;
@@ -798,7 +808,7 @@ pub fn plan(
             .map(String::as_str)
             .collect();
         if !lost.is_empty() && !eff.ours {
-            w.push(warning(ConfigCode::IdsOverride, format!("{}:{}: this vfio-pci ids= is overridden by {}:{} (modprobe applies every options line, files in name order, and the last ids= wins), so {} listed only here do not bind to vfio-pci: merge the lines by hand", l.path, l.line, eff.path, eff.line, lost.join(","))));
+            w.push(warning(ConfigCode::IdsOverride, format!("{}:{}: this vfio-pci ids= is overridden by {}:{} (modprobe applies every options line, files in name order, and the last ids= wins), so {} listed only here do not bind to vfio-pci: merge the lines by hand", l.path, l.line, eff.path, eff.line, lost.join(","))).with_evidence([format!("{}:{}: {}", l.path, l.line, l.text.trim()), format!("{}:{}: {}", eff.path, eff.line, eff.text.trim())]));
         }
     }
     for (path, text) in facts
@@ -815,7 +825,7 @@ pub fn plan(
             if vfio_pci_options(line).is_some_and(|o| o.contains(&"disable_vga=1"))
                 && guests_use_x_vga
             {
-                w.push(warning(ConfigCode::VgaConflict, format!("{path}:{n}: disable_vga=1 contradicts x-vga (vfio-pci then exposes no VGA region and QEMU refuses x-vga): remove it by hand")));
+                w.push(warning(ConfigCode::VgaConflict, format!("{path}:{n}: disable_vga=1 contradicts x-vga (vfio-pci then exposes no VGA region and QEMU refuses x-vga): remove it by hand")).with_evidence([format!("{path}:{n}: {}", line.trim())]));
             }
         }
     }
@@ -838,7 +848,7 @@ pub fn plan(
             let comp = competing_modules(d);
             let missing: Vec<&String> = comp.iter().filter(|m| !blacklisted.contains(*m)).collect();
             if comp.iter().any(|m| blacklisted.contains(m)) && !missing.is_empty() {
-                w.push(warning(ConfigCode::PartialBlacklist, format!("{}: /etc/modprobe.d blacklists {} but not {}, which can also drive it; the softdep lines make vfio-pci claim it first anyway", d.bdf, comp.iter().filter(|m| blacklisted.contains(*m)).cloned().collect::<Vec<_>>().join(", "), missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))));
+                w.push(warning(ConfigCode::PartialBlacklist, format!("{}: /etc/modprobe.d blacklists {} but not {}, which can also drive it; the softdep lines make vfio-pci claim it first anyway", d.bdf, comp.iter().filter(|m| blacklisted.contains(*m)).cloned().collect::<Vec<_>>().join(", "), missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))).for_device(d.bdf));
             }
         }
     }
@@ -864,7 +874,7 @@ pub fn plan(
         }) {
             for (n, line) in block::outside(text) {
                 if line.trim() == "vfio_virqfd" {
-                    hp.warnings.push(warning(ConfigCode::ObsoleteModule, format!("{path}:{n}: vfio_virqfd is part of vfio since kernel 6.2; loading it fails on this kernel: remove the line by hand")));
+                    hp.warnings.push(warning(ConfigCode::ObsoleteModule, format!("{path}:{n}: vfio_virqfd is part of vfio since kernel 6.2; loading it fails on this kernel: remove the line by hand")).with_evidence([format!("{path}:{n}: vfio_virqfd")]));
                 }
             }
         }
@@ -905,7 +915,7 @@ pub fn plan(
             if let Some(conf) = facts.files.get(MKINITCPIO_CONF) {
                 let hooks = conf.lines().rfind(|l| l.trim_start().starts_with("HOOKS="));
                 if hooks.is_some_and(|h| !h.contains("modconf")) {
-                    hp.warnings.push(warning(ConfigCode::ModconfMissing, format!("{MKINITCPIO_CONF}: HOOKS has no modconf: the initramfs will not carry /etc/modprobe.d, so vfio-pci ids= and the softdeps do not apply early")));
+                    hp.warnings.push(warning(ConfigCode::ModconfMissing, format!("{MKINITCPIO_CONF}: HOOKS has no modconf: the initramfs will not carry /etc/modprobe.d, so vfio-pci ids= and the softdeps do not apply early")).with_evidence(hooks.map(|h| format!("{MKINITCPIO_CONF}: {}", h.trim()))));
                 }
             }
         }
@@ -1151,7 +1161,7 @@ fn override_rule(
             .iter()
             .map(|a| format!("driverctl set-override {a} vfio-pci"))
             .collect();
-        hp.warnings.push(warning(ConfigCode::BindByAddress, format!("{}: another function with the same vendor:device stays on the host, so vfio-pci ids= would take it too: {UDEV_VFIO_OVERRIDE} binds these by address instead (driver_override at boot). Alternative: driverctl, which saves the override under /etc/driverctl.d and sets it again from its own udev rule at every boot: `{}`", addrs.join(", "), driverctl.join("; "))));
+        hp.warnings.push(warning(ConfigCode::BindByAddress, format!("{}: another function with the same vendor:device stays on the host, so vfio-pci ids= would take it too: {UDEV_VFIO_OVERRIDE} binds these by address instead (driver_override at boot). Alternative: driverctl, which saves the override under /etc/driverctl.d and sets it again from its own udev rule at every boot: `{}`", addrs.join(", "), driverctl.join("; "))).with_evidence(fresh.iter().map(|d| format!("{} [{}:{}]: bound by address", d.bdf, d.vendor, d.device))));
     }
     Ok(true)
 }

@@ -314,7 +314,7 @@ pub fn generate(facts: &HostFacts, req: &Request) -> Result<Plan> {
     warnings.extend(vm_warnings);
     for d in &devs {
         if guest::code43(d) {
-            warnings.push(warning(ConfigCode::Code43, format!("{} is an NVIDIA consumer GPU: drivers older than R465 refuse to run in a VM (Windows \"Code 43\"); install R465 or later in the guest", d.bdf)));
+            warnings.push(warning(ConfigCode::Code43, format!("{} is an NVIDIA consumer GPU: drivers older than R465 refuse to run in a VM (Windows \"Code 43\"); install R465 or later in the guest", d.bdf)).for_device(d.bdf));
         }
     }
     if req.x_vga && req.guests.contains(&GuestKind::Libvirt) {
