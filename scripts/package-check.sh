@@ -20,6 +20,17 @@ for c in "${crates[@]}"; do sel+=(-p "$c"); done
 dirty=()
 [ "${PASSTHRU_PACKAGE_ALLOW_DIRTY:-0}" = 1 ] && dirty=(--allow-dirty)
 
+# cargo verifies each package against its siblings through a local registry under
+# target/package, and unpacks what that registry serves into CARGO_HOME's registry
+# source cache, keyed by the registry's path and the crate's version. The version does
+# not change between runs, so a copy unpacked by an earlier run would be used instead of
+# the package just made. Those copies are ours alone (a local registry's cache
+# directories are named "-<hash>", crates.io's "index.crates.io-<hash>"): remove them.
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+for c in "${crates[@]}"; do
+    rm -rf "$cargo_home"/registry/src/-*/"$c-$version" "$cargo_home"/registry/cache/-*/"$c-$version.crate"
+done
+
 printf '==> cargo publish --dry-run %s\n' "${crates[*]}"
 cargo publish --dry-run "${dirty[@]}" "${sel[@]}" || die "cargo publish --dry-run"
 
