@@ -787,6 +787,9 @@ pub fn reported_reset_trouble(vendor: VendorId, device: u16) -> Option<ResetRepo
     const BLACKWELL: &str = "(RTX 50 series) reportedly does not reset when the guest shuts down \
         and can freeze the host; keep the host's NVIDIA driver off it and test two guest boots \
         before relying on it";
+    const PRO_BLACKWELL: &str = "reportedly stops responding after a function-level reset under \
+        VFIO, like the RTX 5090 of the same chip, and the guest freezes; keep the host's NVIDIA \
+        driver off it and test two guest boots before relying on it";
     let r = |family, what, source, severity| {
         Some(ResetReport {
             family,
@@ -809,7 +812,12 @@ pub fn reported_reset_trouble(vendor: VendorId, device: u16) -> Option<ResetRepo
             "github.com/gnif/vendor-reset/issues/35 (fine), github.com/gnif/vendor-reset/issues/65 (not)",
             Severity::Info,
         ),
-        (VendorId::NVIDIA, 0x2b85 | 0x2b87) => r("NVIDIA GB202", BLACKWELL, "github.com/NVIDIA/open-gpu-kernel-modules/issues/853 (RTX 5070 Ti; the same generation)", Severity::Warn),
+        (VendorId::NVIDIA, 0x2b85 | 0x2b87 | 0x2b8c) => r("NVIDIA GB202", BLACKWELL, "github.com/NVIDIA/open-gpu-kernel-modules/issues/853 (RTX 5070 Ti; the same generation)", Severity::Warn),
+        // Ids from the "Compatible GPUs" table of NVIDIA's open-gpu-kernel-modules README
+        // (driver 610.43; the 550 copy predates the card): 2bb1 Workstation, 2bb4 Max-Q
+        // Workstation, 2bb5 Server Edition. The report names the RTX PRO 6000 with the
+        // RTX 5090: a function-level reset under VFIO leaves the card unresponsive.
+        (VendorId::NVIDIA, 0x2bb1 | 0x2bb4 | 0x2bb5) => r("NVIDIA GB202GL (RTX PRO 6000 Blackwell)", PRO_BLACKWELL, "guiahardware.es, \"RTX 5090 y RTX 6000 PRO: el bug de reset en virtualización que congela las VMs\" (the RTX 5090's reset bug, reproduced on the RTX PRO 6000)", Severity::Warn),
         (VendorId::NVIDIA, 0x2c02 | 0x2c05) => r("NVIDIA GB203", BLACKWELL, "github.com/NVIDIA/open-gpu-kernel-modules/issues/853", Severity::Warn),
         _ => None,
     }

@@ -322,7 +322,7 @@ fn garbled_reserved_regions_are_notes_and_good_lines_still_count() {
 fn reset_trouble_of_newer_gpus_is_reported_with_its_source() {
     /// Vendor, device, and the severity and report source expected (`None`: no finding).
     type Case = (u16, u16, Option<(Severity, &'static str)>);
-    let cases: [Case; 7] = [
+    let cases: [Case; 10] = [
         // The Radeon 680M (Rembrandt, pci.ids 1002:1681).
         (
             0x1002,
@@ -354,6 +354,11 @@ fn reset_trouble_of_newer_gpus_is_reported_with_its_source() {
             0x2b85,
             Some((Severity::Warn, "open-gpu-kernel-modules/issues/853")),
         ),
+        // The RTX PRO 6000 Blackwell Workstation, Max-Q and Server Editions: ids as the
+        // NVIDIA open kernel modules' README lists them and users' `lspci -nn` shows them.
+        (0x10de, 0x2bb1, Some((Severity::Warn, "RTX 6000 PRO"))),
+        (0x10de, 0x2bb4, Some((Severity::Warn, "RTX 6000 PRO"))),
+        (0x10de, 0x2bb5, Some((Severity::Warn, "RTX 6000 PRO"))),
         (0x10de, 0x1187, None),
     ];
     for (v, d, want) in cases {
