@@ -3,7 +3,8 @@
 # TCG guest of the VM harness (tests/vm), and the markdown table for BENCHMARKS.md.
 #
 # Builds, static as scripts/vm-test.sh does (CARGO_TARGET_DIR=target/vm):
-#   vfio-core/examples/dma_bench.rs   the safe API (owned mappings, OwnedDma::map), release
+#   vfio-core/examples/dma_bench.rs   the safe API (owned mappings: OwnedDma::map_part and
+#                                     unmap_drop, or with API=boxed map and unmap), release
 #   tests/vm/guest/dma-bench.c        plain VFIO_IOMMU_MAP_DMA / UNMAP_DMA loops, gcc -O2
 # boots ONE guest per IOMMU (topology rootports: the nvme at 01:00.0 on vfio-pci, alone in
 # its group) whose plan runs both programs ROUNDS times per chunk size (2 MiB, 4 KiB),
@@ -21,6 +22,8 @@
 #                    about 5 s of map + unmap per run under TCG at load 2; one guest with
 #                    ROUNDS=7 takes about 4 minutes)
 #   ROUNDS=5         runs of each program per chunk size
+#   API=parts        the owned-mapping calls dma_bench times: "parts" (map_part/unmap_drop,
+#                    what a VMM uses for guest RAM) or "boxed" (map/unmap, a box per mapping)
 #   IOMMU=intel      emulated IOMMUs, one guest each: "intel", "amd" or "intel amd"
 #   TOPOLOGY=rootports
 #   OUT=target/bench-dma   guest outputs, results.txt, table.md
@@ -47,6 +50,8 @@ to_bytes() { # 1G -> 1073741824
 SIZE=$(to_bytes "${SIZE:-1G}")
 SIZE_4K=$(to_bytes "${SIZE_4K:-$SIZE}")
 ROUNDS=${ROUNDS:-5}
+API=${API:-parts}
+[[ $API == parts || $API == boxed ]] || die "API must be parts or boxed, not '$API'"
 IOMMUS=${IOMMU:-intel}
 TOPOLOGY=${TOPOLOGY:-rootports}
 OUT=${OUT:-$PT_REPO/target/bench-dma}
@@ -86,12 +91,12 @@ if [[ ${BENCH_REPORT_ONLY:-0} != 1 ]]; then
 			if ((r % 2)); then order="raw passthru"; else order="passthru raw"; fi
 			for c in $CHUNKS; do
 				for impl in $order; do
-					if [[ $impl == raw ]]; then prog=dma-bench; else prog=dma_bench; fi
+					if [[ $impl == raw ]]; then prog=dma-bench; else prog="dma_bench --api $API"; fi
 					echo "r$r-c$c-$impl $prog --chunk $c --size $(size_for "$c")"
 				done
 			done
 			for impl in $order; do
-				if [[ $impl == raw ]]; then prog=dma-bench; else prog=dma_bench; fi
+				if [[ $impl == raw ]]; then prog=dma-bench; else prog="dma_bench --api $API"; fi
 				echo "r$r-overhead-$impl $prog --overhead --chunk 4096 --size $SIZE_4K"
 			done
 		done
@@ -206,7 +211,7 @@ if grep -q 'mode=overhead' "$OUT/results.txt"; then
 		print ""
 		print "Overhead runs (`--overhead`, 4 KiB, ns per call, median (min-max) over the rounds):"
 		print ""
-		print "| IOMMU | calls | guard map, no ioctl | guard unmap, no ioctl | UNMAP_DMA of nothing: raw ioctl | through `DmaSpace::unmap` | difference (medians) |"
+		print "| IOMMU | calls | owned map, no ioctl (fake kernel) | owned unmap, no ioctl (fake kernel) | UNMAP_DMA of nothing: raw ioctl | through `DmaSpace::unmap` | difference (medians) |"
 		print "|---|---|---|---|---|---|---|"
 		for (q = 1; q <= ni; q++) {
 			io = ios[q]
@@ -219,7 +224,7 @@ if grep -q 'mode=overhead' "$OUT/results.txt"; then
 	' "$OUT/results.txt" >>"$table"
 fi
 {
-	echo "Command: $(printf '%q ' env SIZE="$SIZE" SIZE_4K="$SIZE_4K" ROUNDS="$ROUNDS" IOMMU="$IOMMUS" PT_VM_MEM="$PT_VM_MEM")scripts/bench-dma.sh"
+	echo "Command: $(printf '%q ' env SIZE="$SIZE" SIZE_4K="$SIZE_4K" ROUNDS="$ROUNDS" API="$API" IOMMU="$IOMMUS" PT_VM_MEM="$PT_VM_MEM")scripts/bench-dma.sh"
 	echo
 	sed 's/^/- /' "$OUT/machine.txt"
 	echo

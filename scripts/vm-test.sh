@@ -220,6 +220,7 @@ run_one() {
 		if ((have_dma_bench)) && [[ $topo == rootports && $iommu != none ]]; then
 			echo "dma-bench-raw dma-bench --size 64M --chunk 4K"
 			echo "dma-bench-passthru dma_bench --size 64M --chunk 4K"
+			echo "dma-bench-passthru-boxed dma_bench --size 64M --chunk 4K --api boxed"
 		fi
 	} >"$plan"
 	local bins=(--bin "$PT_VM_TARGET/vfio-oracle")

@@ -3,23 +3,27 @@
 //! anchor is `tests/vm/guest/dma-bench.c` (same setup, buffer, chunks and IOVAs);
 //! `scripts/bench-dma.sh` runs both, alternating, and prints the table.
 //!
-//! usage: dma_bench [--size BYTES] [--chunk BYTES] [--overhead] [BDF]
+//! usage: dma_bench [--size BYTES] [--chunk BYTES] [--api parts|boxed] [--overhead] [BDF]
 //!   (sizes accept a K, M or G suffix; defaults 1G and 4K; BDF defaults to the first of
 //!   `$VFIO_BIND`)
 //!
 //! Outside the timed region: container and group set up as `vm_vfio` does (type1v2),
 //! the IOVA found with `find_iova` in the container's reported ranges (2 MiB aligned,
 //! at or above 2 MiB), a buffer of SIZE bytes (an anonymous mmap shared through an
-//! `Arc`) 2 MiB aligned and touched page by page, and one `DmaRange` per CHUNK of it
-//! made. Timed (`Instant`, CLOCK_MONOTONIC):
-//! - map: SIZE/CHUNK `OwnedDma::map` calls, each moving its chunk into the space, IOVAs
-//!   consecutive from the one found;
-//! - unmap: `OwnedDma::unmap` of every IOVA, each giving back a chunk of CHUNK bytes.
+//! `Arc`) 2 MiB aligned and touched page by page. Timed (`Instant`, CLOCK_MONOTONIC),
+//! with `--api parts` (the default, what a VMM uses for guest RAM):
+//! - map: SIZE/CHUNK `OwnedDma::map_part` calls, each mapping the next CHUNK of the
+//!   shared buffer at the next IOVA from the one found;
+//! - unmap: `OwnedDma::unmap_drop` of every IOVA, each reporting CHUNK bytes unmapped.
+//!
+//! With `--api boxed`: one `DmaRange` per CHUNK made before timing, then SIZE/CHUNK
+//! `OwnedDma::map` calls, each moving its chunk into the space (a box per mapping), and
+//! `OwnedDma::unmap` of every IOVA, each giving back a chunk of CHUNK bytes.
 //!
 //! Then it checks that a fresh map of the first chunk at the same IOVA succeeds (so the
 //! unmaps really unmapped) and prints one line:
 //!
-//! `dma-bench impl=passthru chunk=C size=S iova=0x.. map_ns=N unmap_ns=N calls=N remap=ok`
+//! `dma-bench impl=passthru api=A chunk=C size=S iova=0x.. map_ns=N unmap_ns=N calls=N remap=ok`
 //!
 //! `--overhead` times the layers instead (see [`overhead`]): owned mappings over the
 //! `testing` fake kernel (no system call; the fake keeps a table of its own, so this is
@@ -49,11 +53,30 @@ type Chunk = DmaRange<MmapRegion<()>>;
 /// IOVA and buffer alignment: 2 MiB, the larger chunk, for both chunk sizes.
 const ALIGN: u64 = 2 << 20;
 
+/// Which owned-mapping calls are timed.
+#[derive(Clone, Copy, PartialEq)]
+enum Api {
+    /// `map_part` / `unmap_drop`.
+    Parts,
+    /// `map` of a `DmaRange` / `unmap`.
+    Boxed,
+}
+
+impl Api {
+    fn name(self) -> &'static str {
+        match self {
+            Api::Parts => "parts",
+            Api::Boxed => "boxed",
+        }
+    }
+}
+
 struct Args {
     size: u64,
     chunk: u64,
     bdf: Bdf,
     overhead: bool,
+    api: Api,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -74,12 +97,20 @@ fn parse_args() -> Result<Args, String> {
     let mut chunk = 4096u64;
     let mut bdf = None;
     let mut overhead = false;
+    let mut api = Api::Parts;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--size" => size = parse_size(&it.next().ok_or("--size needs a value")?)?,
             "--chunk" => chunk = parse_size(&it.next().ok_or("--chunk needs a value")?)?,
             "--overhead" => overhead = true,
+            "--api" => {
+                api = match it.next().as_deref() {
+                    Some("parts") => Api::Parts,
+                    Some("boxed") => Api::Boxed,
+                    other => return Err(format!("--api takes parts or boxed, not {other:?}")),
+                }
+            }
             _ if bdf.is_none() => bdf = Some(a),
             _ => return Err(format!("unexpected argument {a:?}")),
         }
@@ -106,6 +137,7 @@ fn parse_args() -> Result<Args, String> {
         chunk,
         bdf,
         overhead,
+        api,
     })
 }
 
@@ -144,37 +176,70 @@ fn chunks(buf: &Arc<MmapRegion<()>>, off: usize, chunk: usize, calls: u64) -> Ve
         .collect()
 }
 
-/// Map every chunk at consecutive IOVAs from `iova`, then unmap them; the two times.
+/// Map `calls` chunks of `buf` from `off` at consecutive IOVAs from `iova`, then unmap
+/// them, through `api`; the two times.
 fn map_unmap<D: OwnedDma>(
     space: &D,
-    mut parts: Vec<Option<Chunk>>,
-    iova: u64,
-    chunk: u64,
+    api: Api,
+    buf: &Arc<MmapRegion<()>>,
+    off: usize,
+    (iova, chunk, calls): (u64, u64, u64),
     what: &str,
 ) -> Result<(u128, u128), String> {
-    let t0 = Instant::now();
-    for (i, slot) in parts.iter_mut().enumerate() {
-        let at = iova + i as u64 * chunk;
-        let part = slot.take().ok_or_else(|| format!("chunk {i} is missing"))?;
-        space
-            .map(part, at, true)
-            .map_err(|e| format!("{what} map #{i} at {at:#x}: {}", describe(&e)))?;
-    }
-    let map_ns = t0.elapsed().as_nanos();
-    let t1 = Instant::now();
-    for i in 0..parts.len() {
-        let at = iova + i as u64 * chunk;
-        let back = space
-            .unmap(at)
-            .map_err(|e| format!("{what} unmap #{i} at {at:#x}: {}", describe(&e)))?;
-        if back.dma_len() as u64 != chunk {
-            return Err(format!(
-                "{what} unmap #{i} at {at:#x} gave back {:#x} bytes, not {chunk:#x}",
-                back.dma_len()
-            ));
+    let len = chunk as usize;
+    let map_err = |i: u64, e: Error| {
+        let at = iova + i * chunk;
+        format!("{what} map #{i} at {at:#x}: {}", describe(&e))
+    };
+    let unmap_err = |i: u64, e: Error| {
+        let at = iova + i * chunk;
+        format!("{what} unmap #{i} at {at:#x}: {}", describe(&e))
+    };
+    let wrong = |i: u64, n: u64| {
+        let at = iova + i * chunk;
+        format!("{what} unmap #{i} at {at:#x} gave back {n:#x} bytes, not {chunk:#x}")
+    };
+    let (map_ns, unmap_ns);
+    match api {
+        Api::Parts => {
+            let t0 = Instant::now();
+            for i in 0..calls {
+                space
+                    .map_part(buf, off + i as usize * len, len, iova + i * chunk, true)
+                    .map_err(|e| map_err(i, e))?;
+            }
+            map_ns = t0.elapsed().as_nanos();
+            let t1 = Instant::now();
+            for i in 0..calls {
+                let n = space
+                    .unmap_drop(iova + i * chunk)
+                    .map_err(|e| unmap_err(i, e))?;
+                if n != chunk {
+                    return Err(wrong(i, n));
+                }
+            }
+            unmap_ns = t1.elapsed().as_nanos();
+        }
+        Api::Boxed => {
+            let mut parts = chunks(buf, off, len, calls);
+            let t0 = Instant::now();
+            for (i, slot) in (0..).zip(parts.iter_mut()) {
+                let part = slot.take().ok_or_else(|| format!("chunk {i} is missing"))?;
+                space
+                    .map(part, iova + i * chunk, true)
+                    .map_err(|e| map_err(i, e))?;
+            }
+            map_ns = t0.elapsed().as_nanos();
+            let t1 = Instant::now();
+            for i in 0..calls {
+                let back = space.unmap(iova + i * chunk).map_err(|e| unmap_err(i, e))?;
+                if back.dma_len() as u64 != chunk {
+                    return Err(wrong(i, back.dma_len() as u64));
+                }
+            }
+            unmap_ns = t1.elapsed().as_nanos();
         }
     }
-    let unmap_ns = t1.elapsed().as_nanos();
     Ok((map_ns, unmap_ns))
 }
 
@@ -185,11 +250,10 @@ fn map_unmap<D: OwnedDma>(
 /// `--overhead` raw ioctl loop.
 fn overhead<D: DmaSpace>(
     space: &D,
+    api: Api,
     buf: &Arc<MmapRegion<()>>,
     off: usize,
-    iova: u64,
-    chunk: u64,
-    calls: u64,
+    (iova, chunk, calls): (u64, u64, u64),
 ) -> Result<String, String> {
     let fake = Arc::new(FakeVfio::new());
     let root = Path::new("/");
@@ -200,8 +264,8 @@ fn overhead<D: DmaSpace>(
         .set_iommu(Extension::Type1v2)
         .map_err(ctx("fake"))?;
     let noop = container.dma_space().map_err(ctx("fake"))?;
-    let parts = chunks(buf, off, chunk as usize, calls);
-    let (map_ns, unmap_ns) = map_unmap(&noop, parts, iova, chunk, "over the fake kernel")?;
+    let span = (iova, chunk, calls);
+    let (map_ns, unmap_ns) = map_unmap(&noop, api, buf, off, span, "over the fake kernel")?;
     let t2 = Instant::now();
     for i in 0..calls {
         let at = iova + i * chunk;
@@ -213,8 +277,9 @@ fn overhead<D: DmaSpace>(
     }
     let empty_ns = t2.elapsed().as_nanos();
     Ok(format!(
-        "dma-bench impl=passthru mode=overhead chunk={chunk} calls={calls} \
-         noioctl_map_ns={map_ns} noioctl_unmap_ns={unmap_ns} unmap_empty_ns={empty_ns}"
+        "dma-bench impl=passthru api={} mode=overhead chunk={chunk} calls={calls} \
+         noioctl_map_ns={map_ns} noioctl_unmap_ns={unmap_ns} unmap_empty_ns={empty_ns}",
+        api.name()
     ))
 }
 
@@ -268,16 +333,12 @@ fn run(a: &Args) -> Result<String, String> {
             .store(1);
     }
     if a.overhead {
-        return overhead(&space, &buf, off, iova, a.chunk, calls);
+        return overhead(&space, a.api, &buf, off, (iova, a.chunk, calls));
     }
-    // The chunks, made once before timing as the buffer is.
-    let parts = chunks(&buf, off, chunk, calls);
-    let mapped = parts.iter().flatten().count() as u64;
-    let (map_ns, unmap_ns) = map_unmap(&space, parts, iova, a.chunk, "VFIO_IOMMU_MAP_DMA")?;
-
-    if mapped != calls {
-        return Err(format!("{mapped} map calls, expected {calls}"));
-    }
+    let span = (iova, a.chunk, calls);
+    let (map_ns, unmap_ns) = map_unmap(&space, a.api, &buf, off, span, "VFIO_IOMMU_MAP_DMA")?;
+    // Every call was made and checked (map_unmap stops at the first failure).
+    let mapped = calls;
     // The first chunk's IOVA is free again: a fresh map there succeeds.
     let first = DmaRange::new(buf.clone(), off, chunk).ok_or("chunk 0 outside the buffer")?;
     space.map(first, iova, true).map_err(|e| {
@@ -300,9 +361,11 @@ fn run(a: &Args) -> Result<String, String> {
     drop(group);
     drop(container);
     Ok(format!(
-        "dma-bench impl=passthru chunk={} size={} iova={iova:#x} map_ns={map_ns} \
+        "dma-bench impl=passthru api={} chunk={} size={} iova={iova:#x} map_ns={map_ns} \
          unmap_ns={unmap_ns} calls={mapped} remap=ok",
-        a.chunk, a.size
+        a.api.name(),
+        a.chunk,
+        a.size
     ))
 }
 

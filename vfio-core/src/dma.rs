@@ -64,7 +64,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 pub use crate::sys::{map_raw, DmaMemory, DmaRange};
@@ -109,8 +109,72 @@ pub trait DmaSpace: sealed::Space {
     }
 }
 
-/// Owned mappings by IOVA: (size, memory).
-type Table = BTreeMap<u64, (u64, Box<dyn DmaMemory>)>;
+/// What keeps the memory of a run of mappings alive.
+enum Held {
+    /// One mapping's own memory (a run of one chunk).
+    One(Box<dyn DmaMemory>),
+    /// Parts of one shared memory: chunk `i` of the run is the `chunk` bytes of `whole`
+    /// from `offset + i * chunk`.
+    Shared {
+        whole: Arc<dyn DmaMemory>,
+        offset: usize,
+    },
+}
+
+/// Mappings of `chunk` bytes each, made by separate kernel calls, at consecutive IOVAs
+/// from the run's key: chunks `skip..count` are mapped, chunk `i` at `key + i * chunk`.
+/// Consecutive parts of one memory mapped in order (guest RAM mapped page by page) stay
+/// one run, so such a mapping costs no allocation and no tree insert; chunks unmapped
+/// from the front only raise `skip`.
+///
+/// Invariants: `skip < count`; the nominal spans `[key, key + count * chunk)` of the
+/// runs are disjoint (so the run holding an IOVA is the one with the greatest key at or
+/// below it); every live chunk is mapped in the kernel, with its memory held.
+struct Run {
+    chunk: u64,
+    skip: u64,
+    count: u64,
+    held: Held,
+}
+
+impl Run {
+    /// One mapping of `size` bytes.
+    fn single(size: u64, held: Held) -> Self {
+        Run {
+            chunk: size,
+            skip: 0,
+            count: 1,
+            held,
+        }
+    }
+
+    fn nominal_end(&self, key: u64) -> u64 {
+        key.saturating_add(self.count.saturating_mul(self.chunk))
+    }
+
+    fn live_start(&self, key: u64) -> u64 {
+        key + self.skip * self.chunk
+    }
+
+    /// Whether a part of `mem` from `offset`, `size` bytes, mapped at the run's nominal
+    /// end, continues it.
+    fn continued_by<M: DmaMemory>(&self, mem: &Arc<M>, offset: usize, size: u64) -> bool {
+        match &self.held {
+            Held::Shared { whole, offset: o } => {
+                self.chunk == size
+                    && std::ptr::addr_eq(Arc::as_ptr(whole), Arc::as_ptr(mem))
+                    && u64::try_from(*o)
+                        .ok()
+                        .and_then(|o| o.checked_add(self.count.checked_mul(self.chunk)?))
+                        == u64::try_from(offset).ok()
+            }
+            Held::One(_) => false,
+        }
+    }
+}
+
+/// Owned mappings, as runs keyed by the IOVA of their first (nominal) chunk.
+type Table = BTreeMap<u64, Run>;
 
 /// The mappings a space owns, by IOVA.
 #[derive(Default)]
@@ -126,24 +190,133 @@ impl std::fmt::Debug for Mappings {
 
 impl Mappings {
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
-        // A panic while holding the lock cannot leave the map inconsistent (every
-        // change is one insert or remove), so a poisoned lock is used as it is.
+        // A panic while holding the lock cannot leave the table inconsistent (a change is
+        // made only after the kernel call it records, in steps that each keep the
+        // invariants), so a poisoned lock is used as it is.
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Every live mapping: (IOVA, size), by IOVA.
     fn list(&self) -> Vec<(u64, u64)> {
-        self.lock().iter().map(|(&i, (s, _))| (i, *s)).collect()
+        let table = self.lock();
+        let mut out = Vec::new();
+        for (&key, run) in table.iter() {
+            out.extend((run.skip..run.count).map(|i| (key + i * run.chunk, run.chunk)));
+        }
+        out
     }
 
-    /// Unmap everything in the kernel; memory whose unmap fails is leaked, never freed.
+    /// Unmap everything in the kernel; memory of a run with a chunk whose unmap fails is
+    /// leaked, never freed.
     pub(crate) fn release_all(&self, space: &(impl sealed::Space + ?Sized)) {
         let all = std::mem::take(&mut *self.lock());
-        for (iova, (size, mem)) in all {
-            if space.kernel_unmap(iova, size).is_err() {
-                std::mem::forget(mem);
+        for (key, run) in all {
+            let mut failed = false;
+            for i in run.skip..run.count {
+                failed |= space.kernel_unmap(key + i * run.chunk, run.chunk).is_err();
+            }
+            if failed {
+                std::mem::forget(run.held);
             }
         }
     }
+}
+
+/// Refuse `[iova, iova + size)` when it overlaps a live mapping; when it only falls in
+/// the unmapped front of a run, give that run its live start as key first (so nominal
+/// spans stay disjoint once the new mapping is in).
+fn check_free(table: &mut Table, iova: u64, size: u64) -> Result<()> {
+    let end = iova.saturating_add(size);
+    loop {
+        let Some((&key, run)) = table.range(..end).next_back() else {
+            return Ok(());
+        };
+        if run.nominal_end(key) <= iova {
+            return Ok(());
+        }
+        let live = run.live_start(key);
+        if live < end {
+            let first = (iova.max(live) - key) / run.chunk;
+            return Err(Error::IovaInUse {
+                iova,
+                size,
+                mapped: (key + first * run.chunk, run.chunk),
+            });
+        }
+        rekey_at_live_start(table, key);
+    }
+}
+
+/// Move the run at `key` to the key of its first live chunk.
+fn rekey_at_live_start(table: &mut Table, key: u64) {
+    if let Some(mut run) = table.remove(&key) {
+        let live = run.live_start(key);
+        if let Held::Shared { offset, .. } = &mut run.held {
+            *offset += (run.skip * run.chunk) as usize;
+        }
+        run.count -= run.skip;
+        run.skip = 0;
+        table.insert(live, run);
+    }
+}
+
+/// The run holding a live mapping that starts at `iova`: its key and the chunk's index.
+fn find(table: &Table, iova: u64) -> Result<(u64, u64)> {
+    let not_mapped = Error::NotMapped { iova };
+    let Some((&key, run)) = table.range(..=iova).next_back() else {
+        return Err(not_mapped);
+    };
+    let rel = iova - key;
+    let i = rel / run.chunk;
+    if !rel.is_multiple_of(run.chunk) || i < run.skip || i >= run.count {
+        return Err(not_mapped);
+    }
+    Ok((key, i))
+}
+
+/// Take chunk `i` of the run at `key` out of the table (the kernel has unmapped it); its
+/// memory, boxed, when `want`, else dropped (a shared memory only when no chunk of it is
+/// left).
+fn take_chunk(table: &mut Table, key: u64, i: u64, want: bool) -> Option<Box<dyn DmaMemory>> {
+    let run = table.get_mut(&key)?;
+    let chunk = run.chunk;
+    let part = |whole: Arc<dyn DmaMemory>, offset: usize| -> Box<dyn DmaMemory> {
+        Box::new(DmaRange::part(
+            whole,
+            offset + (i * chunk) as usize,
+            chunk as usize,
+        ))
+    };
+    if run.count - run.skip == 1 {
+        let run = table.remove(&key)?;
+        return match run.held {
+            Held::One(mem) => want.then_some(mem),
+            Held::Shared { whole, offset } => want.then(|| part(whole, offset)),
+        };
+    }
+    // A run of several chunks holds shared memory (a run of `One` has one chunk).
+    let Held::Shared { whole, offset } = &run.held else {
+        return None;
+    };
+    let back = want.then(|| part(whole.clone(), *offset));
+    if i == run.skip {
+        run.skip += 1;
+    } else if i == run.count - 1 {
+        run.count -= 1;
+    } else {
+        let tail = Run {
+            chunk,
+            skip: 0,
+            count: run.count - i - 1,
+            held: Held::Shared {
+                whole: whole.clone(),
+                offset: offset + ((i + 1) * chunk) as usize,
+            },
+        };
+        run.count = i;
+        table.insert(key + (i + 1) * chunk, tail);
+    }
+    back
 }
 
 /// The safe, owning mappings of a [`DmaSpace`] over a [`TrustedVfioSys`].
@@ -153,6 +326,8 @@ pub trait OwnedDma: DmaSpace {
     /// Checked first: the host address, IOVA and size are page aligned, the IOVA span
     /// lies inside one reported range, and it overlaps no mapping the space owns. On
     /// error `mem` is dropped (nothing was mapped); keep an `Arc` clone to keep it.
+    /// Each call keeps `mem` in a box of its own; to map many parts of one memory (guest
+    /// RAM page by page) use [`OwnedDma::map_part`], which does not allocate.
     ///
     /// # Errors
     ///
@@ -162,30 +337,89 @@ pub trait OwnedDma: DmaSpace {
         let size = mem.dma_len() as u64;
         let vaddr = mem.dma_ptr() as u64;
         let mut table = self.table().lock();
-        let end = iova.saturating_add(size);
-        // The owned mappings never overlap, so the last one ends highest: a mapping at or
-        // above its end (guest RAM mapped in order) needs no range search.
-        let above_all = table
-            .last_key_value()
-            .is_none_or(|(&at, &(len, _))| at.saturating_add(len) <= iova);
-        if !above_all {
-            if let Some((&at, &(len, _))) = table.range(..end).next_back() {
-                if at.saturating_add(len) > iova {
-                    return Err(Error::IovaInUse {
-                        iova,
-                        size,
-                        mapped: (at, len),
-                    });
-                }
-            }
-        }
+        check_free(&mut table, iova, size)?;
         map_checked(self, vaddr, iova, size, writable)?;
-        table.insert(iova, (size, Box::new(mem)));
+        table.insert(iova, Run::single(size, Held::One(Box::new(mem))));
         Ok(())
     }
 
-    /// Unmap the mapping made at `iova` and give its memory back (as the box it was
-    /// kept in). When the kernel refuses, the mapping and its memory stay.
+    /// Map `len` bytes of shared memory `mem` from `offset` for the device at `iova`
+    /// (read, and write when `writable`); the space keeps a clone of `mem` until every
+    /// part of it is unmapped. The checks and errors are those of [`OwnedDma::map`].
+    ///
+    /// Parts of the same `mem`, of the same size, mapped at consecutive IOVAs and
+    /// consecutive offsets (guest RAM mapped page by page behind a vIOMMU) are kept as one
+    /// entry: such a call makes no allocation and keeps no new clone, so its cost beside
+    /// the ioctl stays the same however many mappings the space holds. Each part is still
+    /// its own kernel mapping, unmapped on its own by [`OwnedDma::unmap`] or
+    /// [`OwnedDma::unmap_drop`].
+    ///
+    /// # Errors
+    ///
+    /// Error::PartOutside when `offset + len` exceeds `mem`; otherwise as
+    /// [`OwnedDma::map`].
+    fn map_part<M: DmaMemory>(
+        &self,
+        mem: &Arc<M>,
+        offset: usize,
+        len: usize,
+        iova: u64,
+        writable: bool,
+    ) -> Result<()> {
+        let mem_len = mem.dma_len();
+        if offset.checked_add(len).is_none_or(|end| end > mem_len) {
+            return Err(Error::PartOutside {
+                offset: offset as u64,
+                len: len as u64,
+                mem_len: mem_len as u64,
+            });
+        }
+        let size = len as u64;
+        let vaddr = mem.dma_ptr().wrapping_add(offset) as u64;
+        let mut table = self.table().lock();
+        // The runs' nominal spans are disjoint, so the last run ends highest: a part at or
+        // above its end (memory mapped in IOVA order) needs no range search, and one right
+        // at its end may continue it.
+        let last = table.last_key_value().map(|(&key, run)| {
+            let end = run.nominal_end(key);
+            (
+                key,
+                end <= iova,
+                end == iova && run.continued_by(mem, offset, size),
+            )
+        });
+        let extends = match last {
+            Some((key, true, true)) => Some(key),
+            Some((_, true, false)) | None => None,
+            Some((_, false, _)) => {
+                check_free(&mut table, iova, size)?;
+                // The run just below may end where this part starts and continue it.
+                table
+                    .range(..iova)
+                    .next_back()
+                    .filter(|(&key, run)| {
+                        run.nominal_end(key) == iova && run.continued_by(mem, offset, size)
+                    })
+                    .map(|(&key, _)| key)
+            }
+        };
+        map_checked(self, vaddr, iova, size, writable)?;
+        match extends.and_then(|key| table.get_mut(&key)) {
+            Some(run) => run.count += 1,
+            None => {
+                let held = Held::Shared {
+                    whole: mem.clone(),
+                    offset,
+                };
+                table.insert(iova, Run::single(size, held));
+            }
+        }
+        Ok(())
+    }
+
+    /// Unmap the mapping made at `iova` and give its memory back, boxed (a part mapped
+    /// by [`OwnedDma::map_part`] comes back as a [`DmaRange`] of the shared memory). When
+    /// the kernel refuses, the mapping and its memory stay.
     ///
     /// # Errors
     ///
@@ -193,12 +427,27 @@ pub trait OwnedDma: DmaSpace {
     /// kernel refuses to unmap.
     fn unmap(&self, iova: u64) -> Result<Box<dyn DmaMemory>> {
         let mut table = self.table().lock();
-        // One lookup: the entry is removed only once the kernel has unmapped it.
-        let std::collections::btree_map::Entry::Occupied(entry) = table.entry(iova) else {
-            return Err(Error::NotMapped { iova });
-        };
-        self.kernel_unmap(iova, entry.get().0)?;
-        Ok(entry.remove().1)
+        let (key, i) = find(&table, iova)?;
+        let size = table.get(&key).map_or(0, |run| run.chunk);
+        self.kernel_unmap(iova, size)?;
+        take_chunk(&mut table, key, i, true).ok_or(Error::NotMapped { iova })
+    }
+
+    /// Unmap the mapping made at `iova` and drop what kept its memory alive (for a part,
+    /// the space's clone goes once no part of that memory is left mapped); the size
+    /// unmapped. Unlike [`OwnedDma::unmap`], it allocates nothing. When the kernel
+    /// refuses, the mapping and its memory stay.
+    ///
+    /// # Errors
+    ///
+    /// As [`OwnedDma::unmap`].
+    fn unmap_drop(&self, iova: u64) -> Result<u64> {
+        let mut table = self.table().lock();
+        let (key, i) = find(&table, iova)?;
+        let size = table.get(&key).map_or(0, |run| run.chunk);
+        self.kernel_unmap(iova, size)?;
+        take_chunk(&mut table, key, i, false);
+        Ok(size)
     }
 
     /// The owned mappings: (IOVA, size), by IOVA.
@@ -554,6 +803,300 @@ mod tests {
         assert_eq!(part.dma_ptr(), whole.as_ptr().wrapping_add(0x2000));
         space.map(part, 0x100000, true).unwrap();
         assert_eq!(Arc::strong_count(&whole), 2);
+    }
+
+    /// A space over a small model of type1v2's mapping rules: a map overlapping a
+    /// kernel mapping is EEXIST; an unmap removes every mapping inside the span and is
+    /// EINVAL when one crosses its edge (vfio_iommu_type1.c, vfio_dma_do_map and
+    /// vfio_dma_do_unmap).
+    #[derive(Default)]
+    struct Kern {
+        /// iova -> (size, vaddr).
+        kernel: Mutex<BTreeMap<u64, (u64, u64)>>,
+        table: Mappings,
+    }
+    impl sealed::Space for Kern {
+        type Sys = crate::sys::MockVfioSys;
+        fn kernel_map(&self, r: &DmaMapRequest) -> Result<()> {
+            let mut k = self.kernel.lock().unwrap();
+            let (iova, size) = (r.iova(), r.size());
+            let overlap = k
+                .range(..iova + size)
+                .next_back()
+                .is_some_and(|(&at, &(len, _))| at + len > iova);
+            if overlap {
+                return Err(Error::Ioctl {
+                    op: "VFIO_IOMMU_MAP_DMA",
+                    target: "model".into(),
+                    hint: None,
+                    source: std::io::Error::from_raw_os_error(libc::EEXIST),
+                });
+            }
+            k.insert(iova, (size, r.vaddr()));
+            Ok(())
+        }
+        fn kernel_unmap(&self, iova: u64, size: u64) -> Result<u64> {
+            let mut k = self.kernel.lock().unwrap();
+            let end = iova + size;
+            let einval = || Error::Ioctl {
+                op: "VFIO_IOMMU_UNMAP_DMA",
+                target: "model".into(),
+                hint: None,
+                source: std::io::Error::from_raw_os_error(libc::EINVAL),
+            };
+            if let Some((&at, &(len, _))) = k.range(..iova).next_back() {
+                if at + len > iova {
+                    return Err(einval());
+                }
+            }
+            if let Some((&at, &(len, _))) = k.range(..end).next_back() {
+                if at >= iova && at + len > end {
+                    return Err(einval());
+                }
+            }
+            let inside: Vec<u64> = k.range(iova..end).map(|(&a, _)| a).collect();
+            let mut total = 0;
+            for a in inside {
+                total += k.remove(&a).map_or(0, |(l, _)| l);
+            }
+            Ok(total)
+        }
+        fn table(&self) -> &Mappings {
+            &self.table
+        }
+        fn check_span(&self, page: u64, iova: u64, size: u64) -> Result<()> {
+            check_iova(&[], page, iova, size)
+        }
+    }
+    impl DmaSpace for Kern {
+        fn iova_ranges(&self) -> Vec<IovaRange> {
+            Vec::new()
+        }
+        fn page_size(&self) -> u64 {
+            4096
+        }
+    }
+    impl Drop for Kern {
+        fn drop(&mut self) {
+            self.table.release_all(&*self);
+        }
+    }
+
+    /// One step of the model test: IOVAs and offsets in pages.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// map_part of memory `mem`, pages `[off, off + pages)`, at IOVA page `at`.
+        Part {
+            mem: usize,
+            off: usize,
+            pages: usize,
+            at: u64,
+        },
+        /// `n` map_part calls of one page each: memory `mem` from page `off`, IOVA pages
+        /// from `at`, both consecutive (what forms runs).
+        Seq {
+            mem: usize,
+            off: usize,
+            at: u64,
+            n: usize,
+        },
+        /// map of a fresh memory of `pages` pages at IOVA page `at`.
+        Own {
+            pages: usize,
+            at: u64,
+        },
+        Unmap {
+            at: u64,
+        },
+        UnmapDrop {
+            at: u64,
+        },
+        /// unmap_raw of `pages` pages at IOVA page `at`.
+        Raw {
+            at: u64,
+            pages: u64,
+        },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        // Few IOVA pages and mostly single pages, so runs form, split and collide.
+        prop_oneof![
+            3 => (0..3usize, 0..16usize, 1..3usize, 0..40u64)
+                .prop_map(|(mem, off, pages, at)| Op::Part { mem, off, pages, at }),
+            3 => (0..3usize, 0..16usize, 0..40u64, 1..10usize)
+                .prop_map(|(mem, off, at, n)| Op::Seq { mem, off, at, n }),
+            1 => (1..3usize, 0..40u64).prop_map(|(pages, at)| Op::Own { pages, at }),
+            3 => (0..40u64).prop_map(|at| Op::Unmap { at }),
+            3 => (0..40u64).prop_map(|at| Op::UnmapDrop { at }),
+            1 => (0..40u64, 1..4u64).prop_map(|(at, pages)| Op::Raw { at, pages }),
+        ]
+    }
+
+    const PG: u64 = 4096;
+
+    proptest::proptest! {
+        // Against a plain model (each owned mapping on its own), in any order of maps,
+        // unmaps and raw unmaps: the space lists exactly the mappings it owns, refuses
+        // and accepts what the model does, and memory the kernel still maps is never
+        // released; once the space drops, every memory is released (nothing leaked).
+        #[test]
+        fn runs_behave_as_one_entry_per_mapping(ops in proptest::collection::vec(op(), 1..60)) {
+            let mems: Vec<Arc<MmapRegion<()>>> = (0..3).map(|_| region(16 * PG as usize)).collect();
+            let space = Kern::default();
+            // The model: owned mappings iova -> size.
+            let mut owned: BTreeMap<u64, u64> = BTreeMap::new();
+            for op in ops {
+                let parts: Vec<(usize, usize, usize, u64)> = match op {
+                    Op::Part { mem, off, pages, at } => vec![(mem, off, pages, at)],
+                    Op::Seq { mem, off, at, n } => {
+                        (0..n).map(|k| (mem, off + k, 1, at + k as u64)).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for (mem, off, pages, at) in parts {
+                    let (iova, size) = (at * PG, pages as u64 * PG);
+                    let clash = owned.range(..iova + size).next_back().is_some_and(|(&a, &l)| a + l > iova);
+                    let fits = off + pages <= 16;
+                    let r = space.map_part(&mems[mem], off * PG as usize, pages * PG as usize, iova, true);
+                    match r {
+                        Ok(()) => {
+                            proptest::prop_assert!(!clash && fits);
+                            owned.insert(iova, size);
+                        }
+                        Err(Error::IovaInUse { .. }) => proptest::prop_assert!(clash && fits),
+                        Err(Error::PartOutside { .. }) => proptest::prop_assert!(!fits),
+                        // The kernel's mappings are a subset of the table's (only raw
+                        // unmaps remove some behind its back), so it refuses nothing the
+                        // table accepts.
+                        Err(e) => proptest::prop_assert!(false, "{e}"),
+                    }
+                }
+                match op {
+                    Op::Part { .. } | Op::Seq { .. } => {}
+                    Op::Own { pages, at } => {
+                        let (iova, size) = (at * PG, pages as u64 * PG);
+                        let clash = owned.range(..iova + size).next_back().is_some_and(|(&a, &l)| a + l > iova);
+                        match space.map(region(pages * PG as usize), iova, false) {
+                            Ok(()) => {
+                                proptest::prop_assert!(!clash);
+                                owned.insert(iova, size);
+                            }
+                            Err(Error::IovaInUse { .. }) => proptest::prop_assert!(clash),
+                            Err(e) => proptest::prop_assert!(false, "{e}"),
+                        }
+                    }
+                    Op::Unmap { at } | Op::UnmapDrop { at } => {
+                        let iova = at * PG;
+                        let want = owned.get(&iova).copied();
+                        let got = if matches!(op, Op::Unmap { .. }) {
+                            space.unmap(iova).map(|m| m.dma_len() as u64)
+                        } else {
+                            space.unmap_drop(iova)
+                        };
+                        match (want, got) {
+                            (Some(size), Ok(len)) => {
+                                proptest::prop_assert_eq!(size, len);
+                                owned.remove(&iova);
+                            }
+                            (None, Err(Error::NotMapped { .. })) => {}
+                            (w, g) => proptest::prop_assert!(false, "{iova:#x}: model {w:?}, got {g:?}"),
+                        }
+                    }
+                    Op::Raw { at, pages } => {
+                        // The kernel may unmap owned mappings behind the table's back; the
+                        // table keeps their memory (and lists them) until unmapped by it.
+                        let _ = space.unmap_raw(at * PG, pages * PG);
+                    }
+                }
+                proptest::prop_assert_eq!(space.mapped(), owned.iter().map(|(&a, &l)| (a, l)).collect::<Vec<_>>());
+                // Memory the kernel maps is held by the space.
+                for (_, &(size, vaddr)) in space.kernel.lock().unwrap().iter() {
+                    for m in &mems {
+                        let base = m.as_ptr() as u64;
+                        if vaddr >= base && vaddr + size <= base + 16 * PG {
+                            proptest::prop_assert!(Arc::strong_count(m) >= 2);
+                        }
+                    }
+                }
+            }
+            drop(space);
+            for m in &mems {
+                proptest::prop_assert_eq!(Arc::strong_count(m), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn parts_mapped_in_order_are_one_entry_and_unmap_from_either_end_or_the_middle() {
+        let space = Kern::default();
+        let mem = region(8 * PG as usize);
+        for i in 0..8u64 {
+            space
+                .map_part(
+                    &mem,
+                    (i * PG) as usize,
+                    PG as usize,
+                    0x100000 + i * PG,
+                    true,
+                )
+                .unwrap();
+        }
+        assert_eq!(space.table.lock().len(), 1, "one run");
+        assert_eq!(Arc::strong_count(&mem), 2, "one clone for the run");
+        assert_eq!(space.mapped().len(), 8);
+        // Front, back, middle.
+        assert_eq!(space.unmap_drop(0x100000).unwrap(), PG);
+        let back = space.unmap(0x100000 + 7 * PG).unwrap();
+        assert_eq!(back.dma_ptr(), mem.as_ptr().wrapping_add(7 * PG as usize));
+        drop(back);
+        space.unmap_drop(0x100000 + 3 * PG).unwrap();
+        assert_eq!(space.table.lock().len(), 2, "split in two");
+        let want: Vec<(u64, u64)> = [1, 2, 4, 5, 6]
+            .iter()
+            .map(|&i| (0x100000 + i * PG, PG))
+            .collect();
+        assert_eq!(space.mapped(), want);
+        // The freed front page can be mapped again, by other memory.
+        space.map(region(PG as usize), 0x100000, true).unwrap();
+        // Not a chunk start, or unmapped already: NotMapped.
+        assert!(matches!(
+            space.unmap_drop(0x100000 + 3 * PG),
+            Err(Error::NotMapped { .. })
+        ));
+        assert!(matches!(
+            space.unmap_drop(0x100000 + PG + 1),
+            Err(Error::NotMapped { .. })
+        ));
+        // Overlap with a live part names that part.
+        let e = space
+            .map_part(&mem, 0, 2 * PG as usize, 0x100000 + 4 * PG, true)
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::IovaInUse { mapped: (m, 0x1000), .. } if m == 0x100000 + 4 * PG),
+            "{e}"
+        );
+        for i in [1, 2, 4, 5, 6] {
+            space.unmap_drop(0x100000 + i * PG).unwrap();
+        }
+        assert_eq!(
+            Arc::strong_count(&mem),
+            1,
+            "the last part released the clone"
+        );
+    }
+
+    #[test]
+    fn a_part_outside_its_memory_is_refused_before_the_ioctl() {
+        let space = Kern::default();
+        let mem = region(2 * PG as usize);
+        for (off, len) in [(PG as usize, 2 * PG as usize), (usize::MAX, PG as usize)] {
+            assert!(matches!(
+                space.map_part(&mem, off, len, 0x100000, true),
+                Err(Error::PartOutside { .. })
+            ));
+        }
+        assert!(space.kernel.lock().unwrap().is_empty());
     }
 
     proptest::proptest! {

@@ -241,6 +241,18 @@ pub enum Error {
         /// The owned mapping in the way: (IOVA, size).
         mapped: (u64, u64),
     },
+    /// A part of shared memory to map lies outside that memory.
+    #[error(
+        "DMA part at offset {offset:#x}+{len:#x} lies outside the memory's {mem_len:#x} bytes"
+    )]
+    PartOutside {
+        /// Offset of the part in the memory.
+        offset: u64,
+        /// Length of the part.
+        len: u64,
+        /// Length of the memory.
+        mem_len: u64,
+    },
     /// No owned mapping starts at this IOVA.
     #[error("no DMA mapping of this space starts at IOVA {iova:#x}")]
     NotMapped {

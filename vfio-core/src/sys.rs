@@ -740,17 +740,25 @@ unsafe impl<T: DmaMemory + ?Sized> DmaMemory for Box<T> {
 /// A sub-range of shared DMA memory (a part of a guest region, a chunk of a buffer),
 /// keeping the whole memory alive.
 #[derive(Debug)]
-pub struct DmaRange<M: DmaMemory> {
+pub struct DmaRange<M: DmaMemory + ?Sized> {
     mem: Arc<M>,
     offset: usize,
     len: usize,
 }
 
-impl<M: DmaMemory> DmaRange<M> {
+impl<M: DmaMemory + ?Sized> DmaRange<M> {
     /// `len` bytes of `mem` from `offset`; `None` when that is not inside `mem`.
     pub fn new(mem: Arc<M>, offset: usize, len: usize) -> Option<Self> {
         let end = offset.checked_add(len)?;
         (end <= mem.dma_len()).then_some(DmaRange { mem, offset, len })
+    }
+
+    /// A range the caller has already checked lies inside `mem`.
+    pub(crate) fn part(mem: Arc<M>, offset: usize, len: usize) -> Self {
+        debug_assert!(offset
+            .checked_add(len)
+            .is_some_and(|end| end <= mem.dma_len()));
+        DmaRange { mem, offset, len }
     }
 
     /// The whole memory.
@@ -761,7 +769,7 @@ impl<M: DmaMemory> DmaRange<M> {
 
 // SAFETY: `offset + len <= mem.dma_len()` (checked in `new`), so the range lies inside
 // memory that the Arc keeps valid (M's promises).
-unsafe impl<M: DmaMemory> DmaMemory for DmaRange<M> {
+unsafe impl<M: DmaMemory + ?Sized> DmaMemory for DmaRange<M> {
     fn dma_ptr(&self) -> *mut u8 {
         self.mem.dma_ptr().wrapping_add(self.offset)
     }
