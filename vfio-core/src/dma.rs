@@ -377,41 +377,43 @@ pub trait OwnedDma: DmaSpace {
         let size = len as u64;
         let vaddr = mem.dma_ptr().wrapping_add(offset) as u64;
         let mut table = self.table().lock();
+        let new_run = || {
+            let held = Held::Shared {
+                whole: mem.clone(),
+                offset,
+            };
+            Run::single(size, held)
+        };
         // The runs' nominal spans are disjoint, so the last run ends highest: a part at or
         // above its end (memory mapped in IOVA order) needs no range search, and one right
-        // at its end may continue it.
-        let last = table.last_key_value().map(|(&key, run)| {
+        // at its end may continue it, changed in place.
+        if let Some(mut last) = table.last_entry() {
+            let key = *last.key();
+            let run = last.get_mut();
             let end = run.nominal_end(key);
-            (
-                key,
-                end <= iova,
-                end == iova && run.continued_by(mem, offset, size),
-            )
-        });
-        let extends = match last {
-            Some((key, true, true)) => Some(key),
-            Some((_, true, false)) | None => None,
-            Some((_, false, _)) => {
-                check_free(&mut table, iova, size)?;
-                // The run just below may end where this part starts and continue it.
-                table
-                    .range(..iova)
-                    .next_back()
-                    .filter(|(&key, run)| {
-                        run.nominal_end(key) == iova && run.continued_by(mem, offset, size)
-                    })
-                    .map(|(&key, _)| key)
+            if end <= iova {
+                let extends = end == iova && run.continued_by(mem, offset, size);
+                map_checked(self, vaddr, iova, size, writable)?;
+                if extends {
+                    run.count += 1;
+                } else {
+                    table.insert(iova, new_run());
+                }
+                return Ok(());
             }
-        };
+        }
+        check_free(&mut table, iova, size)?;
         map_checked(self, vaddr, iova, size, writable)?;
-        match extends.and_then(|key| table.get_mut(&key)) {
-            Some(run) => run.count += 1,
-            None => {
-                let held = Held::Shared {
-                    whole: mem.clone(),
-                    offset,
-                };
-                table.insert(iova, Run::single(size, held));
+        // The run just below may end where this part starts and continue it.
+        let below = table.range_mut(..iova).next_back();
+        match below {
+            Some((&key, run))
+                if run.nominal_end(key) == iova && run.continued_by(mem, offset, size) =>
+            {
+                run.count += 1;
+            }
+            _ => {
+                table.insert(iova, new_run());
             }
         }
         Ok(())
@@ -443,6 +445,17 @@ pub trait OwnedDma: DmaSpace {
     /// As [`OwnedDma::unmap`].
     fn unmap_drop(&self, iova: u64) -> Result<u64> {
         let mut table = self.table().lock();
+        // Mappings unmapped in the order they were made: the first live chunk of the first
+        // run, taken in place (the run keeps other chunks, so it stays).
+        if let Some(mut first) = table.first_entry() {
+            let key = *first.key();
+            let run = first.get_mut();
+            if run.live_start(key) == iova && run.count - run.skip > 1 {
+                self.kernel_unmap(iova, run.chunk)?;
+                run.skip += 1;
+                return Ok(run.chunk);
+            }
+        }
         let (key, i) = find(&table, iova)?;
         let size = table.get(&key).map_or(0, |run| run.chunk);
         self.kernel_unmap(iova, size)?;
