@@ -26,7 +26,7 @@
 //! Then it checks that a fresh map of the first chunk at the same IOVA succeeds (so the
 //! unmaps really unmapped) and prints one line:
 //!
-//! `dma-bench impl=passthru api=A chunk=C size=S iova=0x.. map_ns=N unmap_ns=N calls=N remap=ok`
+//! `dma-bench impl=passthru api=A chunk=C size=S iova=0x.. map_ns=N unmap_ns=N calls=N remap=ok thp_kb=N`
 //!
 //! `--overhead` times the layers instead (see [`overhead`]): owned mappings over the
 //! `testing` fake kernel (no system call; the fake keeps a table of its own, so this is
@@ -170,6 +170,20 @@ fn describe(e: &Error) -> String {
 
 fn ctx(what: &str) -> impl Fn(Error) -> String + '_ {
     move |e| format!("{what}: {}", describe(&e))
+}
+
+/// AnonHugePages of this process in kB (`/proc/self/smaps_rollup`), -1 when unreadable:
+/// how much of the buffer transparent huge pages back, which changes what pinning it costs
+/// the kernel; printed by both programs so their backing can be compared.
+fn thp_kb() -> i64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("AnonHugePages:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(-1)
 }
 
 /// The chunks of `buf` from `off`, `calls` of `chunk` bytes, made before timing.
@@ -367,6 +381,7 @@ fn run(a: &Args) -> Result<String, String> {
     if a.overhead {
         return overhead(&space, a.api, &buf, off, (iova, a.chunk, calls));
     }
+    let thp = thp_kb();
     let span = (iova, a.chunk, calls);
     let (map_ns, unmap_ns) = map_unmap(&space, a.api, &buf, off, span, "VFIO_IOMMU_MAP_DMA")?;
     // Every call was made and checked (map_unmap stops at the first failure).
@@ -394,7 +409,7 @@ fn run(a: &Args) -> Result<String, String> {
     drop(container);
     Ok(format!(
         "dma-bench impl=passthru api={} chunk={} size={} iova={iova:#x} map_ns={map_ns} \
-         unmap_ns={unmap_ns} calls={mapped} remap=ok",
+         unmap_ns={unmap_ns} calls={mapped} remap=ok thp_kb={thp}",
         a.api.name(),
         a.chunk,
         a.size

@@ -2,7 +2,7 @@
 //!
 //! A DMA space is a type1 container ([`crate::Type1Space`]) or an iommufd IOAS
 //! ([`crate::Ioas`]). Its safe mappings ([`OwnedDma::map`]) take ownership of the memory
-//! they map (a value implementing [`DmaMemory`], or an [`Arc`](std::sync::Arc) of one),
+//! they map (a value implementing [`DmaMemory`], or an [`Arc`] of one),
 //! keyed by IOVA; the memory is given back ([`OwnedDma::unmap`]) or dropped (when the
 //! space drops) only after the kernel has unmapped it, and leaked when the kernel refuses
 //! to unmap. So no safe sequence (forgetting or leaking the space, swapping spaces, a

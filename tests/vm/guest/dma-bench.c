@@ -21,7 +21,7 @@
  *          unmapped CHUNK bytes.
  * Then a fresh map of the first chunk at the same IOVA must succeed (the unmaps really
  * unmapped). Output, one line:
- *   dma-bench impl=raw chunk=C size=S iova=0x.. map_ns=N unmap_ns=N calls=N remap=ok
+ *   dma-bench impl=raw chunk=C size=S iova=0x.. map_ns=N unmap_ns=N calls=N remap=ok thp_kb=N
  * --overhead times SIZE/CHUNK VFIO_IOMMU_UNMAP_DMA on IOVAs where nothing is mapped (the
  * kernel returns at once, 0 bytes) instead, the anchor of dma_bench's --overhead; one line
  *   dma-bench impl=raw mode=overhead chunk=C calls=N unmap_empty_ns=N
@@ -200,6 +200,24 @@ static int find_iova(const struct range *r, unsigned n, uint64_t size, uint64_t 
 	return found;
 }
 
+/* AnonHugePages of this process in kB (/proc/self/smaps_rollup), -1 when unreadable: how
+ * much of the buffer is backed by transparent huge pages, which changes what pinning it
+ * costs the kernel; printed so both programs' backing can be compared. */
+static long thp_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
 static int map_one(int container, uint64_t vaddr, uint64_t iova, uint64_t size)
 {
 	struct vfio_iommu_type1_dma_map map = {
@@ -238,6 +256,7 @@ int main(int argc, char **argv)
 	char path[64], what[160], bdfbuf[64];
 	char *raw, *buf;
 	int container, group, g, a, overhead = 0;
+	long thp;
 
 	for (a = 1; a < argc; a++) {
 		if (!strcmp(argv[a], "--size") && a + 1 < argc)
@@ -316,6 +335,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	thp = thp_kb();
 	for (i = 0; i < 2 && i < calls; i++)
 		if (map_one(container, (uint64_t)(uintptr_t)buf + i * chunk, iova + i * chunk, chunk) != 0)
 			fail_errno("warm-up VFIO_IOMMU_MAP_DMA");
@@ -366,7 +386,7 @@ int main(int argc, char **argv)
 	close(container);
 	munmap(raw, size + ALIGN);
 	printf("dma-bench impl=raw chunk=%" PRIu64 " size=%" PRIu64 " iova=0x%" PRIx64
-	       " map_ns=%" PRIu64 " unmap_ns=%" PRIu64 " calls=%" PRIu64 " remap=ok\n",
-	       chunk, size, iova, t1 - t0, t2 - t1, mapped);
+	       " map_ns=%" PRIu64 " unmap_ns=%" PRIu64 " calls=%" PRIu64 " remap=ok thp_kb=%ld\n",
+	       chunk, size, iova, t1 - t0, t2 - t1, mapped, thp);
 	return 0;
 }
