@@ -76,6 +76,39 @@ impl<S: TrustedVfioSys + ?Sized> Dma<S> {
         Ok(())
     }
 
+    /// Map `len` bytes of the guest RAM region `mem` from `offset` at `iova`, as a guest
+    /// behind a vIOMMU asks for page by page; the space keeps one clone of `mem` for all
+    /// the parts of it that are mapped.
+    ///
+    /// # Errors
+    ///
+    /// A part outside `mem`, or what the space's checks or the kernel refuse.
+    pub fn map_page(
+        &self,
+        mem: &Arc<GuestRegionMmap>,
+        offset: usize,
+        len: usize,
+        iova: u64,
+    ) -> Result<(), Error> {
+        match self {
+            Dma::Type1 { space, .. } => space.map_part(mem, offset, len, iova, true)?,
+            Dma::Iommufd { ioas } => ioas.map_part(mem, offset, len, iova, true)?,
+        }
+        Ok(())
+    }
+
+    /// Unmap the page mapped at `iova`; the size unmapped.
+    ///
+    /// # Errors
+    ///
+    /// No mapping starts at `iova`, or the kernel refuses.
+    pub fn unmap_page(&self, iova: u64) -> Result<u64, Error> {
+        Ok(match self {
+            Dma::Type1 { space, .. } => space.unmap_drop(iova)?,
+            Dma::Iommufd { ioas } => ioas.unmap_drop(iova)?,
+        })
+    }
+
     /// The mappings the space owns: (IOVA, size).
     pub fn mapped(&self) -> Vec<(u64, u64)> {
         match self {

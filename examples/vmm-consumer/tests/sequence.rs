@@ -119,6 +119,49 @@ fn the_whole_sequence_through_a_type1_container() {
     assert!(ram.iter().all(|r| Arc::strong_count(r) == 1));
 }
 
+/// A guest behind a vIOMMU maps guest pages at IOVAs of its choosing, one call each;
+/// they unmap in any order, and the region's clone goes with the last of them.
+fn vio_pages(sys: &Arc<FakeVfio>, a: &Assigned<FakeVfio>, ram: &[Arc<GuestRegionMmap>]) {
+    const PAGE: usize = 0x1000;
+    let base = 0x8000_0000u64;
+    for i in 0..16 {
+        a.dma
+            .map_page(&ram[1], 0x10000 + i * PAGE, PAGE, base + (i * PAGE) as u64)
+            .unwrap();
+    }
+    let want: Vec<(u64, u64)> = (0..16).map(|i| (base + i * 0x1000, 0x1000)).collect();
+    assert_eq!(sys.mapped(), want, "one kernel mapping per page");
+    assert_eq!(a.dma.mapped(), want);
+    assert_eq!(Arc::strong_count(&ram[1]), 2, "one clone for all 16 pages");
+    // A page outside the region is refused before the kernel sees it.
+    assert!(a
+        .dma
+        .map_page(&ram[1], 0x400000, PAGE, base + 0x100000)
+        .is_err());
+    // Out of order: the middle, the front, the back, then the rest.
+    for i in [7u64, 0, 15, 3, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14] {
+        assert_eq!(a.dma.unmap_page(base + i * 0x1000).unwrap(), 0x1000);
+        assert!(!sys.mapped().iter().any(|&(at, _)| at == base + i * 0x1000));
+    }
+    assert!(sys.mapped().is_empty());
+    assert_eq!(
+        Arc::strong_count(&ram[1]),
+        1,
+        "the last unmap released the clone"
+    );
+}
+
+#[test]
+fn guest_pages_behind_a_viommu_through_type1_and_iommufd() {
+    let sys = Arc::new(FakeVfio::new());
+    let ram = guest_ram();
+    let a = Assigned::open_type1(&sys, Path::new("/"), 16, BDF).unwrap();
+    vio_pages(&sys, &a, &ram);
+    drop(a);
+    let a = Assigned::open_iommufd(&sys, Path::new("/"), "vfio0", BDF).unwrap();
+    vio_pages(&sys, &a, &ram);
+}
+
 #[test]
 fn the_whole_sequence_through_iommufd() {
     let sys = Arc::new(FakeVfio::new());
