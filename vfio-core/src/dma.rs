@@ -268,17 +268,36 @@ fn rekey_at_live_start(table: &mut Table, key: u64) {
 }
 
 /// The run holding a live mapping that starts at `iova`: its key and the chunk's index.
-fn find(table: &Table, iova: u64) -> Result<(u64, u64)> {
-    let not_mapped = Error::NotMapped { iova };
-    let Some((&key, run)) = table.range(..=iova).next_back() else {
-        return Err(not_mapped);
+/// The run holding a live mapping that starts at `iova`: its key, the chunk's index and
+/// the chunk size.
+fn find(table: &Table, iova: u64) -> Result<(u64, u64, u64)> {
+    // Mappings unmapped in the order they were made: the first live chunk of the first
+    // run, found without a range search.
+    let first = table
+        .first_key_value()
+        .filter(|(&key, run)| run.live_start(key) == iova);
+    let Some((&key, run)) = first.or_else(|| table.range(..=iova).next_back()) else {
+        return Err(Error::NotMapped { iova });
     };
     let rel = iova - key;
     let i = rel / run.chunk;
     if !rel.is_multiple_of(run.chunk) || i < run.skip || i >= run.count {
-        return Err(not_mapped);
+        return Err(Error::NotMapped { iova });
     }
-    Ok((key, i))
+    Ok((key, i, run.chunk))
+}
+
+/// Unmap the owned mapping at `iova` in the kernel, then take it out of the table: its
+/// size, and its memory, boxed, when `want`. When the kernel refuses, the mapping stays.
+fn unmap_owned<D: OwnedDma + ?Sized>(
+    space: &D,
+    iova: u64,
+    want: bool,
+) -> Result<(u64, Option<Box<dyn DmaMemory>>)> {
+    let mut table = space.table().lock();
+    let (key, i, size) = find(&table, iova)?;
+    space.kernel_unmap(iova, size)?;
+    Ok((size, take_chunk(&mut table, key, i, want)))
 }
 
 /// Take chunk `i` of the run at `key` out of the table (the kernel has unmapped it); its
@@ -435,11 +454,9 @@ pub trait OwnedDma: DmaSpace {
     /// Error::NotMapped when no owned mapping starts at `iova`; Error::Ioctl when the
     /// kernel refuses to unmap.
     fn unmap(&self, iova: u64) -> Result<Box<dyn DmaMemory>> {
-        let mut table = self.table().lock();
-        let (key, i) = find(&table, iova)?;
-        let size = table.get(&key).map_or(0, |run| run.chunk);
-        self.kernel_unmap(iova, size)?;
-        take_chunk(&mut table, key, i, true).ok_or(Error::NotMapped { iova })
+        unmap_owned(self, iova, true)?
+            .1
+            .ok_or(Error::NotMapped { iova })
     }
 
     /// Unmap the mapping made at `iova` and drop what kept its memory alive (for a part,
@@ -451,23 +468,7 @@ pub trait OwnedDma: DmaSpace {
     ///
     /// As [`OwnedDma::unmap`].
     fn unmap_drop(&self, iova: u64) -> Result<u64> {
-        let mut table = self.table().lock();
-        // Mappings unmapped in the order they were made: the first live chunk of the first
-        // run, taken in place (the run keeps other chunks, so it stays).
-        if let Some(mut first) = table.first_entry() {
-            let key = *first.key();
-            let run = first.get_mut();
-            if run.live_start(key) == iova && run.count - run.skip > 1 {
-                self.kernel_unmap(iova, run.chunk)?;
-                run.skip += 1;
-                return Ok(run.chunk);
-            }
-        }
-        let (key, i) = find(&table, iova)?;
-        let size = table.get(&key).map_or(0, |run| run.chunk);
-        self.kernel_unmap(iova, size)?;
-        take_chunk(&mut table, key, i, false);
-        Ok(size)
+        Ok(unmap_owned(self, iova, false)?.0)
     }
 
     /// The owned mappings: (IOVA, size), by IOVA.
