@@ -111,7 +111,10 @@ fn parse_args() -> Result<Args, String> {
                 api = match it.next().as_deref() {
                     Some("parts") => Api::Parts,
                     Some("boxed") => Api::Boxed,
-                    other => return Err(format!("--api takes parts or boxed, not {other:?}")),
+                    Some(other) => {
+                        return Err(format!("--api takes parts or boxed, not {other:?}"))
+                    }
+                    None => return Err("--api needs a value: parts or boxed".into()),
                 }
             }
             _ if bdf.is_none() => bdf = Some(a),
@@ -204,89 +207,61 @@ fn map_unmap<D: OwnedDma>(
     what: &str,
 ) -> Result<(u128, u128), String> {
     let len = chunk as usize;
-    let map_err = |i: u64, e: Error| {
+    let map_one = |i: u64, part: Option<Chunk>| {
         let at = iova + i * chunk;
-        format!("{what} map #{i} at {at:#x}: {}", describe(&e))
+        match part {
+            Some(part) => space.map(part, at, true),
+            None => space.map_part(buf, off + i as usize * len, len, at, true),
+        }
+        .map_err(|e| format!("{what} map #{i} at {at:#x}: {}", describe(&e)))
     };
-    let unmap_err = |i: u64, e: Error| {
+    let unmap_one = |i: u64| {
         let at = iova + i * chunk;
-        format!("{what} unmap #{i} at {at:#x}: {}", describe(&e))
+        let n = match api {
+            Api::Parts => space.unmap_drop(at),
+            Api::Boxed => space.unmap(at).map(|back| back.dma_len() as u64),
+        }
+        .map_err(|e| format!("{what} unmap #{i} at {at:#x}: {}", describe(&e)))?;
+        if n != chunk {
+            return Err(format!(
+                "{what} unmap #{i} at {at:#x} gave back {n:#x} bytes, not {chunk:#x}"
+            ));
+        }
+        Ok(())
     };
-    let wrong = |i: u64, n: u64| {
-        let at = iova + i * chunk;
-        format!("{what} unmap #{i} at {at:#x} gave back {n:#x} bytes, not {chunk:#x}")
+    // `n` chunks mapped, then unmapped: the two phases' times. With `boxed`, the chunks
+    // are made before the map phase is timed.
+    let pass = |n: u64| -> Result<(u128, u128), String> {
+        let mut parts = match api {
+            Api::Boxed => chunks(buf, off, len, n),
+            Api::Parts => Vec::new(),
+        };
+        let mut parts = parts.iter_mut();
+        let t0 = Instant::now();
+        for i in 0..n {
+            let part = match api {
+                Api::Boxed => Some(
+                    parts
+                        .next()
+                        .and_then(Option::take)
+                        .ok_or_else(|| format!("chunk {i} is missing"))?,
+                ),
+                Api::Parts => None,
+            };
+            map_one(i, part)?;
+        }
+        let map_ns = t0.elapsed().as_nanos();
+        let t1 = Instant::now();
+        for i in 0..n {
+            unmap_one(i)?;
+        }
+        Ok((map_ns, t1.elapsed().as_nanos()))
     };
-    let (map_ns, unmap_ns);
     // Warm-up, as the C side: the first two chunks mapped and unmapped once in the timed
     // order, so the first timed call does not pay for first execution of the code path
     // (under TCG, its translation).
-    let warm = calls.min(2);
-    match api {
-        Api::Parts => {
-            for i in 0..warm {
-                space
-                    .map_part(buf, off + i as usize * len, len, iova + i * chunk, true)
-                    .map_err(|e| map_err(i, e))?;
-            }
-            for i in 0..warm {
-                space
-                    .unmap_drop(iova + i * chunk)
-                    .map_err(|e| unmap_err(i, e))?;
-            }
-        }
-        Api::Boxed => {
-            for (i, part) in (0..).zip(chunks(buf, off, len, warm)) {
-                let part = part.ok_or_else(|| format!("chunk {i} is missing"))?;
-                space
-                    .map(part, iova + i * chunk, true)
-                    .map_err(|e| map_err(i, e))?;
-            }
-            for i in 0..warm {
-                space.unmap(iova + i * chunk).map_err(|e| unmap_err(i, e))?;
-            }
-        }
-    }
-    match api {
-        Api::Parts => {
-            let t0 = Instant::now();
-            for i in 0..calls {
-                space
-                    .map_part(buf, off + i as usize * len, len, iova + i * chunk, true)
-                    .map_err(|e| map_err(i, e))?;
-            }
-            map_ns = t0.elapsed().as_nanos();
-            let t1 = Instant::now();
-            for i in 0..calls {
-                let n = space
-                    .unmap_drop(iova + i * chunk)
-                    .map_err(|e| unmap_err(i, e))?;
-                if n != chunk {
-                    return Err(wrong(i, n));
-                }
-            }
-            unmap_ns = t1.elapsed().as_nanos();
-        }
-        Api::Boxed => {
-            let mut parts = chunks(buf, off, len, calls);
-            let t0 = Instant::now();
-            for (i, slot) in (0..).zip(parts.iter_mut()) {
-                let part = slot.take().ok_or_else(|| format!("chunk {i} is missing"))?;
-                space
-                    .map(part, iova + i * chunk, true)
-                    .map_err(|e| map_err(i, e))?;
-            }
-            map_ns = t0.elapsed().as_nanos();
-            let t1 = Instant::now();
-            for i in 0..calls {
-                let back = space.unmap(iova + i * chunk).map_err(|e| unmap_err(i, e))?;
-                if back.dma_len() as u64 != chunk {
-                    return Err(wrong(i, back.dma_len() as u64));
-                }
-            }
-            unmap_ns = t1.elapsed().as_nanos();
-        }
-    }
-    Ok((map_ns, unmap_ns))
+    pass(calls.min(2))?;
+    pass(calls)
 }
 
 /// `--overhead`: the layers' own cost, per call, in the same guest. Owned mappings made
